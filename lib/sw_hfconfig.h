@@ -1,0 +1,71 @@
+/* sw_hfconfig — Hugging Face config.json / generation_config.json for the decoder-only families
+ * sw trains and serves: Llama (incl. Llama-3 rope scaling), Qwen2/Qwen2.5 (q/k/v bias) and Qwen3
+ * (q/k RMSNorm, explicit head_dim).
+ *
+ * Both rope spellings are accepted: transformers 5's "rope_parameters": {"rope_theta",
+ * "rope_type", ...} and the older top-level "rope_theta" + "rope_scaling". Missing optional keys
+ * take transformers' defaults for the model_type; a missing required key, a wrong type or an
+ * inconsistent value (hidden_size not divisible by heads without head_dim, kv heads not dividing
+ * heads) is SW_EFORMAT naming the file and key. */
+#ifndef SW_HFCONFIG_H
+#define SW_HFCONFIG_H
+
+#include <stdint.h>
+
+enum sw_arch { SW_ARCH_LLAMA = 0, SW_ARCH_QWEN2, SW_ARCH_QWEN3 };
+
+enum sw_rope_type { SW_ROPE_DEFAULT = 0, SW_ROPE_LLAMA3, SW_ROPE_LINEAR };
+
+struct sw_model_config {
+    enum sw_arch arch;
+    char model_type[32];    /* "llama", "qwen2", "qwen3" */
+    char architecture[64];  /* architectures[0], e.g. "Qwen3ForCausalLM" */
+    char torch_dtype[16];   /* "bfloat16", "float32", ... ("dtype" in transformers 5); "" if absent */
+    char hidden_act[16];    /* "silu" (the only activation supported) */
+    int64_t vocab_size;
+    int64_t hidden_size;
+    int64_t intermediate_size;
+    int64_t num_hidden_layers;
+    int64_t num_attention_heads;
+    int64_t num_key_value_heads; /* defaults to num_attention_heads */
+    int64_t head_dim;            /* defaults to hidden_size / num_attention_heads */
+    int64_t max_position_embeddings;
+    double rms_norm_eps;
+    double rope_theta;
+    enum sw_rope_type rope_type;
+    double rope_factor;                       /* llama3 / linear */
+    double rope_low_freq_factor;              /* llama3 */
+    double rope_high_freq_factor;             /* llama3 */
+    int64_t rope_original_max_position;       /* llama3: original_max_position_embeddings */
+    int tie_word_embeddings;
+    int attention_bias; /* q/k/v (and o for llama) biases; qwen2 always has q/k/v bias */
+    int mlp_bias;
+    int qk_norm;        /* qwen3 */
+    int64_t bos_token_id; /* -1 when absent */
+    int64_t eos_token_ids[8];
+    int n_eos;
+    int64_t pad_token_id; /* -1 when absent */
+};
+
+/* Parse config.json text; name is used in messages. */
+int sw_model_config_parse(const char *json, size_t len, const char *name, struct sw_model_config *c);
+int sw_model_config_load(const char *path, struct sw_model_config *c);
+/* Write config.json (atomic) in the form transformers writes for the family (top-level
+ * rope_theta/rope_scaling, so both transformers 4.x and 5.x load it). */
+int sw_model_config_write(const struct sw_model_config *c, const char *path);
+/* Total parameter count implied by the config. */
+int64_t sw_model_config_num_params(const struct sw_model_config *c);
+
+struct sw_generation_config {
+    int64_t bos_token_id;
+    int64_t eos_token_ids[8];
+    int n_eos;
+    int64_t pad_token_id;
+    int do_sample;
+    double temperature, top_p, repetition_penalty;
+    int64_t top_k, max_new_tokens;
+};
+/* Defaults (greedy, temperature 1, top_p 1, top_k 50, max_new_tokens 0 = unset) then the file. */
+int sw_generation_config_load(const char *path, struct sw_generation_config *g);
+
+#endif

@@ -1,0 +1,56 @@
+/* sw_io — file helpers shared by every format: atomic output (temp file in the same folder,
+ * fsync, rename, fsync of the folder), whole-file reads (gzip-transparent), read-only mmap,
+ * and full reads/writes that treat a short read as truncation. */
+#ifndef SW_IO_H
+#define SW_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* An output file that appears at its final path only on commit. */
+struct sw_atomic_file {
+    char *path;  /* final path */
+    char *tmp;   /* "<dir>/.<base>.tmp.<pid>.<n>" */
+    FILE *fp;    /* write through this */
+};
+
+/* Create the temp file next to path. Returns 0 or SW_EIO/SW_ENOTFOUND with the message set. */
+int sw_atomic_open(struct sw_atomic_file *f, const char *path);
+/* Flush, fsync, close, rename onto path, fsync the folder. On failure the temp file is removed.
+ * Either way f is released. */
+int sw_atomic_commit(struct sw_atomic_file *f);
+/* Remove the temp file and release f (for error paths). Accepts a zeroed or released f. */
+void sw_atomic_abort(struct sw_atomic_file *f);
+
+/* Write a whole buffer atomically to path. */
+int sw_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Read a whole file into a malloc'ed, NUL-terminated buffer (len excludes the NUL). A file
+ * starting with the gzip magic is inflated (multi-member aware). max_len bounds the result
+ * (0 = 4 GiB); bigger input is SW_ERANGE. "-" reads stdin. */
+int sw_read_file(const char *path, char **data, size_t *len, size_t max_len);
+
+/* Read-only private mapping of a whole file. */
+struct sw_mmap {
+    void *data;
+    size_t len;
+};
+int sw_mmap_open(struct sw_mmap *m, const char *path);
+void sw_mmap_close(struct sw_mmap *m);
+
+/* fread/fwrite of exactly n bytes. A short read is SW_ETRUNC naming what; EPIPE is SW_EPIPE. */
+int sw_read_full(FILE *fp, void *buf, size_t n, const char *what);
+int sw_write_full(FILE *fp, const void *buf, size_t n, const char *what);
+
+/* 1 if path is a directory, 0 if not, negative error if it cannot be stat'ed. */
+int sw_path_is_dir(const char *path);
+/* mkdir -p. */
+int sw_mkdir_p(const char *path);
+/* Join a folder and a file name into a malloc'ed string (NULL on ENOMEM). */
+char *sw_path_join(const char *dir, const char *name);
+
+/* Ignore SIGPIPE so writes to a closed pipe return EPIPE (reported as SW_EPIPE). */
+void sw_io_ignore_sigpipe(void);
+
+#endif
