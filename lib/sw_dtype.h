@@ -57,7 +57,12 @@ float sw_fp8_e5m2_to_f32(uint8_t b);
 
 /* Convert n elements between any two of F32, F16, BF16, F8_E4M3, F8_E5M2, F64 and the integer
  * types (integers convert through double, truncating toward zero and saturating when narrowing
- * from floats). src and dst must not overlap. Returns 0 or SW_EUNSUPPORTED (Q4, BOOL targets). */
+ * from floats). src and dst must not overlap. Returns 0 or SW_EUNSUPPORTED (Q4, BOOL targets).
+ * Details: every float result is rounded once (wide sources round to odd first, so F64/I64/U64
+ * to a 16- or 8-bit float is not double-rounded); E4M3 targets are non-saturating as above;
+ * float to integer maps NaN to 0; integer to integer is exact and clamps to the target's range;
+ * BOOL sources read nonzero as 1; same-dtype conversions (Q4 and BOOL included) copy bytes.
+ * Large n (> 65536) runs on OpenMP threads. */
 int sw_dtype_convert(enum sw_dtype dst_dt, void *dst, enum sw_dtype src_dt, const void *src, size_t n);
 
 #endif

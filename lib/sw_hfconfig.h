@@ -10,6 +10,7 @@
 #ifndef SW_HFCONFIG_H
 #define SW_HFCONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum sw_arch { SW_ARCH_LLAMA = 0, SW_ARCH_QWEN2, SW_ARCH_QWEN3 };
@@ -27,8 +28,8 @@ struct sw_model_config {
     int64_t intermediate_size;
     int64_t num_hidden_layers;
     int64_t num_attention_heads;
-    int64_t num_key_value_heads; /* defaults to num_attention_heads */
-    int64_t head_dim;            /* defaults to hidden_size / num_attention_heads */
+    int64_t num_key_value_heads; /* default as transformers: heads (llama), 32 (qwen2/qwen3) */
+    int64_t head_dim;            /* default: hidden_size / heads (llama, qwen2), 128 (qwen3) */
     int64_t max_position_embeddings;
     double rms_norm_eps;
     double rope_theta;
@@ -41,7 +42,7 @@ struct sw_model_config {
     int attention_bias; /* q/k/v (and o for llama) biases; qwen2 always has q/k/v bias */
     int mlp_bias;
     int qk_norm;        /* qwen3 */
-    int64_t bos_token_id; /* -1 when absent */
+    int64_t bos_token_id; /* -1 when absent or null (llama: transformers' default 1, eos 2) */
     int64_t eos_token_ids[8];
     int n_eos;
     int64_t pad_token_id; /* -1 when absent */

@@ -11,7 +11,7 @@
 /* An output file that appears at its final path only on commit. */
 struct sw_atomic_file {
     char *path;  /* final path */
-    char *tmp;   /* "<dir>/.<base>.tmp.<pid>.<n>" */
+    char *tmp;   /* "<dir>/.<base>.tmp.<pid>.XXXXXX" (mkstemp) */
     FILE *fp;    /* write through this */
 };
 

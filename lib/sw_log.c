@@ -11,6 +11,9 @@
 static const char *log_tool = "sw";
 static enum sw_log_level log_level = SW_LOG_INFO;
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static volatile int log_partial_line;
+
+void sw_log_set_partial_line(int active) { log_partial_line = active; }
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};
 
@@ -45,7 +48,7 @@ void sw_logv(enum sw_log_level level, const char *fmt, va_list ap) {
     char line[2048];
     vsnprintf(line, sizeof line, fmt, ap);
     pthread_mutex_lock(&log_mu);
-    fprintf(stderr, "%s: %s%s\n", log_tool, prefix[level], line);
+    fprintf(stderr, "%s%s: %s%s\n", log_partial_line ? "\r\033[K" : "", log_tool, prefix[level], line);
     pthread_mutex_unlock(&log_mu);
 }
 

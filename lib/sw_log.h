@@ -26,6 +26,10 @@ void sw_logv(enum sw_log_level level, const char *fmt, va_list ap);
 #define sw_info(...) sw_log(SW_LOG_INFO, __VA_ARGS__)
 #define sw_debug(...) sw_log(SW_LOG_DEBUG, __VA_ARGS__)
 
+/* A progress bar is drawn on the current stderr line (no newline yet): log lines first clear it
+ * so messages never run into the bar; the bar redraws itself on its next update. */
+void sw_log_set_partial_line(int active);
+
 /* Print the current sw_err message as "sw-<tool>: error: <msg>" and return the exit status
  * for code (see sw_err_exit_code). SW_EPIPE prints nothing. */
 int sw_log_report(int code);

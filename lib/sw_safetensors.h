@@ -28,12 +28,22 @@ struct sw_st_entry {
 
 struct sw_st_file;
 
+/* safetensors' dtype string for dt ("F32", "BF16", "F8_E4M3", ...), or NULL for a type the
+ * format cannot name (Q4). */
+const char *sw_st_dtype_name(enum sw_dtype dt);
+/* Parse an exact safetensors dtype string. 0, SW_EUNSUPPORTED for names the format defines but
+ * sw has no type for (F8_E8M0, F4, C64, ...), or SW_EFORMAT; no message is set. */
+int sw_st_dtype_parse(const char *name, enum sw_dtype *out);
+/* Bytes per element of a type the format can name; 0 for Q4. */
+size_t sw_st_dtype_size(enum sw_dtype dt);
+
 /* Map and validate path: header length within the file and SW_ST_MAX_HEADER, JSON object,
  * known dtype names, integer non-negative shapes, numel × dtype size == end − begin, spans
  * inside the data section, no two spans overlapping, every byte of the data section covered
  * (as the reference implementation requires), valid UTF-8 names, no duplicate names. Any violation is
- * SW_EFORMAT (or SW_ETRUNC when the file is shorter than it claims) with a message naming the
- * file and the tensor/field. Entries are kept in data-offset order. */
+ * SW_EFORMAT (or SW_ETRUNC when the file is shorter than it claims; SW_EUNSUPPORTED for valid
+ * files sw cannot represent: more than 8 dimensions, dtypes such as F8_E8M0 or C64) with a
+ * message naming the file and the tensor/field. Entries are kept in data-offset order. */
 int sw_st_open(const char *path, struct sw_st_file **out);
 /* The same over a caller-owned buffer (kept borrowed; used by the fuzzer and tests). */
 int sw_st_open_mem(const void *buf, size_t len, const char *name, struct sw_st_file **out);
@@ -58,8 +68,13 @@ void sw_st_writer_free(struct sw_st_writer *w);
 /* Add a contiguous CPU tensor under name (copied). Duplicate names are SW_EINVAL. */
 int sw_st_writer_add(struct sw_st_writer *w, const char *name, const struct sw_tensor *t);
 int sw_st_writer_set_metadata(struct sw_st_writer *w, const char *key, const char *value);
-/* One file, written atomically. Tensors are laid out in insertion order, each data offset a
- * multiple of 8 (the header is padded with spaces so the data section starts 8-aligned). */
+/* One file, written atomically. The header lists tensors in insertion order; the data section
+ * starts 8-aligned (the header is padded with spaces) and holds the tensors back to back (the
+ * reference requires the spans to tile it exactly, so no padding between tensors), in insertion
+ * order stably sorted by element size, largest first: every tensor starts at a multiple of its
+ * element size, and at a multiple of 8 whenever the tensors before it have sizes that are
+ * multiples of 8 (always true of model weights). Q4 tensors are SW_EUNSUPPORTED (safetensors has
+ * no name for them). */
 int sw_st_writer_write(struct sw_st_writer *w, const char *path);
 /* Shards of at most max_shard_bytes of tensor data in dir: "<base>-00001-of-0000N.safetensors"
  * plus "<base>.safetensors.index.json" ({"metadata": {"total_size": ...}, "weight_map": {...}});

@@ -1,0 +1,174 @@
+/* CPU cross-entropy — next-token loss over a vocabulary, fused with the LM head and chunked so
+ * the [N, V] logits of a training batch never exist at once, plus the plain full-logits path.
+ *
+ * Shapes: h[N,C] final hidden states, w[V,C] LM head (the embedding when tied), targets[N]
+ * int32 (SW_IGNORE_INDEX skips a row), loss[N] and lse[N] per row, dh[N,C], dw[V,C].
+ * Only rows with a target are computed: they are gathered chunk_rows at a time into
+ * hc[R,C], logits[R,V] = hc·wᵀ come from one sgemm, and each row's logsumexp is taken in
+ * double (max, then Σexp). Ignored rows get loss 0 and lse 0. The backward recomputes the chunk's
+ * logits, turns them into g = grad_scale·(softmax − onehot) in place, then dh rows = g·w and
+ * dw += gᵀ·hc, chunk after chunk in order (deterministic). */
+#include "cpu_ops.h"
+
+#include "sw_err.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int check_targets(const char *op, const int32_t *targets, int64_t N, int64_t V,
+                         int64_t *nvalid) {
+    int64_t n_ok = 0;
+    for (int64_t n = 0; n < N; n++) {
+        if (targets[n] == SW_IGNORE_INDEX) continue;
+        if (targets[n] < 0 || targets[n] >= V)
+            return sw_err_set(SW_ERANGE, "%s: target %d at row %lld outside vocabulary [0, %lld)",
+                              op, (int)targets[n], (long long)n, (long long)V);
+        n_ok++;
+    }
+    if (V <= 0 || V > INT_MAX || N > INT_MAX)
+        return sw_err_set(SW_ERANGE, "%s: %lld rows × %lld classes: need at least one class "
+                          "and both within OpenBLAS's int range", op, (long long)N, (long long)V);
+    *nvalid = n_ok;
+    return 0;
+}
+
+/* logsumexp of one row of V logits, in double. */
+static double row_lse(const float *x, int64_t V) {
+    if (V <= 0) return -INFINITY;
+    int64_t im = 0;
+    for (int64_t v = 1; v < V; v++)
+        if (x[v] > x[im]) im = v;
+    float m = x[im];
+    double s = 1.0; /* the max element's own exp(0) */
+    for (int64_t v = 0; v < V; v++)
+        if (v != im) s += exp((double)x[v] - m);
+    return m + log(s);
+}
+
+/* Chunk workspace: indices of valid rows, gathered hidden rows, logits. */
+struct ce_ws {
+    int64_t *idx, nvalid, R;
+    float *hc, *logits, *dhc;
+};
+
+static int ce_ws_open(struct ce_ws *ws, const char *op, const int32_t *targets, int64_t N,
+                      int64_t V, int64_t C, int64_t chunk_rows, int want_dh) {
+    memset(ws, 0, sizeof(*ws));
+    SW_TRY(check_targets(op, targets, N, V, &ws->nvalid));
+    if (chunk_rows <= 0) chunk_rows = 256;
+    ws->R = ws->nvalid < chunk_rows ? ws->nvalid : chunk_rows;
+    size_t R = (size_t)(ws->R ? ws->R : 1);
+    ws->idx = malloc((size_t)(ws->nvalid ? ws->nvalid : 1) * sizeof(int64_t));
+    ws->hc = malloc(R * (size_t)C * sizeof(float));
+    ws->logits = malloc(R * (size_t)V * sizeof(float));
+    ws->dhc = want_dh ? malloc(R * (size_t)C * sizeof(float)) : NULL;
+    if (!ws->idx || !ws->hc || !ws->logits || (want_dh && !ws->dhc)) {
+        free(ws->idx), free(ws->hc), free(ws->logits), free(ws->dhc);
+        return sw_err_set(SW_ENOMEM, "%s: out of memory for a %lld-row chunk of %lld logits", op,
+                          (long long)R, (long long)V);
+    }
+    int64_t k = 0;
+    for (int64_t n = 0; n < N; n++)
+        if (targets[n] != SW_IGNORE_INDEX) ws->idx[k++] = n;
+    return 0;
+}
+
+static void ce_ws_close(struct ce_ws *ws) {
+    free(ws->idx), free(ws->hc), free(ws->logits), free(ws->dhc);
+}
+
+/* Gather rows idx[r0..r0+R) of h into hc and form their logits. */
+static void ce_chunk_logits(struct ce_ws *ws, const float *h, const float *w, int64_t r0,
+                            int64_t R, int64_t V, int64_t C) {
+    #pragma omp parallel for schedule(static) if (R * C > 65536)
+    for (int64_t r = 0; r < R; r++)
+        memcpy(ws->hc + r * C, h + ws->idx[r0 + r] * C, (size_t)C * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)V, (int)C, 1.0f, ws->hc,
+                (int)C, w, (int)C, 0.0f, ws->logits, (int)V);
+}
+
+int sw_cpu_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const float *h,
+                        const float *w, const int32_t *targets, int64_t N, int64_t V, int64_t C,
+                        int64_t chunk_rows) {
+    (void)be;
+    struct ce_ws ws;
+    SW_TRY(ce_ws_open(&ws, "ce_fused_fwd", targets, N, V, C, chunk_rows, 0));
+    memset(loss, 0, (size_t)N * sizeof(float));
+    memset(lse, 0, (size_t)N * sizeof(float));
+    for (int64_t r0 = 0; r0 < ws.nvalid; r0 += ws.R) {
+        int64_t R = ws.nvalid - r0 < ws.R ? ws.nvalid - r0 : ws.R;
+        ce_chunk_logits(&ws, h, w, r0, R, V, C);
+        #pragma omp parallel for schedule(static) if (R * V > 65536)
+        for (int64_t r = 0; r < R; r++) {
+            int64_t n = ws.idx[r0 + r];
+            const float *x = ws.logits + r * V;
+            double l = row_lse(x, V);
+            lse[n] = (float)l;
+            loss[n] = (float)(l - x[targets[n]]);
+        }
+    }
+    ce_ws_close(&ws);
+    return 0;
+}
+
+int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float *h,
+                        const float *w, const int32_t *targets, const float *lse, int64_t N,
+                        int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta) {
+    (void)be;
+    struct ce_ws ws;
+    SW_TRY(ce_ws_open(&ws, "ce_fused_bwd", targets, N, V, C, chunk_rows, dh != NULL));
+    if (dh) { /* rows without a target get no gradient: zero (or keep beta·dh) */
+        for (int64_t n = 0; n < N; n++) {
+            if (targets[n] != SW_IGNORE_INDEX) continue;
+            float *d = dh + n * C;
+            if (beta == 0.0f) memset(d, 0, (size_t)C * sizeof(float));
+            else for (int64_t c = 0; c < C; c++) d[c] *= beta;
+        }
+    }
+    for (int64_t r0 = 0; r0 < ws.nvalid; r0 += ws.R) {
+        int64_t R = ws.nvalid - r0 < ws.R ? ws.nvalid - r0 : ws.R;
+        ce_chunk_logits(&ws, h, w, r0, R, V, C);
+        #pragma omp parallel for schedule(static) if (R * V > 65536)
+        for (int64_t r = 0; r < R; r++) {
+            int64_t n = ws.idx[r0 + r];
+            float *x = ws.logits + r * V;
+            double l = lse[n];
+            for (int64_t v = 0; v < V; v++) x[v] = (float)(grad_scale * exp((double)x[v] - l));
+            x[targets[n]] -= grad_scale;
+        }
+        if (dh) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)C, (int)V, 1.0f,
+                        ws.logits, (int)V, w, (int)C, 0.0f, ws.dhc, (int)C);
+            #pragma omp parallel for schedule(static) if (R * C > 65536)
+            for (int64_t r = 0; r < R; r++) {
+                float *d = dh + ws.idx[r0 + r] * C;
+                const float *s = ws.dhc + r * C;
+                if (beta == 0.0f) memcpy(d, s, (size_t)C * sizeof(float));
+                else for (int64_t c = 0; c < C; c++) d[c] = beta * d[c] + s[c];
+            }
+        }
+        if (dw)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, (int)C, (int)R, 1.0f,
+                        ws.logits, (int)V, ws.hc, (int)C, 1.0f, dw, (int)C);
+    }
+    ce_ws_close(&ws);
+    return 0;
+}
+
+int sw_cpu_ce_logits_fwd(struct sw_backend *be, float *loss, float *lse, const float *logits,
+                         const int32_t *targets, int64_t N, int64_t V) {
+    (void)be;
+    int64_t nvalid;
+    SW_TRY(check_targets("ce_logits_fwd", targets, N, V, &nvalid));
+    #pragma omp parallel for schedule(static) if (N * V > 65536)
+    for (int64_t n = 0; n < N; n++) {
+        const float *x = logits + n * V;
+        double l = row_lse(x, V);
+        lse[n] = (float)l;
+        loss[n] = targets[n] == SW_IGNORE_INDEX ? 0.0f : (float)(l - x[targets[n]]);
+    }
+    return 0;
+}

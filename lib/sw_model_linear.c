@@ -1,0 +1,72 @@
+/* sw_model_linear — one nn.Linear of the decoder with its optional LoRA branch (PEFT's
+ * lora.Linear):  y = x·Wᵀ + b + s · (dropout(x)·Aᵀ)·Bᵀ,  s = alpha/r (or alpha/sqrt(r)).
+ * Shapes: x [N, in], W [out, in], b [out], A [r, in], B [out, r], y [N, out]; the branch keeps
+ * xd = dropout(x) (only when dropout is on) and t = xd·Aᵀ [N, r] for the backward:
+ *   dB += s · dyᵀ·t,   dt = s · dy·B,   dA += dtᵀ·xd,   dx += dropout_bwd(dt·A)
+ * and the base path dx = dy·W, dW += dyᵀ·x, db += Σ dy only for trainable parameters, so a
+ * LoRA step never computes a frozen weight's gradient. */
+#include "sw_model_impl.h"
+
+#include "sw_err.h"
+
+static uint64_t dropout_seed(const struct sw_model *m, const struct sw_linear *lin) {
+    return m->step.dropout_seed ^ (0x9E3779B97F4A7C15ull * (lin->site + 1));
+}
+
+static int lora_dropout_on(const struct sw_model *m, const struct sw_linear *lin) {
+    return m->training && lin->lora_dropout > 0.0f;
+}
+
+int sw_linear_forward(struct sw_model *m, const struct sw_linear *lin, float *y, const float *x,
+                      int64_t N, struct sw_lora_act *la) {
+    struct sw_backend *be = m->be;
+    SW_TRY(be->matmul_fwd(be, y, x, lin->w->value.data, lin->b ? lin->b->value.data : NULL, N,
+                          lin->out, lin->in, 1.0f, 0.0f));
+    if (!lin->lora_a) return 0;
+    const float *xd = x;
+    la->xd = NULL;
+    if (lora_dropout_on(m, lin)) {
+        if (!(la->xd = sw_model_scratch_f(m, N * lin->in))) return SW_ENOMEM;
+        SW_TRY(be->dropout_fwd(be, la->xd, x, N * lin->in, lin->lora_dropout,
+                               dropout_seed(m, lin)));
+        xd = la->xd;
+    }
+    if (!(la->t = sw_model_scratch_f(m, N * lin->r))) return SW_ENOMEM;
+    SW_TRY(be->matmul_fwd(be, la->t, xd, lin->lora_a->value.data, NULL, N, lin->r, lin->in, 1.0f,
+                          0.0f));
+    return be->matmul_fwd(be, y, la->t, lin->lora_b->value.data, NULL, N, lin->out, lin->r,
+                          lin->lora_scale, 1.0f);
+}
+
+int sw_linear_backward(struct sw_model *m, const struct sw_linear *lin, float *dx, float dx_beta,
+                       const float *dy, const float *x, int64_t N, const struct sw_lora_act *la) {
+    struct sw_backend *be = m->be;
+    if (lin->w->trainable)
+        SW_TRY(be->matmul_bwd_dw(be, lin->w->grad.data, dy, x, N, lin->out, lin->in, 1.0f, 1.0f));
+    if (lin->b && lin->b->trainable)
+        SW_TRY(be->bias_bwd(be, lin->b->grad.data, dy, N, lin->out, 1.0f));
+    if (dx)
+        SW_TRY(be->matmul_bwd_dx(be, dx, dy, lin->w->value.data, N, lin->out, lin->in, 1.0f,
+                                 dx_beta));
+    if (!lin->lora_a) return 0;
+
+    const float *xd = la->xd ? la->xd : x;
+    float *dt = m->step.g_lora_t; /* backward workspace, [N, r] */
+    if (lin->lora_b->trainable)
+        SW_TRY(be->matmul_bwd_dw(be, lin->lora_b->grad.data, dy, la->t, N, lin->out, lin->r,
+                                 lin->lora_scale, 1.0f));
+    SW_TRY(be->matmul_bwd_dx(be, dt, dy, lin->lora_b->value.data, N, lin->out, lin->r,
+                             lin->lora_scale, 0.0f));
+    if (lin->lora_a->trainable)
+        SW_TRY(be->matmul_bwd_dw(be, lin->lora_a->grad.data, dt, xd, N, lin->r, lin->in, 1.0f,
+                                 1.0f));
+    if (!dx) return 0;
+    if (!la->xd) /* no dropout: the branch's input gradient adds straight onto dx */
+        return be->matmul_bwd_dx(be, dx, dt, lin->lora_a->value.data, N, lin->r, lin->in, 1.0f,
+                                 1.0f);
+    float *dxd = m->step.g_lora_x; /* [N, in] */
+    SW_TRY(be->matmul_bwd_dx(be, dxd, dt, lin->lora_a->value.data, N, lin->r, lin->in, 1.0f,
+                             0.0f));
+    SW_TRY(be->dropout_bwd(be, dxd, dxd, N * lin->in, lin->lora_dropout, dropout_seed(m, lin)));
+    return be->axpy(be, dx, dxd, 1.0f, N * lin->in);
+}

@@ -1,0 +1,18 @@
+/* quant.h — the subcommands of sw-quant, each a function taking the arguments after the
+ * subcommand word (argv[0] is the word itself) and returning 0 or a negative sw_err with the
+ * message set; main.c maps that to the exit status. */
+#ifndef SW_QUANT_H
+#define SW_QUANT_H
+
+#include <stdio.h>
+
+/* sw-quant inspect PATH [--json]: parse options, then sw_quant_inspect. */
+int sw_quant_inspect_main(int argc, char **argv);
+
+/* Describe the safetensors file, index JSON or HF model folder at path on out: the
+ * architecture summary from config.json (folders only), the inventory against that config,
+ * every tensor, and totals; as one JSON document when json is set. Returns 0, SW_EPIPE when out
+ * was closed by its reader, or the error that kept path from being read. */
+int sw_quant_inspect(const char *path, int json, FILE *out);
+
+#endif
