@@ -99,11 +99,13 @@ float sw_rng_normal(struct sw_rng *r, float mean, float std) {
 }
 
 void sw_rng_fill_normal(struct sw_rng *r, float *x, size_t n, float mean, float std) {
-    for (size_t i = 0; i < n; i++) x[i] = sw_rng_normal(r, mean, std);
+    for (size_t i = 0; i < n; i++)
+        x[i] = sw_rng_normal(r, mean, std);
 }
 
 void sw_rng_fill_uniform(struct sw_rng *r, float *x, size_t n, float lo, float hi) {
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * sw_rng_uniform(r);
+    for (size_t i = 0; i < n; i++)
+        x[i] = lo + (hi - lo) * sw_rng_uniform(r);
 }
 
 void sw_rng_shuffle_u64(struct sw_rng *r, uint64_t *idx, size_t n) {

@@ -1,0 +1,431 @@
+/* sw_train — the training loop: resume, plan the steps, then per step gather micro-batches,
+ * forward/backward with the step's target count as the loss denominator, check for non-finite
+ * values, clip, AdamW with the scheduled LR, and log / evaluate / save on their step multiples.
+ * The contract (what a step is, what resume guarantees, signals) is in sw_train.h. */
+#include "sw_train_impl.h"
+
+#include "sw_err.h"
+#include "sw_io.h"
+#include "sw_log.h"
+#include "sw_progress.h"
+#include "sw_signal.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Metrics accumulated between two log lines. */
+struct log_window {
+    double loss_sum; /* sum of per-step mean losses */
+    int64_t steps, tokens;
+    double t_start;
+    double last_norm;
+};
+
+static double epoch_now(const struct sw_trainer *t) {
+    if (t->records_per_epoch > 0)
+        return (double)t->data.epoch + (double)t->data.used / (double)t->records_per_epoch;
+    return (double)t->data.epoch;
+}
+
+/* ---- set-up ------------------------------------------------------------------------------ */
+
+static int open_resume(const struct sw_train_opts *o, struct sw_ckpt **ck) {
+    *ck = NULL;
+    if (!o->resume_from_checkpoint) return 0;
+    char *path = NULL;
+    if (strcmp(o->resume_from_checkpoint, "latest") == 0) {
+        int rc = sw_ckpt_find_latest(o->output_dir, &path);
+        if (rc < 0) return sw_err_wrap(rc, "resume_from_checkpoint latest");
+    } else if (!(path = strdup(o->resume_from_checkpoint))) {
+        return sw_err_set(SW_ENOMEM, "out of memory");
+    }
+    int rc = sw_ckpt_open(path, ck);
+    if (rc == 0)
+        sw_info("resuming from %s (step %lld)", path,
+                (long long)sw_ckpt_get_state(*ck)->global_step);
+    free(path);
+    return rc < 0 ? sw_err_wrap(rc, "resume_from_checkpoint") : 0;
+}
+
+static void init_state(struct sw_trainer *t, const struct sw_ckpt *ck) {
+    const struct sw_train_opts *o = t->o;
+    struct sw_ckpt_state *st = &t->st;
+    if (ck) {
+        *st = *sw_ckpt_get_state(ck);
+        st->log_history = st->log_history ? json_deep_copy(st->log_history) : NULL;
+    } else {
+        st->seed = (uint64_t)o->seed;
+        st->data_seed = (uint64_t)o->data_seed;
+    }
+    st->num_train_epochs = o->num_train_epochs;
+    st->logging_steps = o->logging_steps;
+    st->eval_steps = o->eval_steps;
+    st->save_steps = o->save_steps;
+    st->train_batch_size = o->per_device_train_batch_size;
+    snprintf(st->tuner_type, sizeof st->tuner_type, "%s", t->lora ? "lora" : "full");
+    snprintf(st->base_config_sha256, sizeof st->base_config_sha256, "%s", t->base_config_sha256);
+    snprintf(st->lr_scheduler_type, sizeof st->lr_scheduler_type, "%s", o->lr_scheduler_type);
+    st->learning_rate = t->lr;
+}
+
+/* Open the training data, position it for a resume, and work out the total step count. */
+static int plan_data(struct sw_trainer *t) {
+    const struct sw_train_opts *o = t->o;
+    struct sw_data_limits lim = {
+        .vocab_size = t->cfg.vocab_size,
+        .max_positions = t->cfg.max_position_embeddings > 0 ? t->cfg.max_position_embeddings : 2048,
+        .tokenizer_sha256 = t->tokenizer_sha256[0] ? t->tokenizer_sha256 : NULL,
+    };
+    const char *src = o->dataset ? o->dataset : "-";
+    SW_TRY(sw_train_data_open(&t->data, src, &lim, o->per_device_train_batch_size,
+                              (int)o->dataset_timeout, sw_signal_pending));
+    int64_t ga = o->gradient_accumulation_steps;
+    if (t->data.reopenable) {
+        int64_t mbs, recs;
+        SW_TRY(sw_train_data_count(src, &lim, o->per_device_train_batch_size, &mbs, &recs));
+        if (mbs == 0) return sw_err_set(SW_EINVAL, "%s: holds no training records", src);
+        t->records_per_epoch = recs;
+        t->steps_per_epoch = (mbs + ga - 1) / ga;
+    }
+    if (o->max_steps > 0) {
+        t->total_steps = o->max_steps;
+    } else if (t->steps_per_epoch > 0) {
+        t->total_steps = t->steps_per_epoch * o->num_train_epochs;
+    } else {
+        return sw_err_set(SW_EUSAGE,
+                          "dataset %s is a stream (stdin or ZeroMQ) of unknown length: "
+                          "set max_steps (the schedule needs the total step count), or train "
+                          "from a .sws file",
+                          src);
+    }
+    struct sw_ckpt_state *st = &t->st;
+    if (st->global_step > 0 || st->data_records > 0) {
+        if (st->data_header_sha256[0] &&
+            strcmp(st->data_header_sha256, t->data.header_sha256) != 0) {
+            if (t->data.reopenable)
+                return sw_err_set(SW_EINVAL,
+                                  "%s: not the dataset the checkpoint was trained on "
+                                  "(its header differs)",
+                                  src);
+            sw_warn("%s: the stream header differs from the checkpoint's; assuming the producer "
+                    "replays the same records",
+                    src);
+        }
+        if (st->data_epoch > 0 && !t->data.reopenable)
+            return sw_err_set(SW_EINVAL,
+                              "%s: the checkpoint is in epoch %lld but the stream "
+                              "cannot be re-read",
+                              src, (long long)st->data_epoch);
+        t->data.epoch = st->data_epoch;
+        SW_TRY(sw_train_data_skip(&t->data, st->data_records));
+    }
+    snprintf(st->data_header_sha256, sizeof st->data_header_sha256, "%s", t->data.header_sha256);
+    st->max_steps = t->total_steps;
+    return 0;
+}
+
+static int load_val(struct sw_trainer *t) {
+    if (!t->o->val_dataset) return 0;
+    struct sw_data_limits lim = t->data.lim;
+    struct sw_train_data d;
+    SW_TRY(sw_train_data_open(&d, t->o->val_dataset, &lim, t->o->per_device_train_batch_size,
+                              (int)t->o->dataset_timeout, NULL));
+    int rc = 0, cap = 0;
+    for (;;) {
+        if (t->n_val == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct sw_mb *v = realloc(t->val, (size_t)cap * sizeof *v);
+            if (!v) {
+                rc = sw_err_set(SW_ENOMEM, "out of memory loading %s", t->o->val_dataset);
+                break;
+            }
+            t->val = v;
+            memset(t->val + t->n_val, 0, (size_t)(cap - t->n_val) * sizeof *v);
+        }
+        rc = sw_train_data_next(&d, &t->val[t->n_val]);
+        if (rc <= 0) break;
+        t->n_val++;
+    }
+    sw_train_data_close(&d);
+    if (rc == 0 && t->n_val == 0)
+        rc = sw_err_set(SW_EINVAL, "%s: holds no records to evaluate", t->o->val_dataset);
+    return rc;
+}
+
+static int init_schedule(struct sw_trainer *t) {
+    const struct sw_train_opts *o = t->o;
+    enum sw_sched_type type;
+    SW_TRY(sw_sched_parse_type(o->lr_scheduler_type, &type));
+    int64_t warm = sw_sched_warmup_steps(t->total_steps, o->warmup_steps, o->warmup_ratio);
+    t->st.warmup_steps = warm;
+    return sw_sched_init(&t->sched, type, t->lr, t->total_steps, warm, 0.0);
+}
+
+/* ---- one step ----------------------------------------------------------------------------- */
+
+/* Fill t->mbs for the next step. *n = micro-batches (0 when the data is exhausted). */
+static int gather(struct sw_trainer *t, int *n) {
+    const struct sw_train_opts *o = t->o;
+    *n = 0;
+    while (*n < o->gradient_accumulation_steps) {
+        int rc = sw_train_data_next(&t->data, &t->mbs[*n]);
+        if (rc < 0) return rc;
+        if (rc == 1) {
+            (*n)++;
+            continue;
+        }
+        if (*n > 0) break; /* end of epoch: the last step takes what remains */
+        int more_epochs = o->max_steps > 0 || t->data.epoch + 1 < o->num_train_epochs;
+        if (!more_epochs || !t->data.reopenable) return 0;
+        SW_TRY(sw_train_data_next_epoch(&t->data));
+    }
+    return 0;
+}
+
+static int nonfinite_error(struct sw_trainer *t, double loss, double norm) {
+    int bad = sw_grad_find_nonfinite(t->op, t->np);
+    char where[400] = "";
+    if (bad >= 0)
+        snprintf(where, sizeof where, "; first non-finite gradient in '%s'", t->op[bad].name);
+    if (strcmp(t->o->nan_policy, "skip") == 0) {
+        sw_warn("step %lld: non-finite loss %g / grad_norm %g%s: step skipped (nan_policy skip)",
+                (long long)t->st.global_step + 1, loss, norm, where);
+        return 0;
+    }
+    return sw_err_set(SW_ERANGE,
+                      "step %lld: non-finite loss %g / grad_norm %g%s (nan_policy "
+                      "stop; records %lld.. of %s)",
+                      (long long)t->st.global_step + 1, loss, norm, where,
+                      (long long)t->mbs[0].first_record, t->data.src);
+}
+
+/* Forward/backward over n micro-batches, then the update. *loss and *norm report the step. */
+static int train_step(struct sw_trainer *t, int n, double *loss, double *norm) {
+    int64_t targets = 0;
+    for (int i = 0; i < n; i++)
+        targets += t->mbs[i].targets;
+    SW_TRY(sw_model_zero_grad(t->m));
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        struct sw_loss l;
+        SW_TRY(sw_model_forward(t->m, &t->mbs[i].b, &l));
+        t->st.dropout_forward_count++;
+        sum += l.sum;
+        if (targets > 0) SW_TRY(sw_model_backward(t->m, (float)(1.0 / (double)targets)));
+    }
+    *loss = targets > 0 ? sum / (double)targets : NAN;
+    *norm = NAN;
+    if (targets == 0) {
+        sw_warn("step %lld: no target tokens in its micro-batches (every label is -100): skipped",
+                (long long)t->st.global_step + 1);
+        return 0;
+    }
+    SW_TRY(sw_train_grads_to_host(t));
+    *norm = sw_grad_norm(t->op, t->np);
+    if (!isfinite(*loss) || !isfinite(*norm)) return nonfinite_error(t, *loss, *norm);
+    sw_grad_clip(t->op, t->np, t->o->max_grad_norm, *norm);
+    SW_TRY(sw_adamw_step(t->opt, t->op, t->np, sw_sched_lr(&t->sched, t->st.global_step)));
+    return sw_train_params_to_device(t);
+}
+
+/* ---- logging, evaluation ------------------------------------------------------------------ */
+
+static int log_train(struct sw_trainer *t, struct log_window *w) {
+    double now = sw_now_seconds(), dt = now - w->t_start;
+    struct sw_metrics_train row = {
+        .step = t->st.global_step,
+        .epoch = t->st.epoch,
+        .loss = w->steps ? w->loss_sum / (double)w->steps : NAN,
+        .grad_norm = w->last_norm,
+        .learning_rate = sw_sched_lr(&t->sched, t->st.global_step),
+        .tokens_per_sec = dt > 0 ? (double)w->tokens / dt : NAN,
+        .peak_mem_bytes = sw_peak_rss_bytes(),
+        .elapsed = now - t->t0,
+    };
+    SW_TRY(sw_metrics_log_train(t->metrics, &row));
+    json_t *h = json_object();
+    if (h) {
+        json_object_set_new(h, "epoch", json_real(row.epoch));
+        if (isfinite(row.grad_norm)) json_object_set_new(h, "grad_norm", json_real(row.grad_norm));
+        json_object_set_new(h, "learning_rate", json_real(row.learning_rate));
+        if (isfinite(row.loss)) json_object_set_new(h, "loss", json_real(row.loss));
+        json_object_set_new(h, "step", json_integer(row.step));
+        sw_ckpt_state_log(&t->st, h);
+        json_decref(h);
+    }
+    memset(w, 0, sizeof *w);
+    w->t_start = now;
+    w->last_norm = NAN;
+    t->st.log_loss_sum = 0;
+    t->st.log_steps = 0;
+    return 0;
+}
+
+static int evaluate(struct sw_trainer *t) {
+    double sum = 0;
+    int64_t count = 0;
+    sw_model_set_training(t->m, 0);
+    int rc = 0;
+    for (int i = 0; i < t->n_val && rc == 0; i++) {
+        struct sw_loss l;
+        rc = sw_model_forward(t->m, &t->val[i].b, &l);
+        sum += l.sum;
+        count += l.count;
+    }
+    /* Evaluation must not move the dropout stream of training. */
+    sw_model_set_training(t->m, 1);
+    sw_model_set_seed(t->m, t->st.seed, t->st.dropout_forward_count);
+    SW_TRY(rc);
+    double eval_loss = count ? sum / (double)count : NAN;
+    struct sw_ckpt_state *st = &t->st;
+    SW_TRY(sw_metrics_log_eval(t->metrics, st->global_step, st->epoch, eval_loss, count,
+                               sw_now_seconds() - t->t0));
+    json_t *h = json_pack("{s:f,s:o,s:I}", "epoch", st->epoch, "eval_loss",
+                          isfinite(eval_loss) ? json_real(eval_loss) : json_null(), "step",
+                          (json_int_t)st->global_step);
+    if (h) sw_ckpt_state_log(st, h);
+    json_decref(h);
+    if (isfinite(eval_loss) && (!st->has_best || eval_loss < st->best_metric)) {
+        st->has_best = 1;
+        st->best_metric = eval_loss;
+        st->best_step = st->global_step;
+    }
+    sw_info("step %lld: eval_loss %.6g over %lld tokens", (long long)st->global_step, eval_loss,
+            (long long)count);
+    return 0;
+}
+
+static void show_progress(struct sw_trainer *t, struct sw_progress *p, double loss,
+                          const struct log_window *w) {
+    char extra[128], tps[32] = "?";
+    double dt = sw_now_seconds() - w->t_start;
+    if (dt > 0 && w->tokens > 0) sw_progress_format_count(tps, sizeof tps, (double)w->tokens / dt);
+    snprintf(extra, sizeof extra, "loss %.4f  lr %.3g  %s tok/s", loss,
+             sw_sched_lr(&t->sched, t->st.global_step), tps);
+    sw_progress_set_extra(p, extra);
+    sw_progress_update(p, (uint64_t)t->st.global_step);
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+static int run_loop(struct sw_trainer *t) {
+    const struct sw_train_opts *o = t->o;
+    struct sw_ckpt_state *st = &t->st;
+    struct sw_progress prog;
+    sw_progress_init(&prog, "train", (uint64_t)t->total_steps, "steps");
+    sw_progress_update(&prog, (uint64_t)st->global_step);
+    /* A resumed run continues the logging window the checkpoint was saved in. */
+    struct log_window w = {.t_start = sw_now_seconds(),
+                           .last_norm = NAN,
+                           .loss_sum = st->log_loss_sum,
+                           .steps = st->log_steps};
+    int rc = 0;
+    while (st->global_step < t->total_steps) {
+        if (sw_signal_pending()) break;
+        int n;
+        rc = gather(t, &n);
+        if (rc < 0 && sw_signal_pending()) { /* a signal cut a blocking read short */
+            sw_debug("data read stopped by a signal: %s", sw_err_msg());
+            rc = 0;
+            break;
+        }
+        if (rc < 0) goto out;
+        if (n == 0) {
+            sw_warn("%s: the data ended after step %lld of %lld", t->data.src,
+                    (long long)st->global_step, (long long)t->total_steps);
+            break;
+        }
+        double loss, norm;
+        SW_TRY_GOTO(rc, train_step(t, n, &loss, &norm), out);
+        st->global_step++;
+        for (int i = 0; i < n; i++) {
+            st->input_tokens_seen += t->mbs[i].input_tokens;
+            st->target_tokens_seen += t->mbs[i].targets;
+            st->data_records_total += t->mbs[i].records;
+            w.tokens += t->mbs[i].input_tokens;
+        }
+        st->data_records = t->data.used;
+        st->data_epoch = t->data.epoch;
+        st->epoch = epoch_now(t);
+        if (isfinite(loss)) w.loss_sum += loss, w.steps++;
+        w.last_norm = norm;
+        st->log_loss_sum = w.loss_sum, st->log_steps = w.steps;
+        int last = st->global_step == t->total_steps;
+        if (st->global_step % o->logging_steps == 0 || last) SW_TRY_GOTO(rc, log_train(t, &w), out);
+        if (t->n_val && (st->global_step % o->eval_steps == 0 || last))
+            SW_TRY_GOTO(rc, evaluate(t), out);
+        if (st->global_step % o->save_steps == 0) SW_TRY_GOTO(rc, sw_train_save(t), out);
+        show_progress(t, &prog, loss, &w);
+    }
+    if (w.steps && st->global_step % o->logging_steps != 0) SW_TRY_GOTO(rc, log_train(t, &w), out);
+    if (t->last_saved_step != st->global_step) SW_TRY_GOTO(rc, sw_train_save(t), out);
+out:
+    sw_progress_finish(&prog);
+    return rc;
+}
+
+int sw_train_run(const struct sw_train_opts *o) {
+    struct sw_trainer t;
+    memset(&t, 0, sizeof t);
+    t.o = o;
+    t.t0 = sw_now_seconds();
+    t.last_saved_step = -1;
+    struct sw_ckpt *ck = NULL;
+    int rc = 0;
+    if (!o->output_dir || !*o->output_dir)
+        return sw_err_set(SW_EUSAGE, "output_dir: must name a folder");
+    SW_TRY_GOTO(rc, open_resume(o, &ck), out);
+    SW_TRY_GOTO(rc, sw_train_setup_model(&t, ck), out);
+    SW_TRY_GOTO(rc, sw_train_setup_optimizer(&t, ck), out);
+    t.lr = o->learning_rate > 0 ? o->learning_rate : (t.lora ? 1e-4 : 1e-5);
+    init_state(&t, ck);
+    sw_ckpt_close(ck);
+    ck = NULL;
+    if (!(t.args = sw_train_args_json(o))) {
+        rc = sw_err_set(SW_ENOMEM, "out of memory");
+        goto out;
+    }
+    SW_TRY_GOTO(rc, sw_mkdir_p(o->output_dir), out);
+    if (o->max_steps == 0) { /* the initial model only: a way to materialise a random init */
+        SW_TRY_GOTO(rc, init_schedule(&t), out);
+        SW_TRY_GOTO(rc, sw_train_save(&t), out);
+        goto out;
+    }
+    SW_TRY_GOTO(rc, sw_signal_install(), out);
+    SW_TRY_GOTO(rc, plan_data(&t), out);
+    SW_TRY_GOTO(rc, init_schedule(&t), out);
+    SW_TRY_GOTO(rc, load_val(&t), out);
+    char *mpath = sw_path_join(o->output_dir, "logging.jsonl");
+    if (!mpath) {
+        rc = sw_err_set(SW_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = sw_metrics_open(mpath, t.st.global_step > 0 ? t.st.global_step : -1, &t.metrics);
+    free(mpath);
+    if (rc < 0) goto out;
+    if (!(t.mbs = calloc((size_t)o->gradient_accumulation_steps, sizeof *t.mbs))) {
+        rc = sw_err_set(SW_ENOMEM, "out of memory");
+        goto out;
+    }
+    sw_model_set_training(t.m, 1);
+    sw_model_set_seed(t.m, t.st.seed, t.st.dropout_forward_count);
+    sw_info("training %lld of %lld parameters (%s) for %lld steps, lr %g, %s schedule, %lld warmup",
+            (long long)sw_model_numel(t.m, 1), (long long)sw_model_numel(t.m, 0),
+            t.lora ? "lora" : "full", (long long)t.total_steps, t.lr, o->lr_scheduler_type,
+            (long long)t.st.warmup_steps);
+    rc = run_loop(&t);
+    int sig = sw_signal_pending();
+    if (rc == 0 && sig) {
+        rc = sw_err_set(SW_EINTR, "stopped by %s at step %lld; checkpoint-%lld saved in %s",
+                        sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)t.st.global_step,
+                        (long long)t.last_saved_step, o->output_dir);
+    }
+out:
+    sw_signal_restore();
+    sw_ckpt_close(ck);
+    sw_train_teardown(&t);
+    return rc;
+}

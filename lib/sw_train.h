@@ -1,0 +1,75 @@
+/* sw_train — supervised fine-tuning and pre-training of a decoder (sw-train's engine): reads
+ * token samples or packed batches from an sws stream, runs forward/backward through sw_model,
+ * AdamW with HF Trainer's schedule, clipping and decay rule, logs metrics, evaluates, and writes
+ * HF / PEFT checkpoints that resume exactly.
+ *
+ * One optimizer step = gradient_accumulation_steps micro-batches. A micro-batch is one "batch"
+ * record, or per_device_train_batch_size consecutive "sample" records packed back to back
+ * (padding-free, attention kept inside each sample). The loss of a step is the mean over every
+ * target token of its micro-batches (transformers' num_items_in_batch normalisation), so
+ * accumulation and packing give the same gradient as one big batch. Steps never straddle epochs:
+ * the last step of an epoch takes the micro-batches that remain (as HF Trainer does).
+ *
+ * Exact resume: a checkpoint holds the float32 weights, both AdamW moments, the step counts, the
+ * data position (epoch, records consumed), the dropout counter and the seeds; resuming replays
+ * the same records into the same micro-batches with the same learning rates, so N steps straight
+ * and N/2 + resume + N/2 give bit-identical weights (same machine, same thread count).
+ *
+ * Signals: SIGINT/SIGTERM stop the loop at the next step boundary, a checkpoint is saved, and
+ * sw_train_run returns SW_EINTR (sw-train then exits with 128 + signal: 130 / 143). */
+#ifndef SW_TRAIN_H
+#define SW_TRAIN_H
+
+#include "sw_config.h"
+
+#include <stdint.h>
+
+struct sw_train_opts {
+    /* model */
+    char *model;            /* HF model folder */
+    char *init_from_config; /* sw's own: a config.json to build a randomly initialised model */
+    char *device;           /* cpu | cuda */
+    /* data */
+    char *dataset;     /* "-" (stdin), a .sws file, or a ZeroMQ endpoint */
+    char *val_dataset; /* optional, same forms; read once and kept in memory */
+    int64_t per_device_train_batch_size;
+    int64_t gradient_accumulation_steps;
+    int64_t num_train_epochs;
+    int64_t max_steps;       /* > 0 overrides num_train_epochs; 0 saves the initial model only */
+    int64_t dataset_timeout; /* ZeroMQ: ms to wait for a record (0 = forever) */
+    /* tuner */
+    char *tuner_type; /* full | lora (alias train_type) */
+    int64_t lora_rank;
+    double lora_alpha;
+    double lora_dropout;
+    char *target_modules; /* "all-linear" or a comma list of module names */
+    int use_rslora;
+    /* optimizer and schedule */
+    double learning_rate; /* 0 = ms-swift's default for the tuner: 1e-4 (lora) / 1e-5 (full) */
+    double weight_decay;
+    double adam_beta1, adam_beta2, adam_epsilon;
+    double max_grad_norm;
+    char *lr_scheduler_type;
+    double warmup_ratio;
+    double warmup_steps;
+    int64_t seed;
+    int64_t data_seed;
+    char *nan_policy; /* sw's own: stop | skip */
+    /* output */
+    char *output_dir;
+    int64_t logging_steps, eval_steps, save_steps, save_total_limit;
+    int save_only_model;          /* no optimizer/RNG state: smaller, but cannot resume exactly */
+    int64_t max_shard_size;       /* bytes per model.safetensors shard */
+    char *resume_from_checkpoint; /* a checkpoint folder, or "latest" for output_dir's newest */
+};
+
+/* The option table (ms-swift names; --help comes from it) and the command description. */
+extern const struct sw_opt sw_train_options[];
+extern const struct sw_cli sw_train_cli;
+
+/* Train with o (borrowed). Writes checkpoints and logging.jsonl under o->output_dir; progress and
+ * diagnostics go to stderr through sw_log/sw_progress. Returns 0, SW_EINTR after a signal (a
+ * checkpoint was saved), or a negative error with the message naming what and where. */
+int sw_train_run(const struct sw_train_opts *o);
+
+#endif

@@ -1,0 +1,464 @@
+/* sw_train_data — the training stream as micro-batches: header checks against the model, records
+ * turned into owned sw_batch layouts, epochs, and the record count that makes resume exact.
+ *
+ * Records (docs/stream.md; the reader has already checked dtypes, ranks and matching lengths):
+ *   "sample"  input_ids [T] I32, optional labels [T] (HF's unshifted labels, -100 = no loss),
+ *             loss_mask [T] (used when labels are absent) and position_ids [T]. Without labels
+ *             and loss_mask every token is a target (pre-training). batch_size consecutive
+ *             samples are packed back to back into one row with cu_seqlens (padding-free).
+ *   "batch"   input_ids [B, T] and optional labels, position_ids, attention_mask [B, T] and
+ *             cu_seqlens (packed; tokens past its last boundary are padding and get no loss).
+ * Every token id, label and position is checked against the model here, so an error names the
+ * stream and record ("train.sws: record 17: input_ids[3] = 70000 is not below the model's
+ * vocab_size 64") rather than a row of a batch. */
+#include "sw_train_impl.h"
+
+#include "sw_err.h"
+#include "sw_log.h"
+#include "sw_sha256.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void sw_mb_release(struct sw_mb *mb) {
+    free(mb->ids);
+    free(mb->labels);
+    free(mb->pos);
+    free(mb->mask);
+    free(mb->cu);
+    memset(mb, 0, sizeof *mb);
+}
+
+static void mb_clear(struct sw_mb *mb) {
+    memset(&mb->b, 0, sizeof mb->b);
+    mb->input_tokens = mb->targets = mb->records = 0;
+}
+
+/* Room for tokens and seqs (+1 boundary) more. */
+static int mb_reserve(struct sw_mb *mb, int64_t tokens, int64_t seqs) {
+    if (tokens > mb->cap_tokens) {
+        int64_t cap = mb->cap_tokens ? mb->cap_tokens : 256;
+        while (cap < tokens)
+            cap *= 2;
+        size_t bytes = (size_t)cap * sizeof(int32_t);
+        int32_t *a = realloc(mb->ids, bytes), *b = a ? realloc(mb->labels, bytes) : NULL;
+        if (a) mb->ids = a;
+        if (b) mb->labels = b;
+        int32_t *c = b ? realloc(mb->pos, bytes) : NULL;
+        if (c) mb->pos = c;
+        int32_t *d = c ? realloc(mb->mask, bytes) : NULL;
+        if (d) mb->mask = d;
+        if (!d)
+            return sw_err_set(SW_ENOMEM, "out of memory for a micro-batch of %lld tokens",
+                              (long long)tokens);
+        mb->cap_tokens = cap;
+    }
+    if (seqs + 1 > mb->cap_seqs) {
+        int64_t cap = mb->cap_seqs ? mb->cap_seqs : 16;
+        while (cap < seqs + 1)
+            cap *= 2;
+        int32_t *a = realloc(mb->cu, (size_t)cap * sizeof(int32_t));
+        if (!a) return sw_err_set(SW_ENOMEM, "out of memory");
+        mb->cu = a;
+        mb->cap_seqs = cap;
+    }
+    return 0;
+}
+
+/* ---- record checks ---------------------------------------------------------------------- */
+
+static int32_t i32_at(const struct sw_tensor *t, int64_t i) {
+    int32_t v;
+    memcpy(&v, (const char *)t->data + i * 4, 4);
+    return v;
+}
+
+static int mask_at(const struct sw_tensor *t, int64_t i) {
+    if (t->dtype == SW_DTYPE_I32) return i32_at(t, i) != 0;
+    return ((const uint8_t *)t->data)[i] != 0;
+}
+
+static int rec_err(const struct sw_train_data *d, const struct sw_record *r, int code,
+                   const char *fmt, const char *key, int64_t i, long long v, long long limit) {
+    char what[256];
+    snprintf(what, sizeof what, fmt, key, (long long)i, v, limit);
+    return sw_err_set(code, "%s: record %llu: %s", d->src, (unsigned long long)sw_record_index(r),
+                      what);
+}
+
+/* ids/labels/positions of n tokens at dst offsets, checked against the model. */
+static int check_tokens(const struct sw_train_data *d, const struct sw_record *r, const char *key,
+                        const int32_t *v, int64_t n, int is_label) {
+    int64_t lim = is_label || strstr(key, "input_ids") ? d->lim.vocab_size : d->lim.max_positions;
+    const char *what =
+        strstr(key, "position") ? "the model's max_position_embeddings" : "the model's vocab_size";
+    for (int64_t i = 0; i < n; i++) {
+        if (is_label && v[i] == SW_IGNORE_INDEX) continue;
+        if (v[i] < 0 || v[i] >= lim) {
+            char fmt[160];
+            snprintf(fmt, sizeof fmt, "%%s[%%lld] = %%lld is not below %s %%lld", what);
+            return rec_err(d, r, SW_ERANGE, fmt, key, i, v[i], (long long)lim);
+        }
+    }
+    return 0;
+}
+
+/* A tensor field if present (*t zeroed and 0 returned when absent). */
+static int opt_tensor(const struct sw_record *r, const char *key, struct sw_tensor *t, int *has) {
+    memset(t, 0, sizeof *t);
+    *has = sw_record_field(r, key) != NULL;
+    return *has ? sw_record_get_tensor(r, key, t) : 0;
+}
+
+static void copy_i32(int32_t *dst, const struct sw_tensor *t, int64_t n) {
+    memcpy(dst, t->data, (size_t)n * sizeof(int32_t));
+}
+
+/* Targets (after the shift) of n labels forming one sequence. */
+static int64_t seq_targets(const int32_t *labels, int64_t n) {
+    int64_t c = 0;
+    for (int64_t i = 1; i < n; i++)
+        c += labels[i] != SW_IGNORE_INDEX;
+    return c;
+}
+
+/* Append one "sample" record to the packed row of mb. */
+static int add_sample(const struct sw_train_data *d, const struct sw_record *r, struct sw_mb *mb) {
+    if (sw_record_field(r, "chosen_input_ids"))
+        return sw_err_set(SW_EUNSUPPORTED,
+                          "%s: record %llu is a preference pair "
+                          "(chosen/rejected): sw-train does supervised training only",
+                          d->src, (unsigned long long)sw_record_index(r));
+    struct sw_tensor ids, lab, lmask, pos;
+    int has_lab, has_mask, has_pos, has_ids;
+    SW_TRY(opt_tensor(r, "input_ids", &ids, &has_ids));
+    if (!has_ids)
+        return sw_err_set(SW_EFORMAT, "%s: record %llu: no 'input_ids'", d->src,
+                          (unsigned long long)sw_record_index(r));
+    SW_TRY(opt_tensor(r, "labels", &lab, &has_lab));
+    SW_TRY(opt_tensor(r, "loss_mask", &lmask, &has_mask));
+    SW_TRY(opt_tensor(r, "position_ids", &pos, &has_pos));
+    int64_t n = ids.shape[0];
+    if (n == 0)
+        return sw_err_set(SW_EFORMAT, "%s: record %llu: empty sample", d->src,
+                          (unsigned long long)sw_record_index(r));
+    int64_t at = mb->b.T, s = mb->b.n_seqs;
+    if (at + n > INT32_MAX)
+        return sw_err_set(SW_ERANGE, "%s: record %llu: micro-batch over 2^31 tokens", d->src,
+                          (unsigned long long)sw_record_index(r));
+    SW_TRY(mb_reserve(mb, at + n, s + 1));
+    copy_i32(mb->ids + at, &ids, n);
+    SW_TRY(check_tokens(d, r, "input_ids", mb->ids + at, n, 0));
+    if (has_lab) {
+        copy_i32(mb->labels + at, &lab, n);
+        SW_TRY(check_tokens(d, r, "labels", mb->labels + at, n, 1));
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            mb->labels[at + i] =
+                !has_mask || mask_at(&lmask, i) ? mb->ids[at + i] : SW_IGNORE_INDEX;
+    }
+    if (has_pos) {
+        copy_i32(mb->pos + at, &pos, n);
+        SW_TRY(check_tokens(d, r, "position_ids", mb->pos + at, n, 0));
+    } else {
+        if (n > d->lim.max_positions)
+            return rec_err(d, r, SW_ERANGE,
+                           "%s: %lld tokens (%lld) exceed max_position_embeddings "
+                           "%lld",
+                           "sample", n, n, (long long)d->lim.max_positions);
+        for (int64_t i = 0; i < n; i++)
+            mb->pos[at + i] = (int32_t)i;
+    }
+    if (s == 0) mb->cu[0] = 0;
+    mb->cu[s + 1] = (int32_t)(at + n);
+    mb->b.n_seqs = (int)(s + 1);
+    mb->b.B = 1;
+    mb->b.T = at + n;
+    mb->input_tokens += n;
+    mb->targets += seq_targets(mb->labels + at, n);
+    if (mb->records++ == 0) mb->first_record = sw_record_index(r);
+    return 0;
+}
+
+/* One "batch" record as the whole of mb. */
+static int set_batch(const struct sw_train_data *d, const struct sw_record *r, struct sw_mb *mb) {
+    struct sw_tensor ids, lab, pos, am, cu;
+    int has_ids, has_lab, has_pos, has_am, has_cu;
+    mb_clear(mb);
+    SW_TRY(opt_tensor(r, "input_ids", &ids, &has_ids));
+    if (!has_ids)
+        return sw_err_set(SW_EFORMAT, "%s: record %llu: no 'input_ids'", d->src,
+                          (unsigned long long)sw_record_index(r));
+    SW_TRY(opt_tensor(r, "labels", &lab, &has_lab));
+    SW_TRY(opt_tensor(r, "position_ids", &pos, &has_pos));
+    SW_TRY(opt_tensor(r, "attention_mask", &am, &has_am));
+    SW_TRY(opt_tensor(r, "cu_seqlens", &cu, &has_cu));
+    int64_t B = ids.shape[0], T = ids.shape[1], N = B * T;
+    if (N == 0 || N > INT32_MAX)
+        return sw_err_set(SW_EFORMAT, "%s: record %llu: batch of %lld x %lld tokens", d->src,
+                          (unsigned long long)sw_record_index(r), (long long)B, (long long)T);
+    int64_t nseq = has_cu ? cu.shape[0] - 1 : 0;
+    SW_TRY(mb_reserve(mb, N, nseq + 1));
+    copy_i32(mb->ids, &ids, N);
+    SW_TRY(check_tokens(d, r, "input_ids", mb->ids, N, 0));
+    if (has_am)
+        for (int64_t i = 0; i < N; i++)
+            mb->mask[i] = mask_at(&am, i);
+    if (has_lab) {
+        copy_i32(mb->labels, &lab, N);
+        SW_TRY(check_tokens(d, r, "labels", mb->labels, N, 1));
+    } else {
+        for (int64_t i = 0; i < N; i++)
+            mb->labels[i] = !has_am || mb->mask[i] ? mb->ids[i] : SW_IGNORE_INDEX;
+    }
+    if (has_pos) {
+        copy_i32(mb->pos, &pos, N);
+        SW_TRY(check_tokens(d, r, "position_ids", mb->pos, N, 0));
+    } else if (T > d->lim.max_positions) {
+        return rec_err(d, r, SW_ERANGE,
+                       "%s: rows of %lld tokens (%lld) exceed "
+                       "max_position_embeddings %lld",
+                       "batch", T, T, (long long)d->lim.max_positions);
+    }
+    mb->b.B = B;
+    mb->b.T = T;
+    mb->b.input_ids = mb->ids;
+    mb->b.labels = mb->labels;
+    mb->b.position_ids = has_pos ? mb->pos : NULL;
+    if (has_cu) {
+        copy_i32(mb->cu, &cu, nseq + 1);
+        int32_t last = mb->cu[nseq];
+        /* Padding after the last boundary: a segment of its own with no targets. */
+        for (int64_t i = last; i < N; i++)
+            mb->labels[i] = SW_IGNORE_INDEX;
+        if (last < N) mb->cu[++nseq] = (int32_t)N;
+        mb->b.cu_seqlens = mb->cu;
+        mb->b.n_seqs = (int)nseq;
+        mb->input_tokens = last;
+        for (int64_t s = 0; s < nseq; s++)
+            mb->targets += seq_targets(mb->labels + mb->cu[s], mb->cu[s + 1] - mb->cu[s]);
+    } else {
+        mb->b.attention_mask = has_am ? mb->mask : NULL;
+        for (int64_t b = 0; b < B; b++) {
+            int64_t real = T;
+            if (has_am) {
+                real = 0;
+                for (int64_t i = 0; i < T; i++)
+                    real += mb->mask[b * T + i] != 0;
+                /* Padded positions never carry a loss. */
+                for (int64_t i = 0; i < T; i++)
+                    if (!mb->mask[b * T + i]) mb->labels[b * T + i] = SW_IGNORE_INDEX;
+            }
+            mb->input_tokens += real;
+            mb->targets += seq_targets(mb->labels + b * T, T);
+        }
+    }
+    mb->records = 1;
+    mb->first_record = sw_record_index(r);
+    return 0;
+}
+
+/* ---- header ------------------------------------------------------------------------------ */
+
+/* A string or integer value of the header's meta map. */
+static const msgpack_object *meta_get(const struct sw_stream_header *h, const char *key) {
+    return h->meta ? sw_msgpack_map_get(h->meta, key) : NULL;
+}
+
+static int meta_int(const struct sw_stream_header *h, const char *key, int64_t *out) {
+    const msgpack_object *o = meta_get(h, key);
+    if (!o) return 0;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
+        return *out = (int64_t)o->via.u64, 1;
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) return *out = o->via.i64, 1;
+    return 0;
+}
+
+static int check_header(struct sw_train_data *d) {
+    const struct sw_stream_header *h = sw_stream_reader_header(d->r);
+    const char *kind = h->stream_kind ? h->stream_kind : "";
+    if (strcmp(kind, "samples") != 0 && strcmp(kind, "packed_batches") != 0 &&
+        strcmp(kind, "batches") != 0)
+        return sw_err_set(SW_EFORMAT,
+                          "%s: stream kind '%s' holds no training data (expected "
+                          "'samples' or 'packed_batches')",
+                          d->src, kind);
+    int64_t v;
+    if (meta_int(h, "vocab_size", &v) && v > d->lim.vocab_size)
+        return sw_err_set(SW_EINVAL,
+                          "%s: the stream was tokenized for vocab_size %lld but the "
+                          "model has %lld",
+                          d->src, (long long)v, (long long)d->lim.vocab_size);
+    const msgpack_object *dk = meta_get(h, "data_kind");
+    if (dk && dk->type == MSGPACK_OBJECT_STR &&
+        !(dk->via.str.size == 3 && memcmp(dk->via.str.ptr, "sft", 3) == 0))
+        return sw_err_set(SW_EUNSUPPORTED,
+                          "%s: the stream holds %.*s data; sw-train does "
+                          "supervised (SFT) and pre-training only",
+                          d->src, (int)(dk->via.str.size > 32 ? 32 : dk->via.str.size),
+                          dk->via.str.ptr);
+    if (meta_int(h, "max_length", &v) && v > 0 && v > d->lim.max_positions)
+        return sw_err_set(SW_EINVAL,
+                          "%s: the stream's max_length %lld exceeds the model's "
+                          "max_position_embeddings %lld",
+                          d->src, (long long)v, (long long)d->lim.max_positions);
+    const char *keys[] = {"tokenizer_sha256", "tokenizer_hash", NULL};
+    for (int i = 0; keys[i] && d->lim.tokenizer_sha256; i++) {
+        const msgpack_object *o = meta_get(h, keys[i]);
+        if (!o || o->type != MSGPACK_OBJECT_STR) continue;
+        const char *s = o->via.str.ptr;
+        uint32_t n = o->via.str.size;
+        if (n > 7 && memcmp(s, "sha256:", 7) == 0) s += 7, n -= 7;
+        if (n != 64 || memcmp(s, d->lim.tokenizer_sha256, 64) != 0)
+            return sw_err_set(SW_EINVAL,
+                              "%s: the stream was tokenized with another tokenizer "
+                              "(%s %.*s, the model folder's tokenizer.json has sha256 %.12s...)",
+                              d->src, keys[i], (int)(n > 16 ? 16 : n), s, d->lim.tokenizer_sha256);
+    }
+    size_t len;
+    const void *raw = sw_record_raw(sw_stream_reader_header_record(d->r), &len);
+    uint8_t dg[32];
+    SW_TRY(sw_sha256(raw, len, dg));
+    sw_hex(dg, 32, d->header_sha256);
+    return 0;
+}
+
+/* ---- source ------------------------------------------------------------------------------ */
+
+static int reader_open(struct sw_train_data *d) {
+    SW_TRY(sw_stream_open_read(&d->r, d->src, &d->sopts));
+    return check_header(d);
+}
+
+int sw_train_data_open(struct sw_train_data *d, const char *src, const struct sw_data_limits *lim,
+                       int64_t batch_size, int timeout_ms, int (*interrupted)(void)) {
+    memset(d, 0, sizeof *d);
+    if (!(d->src = strdup(src))) return sw_err_set(SW_ENOMEM, "out of memory");
+    d->lim = *lim;
+    d->batch_size = batch_size > 0 ? batch_size : 1;
+    d->sopts.timeout_ms = timeout_ms;
+    d->sopts.interrupted = interrupted;
+    struct stat st;
+    d->reopenable = strcmp(src, "-") != 0 && !sw_stream_is_endpoint(src) && stat(src, &st) == 0 &&
+                    S_ISREG(st.st_mode);
+    int rc = reader_open(d);
+    if (rc < 0) sw_train_data_close(d);
+    return rc;
+}
+
+void sw_train_data_close(struct sw_train_data *d) {
+    sw_stream_reader_free(d->r);
+    sw_mb_release(&d->pending);
+    free(d->src);
+    memset(d, 0, sizeof *d);
+}
+
+static void swap_mb(struct sw_mb *a, struct sw_mb *b) {
+    struct sw_mb t = *a;
+    *a = *b;
+    *b = t;
+}
+
+int sw_train_data_next(struct sw_train_data *d, struct sw_mb *mb) {
+    mb_clear(mb);
+    if (d->has_pending) {
+        swap_mb(mb, &d->pending);
+        d->has_pending = 0;
+        d->used += mb->records;
+        return 1;
+    }
+    while (!d->at_end) {
+        const struct sw_record *r;
+        int rc = sw_stream_read(d->r, &r);
+        if (rc < 0) return rc;
+        if (rc == 0) {
+            d->at_end = 1;
+            break;
+        }
+        const char *kind = sw_record_kind(r);
+        if (strcmp(kind, "sample") == 0) {
+            SW_TRY(add_sample(d, r, mb));
+            if (mb->records >= d->batch_size) break;
+        } else if (strcmp(kind, "batch") == 0) {
+            if (mb->records == 0) {
+                SW_TRY(set_batch(d, r, mb));
+                break;
+            }
+            /* Samples were being packed: finish them, keep the batch for next time. */
+            SW_TRY(set_batch(d, r, &d->pending));
+            d->has_pending = 1;
+            break;
+        } else {
+            return sw_err_set(SW_EFORMAT,
+                              "%s: record %llu: kind '%s' is not training data "
+                              "(expected 'sample' or 'batch')",
+                              d->src, (unsigned long long)sw_record_index(r), kind);
+        }
+    }
+    if (mb->records == 0) return 0;
+    if (mb->b.cu_seqlens == NULL && mb->b.B == 1 && mb->b.n_seqs > 0) {
+        /* A packed row of samples. */
+        mb->b.input_ids = mb->ids;
+        mb->b.labels = mb->labels;
+        mb->b.position_ids = mb->pos;
+        mb->b.cu_seqlens = mb->cu;
+    }
+    d->used += mb->records;
+    return 1;
+}
+
+int sw_train_data_next_epoch(struct sw_train_data *d) {
+    if (!d->reopenable)
+        return sw_err_set(SW_EINVAL,
+                          "%s: cannot read a pipe or ZeroMQ stream twice for another "
+                          "epoch (train from a .sws file, or set max_steps)",
+                          d->src);
+    sw_stream_reader_free(d->r);
+    d->r = NULL;
+    char old[65];
+    memcpy(old, d->header_sha256, sizeof old);
+    SW_TRY(reader_open(d));
+    if (memcmp(old, d->header_sha256, sizeof old) != 0)
+        return sw_err_set(SW_ECORRUPT, "%s: the file changed during training", d->src);
+    d->epoch++;
+    d->used = 0;
+    d->at_end = 0;
+    d->has_pending = 0;
+    return 0;
+}
+
+int sw_train_data_skip(struct sw_train_data *d, int64_t n) {
+    while (d->used < n) {
+        const struct sw_record *r;
+        int rc = sw_stream_read(d->r, &r);
+        if (rc < 0) return rc;
+        if (rc == 0)
+            return sw_err_set(SW_ETRUNC,
+                              "%s: ended after %lld records, but the checkpoint had "
+                              "consumed %lld in this epoch (a different dataset?)",
+                              d->src, (long long)d->used, (long long)n);
+        const char *kind = sw_record_kind(r);
+        if (strcmp(kind, "sample") != 0 && strcmp(kind, "batch") != 0)
+            return sw_err_set(SW_EFORMAT, "%s: record %llu: kind '%s' is not training data", d->src,
+                              (unsigned long long)sw_record_index(r), kind);
+        d->used++;
+    }
+    return 0;
+}
+
+int sw_train_data_count(const char *src, const struct sw_data_limits *lim, int64_t batch_size,
+                        int64_t *micro_batches, int64_t *records) {
+    struct sw_train_data d;
+    struct sw_mb mb = {0};
+    *micro_batches = *records = 0;
+    SW_TRY(sw_train_data_open(&d, src, lim, batch_size, 0, NULL));
+    int rc;
+    while ((rc = sw_train_data_next(&d, &mb)) == 1) {
+        (*micro_batches)++;
+        *records += mb.records;
+    }
+    sw_mb_release(&mb);
+    sw_train_data_close(&d);
+    return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,121 @@
+/* sw_train_impl — internals of the trainer shared by its files: micro-batches and the training
+ * data source (sw_train_data.c), model/optimizer setup and resume checks (sw_train_setup.c),
+ * checkpoint assembly (sw_train_save.c) and the loop (sw_train.c). */
+#ifndef SW_TRAIN_IMPL_H
+#define SW_TRAIN_IMPL_H
+
+#include "sw_ckpt.h"
+#include "sw_hfmodel.h"
+#include "sw_metrics.h"
+#include "sw_model.h"
+#include "sw_optim.h"
+#include "sw_sched.h"
+#include "sw_stream.h"
+#include "sw_train.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+/* One micro-batch in owned host memory (the stream's records are only borrowed until the next
+ * read). b points into the arrays below. */
+struct sw_mb {
+    struct sw_batch b;
+    int32_t *ids, *labels, *pos, *mask, *cu;
+    int64_t cap_tokens, cap_seqs;
+    int64_t input_tokens;  /* real (non-padding) tokens */
+    int64_t targets;       /* tokens with a loss after the shift */
+    int64_t records;       /* stream records it holds */
+    uint64_t first_record; /* stream index of its first record (messages) */
+};
+void sw_mb_release(struct sw_mb *mb);
+
+/* The checks a stream must pass against the model. */
+struct sw_data_limits {
+    int64_t vocab_size;
+    int64_t max_positions;        /* position ids must be below this */
+    const char *tokenizer_sha256; /* of the model folder's tokenizer.json, or NULL */
+};
+
+/* A training (or validation) source read record by record into micro-batches. */
+struct sw_train_data {
+    char *src;
+    int reopenable; /* a regular file: epochs re-read it */
+    struct sw_stream_opts sopts;
+    struct sw_stream_reader *r;
+    struct sw_data_limits lim;
+    int64_t batch_size; /* samples per micro-batch */
+    char header_sha256[65];
+    int64_t epoch;        /* epochs started before the current one */
+    int64_t used;         /* records of this epoch inside returned micro-batches */
+    struct sw_mb pending; /* a batch record read while samples were being packed */
+    int has_pending;
+    int at_end; /* the reader reached the end record this epoch */
+};
+
+/* Open src and check its header against lim (meta vocab_size, max_length, tokenizer digest).
+ * timeout_ms applies to ZeroMQ sources; interrupted (may be NULL) lets a signal stop a blocking
+ * read with SW_EINTR (sw_stream_opts.interrupted). */
+int sw_train_data_open(struct sw_train_data *d, const char *src, const struct sw_data_limits *lim,
+                       int64_t batch_size, int timeout_ms, int (*interrupted)(void));
+void sw_train_data_close(struct sw_train_data *d);
+/* The next micro-batch into mb (reusing its buffers): 1, 0 at the end of the epoch, or an error
+ * naming the stream and record. */
+int sw_train_data_next(struct sw_train_data *d, struct sw_mb *mb);
+/* Start the next epoch (re-open the file). SW_EINVAL for sources that cannot be re-read. */
+int sw_train_data_next_epoch(struct sw_train_data *d);
+/* Skip the first n records of the current epoch (resume). SW_ETRUNC if the epoch is shorter. */
+int sw_train_data_skip(struct sw_train_data *d, int64_t n);
+/* Micro-batches and records one epoch of src holds (a full pass; validates every record). */
+int sw_train_data_count(const char *src, const struct sw_data_limits *lim, int64_t batch_size,
+                        int64_t *micro_batches, int64_t *records);
+
+/* Everything a run holds. */
+struct sw_trainer {
+    const struct sw_train_opts *o;
+    struct sw_backend *be;
+    struct sw_hfmodel *hf; /* the --model folder (NULL with init_from_config only) */
+    struct sw_model_config cfg;
+    struct sw_model *m;
+    int lora;
+    struct sw_lora_config lc;
+    char lora_targets[160]; /* modules that carry adapters, comma-separated */
+    char *model_dir;        /* absolute --model path (tokenizer files, PEFT base) */
+    char base_config_sha256[65];
+    char tokenizer_sha256[65];
+    /* trainable parameters, optimizer view and host mirrors (non-CPU devices) */
+    int np;
+    struct sw_param **mp;
+    struct sw_optim_param *op;
+    int mirrored;
+    struct sw_adamw *opt;
+    struct sw_sched sched;
+    double lr; /* base LR in effect */
+    /* progress */
+    struct sw_ckpt_state st;
+    int64_t total_steps;
+    int64_t steps_per_epoch;   /* 0 when unknown (a stream) */
+    int64_t records_per_epoch; /* 0 when unknown */
+    int64_t last_saved_step;
+    struct sw_metrics *metrics;
+    struct sw_train_data data;
+    struct sw_mb *mbs; /* gradient_accumulation_steps micro-batches */
+    struct sw_mb *val;
+    int n_val;
+    json_t *args;
+    double t0;
+};
+
+/* sw_train_setup.c */
+int sw_train_setup_model(struct sw_trainer *t, struct sw_ckpt *resume);
+int sw_train_setup_optimizer(struct sw_trainer *t, struct sw_ckpt *resume);
+/* Copy device gradients to the host mirrors / host parameters back to the device (no-ops on
+ * the CPU backend, where the optimizer works on the model's own memory). */
+int sw_train_grads_to_host(struct sw_trainer *t);
+int sw_train_params_to_device(struct sw_trainer *t);
+void sw_train_teardown(struct sw_trainer *t);
+
+/* sw_train_save.c */
+int sw_train_save(struct sw_trainer *t);
+json_t *sw_train_args_json(const struct sw_train_opts *o);
+
+#endif

@@ -1,0 +1,98 @@
+/* sw_train_opts — sw-train's option table. Names and defaults are ms-swift's where ms-swift has
+ * the knob (its TrainArguments / HF TrainingArguments); sw's own additions say so in their help.
+ * --help, YAML configs and args.json all come from this one table. */
+#include "sw_train.h"
+
+#include <stddef.h>
+
+#define F(x) offsetof(struct sw_train_opts, x)
+
+const struct sw_opt sw_train_options[] = {
+    {"model", SW_OPT_STRING, F(model), NULL, "HF model folder to train (config.json + safetensors)",
+     0, 0, NULL, NULL},
+    {"init_from_config", SW_OPT_STRING, F(init_from_config), NULL,
+     "sw: config.json to build a randomly initialised model from (pre-training)", 0, 0, NULL, NULL},
+    {"dataset", SW_OPT_STRING, F(dataset), "-",
+     "training stream: - (stdin), a .sws file, or a ZeroMQ endpoint tcp://...", 0, 0, NULL, NULL},
+    {"val_dataset", SW_OPT_STRING, F(val_dataset), NULL,
+     "validation stream (same forms), evaluated every eval_steps", 0, 0, NULL, NULL},
+    {"tuner_type", SW_OPT_CHOICE, F(tuner_type), "lora", "full fine-tuning or LoRA adapters", 0, 0,
+     "full|lora", "train_type"},
+    {"lora_rank", SW_OPT_INT, F(lora_rank), "8", "LoRA rank r", 1, 65536, NULL, NULL},
+    {"lora_alpha", SW_OPT_FLOAT, F(lora_alpha), "32", "LoRA alpha (scale alpha/r)", 1e-9, 1e9, NULL,
+     NULL},
+    {"lora_dropout", SW_OPT_FLOAT, F(lora_dropout), "0.05", "dropout on the LoRA input", 0, 0.999,
+     NULL, NULL},
+    {"target_modules", SW_OPT_LIST, F(target_modules), "all-linear",
+     "all-linear or module names (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)", 0, 0,
+     NULL, NULL},
+    {"use_rslora", SW_OPT_BOOL, F(use_rslora), "false",
+     "rank-stabilised LoRA (scale alpha/sqrt(r))", 0, 0, NULL, NULL},
+    {"learning_rate", SW_OPT_FLOAT, F(learning_rate), NULL,
+     "peak learning rate (unset: 1e-4 for lora, 1e-5 for full)", 0, 10, NULL, NULL},
+    {"weight_decay", SW_OPT_FLOAT, F(weight_decay), "0.1",
+     "AdamW decoupled weight decay (not on biases and norm weights)", 0, 10, NULL, NULL},
+    {"adam_beta1", SW_OPT_FLOAT, F(adam_beta1), "0.9", "AdamW beta1", 0, 0.999999, NULL, NULL},
+    {"adam_beta2", SW_OPT_FLOAT, F(adam_beta2), "0.95", "AdamW beta2", 0, 0.999999999, NULL, NULL},
+    {"adam_epsilon", SW_OPT_FLOAT, F(adam_epsilon), "1e-8", "AdamW epsilon", 0, 1, NULL, NULL},
+    {"max_grad_norm", SW_OPT_FLOAT, F(max_grad_norm), "1.0",
+     "clip the global gradient norm to this (0 = no clipping)", 0, 1e9, NULL, NULL},
+    {"lr_scheduler_type", SW_OPT_CHOICE, F(lr_scheduler_type), "cosine", "learning-rate schedule",
+     0, 0, "cosine|linear|constant|constant_with_warmup", NULL},
+    {"warmup_ratio", SW_OPT_FLOAT, F(warmup_ratio), "0.05",
+     "warmup as a fraction of the total steps (used when warmup_steps is 0)", 0, 1, NULL, NULL},
+    {"warmup_steps", SW_OPT_FLOAT, F(warmup_steps), "0",
+     "warmup steps (>= 1), or a fraction of the total (< 1)", 0, 1e12, NULL, NULL},
+    {"per_device_train_batch_size", SW_OPT_INT, F(per_device_train_batch_size), "1",
+     "samples per micro-batch (packed back to back); a batch record is one micro-batch", 1, 1 << 20,
+     NULL, NULL},
+    {"gradient_accumulation_steps", SW_OPT_INT, F(gradient_accumulation_steps), "1",
+     "micro-batches per optimizer step", 1, 1 << 20, NULL, NULL},
+    {"num_train_epochs", SW_OPT_INT, F(num_train_epochs), "3",
+     "passes over the dataset (a file; streams are read once)", 1, 1000000, NULL, NULL},
+    {"max_steps", SW_OPT_INT, F(max_steps), "-1",
+     "total optimizer steps (> 0 overrides num_train_epochs; 0 saves the initial model)", -1, 1e15,
+     NULL, NULL},
+    {"seed", SW_OPT_INT, F(seed), "42", "seed of init, LoRA A and dropout (Philox streams)", 0,
+     9.2e18, NULL, NULL},
+    {"data_seed", SW_OPT_INT, F(data_seed), "42", "data order seed (recorded; sw-pack shuffles)", 0,
+     9.2e18, NULL, NULL},
+    {"logging_steps", SW_OPT_INT, F(logging_steps), "5",
+     "log metrics every N steps (output_dir/logging.jsonl)", 1, 1e15, NULL, NULL},
+    {"eval_steps", SW_OPT_INT, F(eval_steps), "500",
+     "evaluate val_dataset every N steps (and at the end)", 1, 1e15, NULL, NULL},
+    {"save_steps", SW_OPT_INT, F(save_steps), "500",
+     "save a checkpoint every N steps (and at the end)", 1, 1e15, NULL, NULL},
+    {"save_total_limit", SW_OPT_INT, F(save_total_limit), "0",
+     "keep at most N checkpoints, never the newest nor the best (0 = all)", 0, 1e9, NULL, NULL},
+    {"save_only_model", SW_OPT_BOOL, F(save_only_model), "false",
+     "omit the optimizer state (smaller; such checkpoints cannot be resumed)", 0, 0, NULL, NULL},
+    {"max_shard_size", SW_OPT_INT, F(max_shard_size), "5000000000",
+     "bytes per model.safetensors shard", 1, 1e15, NULL, NULL},
+    {"output_dir", SW_OPT_STRING, F(output_dir), "output", "where checkpoints and logging.jsonl go",
+     0, 0, NULL, NULL},
+    {"resume_from_checkpoint", SW_OPT_STRING, F(resume_from_checkpoint), NULL,
+     "continue exactly from a checkpoint folder (\"latest\": output_dir's newest)", 0, 0, NULL,
+     NULL},
+    {"device", SW_OPT_CHOICE, F(device), "cpu", "where to train", 0, 0, "cpu|cuda", NULL},
+    {"nan_policy", SW_OPT_CHOICE, F(nan_policy), "stop",
+     "sw: on a NaN/Inf loss or gradient, stop with an error or skip the step", 0, 0, "stop|skip",
+     NULL},
+    {"dataset_timeout", SW_OPT_INT, F(dataset_timeout), "0",
+     "sw: ZeroMQ dataset: ms to wait for a record (0 = forever)", 0, 1e12, NULL, NULL},
+    SW_OPT_END,
+};
+
+const struct sw_cli sw_train_cli = {
+    "sw-train",
+    NULL,
+    "sw-train [options]",
+    "Train a decoder (Llama, Qwen2, Qwen3) on an sws stream of token samples or packed batches: "
+    "full fine-tuning or LoRA, AdamW with HF's schedules, clipping and decay rule. Writes HF / "
+    "PEFT checkpoints to output_dir/checkpoint-<step>/ (resumable exactly) and metrics to "
+    "output_dir/logging.jsonl. Exit status: 0 done, 1 error, 2 usage, 130/143 stopped by "
+    "SIGINT/SIGTERM after saving a checkpoint.",
+    sw_train_options,
+    0,
+    0,
+};

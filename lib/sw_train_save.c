@@ -1,0 +1,107 @@
+/* sw_train_save — assembling a checkpoint from the trainer: the tensors to save (every weight for
+ * full training, the LoRA A/B matrices for LoRA, from host memory), the adapter description, the
+ * state (steps, data position, RNG), and args.json built from the option table. */
+#include "sw_train_impl.h"
+
+#include "sw_err.h"
+#include "sw_log.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+json_t *sw_train_args_json(const struct sw_train_opts *o) {
+    json_t *j = json_object();
+    if (!j) return NULL;
+    for (const struct sw_opt *k = sw_train_options; k->key; k++) {
+        const void *base = (const char *)o + k->offset;
+        json_t *v;
+        switch (k->type) {
+        case SW_OPT_BOOL: v = json_boolean(*(const int *)base); break;
+        case SW_OPT_INT: v = json_integer(*(const int64_t *)base); break;
+        case SW_OPT_FLOAT: v = json_real(*(const double *)base); break;
+        default: {
+            const char *s = *(char *const *)base;
+            v = s ? json_string(s) : json_null();
+        }
+        }
+        json_object_set_new(j, k->key, v ? v : json_null());
+    }
+    return j;
+}
+
+/* Host view of parameter p: the mirror when the device is not the CPU, else its own memory. */
+static float *host_data(struct sw_trainer *t, struct sw_param *p) {
+    for (int i = 0; i < t->np; i++)
+        if (t->mp[i] == p) return t->op[i].data;
+    return t->be->device == SW_DEVICE_CPU ? p->value.data : NULL;
+}
+
+int sw_train_save(struct sw_trainer *t) {
+    const struct sw_train_opts *o = t->o;
+    int n = sw_model_nparams(t->m), k = 0, rc = 0;
+    struct sw_tensor *ts = calloc((size_t)n, sizeof *ts);
+    float **owned = calloc((size_t)n, sizeof *owned);
+    if (!ts || !owned) {
+        free(ts);
+        free(owned);
+        return sw_err_set(SW_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        struct sw_param *p = sw_model_param(t->m, i);
+        if (t->lora != p->is_lora) continue;
+        float *h = host_data(t, p);
+        if (!h) { /* a frozen tensor on the device: fetch a copy */
+            size_t bytes = sw_tensor_nbytes(&p->value);
+            if (!(owned[k] = h = malloc(bytes ? bytes : 1))) {
+                rc = sw_err_set(SW_ENOMEM, "out of memory saving '%s'", p->name);
+                break;
+            }
+            rc = t->be->download(t->be, h, p->value.data, bytes);
+        }
+        if (rc == 0) rc = sw_tensor_init(&ts[k], SW_DTYPE_F32, p->value.ndim, p->value.shape, h);
+        if (rc == 0) rc = sw_tensor_set_name(&ts[k], p->name);
+        k++;
+    }
+    struct sw_ckpt_state *st = &t->st;
+    /* The data position (st->data_*) is the one of the last completed step, kept by the loop:
+     * a gather cut short by a signal may have read further. */
+    st->optimizer_steps = sw_adamw_steps(t->opt);
+    struct sw_ckpt_lora lc = {
+        .r = t->lc.r,
+        .alpha = t->lc.alpha,
+        .dropout = o->lora_dropout,
+        .use_rslora = t->lc.use_rslora,
+        .target_modules = t->lora_targets,
+        .base_model = t->model_dir,
+    };
+    struct sw_ckpt_save_args a = {
+        .output_dir = o->output_dir,
+        .step = st->global_step,
+        .lora = t->lora,
+        .tensors = ts,
+        .n_tensors = k,
+        .config = &t->cfg,
+        .lora_cfg = &lc,
+        .model_dir = t->model_dir,
+        .max_shard_bytes = o->max_shard_size > 0 ? (uint64_t)o->max_shard_size : 0,
+        .optimizer = o->save_only_model ? NULL : t->opt,
+        .state = st,
+        .args = t->args,
+        .save_total_limit = (int)o->save_total_limit,
+    };
+    char *path = NULL;
+    if (rc == 0) rc = sw_ckpt_save(&a, &path);
+    if (rc == 0) {
+        sw_info("saved %s", path);
+        t->last_saved_step = st->global_step;
+    }
+    free(path);
+    for (int i = 0; i < n; i++) {
+        sw_tensor_release(&ts[i]);
+        free(owned[i]);
+    }
+    free(ts);
+    free(owned);
+    return rc;
+}

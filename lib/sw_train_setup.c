@@ -1,0 +1,296 @@
+/* sw_train_setup — everything before the first step: the backend, the model (from an HF folder,
+ * from a config with random init, or from a full checkpoint), LoRA adapters, the checks that a
+ * checkpoint belongs to this run (tuner, adapter shape, base model), the trainable-parameter list
+ * with host mirrors for non-CPU devices, and the optimizer with its restored moments. */
+#include "sw_train_impl.h"
+
+#include "sw_cuda.h"
+#include "sw_err.h"
+#include "sw_io.h"
+#include "sw_log.h"
+#include "sw_sha256.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const lin_names[] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                        "gate_proj", "up_proj", "down_proj"};
+#define NLIN 7
+
+/* The sorted, comma-separated module list a target_modules value means ("all-linear" → all). */
+static void canonical_targets(const char *spec, char *out, size_t cap) {
+    int on[NLIN] = {0};
+    int all = !spec || !*spec || strcmp(spec, "all-linear") == 0;
+    for (int i = 0; i < NLIN; i++) {
+        if (all) {
+            on[i] = 1;
+            continue;
+        }
+        size_t n = strlen(lin_names[i]);
+        for (const char *p = spec; (p = strstr(p, lin_names[i])); p += n)
+            if ((p == spec || p[-1] == ',' || p[-1] == ' ') &&
+                (p[n] == ',' || p[n] == ' ' || !p[n]))
+                on[i] = 1;
+    }
+    /* Sorted by name, as adapter_config.json lists them. */
+    const char *sorted[NLIN];
+    int k = 0;
+    for (int i = 0; i < NLIN; i++)
+        if (on[i]) sorted[k++] = lin_names[i];
+    for (int i = 1; i < k; i++)
+        for (int j = i; j > 0 && strcmp(sorted[j - 1], sorted[j]) > 0; j--) {
+            const char *t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
+    out[0] = '\0';
+    for (int i = 0; i < k; i++) {
+        if (i) strncat(out, ",", cap - strlen(out) - 1);
+        strncat(out, sorted[i], cap - strlen(out) - 1);
+    }
+}
+
+static int file_sha256(const char *dir, const char *name, char hex[65]) {
+    hex[0] = '\0';
+    char *p = dir ? sw_path_join(dir, name) : strdup(name);
+    if (!p) return sw_err_set(SW_ENOMEM, "out of memory");
+    int rc = 0;
+    if (access(p, F_OK) == 0) {
+        uint8_t d[32];
+        rc = sw_sha256_file(p, d);
+        if (rc == 0) sw_hex(d, 32, hex);
+    }
+    free(p);
+    return rc;
+}
+
+static int open_backend(struct sw_trainer *t) {
+    const char *dev = t->o->device ? t->o->device : "cpu";
+    enum sw_device d;
+    if (strcmp(dev, "cpu") == 0) {
+        d = SW_DEVICE_CPU;
+    } else if (strcmp(dev, "cuda") == 0) {
+        if (!sw_cuda_available())
+            return sw_err_set(SW_EUNSUPPORTED, "device cuda: this sw was built without CUDA "
+                                               "(rebuild with make CUDA=1, or use --device cpu)");
+        d = SW_DEVICE_CUDA;
+    } else {
+        return sw_err_set(SW_EUSAGE, "device: unknown device '%s' (cpu or cuda)", dev);
+    }
+    return sw_backend_open(d, &t->be);
+}
+
+static int cmp_entry_name(const void *a, const void *b) {
+    return strcmp((*(const struct sw_st_entry *const *)a)->name,
+                  (*(const struct sw_st_entry *const *)b)->name);
+}
+
+/* A fingerprint of the base model that a LoRA checkpoint records and a resume compares: SHA-256
+ * over config.json's bytes and, for every tensor in name order, its name, dtype, shape and up to
+ * 3 × 256 bytes sampled at the start, middle and end of its data. Two different checkpoints of
+ * one architecture differ in practically every tensor, so this tells them apart without
+ * hashing gigabytes. */
+static int base_fingerprint(struct sw_trainer *t, char hex[65]) {
+    const struct sw_st_set *s = t->hf->weights;
+    int n = sw_st_set_count(s);
+    const struct sw_st_entry **e = malloc((size_t)(n ? n : 1) * sizeof *e);
+    if (!e) return sw_err_set(SW_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        e[i] = sw_st_set_get(s, i);
+    qsort(e, (size_t)n, sizeof *e, cmp_entry_name);
+    struct sw_sha256 h;
+    int rc = sw_sha256_init(&h);
+    char cfg[65];
+    if (rc == 0) rc = file_sha256(t->model_dir, "config.json", cfg);
+    if (rc == 0) rc = sw_sha256_update(&h, cfg, 64);
+    for (int i = 0; i < n && rc == 0; i++) {
+        char head[160];
+        int len =
+            snprintf(head, sizeof head, "|%s|%d|%d", e[i]->name, (int)e[i]->dtype, e[i]->ndim);
+        rc = sw_sha256_update(&h, head, (size_t)len);
+        if (rc == 0) rc = sw_sha256_update(&h, e[i]->shape, (size_t)e[i]->ndim * sizeof(int64_t));
+        size_t nb = e[i]->nbytes, k = nb < 256 ? nb : 256;
+        const uint8_t *d = e[i]->data;
+        if (rc == 0 && k) rc = sw_sha256_update(&h, d, k);
+        if (rc == 0 && k) rc = sw_sha256_update(&h, d + (nb - k) / 2, k);
+        if (rc == 0 && k) rc = sw_sha256_update(&h, d + nb - k, k);
+    }
+    uint8_t dg[32];
+    if (rc == 0)
+        rc = sw_sha256_final(&h, dg);
+    else
+        sw_sha256_release(&h);
+    free(e);
+    if (rc == 0) sw_hex(dg, 32, hex);
+    return rc;
+}
+
+/* The configuration and, with --model, the opened and verified folder. */
+static int load_config(struct sw_trainer *t) {
+    const struct sw_train_opts *o = t->o;
+    if (o->model && o->init_from_config)
+        return sw_err_set(SW_EUSAGE, "give either model (a pretrained folder) or "
+                                     "init_from_config (random init), not both");
+    if (o->init_from_config) {
+        SW_TRY(sw_model_config_load(o->init_from_config, &t->cfg));
+        return file_sha256(NULL, o->init_from_config, t->base_config_sha256);
+    }
+    if (!o->model)
+        return sw_err_set(SW_EUSAGE, "no model: give --model DIR (an HF folder) or "
+                                     "--init_from_config config.json");
+    SW_TRY(sw_hfmodel_open(o->model, &t->hf));
+    SW_TRY(sw_hfmodel_verify(t->hf));
+    t->cfg = t->hf->config;
+    char abs[PATH_MAX];
+    if (!realpath(o->model, abs)) return sw_err_errno("cannot resolve '%s'", o->model);
+    if (!(t->model_dir = strdup(abs))) return sw_err_set(SW_ENOMEM, "out of memory");
+    SW_TRY(base_fingerprint(t, t->base_config_sha256));
+    return file_sha256(t->model_dir, "tokenizer.json", t->tokenizer_sha256);
+}
+
+static int check_resume_tuner(struct sw_trainer *t, struct sw_ckpt *ck) {
+    if (sw_ckpt_is_lora(ck) != t->lora)
+        return sw_err_set(SW_EINVAL, "%s is a %s checkpoint but tuner_type is %s", sw_ckpt_dir(ck),
+                          sw_ckpt_is_lora(ck) ? "LoRA" : "full-weight", t->lora ? "lora" : "full");
+    if (!t->lora) return 0;
+    const struct sw_ckpt_lora *l = sw_ckpt_get_lora(ck);
+    char saved[160];
+    canonical_targets(l->target_modules, saved, sizeof saved);
+    if (l->r != t->lc.r || l->alpha != t->lc.alpha || l->use_rslora != t->lc.use_rslora ||
+        strcmp(saved, t->lora_targets) != 0)
+        return sw_err_set(SW_EINVAL,
+                          "%s: the adapter (r %d, lora_alpha %g, use_rslora %d, "
+                          "target_modules %s) differs from the options (r %d, lora_alpha %g, "
+                          "use_rslora %d, target_modules %s)",
+                          sw_ckpt_dir(ck), l->r, l->alpha, l->use_rslora, saved, t->lc.r,
+                          t->lc.alpha, t->lc.use_rslora, t->lora_targets);
+    const struct sw_ckpt_state *st = sw_ckpt_get_state(ck);
+    if (st->base_config_sha256[0] && strcmp(st->base_config_sha256, t->base_config_sha256) != 0)
+        return sw_err_set(SW_EINVAL,
+                          "%s: adapter base mismatch: it was trained on another base "
+                          "model than %s (base fingerprint %.12s... vs %.12s...)",
+                          sw_ckpt_dir(ck), t->o->model ? t->o->model : t->o->init_from_config,
+                          st->base_config_sha256, t->base_config_sha256);
+    return 0;
+}
+
+static int build_params(struct sw_trainer *t) {
+    SW_TRY(sw_model_zero_grad(t->m));
+    int n = sw_model_nparams(t->m), k = 0;
+    for (int i = 0; i < n; i++)
+        k += sw_model_param(t->m, i)->trainable;
+    t->mp = calloc((size_t)(k ? k : 1), sizeof *t->mp);
+    t->op = calloc((size_t)(k ? k : 1), sizeof *t->op);
+    if (!t->mp || !t->op) return sw_err_set(SW_ENOMEM, "out of memory");
+    t->mirrored = t->be->device != SW_DEVICE_CPU;
+    for (int i = 0; i < n; i++) {
+        struct sw_param *p = sw_model_param(t->m, i);
+        if (!p->trainable) continue;
+        int64_t numel = sw_tensor_numel(&p->value);
+        struct sw_optim_param *q = &t->op[t->np];
+        t->mp[t->np++] = p;
+        q->name = p->name;
+        q->numel = numel;
+        q->decay = sw_param_wants_decay(p->name);
+        if (q->decay != p->decay)
+            sw_debug("%s: decay %d (HF's name rule) vs model flag %d", p->name, q->decay, p->decay);
+        if (!t->mirrored) {
+            q->data = p->value.data;
+            q->grad = p->grad.data;
+            continue;
+        }
+        size_t bytes = (size_t)(numel ? numel : 1) * sizeof(float);
+        q->data = malloc(bytes);
+        q->grad = calloc(1, bytes);
+        if (!q->data || !q->grad) return sw_err_set(SW_ENOMEM, "out of memory for '%s'", p->name);
+        SW_TRY(t->be->download(t->be, q->data, p->value.data, (size_t)numel * sizeof(float)));
+    }
+    if (t->np == 0) return sw_err_set(SW_EINVAL, "nothing to train: no trainable parameter");
+    return 0;
+}
+
+int sw_train_setup_model(struct sw_trainer *t, struct sw_ckpt *resume) {
+    const struct sw_train_opts *o = t->o;
+    t->lora = o->tuner_type && strcmp(o->tuner_type, "lora") == 0;
+    SW_TRY(open_backend(t));
+    SW_TRY(load_config(t));
+    SW_TRY(sw_model_new(&t->cfg, t->be, &t->m));
+    if (t->lora) {
+        if (!o->model)
+            return sw_err_set(SW_EUSAGE, "tuner_type lora needs a pretrained --model to adapt "
+                                         "(init_from_config starts from random weights)");
+        t->lc.r = (int)o->lora_rank;
+        t->lc.alpha = o->lora_alpha;
+        t->lc.use_rslora = o->use_rslora;
+        t->lc.dropout = (float)o->lora_dropout;
+        t->lc.target_modules = o->target_modules;
+        t->lc.seed = (uint64_t)o->seed;
+        canonical_targets(o->target_modules, t->lora_targets, sizeof t->lora_targets);
+    }
+    if (resume) SW_TRY(check_resume_tuner(t, resume));
+    if (resume && !t->lora) {
+        SW_TRY(sw_model_load(t->m, sw_ckpt_weights(resume)));
+    } else if (t->hf) {
+        SW_TRY(sw_model_load(t->m, t->hf->weights));
+    } else {
+        SW_TRY(sw_model_init_random(t->m, (uint64_t)o->seed, 0.0f));
+    }
+    if (t->lora) {
+        SW_TRY(sw_model_lora_add(t->m, &t->lc));
+        if (resume) SW_TRY(sw_model_lora_load(t->m, sw_ckpt_weights(resume)));
+    }
+    return build_params(t);
+}
+
+int sw_train_setup_optimizer(struct sw_trainer *t, struct sw_ckpt *resume) {
+    const struct sw_train_opts *o = t->o;
+    struct sw_adamw_config c = {o->adam_beta1, o->adam_beta2, o->adam_epsilon, o->weight_decay};
+    SW_TRY(sw_adamw_new(&c, t->op, t->np, &t->opt));
+    if (resume) SW_TRY(sw_ckpt_load_optimizer(resume, t->opt));
+    return 0;
+}
+
+int sw_train_grads_to_host(struct sw_trainer *t) {
+    if (!t->mirrored) return 0;
+    for (int i = 0; i < t->np; i++)
+        SW_TRY(t->be->download(t->be, t->op[i].grad, t->mp[i]->grad.data,
+                               (size_t)t->op[i].numel * sizeof(float)));
+    return 0;
+}
+
+int sw_train_params_to_device(struct sw_trainer *t) {
+    if (!t->mirrored) return 0;
+    for (int i = 0; i < t->np; i++)
+        SW_TRY(t->be->upload(t->be, t->mp[i]->value.data, t->op[i].data,
+                             (size_t)t->op[i].numel * sizeof(float)));
+    return 0;
+}
+
+void sw_train_teardown(struct sw_trainer *t) {
+    if (t->mirrored && t->op)
+        for (int i = 0; i < t->np; i++) {
+            free(t->op[i].data);
+            free(t->op[i].grad);
+        }
+    free(t->op);
+    free(t->mp);
+    sw_adamw_free(t->opt);
+    sw_model_free(t->m);
+    sw_backend_close(t->be);
+    sw_hfmodel_close(t->hf);
+    free(t->model_dir);
+    sw_ckpt_state_release(&t->st);
+    sw_metrics_close(t->metrics);
+    sw_train_data_close(&t->data);
+    if (t->mbs)
+        for (int64_t i = 0; i < t->o->gradient_accumulation_steps; i++)
+            sw_mb_release(&t->mbs[i]);
+    free(t->mbs);
+    for (int i = 0; i < t->n_val; i++)
+        sw_mb_release(&t->val[i]);
+    free(t->val);
+    json_decref(t->args);
+    memset(t, 0, sizeof *t);
+}

@@ -1,0 +1,375 @@
+#!/usr/bin/env bats
+# sw-train end to end on tiny models (test/fixtures/models/tiny-*/config.json, random init by
+# sw-train itself) and tiny streams (test/fixtures/models/tiny-data/, from gen_tiny_data.py):
+# training, exact resume (byte-identical safetensors), SIGTERM, LoRA, evaluation, pruning, bad
+# input, and — when python3 has torch, transformers, peft and msgpack — loading the checkpoints
+# with transformers / PEFT and recomputing sw's eval_loss there.
+#
+# One thread: the CPU kernels are bit-reproducible for a fixed thread count, and tiny models
+# train fastest on one core.
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+setup() {
+    ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
+    T="$ROOT/bin/sw-train"
+    M="$ROOT/test/fixtures/models"
+    D="$M/tiny-data"
+    export SW_NUM_THREADS=1 SW_PROGRESS=0
+    cd "$BATS_TEST_TMPDIR"
+}
+
+# A random tiny model as an HF folder: out/checkpoint-0.
+make_base() { # name config [seed]
+    "$T" -q --init_from_config "$M/$2/config.json" --tuner_type full --max_steps 0 \
+        --seed "${3:-42}" --output_dir "$1"
+}
+
+full_args() {
+    echo --init_from_config "$M/tiny-qwen2/config.json" --tuner_type full \
+        --dataset "$D/train.sws" --num_train_epochs 2 --per_device_train_batch_size 4 \
+        --gradient_accumulation_steps 2 --learning_rate 3e-3 --logging_steps 2
+}
+
+has_python_stack() {
+    python3 -c 'import torch, transformers, peft, msgpack' 2>/dev/null
+}
+
+# Offset in bytes of the first element of tensor $2 in safetensors file $1.
+tensor_offset() {
+    local hlen off
+    hlen=$(od -An -t u8 -N8 "$1" | tr -d ' ')
+    off=$(head -c $((8 + hlen)) "$1" | tail -c "$hlen" | grep -o "\"$2\":{[^}]*}" |
+          sed 's/.*"data_offsets":\[\([0-9]*\),.*/\1/')
+    echo $((8 + hlen + off))
+}
+
+@test "--help lists the ms-swift option names" {
+    run "$T" --help
+    assert_success
+    for k in model dataset tuner_type train_type lora_rank learning_rate lr_scheduler_type \
+             warmup_ratio gradient_accumulation_steps max_grad_norm save_total_limit \
+             resume_from_checkpoint nan_policy init_from_config; do
+        assert_output --partial "$k"
+    done
+}
+
+@test "unknown option is a usage error with a suggestion" {
+    run "$T" --learnig_rate 1e-4
+    assert_failure 2
+    assert_output --partial "did you mean 'learning_rate'"
+}
+
+@test "max_steps 0 writes the initial model as an HF folder with a valid manifest" {
+    make_base base tiny-qwen3
+    [ -f base/checkpoint-0/config.json ]
+    [ -f base/checkpoint-0/model.safetensors ]
+    run grep -c '"model_type": "qwen3"' base/checkpoint-0/config.json
+    assert_output 1
+    (cd base/checkpoint-0 && sha256sum -c --quiet checkpoint.sha256)
+}
+
+@test "full training from a file: metrics lines, loss goes down, final checkpoint" {
+    run "$T" $(full_args) --output_dir out
+    assert_success
+    [ -d out/checkpoint-12 ]
+    [ "$(wc -l < out/logging.jsonl)" -eq 6 ]
+    run head -1 out/logging.jsonl
+    for k in step epoch loss grad_norm learning_rate tokens_per_sec peak_mem_bytes elapsed; do
+        assert_output --partial "\"$k\":"
+    done
+    first=$(head -1 out/logging.jsonl | sed 's/.*"loss":\([0-9.]*\).*/\1/')
+    last=$(tail -1 out/logging.jsonl | sed 's/.*"loss":\([0-9.]*\).*/\1/')
+    run awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.05) }'
+    assert_success
+    grep -q '"global_step": 12' out/checkpoint-12/trainer_state.json
+    grep -q '"log_history"' out/checkpoint-12/trainer_state.json
+}
+
+@test "resume is exact: straight run vs resume from its middle checkpoint" {
+    "$T" -q $(full_args) --save_steps 5 --output_dir a
+    [ -d a/checkpoint-5 ] && [ -d a/checkpoint-12 ]
+    "$T" -q $(full_args) --save_steps 5 --output_dir b --resume_from_checkpoint a/checkpoint-5
+    for f in model.safetensors optimizer.safetensors trainer_state.json training_state.json \
+             rng_state.json; do
+        cmp a/checkpoint-12/$f b/checkpoint-12/$f
+    done
+}
+
+@test "resume from 'latest' continues the newest checkpoint of output_dir" {
+    "$T" -q $(full_args) --save_steps 5 --output_dir a
+    rm -rf a/checkpoint-12 a/checkpoint-10
+    run "$T" $(full_args) --save_steps 5 --output_dir a --resume_from_checkpoint latest
+    assert_success
+    assert_output --partial "resuming from a/checkpoint-5"
+    [ -d a/checkpoint-12 ]
+    # logging.jsonl was trimmed to step 5, then continued: no step appears twice.
+    [ "$(grep -o '"step":[0-9]*,"epoch":[0-9.]*,"loss"' a/logging.jsonl | sort | uniq -d | wc -l)" -eq 0 ]
+}
+
+@test "LoRA with dropout: resume is exact, checkpoint is a PEFT folder" {
+    make_base base tiny-llama
+    args="--model base/checkpoint-0 --tuner_type lora --lora_rank 4 --lora_alpha 8
+          --lora_dropout 0.1 --dataset $D/train.sws --num_train_epochs 1
+          --per_device_train_batch_size 3 --learning_rate 1e-2 --save_steps 7"
+    "$T" -q $args --output_dir l1
+    "$T" -q $args --output_dir l2 --resume_from_checkpoint l1/checkpoint-7
+    cmp l1/checkpoint-16/adapter_model.safetensors l2/checkpoint-16/adapter_model.safetensors
+    cmp l1/checkpoint-16/optimizer.safetensors l2/checkpoint-16/optimizer.safetensors
+    [ ! -e l1/checkpoint-16/model.safetensors ]
+    grep -q '"peft_type": "LORA"' l1/checkpoint-16/adapter_config.json
+    grep -q '"task_type": "CAUSAL_LM"' l1/checkpoint-16/adapter_config.json
+    grep -q '"r": 4' l1/checkpoint-16/adapter_config.json
+    grep -q 'base_model.model.model.layers.1.mlp.down_proj.lora_B.weight' \
+        l1/checkpoint-16/adapter_model.safetensors
+}
+
+@test "SIGTERM during training: exit 143, a loadable checkpoint, and resuming it is exact" {
+    # The producer sends part of the stream and then stalls: the trainer is blocked reading
+    # when the signal arrives, and must still stop and save.
+    args="--init_from_config $M/tiny-qwen2/config.json --tuner_type full --max_steps 30
+          --per_device_train_batch_size 2 --learning_rate 3e-3 --save_steps 1000"
+    "$T" -q $args --dataset "$D/train.sws" --output_dir straight
+    mkfifo feed
+    # exec: the feeder's pid is the sleep itself, so killing it leaves nothing behind.
+    (head -c 6000 "$D/train.sws"; exec sleep 60) > feed 2> /dev/null &
+    feeder=$!
+    "$T" $args --dataset - --output_dir sig < feed 2> sig.err &
+    pid=$!
+    # Wait for the first metrics line (step 5), then a little for the trainer to drain the
+    # records it has and block on the idle pipe.
+    for _ in $(seq 200); do [ -s sig/logging.jsonl ] && break; sleep 0.1; done
+    sleep 1
+    status=0
+    wait "$pid" || status=$?
+    kill "$feeder" 2> /dev/null || true
+    [ "$status" -eq 143 ]
+    grep -q "stopped by SIGTERM" sig.err
+    ckpt=$(ls -d sig/checkpoint-* | head -1)
+    [ -n "$ckpt" ]
+    [ "$(ls -d sig/checkpoint-* | wc -l)" -eq 1 ]
+    (cd "$ckpt" && sha256sum -c --quiet checkpoint.sha256)
+    step=${ckpt##*-}
+    [ "$step" -gt 0 ] && [ "$step" -lt 30 ]
+    # Resume from the file: same records, same schedule, same result as the straight run.
+    "$T" -q $args --dataset "$D/train.sws" --output_dir sig --resume_from_checkpoint "$ckpt"
+    cmp straight/checkpoint-30/model.safetensors sig/checkpoint-30/model.safetensors
+}
+
+@test "evaluation: eval lines, best metric kept by save_total_limit" {
+    run "$T" $(full_args) --val_dataset "$D/val.sws" --eval_steps 3 --save_steps 3 \
+        --save_total_limit 2 --output_dir out
+    assert_success
+    [ "$(grep -c eval_loss out/logging.jsonl)" -eq 4 ]
+    best=$(grep -o '"best_global_step": [0-9]*' out/checkpoint-12/trainer_state.json | grep -o '[0-9]*$')
+    [ -d "out/checkpoint-$best" ]
+    [ -d out/checkpoint-12 ]
+    [ "$(ls -d out/checkpoint-* | wc -l)" -le 2 ]
+}
+
+@test "batch records: packed rows with cu_seqlens and padded rows with attention_mask" {
+    run "$T" --init_from_config "$M/tiny-qwen3/config.json" --tuner_type full \
+        --dataset "$D/batches.sws" --num_train_epochs 2 --learning_rate 1e-3 --output_dir out
+    assert_success
+    [ -d out/checkpoint-12 ]
+}
+
+@test "nan_policy: stop fails naming the step, skip completes without updates" {
+    make_base base tiny-qwen2
+    f=base/checkpoint-0/model.safetensors
+    printf '\x00\x00\xc0\x7f' |
+        dd of="$f" bs=1 seek="$(tensor_offset "$f" model.norm.weight)" conv=notrunc status=none
+    run "$T" --model base/checkpoint-0 --tuner_type full --dataset "$D/train.sws" \
+        --max_steps 3 --output_dir out
+    assert_failure 1
+    assert_output --partial "step 1: non-finite loss"
+    run "$T" --model base/checkpoint-0 --tuner_type full --dataset "$D/train.sws" \
+        --max_steps 3 --nan_policy skip --output_dir out2
+    assert_success
+    assert_output --partial "skipped (nan_policy skip)"
+    grep -q '"optimizer_steps": 0' out2/checkpoint-3/training_state.json
+}
+
+@test "token id outside the vocabulary names the stream record" {
+    run "$T" --init_from_config "$M/tiny-qwen2/config.json" --tuner_type full \
+        --dataset "$D/bad_id.sws" --output_dir out
+    assert_failure 1
+    assert_output --partial "bad_id.sws: record 5: input_ids[2] = 64 is not below the model's vocab_size 64"
+}
+
+@test "stream header tokenized for another vocabulary is refused" {
+    run "$T" --init_from_config "$M/tiny-qwen2/config.json" --tuner_type full \
+        --dataset "$D/big_vocab.sws" --output_dir out
+    assert_failure 1
+    assert_output --partial "vocab_size 50000 but the model has 64"
+}
+
+@test "tokenizer digest: a stream for another tokenizer is refused; a match trains and is copied" {
+    make_base base tiny-qwen2
+    printf '{"version": "1.0", "model": {"type": "other"}}\n' > base/checkpoint-0/tokenizer.json
+    run "$T" --model base/checkpoint-0 --tuner_type full --dataset "$D/tok.sws" --output_dir o
+    assert_failure 1
+    assert_output --partial "tokenized with another tokenizer"
+    printf '{"version": "1.0", "model": {"type": "tiny"}}\n' > base/checkpoint-0/tokenizer.json
+    run "$T" --model base/checkpoint-0 --tuner_type full --dataset "$D/tok.sws" --max_steps 2 \
+        --output_dir o
+    assert_success
+    cmp base/checkpoint-0/tokenizer.json o/checkpoint-2/tokenizer.json
+}
+
+@test "stdin without max_steps, cuda on a CPU build, lora without a base: clear errors" {
+    run bash -c "'$T' --init_from_config '$M/tiny-qwen2/config.json' --tuner_type full --output_dir o < '$D/train.sws'"
+    assert_failure 2
+    assert_output --partial "set max_steps"
+    if ! nm "$T" | grep -q sw_cuda_check; then # a CPU-only build
+        run "$T" --init_from_config "$M/tiny-qwen2/config.json" --tuner_type full --device cuda \
+            --dataset "$D/train.sws" --output_dir o
+        assert_failure 1
+        assert_output --partial "built without CUDA"
+    fi
+    run "$T" --init_from_config "$M/tiny-qwen2/config.json" --dataset "$D/train.sws" --output_dir o
+    assert_failure 2
+    assert_output --partial "lora needs a pretrained --model"
+}
+
+@test "unsupported architecture and mis-shaped / missing tensors name the problem" {
+    sed 's/"qwen2"/"gpt2"/' "$M/tiny-qwen2/config.json" > gpt2.json
+    run "$T" --init_from_config gpt2.json --tuner_type full --dataset "$D/train.sws" --output_dir o
+    assert_failure 1
+    assert_output --partial "model_type 'gpt2' is not supported"
+    make_base base tiny-qwen2
+    sed -i 's/"intermediate_size": 32/"intermediate_size": 48/' base/checkpoint-0/config.json
+    run "$T" --model base/checkpoint-0 --tuner_type full --dataset "$D/train.sws" --output_dir o
+    assert_failure 1
+    assert_output --partial "mlp.gate_proj.weight"
+    sed -i 's/"intermediate_size": 48/"intermediate_size": 32/; s/"num_hidden_layers": 2/"num_hidden_layers": 3/' \
+        base/checkpoint-0/config.json
+    run "$T" --model base/checkpoint-0 --tuner_type full --dataset "$D/train.sws" --output_dir o
+    assert_failure 1
+    assert_output --partial "model.layers.2."
+}
+
+@test "resume refuses a missing, corrupt or foreign checkpoint" {
+    make_base base tiny-llama
+    run "$T" --model base/checkpoint-0 --dataset "$D/train.sws" --output_dir o \
+        --resume_from_checkpoint nowhere
+    assert_failure 1
+    assert_output --partial "nowhere"
+    "$T" -q --model base/checkpoint-0 --lora_rank 4 --dataset "$D/train.sws" --max_steps 4 \
+        --save_steps 2 --output_dir l
+    # One flipped byte in the adapter.
+    f=l/checkpoint-2/adapter_model.safetensors
+    printf '\x01' | dd of="$f" bs=1 seek=$(( $(stat -c %s "$f") - 5 )) conv=notrunc status=none
+    run "$T" --model base/checkpoint-0 --lora_rank 4 --dataset "$D/train.sws" --max_steps 4 \
+        --output_dir l --resume_from_checkpoint l/checkpoint-2
+    assert_failure 1
+    assert_output --partial "adapter_model.safetensors: checksum mismatch"
+    # A file missing.
+    rm l/checkpoint-4/rng_state.json
+    run "$T" --model base/checkpoint-0 --lora_rank 4 --dataset "$D/train.sws" --max_steps 4 \
+        --output_dir l --resume_from_checkpoint l/checkpoint-4
+    assert_failure 1
+    assert_output --partial "rng_state.json"
+    # Another base model (same config, other weights), another rank, another tuner.
+    "$T" -q $(full_args) --max_steps 2 --output_dir f
+    make_base other tiny-llama 7
+    "$T" -q --model base/checkpoint-0 --lora_rank 4 --dataset "$D/train.sws" --max_steps 4 \
+        --save_steps 2 --output_dir l2
+    run "$T" --model other/checkpoint-0 --lora_rank 4 --dataset "$D/train.sws" --max_steps 4 \
+        --output_dir l2 --resume_from_checkpoint l2/checkpoint-2
+    assert_failure 1
+    assert_output --partial "adapter base mismatch"
+    run "$T" --model base/checkpoint-0 --lora_rank 8 --dataset "$D/train.sws" --max_steps 4 \
+        --output_dir l2 --resume_from_checkpoint l2/checkpoint-2
+    assert_failure 1
+    assert_output --partial "differs from the options (r 8"
+    run "$T" --model base/checkpoint-0 --tuner_type full --dataset "$D/train.sws" --max_steps 4 \
+        --output_dir l2 --resume_from_checkpoint l2/checkpoint-2
+    assert_failure 1
+    assert_output --partial "is a LoRA checkpoint but tuner_type is full"
+}
+
+@test "save_only_model checkpoints cannot be resumed exactly, and say so" {
+    "$T" -q $(full_args) --max_steps 2 --save_only_model --output_dir o
+    [ ! -e o/checkpoint-2/optimizer.safetensors ]
+    run "$T" $(full_args) --max_steps 4 --output_dir o --resume_from_checkpoint o/checkpoint-2
+    assert_failure 1
+    assert_output --partial "optimizer.safetensors: missing"
+}
+
+# ---- the ecosystem loads what sw writes --------------------------------------------------------
+
+check_py='
+import json, struct, sys
+import msgpack, torch, transformers
+
+def tensor(m):
+    n = 1
+    for d in m["shape"]:
+        n *= d
+    return list(struct.unpack("<%d%s" % (n, {"I32": "i", "U8": "B"}[m["dtype"]]), m["data"]))
+
+def eval_loss(model, path):
+    tot, cnt = 0.0, 0
+    with open(path, "rb") as f:
+        for r in msgpack.Unpacker(f, raw=False):
+            if r.get("kind") != "sample":
+                continue
+            ids = tensor(r["input_ids"])
+            if "labels" in r:
+                lab = tensor(r["labels"])
+            elif "loss_mask" in r:
+                lab = [i if m else -100 for i, m in zip(ids, tensor(r["loss_mask"]))]
+            else:
+                lab = ids
+            pos = tensor(r["position_ids"]) if "position_ids" in r else list(range(len(ids)))
+            with torch.no_grad():
+                logits = model(input_ids=torch.tensor([ids]),
+                               position_ids=torch.tensor([pos])).logits[0].double()
+            tgt = torch.tensor(lab[1:])
+            tot += float(torch.nn.functional.cross_entropy(logits[:-1], tgt, ignore_index=-100,
+                                                           reduction="sum"))
+            cnt += int((tgt != -100).sum())
+    return tot / cnt
+
+kind, ckpt, val, want = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+if kind == "full":
+    model = transformers.AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32)
+else:
+    import peft
+    base = json.load(open(ckpt + "/adapter_config.json"))["base_model_name_or_path"]
+    model = peft.PeftModel.from_pretrained(
+        transformers.AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), ckpt)
+model.eval()
+got = eval_loss(model, val)
+print("%s: transformers %.7f, sw %.7f" % (kind, got, want))
+sys.exit(0 if abs(got - want) <= 1e-4 * max(1.0, abs(want)) else 1)
+'
+
+last_eval_loss() {
+    grep eval_loss "$1" | tail -1 | sed 's/.*"eval_loss":\([0-9.e+-]*\).*/\1/'
+}
+
+@test "transformers loads full checkpoints and reproduces sw's eval_loss (llama, qwen2, qwen3)" {
+    has_python_stack || skip "python3 with torch, transformers, peft and msgpack is not available"
+    for cfg in tiny-llama tiny-qwen2 tiny-qwen3; do
+        "$T" -q --init_from_config "$M/$cfg/config.json" --tuner_type full --dataset "$D/train.sws" \
+            --val_dataset "$D/val.sws" --num_train_epochs 1 --per_device_train_batch_size 4 \
+            --learning_rate 3e-3 --output_dir "f-$cfg"
+        run python3 -c "$check_py" full "f-$cfg/checkpoint-12" "$D/val.sws" \
+            "$(last_eval_loss "f-$cfg/logging.jsonl")"
+        assert_success
+    done
+}
+
+@test "PEFT loads LoRA checkpoints and reproduces sw's eval_loss" {
+    has_python_stack || skip "python3 with torch, transformers, peft and msgpack is not available"
+    make_base base tiny-qwen2
+    "$T" -q --model base/checkpoint-0 --lora_rank 4 --lora_alpha 16 --use_rslora \
+        --target_modules q_proj,v_proj,down_proj --dataset "$D/train.sws" \
+        --val_dataset "$D/val.sws" --num_train_epochs 1 --per_device_train_batch_size 4 \
+        --learning_rate 3e-2 --output_dir l
+    run python3 -c "$check_py" lora l/checkpoint-12 "$D/val.sws" "$(last_eval_loss l/logging.jsonl)"
+    assert_success
+}

@@ -1,0 +1,104 @@
+/* pack.h — shared declarations of sw-pack's pack/tokenize/detokenize subcommands (pack.c parses
+ * options, pack_run.c drives the pipeline, pack_emit.c writes records, pack_stats.c reports).
+ * The library does the work (sw_dataset, sw_template, sw_packing, sw_stream); these files only
+ * connect it. docs/pack.md describes the options and the records. */
+#ifndef SW_PACK_TOOL_H
+#define SW_PACK_TOOL_H
+
+#include "sw_dataset.h"
+#include "sw_packing.h"
+#include "sw_progress.h"
+#include "sw_stream.h"
+#include "sw_template.h"
+#include "sw_tokenizer.h"
+
+#include <stdint.h>
+
+int sw_pack_pack_main(int argc, char **argv);
+int sw_pack_tokenize_main(int argc, char **argv);
+int sw_pack_detokenize_main(int argc, char **argv);
+
+/* Options, ms-swift names where ms-swift has the knob (see pack.c's table). */
+struct pack_opts {
+    char *tokenizer, *dataset, *val_dataset, *dataset_format, *template_name, *system;
+    int64_t max_length;
+    char *truncation_strategy, *loss_scale, *packing_strategy;
+    int packing, padding_free, batch, dataset_shuffle, streaming, skip_bad_rows;
+    int64_t packing_window, per_device_train_batch_size, data_seed, dataset_num_proc;
+    int64_t check_tokenization;
+    double split_dataset_ratio;
+    char *output, *val_output, *stats;
+};
+
+/* Row outcome after tokenization. */
+enum pack_status { ITEM_OK = 0, ITEM_DELETED, ITEM_NO_LOSS, ITEM_BAD };
+
+/* One tokenized row. */
+struct pack_item {
+    struct sw_template_sample s; /* the sample, or the chosen side of a pair */
+    struct sw_template_sample r; /* the rejected side (preference rows) */
+    int kto;                     /* KTO label or SW_KTO_NONE */
+    uint32_t file;
+    long line;
+    unsigned char status, truncated;
+    char *err; /* ITEM_BAD: the message */
+};
+
+/* What the stream carries: decided by the first row, and every row must agree. */
+enum pack_kind { KIND_UNSET = 0, KIND_SFT, KIND_PREFERENCE, KIND_KTO };
+
+struct pack_counts {
+    uint64_t rows_read, rows_bad, rows_tokenized, rows_out, rows_truncated, rows_deleted;
+    uint64_t rows_no_loss, rows_sampled;
+    uint64_t samples, tokens, loss_tokens, records, sequences, padded_tokens;
+    uint64_t max_sample_len;
+};
+
+/* Everything the pipeline shares. */
+struct pack_ctx {
+    const struct pack_opts *o;
+    struct sw_tokenizer *tok;
+    const struct sw_template *tpl;
+    struct sw_template_tokens tk;
+    struct sw_template_opts topts;
+    enum sw_truncation trunc;
+    enum sw_pack_strategy strategy;
+    enum sw_dataset_format format;
+    int32_t pad_id;
+    enum pack_kind kind;
+    const char *const *files; /* file table of the current source (for row names) */
+    uint64_t checked;         /* rows whose tokenization was verified against whole text */
+};
+
+/* ---- emitting records (pack_emit.c) -------------------------------------------------------- */
+
+struct pack_emitter;
+
+/* A new emitter writing to w (borrowed); the mode follows the options (samples, padded batches,
+ * padding-free batches, packed batches) and ctx->kind. */
+int pack_emitter_new(struct pack_emitter **e, struct pack_ctx *x, struct sw_stream_writer *w,
+                     struct pack_counts *counts);
+/* Hand over one OK item (its samples are moved out; the item is left empty). */
+int pack_emitter_add(struct pack_emitter *e, struct pack_item *it);
+/* Flush what is pending (last partial batch, last packing window). */
+int pack_emitter_finish(struct pack_emitter *e);
+void pack_emitter_free(struct pack_emitter *e);
+/* The stream_kind an emitter of these options writes. */
+const char *pack_stream_kind(const struct pack_ctx *x);
+
+/* ---- statistics (pack_stats.c) ------------------------------------------------------------- */
+
+/* Summary lines on stderr (info level). */
+void pack_stats_log(const struct pack_ctx *x, const struct pack_counts *train,
+                    const struct pack_counts *val, double seconds);
+/* The counts as a JSON object (new reference) for --stats and the header meta. */
+struct json_t *pack_counts_json(const struct pack_ctx *x, const struct pack_counts *c);
+/* Write the --stats file (atomically). */
+int pack_stats_write(const char *path, const struct pack_ctx *x, const struct pack_counts *train,
+                     const struct pack_counts *val, double seconds);
+
+/* ---- the pipeline (pack_run.c) ------------------------------------------------------------- */
+
+int pack_run(const struct pack_opts *o);
+
+#endif
