@@ -155,6 +155,10 @@ int sw_model_zero_grad(struct sw_model *m);
 /* Full logits of the last forward, [B·T, vocab] float32, copied into the caller's host buffer
  * logits (eval and parity; uses the scratch arena for one [B·T, vocab] product). */
 int sw_model_logits(struct sw_model *m, float *logits);
+/* Logits of rows [row0, row0 + nrows) of the last forward only, [nrows, vocab] float32 into the
+ * caller's host buffer (generation needs the last row: no [B·T, vocab] product). SW_EINVAL for
+ * rows outside [0, B·T). */
+int sw_model_logits_rows(struct sw_model *m, int64_t row0, int64_t nrows, float *logits);
 /* Bytes of scratch the last forward/backward needed at most (activation memory report). */
 size_t sw_model_scratch_peak(const struct sw_model *m);
 

@@ -187,3 +187,19 @@ int sw_model_logits(struct sw_model *m, float *logits) {
                           1.0f, 0.0f));
     return be->download(be, logits, d, (size_t)(st->N * m->V) * sizeof(float));
 }
+
+int sw_model_logits_rows(struct sw_model *m, int64_t row0, int64_t nrows, float *logits) {
+    struct sw_backend *be = m->be;
+    struct sw_step *st = &m->step;
+    if (!st->have_forward)
+        return sw_err_set(SW_ESTATE, "model: logits requested before a forward");
+    if (row0 < 0 || nrows < 0 || row0 + nrows > st->N)
+        return sw_err_set(SW_EINVAL, "model: logits rows [%lld, %lld) outside [0, %lld)",
+                          (long long)row0, (long long)(row0 + nrows), (long long)st->N);
+    if (nrows == 0) return 0;
+    float *d;
+    ALLOC_F(d, nrows * m->V);
+    SW_TRY(be->matmul_fwd(be, d, st->final_out + row0 * m->C, m->lm_head->value.data, NULL, nrows,
+                          m->V, m->C, 1.0f, 0.0f));
+    return be->download(be, logits, d, (size_t)(nrows * m->V) * sizeof(float));
+}

@@ -76,7 +76,18 @@ void sw_tok_bpe_release(struct sw_tok_bpe *m) {
     memset(m, 0, sizeof(*m));
 }
 
-static int sw_tok_bpe_vocab(const struct sw_tok_jctx *c, const json_t *vocab, struct sw_tok_bpe *m) {
+static int sw_tok_bpe_vocab(const struct sw_tok_jctx *c, const json_t *vocab, struct sw_strmap *pre,
+                            struct sw_tok_bpe *m) {
+    if (pre) {
+        m->vocab = pre;
+        m->max_id = -1;
+        size_t it = 0;
+        int64_t v;
+        while (sw_strmap_next(pre, &it, NULL, NULL, &v))
+            if (v > m->max_id) m->max_id = (int32_t)v;
+        m->vocab_n = sw_strmap_size(pre);
+        return 0;
+    }
     if (!json_is_object(vocab)) return sw_tok_jerr(c, "model.vocab", "must be an object");
     m->vocab = sw_strmap_new(json_object_size(vocab));
     if (!m->vocab) return SW_ENOMEM;
@@ -178,10 +189,11 @@ static int sw_tok_jopt_str(const struct sw_tok_jctx *c, const json_t *j, const c
 }
 
 int sw_tok_bpe_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, const json_t *j,
-                     struct sw_tok_bpe *m) {
+                     struct sw_strmap *vocab, struct sw_tok_bpe *m) {
     (void)tok;
     memset(m, 0, sizeof(*m));
     m->unk_id = -1;
+    m->vocab = vocab; /* owned from here on, freed with m even on error */
     if (!json_is_object(j)) return sw_tok_jerr(c, "model", "must be an object");
     json_t *type = json_object_get(j, "type");
     if (type && (!json_is_string(type) || strcmp(json_string_value(type), "BPE") != 0))
@@ -197,7 +209,7 @@ int sw_tok_bpe_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, cons
     SW_TRY(sw_tok_jbool(c, j, "model", "fuse_unk", 0, &m->fuse_unk));
     SW_TRY(sw_tok_jbool(c, j, "model", "byte_fallback", 0, &m->byte_fallback));
     SW_TRY(sw_tok_jbool(c, j, "model", "ignore_merges", 0, &m->ignore_merges));
-    SW_TRY(sw_tok_bpe_vocab(c, json_object_get(j, "vocab"), m));
+    SW_TRY(sw_tok_bpe_vocab(c, json_object_get(j, "vocab"), vocab, m));
     SW_TRY(sw_tok_bpe_merges(c, sw_tok_jget(j, "merges"), m));
     if (m->unk_token) m->unk_id = sw_tok_bpe_lookup(m, m->unk_token, strlen(m->unk_token));
     for (int b = 0; b < 256; b++) {

@@ -3,7 +3,10 @@
  * Sequence (flattened at load).
  *
  * `tokenizers` runs the normalizer on each stretch of text between added tokens, so these
- * functions see one segment at a time. Normalization forms take a fast path when every code
+ * functions see one segment at a time. Lowercase, StripAccents and the BERT character classes
+ * come from tables measured on `tokenizers` (sw_tok_unitab.c); the normalization forms use
+ * utf8proc (Unicode 15), which differs from `tokenizers` only on the few compositions that
+ * Unicode 16 added. Normalization forms take a fast path when every code
  * point is one no form can change (ASCII and most CJK, kana, Hangul syllables, emoji), because
  * running utf8proc on every segment would dominate the encode time. */
 #include <stdlib.h>
@@ -92,18 +95,20 @@ fail:
 /* Code points no normalization form changes when they stand among other such code points:
  * starters (ccc 0) without any decomposition that are not marks and not conjoining jamo (the
  * only non-mark characters that compose with a preceding starter). */
-static int sw_tok_nf_stable(int32_t cp) {
+static int sw_tok_nf_stable(int32_t cp, int compose) {
     if ((cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0xA960 && cp <= 0xA97F) ||
         (cp >= 0xD7B0 && cp <= 0xD7FF))
         return 0;
-    if (cp >= 0xAC00 && cp <= 0xD7A3) return 1; /* Hangul syllables: algorithmic, stable */
+    /* Hangul syllables decompose algorithmically (so utf8proc lists no decomposition), and
+     * recompose under NFC/NFKC */
+    if (cp >= 0xAC00 && cp <= 0xD7A3) return compose;
     const utf8proc_property_t *p = utf8proc_get_property(cp);
     if (p->combining_class != 0 || p->decomp_seqindex != UINT16_MAX) return 0;
     return p->category != UTF8PROC_CATEGORY_MN && p->category != UTF8PROC_CATEGORY_MC &&
            p->category != UTF8PROC_CATEGORY_ME;
 }
 
-static int sw_tok_nf_quick(const char *s, size_t n, int32_t ascii_limit) {
+static int sw_tok_nf_quick(const char *s, size_t n, int32_t ascii_limit, int compose) {
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
         if (u[i] < 0x80) {
@@ -113,14 +118,15 @@ static int sw_tok_nf_quick(const char *s, size_t n, int32_t ascii_limit) {
         int32_t cp;
         i += sw_tok_utf8_next(u + i, n - i, &cp);
         if (cp < ascii_limit) continue;
-        if (!sw_tok_nf_stable(cp)) return 0;
+        if (!sw_tok_nf_stable(cp, compose)) return 0;
     }
     return 1;
 }
 
 static int sw_tok_nf(enum sw_tok_norm_kind k, const struct sw_tok_buf *in, struct sw_tok_buf *out) {
     int32_t limit = k == SW_TOK_NORM_NFC ? 0x300 : k == SW_TOK_NORM_NFD ? 0xC0 : 0xA0;
-    if (sw_tok_nf_quick(in->p, in->n, limit)) return sw_tok_buf_put(out, in->p, in->n);
+    int compose = k == SW_TOK_NORM_NFC || k == SW_TOK_NORM_NFKC;
+    if (sw_tok_nf_quick(in->p, in->n, limit, compose)) return sw_tok_buf_put(out, in->p, in->n);
     int opt = UTF8PROC_STABLE;
     if (k == SW_TOK_NORM_NFC || k == SW_TOK_NORM_NFKC) opt |= UTF8PROC_COMPOSE;
     else opt |= UTF8PROC_DECOMPOSE;
@@ -138,6 +144,18 @@ static int sw_tok_nf(enum sw_tok_norm_kind k, const struct sw_tok_buf *in, struc
     return rc;
 }
 
+static const uint32_t *sw_tok_lower_find(int32_t cp) {
+    size_t lo = 0, hi = sw_tok_uni_lower_n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if ((uint32_t)cp < sw_tok_uni_lower[mid][0]) hi = mid;
+        else if ((uint32_t)cp > sw_tok_uni_lower[mid][0]) lo = mid + 1;
+        else return sw_tok_uni_lower[mid];
+    }
+    return NULL;
+}
+
+/* char::to_lowercase of every code point (full mappings, no context rules). */
 static int sw_tok_lower(const struct sw_tok_buf *in, struct sw_tok_buf *out) {
     const unsigned char *u = (const unsigned char *)in->p;
     SW_TRY(sw_tok_buf_reserve(out, in->n));
@@ -149,20 +167,17 @@ static int sw_tok_lower(const struct sw_tok_buf *in, struct sw_tok_buf *out) {
             continue;
         }
         int32_t cp;
-        i += sw_tok_utf8_next(u + i, in->n - i, &cp);
-        if (cp == 0x130) { /* the one unconditional multi-character lowercase mapping */
-            SW_TRY(sw_tok_buf_put(out, "i\xCC\x87", 3));
-            continue;
-        }
-        SW_TRY(sw_tok_utf8_put(out, utf8proc_tolower(cp)));
+        size_t k = sw_tok_utf8_next(u + i, in->n - i, &cp);
+        const uint32_t *m = sw_tok_lower_find(cp);
+        if (!m) SW_TRY(sw_tok_buf_put(out, in->p + i, k));
+        else
+            for (int j = 1; j < 4 && m[j]; j++) SW_TRY(sw_tok_utf8_put(out, (int32_t)m[j]));
+        i += k;
     }
     return 0;
 }
 
-static int sw_tok_is_mark(int32_t cp) {
-    utf8proc_category_t k = utf8proc_category(cp);
-    return k == UTF8PROC_CATEGORY_MN || k == UTF8PROC_CATEGORY_MC || k == UTF8PROC_CATEGORY_ME;
-}
+static int sw_tok_is_mark(int32_t cp) { return SW_TOK_UNI_IN(sw_tok_uni_strip_accents, cp); }
 
 /* Keep the code points of in for which keep() holds. */
 static int sw_tok_filter(const struct sw_tok_buf *in, struct sw_tok_buf *out,
@@ -214,22 +229,9 @@ static int sw_tok_replace(const struct sw_tokenizer *tok, const struct sw_tok_no
     return 0;
 }
 
-static int sw_tok_bert_drop(int32_t cp) {
-    if (cp == 0 || cp == 0xFFFD) return 1;
-    if (cp == '\t' || cp == '\n' || cp == '\r') return 0;
-    utf8proc_category_t k = utf8proc_category(cp);
-    return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CN ||
-           k == UTF8PROC_CATEGORY_CO || k == UTF8PROC_CATEGORY_CS;
-}
-
-static int sw_tok_is_chinese(int32_t c) {
-    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
-           (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
-           (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
-           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
-}
-
-static int sw_tok_is_mn(int32_t cp) { return utf8proc_category(cp) == UTF8PROC_CATEGORY_MN; }
+static int sw_tok_bert_drop(int32_t cp) { return SW_TOK_UNI_IN(sw_tok_uni_bert_drop, cp); }
+static int sw_tok_is_chinese(int32_t cp) { return SW_TOK_UNI_IN(sw_tok_uni_bert_chinese, cp); }
+static int sw_tok_is_mn(int32_t cp) { return SW_TOK_UNI_IN(sw_tok_uni_nonspacing, cp); }
 
 static int sw_tok_bert(const struct sw_tok_norm *nm, struct sw_tok_buf *in, struct sw_tok_buf *out,
                        struct sw_tok_buf *tmp) {
@@ -241,8 +243,7 @@ static int sw_tok_bert(const struct sw_tok_norm *nm, struct sw_tok_buf *in, stru
             int32_t cp;
             size_t k = sw_tok_utf8_next(u + i, in->n - i, &cp);
             if (!sw_tok_bert_drop(cp)) {
-                if (cp == '\t' || cp == '\n' || cp == '\r' || sw_tok_is_whitespace(cp))
-                    SW_TRY(sw_tok_buf_put(out, " ", 1));
+                if (SW_TOK_UNI_IN(sw_tok_uni_bert_space, cp)) SW_TRY(sw_tok_buf_put(out, " ", 1));
                 else SW_TRY(sw_tok_buf_put(out, in->p + i, k));
             }
             i += k;

@@ -146,26 +146,18 @@ int sw_tok_pattern_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, 
     if (!json_is_object(j)) return sw_tok_jerr(c, path, "pattern must be an object");
     json_t *s = json_object_get(j, "String");
     json_t *r = json_object_get(j, "Regex");
-    if (json_is_string(s)) {
-        p->kind = SW_TOK_PAT_STRING;
-        p->len = json_string_length(s);
-        p->str = sw_tok_strndup(json_string_value(s), p->len);
-        if (!p->str) return SW_ENOMEM;
-        /* An empty literal is an empty regex for Oniguruma: it matches between characters. */
-        if (p->len == 0) {
-            p->kind = SW_TOK_PAT_REGEX;
-            return sw_tok_regex_add(tok, "", 0, path, &p->re);
-        }
-        return 0;
-    }
-    if (json_is_string(r)) {
-        p->kind = SW_TOK_PAT_REGEX;
-        p->len = json_string_length(r);
-        p->str = sw_tok_strndup(json_string_value(r), p->len);
-        if (!p->str) return SW_ENOMEM;
-        return sw_tok_regex_add(tok, p->str, p->len, path, &p->re);
-    }
-    return sw_tok_jerr(c, path, "pattern needs a \"String\" or \"Regex\" string");
+    json_t *src = json_is_string(s) ? s : json_is_string(r) ? r : NULL;
+    if (!src) return sw_tok_jerr(c, path, "pattern needs a \"String\" or \"Regex\" string");
+    p->kind = src == s ? SW_TOK_PAT_STRING : SW_TOK_PAT_REGEX;
+    p->len = json_string_length(src);
+    p->str = sw_tok_strndup(json_string_value(src), p->len);
+    if (!p->str) return SW_ENOMEM;
+    /* An empty literal is an empty regex for Oniguruma: it matches between characters. */
+    if (p->kind == SW_TOK_PAT_STRING && p->len == 0) p->kind = SW_TOK_PAT_REGEX;
+    if (p->kind == SW_TOK_PAT_STRING) return 0;
+    int rc = sw_tok_regex_add(tok, p->str, p->len, path, &p->re);
+    if (rc) sw_tok_pattern_release(p);
+    return rc;
 }
 
 void sw_tok_pattern_release(struct sw_tok_pattern *p) {

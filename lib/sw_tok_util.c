@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 #include "sw_err.h"
 #include "sw_tok_internal.h"
@@ -235,32 +234,35 @@ int sw_tok_is_whitespace(int32_t c) {
            c == 0x205F || c == 0x3000;
 }
 
+int sw_tok_uni_in(const uint32_t (*r)[2], size_t n, int32_t cp) {
+    uint32_t c = (uint32_t)cp;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < r[mid][0]) hi = mid;
+        else if (c > r[mid][1]) lo = mid + 1;
+        else return 1;
+    }
+    return 0;
+}
+
 int sw_tok_is_numeric(int32_t c) {
     if (c < 0x80) return c >= '0' && c <= '9';
-    utf8proc_category_t k = utf8proc_category(c);
-    return k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_NO;
+    return SW_TOK_UNI_IN(sw_tok_uni_numeric, c);
 }
 
 int sw_tok_is_punct(int32_t c) {
     if (c < 0x80)
         return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
                (c >= 0x7B && c <= 0x7E);
-    utf8proc_category_t k = utf8proc_category(c);
-    return k >= UTF8PROC_CATEGORY_PC && k <= UTF8PROC_CATEGORY_PO;
+    return SW_TOK_UNI_IN(sw_tok_uni_punct, c);
 }
 
 int sw_tok_is_word(int32_t c) {
     if (c < 0x80)
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                c == '_';
-    if (c == 0x200C || c == 0x200D) return 1;
-    /* Other_Alphabetic symbols: circled and squared Latin letters */
-    if ((c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) ||
-        (c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189))
-        return 1;
-    utf8proc_category_t k = utf8proc_category(c);
-    return (k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_ME) ||
-           k == UTF8PROC_CATEGORY_ND || k == UTF8PROC_CATEGORY_NL || k == UTF8PROC_CATEGORY_PC;
+    return SW_TOK_UNI_IN(sw_tok_uni_word, c);
 }
 
 /* ---- byte-level alphabet ---- */

@@ -250,12 +250,14 @@ out:
     return rc;
 }
 
-static int sw_tok_load_json(struct sw_tokenizer *tok, const json_t *root) {
+static int sw_tok_load_json(struct sw_tokenizer *tok, const json_t *root, struct sw_strmap *vocab) {
     struct sw_tok_jctx c = {tok->path};
-    if (!json_is_object(root)) return sw_tok_jerr(&c, "(top)", "expected an object");
-    json_t *model = json_object_get(root, "model");
-    if (!model) return sw_tok_jerr(&c, "model", "missing");
-    SW_TRY(sw_tok_bpe_parse(tok, &c, model, &tok->bpe));
+    if (!json_is_object(root) || !json_object_get(root, "model")) {
+        sw_strmap_free(vocab);
+        if (!json_is_object(root)) return sw_tok_jerr(&c, "(top)", "expected an object");
+        return sw_tok_jerr(&c, "model", "missing");
+    }
+    SW_TRY(sw_tok_bpe_parse(tok, &c, json_object_get(root, "model"), vocab, &tok->bpe));
     json_t *j;
     if ((j = sw_tok_jget(root, "normalizer")))
         SW_TRY(sw_tok_norm_parse(tok, &c, j, "normalizer", &tok->norm));
@@ -281,17 +283,67 @@ static int sw_tok_load_json(struct sw_tokenizer *tok, const json_t *root) {
     return sw_tok_build_ids(tok);
 }
 
-int sw_tokenizer_load(const char *path, struct sw_tokenizer **out) {
-    *out = NULL;
+static struct sw_tokenizer *sw_tok_new(void) {
     struct sw_tokenizer *tok = calloc(1, sizeof(*tok));
-    if (!tok) return sw_err_set(SW_ENOMEM, "tokenizer: out of memory");
+    if (!tok) {
+        sw_err_set(SW_ENOMEM, "tokenizer: out of memory");
+        return NULL;
+    }
     for (int i = 0; i < SW_TOK_NSPECIAL; i++) tok->special_id[i] = -1;
     tok->add_bos = tok->add_eos = -1;
     tok->model_max_length = -1;
-    char *cfg_path = NULL, *data = NULL;
-    json_t *root = NULL;
-    int rc = 0;
+    if (pthread_key_create(&tok->key, sw_tok_scratch_dtor) != 0) {
+        free(tok);
+        sw_err_set(SW_ENOMEM, "tokenizer: no thread-specific key left");
+        return NULL;
+    }
+    pthread_mutex_init(&tok->mu, NULL);
+    tok->key_ok = 1;
+    return tok;
+}
 
+/* Build tok from the tokenizer.json bytes in data (modified: model.vocab is blanked). */
+static int sw_tok_load_buffer(struct sw_tokenizer *tok, char *data, size_t len) {
+    SW_TRY(sw_sha256(data, len, tok->sha));
+    sw_hex(tok->sha, 32, tok->sha_hex);
+    /* model.vocab is read directly (NUL in keys, speed) and blanked for jansson */
+    struct sw_strmap *vocab = NULL;
+    size_t vs, ve;
+    if (sw_tok_json_find_vocab(data, len, &vs, &ve) == 1) {
+        vocab = sw_strmap_new((ve - vs) / 16);
+        if (!vocab) return SW_ENOMEM;
+        int rc = sw_tok_json_parse_vocab(tok->path, data + vs, ve - vs, vocab);
+        if (rc) {
+            sw_strmap_free(vocab);
+            return rc;
+        }
+        data[vs] = '{';
+        data[vs + 1] = '}';
+        for (size_t i = vs + 2; i < ve; i++)
+            if (data[i] != '\n') data[i] = ' ';
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(data, len, JSON_ALLOW_NUL, &jerr);
+    if (!root) {
+        sw_strmap_free(vocab);
+        return sw_err_set(SW_EFORMAT, "%s:%d:%d: %s", tok->path, jerr.line, jerr.column, jerr.text);
+    }
+    /* No scratch may exist before this returns: scratches size their match data by the regex
+     * registry, which is final only once every component is loaded. */
+    int rc = sw_tok_load_json(tok, root, vocab);
+    json_decref(root);
+    if (rc) return rc;
+    struct sw_tok_scratch *sc = sw_tok_scratch_get(tok);
+    if (!sc) return SW_ENOMEM;
+    return sw_tok_added_build(tok, sc);
+}
+
+int sw_tokenizer_load(const char *path, struct sw_tokenizer **out) {
+    *out = NULL;
+    struct sw_tokenizer *tok = sw_tok_new();
+    if (!tok) return SW_ENOMEM;
+    char *cfg_path = NULL, *data = NULL;
+    int rc = 0;
     int dir = sw_path_is_dir(path);
     if (dir < 0) {
         rc = dir;
@@ -320,43 +372,41 @@ int sw_tokenizer_load(const char *path, struct sw_tokenizer **out) {
     }
     size_t len;
     SW_TRY_GOTO(rc, sw_read_file(tok->path, &data, &len, SW_TOK_MAX_JSON), fail);
-    SW_TRY_GOTO(rc, sw_sha256(data, len, tok->sha), fail);
-    sw_hex(tok->sha, 32, tok->sha_hex);
-    json_error_t jerr;
-    root = json_loadb(data, len, JSON_ALLOW_NUL, &jerr);
-    free(data);
-    data = NULL;
-    if (!root) {
-        rc = sw_err_set(SW_EFORMAT, "%s:%d:%d: %s", tok->path, jerr.line, jerr.column, jerr.text);
-        goto fail;
-    }
-    if (pthread_key_create(&tok->key, sw_tok_scratch_dtor) != 0) {
-        rc = sw_err_set(SW_ENOMEM, "tokenizer: no thread-specific key left");
-        goto fail;
-    }
-    pthread_mutex_init(&tok->mu, NULL);
-    tok->key_ok = 1;
-    /* No scratch may exist before this returns: scratches size their match data by the regex
-     * registry, which is final only once every component is loaded. */
-    SW_TRY_GOTO(rc, sw_tok_load_json(tok, root), fail);
-    json_decref(root);
-    root = NULL;
-    struct sw_tok_scratch *sc = sw_tok_scratch_get(tok);
-    if (!sc) {
-        rc = SW_ENOMEM;
-        goto fail;
-    }
-    SW_TRY_GOTO(rc, sw_tok_added_build(tok, sc), fail);
+    SW_TRY_GOTO(rc, sw_tok_load_buffer(tok, data, len), fail);
     if (sw_tok_file_exists(cfg_path)) SW_TRY_GOTO(rc, sw_tok_load_config(tok, cfg_path), fail);
+    free(data);
     free(cfg_path);
     *out = tok;
     return 0;
 fail:
     free(data);
     free(cfg_path);
-    json_decref(root);
     sw_tokenizer_free(tok);
     return rc;
+}
+
+int sw_tokenizer_load_mem(const char *name, const char *json, size_t len,
+                          struct sw_tokenizer **out) {
+    *out = NULL;
+    struct sw_tokenizer *tok = sw_tok_new();
+    if (!tok) return SW_ENOMEM;
+    char *data = malloc(len + 1);
+    tok->path = sw_tok_strndup(name ? name : "tokenizer.json", strlen(name ? name : "tokenizer.json"));
+    int rc;
+    if (!data || !tok->path) {
+        rc = sw_err_set(SW_ENOMEM, "tokenizer: out of memory");
+    } else {
+        if (len) memcpy(data, json, len);
+        data[len] = 0;
+        rc = sw_tok_load_buffer(tok, data, len);
+    }
+    free(data);
+    if (rc) {
+        sw_tokenizer_free(tok);
+        return rc;
+    }
+    *out = tok;
+    return 0;
 }
 
 /* ---- encode ---- */

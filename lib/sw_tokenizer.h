@@ -44,6 +44,12 @@ enum sw_tok_special { SW_TOK_BOS = 0, SW_TOK_EOS, SW_TOK_PAD, SW_TOK_UNK, SW_TOK
  * model/normalizer/pre-tokenizer/decoder type sw does not implement), SW_ENOMEM. */
 int sw_tokenizer_load(const char *path, struct sw_tokenizer **out);
 
+/* Load a tokenizer from the tokenizer.json bytes json[0..len) (not gzip; no
+ * tokenizer_config.json, so no special ids or chat template). name is used in messages (NULL:
+ * "tokenizer.json"). Same returns as sw_tokenizer_load. */
+int sw_tokenizer_load_mem(const char *name, const char *json, size_t len,
+                          struct sw_tokenizer **out);
+
 /* Free a tokenizer and every thread's scratch for it. No thread may be using it. Accepts NULL. */
 void sw_tokenizer_free(struct sw_tokenizer *tok);
 

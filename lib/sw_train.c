@@ -56,6 +56,10 @@ static void init_state(struct sw_trainer *t, const struct sw_ckpt *ck) {
     if (ck) {
         *st = *sw_ckpt_get_state(ck);
         st->log_history = st->log_history ? json_deep_copy(st->log_history) : NULL;
+        if (st->learning_rate != t->lr || strcmp(st->lr_scheduler_type, o->lr_scheduler_type) != 0)
+            sw_warn("resuming with learning_rate %g / %s schedule; the checkpoint was trained with "
+                    "%g / %s (the run will not match an uninterrupted one)",
+                    t->lr, o->lr_scheduler_type, st->learning_rate, st->lr_scheduler_type);
     } else {
         st->seed = (uint64_t)o->seed;
         st->data_seed = (uint64_t)o->data_seed;
@@ -102,6 +106,9 @@ static int plan_data(struct sw_trainer *t) {
                           src);
     }
     struct sw_ckpt_state *st = &t->st;
+    if (st->global_step > 0 && st->max_steps != t->total_steps)
+        sw_warn("the run now has %lld steps, the checkpoint's had %lld: the schedule changes",
+                (long long)t->total_steps, (long long)st->max_steps);
     if (st->global_step > 0 || st->data_records > 0) {
         if (st->data_header_sha256[0] &&
             strcmp(st->data_header_sha256, t->data.header_sha256) != 0) {

@@ -16,7 +16,7 @@ for bin in "$@"; do
         tail -30 "build/fuzz/$name.log" >&2
         status=1
     else
-        grep -E '^#[0-9]+ +DONE' "build/fuzz/$name.log" | tail -1 >&2
+        grep -E '^Done [0-9]+ runs' "build/fuzz/$name.log" | sed "s/^/fuzz: $name: /" >&2
     fi
 done
 exit $status

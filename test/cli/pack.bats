@@ -276,6 +276,10 @@ trained_text() {
     assert_line --index 0 '{"text":"Hello world"}'
     assert_line --index 1 '{"text":"你好，世界"}'
     assert_line --index 2 '{"text":"<|im_start|>user"}'
+    run bash -c "printf '%s\n' '{\"text\": \"Hello\"}' | '$PACK' tokenize --tokenizer '$ROOT/data/tokenizers/llama2' --add_special_tokens"
+    assert_output --regexp '^\{"ids":\[1,[0-9]+\]\}$'
+    run bash -c "printf '%s\n' '{\"text\": \"Hello\"}' | '$PACK' tokenize --tokenizer '$ROOT/data/tokenizers/llama2'"
+    assert_output --regexp '^\{"ids":\[[0-9]+\]\}$'
     # Many lines through several threads keep their order.
     python3 -c 'import json; [print(json.dumps({"text": "line %d" % i})) for i in range(10000)]' > "$BATS_TEST_TMPDIR/many.jsonl"
     run bash -c "set -o pipefail; '$PACK' tokenize --tokenizer '$TOK' --dataset_num_proc 2 < '$BATS_TEST_TMPDIR/many.jsonl' | '$PACK' detokenize --tokenizer '$TOK' | cmp - <(python3 -c 'import json; [print(json.dumps({\"text\": \"line %d\" % i}, separators=(\",\", \":\"))) for i in range(10000)]')"
@@ -307,6 +311,9 @@ trained_text() {
     assert_failure 2
     run "$PACK" --tokenizer "$TOK" --dataset "$F/alpaca.json" --template nope
     assert_failure 2
+    run "$PACK" --tokenizer "$TOK" --dataset "$F/alpaca.json" --packing --no-batch
+    assert_failure 2
+    assert_output --partial "does not go with --no-batch"
     run "$PACK" tokenize
     assert_failure 2
 }

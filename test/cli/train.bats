@@ -141,6 +141,7 @@ tensor_offset() {
     # records it has and block on the idle pipe.
     for _ in $(seq 200); do [ -s sig/logging.jsonl ] && break; sleep 0.1; done
     sleep 1
+    kill -TERM "$pid"
     status=0
     wait "$pid" || status=$?
     kill "$feeder" 2> /dev/null || true

@@ -484,6 +484,7 @@ static void test_load(void) {
 
 int main(void) {
     sw_log_init("test_dataset");
+    sw_log_set_level(SW_LOG_WARN);
     if (!mkdtemp(tmpdir)) return 1;
     test_reader();
     test_formats();

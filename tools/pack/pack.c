@@ -107,6 +107,9 @@ static int check_opts(struct pack_opts *o) {
     if (o->streaming && o->split_dataset_ratio > 0)
         return sw_err_set(SW_EUSAGE, "--split_dataset_ratio needs the whole dataset in memory; "
                           "with --streaming give --val_dataset");
+    if (!o->batch && (o->packing || o->padding_free))
+        return sw_err_set(SW_EUSAGE, "--%s writes batch records; it does not go with --no-batch",
+                          o->packing ? "packing" : "padding_free");
     if (o->packing && o->padding_free)
         sw_debug("--padding_free is implied by --packing");
     if (o->val_output && o->output && strcmp(o->val_output, o->output) == 0)

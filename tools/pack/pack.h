@@ -41,6 +41,7 @@ struct pack_item {
     uint32_t file;
     long line;
     unsigned char status, truncated;
+    int code;  /* ITEM_BAD: the error code */
     char *err; /* ITEM_BAD: the message */
 };
 

@@ -68,7 +68,7 @@ static void tokenize_one(struct pack_ctx *x, const struct sw_example *ex, uint64
     if (rc < 0) {
         it->status = ITEM_BAD;
         it->err = strdup(sw_err_msg());
-        it->truncated = (unsigned char)-rc; /* the code, kept for the ordered report */
+        it->code = rc;
         return;
     }
     size_t max = (size_t)x->o->max_length;
@@ -134,6 +134,7 @@ static int open_sink(struct pack_ctx *x, struct sink *s) {
                                               : x->kind == KIND_KTO ? "kto" : "sft"));
     TRYM(sw_record_put_str(meta, "tokenizer", o->tokenizer));
     TRYM(sw_record_put_str(meta, "tokenizer_sha256", sw_tokenizer_hash_hex(x->tok)));
+    TRYM(sw_record_put_uint(meta, "vocab_size", sw_tokenizer_vocab_size(x->tok)));
     if (x->tpl) TRYM(sw_record_put_str(meta, "template", sw_template_name(x->tpl)));
     else TRYM(sw_record_put_nil(meta, "template"));
     if (o->system) TRYM(sw_record_put_str(meta, "system", o->system));
@@ -197,7 +198,11 @@ static int close_sink(struct pack_ctx *x, struct sink *s) {
         if (!b || !j) rc = SW_ENOMEM;
         const char *k;
         json_t *v;
-        if (rc == 0) json_object_foreach(j, k, v) if (rc == 0) rc = pack_put_json(b, k, v);
+        if (rc == 0) {
+            json_object_foreach(j, k, v) {
+                if ((rc = pack_put_json(b, k, v)) < 0) break;
+            }
+        }
         if (rc == 0) rc = sw_stream_write(s->w, b);
         sw_record_builder_free(b);
         json_decref(j);
@@ -219,7 +224,7 @@ static int classify(struct pack_ctx *x, struct pack_counts *c, struct pack_item 
         c->rows_tokenized++;
         switch (it->status) {
         case ITEM_BAD: {
-            int code = -(int)it->truncated;
+            int code = it->code;
             if (!x->o->skip_bad_rows || code != SW_EFORMAT) return sw_err_set(code, "%s", it->err);
             c->rows_bad++;
             if (++*bad_seen <= BAD_SHOWN) sw_warn("skipping bad row: %s", it->err);
@@ -339,6 +344,7 @@ static int run_memory(struct pack_ctx *x, struct sink *train, struct sink *val,
                       size_t n_vspecs) {
     struct sw_dataset ds, dv;
     memset(&dv, 0, sizeof dv);
+    double t0 = now_s();
     SW_TRY(sw_dataset_load(&ds, train->specs, train->n_specs, dopts));
     int rc = 0;
     if (vspecs) {
@@ -353,6 +359,8 @@ static int run_memory(struct pack_ctx *x, struct sink *train, struct sink *val,
     val->counts.rows_read = vspecs ? dv.stats.rows_read : ds.stats.rows_val;
     val->counts.rows_bad = dv.stats.rows_bad;
     val->counts.rows_sampled = vspecs ? dv.stats.rows_train : ds.stats.rows_val;
+    double t1 = now_s();
+    sw_debug("read %zu + %zu rows in %.2f s", ds.n_train, ds.n_val + dv.n_train, t1 - t0);
     struct sw_progress p;
     uint64_t bad_seen = ds.stats.rows_bad + dv.stats.rows_bad;
     struct pack_item *ti = NULL, *vi = NULL;
@@ -370,6 +378,8 @@ static int run_memory(struct pack_ctx *x, struct sink *train, struct sink *val,
         sw_progress_finish(&p);
     }
     if (x->kind == KIND_UNSET) x->kind = KIND_SFT;
+    double t2 = now_s();
+    sw_debug("tokenized in %.2f s (%d threads)", t2 - t1, sw_parallel_threads());
     if (rc == 0) {
         train->have_counts_in_header = val->have_counts_in_header = 1;
         x->files = (const char *const *)ds.files;
@@ -386,6 +396,7 @@ static int run_memory(struct pack_ctx *x, struct sink *train, struct sink *val,
         if (rc == 0) rc = close_sink(x, val);
     }
     items_free(vi, n_v);
+    sw_debug("packed and written in %.2f s", now_s() - t2);
     sw_dataset_release(&ds);
     sw_dataset_release(&dv);
     return rc;
@@ -474,8 +485,10 @@ static int setup(struct pack_ctx *x, const struct pack_opts *o) {
     x->topts.system = o->system;
     if (o->dataset_num_proc > 0) sw_parallel_set_threads((int)o->dataset_num_proc);
     else sw_parallel_init();
+    double t0 = now_s();
     int rc = sw_tokenizer_load(o->tokenizer, &x->tok);
     if (rc < 0) return sw_err_wrap(rc, "--tokenizer '%s'", o->tokenizer);
+    sw_debug("tokenizer loaded in %.2f s", now_s() - t0);
     if (o->template_name) {
         x->tpl = sw_template_get(o->template_name);
     } else {

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+int sw_quant_merge_lora_main(int argc, char **argv); /* merge.c */
+
 static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -17,6 +19,7 @@ static const struct {
 } commands[] = {
     {"inspect", sw_quant_inspect_main,
      "describe a .safetensors file, a shard index or an HF model folder"},
+    {"merge-lora", sw_quant_merge_lora_main, "fold a PEFT LoRA adapter into its base model"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1,0 +1,209 @@
+// cuda_ops.h — what the files of kernels/cuda/ share: the backend's private state (stream,
+// cuBLASLt handle, workspaces, device error flag, profiler), launch/error helpers and the
+// declarations of the sw_cuda_<op> kernels that kernels/cuda/backend.cu puts into the CUDA
+// struct sw_backend. Each op has the signature and tensor shapes of the member of the same name
+// in kernels/sw_kernels.h (documented there once). Internal to kernels/cuda/ (C++ only).
+#ifndef SW_CUDA_OPS_H
+#define SW_CUDA_OPS_H
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+extern "C" {
+#include "sw_cuda.h"
+#include "sw_err.h"
+#include "sw_kernels.h"
+}
+
+// ---- device-side error reporting ------------------------------------------------------------
+// Kernels cannot return an error, and reading back after every op would serialise the GPU. A
+// kernel that meets bad data (a token id outside the vocabulary, a position outside the RoPE
+// table, malformed cu_seqlens) skips the bad element and records the first such event in this
+// record, which lives in mapped pinned host memory. The host checks it at every sync and
+// download (which the model does at the end of each forward), and at the start of every op,
+// and turns it into SW_ERANGE / SW_EINVAL naming the op, the row and the value.
+enum sw_cuda_fault {
+    SW_CUDA_FAULT_NONE = 0,
+    SW_CUDA_FAULT_EMBED_FWD, SW_CUDA_FAULT_EMBED_BWD, SW_CUDA_FAULT_ROPE_FWD,
+    SW_CUDA_FAULT_ROPE_BWD, SW_CUDA_FAULT_CE_TARGET, SW_CUDA_FAULT_ATT_CU,
+    SW_CUDA_FAULT_ATT_KVLEN, SW_CUDA_FAULT_ATT_MAXLEN,
+};
+struct sw_cuda_faultrec {
+    int code;          // enum sw_cuda_fault, first writer wins (atomicCAS from 0)
+    int pad;
+    long long row;     // row / segment index
+    long long value;   // offending value
+    long long limit;   // the bound it broke
+};
+__device__ inline void sw_cuda_fault_raise(sw_cuda_faultrec *f, int code, long long row,
+                                           long long value, long long limit) {
+    if (atomicCAS(&f->code, 0, -1) == 0) { // claim, fill, then publish the code
+        f->row = row;
+        f->value = value;
+        f->limit = limit;
+        __threadfence_system();
+        atomicExch(&f->code, code);
+    }
+}
+
+// ---- profiler ---------------------------------------------------------------------------------
+// With profiling on (sw_cuda_profile_enable), every op records a pair of CUDA events; at report
+// time the elapsed times are summed per (op, shape key). Off by default: zero cost then.
+struct sw_cuda_prof_rec {
+    const char *op;
+    long long k0, k1, k2;
+    cudaEvent_t e0, e1;
+};
+
+enum sw_cuda_gemm_prec { SW_CUDA_GEMM_FP32 = 0, SW_CUDA_GEMM_TF32, SW_CUDA_GEMM_BF16 };
+
+struct sw_cuda_gemm_plan; // cached cuBLASLt descriptors + algorithm (matmul.cu)
+
+struct sw_cuda_ctx {
+    int device;
+    cudaStream_t stream;
+    cublasLtHandle_t lt;
+    void *lt_ws;                  // cuBLASLt workspace
+    size_t lt_ws_bytes;
+    int sm_count;
+    enum sw_cuda_gemm_prec prec;  // GEMM precision (env SW_CUDA_MATMUL=fp32|tf32|bf16)
+    // Scratch arena: chunks bump-allocated in order; reset rewinds and, if the last step needed
+    // more than one chunk, replaces them by one chunk of the total size.
+    struct chunk { char *base; size_t cap, used; } *chunks;
+    int nchunks, cur;
+    size_t in_use, peak;
+    // Workspaces private to one op call (stream-ordered, grown on demand): ws[0] for an op's
+    // own temporaries, ws[1] for GEMM operand conversion (an op may call a GEMM while holding ws[0]).
+    void *ws[2];
+    size_t ws_bytes[2];
+    // Device error record (mapped pinned host memory) and its device alias.
+    sw_cuda_faultrec *fault_h, *fault_d;
+    // Profiler.
+    int prof_on;
+    sw_cuda_prof_rec *prof;
+    int prof_n, prof_cap;
+    struct sw_cuda_gemm_plan *plans;
+    int nplans, cap_plans;
+    size_t alloc_bytes, alloc_peak; // persistent allocations (alloc/free)
+};
+
+static inline sw_cuda_ctx *sw_cuda_ctx_of(struct sw_backend *be) {
+    return (sw_cuda_ctx *)be->ctx;
+}
+
+// Check the device error record; 0 or the sw_err it maps to (message set). Non-blocking.
+int sw_cuda_fault_check(sw_cuda_ctx *c);
+// A workspace of at least bytes (index 0 or 1, see above); NULL with sw_err set.
+void *sw_cuda_ws(sw_cuda_ctx *c, int which, size_t bytes);
+// After a launch: the launch error (bad configuration) as SW_EDEVICE naming op, else 0.
+int sw_cuda_launch_check(const char *op);
+
+// RAII profiler scope: records op's start/end events when profiling is on.
+struct sw_cuda_prof_scope {
+    sw_cuda_ctx *c;
+    int idx;
+    sw_cuda_prof_scope(sw_cuda_ctx *ctx, const char *op, long long k0 = 0, long long k1 = 0,
+                       long long k2 = 0);
+    ~sw_cuda_prof_scope();
+};
+
+// Common entry of every op: the profiler scope plus the fault check.
+#define SW_CUDA_OP(be, opname, ...)                                                            \
+    sw_cuda_ctx *c = sw_cuda_ctx_of(be);                                                       \
+    sw_cuda_prof_scope prof_scope_(c, opname, ##__VA_ARGS__);                                  \
+    SW_TRY(sw_cuda_fault_check(c))
+
+#define SW_CUDA_LAUNCHED(opname) SW_TRY(sw_cuda_launch_check(opname))
+
+// Blocks for a grid-stride elementwise kernel over n items.
+static inline unsigned sw_cuda_blocks(int64_t n, int threads) {
+    int64_t b = (n + threads - 1) / threads;
+    if (b < 1) b = 1;
+    if (b > 65535LL * 16) b = 65535LL * 16;
+    return (unsigned)b;
+}
+
+// ---- GEMM core (matmul.cu), row-major operands as in sw_kernels.h ----------------------------
+// C[M,N] = alpha · op(A) · op(B) + beta · C (+ bias[N] when bias != NULL), where op(A) is
+// A[M,K] (ta = 0) or A stored [K,M] (ta = 1), op(B) is B[K,N] (tb = 0) or B stored [N,K]
+// (tb = 1). Precision: the context's mode (fp32 exact, tf32, or bf16 operands with fp32
+// accumulation and fp32 C). what names the caller in errors.
+int sw_cuda_gemm(sw_cuda_ctx *c, const char *what, float *C, const float *A, const float *B,
+                 const float *bias, int64_t M, int64_t N, int64_t K, int ta, int tb, float alpha,
+                 float beta);
+// The same with operands that may already be bfloat16 (a_bf16 / b_bf16 = 1; bf16 mode only),
+// so a caller that reuses one operand across several products converts it once.
+int sw_cuda_gemm_mixed(sw_cuda_ctx *c, const char *what, float *C, const void *A, int a_bf16,
+                       const void *B, int b_bf16, const float *bias, int64_t M, int64_t N,
+                       int64_t K, int ta, int tb, float alpha, float beta);
+// dst[n] = bf16(src[n]) (round to nearest even), on the stream.
+int sw_cuda_to_bf16(sw_cuda_ctx *c, const char *what, __nv_bfloat16 *dst, const float *src,
+                    int64_t n);
+void sw_cuda_gemm_plans_free(sw_cuda_ctx *c);
+
+// ---- ops --------------------------------------------------------------------------------------
+int sw_cuda_matmul_fwd(struct sw_backend *be, float *y, const float *x, const float *w,
+                       const float *b, int64_t M, int64_t N, int64_t K, float alpha, float beta);
+int sw_cuda_matmul_bwd_dx(struct sw_backend *be, float *dx, const float *dy, const float *w,
+                          int64_t M, int64_t N, int64_t K, float alpha, float beta);
+int sw_cuda_matmul_bwd_dw(struct sw_backend *be, float *dw, const float *dy, const float *x,
+                          int64_t M, int64_t N, int64_t K, float alpha, float beta);
+int sw_cuda_bias_bwd(struct sw_backend *be, float *db, const float *dy, int64_t M, int64_t N,
+                     float beta);
+
+int sw_cuda_embedding_fwd(struct sw_backend *be, float *out, const int32_t *ids,
+                          const float *table, int64_t N, int64_t V, int64_t C);
+int sw_cuda_embedding_bwd(struct sw_backend *be, float *dtable, const float *dout,
+                          const int32_t *ids, int64_t N, int64_t V, int64_t C);
+
+int sw_cuda_rmsnorm_fwd(struct sw_backend *be, float *out, float *rstd, const float *x,
+                        const float *w, int64_t N, int64_t C, float eps);
+int sw_cuda_rmsnorm_bwd(struct sw_backend *be, float *dx, float *dw, const float *dout,
+                        const float *x, const float *w, const float *rstd, int64_t N, int64_t C,
+                        float beta);
+// Deterministic column sums used by rmsnorm dw and bias_bwd: out[C] = beta·out + Σ_n f(n, c)
+// over rows in two fixed-order stages (see rmsnorm.cu).
+int sw_cuda_colsum(sw_cuda_ctx *c, const char *what, float *out, const float *a, const float *b,
+                   const float *rowscale, int64_t N, int64_t C, float beta);
+
+int sw_cuda_rope_fwd(struct sw_backend *be, float *x, const int32_t *pos, const float *cos,
+                     const float *sin, int64_t N, int64_t H, int64_t D, int64_t P);
+int sw_cuda_rope_bwd(struct sw_backend *be, float *dx, const int32_t *pos, const float *cos,
+                     const float *sin, int64_t N, int64_t H, int64_t D, int64_t P);
+
+int sw_cuda_attention_fwd(struct sw_backend *be, float *out, float *lse, const float *q,
+                          const float *k, const float *v, const int32_t *cu_seqlens,
+                          const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
+                          int64_t Hq, int64_t Hk, int64_t D, float scale);
+int sw_cuda_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv,
+                          const float *dout, const float *q, const float *k, const float *v,
+                          const float *out, const float *lse, const int32_t *cu_seqlens,
+                          const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
+                          int64_t Hq, int64_t Hk, int64_t D, float scale);
+
+int sw_cuda_swiglu_fwd(struct sw_backend *be, float *out, const float *gate, const float *up,
+                       int64_t n);
+int sw_cuda_swiglu_bwd(struct sw_backend *be, float *dgate, float *dup, const float *dout,
+                       const float *gate, const float *up, int64_t n);
+
+int sw_cuda_add(struct sw_backend *be, float *out, const float *a, const float *b, int64_t n);
+int sw_cuda_axpy(struct sw_backend *be, float *y, const float *x, float alpha, int64_t n);
+int sw_cuda_dropout_fwd(struct sw_backend *be, float *out, const float *x, int64_t n, float p,
+                        uint64_t seed);
+int sw_cuda_dropout_bwd(struct sw_backend *be, float *dx, const float *dout, int64_t n, float p,
+                        uint64_t seed);
+
+int sw_cuda_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const float *h,
+                         const float *w, const int32_t *targets, int64_t N, int64_t V, int64_t C,
+                         int64_t chunk_rows);
+int sw_cuda_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float *h,
+                         const float *w, const int32_t *targets, const float *lse, int64_t N,
+                         int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta);
+int sw_cuda_ce_logits_fwd(struct sw_backend *be, float *loss, float *lse, const float *logits,
+                          const int32_t *targets, int64_t N, int64_t V);
+
+#endif

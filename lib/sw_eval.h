@@ -1,0 +1,233 @@
+/* sw_eval — local evaluation and inference over an HF model folder (plus an optional PEFT LoRA
+ * adapter), the engine of sw-eval:
+ *
+ *   - PEFT adapters (lib/sw_eval_adapter.c): adapter_config.json + adapter_model.safetensors
+ *     opened, every tensor parsed into (layer, module, A/B) and checked against a model config,
+ *     so an adapter trained on another base is a clear error naming the tensor;
+ *   - an evaluation model (lib/sw_eval.c): backend + model + weights + adapter, ready to run;
+ *   - logits (lib/sw_eval_logits.c): full logits and HF's causal-LM loss of a batch of token ids,
+ *     and the file-to-file command behind `sw-eval logits`;
+ *   - generation (lib/sw_generate.c): greedy or sampled decoding with HF's logits processors.
+ *
+ * The loss of `sw_eval_logits` is exactly what transformers computes for
+ * model(input_ids, attention_mask, labels=labels) with the default labels = input_ids: the mean
+ * over every row b and position t < T−1 whose label labels[b, t+1] is not −100 of
+ * −log softmax(logits[b, t])[labels[b, t+1]]. Padding is NOT excluded by the attention mask (HF
+ * does not exclude it either: its labels at pad positions are the pad token id unless set to
+ * −100); pass labels with −100 at the pad positions to leave them out. With no target at all
+ * the loss is NaN (HF's 0/0). */
+#ifndef SW_EVAL_H
+#define SW_EVAL_H
+
+#include "sw_ckpt.h"
+#include "sw_hfconfig.h"
+#include "sw_hfmodel.h"
+#include "sw_kernels.h"
+#include "sw_model.h"
+#include "sw_safetensors.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- PEFT LoRA adapters --------------------------------------------------------------------- */
+
+/* The linear modules a LoRA adapter can target, in HF's order inside a decoder layer. */
+enum sw_adapter_kind {
+    SW_ADAPTER_Q = 0, SW_ADAPTER_K, SW_ADAPTER_V, SW_ADAPTER_O,
+    SW_ADAPTER_GATE, SW_ADAPTER_UP, SW_ADAPTER_DOWN, SW_ADAPTER_NKINDS
+};
+/* "q_proj", ... and its parent "self_attn" / "mlp". */
+const char *sw_adapter_kind_name(enum sw_adapter_kind k);
+const char *sw_adapter_kind_parent(enum sw_adapter_kind k);
+
+/* One adapted module: base weight "model.layers.<layer>.<parent>.<kind>.weight" [out, in],
+ * A [r, in], B [out, r] (entries borrowed from the adapter's weight file). */
+struct sw_adapter_module {
+    int64_t layer;
+    enum sw_adapter_kind kind;
+    const struct sw_st_entry *a, *b;
+};
+
+struct sw_adapter {
+    char *dir;                  /* owned copy of the folder path */
+    struct sw_ckpt_lora cfg;    /* r, lora_alpha, use_rslora, target_modules as written */
+    double scale;               /* lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora */
+    struct sw_st_set *weights;  /* adapter_model.safetensors (owned) */
+    struct sw_adapter_module *modules; /* sorted by (layer, kind); n_modules of them */
+    int n_modules;
+    int64_t max_layer;          /* largest layer index present (−1 when there are no modules) */
+    int kinds[SW_ADAPTER_NKINDS]; /* 1 for each module kind present in at least one layer */
+};
+
+/* Open dir: adapter_config.json (sw_ckpt_adapter_config_parse, plus a refusal of what sw cannot
+ * apply: rank_pattern / alpha_pattern, modules_to_save, lora_bias, DoRA) and
+ * adapter_model.safetensors, whose every tensor must be
+ * "base_model.model.model.layers.<N>.<self_attn|mlp>.<kind>.lora_<A|B>.weight" with a float
+ * dtype, A [r, in] and B [out, r] with the config's r, and each A paired with its B. Errors name
+ * the file and the tensor: SW_ENOTFOUND (missing file or partner), SW_EFORMAT (bad name, shape or
+ * dtype), SW_EUNSUPPORTED (embedding adapters, extra trained modules, DoRA, per-module ranks).
+ * *out is heap-allocated; free with sw_adapter_close. */
+int sw_adapter_open(const char *dir, struct sw_adapter **out);
+void sw_adapter_close(struct sw_adapter *a);
+
+/* Check that the adapter fits a base model of config c: every module's layer < layers and
+ * A [r, in], B [out, r] with in/out the base linear's shape. SW_EFORMAT naming the adapter
+ * tensor and both shapes (or the layer count) otherwise. */
+int sw_adapter_check(const struct sw_adapter *a, const struct sw_model_config *c);
+
+/* The [out, in] shape of base linear `kind` for config c. */
+void sw_adapter_base_shape(const struct sw_model_config *c, enum sw_adapter_kind kind,
+                           int64_t *out, int64_t *in);
+
+/* Write the kinds present as a comma list ("q_proj,v_proj") into buf (cap bytes); returns buf. */
+char *sw_adapter_kinds_str(const struct sw_adapter *a, char *buf, size_t cap);
+
+/* 1 when every kind present is present in every layer [0, layers), else 0 (PEFT's
+ * layers_to_transform). */
+int sw_adapter_covers_all_layers(const struct sw_adapter *a, int64_t layers);
+
+/* ---- an evaluation model ------------------------------------------------------------------- */
+
+struct sw_eval_model {
+    struct sw_backend *be;    /* owned */
+    struct sw_hfmodel *hf;    /* owned: config, generation config, base weights */
+    struct sw_model *model;   /* owned */
+    struct sw_adapter *adapter; /* owned, NULL without --adapter */
+};
+
+/* Open model_dir (sw_hfmodel_open + sw_model_load on the CPU backend) and, when adapter_dir is
+ * not NULL, apply its adapter (sw_adapter_open + sw_adapter_check + sw_model_lora_add with the
+ * adapter's r, alpha, rsLoRA and module kinds + sw_model_lora_load). An adapter that does not
+ * cover every layer for its module kinds is SW_EUNSUPPORTED here (sw-quant merge-lora handles
+ * it). *out is freed with sw_eval_model_close. */
+int sw_eval_model_open(const char *model_dir, const char *adapter_dir, struct sw_eval_model **out);
+void sw_eval_model_close(struct sw_eval_model *em);
+
+/* ---- logits and loss ----------------------------------------------------------------------- */
+
+/* A batch of B rows of T tokens (host int32, row-major). attention_mask (right padding only),
+ * labels (HF's unshifted labels, −100 ignored; NULL = input_ids) and position_ids (NULL = 0..T−1)
+ * are optional. */
+struct sw_eval_batch {
+    int64_t B, T;
+    const int32_t *input_ids;
+    const int32_t *attention_mask;
+    const int32_t *labels;
+    const int32_t *position_ids;
+};
+
+/* Logits [B, T, vocab] into logits (caller-owned, B·T·vocab floats) and, when loss is not NULL,
+ * HF's causal-LM loss as defined at the top of this file (*count = the number of targets).
+ * Rows run through the model in groups of about max_tokens tokens (0 = 2048) to bound activation
+ * memory; every row is independent, so grouping does not change the result beyond float
+ * summation order in sgemm. Returns 0 or a negative error (bad ids, bad mask, ...). */
+int sw_eval_logits(struct sw_eval_model *em, const struct sw_eval_batch *b, int64_t max_tokens,
+                   float *logits, double *loss, int64_t *count);
+
+/* HF's loss from logits [B, T, V] (double accumulation): sum and count of the targets. Labels
+ * outside [0, V) other than −100 are SW_ERANGE naming row and column. */
+int sw_eval_loss_from_logits(const float *logits, int64_t B, int64_t T, int64_t V,
+                             const int32_t *labels, double *sum, int64_t *count);
+
+/* What `sw-eval logits` does: read `input_ids` [B, T] (I32 or I64; optional `attention_mask`,
+ * `labels`, `position_ids` of the same shape, any integer dtype) from in_path, run the model and
+ * write out_path atomically with `logits` F32 [B, T, V], `loss` F32 [1] and `count` I64 [1]
+ * (metadata: model, adapter, loss definition). Returns 0 or a negative error naming the file and
+ * tensor. */
+struct sw_eval_logits_opts {
+    const char *model;
+    const char *adapter;  /* NULL: none */
+    const char *input;
+    const char *output;
+    int64_t max_tokens;   /* tokens per forward (0 = 2048) */
+};
+int sw_eval_logits_run(const struct sw_eval_logits_opts *o);
+
+/* ---- generation (lib/sw_generate.c) ---------------------------------------------------------- */
+
+/* Decoding parameters after defaults are resolved (see sw_generate_params_resolve). */
+struct sw_generate_params {
+    int64_t max_new_tokens;
+    int do_sample;             /* 0: greedy (argmax; the first index on ties, like torch) */
+    double temperature;        /* > 0 when sampling */
+    int64_t top_k;             /* 0 = off */
+    double top_p;              /* 1 = off */
+    double repetition_penalty; /* 1 = off (HF's CTRL-style penalty, applied in greedy too) */
+    uint64_t seed;
+    int64_t eos_ids[16];       /* generation stops after emitting one of them */
+    int n_eos;
+};
+
+/* Command-line values: negative means "not given, take generation_config.json" (and for
+ * temperature, 0 means greedy whatever the config says). */
+struct sw_generate_request {
+    int64_t max_new_tokens; /* < 0: generation_config max_new_tokens, else 128 */
+    double temperature;     /* < 0: config (sampling only when its do_sample is true); 0: greedy;
+                               > 0: sample with this temperature */
+    int64_t top_k;          /* < 0: config (50 when sampling without one) */
+    double top_p;           /* < 0: config (1.0) */
+    double repetition_penalty; /* < 0: config (1.0) */
+    uint64_t seed;
+};
+
+/* Resolve rq against the model folder's generation_config.json / config.json: EOS ids from
+ * generation_config.json when it names some, else config.json, else tok_eos (≥ 0) when given. */
+void sw_generate_params_resolve(const struct sw_generate_request *rq, const struct sw_hfmodel *hf,
+                                int32_t tok_eos, struct sw_generate_params *p);
+
+/* Why a generation ended. */
+enum sw_finish { SW_FINISH_STOP = 0, SW_FINISH_LENGTH };
+
+/* Generate up to p->max_new_tokens ids after prompt[0..n_prompt) into *out (malloc'ed; *n_out
+ * ids, the EOS id included when it stopped on one). Decoding recomputes the whole prefix at every
+ * step (sw_model has no KV cache yet): cost O(new · prefix) forwards. on_token (may be NULL) is
+ * called after each new id with user; a non-zero return stops generation early (SW_FINISH_STOP).
+ * Returns 0 or a negative error. */
+int sw_generate(struct sw_eval_model *em, const int32_t *prompt, int64_t n_prompt,
+                const struct sw_generate_params *p, int32_t **out, int64_t *n_out,
+                enum sw_finish *finish, int (*on_token)(void *user, int32_t id), void *user);
+
+/* The next id from one row of logits[V] (modified in place by the processors), in HF's order:
+ * repetition penalty over history[0..n_hist), then for sampling temperature, top-k, top-p and a
+ * draw from rng; greedy takes the argmax. */
+struct sw_rng;
+int32_t sw_generate_pick(float *logits, int64_t V, const int32_t *history, int64_t n_hist,
+                         const struct sw_generate_params *p, struct sw_rng *rng);
+
+/* ---- the command behind `sw-eval generate` (lib/sw_generate_run.c) -------------------------- */
+
+struct sw_generate_opts {
+    const char *model;
+    const char *adapter;       /* NULL: none */
+    const char *prompt;        /* raw text, encoded with the tokenizer's special tokens (BOS) */
+    const char *query;         /* one user message, rendered with the chat template */
+    const char *messages;      /* a JSON lines / JSON file of conversations (any dataset format
+                                  sw-pack reads); a final assistant turn is dropped and reported
+                                  as "reference" */
+    const char *template_name; /* NULL: recognised from tokenizer_config.json's chat_template */
+    const char *system;        /* NULL: the conversation's / template's default */
+    const char *tokenizer;     /* NULL: the model folder */
+    struct sw_generate_request req;
+    int json;                  /* one JSON object per prompt instead of the text */
+    int skip_special;          /* decode without special tokens (the EOS) */
+};
+
+/* Open everything, then for each prompt (--prompt, --query, or every row of --messages, in
+ * that order of preference; exactly one must be given) generate and write to out: the text and a
+ * newline, or with json {"index", "prompt_tokens", "ids", "text", "finish_reason", ["reference"]}
+ * per line. Returns 0, SW_EPIPE when out was closed, or a negative error. */
+int sw_generate_run(const struct sw_generate_opts *o, FILE *out);
+
+/* Encode conversation c for generation: rendered by t with add_generation_prompt (the system
+ * prompt from c, else system, else the template's default), tokenized as apply_chat_template
+ * does. A final assistant turn is removed first and its content returned in *reference
+ * (malloc'ed; NULL when there was none). *ids is malloc'ed. */
+struct sw_conv;
+struct sw_template;
+struct sw_tokenizer;
+int sw_generate_encode_chat(const struct sw_tokenizer *tok, const struct sw_template *t,
+                            struct sw_conv *c, const char *system, const char *where,
+                            int32_t **ids, int64_t *n, char **reference);
+
+#endif

@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Generate the sw-eval goldens under test/golden/generate/ (read by test/cli/eval.bats).
+
+It builds a tiny but complete HF model folder, model/, that sw-eval generate can run end to end:
+  - a byte-level BPE tokenizer (the `tokenizers` package, trained here on the text below, vocab
+    320) with ChatML special tokens <|endoftext|>, <|im_start|>, <|im_end|>, and a
+    tokenizer_config.json carrying eos/pad tokens and a ChatML chat_template;
+  - a random float32 Qwen3 model (hidden 48, 2 layers, 4 heads / 2 kv heads of 16, intermediate
+    96, tied embeddings; weights ~N(0, 0.15) so logits are far from ties);
+  - generation_config.json whose eos_token_id is [<|im_end|>, X], X chosen so that greedy
+    decoding of "prompt_hello" ends on it a few tokens in, "prompt_fox" runs to the limit and
+    "stop" ends on <|im_end|>.
+and expected.json with transformers' greedy generate() output ids (do_sample=False) for:
+  prompt_*   raw text prompts (tokenizer(text).input_ids, no template)
+  chat       a conversation rendered by apply_chat_template(add_generation_prompt=True)
+  penalty    a raw prompt with repetition_penalty=1.3
+plus hf_loss: model(input_ids, attention_mask, labels=input_ids).loss for a right-padded batch
+(the definition sw-eval logits follows: padding counted) and the input itself.
+Every greedy step's margin between the two best logits is checked to be > 1e-3, so a float
+rounding difference between sw and torch cannot flip the argmax.
+
+Run: UPDATE_GOLDEN=1 python3 test/golden/gen_generate.py  (needs torch, transformers,
+tokenizers, safetensors; CPU torch is enough). Without UPDATE_GOLDEN=1 it refuses to overwrite.
+"""
+import json
+import os
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "generate")
+MODEL = os.path.join(OUT, "model")
+
+TEXT = """The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins with a
+single step. To be or not to be, that is the question. All that glitters is not gold. The early
+bird catches the worm. Knowledge is power, and time is money. Where there is a will, there is a
+way. Actions speak louder than words. Practice makes perfect. The pen is mightier than the sword.
+Rome was not built in a day. When in Rome, do as the Romans do. Every cloud has a silver lining.
+Hello, how are you today? I am fine, thank you. What is the capital of France? Paris is the
+capital of France. Two plus two is four. Seven times three is twenty one."""
+
+CHAT_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+                 "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+                 "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+PROMPTS = {
+    "prompt_fox": "The quick brown fox",
+    "prompt_hello": "Hello, how are",
+    "stop": "What is the capital",
+}
+CHAT = [{"role": "system", "content": "You answer briefly."},
+        {"role": "user", "content": "What is two plus two?"}]
+PENALTY_PROMPT = "Practice makes"
+MAX_NEW = 24
+
+
+def build_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator([TEXT] * 4, trainer=trainer)
+    os.makedirs(MODEL, exist_ok=True)
+    tok.save(os.path.join(MODEL, "tokenizer.json"))
+    cfg = {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+           "unk_token": None, "model_max_length": 1024, "chat_template": CHAT_TEMPLATE,
+           "tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False,
+           "added_tokens_decoder": {str(tok.token_to_id(s)): {"content": s, "special": True,
+                                                              "lstrip": False, "rstrip": False,
+                                                              "normalized": False,
+                                                              "single_word": False}
+                                    for s in specials}}
+    with open(os.path.join(MODEL, "tokenizer_config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return tok
+
+
+def build_model(vocab, eos, pad):
+    import transformers as tf
+    cfg = tf.Qwen3Config(vocab_size=vocab, hidden_size=48, intermediate_size=96,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         head_dim=16, max_position_embeddings=256, rms_norm_eps=1e-6,
+                         tie_word_embeddings=True, bos_token_id=None, eos_token_id=eos,
+                         pad_token_id=pad,
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    torch.manual_seed(7)
+    model = tf.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").float()
+    gen = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(0.15 * torch.randn(p.shape, generator=gen))
+    model.eval()
+    return model
+
+
+def greedy(model, ids, eos, penalty=1.0):
+    """transformers' generate() plus the per-step margin check."""
+    x = torch.tensor([ids])
+    out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=MAX_NEW,
+                         do_sample=False, eos_token_id=eos, pad_token_id=0,
+                         repetition_penalty=penalty, output_scores=True,
+                         return_dict_in_generate=True)
+    new = out.sequences[0, len(ids):].tolist()
+    for s in out.scores:
+        top = torch.topk(s[0], 2).values
+        assert float(top[0] - top[1]) > 1e-3, f"near tie in greedy decoding: {top.tolist()}"
+    return new
+
+
+def main():
+    if os.path.exists(OUT) and os.environ.get("UPDATE_GOLDEN") != "1":
+        sys.exit(f"{OUT} exists: set UPDATE_GOLDEN=1 to regenerate")
+    import transformers as tf
+    tok = build_tokenizer()
+    im_end, pad = tok.token_to_id("<|im_end|>"), tok.token_to_id("<|endoftext|>")
+    vocab = tok.get_vocab_size()
+    model = build_model(vocab, im_end, pad)
+    ids = {k: tok.encode(v).ids for k, v in PROMPTS.items()}
+    # Pick the extra EOS: a token greedy emits a few steps into "prompt_hello" but never for
+    # "prompt_fox" (which must run to the limit); "stop" ends on <|im_end|> by itself.
+    free = {k: greedy(model, v, [im_end]) for k, v in ids.items()}
+    hello = free["prompt_hello"]
+    extra = next((t for i, t in enumerate(hello) if i >= 3 and t not in hello[:i] and
+                  t not in free["prompt_fox"] and t != im_end), None)
+    assert extra is not None, "no token to stop on: change the prompts"
+    eos = [im_end, extra]
+    model.config.eos_token_id = eos
+    model.generation_config = tf.GenerationConfig(eos_token_id=eos, pad_token_id=pad,
+                                                  do_sample=False, max_new_tokens=MAX_NEW)
+    model.save_pretrained(MODEL, safe_serialization=True)
+    # The tokenizer as transformers sees it (the chat template comes from our config file).
+    hft = tf.AutoTokenizer.from_pretrained(MODEL)
+    cases = {}
+    for k, v in PROMPTS.items():
+        assert hft(v).input_ids == ids[k]
+        cases[k] = {"prompt": v, "prompt_ids": ids[k], "ids": greedy(model, ids[k], eos)}
+    assert cases["stop"]["ids"][-1] in eos and len(cases["stop"]["ids"]) < MAX_NEW
+    assert cases["prompt_hello"]["ids"][-1] == extra and len(cases["prompt_hello"]["ids"]) > 3
+    assert len(cases["prompt_fox"]["ids"]) == MAX_NEW
+    chat_ids = hft.apply_chat_template(CHAT, add_generation_prompt=True, tokenize=True)
+    if isinstance(chat_ids, dict) or hasattr(chat_ids, "input_ids"):
+        chat_ids = chat_ids["input_ids"]
+    cases["chat"] = {"messages": CHAT, "prompt_ids": list(chat_ids),
+                     "ids": greedy(model, list(chat_ids), eos)}
+    pids = tok.encode(PENALTY_PROMPT).ids
+    cases["penalty"] = {"prompt": PENALTY_PROMPT, "prompt_ids": pids, "repetition_penalty": 1.3,
+                        "ids": greedy(model, pids, eos, penalty=1.3)}
+    for c in cases.values():
+        c["text"] = tok.decode(c["ids"], skip_special_tokens=True)
+    # HF's loss with labels = input_ids on a right-padded batch (padding counted).
+    rows = [tok.encode(TEXT[:60]).ids[:12], tok.encode("Hello, how are you today?").ids[:12]]
+    T = max(len(r) for r in rows)
+    input_ids = [r + [pad] * (T - len(r)) for r in rows]
+    mask = [[1] * len(r) + [0] * (T - len(r)) for r in rows]
+    with torch.no_grad():
+        loss = model(input_ids=torch.tensor(input_ids), attention_mask=torch.tensor(mask),
+                     labels=torch.tensor(input_ids)).loss
+    expected = {"generator": "test/golden/gen_generate.py", "torch": torch.__version__,
+                "transformers": tf.__version__, "max_new_tokens": MAX_NEW, "eos": eos,
+                "cases": cases,
+                "hf_loss": {"input_ids": input_ids, "attention_mask": mask, "loss": float(loss)}}
+    with open(os.path.join(OUT, "expected.json"), "w") as f:
+        json.dump(expected, f, indent=1, sort_keys=True)
+        f.write("\n")
+    for f in ("README.md",):
+        if os.path.exists(os.path.join(MODEL, f)):
+            os.remove(os.path.join(MODEL, f))
+    total = 0
+    for root, _, files in os.walk(OUT):
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644)
+            total += os.path.getsize(os.path.join(root, f))
+    print(f"wrote {OUT} ({total} bytes)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+/* sw-quant merge-lora — fold a PEFT LoRA adapter into its base model (W' = W + scale · B · A,
+ * PEFT's merge_and_unload) and write a plain HF model folder, atomically. The work is in
+ * lib/sw_merge.c; this file parses the options. */
+#include "sw_config.h"
+#include "sw_err.h"
+#include "sw_merge.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+
+int sw_quant_merge_lora_main(int argc, char **argv);
+
+struct merge_opts {
+    char *model, *adapter, *output, *dtype;
+    int64_t max_shard_size;
+    int force;
+};
+
+static const struct sw_opt merge_table[] = {
+    {"model", SW_OPT_STRING, offsetof(struct merge_opts, model), NULL,
+     "base HF model folder; required", 0, 0, NULL, NULL},
+    {"adapter", SW_OPT_STRING, offsetof(struct merge_opts, adapter), NULL,
+     "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors); required", 0, 0,
+     NULL, NULL},
+    {"output", SW_OPT_STRING, offsetof(struct merge_opts, output), NULL,
+     "folder to create with the merged model; required", 0, 0, NULL, NULL},
+    {"dtype", SW_OPT_CHOICE, offsetof(struct merge_opts, dtype), NULL,
+     "dtype of the written float tensors (default: each base tensor's own)", 0, 0,
+     "float32|bfloat16|float16", NULL},
+    {"max_shard_size", SW_OPT_INT, offsetof(struct merge_opts, max_shard_size), "5000000000",
+     "bytes per model.safetensors shard (transformers' 5GB default)", 1, 9.2e18, NULL, NULL},
+    {"force", SW_OPT_BOOL, offsetof(struct merge_opts, force), "false",
+     "replace an existing output folder", 0, 0, NULL, NULL},
+    SW_OPT_END,
+};
+
+static const struct sw_cli merge_cli = {
+    .tool = "sw-quant",
+    .command = "merge-lora",
+    .usage = "sw-quant merge-lora --model DIR --adapter DIR --output DIR [--dtype T] [--force]",
+    .summary =
+        "Merge a LoRA adapter into its base model: every adapted linear weight becomes\n"
+        "W + scale * B * A (scale = lora_alpha / r, or / sqrt(r) with use_rslora), computed in\n"
+        "float32 and rounded once to the output dtype. Writes config.json, model.safetensors\n"
+        "(sharded above --max_shard_size), generation_config.json and the tokenizer files into a\n"
+        "temporary folder and renames it to --output when complete.",
+    .opts = merge_table,
+    .min_pos = 0,
+    .max_pos = 0,
+};
+
+int sw_quant_merge_lora_main(int argc, char **argv) {
+    struct merge_opts o;
+    char **pos = NULL;
+    int npos = 0;
+    int rc = sw_cli_parse(&merge_cli, &o, argc, argv, &pos, &npos);
+    if (rc != 0) return rc > 0 ? 0 : rc;
+    free(pos);
+    if (!o.model || !o.adapter || !o.output) {
+        rc = sw_err_set(SW_EUSAGE, "--model, --adapter and --output are required "
+                        "(see sw-quant merge-lora --help)");
+    } else {
+        struct sw_merge_opts m = {o.model, o.adapter, o.output, o.dtype,
+                                  (uint64_t)o.max_shard_size, o.force};
+        rc = sw_merge_lora(&m);
+    }
+    sw_config_release(merge_table, &o);
+    return rc;
+}
