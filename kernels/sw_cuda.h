@@ -24,11 +24,15 @@ struct sw_cuda_info {
  * (10-bit mantissa products, fp32 accumulation). BF16: operands rounded to bfloat16, fp32
  * accumulation and fp32 outputs — the arithmetic of PyTorch's bf16 autocast with fp32 master
  * weights; parameters, gradients and activations stay float32. The environment variable
- * SW_CUDA_MATMUL=fp32|tf32|bf16 sets the initial mode when the backend opens. */
+ * SW_CUDA_MATMUL=fp32|tf32|bf16|bf16i sets the initial mode when the backend opens.
+ * BF16_INLINE ("bf16i") is BF16 with the float32 → bfloat16 rounding left to cuBLASLt
+ * (CUBLAS_COMPUTE_32F_FAST_16BF on float32 operands) instead of a conversion pass per operand;
+ * everything else (attention, cross-entropy) behaves as in BF16. */
 enum sw_cuda_matmul_precision {
     SW_CUDA_MATMUL_FP32 = 0,
     SW_CUDA_MATMUL_TF32 = 1,
     SW_CUDA_MATMUL_BF16 = 2,
+    SW_CUDA_MATMUL_BF16_INLINE = 3,
 };
 
 #ifdef SW_CUDA
@@ -46,7 +50,7 @@ void sw_cuda_backend_free(struct sw_backend *be);
 /* Set the GEMM precision of a CUDA backend (enum sw_cuda_matmul_precision). Returns 0 or
  * SW_EINVAL (not a CUDA backend, unknown mode). */
 int sw_cuda_set_matmul_precision(struct sw_backend *be, int precision);
-/* Parse "fp32" | "tf32" | "bf16" into *precision; SW_EINVAL otherwise. */
+/* Parse "fp32" | "tf32" | "bf16" | "bf16i" into *precision; SW_EINVAL otherwise. */
 int sw_cuda_parse_matmul_precision(const char *s, int *precision);
 
 /* Per-op timing: on = 1 starts recording a pair of CUDA events around every op (it costs a

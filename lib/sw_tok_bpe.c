@@ -13,8 +13,14 @@
  * bytes without being rewritten (tokens with characters outside the byte alphabet can never
  * match a byte-level word, so leaving them out changes nothing).
  *
- * Each thread has a direct-mapped cache from short words to their ids: natural text repeats
- * words, and a cache hit costs one hash and one compare instead of the merge loop. */
+ * Each thread has a set-associative cache from short words to their ids: natural text repeats
+ * words, and a cache hit costs one hash and one compare instead of the merge loop.
+ *
+ * SentencePiece-style tokenizers (Llama 2) have no pre-tokenizer, so a whole document is one
+ * word. When no vocabulary token holds U+2581 right after another character, no merge can ever
+ * join the two sides of such a boundary, so BPE of the word equals BPE of its pieces cut before
+ * each "▁" that follows a non-"▁": those pieces are merged separately and go through the cache
+ * ("meta chunks", checked at load). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -216,6 +222,20 @@ int sw_tok_bpe_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, cons
         char name[8];
         snprintf(name, sizeof(name), "<0x%02X>", b);
         m->fb_id[b] = sw_tok_bpe_lookup(m, name, 6);
+    }
+    /* meta chunks: "▁" is a token, no token has "▁" after another character, and words are
+     * plain characters (no prefix/suffix) */
+    m->meta_chunks = !m->prefix_len && !m->suffix_len && sw_tok_bpe_lookup(m, "\xE2\x96\x81", 3) >= 0;
+    for (size_t it2 = 0; m->meta_chunks;) {
+        const char *k;
+        size_t kl;
+        if (!sw_strmap_next(m->vocab, &it2, &k, &kl, NULL)) break;
+        for (size_t i = 0; i + 3 <= kl; i++)
+            if (!memcmp(k + i, "\xE2\x96\x81", 3) && i > 0 &&
+                !(i >= 3 && !memcmp(k + i - 3, "\xE2\x96\x81", 3))) {
+                m->meta_chunks = 0;
+                break;
+            }
     }
     /* single-character tokens of the BMP, for the per-character lookup of generic words */
     m->bmp_id = malloc(0x10000 * sizeof(*m->bmp_id));
@@ -464,6 +484,9 @@ static int sw_tok_bpe_symbols(const struct sw_tok_bpe *m, struct sw_tok_scratch 
     return 0;
 }
 
+static int sw_tok_bpe_word(const struct sw_tok_bpe *m, struct sw_tok_scratch *sc, const char *w,
+                           size_t n, struct sw_tok_ids *out);
+
 int sw_tok_bpe_encode(const struct sw_tok_bpe *m, struct sw_tok_scratch *sc, const char *w,
                       size_t n, struct sw_tok_ids *out) {
     if (n == 0) return 0;
@@ -477,7 +500,33 @@ int sw_tok_bpe_encode(const struct sw_tok_bpe *m, struct sw_tok_scratch *sc, con
         int32_t id = sw_tok_bpe_lookup(m, w, n);
         if (id >= 0) return sw_tok_ids_push(out, id);
     }
-    struct sw_tok_cache_set *set = NULL;
+    if (!m->meta_chunks) return sw_tok_bpe_word(m, sc, w, n, out);
+    size_t start = 0;
+    for (size_t k = 1; k + 3 <= n; k++) {
+        if ((unsigned char)w[k] != 0xE2 || memcmp(w + k, "\xE2\x96\x81", 3) != 0) continue;
+        if (k >= 3 && !memcmp(w + k - 3, "\xE2\x96\x81", 3)) continue;
+        SW_TRY(sw_tok_bpe_word(m, sc, w + start, k - start, out));
+        start = k;
+    }
+    return sw_tok_bpe_word(m, sc, w + start, n - start, out);
+}
+
+static inline size_t sw_tok_cache_set_of(uint64_t h) {
+    return (size_t)(h >> 17) & (SW_TOK_CACHE_SETS - 1);
+}
+
+void sw_tok_bpe_prefetch(const struct sw_tok_bpe *m, const struct sw_tok_scratch *sc,
+                         const char *w, size_t n) {
+    (void)m;
+    if (!sc->cache || n > SW_TOK_CACHE_KEY || n < 2) return;
+    const struct sw_tok_cache_set *set = &sc->cache[sw_tok_cache_set_of(sw_hash_bytes(w, n, 0x5157))];
+    __builtin_prefetch(&set->way[0]);
+    __builtin_prefetch(&set->way[1]);
+}
+
+/* One word (or meta chunk): cache, else symbols and merges. */
+static int sw_tok_bpe_word(const struct sw_tok_bpe *m, struct sw_tok_scratch *sc, const char *w,
+                           size_t n, struct sw_tok_ids *out) {    struct sw_tok_cache_set *set = NULL;
     uint64_t h = 0;
     if (n <= SW_TOK_CACHE_KEY) {
         if (!sc->cache) {
@@ -487,7 +536,7 @@ int sw_tok_bpe_encode(const struct sw_tok_bpe *m, struct sw_tok_scratch *sc, con
                 return sw_err_set(SW_ENOMEM, "tokenizer: out of memory (word cache)");
         }
         h = sw_hash_bytes(w, n, 0x5157);
-        size_t si = (size_t)(h >> 17) & (SW_TOK_CACHE_SETS - 1);
+        size_t si = sw_tok_cache_set_of(h);
         set = &sc->cache[si];
         for (int k = 0; k < 2; k++) {
             const struct sw_tok_cache_slot *sl = &set->way[k];
@@ -514,8 +563,8 @@ int sw_tok_bpe_encode(const struct sw_tok_bpe *m, struct sw_tok_scratch *sc, con
     for (size_t i = 0; i < ns; i++)
         if (sc->sym[i].len) SW_TRY(sw_tok_ids_push(out, sc->sym[i].c));
     size_t got = out->n - start;
-    if (set && got <= SW_TOK_CACHE_IDS) {
-        size_t si = (size_t)(h >> 17) & (SW_TOK_CACHE_SETS - 1);
+    if (set && got > 0 && got <= SW_TOK_CACHE_IDS) {
+        size_t si = sw_tok_cache_set_of(h);
         struct sw_tok_cache_slot *sl = &set->way[sc->cache_lru[si]];
         sc->cache_lru[si] ^= 1;
         sl->hash = h;

@@ -175,8 +175,17 @@ struct sw_tok_pattern {
     enum sw_tok_pat_kind kind;
     char *str; /* literal bytes, or the regex source */
     size_t len;
-    int re; /* index into tok->re for SW_TOK_PAT_REGEX */
+    int re;   /* index into tok->re for SW_TOK_PAT_REGEX */
+    int fast; /* enum sw_tok_fast_kind: a hand-written matcher replaces PCRE2 */
 };
+
+/* ---- hand-written matchers for well-known pre-tokenizer regexes (sw_tok_fastsplit.c) ---- */
+
+enum sw_tok_fast_kind { SW_TOK_FAST_NONE = 0, SW_TOK_FAST_GPT2, SW_TOK_FAST_QWEN, SW_TOK_FAST_LLAMA3 };
+/* Which matcher implements the regex source src exactly, or SW_TOK_FAST_NONE. */
+int sw_tok_fast_kind(const char *src, size_t len);
+/* End of the match starting at s[i] (i < n; always > i: these patterns match everywhere). */
+size_t sw_tok_fast_match(int kind, const unsigned char *s, size_t n, size_t i);
 
 /* The registry of compiled regexes; each thread's scratch holds match data for each. */
 struct sw_tok_regexes {
@@ -321,6 +330,7 @@ struct sw_tok_bpe {
     struct sw_tok_merge *byte_pair; /* raw-byte mode: merges of two single bytes, by b0<<8|b1 */
     int32_t *bmp_id;         /* id of each single-character token below U+10000, -1 none */
     int raw_mode;            /* pieces are raw bytes; vocabulary keys were un-mapped */
+    int meta_chunks;         /* words may be cut before each U+2581 that follows another char */
 };
 
 /* vocab: the model.vocab map read by sw_tok_json_parse_vocab (taken over), or NULL to read
@@ -335,6 +345,9 @@ void sw_tok_bpe_release(struct sw_tok_bpe *m);
 int sw_tok_bpe_encode(const struct sw_tok_bpe *m, struct sw_tok_scratch *sc, const char *w,
                       size_t n, struct sw_tok_ids *out);
 int32_t sw_tok_bpe_lookup(const struct sw_tok_bpe *m, const char *s, size_t n);
+/* Start loading the word cache entry of w (a hint: call a few words ahead of encoding them). */
+void sw_tok_bpe_prefetch(const struct sw_tok_bpe *m, const struct sw_tok_scratch *sc,
+                         const char *w, size_t n);
 
 /* ---- added tokens (sw_tok_added.c) ---- */
 
@@ -491,6 +504,15 @@ struct sw_tokenizer {
     struct sw_tok_added added;
     struct sw_tok_regexes re;
     int bytelevel_raw; /* raw-byte fast path active */
+
+    /* "truncation" / "padding" of tokenizer.json, applied by encode as `tokenizers` does */
+    int trunc_on, trunc_left;
+    size_t trunc_max;
+    size_t n_added_single; /* special ids the post-processor adds to one sequence */
+    int pad_on, pad_left;
+    size_t pad_fixed;      /* 0 = BatchLongest (a single sequence is its own longest) */
+    size_t pad_multiple;   /* 0 = none */
+    int32_t pad_id;
 
     /* id -> token string (model vocabulary, overridden by added tokens) */
     size_t n_ids;       /* max id + 1 */

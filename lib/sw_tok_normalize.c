@@ -291,6 +291,8 @@ int sw_tok_norm_apply(const struct sw_tokenizer *tok, const struct sw_tok_norms 
         const struct sw_tok_norm *nm = &ns->v[i];
         struct sw_tok_buf *out = &sc->spare;
         out->n = 0;
+        SW_TRY(sw_tok_buf_put(out, "", 0)); /* both buffers allocated: never a NULL base */
+        SW_TRY(sw_tok_buf_put(s, "", 0));
         switch (nm->kind) {
         case SW_TOK_NORM_NFC:
         case SW_TOK_NORM_NFD:

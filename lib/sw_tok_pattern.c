@@ -157,6 +157,7 @@ int sw_tok_pattern_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, 
     if (p->kind == SW_TOK_PAT_STRING) return 0;
     int rc = sw_tok_regex_add(tok, p->str, p->len, path, &p->re);
     if (rc) sw_tok_pattern_release(p);
+    else if (!getenv("SW_TOK_NO_FAST")) p->fast = sw_tok_fast_kind(p->str, p->len);
     return rc;
 }
 
@@ -207,6 +208,14 @@ int sw_tok_pattern_find(const struct sw_tokenizer *tok, const struct sw_tok_patt
                         struct sw_tok_spans *out) {
     out->n = 0;
     if (n == 0) return sw_tok_spans_push(out, 0, 0, 0);
+    if (p->fast) {
+        for (size_t i = 0; i < n;) {
+            size_t e = sw_tok_fast_match(p->fast, (const unsigned char *)s, n, i);
+            SW_TRY(sw_tok_spans_push(out, i, e, 1));
+            i = e;
+        }
+        return 0;
+    }
     if (p->kind == SW_TOK_PAT_REGEX) return sw_tok_regex_each(tok, p->re, sc, s, n, out);
     size_t prev = 0, i = 0;
     while (i + p->len <= n) {

@@ -23,6 +23,8 @@ int sw_tok_buf_grow(struct sw_tok_buf *b, size_t need) {
 }
 
 int sw_tok_buf_put(struct sw_tok_buf *b, const void *s, size_t n) {
+    /* allocate even for n == 0: callers do pointer arithmetic on b->p */
+    if (!b->p) SW_TRY(sw_tok_buf_grow(b, n + 1));
     SW_TRY(sw_tok_buf_reserve(b, n));
     if (n) memcpy(b->p + b->n, s, n);
     b->n += n;
@@ -81,6 +83,7 @@ void sw_tok_ids_release(struct sw_tok_ids *b) {
 }
 
 int sw_tok_strs_end(struct sw_tok_strs *s, size_t start) {
+    if (!s->pool.p) SW_TRY(sw_tok_buf_grow(&s->pool, 64)); /* strings point into a real buffer */
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
         size_t *off = realloc(s->off, cap * sizeof(*off));

@@ -250,6 +250,58 @@ out:
     return rc;
 }
 
+static int sw_tok_jdirection(const struct sw_tok_jctx *c, const json_t *obj, const char *path,
+                             int *left) {
+    json_t *d = sw_tok_jget(obj, "direction");
+    const char *s = d ? json_string_value(d) : "Right";
+    if (!s || (strcmp(s, "Right") && strcmp(s, "Left")))
+        return sw_tok_jerr(c, path, "\"direction\" must be \"Right\" or \"Left\"");
+    *left = s[0] == 'L';
+    return 0;
+}
+
+/* "truncation": {max_length, direction, ...} and "padding": {strategy, direction, pad_id,
+ * pad_to_multiple_of, ...}; stride and strategy only shape overflowing encodings and pairs. */
+static int sw_tok_load_trunc_pad(struct sw_tokenizer *tok, const struct sw_tok_jctx *c,
+                                 const json_t *root) {
+    json_t *t = sw_tok_jget(root, "truncation");
+    if (t) {
+        long long ml;
+        if (!json_is_object(t)) return sw_tok_jerr(c, "truncation", "must be an object or null");
+        SW_TRY(sw_tok_jint(c, t, "truncation", "max_length", 512, &ml));
+        if (ml < 0) return sw_tok_jerr(c, "truncation", "max_length must not be negative");
+        SW_TRY(sw_tok_jdirection(c, t, "truncation", &tok->trunc_left));
+        tok->trunc_on = 1;
+        tok->trunc_max = (size_t)ml;
+    }
+    json_t *p = sw_tok_jget(root, "padding");
+    if (p) {
+        long long v;
+        if (!json_is_object(p)) return sw_tok_jerr(c, "padding", "must be an object or null");
+        json_t *st = sw_tok_jget(p, "strategy");
+        if (json_is_object(st)) {
+            json_t *fx = json_object_get(st, "Fixed");
+            if (!json_is_integer(fx) || json_integer_value(fx) < 0)
+                return sw_tok_jerr(c, "padding.strategy", "expected {\"Fixed\": length}");
+            tok->pad_fixed = (size_t)json_integer_value(fx);
+        } else if (st && (!json_is_string(st) || strcmp(json_string_value(st), "BatchLongest"))) {
+            return sw_tok_jerr(c, "padding.strategy", "expected \"BatchLongest\" or {\"Fixed\": n}");
+        }
+        SW_TRY(sw_tok_jdirection(c, p, "padding", &tok->pad_left));
+        SW_TRY(sw_tok_jint(c, p, "padding", "pad_to_multiple_of", 0, &v));
+        if (v < 0) return sw_tok_jerr(c, "padding", "pad_to_multiple_of must not be negative");
+        tok->pad_multiple = (size_t)v;
+        SW_TRY(sw_tok_jint(c, p, "padding", "pad_id", 0, &v));
+        if (v < 0 || v > INT32_MAX) return sw_tok_jerr(c, "padding", "pad_id out of range");
+        tok->pad_id = (int32_t)v;
+        tok->pad_on = 1;
+    }
+    for (size_t k = 0; k < tok->post.n; k++)
+        for (size_t i = 0; i < tok->post.v[k].n_single; i++)
+            tok->n_added_single += tok->post.v[k].single[i].n_ids;
+    return 0;
+}
+
 static int sw_tok_load_json(struct sw_tokenizer *tok, const json_t *root, struct sw_strmap *vocab) {
     struct sw_tok_jctx c = {tok->path};
     if (!json_is_object(root) || !json_object_get(root, "model")) {
@@ -267,6 +319,7 @@ static int sw_tok_load_json(struct sw_tokenizer *tok, const json_t *root, struct
         SW_TRY(sw_tok_post_parse(tok, &c, j, "post_processor", &tok->post));
     if ((j = sw_tok_jget(root, "decoder"))) SW_TRY(sw_tok_dec_parse(tok, &c, j, "decoder", &tok->dec));
     SW_TRY(sw_tok_added_parse(tok, &c, sw_tok_jget(root, "added_tokens")));
+    SW_TRY(sw_tok_load_trunc_pad(tok, &c, root));
     for (size_t i = 0; i < tok->pre.n; i++)
         if (tok->pre.v[i].kind == SW_TOK_PRE_BYTELEVEL || tok->pre.v[i].kind == SW_TOK_PRE_METASPACE)
             sw_tok_bytelevel_init();
@@ -276,8 +329,14 @@ static int sw_tok_load_json(struct sw_tokenizer *tok, const json_t *root, struct
         int r = sw_tok_bpe_enable_raw(&tok->bpe);
         if (r < 0) return r;
         if (r == 1) {
-            tok->pre.v[tok->pre.n - 1].map_bytes = 0;
+            struct sw_tok_pretok *bl = &tok->pre.v[tok->pre.n - 1];
+            bl->map_bytes = 0;
             tok->bytelevel_raw = 1;
+            /* without regex or prefix space, a raw-mode ByteLevel stage passes pieces through */
+            if (!bl->use_regex && !bl->add_prefix_space) {
+                sw_tok_pattern_release(&bl->pat);
+                tok->pre.n--;
+            }
         }
     }
     return sw_tok_build_ids(tok);
@@ -462,14 +521,37 @@ int sw_tokenizer_encode_append(const struct sw_tokenizer *tok, const char *text,
     }
     size_t start = out->n;
     int rc;
-    if (add_special_tokens && tok->post.n) {
-        sc->ids_tmp.n = 0;
-        rc = sw_tok_encode_core(tok, sc, s, len, &sc->ids_tmp);
-        if (!rc) rc = sw_tok_post_apply(&tok->post, &sc->ids_tmp, &sc->post_tmp);
-        if (!rc) rc = sw_tok_ids_put(out, sc->ids_tmp.ids, sc->ids_tmp.n);
-    } else {
+    int post = add_special_tokens && tok->post.n;
+    if (!post && !tok->trunc_on && !tok->pad_on) {
         rc = sw_tok_encode_core(tok, sc, s, len, out);
+        if (rc) out->n = start;
+        return rc;
     }
+    struct sw_tok_ids *ids = &sc->ids_tmp;
+    ids->n = 0;
+    SW_TRY(sw_tok_encode_core(tok, sc, s, len, ids));
+    if (tok->trunc_on) {
+        /* the template's tokens count against max_length; when they alone exceed it the
+         * limit wraps around in `tokenizers` (usize arithmetic) and nothing is cut */
+        size_t added = post ? tok->n_added_single : 0;
+        if (added <= tok->trunc_max && ids->n > tok->trunc_max - added) {
+            size_t keep = tok->trunc_max - added;
+            if (tok->trunc_left) memmove(ids->ids, ids->ids + ids->n - keep, keep * sizeof(int32_t));
+            ids->n = keep;
+        }
+    }
+    if (post) SW_TRY(sw_tok_post_apply(&tok->post, ids, &sc->post_tmp));
+    size_t target = ids->n;
+    if (tok->pad_on) {
+        if (tok->pad_fixed > target) target = tok->pad_fixed;
+        if (tok->pad_multiple && target % tok->pad_multiple)
+            target += tok->pad_multiple - target % tok->pad_multiple;
+    }
+    size_t pad = target - ids->n;
+    rc = 0;
+    for (size_t i = 0; !rc && tok->pad_left && i < pad; i++) rc = sw_tok_ids_push(out, tok->pad_id);
+    if (!rc) rc = sw_tok_ids_put(out, ids->ids, ids->n);
+    for (size_t i = 0; !rc && !tok->pad_left && i < pad; i++) rc = sw_tok_ids_push(out, tok->pad_id);
     if (rc) out->n = start;
     return rc;
 }

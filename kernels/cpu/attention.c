@@ -1,19 +1,24 @@
 /* CPU attention — causal, grouped-query, variable-length (packed) scaled dot-product attention
- * with a flash-style backward.
+ * with a flash-style backward, blocked so that the arithmetic runs in sgemm.
  *
  * Shapes: q[N,Hq,D], k/v[N,Hk,D], out[N,Hq,D], lse[N,Hq]; segments from cu_seqlens[nseq+1],
  * optional kv_len[nseq] (right padding); see struct sw_backend in sw_kernels.h for the masking
  * rule (query i sees keys j ≤ i, j < kv_len, inside its own segment).
  *
- * Work is split into (segment, head, block of SW_ATT_BLOCK rows) items run in parallel. Each
- * query row is handled alone: its scores (≤ one segment long) live in a per-thread buffer, so
- * memory is O(threads · T) and no T×T matrix is ever formed. The softmax is two-pass over that
- * buffer (max, then Σexp, the sum in double); lse = max + log Σexp is saved. Dot products use
- * 8 partial sums in a fixed order (vectorisable, deterministic).
- * Backward (deterministic, no atomics): pass 0 computes Δ = Σ_d dout·out per (row, head);
- * pass 1 gives dq row by row (scores recomputed from lse); pass 2 gives dk/dv key by key,
- * walking every query head of the group and every query row that sees the key, in order. */
+ * Forward: work items are (segment, query head, block of SW_ATT_BQ query rows), in parallel.
+ * An item forms the scores of its rows against the keys the block can see, S = scale·Q·Kᵀ
+ * [rows, keys], with one single-threaded sgemm over the strided [N, H, D] layout; masks each
+ * row (j > i or j ≥ kv_len), takes the softmax in place (max, sw_expf, Σ; vectorised) and
+ * saves lse = max + log Σ; then out = P·V is a second sgemm. Memory: one [SW_ATT_BQ, segment] score
+ * buffer per thread, never a T×T matrix.
+ * Backward: Δ = Σ_d dout·out per (row, head) first; then items are (segment, kv head), each
+ * walking its query blocks in order and, for each, the query heads of its group:
+ *   P = exp(scale·Q·Kᵀ − lse) (masked), dP = dout·Vᵀ, dS = P ∘ (dP − Δ),
+ *   dQ = scale·dS·K,  dK += scale·dSᵀ·Q,  dV += Pᵀ·dout   (five sgemms).
+ * dK/dV of a kv head are written by one item only, summed in a fixed order (blocks, then
+ * heads): deterministic and independent of the thread count, without atomics. */
 #include "cpu_ops.h"
+#include "fastmath.h"
 
 #include "sw_err.h"
 
@@ -22,10 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SW_ATT_BLOCK 32
+#define SW_ATT_BQ 64
 
 struct att_item {
-    int s, h;         /* segment; query head (fwd, dq) or kv head (dk/dv) */
+    int s, h;         /* segment; query head (fwd) or kv head (bwd) */
     int64_t i0, i1;   /* rows inside the segment */
 };
 
@@ -63,47 +68,36 @@ static int att_check(const char *op, const int32_t *cu, const int32_t *kv_len, i
     return 0;
 }
 
-/* Items over (segment, head in [0,H), row blocks); *n receives the count. NULL on ENOMEM. */
-static struct att_item *att_items(const struct att_geom *g, int64_t H, int64_t *n) {
+/* Items over (segment, head in [0,H), blocks of bq rows; bq 0 = the whole segment); *n receives
+ * the count. NULL on ENOMEM. */
+static struct att_item *att_items(const struct att_geom *g, int64_t H, int64_t bq, int64_t *n) {
     int64_t cnt = 0;
     for (int s = 0; s < g->nseq; s++) {
         int64_t L = (int64_t)g->cu[s + 1] - g->cu[s];
-        cnt += H * ((L + SW_ATT_BLOCK - 1) / SW_ATT_BLOCK);
+        cnt += H * (bq ? (L + bq - 1) / bq : 1);
     }
     struct att_item *it = malloc((size_t)(cnt ? cnt : 1) * sizeof(*it));
     if (!it) return NULL;
     int64_t k = 0;
     for (int s = 0; s < g->nseq; s++) {
         int64_t L = (int64_t)g->cu[s + 1] - g->cu[s];
+        int64_t step = bq ? bq : (L > 0 ? L : 1);
         for (int64_t h = 0; h < H; h++)
-            for (int64_t i0 = 0; i0 < L; i0 += SW_ATT_BLOCK)
-                it[k++] = (struct att_item){s, (int)h, i0,
-                                            i0 + SW_ATT_BLOCK < L ? i0 + SW_ATT_BLOCK : L};
+            for (int64_t i0 = 0; i0 < L || (i0 == 0 && !bq); i0 += step)
+                it[k++] = (struct att_item){s, (int)h, i0, i0 + step < L ? i0 + step : L};
     }
-    *n = cnt;
+    *n = k;
     return it;
-}
-
-/* Dot product with 8 interleaved partial sums combined in a fixed tree: vectorisable without
- * -ffast-math and still one fixed summation order (deterministic). */
-static inline float dotf(const float *a, const float *b, int64_t D) {
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t d = 0;
-    for (; d + 8 <= D; d += 8)
-        for (int u = 0; u < 8; u++) s[u] += a[d + u] * b[d + u];
-    float acc = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-    for (; d < D; d++) acc += a[d] * b[d];
-    return acc;
-}
-
-/* y[D] += alpha · x[D] (float, vectorisable). */
-static inline void axpyf(float *y, float alpha, const float *x, int64_t D) {
-    for (int64_t d = 0; d < D; d++) y[d] += alpha * x[d];
 }
 
 static inline int64_t seg_kvlen(const struct att_geom *g, int s) {
     int64_t L = (int64_t)g->cu[s + 1] - g->cu[s];
     return g->kv_len ? g->kv_len[s] : L;
+}
+
+/* Keys row i (inside its segment) sees: j < min(i + 1, kv_len). */
+static inline int64_t visible(int64_t i, int64_t kvl) {
+    return i + 1 < kvl ? i + 1 : kvl;
 }
 
 int sw_cpu_attention_fwd(struct sw_backend *be, float *out, float *lse, const float *q,
@@ -114,48 +108,48 @@ int sw_cpu_attention_fwd(struct sw_backend *be, float *out, float *lse, const fl
     struct att_geom g;
     SW_TRY(att_check("attention_fwd", cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
     int64_t nitems;
-    struct att_item *items = att_items(&g, Hq, &nitems);
+    struct att_item *items = att_items(&g, Hq, SW_ATT_BQ, &nitems);
     int nth = omp_get_max_threads();
-    float *sc = malloc((size_t)nth * (size_t)(g.maxlen ? g.maxlen : 1) * sizeof(float));
-    float *acc = malloc((size_t)nth * (size_t)D * sizeof(float));
-    if (!items || !sc || !acc) {
-        free(items), free(sc), free(acc);
+    size_t per = (size_t)SW_ATT_BQ * (size_t)(g.maxlen ? g.maxlen : 1);
+    float *sc = malloc((size_t)nth * per * sizeof(float));
+    if (!items || !sc) {
+        free(items), free(sc);
         return sw_err_set(SW_ENOMEM, "attention_fwd: out of memory");
     }
-    int64_t group = Hq / Hk;
+    int64_t group = Hq / Hk, ldq = Hq * D, ldk = Hk * D;
     #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
     for (int64_t t = 0; t < nitems; t++) {
         const struct att_item *it = &items[t];
-        float *s_buf = sc + (size_t)omp_get_thread_num() * (size_t)(g.maxlen ? g.maxlen : 1);
-        float *a = acc + (size_t)omp_get_thread_num() * (size_t)D;
+        float *S = sc + (size_t)omp_get_thread_num() * per;
         int64_t base = g.cu[it->s], kvl = seg_kvlen(&g, it->s), kh = it->h / group;
-        for (int64_t i = it->i0; i < it->i1; i++) {
-            int64_t r = base + i;
-            const float *qv = q + (r * Hq + it->h) * D;
-            float *o = out + (r * Hq + it->h) * D;
-            if (kvl <= 0) { /* a fully padded row: nothing to attend to */
-                memset(o, 0, (size_t)D * sizeof(float));
-                lse[r * Hq + it->h] = 0.0f;
-                continue;
+        int64_t rows = it->i1 - it->i0, nk = it->i1 < kvl ? it->i1 : kvl;
+        float *o = out + ((base + it->i0) * Hq + it->h) * D;
+        float *ls = lse + (base + it->i0) * Hq + it->h;
+        if (nk <= 0) { /* a fully padded segment: nothing to attend to */
+            for (int64_t r = 0; r < rows; r++) {
+                memset(o + r * ldq, 0, (size_t)D * sizeof(float));
+                ls[r * Hq] = 0.0f;
             }
-            int64_t nk = (i < kvl - 1 ? i : kvl - 1) + 1;
-            float m = -INFINITY;
-            for (int64_t j = 0; j < nk; j++) {
-                s_buf[j] = dotf(qv, k + ((base + j) * Hk + kh) * D, D) * scale;
-                if (s_buf[j] > m) m = s_buf[j];
-            }
-            double l = 0;
-            for (int64_t d = 0; d < D; d++) a[d] = 0;
-            for (int64_t j = 0; j < nk; j++) {
-                float p = expf(s_buf[j] - m);
-                l += p;
-                axpyf(a, p, v + ((base + j) * Hk + kh) * D, D);
-            }
-            for (int64_t d = 0; d < D; d++) o[d] = (float)(a[d] / l);
-            lse[r * Hq + it->h] = (float)(m + log(l));
+            continue;
         }
+        const float *kb = k + (base * Hk + kh) * D, *vb = v + (base * Hk + kh) * D;
+        sw_cpu_sgemm_1t(0, 1, rows, nk, D, scale, q + ((base + it->i0) * Hq + it->h) * D, ldq,
+                        kb, ldk, 0.0f, S, nk);
+        for (int64_t r = 0; r < rows; r++) {
+            float *x = S + r * nk;
+            int64_t vis = visible(it->i0 + r, kvl);
+            float m = x[0];
+            for (int64_t j = 1; j < vis; j++) m = x[j] > m ? x[j] : m;
+            float l = sw_vexpf(x, x, m, 1.0f, vis);
+            float inv = 1.0f / l;
+            #pragma omp simd
+            for (int64_t j = 0; j < vis; j++) x[j] *= inv;
+            for (int64_t j = vis; j < nk; j++) x[j] = 0.0f;
+            ls[r * Hq] = (float)(m + log((double)l));
+        }
+        sw_cpu_sgemm_1t(0, 0, rows, D, nk, 1.0f, S, nk, vb, ldk, 0.0f, o, ldq);
     }
-    free(items), free(sc), free(acc);
+    free(items), free(sc);
     return 0;
 }
 
@@ -167,19 +161,19 @@ int sw_cpu_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv,
     (void)be;
     struct att_geom g;
     SW_TRY(att_check("attention_bwd", cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
-    int64_t nq, nk_items;
-    struct att_item *qitems = att_items(&g, Hq, &nq);
-    struct att_item *kitems = att_items(&g, Hk, &nk_items);
+    int64_t nitems;
+    struct att_item *items = att_items(&g, Hk, 0, &nitems);
     int nth = omp_get_max_threads();
+    size_t per = (size_t)SW_ATT_BQ * (size_t)(g.maxlen ? g.maxlen : 1);
     float *delta = malloc((size_t)(N * Hq > 0 ? N * Hq : 1) * sizeof(float));
-    float *acc = malloc((size_t)nth * 2 * (size_t)D * sizeof(float));
-    if (!qitems || !kitems || !delta || !acc) {
-        free(qitems), free(kitems), free(delta), free(acc);
+    float *buf = malloc((size_t)nth * 2 * per * sizeof(float));
+    if (!items || !delta || !buf) {
+        free(items), free(delta), free(buf);
         return sw_err_set(SW_ENOMEM, "attention_bwd: out of memory");
     }
-    int64_t group = Hq / Hk;
+    int64_t group = Hq / Hk, ldq = Hq * D, ldk = Hk * D;
 
-    /* Pass 0: Δ[r,h] = dout·out, the softmax-Jacobian correction of every row. */
+    /* Δ[r,h] = dout·out, the softmax-Jacobian correction of every row. */
     #pragma omp parallel for schedule(static) num_threads(nth)
     for (int64_t rh = 0; rh < N * Hq; rh++) {
         double s = 0;
@@ -187,65 +181,47 @@ int sw_cpu_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv,
         delta[rh] = (float)s;
     }
 
-    /* Pass 1: dq_i = scale · Σ_j p_ij (dout_i·v_j − Δ_i) k_j. */
     #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-    for (int64_t t = 0; t < nq; t++) {
-        const struct att_item *it = &qitems[t];
-        float *a = acc + (size_t)omp_get_thread_num() * 2 * (size_t)D;
-        int64_t base = g.cu[it->s], kvl = seg_kvlen(&g, it->s), kh = it->h / group;
-        for (int64_t i = it->i0; i < it->i1; i++) {
-            int64_t r = base + i, rh = r * Hq + it->h;
-            float *dqv = dq + rh * D;
-            if (kvl <= 0) {
-                memset(dqv, 0, (size_t)D * sizeof(float));
-                continue;
-            }
-            const float *qv = q + rh * D, *go = dout + rh * D;
-            int64_t nk = (i < kvl - 1 ? i : kvl - 1) + 1;
-            for (int64_t d = 0; d < D; d++) a[d] = 0;
-            for (int64_t j = 0; j < nk; j++) {
-                const float *kv = k + ((base + j) * Hk + kh) * D;
-                const float *vv = v + ((base + j) * Hk + kh) * D;
-                float p = expf(dotf(qv, kv, D) * scale - lse[rh]);
-                axpyf(a, p * (dotf(go, vv, D) - delta[rh]), kv, D);
-            }
-            for (int64_t d = 0; d < D; d++) dqv[d] = scale * a[d];
-        }
-    }
-
-    /* Pass 2: for each key j, dv_j = Σ p_ij dout_i and dk_j = scale · Σ ds_ij q_i over the
-     * query heads of its group and the rows i ≥ j of its segment. */
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-    for (int64_t t = 0; t < nk_items; t++) {
-        const struct att_item *it = &kitems[t];
-        float *ak = acc + (size_t)omp_get_thread_num() * 2 * (size_t)D, *av = ak + D;
+    for (int64_t t = 0; t < nitems; t++) {
+        const struct att_item *it = &items[t];
+        float *P = buf + (size_t)omp_get_thread_num() * 2 * per, *dS = P + per;
         int64_t base = g.cu[it->s], L = (int64_t)g.cu[it->s + 1] - base;
         int64_t kvl = seg_kvlen(&g, it->s), kh = it->h;
-        for (int64_t j = it->i0; j < it->i1; j++) {
-            int64_t rk = (base + j) * Hk + kh;
-            float *dkv = dk + rk * D, *dvv = dv + rk * D;
-            if (j >= kvl) { /* padding keys are never attended to */
-                memset(dkv, 0, (size_t)D * sizeof(float));
-                memset(dvv, 0, (size_t)D * sizeof(float));
-                continue;
-            }
-            const float *kv = k + rk * D, *vv = v + rk * D;
-            for (int64_t d = 0; d < D; d++) ak[d] = av[d] = 0;
+        float *dkb = dk + (base * Hk + kh) * D, *dvb = dv + (base * Hk + kh) * D;
+        const float *kb = k + (base * Hk + kh) * D, *vb = v + (base * Hk + kh) * D;
+        for (int64_t j = 0; j < L; j++) { /* keys past kv_len (padding) keep zero gradients */
+            memset(dkb + j * ldk, 0, (size_t)D * sizeof(float));
+            memset(dvb + j * ldk, 0, (size_t)D * sizeof(float));
+        }
+        for (int64_t i0 = 0; i0 < L; i0 += SW_ATT_BQ) {
+            int64_t rows = L - i0 < SW_ATT_BQ ? L - i0 : SW_ATT_BQ;
+            int64_t nk = i0 + rows < kvl ? i0 + rows : kvl;
             for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
-                for (int64_t i = j; i < L; i++) {
-                    int64_t rh = (base + i) * Hq + h;
-                    const float *qv = q + rh * D, *go = dout + rh * D;
-                    float p = expf(dotf(qv, kv, D) * scale - lse[rh]);
-                    axpyf(av, p, go, D);
-                    axpyf(ak, p * (dotf(go, vv, D) - delta[rh]), qv, D);
+                int64_t r0 = (base + i0) * Hq + h;
+                float *dqb = dq + r0 * D;
+                if (nk <= 0) {
+                    for (int64_t r = 0; r < rows; r++)
+                        memset(dqb + r * ldq, 0, (size_t)D * sizeof(float));
+                    continue;
                 }
-            }
-            for (int64_t d = 0; d < D; d++) {
-                dkv[d] = scale * ak[d];
-                dvv[d] = av[d];
+                const float *qb = q + r0 * D, *gob = dout + r0 * D;
+                sw_cpu_sgemm_1t(0, 1, rows, nk, D, scale, qb, ldq, kb, ldk, 0.0f, P, nk);
+                sw_cpu_sgemm_1t(0, 1, rows, nk, D, 1.0f, gob, ldq, vb, ldk, 0.0f, dS, nk);
+                for (int64_t r = 0; r < rows; r++) {
+                    float *p = P + r * nk, *ds = dS + r * nk;
+                    float l = lse[r0 + r * Hq], dl = delta[r0 + r * Hq];
+                    int64_t vis = visible(i0 + r, kvl);
+                    sw_vexpf(p, p, l, 1.0f, vis);
+                    #pragma omp simd
+                    for (int64_t j = 0; j < vis; j++) ds[j] = p[j] * (ds[j] - dl);
+                    for (int64_t j = vis; j < nk; j++) p[j] = ds[j] = 0.0f;
+                }
+                sw_cpu_sgemm_1t(0, 0, rows, D, nk, scale, dS, nk, kb, ldk, 0.0f, dqb, ldq);
+                sw_cpu_sgemm_1t(1, 0, nk, D, rows, scale, dS, nk, qb, ldq, 1.0f, dkb, ldk);
+                sw_cpu_sgemm_1t(1, 0, nk, D, rows, 1.0f, P, nk, gob, ldq, 1.0f, dvb, ldk);
             }
         }
     }
-    free(qitems), free(kitems), free(delta), free(acc);
+    free(items), free(delta), free(buf);
     return 0;
 }

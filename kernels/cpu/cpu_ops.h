@@ -63,6 +63,16 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
 int sw_cpu_ce_logits_fwd(struct sw_backend *be, float *loss, float *lse, const float *logits,
                          const int32_t *targets, int64_t N, int64_t V);
 
+/* C[M,N] = alpha·op(A)·op(B) + beta·C (row-major; op = transpose when ta / tb), split over the
+ * OpenMP threads by rows (M >= N) or columns of C, each slab one single-threaded OpenBLAS call
+ * (kernels/cpu/sgemm.c says why). Called outside OpenMP regions; inside one it runs serially. */
+void sw_cpu_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* The same product in the calling thread only (for use inside OpenMP regions). */
+void sw_cpu_sgemm_1t(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                     float *C, int64_t ldc);
+
 /* Column blocks for reductions over rows: each block is summed by one thread, rows in order, so
  * the result does not depend on how many threads run. */
 #define SW_CPU_COL_BLOCK 16

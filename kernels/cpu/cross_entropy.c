@@ -4,15 +4,15 @@
  * Shapes: h[N,C] final hidden states, w[V,C] LM head (the embedding when tied), targets[N]
  * int32 (SW_IGNORE_INDEX skips a row), loss[N] and lse[N] per row, dh[N,C], dw[V,C].
  * Only rows with a target are computed: they are gathered chunk_rows at a time into
- * hc[R,C], logits[R,V] = hc·wᵀ come from one sgemm, and each row's logsumexp is taken in
- * double (max, then Σexp). Ignored rows get loss 0 and lse 0. The backward recomputes the chunk's
+ * hc[R,C], logits[R,V] = hc·wᵀ come from one sgemm, and each row's logsumexp is max + log Σ
+ * exp (sw_expf, sums gathered in double). Ignored rows get loss 0 and lse 0. The backward recomputes the chunk's
  * logits, turns them into g = grad_scale·(softmax − onehot) in place, then dh rows = g·w and
  * dw += gᵀ·hc, chunk after chunk in order (deterministic). */
 #include "cpu_ops.h"
+#include "fastmath.h"
 
 #include "sw_err.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -35,16 +35,16 @@ static int check_targets(const char *op, const int32_t *targets, int64_t N, int6
     return 0;
 }
 
-/* logsumexp of one row of V logits, in double. */
+/* logsumexp of one row of V logits: max, then Σ exp(x − max) with sw_vexpf (fastmath.h), summed
+ * in float over 256 columns at a time and in double across those blocks (a fixed order). */
 static double row_lse(const float *x, int64_t V) {
     if (V <= 0) return -INFINITY;
-    int64_t im = 0;
-    for (int64_t v = 1; v < V; v++)
-        if (x[v] > x[im]) im = v;
-    float m = x[im];
-    double s = 1.0; /* the max element's own exp(0) */
-    for (int64_t v = 0; v < V; v++)
-        if (v != im) s += exp((double)x[v] - m);
+    float m = x[0];
+    for (int64_t v = 1; v < V; v++) m = x[v] > m ? x[v] : m;
+    double s = 0;
+    float tmp[256];
+    for (int64_t v0 = 0; v0 < V; v0 += 256)
+        s += sw_vexpf(tmp, x + v0, m, 1.0f, V - v0 < 256 ? V - v0 : 256);
     return m + log(s);
 }
 
@@ -86,8 +86,7 @@ static void ce_chunk_logits(struct ce_ws *ws, const float *h, const float *w, in
     #pragma omp parallel for schedule(static) if (R * C > 65536)
     for (int64_t r = 0; r < R; r++)
         memcpy(ws->hc + r * C, h + ws->idx[r0 + r] * C, (size_t)C * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)V, (int)C, 1.0f, ws->hc,
-                (int)C, w, (int)C, 0.0f, ws->logits, (int)V);
+    sw_cpu_sgemm(0, 1, R, V, C, 1.0f, ws->hc, C, w, C, 0.0f, ws->logits, V);
 }
 
 int sw_cpu_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const float *h,
@@ -135,13 +134,12 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
         for (int64_t r = 0; r < R; r++) {
             int64_t n = ws.idx[r0 + r];
             float *x = ws.logits + r * V;
-            double l = lse[n];
-            for (int64_t v = 0; v < V; v++) x[v] = (float)(grad_scale * exp((double)x[v] - l));
+            float l = lse[n];
+            sw_vexpf(x, x, l, grad_scale, V);
             x[targets[n]] -= grad_scale;
         }
         if (dh) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)C, (int)V, 1.0f,
-                        ws.logits, (int)V, w, (int)C, 0.0f, ws.dhc, (int)C);
+            sw_cpu_sgemm(0, 0, R, C, V, 1.0f, ws.logits, V, w, C, 0.0f, ws.dhc, C);
             #pragma omp parallel for schedule(static) if (R * C > 65536)
             for (int64_t r = 0; r < R; r++) {
                 float *d = dh + ws.idx[r0 + r] * C;
@@ -151,8 +149,7 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
             }
         }
         if (dw)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)V, (int)C, (int)R, 1.0f,
-                        ws.logits, (int)V, ws.hc, (int)C, 1.0f, dw, (int)C);
+            sw_cpu_sgemm(1, 0, V, C, R, 1.0f, ws.logits, V, ws.hc, C, 1.0f, dw, C);
     }
     ce_ws_close(&ws);
     return 0;

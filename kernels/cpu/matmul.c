@@ -1,12 +1,11 @@
-/* CPU matmul — nn.Linear forward and its three backward products through OpenBLAS's
- * cblas_sgemm (all cores; its own thread pool, never called from inside an OpenMP region), and
+/* CPU matmul — nn.Linear forward and its three backward products through sw_cpu_sgemm
+ * (OpenBLAS kernels, one slab of the output per OpenMP thread; see sgemm.c), and
  * the bias gradient as a column-blocked row sum (summation order fixed: rows 0..M-1).
  * Shapes: x[M,K], w[N,K] (PyTorch's weight layout, out × in), b[N], y[M,N]. */
 #include "cpu_ops.h"
 
 #include "sw_err.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <string.h>
 
@@ -43,8 +42,7 @@ int sw_cpu_matmul_fwd(struct sw_backend *be, float *y, const float *x, const flo
         if (!b) scale_rows(y, M * N, beta);
         return 0;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)N, (int)K, alpha, x, (int)K,
-                w, (int)K, beta, y, (int)N);
+    sw_cpu_sgemm(0, 1, M, N, K, alpha, x, K, w, K, beta, y, N);
     return 0;
 }
 
@@ -57,8 +55,7 @@ int sw_cpu_matmul_bwd_dx(struct sw_backend *be, float *dx, const float *dy, cons
         scale_rows(dx, M * K, beta);
         return 0;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)K, (int)N, alpha, dy,
-                (int)N, w, (int)K, beta, dx, (int)K);
+    sw_cpu_sgemm(0, 0, M, K, N, alpha, dy, N, w, K, beta, dx, K);
     return 0;
 }
 
@@ -71,8 +68,7 @@ int sw_cpu_matmul_bwd_dw(struct sw_backend *be, float *dw, const float *dy, cons
         scale_rows(dw, N * K, beta);
         return 0;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)N, (int)K, (int)M, alpha, dy,
-                (int)N, x, (int)K, beta, dw, (int)K);
+    sw_cpu_sgemm(1, 0, N, K, M, alpha, dy, N, x, K, beta, dw, K);
     return 0;
 }
 

@@ -23,6 +23,8 @@
 //     dQ += dS·K;
 //   dK/dV kernel, per key tile and kv head: for each query head of the group and each query
 //     tile at or after the key tile, Pᵀ and dSᵀ, then dV += Pᵀ·dO and dK += dSᵀ·Q.
+// In bf16 GEMM mode the same two ops run the tensor-core kernels of attention_bf16.cu instead
+// (bf16 operands, float32 softmax and accumulators), like SDPA under bf16 autocast.
 // Malformed cu_seqlens / kv_len / a segment longer than max_len raise the device fault (reported
 // as SW_EINVAL at the next sync or download); the kernels clamp so they never read or write out
 // of bounds.
@@ -484,6 +486,9 @@ int sw_cuda_attention_fwd(struct sw_backend *be, float *out, float *lse, const f
     att_geom g;
     SW_TRY(att_prepare(c, "attention_fwd", cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
     if (N <= 0 || nseq == 0 || g.ntiles == 0) return 0;
+    if (c->prec == SW_CUDA_GEMM_BF16)
+        return sw_cuda_attention_fwd_bf16(c, pick_dp(D), out, lse, q, k, v, cu_seqlens, kv_len,
+                                          nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
     switch (pick_dp(D)) {
     case 16: return att_fwd_launch<16>(c, out, lse, q, k, v, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
     case 32: return att_fwd_launch<32>(c, out, lse, q, k, v, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
@@ -507,6 +512,10 @@ int sw_cuda_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv
     k_att_delta<<<(unsigned)((NH * 32 + 255) / 256), 256, 0, c->stream>>>(delta, dout, out, NH,
                                                                           (int)D);
     SW_CUDA_LAUNCHED("attention_bwd");
+    if (c->prec == SW_CUDA_GEMM_BF16)
+        return sw_cuda_attention_bwd_bf16(c, pick_dp(D), dq, dk, dv, dout, q, k, v, lse, delta,
+                                          cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq,
+                                          (int)Hk, (int)D, scale);
     switch (pick_dp(D)) {
     case 16: return att_bwd_launch<16>(c, dq, dk, dv, dout, q, k, v, lse, delta, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
     case 32: return att_bwd_launch<32>(c, dq, dk, dv, dout, q, k, v, lse, delta, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);

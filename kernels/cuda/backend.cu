@@ -311,7 +311,7 @@ extern "C" int sw_cuda_memory(struct sw_backend *be, size_t *in_use, size_t *pea
     sw_cuda_ctx *c = sw_cuda_ctx_of(be);
     cudaMemPool_t pool;
     CK(cudaDeviceGetDefaultMemPool(&pool, c->device));
-    cuuint64_t used = 0, high = 0;
+    unsigned long long used = 0, high = 0;
     CK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
     CK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
     if (in_use) *in_use = (size_t)used + c->lt_ws_bytes;
@@ -323,8 +323,9 @@ extern "C" int sw_cuda_parse_matmul_precision(const char *s, int *precision) {
     if (s && strcmp(s, "fp32") == 0) *precision = SW_CUDA_MATMUL_FP32;
     else if (s && strcmp(s, "tf32") == 0) *precision = SW_CUDA_MATMUL_TF32;
     else if (s && strcmp(s, "bf16") == 0) *precision = SW_CUDA_MATMUL_BF16;
+    else if (s && strcmp(s, "bf16i") == 0) *precision = SW_CUDA_MATMUL_BF16_INLINE;
     else
-        return sw_err_set(SW_EINVAL, "matmul precision '%s': expected fp32, tf32 or bf16",
+        return sw_err_set(SW_EINVAL, "matmul precision '%s': expected fp32, tf32, bf16 or bf16i",
                           s ? s : "(null)");
     return 0;
 }
@@ -332,9 +333,11 @@ extern "C" int sw_cuda_parse_matmul_precision(const char *s, int *precision) {
 extern "C" int sw_cuda_set_matmul_precision(struct sw_backend *be, int precision) {
     if (!be || be->device != SW_DEVICE_CUDA)
         return sw_err_set(SW_EINVAL, "matmul precision: not a CUDA backend");
-    if (precision < SW_CUDA_MATMUL_FP32 || precision > SW_CUDA_MATMUL_BF16)
+    if (precision < SW_CUDA_MATMUL_FP32 || precision > SW_CUDA_MATMUL_BF16_INLINE)
         return sw_err_set(SW_EINVAL, "matmul precision: unknown mode %d", precision);
-    sw_cuda_ctx_of(be)->prec = (sw_cuda_gemm_prec)precision;
+    sw_cuda_ctx *c = sw_cuda_ctx_of(be);
+    c->bf16_inline = precision == SW_CUDA_MATMUL_BF16_INLINE;
+    c->prec = c->bf16_inline ? SW_CUDA_GEMM_BF16 : (sw_cuda_gemm_prec)precision;
     return 0;
 }
 
@@ -375,7 +378,7 @@ static int ctx_open(sw_cuda_ctx *c) {
     // Keep freed pool memory cached: scratch consolidation and workspace growth reuse it.
     cudaMemPool_t pool;
     CK(cudaDeviceGetDefaultMemPool(&pool, c->device));
-    cuuint64_t keep = ~(cuuint64_t)0;
+    unsigned long long keep = ~(unsigned long long)0;
     CK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
     CK(cudaHostAlloc((void **)&c->fault_h, sizeof(*c->fault_h), cudaHostAllocMapped));
     memset(c->fault_h, 0, sizeof(*c->fault_h));
@@ -387,7 +390,8 @@ static int ctx_open(sw_cuda_ctx *c) {
     int prec = SW_CUDA_MATMUL_FP32;
     const char *env = getenv("SW_CUDA_MATMUL");
     if (env && *env) SW_TRY(sw_cuda_parse_matmul_precision(env, &prec));
-    c->prec = (sw_cuda_gemm_prec)prec;
+    c->bf16_inline = prec == SW_CUDA_MATMUL_BF16_INLINE;
+    c->prec = c->bf16_inline ? SW_CUDA_GEMM_BF16 : (sw_cuda_gemm_prec)prec;
     return 0;
 }
 

@@ -70,7 +70,8 @@ struct sw_cuda_ctx {
     void *lt_ws;                  // cuBLASLt workspace
     size_t lt_ws_bytes;
     int sm_count;
-    enum sw_cuda_gemm_prec prec;  // GEMM precision (env SW_CUDA_MATMUL=fp32|tf32|bf16)
+    enum sw_cuda_gemm_prec prec;  // GEMM precision (env SW_CUDA_MATMUL=fp32|tf32|bf16|bf16i)
+    int bf16_inline;              // bf16: let cuBLASLt round float32 operands (FAST_16BF)
     // Scratch arena: chunks bump-allocated in order; reset rewinds and, if the last step needed
     // more than one chunk, replaces them by one chunk of the total size.
     struct chunk { char *base; size_t cap, used; } *chunks;
@@ -184,6 +185,19 @@ int sw_cuda_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv
                           const float *out, const float *lse, const int32_t *cu_seqlens,
                           const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
                           int64_t Hq, int64_t Hk, int64_t D, float scale);
+
+// Tensor-core (bf16 operand) attention kernels of attention_bf16.cu, used by the two ops above
+// in bf16 GEMM mode; dp is head_dim rounded up to 16/32/64/128, ntiles from max_len, delta the
+// Σ dout·out of the backward. Arguments checked by the callers.
+int sw_cuda_attention_fwd_bf16(sw_cuda_ctx *c, int dp, float *out, float *lse, const float *q,
+                               const float *k, const float *v, const int32_t *cu,
+                               const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq,
+                               int Hk, int D, float scale);
+int sw_cuda_attention_bwd_bf16(sw_cuda_ctx *c, int dp, float *dq, float *dk, float *dv,
+                               const float *dout, const float *q, const float *k, const float *v,
+                               const float *lse, const float *delta, const int32_t *cu,
+                               const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq,
+                               int Hk, int D, float scale);
 
 int sw_cuda_swiglu_fwd(struct sw_backend *be, float *out, const float *gate, const float *up,
                        int64_t n);

@@ -26,7 +26,7 @@ __global__ void k_add(float *out, const float *a, const float *b, int64_t n) {
 __global__ void k_axpy(float *y, const float *x, float alpha, int64_t n) {
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-        y[i] += alpha * x[i];
+        y[i] = __fadd_rn(y[i], __fmul_rn(alpha, x[i])); // no FMA: rounds as the CPU does
 }
 
 __global__ void k_dropout(float *out, const float *x, int64_t n, float p, float keep_scale,

@@ -22,7 +22,7 @@ __global__ void k_embed_fwd(float *out, const int32_t *ids, const float *table, 
         return;
     }
     const float *t = table + (int64_t)id * C;
-    if ((C & 3) == 0) {
+    if ((C & 3) == 0 && (((uintptr_t)table | (uintptr_t)out) & 15) == 0) {
         const float4 *t4 = (const float4 *)t;
         float4 *o4 = (float4 *)o;
         for (int64_t c = threadIdx.x; c < C / 4; c += blockDim.x) o4[c] = t4[c];

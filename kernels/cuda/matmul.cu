@@ -10,7 +10,8 @@
 // operands) or bf16 (both operands rounded to bfloat16 into a workspace by one conversion
 // kernel each, then a bf16×bf16 → fp32 product with fp32 accumulation: the arithmetic of
 // torch.autocast(bfloat16) with fp32 master weights; outputs and accumulated gradients stay
-// float32). Descriptors and the heuristic's algorithm are cached per (precision, shape,
+// float32); bf16i leaves that rounding to cuBLASLt (CUBLAS_COMPUTE_32F_FAST_16BF on the float32
+// operands, no conversion pass). Descriptors and the heuristic's algorithm are cached per (precision, shape,
 // transposes, bias, beta ≠ 0, pointer alignment) so a training step makes no heuristic call
 // after the first. The bias rides the BIAS epilogue where cuBLASLt offers one, else a separate
 // broadcast kernel writes beta·y + b first.
@@ -18,6 +19,9 @@
 
 #include <cstdlib>
 #include <cstring>
+
+// Plan precisions: the three modes, plus float32 operands with bf16 tensor-core compute.
+#define PLAN_F32_FAST16BF 3
 
 struct sw_cuda_gemm_plan {
     int prec, ta, tb, has_bias, beta_nz, align;
@@ -62,8 +66,9 @@ static int ptr_align(const void *p) {
 static int plan_build(sw_cuda_ctx *c, const char *what, sw_cuda_gemm_plan *p, int with_bias,
                       int aA, int aB, int aC) {
     cudaDataType_t ab = p->prec == SW_CUDA_GEMM_BF16 ? CUDA_R_16BF : CUDA_R_32F;
-    cublasComputeType_t ct = p->prec == SW_CUDA_GEMM_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                                          : CUBLAS_COMPUTE_32F;
+    cublasComputeType_t ct = p->prec == SW_CUDA_GEMM_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+                             : p->prec == PLAN_F32_FAST16BF ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                                            : CUBLAS_COMPUTE_32F;
     // Column-major view: C'[N,M] = op(B') · op(A') with B' = our B, A' = our A.
     cublasOperation_t opa = p->tb ? CUBLAS_OP_T : CUBLAS_OP_N; // first operand: our B
     cublasOperation_t opb = p->ta ? CUBLAS_OP_T : CUBLAS_OP_N; // second operand: our A
@@ -224,7 +229,10 @@ int sw_cuda_gemm_mixed(sw_cuda_ctx *c, const char *what, float *C, const void *A
     if ((a_bf16 || b_bf16) && c->prec != SW_CUDA_GEMM_BF16)
         return sw_err_set(SW_EINVAL, "%s: bf16 operands outside bf16 mode", what);
     const void *pa = A, *pb = B;
-    if (c->prec == SW_CUDA_GEMM_BF16 && (!a_bf16 || !b_bf16)) {
+    int pprec = c->prec;
+    if (c->prec == SW_CUDA_GEMM_BF16 && c->bf16_inline && !a_bf16 && !b_bf16)
+        pprec = PLAN_F32_FAST16BF; // cuBLASLt rounds the float32 operands itself
+    else if (c->prec == SW_CUDA_GEMM_BF16 && (!a_bf16 || !b_bf16)) {
         size_t na = a_bf16 ? 0 : (size_t)(M * K), nb = b_bf16 ? 0 : (size_t)(N * K);
         size_t offb = (na * 2 + 255) & ~(size_t)255;
         char *ws = (char *)sw_cuda_ws(c, 1, offb + nb * 2 + 256);
@@ -239,8 +247,8 @@ int sw_cuda_gemm_mixed(sw_cuda_ctx *c, const char *what, float *C, const void *A
             pb = ws + offb;
         }
     }
-    sw_cuda_gemm_plan *p;
-    SW_TRY(plan_get(c, what, c->prec, ta, tb, M, N, K, bias != NULL, beta != 0.0f, pa, pb, C, &p));
+    sw_cuda_gemm_plan *p = NULL;
+    SW_TRY(plan_get(c, what, pprec, ta, tb, M, N, K, bias != NULL, beta != 0.0f, pa, pb, C, &p));
     if (bias && !p->bias_epilogue) {
         k_bias_init<<<sw_cuda_blocks(M * N, 256), 256, 0, c->stream>>>(C, bias, M, N, beta);
         SW_CUDA_LAUNCHED(what);

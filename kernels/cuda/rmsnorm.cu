@@ -26,7 +26,7 @@ __global__ void k_rmsnorm_fwd(float *out, float *rstd, const float *x, const flo
     const float *xr = x + n * C;
     float *o = out + n * C;
     float ss = 0.0f;
-    bool vec = (C & 3) == 0;
+    bool vec = (C & 3) == 0 && (((uintptr_t)x | (uintptr_t)w | (uintptr_t)out) & 15) == 0;
     if (vec) {
         const float4 *x4 = (const float4 *)xr;
         for (int64_t c = lane; c < C / 4; c += 32) {
@@ -59,14 +59,16 @@ __global__ void k_rmsnorm_bwd_dx(float *dx, const float *dout, const float *x, c
     if (n >= N) return;
     const float *xr = x + n * C, *g = dout + n * C;
     float r = rstd[n];
-    float dot = 0.0f;
-    for (int64_t c = lane; c < C; c += 32) dot += g[c] * w[c] * (xr[c] * r);
-    dot = warp_sum(dot);
-    float mean = dot / (float)C;
+    // In double, as the CPU reference: for tiny C (C = 1 is the extreme) dx is a difference of
+    // nearly equal terms, and float would leave only rounding noise.
+    double dot = 0.0;
+    for (int64_t c = lane; c < C; c += 32) dot += (double)g[c] * w[c] * ((double)xr[c] * r);
+    for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+    double mean = dot / (double)C;
     float *d = dx + n * C;
     for (int64_t c = lane; c < C; c += 32) {
-        float v = r * (g[c] * w[c] - xr[c] * r * mean);
-        d[c] = beta == 0.0f ? v : v + beta * d[c];
+        double v = r * ((double)g[c] * w[c] - (double)xr[c] * r * mean);
+        d[c] = (float)(beta == 0.0f ? v : v + (double)beta * d[c]);
     }
 }
 

@@ -9,7 +9,7 @@ load '/usr/lib/bats/bats-assert/load'
 
 setup_file() {
     export ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
-    export PACK="${SW_PACK:-$ROOT/bin/sw-pack}"
+    export PACK="${SW_BIN:-$ROOT/bin}/sw-pack"
     export G="$ROOT/test/golden/stream"
     export READ="$ROOT/test/golden/read_stream.py"
 }
@@ -151,7 +151,7 @@ compare_with_expect() {
 
 @test "Python reads a stream written by sw (header, kinds, count, checksum)" {
     has_msgpack || skip "python3 with msgpack is not available (pip install msgpack)"
-    local emit="$ROOT/build/test/test_stream"
+    local emit="${SW_BUILD:-$ROOT/build}/test/test_stream"
     [ -x "$emit" ] || skip "build/test/test_stream is not built (make test builds it)"
     run "$emit" --emit "$BATS_TEST_TMPDIR/sw.sws"
     assert_success

@@ -11,7 +11,7 @@ load '/usr/lib/bats/bats-assert/load'
 
 setup_file() {
     export ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
-    export PACK="${SW_PACK:-$ROOT/bin/sw-pack}"
+    export PACK="${SW_BIN:-$ROOT/bin}/sw-pack"
     export TOK="$ROOT/data/tokenizers/qwen3"
     export F="$ROOT/test/fixtures/datasets"
     export ALPACA="$ROOT/data/alpaca_en/alpaca_sample.jsonl.gz"

@@ -8,7 +8,7 @@ load '/usr/lib/bats/bats-assert/load'
 
 setup_file() {
     export ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
-    export QUANT="${SW_QUANT:-$ROOT/bin/sw-quant}"
+    export QUANT="${SW_BIN:-$ROOT/bin}/sw-quant"
     export QWEN3="$ROOT/test/golden/hf_tiny_qwen3"
     export LLAMA="$ROOT/test/golden/hf_tiny_llama"
     export BAD="$BATS_FILE_TMPDIR/bad"

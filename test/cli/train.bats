@@ -13,7 +13,7 @@ load '/usr/lib/bats/bats-assert/load'
 
 setup() {
     ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
-    T="$ROOT/bin/sw-train"
+    T="${SW_BIN:-$ROOT/bin}/sw-train"
     M="$ROOT/test/fixtures/models"
     D="$M/tiny-data"
     export SW_NUM_THREADS=1 SW_PROGRESS=0

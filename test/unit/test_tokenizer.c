@@ -187,7 +187,7 @@ static void check_threads(const char *name, const struct sw_tokenizer *tok, cons
 static void test_parity(const struct corpus *c) {
     static const char *names[] = {"qwen3", "llama3", "llama2", "synth_sp", "synth_bert",
                                   "synth_split", "synth_split2", "synth_bytelevel", "synth_ws",
-                                  "synth_meta"};
+                                  "synth_meta", "synth_sp_trunc", "synth_bl_trunc"};
     for (size_t t = 0; t < sizeof(names) / sizeof(*names); t++) {
         char path[256];
         tokenizer_path(names[t], path, sizeof(path));

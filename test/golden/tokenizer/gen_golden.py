@@ -374,6 +374,17 @@ def synth_tokenizers(corpus):
     t.decoder = decoders.Metaspace(replacement="_", prepend_scheme="always", split=True)
     train(t, corpus, 600, ["<unk>"], limit_alphabet=150)
     out["synth_meta"] = t
+
+    # truncation (left) and fixed-length padding on the SentencePiece-style model; truncation
+    # (right) and pad-to-multiple on the byte-level one
+    t = Tokenizer.from_str(out["synth_sp"].to_str())
+    t.enable_truncation(max_length=24, direction="left")
+    t.enable_padding(length=32, pad_id=3, pad_token="</s>", direction="right")
+    out["synth_sp_trunc"] = t
+    t = Tokenizer.from_str(out["synth_bytelevel"].to_str())
+    t.enable_truncation(max_length=10, direction="right")
+    t.enable_padding(pad_id=2, pad_token="<pad>", pad_to_multiple_of=8, direction="left")
+    out["synth_bl_trunc"] = t
     return out
 
 
