@@ -4,7 +4,8 @@
 # One ~23M-parameter Qwen3-shaped model (hidden 256, 8 layers, 4 heads / 2 kv heads of 64,
 # intermediate 768, vocab 32000, untied LM head; bench/torch_cpu_train_bench.py has the details),
 # float32, AdamW, gradient clipping at 1.0, the same random batches of B=4 rows × T=256 tokens
-# (labels = input_ids) on both sides, full fine-tuning and LoRA (r 8, alpha 32, all linear layers).
+# (labels = input_ids) on both sides, full fine-tuning and LoRA (r 8, alpha 32, dropout 0, all
+# linear layers).
 # sw runs through sw-train (timing from the per-step `elapsed` of its logging.jsonl, logging_steps
 # 1); PyTorch through transformers (+ PEFT) with torch.set_num_threads(THREADS). Each side is
 # timed over STEPS steps after WARMUP warm-up steps; the table shows median / min / max seconds
@@ -61,7 +62,8 @@ for rep in $(seq "$REPEAT"); do
         SW_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS SW_PROGRESS=0 bin/sw-train -q \
             $([ "$mode" = full ] && echo --init_from_config "$work/config.json" || echo --model "$base") \
             --tuner_type "$mode" \
-            --lora_rank 8 --lora_alpha 32 --target_modules all-linear --weight_decay 0.1 \
+            --lora_rank 8 --lora_alpha 32 --lora_dropout 0 --target_modules all-linear \
+            --weight_decay 0.1 \
             --dataset "$work/train.sws" --max_steps $((STEPS + WARMUP)) --logging_steps 1 \
             --save_steps 1000000 --save_only_model --output_dir "$out"
         sw_times "$out/logging.jsonl" "$mode" | tee -a "$results"

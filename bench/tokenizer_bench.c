@@ -22,8 +22,12 @@ static double sw_clock(clockid_t id) {
     clock_gettime(id, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
-static double sw_now(void) { return sw_clock(CLOCK_MONOTONIC); }
-static double sw_cpu(void) { return sw_clock(CLOCK_THREAD_CPUTIME_ID); }
+static double sw_now(void) {
+    return sw_clock(CLOCK_MONOTONIC);
+}
+static double sw_cpu(void) {
+    return sw_clock(CLOCK_THREAD_CPUTIME_ID);
+}
 
 int main(int argc, char **argv) {
     if (argc < 3) {
@@ -87,7 +91,8 @@ int main(int argc, char **argv) {
                 return 1;
             }
             ntok += ids.n;
-            for (size_t k = 0; k < ids.n; k++) sum += (unsigned)ids.ids[k] * (k + 1);
+            for (size_t k = 0; k < ids.n; k++)
+                sum += (unsigned)ids.ids[k] * (k + 1);
         }
         double t = sw_now() - a, tc = sw_cpu() - ac;
         if (t < best) best = t;
@@ -124,7 +129,8 @@ int main(int argc, char **argv) {
         printf("sw     %d threads: %8.2f MB/s  %10.0f tokens/s\n", th, bytes / 1e6 / bt, ntok / bt);
     }
     sw_tok_ids_release(&ids);
-    for (size_t i = 0; i < n; i++) free(text[i]);
+    for (size_t i = 0; i < n; i++)
+        free(text[i]);
     free(text);
     free(len);
     sw_tokenizer_free(tok);

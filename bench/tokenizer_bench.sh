@@ -20,7 +20,7 @@ toks=("$@")
 work=$(mktemp -d /tmp/sw_tokbench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-make -s build/libsw.a
+make -s build/libsw.a >/dev/null
 PKGS="jansson libpcre2-8 libutf8proc zlib libcrypto"
 cc -std=gnu11 -O2 -g -fopenmp -pthread -D_GNU_SOURCE -Ilib $(pkg-config --cflags $PKGS) \
     bench/tokenizer_bench.c build/libsw.a -o "$work/tokenizer_bench" \

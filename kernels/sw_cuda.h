@@ -3,7 +3,8 @@
  *
  * The backend itself is reached through sw_backend_open(SW_DEVICE_CUDA, &be) (kernels/sw_kernels.h);
  * the functions below are the CUDA-only extras a driver may want: GEMM precision, per-op
- * profiling, device memory statistics and a fused AdamW over device buffers. */
+ * profiling, device memory statistics, a fused AdamW over device buffers, and the gradient
+ * norm / clipping pieces of a device-resident optimizer (sw_cuda_sumsq, sw_cuda_scale). */
 #ifndef SW_CUDA_H
 #define SW_CUDA_H
 
@@ -73,6 +74,24 @@ int sw_cuda_memory(struct sw_backend *be, size_t *in_use, size_t *peak);
 int sw_cuda_adamw(struct sw_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
                   double lr, double beta1, double beta2, double eps, double wd, int decay,
                   int64_t step);
+
+/* Sums of squares of count float32 device arrays x[i] of n[i] elements (host arrays of device
+ * pointers and sizes), each accumulated in double in a fixed order that depends only on n[i]
+ * (SW_CUDA_SUMSQ_BLOCKS partial sums per array, each a fixed grid-stride walk plus a fixed tree,
+ * then a fixed tree over the partials), so the result is the same bits on every run and every
+ * GPU. out[count] receives them on the host (one synchronising download for all). NaN/Inf
+ * elements give a non-finite sum. The gradient norm of sw-train's device optimizer is
+ * sqrt(Σ out[i]) added in parameter order on the host; it agrees with sw_grad_norm (a different
+ * double summation order) to ~1e-15 relative. Returns 0, SW_EINVAL or SW_EDEVICE/SW_ENOMEM. */
+#define SW_CUDA_SUMSQ_BLOCKS 256
+int sw_cuda_sumsq(struct sw_backend *be, const float *const *x, const int64_t *n, int count,
+                  double *out);
+/* x[i] ← x[i] · f over n device floats (float32 product, one rounding: what sw_grad_clip does on
+ * the host, bit for bit). Asynchronous. Returns 0 or SW_EINVAL / SW_EDEVICE. */
+int sw_cuda_scale(struct sw_backend *be, float *x, int64_t n, float f);
+/* cudaMemGetInfo for the backend's device: free and total bytes (either pointer may be NULL).
+ * Free excludes memory the backend's pool caches for reuse. Returns 0 or SW_EINVAL/SW_EDEVICE. */
+int sw_cuda_mem_info(struct sw_backend *be, size_t *free_bytes, size_t *total_bytes);
 #else
 static inline int sw_cuda_available(void) { return 0; }
 #endif

@@ -307,6 +307,8 @@ void sw_model_set_seed(struct sw_model *m, uint64_t seed, uint64_t forward_count
     m->forward_count = forward_count;
 }
 
+void sw_model_set_gradient_checkpointing(struct sw_model *m, int on) { m->grad_ckpt = on != 0; }
+
 size_t sw_model_scratch_peak(const struct sw_model *m) {
     return m->be->scratch_peak ? m->be->scratch_peak(m->be) : 0;
 }

@@ -162,4 +162,21 @@ int sw_model_logits_rows(struct sw_model *m, int64_t row0, int64_t nrows, float 
 /* Bytes of scratch the last forward/backward needed at most (activation memory report). */
 size_t sw_model_scratch_peak(const struct sw_model *m);
 
+/* Gradient checkpointing (ms-swift's --gradient_checkpointing): with on = 1, a forward keeps
+ * only each decoder layer's input [N, C] and one reusable set of layer activations, and
+ * backward reruns each layer's forward from its saved input just before that layer's backward
+ * (the last layer's activations are still there and are not recomputed). Costs about one extra
+ * forward of the decoder layers; activation memory drops from ~L layer sets to L inputs + one
+ * set. Gradients are bit-identical to a run without it (every op is deterministic and the
+ * LoRA dropout masks are a function of the forward's seed). Takes effect at the next forward. */
+void sw_model_set_gradient_checkpointing(struct sw_model *m, int on);
+
+/* Scratch-arena bytes one training forward (with labels) + backward of a batch of N tokens in
+ * nseq sequences (padded: right-padded rows with kv_len) takes on m as configured now (LoRA,
+ * dropout in training mode, gradient checkpointing): every allocation the passes make, each
+ * rounded up to 256 bytes — the CUDA arena's granule, so it is an upper bound on the CPU (whose
+ * arena counts requested bytes). Op workspaces outside the arena (CUDA cross-entropy chunks,
+ * GEMM operand copies) are not included. The activation line of a memory plan. */
+size_t sw_model_scratch_estimate(const struct sw_model *m, int64_t N, int64_t nseq, int padded);
+
 #endif

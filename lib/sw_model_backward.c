@@ -2,7 +2,8 @@
  * cross-entropy → final norm → the layers in reverse → embedding. Parameter gradients are
  * accumulated (+=); frozen parameters (LoRA training) get none and their weight products are
  * skipped. Temporaries come from a workspace allocated once per backward (struct sw_step g_*),
- * so scratch use does not grow with depth.
+ * so scratch use does not grow with depth. With gradient checkpointing each layer's activations
+ * are first recomputed from its saved input (recompute_layer).
  *
  * Per layer, with dout the gradient of the layer output [N, C]:
  *   d_act = dout·Wd → (d_gate, d_up) = swiglu'(…) → d_ln2 = d_gate·Wg + d_up·Wu
@@ -83,6 +84,20 @@ static int alloc_workspace(struct sw_model *m) {
     return 0;
 }
 
+/* Gradient checkpointing: rerun layer l's forward from its saved input into the shared
+ * activation set. The output goes to f_tmp (the forward's own temporary, free during backward;
+ * the add that writes it may alias its operand): it equals the saved input of layer l + 1, which
+ * is not needed again. Skipped when the set still holds layer l (the last layer after forward). */
+static int recompute_layer(struct sw_model *m, int l) {
+    struct sw_step *st = &m->step;
+    if (st->ckpt_layer == l) return 0;
+    st->ckpt_layer = -1;
+    st->ckpt_work.x = st->acts[l].x;
+    SW_TRY(sw_model_layer_forward(m, l, &st->ckpt_work, st->f_tmp));
+    st->ckpt_layer = l;
+    return 0;
+}
+
 int sw_model_backward(struct sw_model *m, float grad_scale) {
     struct sw_backend *be = m->be;
     struct sw_step *st = &m->step;
@@ -100,7 +115,12 @@ int sw_model_backward(struct sw_model *m, float grad_scale) {
     SW_TRY(be->rmsnorm_bwd(be, cur, grad_of(m->norm), st->g_ln, st->final_in, m->norm->value.data,
                            st->final_rstd, N, C, 0.0f));
     for (int l = (int)m->L - 1; l >= 0; l--) {
-        SW_TRY(sw_model_layer_backward(m, l, &st->acts[l], cur, other));
+        const struct sw_layer_act *a = &st->acts[l];
+        if (st->ckpt) {
+            SW_TRY(recompute_layer(m, l));
+            a = &st->ckpt_work;
+        }
+        SW_TRY(sw_model_layer_backward(m, l, a, cur, other));
         float *t = cur;
         cur = other;
         other = t;

@@ -35,6 +35,13 @@ int32_t *sw_model_scratch_i(struct sw_model *m, int64_t n) {
         if (!((ptr) = sw_model_scratch_f(m, (n)))) return SW_ENOMEM;                           \
     } while (0)
 
+/* Allocate ptr only when it has no buffer yet: a checkpointing forward reuses one activation set
+ * for every layer and for the recomputation in backward. */
+#define ALLOC_ONCE(ptr, n)                                                                     \
+    do {                                                                                       \
+        if (!(ptr)) ALLOC_F(ptr, n);                                                           \
+    } while (0)
+
 int sw_model_layer_forward(struct sw_model *m, int l, struct sw_layer_act *a, float *out) {
     struct sw_backend *be = m->be;
     const struct sw_layer *ly = &m->layers[l];
@@ -42,19 +49,18 @@ int sw_model_layer_forward(struct sw_model *m, int l, struct sw_layer_act *a, fl
     int64_t N = st->N, C = m->C, F = m->F, Hq = m->Hq, Hk = m->Hk, D = m->D;
     float eps = (float)m->cfg.rms_norm_eps;
 
-    ALLOC_F(a->ln1, N * C);
-    ALLOC_F(a->ln1_rstd, N);
+    ALLOC_ONCE(a->ln1, N * C);
+    ALLOC_ONCE(a->ln1_rstd, N);
     SW_TRY(be->rmsnorm_fwd(be, a->ln1, a->ln1_rstd, a->x, ly->ln1->value.data, N, C, eps));
 
-    ALLOC_F(a->q, N * Hq * D);
-    ALLOC_F(a->k, N * Hk * D);
-    ALLOC_F(a->v, N * Hk * D);
-    a->q_pre = a->k_pre = NULL;
+    ALLOC_ONCE(a->q, N * Hq * D);
+    ALLOC_ONCE(a->k, N * Hk * D);
+    ALLOC_ONCE(a->v, N * Hk * D);
     if (ly->q_norm) { /* qwen3: project into q_pre/k_pre, normalise per head into q/k */
-        ALLOC_F(a->q_pre, N * Hq * D);
-        ALLOC_F(a->k_pre, N * Hk * D);
-        ALLOC_F(a->q_rstd, N * Hq);
-        ALLOC_F(a->k_rstd, N * Hk);
+        ALLOC_ONCE(a->q_pre, N * Hq * D);
+        ALLOC_ONCE(a->k_pre, N * Hk * D);
+        ALLOC_ONCE(a->q_rstd, N * Hq);
+        ALLOC_ONCE(a->k_rstd, N * Hk);
     }
     float *qp = ly->q_norm ? a->q_pre : a->q, *kp = ly->q_norm ? a->k_pre : a->k;
     SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_Q], qp, a->ln1, N, &a->lora[SW_LIN_Q]));
@@ -69,22 +75,22 @@ int sw_model_layer_forward(struct sw_model *m, int l, struct sw_layer_act *a, fl
     SW_TRY(be->rope_fwd(be, a->q, st->pos, m->rope_cos, m->rope_sin, N, Hq, D, m->rope_P));
     SW_TRY(be->rope_fwd(be, a->k, st->pos, m->rope_cos, m->rope_sin, N, Hk, D, m->rope_P));
 
-    ALLOC_F(a->att, N * Hq * D);
-    ALLOC_F(a->lse, N * Hq);
+    ALLOC_ONCE(a->att, N * Hq * D);
+    ALLOC_ONCE(a->lse, N * Hq);
     SW_TRY(be->attention_fwd(be, a->att, a->lse, a->q, a->k, a->v, st->cu, st->kv_len, st->nseq,
                              st->max_len, N, Hq, Hk, D, 1.0f / sqrtf((float)D)));
 
     float *tmp = st->f_tmp; /* o_proj / down_proj output before the residual add */
-    ALLOC_F(a->h1, N * C);
+    ALLOC_ONCE(a->h1, N * C);
     SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_O], tmp, a->att, N, &a->lora[SW_LIN_O]));
     SW_TRY(be->add(be, a->h1, a->x, tmp, N * C));
 
-    ALLOC_F(a->ln2, N * C);
-    ALLOC_F(a->ln2_rstd, N);
+    ALLOC_ONCE(a->ln2, N * C);
+    ALLOC_ONCE(a->ln2_rstd, N);
     SW_TRY(be->rmsnorm_fwd(be, a->ln2, a->ln2_rstd, a->h1, ly->ln2->value.data, N, C, eps));
-    ALLOC_F(a->gate, N * F);
-    ALLOC_F(a->up, N * F);
-    ALLOC_F(a->act, N * F);
+    ALLOC_ONCE(a->gate, N * F);
+    ALLOC_ONCE(a->up, N * F);
+    ALLOC_ONCE(a->act, N * F);
     SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_GATE], a->gate, a->ln2, N,
                              &a->lora[SW_LIN_GATE]));
     SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_UP], a->up, a->ln2, N, &a->lora[SW_LIN_UP]));
@@ -152,11 +158,21 @@ int sw_model_forward(struct sw_model *m, const struct sw_batch *b, struct sw_los
     ALLOC_F(st->f_tmp, N * C);
     ALLOC_F(x, N * C);
     SW_TRY(be->embedding_fwd(be, x, st->ids, m->embed->value.data, N, m->V, C));
+    /* With checkpointing every layer writes the same activation set (ckpt_work) and only the
+     * layer inputs acts[l].x stay; backward recomputes the rest layer by layer. */
+    st->ckpt = m->grad_ckpt;
+    st->ckpt_layer = -1;
     for (int l = 0; l < m->L; l++) {
         struct sw_layer_act *a = &st->acts[l];
         a->x = x;
         ALLOC_F(x, N * C);
-        SW_TRY(sw_model_layer_forward(m, l, a, x));
+        if (st->ckpt) {
+            st->ckpt_work.x = a->x;
+            SW_TRY(sw_model_layer_forward(m, l, &st->ckpt_work, x));
+            st->ckpt_layer = l;
+        } else {
+            SW_TRY(sw_model_layer_forward(m, l, a, x));
+        }
     }
     st->final_in = x;
     ALLOC_F(st->final_out, N * C);

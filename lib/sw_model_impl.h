@@ -8,8 +8,10 @@
  *   sw_model_linear.c    a linear layer with its optional LoRA branch, forward and backward
  *   sw_model_forward.c   embedding → layers → final norm → fused cross-entropy; logits
  *   sw_model_backward.c  the reverse, layer by layer
- * Layer forward/backward take a layer's saved inputs explicitly so that gradient checkpointing
- * can later rerun sw_model_layer_forward from the saved layer input alone. */
+ *   sw_model_memory.c    the scratch bytes a batch shape needs (memory plans)
+ * Layer forward/backward take a layer's saved inputs explicitly, so gradient checkpointing reruns
+ * sw_model_layer_forward from the saved layer input alone (sw_model_forward.c keeps only the
+ * inputs and one reusable activation set; sw_model_backward.c recomputes before each layer). */
 #ifndef SW_MODEL_IMPL_H
 #define SW_MODEL_IMPL_H
 
@@ -38,11 +40,14 @@ struct sw_layer {
 
 /* What one linear's LoRA branch keeps for backward. */
 struct sw_lora_act {
-    float *xd; /* dropout(x) [N, in] when dropout is on, else NULL (x itself is used) */
-    float *t;  /* xd · Aᵀ [N, r] */
+    float *xd;     /* dropout(x) [N, in] when dropout is on, else NULL (x itself is used) */
+    float *t;      /* xd · Aᵀ [N, r] */
+    float *xd_buf; /* the scratch buffer xd points into (kept when a set is reused) */
 };
 
-/* Activations one layer keeps from forward to backward (scratch memory). */
+/* Activations one layer keeps from forward to backward (scratch memory). A NULL buffer is
+ * allocated by sw_model_layer_forward; a set whose buffers are already there is overwritten in
+ * place (gradient checkpointing reuses one set for every layer). */
 struct sw_layer_act {
     float *x;                 /* layer input, the residual stream [N, C] */
     float *ln1, *ln1_rstd;    /* [N, C], [N] */
@@ -75,6 +80,11 @@ struct sw_step {
     float *g_att, *g_q, *g_qn, *g_k, *g_kn, *g_v; /* [N, H·D] (g_qn/g_kn: qwen3 norm inputs) */
     float *g_act, *g_gate, *g_up; /* [N, F] */
     float *g_lora_t, *g_lora_x;   /* LoRA: [N, r], [N, max(C, F, Hq·D)] */
+    /* Gradient checkpointing: acts[l].x holds each layer's input only; ckpt_work is the one
+     * activation set every layer's forward and recomputation share, holding layer ckpt_layer. */
+    int ckpt;                 /* this forward ran with checkpointing */
+    int ckpt_layer;           /* the layer whose activations ckpt_work holds (-1: none) */
+    struct sw_layer_act ckpt_work;
     int have_forward;         /* a forward ran since the last reset */
     int have_loss;            /* it had labels and backward has not consumed it */
 };
@@ -91,6 +101,7 @@ struct sw_model {
     float *rope_cos, *rope_sin;       /* device [rope_P, D/2] */
     int64_t rope_P;
     int has_lora, training;
+    int grad_ckpt;                    /* sw_model_set_gradient_checkpointing */
     uint64_t seed, forward_count;
     int64_t ce_chunk_rows;
     struct sw_step step;
@@ -136,7 +147,8 @@ int sw_linear_backward(struct sw_model *m, const struct sw_linear *lin, float *d
                        const float *dy, const float *x, int64_t N, const struct sw_lora_act *la);
 
 /* One decoder layer (sw_model_forward.c / sw_model_backward.c). forward reads a->x and fills
- * the rest of a plus out [N, C]; backward turns dout [N, C] (the layer output's gradient) into
+ * the rest of a (allocating the buffers that are NULL, overwriting the others) plus out [N, C]
+ * (out may be m->step.f_tmp); backward turns dout [N, C] (the layer output's gradient) into
  * dx [N, C] (the layer input's) and adds the layer's parameter gradients. */
 int sw_model_layer_forward(struct sw_model *m, int l, struct sw_layer_act *a, float *out);
 int sw_model_layer_backward(struct sw_model *m, int l, const struct sw_layer_act *a,

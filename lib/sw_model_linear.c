@@ -25,13 +25,15 @@ int sw_linear_forward(struct sw_model *m, const struct sw_linear *lin, float *y,
     if (!lin->lora_a) return 0;
     const float *xd = x;
     la->xd = NULL;
+    /* Buffers already in la (a reused activation set) are overwritten in place. */
     if (lora_dropout_on(m, lin)) {
-        if (!(la->xd = sw_model_scratch_f(m, N * lin->in))) return SW_ENOMEM;
+        if (!la->xd_buf && !(la->xd_buf = sw_model_scratch_f(m, N * lin->in))) return SW_ENOMEM;
+        la->xd = la->xd_buf;
         SW_TRY(be->dropout_fwd(be, la->xd, x, N * lin->in, lin->lora_dropout,
                                dropout_seed(m, lin)));
         xd = la->xd;
     }
-    if (!(la->t = sw_model_scratch_f(m, N * lin->r))) return SW_ENOMEM;
+    if (!la->t && !(la->t = sw_model_scratch_f(m, N * lin->r))) return SW_ENOMEM;
     SW_TRY(be->matmul_fwd(be, la->t, xd, lin->lora_a->value.data, NULL, N, lin->r, lin->in, 1.0f,
                           0.0f));
     return be->matmul_fwd(be, y, la->t, lin->lora_b->value.data, NULL, N, lin->out, lin->r,

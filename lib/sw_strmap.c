@@ -68,7 +68,8 @@ uint64_t sw_hash_bytes(const void *data, size_t len, uint64_t seed) {
 
 static size_t sw_strmap_pow2(size_t n) {
     size_t c = 16;
-    while (c < n) c <<= 1;
+    while (c < n)
+        c <<= 1;
     return c;
 }
 
@@ -98,7 +99,9 @@ void sw_strmap_free(struct sw_strmap *m) {
     free(m);
 }
 
-size_t sw_strmap_size(const struct sw_strmap *m) { return m ? m->n : 0; }
+size_t sw_strmap_size(const struct sw_strmap *m) {
+    return m ? m->n : 0;
+}
 
 /* Slot holding key, or the empty slot where it would go. */
 static size_t sw_strmap_find(const struct sw_strmap *m, const void *key, size_t len, uint64_t h,
@@ -125,13 +128,15 @@ static size_t sw_strmap_find(const struct sw_strmap *m, const void *key, size_t 
 static int sw_strmap_grow_slots(struct sw_strmap *m) {
     size_t nslots = (m->mask + 1) * 2;
     struct sw_strmap_slot *slots = calloc(nslots, sizeof(*slots));
-    if (!slots) return sw_err_set(SW_ENOMEM, "sw_strmap: out of memory growing to %zu slots", nslots);
+    if (!slots)
+        return sw_err_set(SW_ENOMEM, "sw_strmap: out of memory growing to %zu slots", nslots);
     size_t mask = nslots - 1;
     for (size_t k = 0; k < m->n; k++) {
         const struct sw_strmap_entry *e = &m->entries[k];
         uint64_t full = e->hash;
         size_t i = (size_t)full & mask;
-        while (slots[i].idx) i = (i + 1) & mask;
+        while (slots[i].idx)
+            i = (i + 1) & mask;
         slots[i].idx = (uint32_t)(k + 1);
         slots[i].tag = (uint32_t)(full >> 32);
     }
@@ -142,7 +147,8 @@ static int sw_strmap_grow_slots(struct sw_strmap *m) {
 }
 
 int sw_strmap_put(struct sw_strmap *m, const void *key, size_t len, int64_t value) {
-    if (len > UINT32_MAX) return sw_err_set(SW_ERANGE, "sw_strmap: key of %zu bytes is too long", len);
+    if (len > UINT32_MAX)
+        return sw_err_set(SW_ERANGE, "sw_strmap: key of %zu bytes is too long", len);
     uint64_t h = sw_hash_bytes(key, len, 0);
     int found;
     size_t i = sw_strmap_find(m, key, len, h, &found);
@@ -164,7 +170,8 @@ int sw_strmap_put(struct sw_strmap *m, const void *key, size_t len, int64_t valu
     }
     if (m->pool_len + len + 1 > m->pool_cap) {
         size_t cap = m->pool_cap * 2;
-        while (cap < m->pool_len + len + 1) cap *= 2;
+        while (cap < m->pool_len + len + 1)
+            cap *= 2;
         char *p = realloc(m->pool, cap);
         if (!p) return sw_err_set(SW_ENOMEM, "sw_strmap: out of memory (%zu key bytes)", cap);
         m->pool = p;

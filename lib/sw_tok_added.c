@@ -49,7 +49,8 @@ static int sw_tok_trie_insert(struct sw_tok_trie_build *b, const char *p, size_t
     for (size_t i = 0; i < n; i++) {
         uint8_t ch = (uint8_t)p[i];
         int32_t c = b->child[node];
-        while (c >= 0 && b->byte[c] != ch) c = b->sibling[c];
+        while (c >= 0 && b->byte[c] != ch)
+            c = b->sibling[c];
         if (c < 0) {
             int r = sw_tok_trie_node(b, ch);
             if (r < 0) return r;
@@ -71,7 +72,8 @@ static void sw_tok_trie_take(struct sw_tok_trie *t, struct sw_tok_trie_build *b,
     t->n_nodes = b->n;
     t->n_patterns = n_patterns;
     memset(t->first, 0, sizeof(t->first));
-    for (int32_t c = b->child[0]; c >= 0; c = b->sibling[c]) t->first[b->byte[c]] = 1;
+    for (int32_t c = b->child[0]; c >= 0; c = b->sibling[c])
+        t->first[b->byte[c]] = 1;
 }
 
 static void sw_tok_trie_release(struct sw_tok_trie *t) {
@@ -93,7 +95,8 @@ static int sw_tok_trie_find(const struct sw_tok_trie *t, const unsigned char *s,
         size_t best_end = 0;
         for (size_t j = i; j < n; j++) {
             int32_t c = child[node];
-            while (c >= 0 && t->byte[c] != s[j]) c = sib[c];
+            while (c >= 0 && t->byte[c] != s[j])
+                c = sib[c];
             if (c < 0) break;
             node = c;
             if (t->term[node] >= 0) {
@@ -127,14 +130,16 @@ static int sw_tok_trie_build_set(struct sw_tok_trie *t, int32_t **map, const cha
     sw_tok_trie_take(t, &b, (int)n);
     *map = malloc((n ? n : 1) * sizeof(**map));
     if (!*map) return sw_err_set(SW_ENOMEM, "tokenizer: out of memory");
-    for (size_t i = 0; i < n; i++) (*map)[i] = tok_idx[i];
+    for (size_t i = 0; i < n; i++)
+        (*map)[i] = tok_idx[i];
     return 0;
 }
 
 /* ---- loading ---- */
 
 void sw_tok_added_release(struct sw_tok_added *a) {
-    for (size_t i = 0; i < a->n; i++) free(a->v[i].content);
+    for (size_t i = 0; i < a->n; i++)
+        free(a->v[i].content);
     free(a->v);
     sw_strmap_free(a->by_content);
     sw_tok_trie_release(&a->raw_trie);
@@ -220,7 +225,8 @@ int sw_tok_added_build(struct sw_tokenizer *tok, struct sw_tok_scratch *sc) {
         rc = sw_err_set(SW_ENOMEM, "tokenizer: out of memory");
         goto out;
     }
-    for (size_t i = 0; i < n; i++) latest[a->v[i].id] = (int32_t)i;
+    for (size_t i = 0; i < n; i++)
+        latest[a->v[i].id] = (int32_t)i;
     /* Priority order: special tokens first, then the others, each in file order. */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < n; i++) {
@@ -251,7 +257,8 @@ int sw_tok_added_build(struct sw_tokenizer *tok, struct sw_tok_scratch *sc) {
     SW_TRY_GOTO(rc, sw_tok_trie_build_set(&a->norm_trie, &a->norm_tok, np, nl, ni, nn), out);
 out:
     if (owned)
-        for (size_t i = 0; i < nn; i++) free(owned[i]);
+        for (size_t i = 0; i < nn; i++)
+            free(owned[i]);
     free(owned);
     free(rp);
     free(np);

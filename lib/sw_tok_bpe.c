@@ -157,8 +157,8 @@ static int sw_tok_bpe_merge_one(const struct sw_tok_jctx *c, struct sw_tok_bpe *
     SW_TRY(sw_tok_buf_put(tmp, a, alen));
     SW_TRY(sw_tok_buf_put(tmp, b + m->prefix_len, blen - m->prefix_len));
     if (!sw_strmap_get(m->vocab, tmp->p, tmp->n, &in))
-        return sw_tok_jerr(c, path, "merged token \"%.*s\" is not in the vocabulary",
-                           (int)tmp->n, tmp->p);
+        return sw_tok_jerr(c, path, "merged token \"%.*s\" is not in the vocabulary", (int)tmp->n,
+                           tmp->p);
     sw_tok_merge_put(m, (int32_t)ia, (int32_t)ib, (uint32_t)rank, (int32_t)in);
     return 0;
 }
@@ -166,14 +166,15 @@ static int sw_tok_bpe_merge_one(const struct sw_tok_jctx *c, struct sw_tok_bpe *
 static int sw_tok_bpe_merges(const struct sw_tok_jctx *c, const json_t *merges,
                              struct sw_tok_bpe *m) {
     size_t n = 0;
-    if (merges && !json_is_array(merges))
-        return sw_tok_jerr(c, "model.merges", "must be an array");
+    if (merges && !json_is_array(merges)) return sw_tok_jerr(c, "model.merges", "must be an array");
     if (merges) n = json_array_size(merges);
     size_t slots = 16;
-    while (slots < 2 * n + 2) slots <<= 1;
+    while (slots < n + n / 4 + 2)
+        slots <<= 1; /* load at most 0.8: a smaller table misses less */
     m->merges = malloc(slots * sizeof(*m->merges));
     if (!m->merges) return sw_err_set(SW_ENOMEM, "tokenizer: out of memory (%zu merges)", n);
-    for (size_t i = 0; i < slots; i++) m->merges[i].key = SW_TOK_MERGE_EMPTY;
+    for (size_t i = 0; i < slots; i++)
+        m->merges[i].key = SW_TOK_MERGE_EMPTY;
     m->merge_mask = slots - 1;
     struct sw_tok_buf tmp = {0};
     int rc = 0;
@@ -225,7 +226,8 @@ int sw_tok_bpe_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, cons
     }
     /* meta chunks: "▁" is a token, no token has "▁" after another character, and words are
      * plain characters (no prefix/suffix) */
-    m->meta_chunks = !m->prefix_len && !m->suffix_len && sw_tok_bpe_lookup(m, "\xE2\x96\x81", 3) >= 0;
+    m->meta_chunks =
+        !m->prefix_len && !m->suffix_len && sw_tok_bpe_lookup(m, "\xE2\x96\x81", 3) >= 0;
     for (size_t it2 = 0; m->meta_chunks;) {
         const char *k;
         size_t kl;
@@ -240,7 +242,8 @@ int sw_tok_bpe_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, cons
     /* single-character tokens of the BMP, for the per-character lookup of generic words */
     m->bmp_id = malloc(0x10000 * sizeof(*m->bmp_id));
     if (!m->bmp_id) return sw_err_set(SW_ENOMEM, "tokenizer: out of memory");
-    for (size_t i = 0; i < 0x10000; i++) m->bmp_id[i] = -1;
+    for (size_t i = 0; i < 0x10000; i++)
+        m->bmp_id[i] = -1;
     size_t it = 0;
     const char *key;
     size_t klen;
@@ -276,7 +279,8 @@ int sw_tok_bpe_enable_raw(struct sw_tok_bpe *m) {
             int32_t cp;
             i += sw_tok_utf8_next((const unsigned char *)key + i, klen - i, &cp);
             int byte = sw_tok_char_byte(cp);
-            if (byte < 0) ok = 0;
+            if (byte < 0)
+                ok = 0;
             else {
                 unsigned char ch = (unsigned char)byte;
                 if (sw_tok_buf_put(&tmp, &ch, 1)) {
@@ -310,19 +314,23 @@ int sw_tok_bpe_enable_raw(struct sw_tok_bpe *m) {
 static int sw_tok_sym_reserve(struct sw_tok_scratch *sc, size_t n) {
     if (n <= sc->sym_cap) return 0;
     size_t cap = sc->sym_cap ? sc->sym_cap : 64;
-    while (cap < n) cap *= 2;
+    while (cap < n)
+        cap *= 2;
     struct sw_tok_sym *s = realloc(sc->sym, cap * sizeof(*s));
     if (!s) return sw_err_set(SW_ENOMEM, "tokenizer: out of memory (%zu symbols)", cap);
     sc->sym = s;
-    struct sw_tok_heap_ent *h = realloc(sc->heap, 3 * cap * sizeof(*h));
+    /* the heap holds at most n - 1 + (merges done) <= 2n entries: each merge pops one entry and
+     * pushes at most two */
+    struct sw_tok_heap_ent *h = realloc(sc->heap, 2 * cap * sizeof(*h));
     if (!h) return sw_err_set(SW_ENOMEM, "tokenizer: out of memory (%zu symbols)", cap);
     sc->heap = h;
     sc->sym_cap = cap;
-    sc->heap_cap = 3 * cap;
+    sc->heap_cap = 2 * cap;
     return 0;
 }
 
-static inline int sw_tok_heap_less(const struct sw_tok_heap_ent *a, const struct sw_tok_heap_ent *b) {
+static inline int sw_tok_heap_less(const struct sw_tok_heap_ent *a,
+                                   const struct sw_tok_heap_ent *b) {
     return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
 }
 
@@ -370,11 +378,12 @@ static void sw_tok_merge_all(const struct sw_tok_bpe *m, struct sw_tok_scratch *
     struct sw_tok_heap_ent *h = sc->heap;
     size_t hn = 0;
     for (size_t i = 0; i + 1 < n; i++) {
-        const struct sw_tok_merge *e = w ? &m->byte_pair[w[i] << 8 | w[i + 1]]
-                                         : sw_tok_merge_get(m, s[i].c, s[i + 1].c);
+        const struct sw_tok_merge *e =
+            w ? &m->byte_pair[w[i] << 8 | w[i + 1]] : sw_tok_merge_get(m, s[i].c, s[i + 1].c);
         if (e && e->new_id >= 0)
-            sw_tok_heap_push(h, &hn, (struct sw_tok_heap_ent){e->rank, (uint32_t)i, e->new_id,
-                                                             s[i].c, s[i + 1].c});
+            sw_tok_heap_push(
+                h, &hn,
+                (struct sw_tok_heap_ent){e->rank, (uint32_t)i, e->new_id, s[i].c, s[i + 1].c});
     }
     while (hn) {
         struct sw_tok_heap_ent top = sw_tok_heap_pop(h, &hn);
@@ -396,14 +405,16 @@ static void sw_tok_merge_all(const struct sw_tok_bpe *m, struct sw_tok_scratch *
         if (cur->prev >= 0) {
             const struct sw_tok_merge *e = sw_tok_merge_get(m, s[cur->prev].c, cur->c);
             if (e)
-                sw_tok_heap_push(h, &hn, (struct sw_tok_heap_ent){e->rank, (uint32_t)cur->prev,
-                                                                 e->new_id, s[cur->prev].c, cur->c});
+                sw_tok_heap_push(h, &hn,
+                                 (struct sw_tok_heap_ent){e->rank, (uint32_t)cur->prev, e->new_id,
+                                                          s[cur->prev].c, cur->c});
         }
         if (cur->next > -1 && (size_t)cur->next < n) {
             const struct sw_tok_merge *e = sw_tok_merge_get(m, cur->c, s[cur->next].c);
             if (e)
-                sw_tok_heap_push(h, &hn, (struct sw_tok_heap_ent){e->rank, top.pos, e->new_id,
-                                                                 cur->c, s[cur->next].c});
+                sw_tok_heap_push(
+                    h, &hn,
+                    (struct sw_tok_heap_ent){e->rank, top.pos, e->new_id, cur->c, s[cur->next].c});
         }
     }
 }
@@ -462,13 +473,15 @@ static int sw_tok_bpe_symbols(const struct sw_tok_bpe *m, struct sw_tok_scratch 
                     SW_TRY(sw_tok_sym_reserve(sc, k + csn + (n - i)));
                     s = sc->sym;
                 }
-                for (size_t b = 0; b < csn; b++) sw_tok_sym_add(s, &k, m->fb_id[(unsigned char)cs[b]], 1);
+                for (size_t b = 0; b < csn; b++)
+                    sw_tok_sym_add(s, &k, m->fb_id[(unsigned char)cs[b]], 1);
                 continue;
             }
         }
         if (m->unk_token) {
             if (m->unk_id < 0)
-                return sw_err_set(SW_EFORMAT, "tokenizer: unk_token \"%s\" is not in the vocabulary",
+                return sw_err_set(SW_EFORMAT,
+                                  "tokenizer: unk_token \"%s\" is not in the vocabulary",
                                   m->unk_token);
             if (unk >= 0 && m->fuse_unk) {
                 unk_len += (uint32_t)cl;
@@ -515,18 +528,20 @@ static inline size_t sw_tok_cache_set_of(uint64_t h) {
     return (size_t)(h >> 17) & (SW_TOK_CACHE_SETS - 1);
 }
 
-void sw_tok_bpe_prefetch(const struct sw_tok_bpe *m, const struct sw_tok_scratch *sc,
-                         const char *w, size_t n) {
+void sw_tok_bpe_prefetch(const struct sw_tok_bpe *m, const struct sw_tok_scratch *sc, const char *w,
+                         size_t n) {
     (void)m;
     if (!sc->cache || n > SW_TOK_CACHE_KEY || n < 2) return;
-    const struct sw_tok_cache_set *set = &sc->cache[sw_tok_cache_set_of(sw_hash_bytes(w, n, 0x5157))];
+    const struct sw_tok_cache_set *set =
+        &sc->cache[sw_tok_cache_set_of(sw_hash_bytes(w, n, 0x5157))];
     __builtin_prefetch(&set->way[0]);
     __builtin_prefetch(&set->way[1]);
 }
 
 /* One word (or meta chunk): cache, else symbols and merges. */
 static int sw_tok_bpe_word(const struct sw_tok_bpe *m, struct sw_tok_scratch *sc, const char *w,
-                           size_t n, struct sw_tok_ids *out) {    struct sw_tok_cache_set *set = NULL;
+                           size_t n, struct sw_tok_ids *out) {
+    struct sw_tok_cache_set *set = NULL;
     uint64_t h = 0;
     if (n <= SW_TOK_CACHE_KEY) {
         if (!sc->cache) {

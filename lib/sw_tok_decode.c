@@ -18,7 +18,8 @@ static void sw_tok_dec_free_one(struct sw_tok_dec *d) {
 }
 
 void sw_tok_decs_release(struct sw_tok_decs *d) {
-    for (size_t i = 0; i < d->n; i++) sw_tok_dec_free_one(&d->v[i]);
+    for (size_t i = 0; i < d->n; i++)
+        sw_tok_dec_free_one(&d->v[i]);
     free(d->v);
     memset(d, 0, sizeof(*d));
 }
@@ -65,7 +66,8 @@ int sw_tok_dec_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, cons
     SW_TRY(sw_tok_jtype(c, j, path, &type));
     if (!strcmp(type, "Sequence")) {
         json_t *list = json_object_get(j, "decoders");
-        if (!json_is_array(list)) return sw_tok_jerr(c, path, "Sequence needs a \"decoders\" array");
+        if (!json_is_array(list))
+            return sw_tok_jerr(c, path, "Sequence needs a \"decoders\" array");
         for (size_t i = 0; i < json_array_size(list); i++) {
             char sub[256];
             snprintf(sub, sizeof(sub), "%s.decoders[%zu]", path, i);
@@ -89,7 +91,7 @@ int sw_tok_dec_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, cons
         if (ps) {
             const char *s = json_string_value(ps);
             if (!s) return sw_tok_jerr(c, path, "\"prepend_scheme\" must be a string");
-            d.prepend = !strcmp(s, "never") ? SW_TOK_PREPEND_NEVER
+            d.prepend = !strcmp(s, "never")   ? SW_TOK_PREPEND_NEVER
                         : !strcmp(s, "first") ? SW_TOK_PREPEND_FIRST
                                               : SW_TOK_PREPEND_ALWAYS;
         } else {
@@ -117,8 +119,8 @@ int sw_tok_dec_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, cons
             d.content_len = 4;
         }
     } else {
-        return sw_err_set(SW_EUNSUPPORTED, "%s: %s: decoder type \"%s\" is not supported",
-                          c->file, path, type);
+        return sw_err_set(SW_EUNSUPPORTED, "%s: %s: decoder type \"%s\" is not supported", c->file,
+                          path, type);
     }
     return sw_tok_dec_push(out, &d);
 fail:
@@ -197,7 +199,8 @@ static int sw_tok_dec_flush_bytes(struct sw_tok_buf *bytes, struct sw_tok_strs *
     if (sw_tok_utf8_valid(bytes->p, bytes->n) == bytes->n) {
         SW_TRY(sw_tok_strs_push(out, bytes->p, bytes->n));
     } else {
-        for (size_t k = 0; k < bytes->n; k++) SW_TRY(sw_tok_strs_push(out, "\xEF\xBF\xBD", 3));
+        for (size_t k = 0; k < bytes->n; k++)
+            SW_TRY(sw_tok_strs_push(out, "\xEF\xBF\xBD", 3));
     }
     bytes->n = 0;
     return 0;
@@ -252,8 +255,10 @@ static int sw_tok_dec_replace(const struct sw_tokenizer *tok, const struct sw_to
         SW_TRY(sw_tok_pattern_find(tok, &d->pat, sc, s, in->len[i], &sc->find));
         for (size_t k = 0; k < sc->find.n; k++) {
             const struct sw_tok_span *v = &sc->find.v[k];
-            if (v->flag) SW_TRY(sw_tok_buf_put(&out->pool, d->content, d->content_len));
-            else SW_TRY(sw_tok_buf_put(&out->pool, s + v->start, v->end - v->start));
+            if (v->flag)
+                SW_TRY(sw_tok_buf_put(&out->pool, d->content, d->content_len));
+            else
+                SW_TRY(sw_tok_buf_put(&out->pool, s + v->start, v->end - v->start));
         }
         SW_TRY(sw_tok_strs_end(out, start));
     }
@@ -295,15 +300,9 @@ int sw_tok_dec_run(const struct sw_tokenizer *tok, const struct sw_tok_decs *d,
         const struct sw_tok_dec *dk = &d->v[k];
         sw_tok_strs_clear(b);
         switch (dk->kind) {
-        case SW_TOK_DEC_BYTELEVEL:
-            SW_TRY(sw_tok_dec_bytelevel(a, b, &sc->dec_tmp));
-            break;
-        case SW_TOK_DEC_METASPACE:
-            SW_TRY(sw_tok_dec_metaspace(dk, a, b));
-            break;
-        case SW_TOK_DEC_BYTEFALLBACK:
-            SW_TRY(sw_tok_dec_bytefallback(a, b, &sc->dec_tmp));
-            break;
+        case SW_TOK_DEC_BYTELEVEL: SW_TRY(sw_tok_dec_bytelevel(a, b, &sc->dec_tmp)); break;
+        case SW_TOK_DEC_METASPACE: SW_TRY(sw_tok_dec_metaspace(dk, a, b)); break;
+        case SW_TOK_DEC_BYTEFALLBACK: SW_TRY(sw_tok_dec_bytefallback(a, b, &sc->dec_tmp)); break;
         case SW_TOK_DEC_FUSE: {
             size_t start = b->pool.n;
             for (size_t i = 0; i < a->n; i++)
@@ -311,15 +310,9 @@ int sw_tok_dec_run(const struct sw_tokenizer *tok, const struct sw_tok_decs *d,
             SW_TRY(sw_tok_strs_end(b, start));
             break;
         }
-        case SW_TOK_DEC_STRIP:
-            SW_TRY(sw_tok_dec_strip(dk, a, b));
-            break;
-        case SW_TOK_DEC_REPLACE:
-            SW_TRY(sw_tok_dec_replace(tok, dk, sc, a, b));
-            break;
-        case SW_TOK_DEC_BPE:
-            SW_TRY(sw_tok_dec_bpe(dk, a, b));
-            break;
+        case SW_TOK_DEC_STRIP: SW_TRY(sw_tok_dec_strip(dk, a, b)); break;
+        case SW_TOK_DEC_REPLACE: SW_TRY(sw_tok_dec_replace(tok, dk, sc, a, b)); break;
+        case SW_TOK_DEC_BPE: SW_TRY(sw_tok_dec_bpe(dk, a, b)); break;
         case SW_TOK_DEC_WORDPIECE:
             return sw_err_set(SW_EUNSUPPORTED, "tokenizer: WordPiece decoder");
         }

@@ -39,7 +39,8 @@ static int sw_tok_cls_ok;
 
 static void sw_tok_cls_mark(uint8_t *flat, const uint32_t (*r)[2], size_t n, uint8_t bit) {
     for (size_t k = 0; k < n; k++)
-        for (uint32_t c = r[k][0]; c <= r[k][1] && c < 0x110000; c++) flat[c] |= bit;
+        for (uint32_t c = r[k][0]; c <= r[k][1] && c < 0x110000; c++)
+            flat[c] |= bit;
 }
 
 static void sw_tok_cls_build(void) {
@@ -58,7 +59,8 @@ static void sw_tok_cls_build(void) {
     size_t nb = 0;
     for (size_t b = 0; b < (0x110000 >> 8); b++) {
         size_t k = 0;
-        while (k < nb && memcmp(blocks[k], flat + b * 256, 256) != 0) k++;
+        while (k < nb && memcmp(blocks[k], flat + b * 256, 256) != 0)
+            k++;
         if (k == nb) memcpy(blocks[nb++], flat + b * 256, 256);
         sw_tok_cls_stage1[b] = (uint16_t)k;
     }
@@ -72,8 +74,10 @@ static void sw_tok_cls_build(void) {
 int sw_tok_fast_kind(const char *src, size_t len) {
     pthread_once(&sw_tok_cls_once, sw_tok_cls_build);
     if (!sw_tok_cls_ok) return SW_TOK_FAST_NONE;
-    if (len == sizeof(sw_tok_re_gpt2) - 1 && !memcmp(src, sw_tok_re_gpt2, len)) return SW_TOK_FAST_GPT2;
-    if (len == sizeof(sw_tok_re_qwen) - 1 && !memcmp(src, sw_tok_re_qwen, len)) return SW_TOK_FAST_QWEN;
+    if (len == sizeof(sw_tok_re_gpt2) - 1 && !memcmp(src, sw_tok_re_gpt2, len))
+        return SW_TOK_FAST_GPT2;
+    if (len == sizeof(sw_tok_re_qwen) - 1 && !memcmp(src, sw_tok_re_qwen, len))
+        return SW_TOK_FAST_QWEN;
     if (len == sizeof(sw_tok_re_llama3) - 1 && !memcmp(src, sw_tok_re_llama3, len))
         return SW_TOK_FAST_LLAMA3;
     return SW_TOK_FAST_NONE;
@@ -101,7 +105,9 @@ static inline size_t sw_tok_run(const unsigned char *s, size_t n, size_t i, unsi
     return i;
 }
 
-static inline int sw_tok_lower_ascii(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+static inline int sw_tok_lower_ascii(unsigned char c) {
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
 
 /* The contraction alternative at s[i] == '\''; 0 when it does not match. */
 static inline size_t sw_tok_contraction(const unsigned char *s, size_t n, size_t i, int fold) {
@@ -187,7 +193,8 @@ size_t sw_tok_fast_match(int kind, const unsigned char *s, size_t n, size_t i) {
     }
     if (other) {
         j = sw_tok_run(s, n, j, C_L | C_N | C_S, 0);
-        while (j < n && (s[j] == '\r' || s[j] == '\n')) j++;
+        while (j < n && (s[j] == '\r' || s[j] == '\n'))
+            j++;
         return j;
     }
     /* whitespace: `\s*[\r\n]+` ends after the last \r or \n of the run, if it has one */

@@ -34,7 +34,8 @@ static int sw_tok_jskip_string(struct sw_tok_jscan *p) {
         const char *q = memchr(p->s + p->i, '"', p->n - p->i);
         if (!q) return -1;
         size_t k = (size_t)(q - p->s), bs = 0;
-        while (k > p->i + bs && p->s[k - 1 - bs] == '\\') bs++;
+        while (k > p->i + bs && p->s[k - 1 - bs] == '\\')
+            bs++;
         p->i = k + 1;
         if (bs % 2 == 0) return 0;
     }
@@ -79,7 +80,8 @@ static int sw_tok_jskip_value(struct sw_tok_jscan *p, int depth) {
     }
     /* number or literal */
     size_t start = p->i;
-    while (p->i < p->n && !strchr(",}] \t\r\n", p->s[p->i])) p->i++;
+    while (p->i < p->n && !strchr(",}] \t\r\n", p->s[p->i]))
+        p->i++;
     return p->i > start ? 0 : -1;
 }
 
@@ -132,8 +134,10 @@ static int sw_tok_hex4(const char *s, uint32_t *v) {
     *v = 0;
     for (int k = 0; k < 4; k++) {
         char c = s[k];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0) return -1;
         *v = *v * 16 + (uint32_t)d;
     }

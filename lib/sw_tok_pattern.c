@@ -7,9 +7,11 @@
  * strings are searched with memmem, which gives the same leftmost non-overlapping matches as the
  * escaped regex. Before compiling, the classes whose meaning differs between the two engines are
  * rewritten to Oniguruma's: \s (White_Space: PCRE2 adds U+180E), \h (hex digit in Oniguruma,
- * horizontal space in PCRE2), and \p{L} / \p{N}, which get the code points Unicode 16 (the
- * tables of `tokenizers`' Oniguruma) added over PCRE2's Unicode 14. The split behaviours (Removed, Isolated, MergedWithPrevious, MergedWithNext,
- * Contiguous) are ported from NormalizedString::split. */
+ * horizontal space in PCRE2), and the general-category properties (\p{L}, \p{Lu}, \p{N}, \p{M},
+ * ...), which get the code points Unicode 16 (the tables of `tokenizers`' Oniguruma) added over
+ * PCRE2's Unicode 14. The split behaviours (Removed,
+ * Isolated, MergedWithPrevious, MergedWithNext, Contiguous) are ported from
+ * NormalizedString::split. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,27 +26,32 @@ static const char sw_tok_re_ws[] =
 static int sw_tok_re_ranges(struct sw_tok_buf *o, const uint32_t (*r)[2], size_t n) {
     char tmp[48];
     for (size_t i = 0; i < n; i++) {
-        int k = r[i][0] == r[i][1] ? snprintf(tmp, sizeof(tmp), "\\x{%X}", r[i][0])
-                                   : snprintf(tmp, sizeof(tmp), "\\x{%X}-\\x{%X}", r[i][0], r[i][1]);
+        int k = r[i][0] == r[i][1]
+                    ? snprintf(tmp, sizeof(tmp), "\\x{%X}", r[i][0])
+                    : snprintf(tmp, sizeof(tmp), "\\x{%X}-\\x{%X}", r[i][0], r[i][1]);
         SW_TRY(sw_tok_buf_put(o, tmp, (size_t)k));
     }
     return 0;
 }
 
-/* Emit a class body (no brackets) for a rewritten escape. */
-static int sw_tok_re_body(struct sw_tok_buf *o, char which) {
-    switch (which) {
-    case 's':
-        return sw_tok_buf_put(o, sw_tok_re_ws, sizeof(sw_tok_re_ws) - 1);
-    case 'h':
-        return sw_tok_buf_put(o, "0-9a-fA-F", 9);
-    case 'L':
-        SW_TRY(sw_tok_buf_put(o, "\\p{L}", 5));
-        return sw_tok_re_ranges(o, sw_tok_uni_L_extra, sw_tok_uni_L_extra_n);
-    default: /* 'N' */
-        SW_TRY(sw_tok_buf_put(o, "\\p{N}", 5));
-        return sw_tok_re_ranges(o, sw_tok_uni_N_extra, sw_tok_uni_N_extra_n);
+/* The Oniguruma property named name[0..len), or NULL when sw leaves it to PCRE2. */
+static const struct sw_tok_uni_prop *sw_tok_re_prop(const char *name, size_t len) {
+    for (size_t i = 0; i < sw_tok_uni_props_n; i++)
+        if (strlen(sw_tok_uni_props[i].name) == len && !memcmp(sw_tok_uni_props[i].name, name, len))
+            return &sw_tok_uni_props[i];
+    return NULL;
+}
+
+/* Emit a class body (no brackets) for a rewritten escape: \s, \h, or a property. */
+static int sw_tok_re_body(struct sw_tok_buf *o, char which, const struct sw_tok_uni_prop *prop) {
+    if (which == 's') return sw_tok_buf_put(o, sw_tok_re_ws, sizeof(sw_tok_re_ws) - 1);
+    if (which == 'h') return sw_tok_buf_put(o, "0-9a-fA-F", 9);
+    if (!prop->full) {
+        char tmp[16];
+        int k = snprintf(tmp, sizeof(tmp), "\\p{%s}", prop->name);
+        SW_TRY(sw_tok_buf_put(o, tmp, (size_t)k));
     }
+    return sw_tok_re_ranges(o, prop->ranges, prop->n);
 }
 
 /* Rewrite the Oniguruma-specific escapes of src into out (see the file comment). */
@@ -55,27 +62,37 @@ static int sw_tok_regex_rewrite(const char *src, size_t n, struct sw_tok_buf *o)
         if (c == '\\' && i + 1 < n) {
             char d = src[i + 1];
             char which = 0;
+            const struct sw_tok_uni_prop *prop = NULL;
             int neg = 0;
             size_t len = 2;
             if (d == 's' || d == 'S' || d == 'h' || d == 'H') {
                 which = (char)(d | 0x20);
                 neg = d == 'S' || d == 'H';
-            } else if ((d == 'p' || d == 'P') && i + 4 < n && src[i + 2] == '{' &&
-                       (src[i + 3] == 'L' || src[i + 3] == 'N') && src[i + 4] == '}') {
-                which = src[i + 3];
-                neg = d == 'P';
-                len = 5;
-            } else if ((d == 'p' || d == 'P') && i + 2 < n && (src[i + 2] == 'L' || src[i + 2] == 'N')) {
-                which = src[i + 2];
-                neg = d == 'P';
-                len = 3;
+            } else if ((d == 'p' || d == 'P') && i + 2 < n) {
+                const char *name = src + i + 2;
+                size_t nl = 1;
+                if (*name == '{') {
+                    const char *close = memchr(name, '}', n - (i + 2));
+                    name++;
+                    nl = close ? (size_t)(close - name) : 0;
+                    len = close ? (size_t)(close - (src + i)) + 1 : 2;
+                } else {
+                    len = 3;
+                }
+                prop = nl ? sw_tok_re_prop(name, nl) : NULL;
+                if (prop) {
+                    which = 'p';
+                    neg = d == 'P';
+                } else {
+                    len = 2; /* not ours: copy the escape through unchanged */
+                }
             }
             if (which && !in_class) {
                 SW_TRY(sw_tok_buf_put(o, neg ? "[^" : "[", neg ? 2 : 1));
-                SW_TRY(sw_tok_re_body(o, which));
+                SW_TRY(sw_tok_re_body(o, which, prop));
                 SW_TRY(sw_tok_buf_put(o, "]", 1));
             } else if (which && !neg) {
-                SW_TRY(sw_tok_re_body(o, which));
+                SW_TRY(sw_tok_re_body(o, which, prop));
             } else {
                 /* a negated escape inside a class cannot be spelled as ranges: keep PCRE2's */
                 SW_TRY(sw_tok_buf_put(o, src + i, len));
@@ -118,9 +135,9 @@ int sw_tok_regex_add(struct sw_tokenizer *tok, const char *src, size_t len, cons
     if (!code) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(errcode, msg, sizeof(msg));
-        return sw_err_set(SW_EUNSUPPORTED, "%s: %s: regex '%.*s' does not compile at offset %zu: %s",
-                          tok->path, what, (int)(len > 200 ? 200 : len), src, (size_t)erroff,
-                          (const char *)msg);
+        return sw_err_set(
+            SW_EUNSUPPORTED, "%s: %s: regex '%.*s' does not compile at offset %zu: %s", tok->path,
+            what, (int)(len > 200 ? 200 : len), src, (size_t)erroff, (const char *)msg);
     }
     /* JIT is an optimisation: without it (unsupported CPU, no executable memory) the
      * interpreter gives the same matches. */
@@ -156,8 +173,10 @@ int sw_tok_pattern_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, 
     if (p->kind == SW_TOK_PAT_STRING && p->len == 0) p->kind = SW_TOK_PAT_REGEX;
     if (p->kind == SW_TOK_PAT_STRING) return 0;
     int rc = sw_tok_regex_add(tok, p->str, p->len, path, &p->re);
-    if (rc) sw_tok_pattern_release(p);
-    else if (!getenv("SW_TOK_NO_FAST")) p->fast = sw_tok_fast_kind(p->str, p->len);
+    if (rc)
+        sw_tok_pattern_release(p);
+    else if (!getenv("SW_TOK_NO_FAST"))
+        p->fast = sw_tok_fast_kind(p->str, p->len);
     return rc;
 }
 
@@ -258,12 +277,18 @@ int sw_tok_behavior_parse(const struct sw_tok_jctx *c, const json_t *obj, const 
     if (!b) return 0;
     const char *s = json_string_value(b);
     if (!s) return sw_tok_jerr(c, path, "\"behavior\" must be a string");
-    if (!strcmp(s, "Removed")) *out = SW_TOK_REMOVED;
-    else if (!strcmp(s, "Isolated")) *out = SW_TOK_ISOLATED;
-    else if (!strcmp(s, "MergedWithPrevious")) *out = SW_TOK_MERGED_PREV;
-    else if (!strcmp(s, "MergedWithNext")) *out = SW_TOK_MERGED_NEXT;
-    else if (!strcmp(s, "Contiguous")) *out = SW_TOK_CONTIGUOUS;
-    else return sw_tok_jerr(c, path, "unknown split behavior \"%s\"", s);
+    if (!strcmp(s, "Removed"))
+        *out = SW_TOK_REMOVED;
+    else if (!strcmp(s, "Isolated"))
+        *out = SW_TOK_ISOLATED;
+    else if (!strcmp(s, "MergedWithPrevious"))
+        *out = SW_TOK_MERGED_PREV;
+    else if (!strcmp(s, "MergedWithNext"))
+        *out = SW_TOK_MERGED_NEXT;
+    else if (!strcmp(s, "Contiguous"))
+        *out = SW_TOK_CONTIGUOUS;
+    else
+        return sw_tok_jerr(c, path, "unknown split behavior \"%s\"", s);
     return 0;
 }
 
@@ -272,21 +297,23 @@ void sw_tok_split_apply(struct sw_tok_spans *sp, enum sw_tok_behavior b, int inv
     struct sw_tok_span *v = sp->v;
     size_t n = sp->n, o = 0;
     if (invert)
-        for (size_t i = 0; i < n; i++) v[i].flag = !v[i].flag;
+        for (size_t i = 0; i < n; i++)
+            v[i].flag = !v[i].flag;
     switch (b) {
     case SW_TOK_ISOLATED:
-        for (size_t i = 0; i < n; i++) v[i].flag = 0;
+        for (size_t i = 0; i < n; i++)
+            v[i].flag = 0;
         o = n;
         break;
-    case SW_TOK_REMOVED:
-        o = n;
-        break;
+    case SW_TOK_REMOVED: o = n; break;
     case SW_TOK_CONTIGUOUS: {
         int prev_match = 0;
         for (size_t i = 0; i < n; i++) {
             int m = v[i].flag;
-            if (m == prev_match && o > 0) v[o - 1].end = v[i].end;
-            else v[o++] = (struct sw_tok_span){v[i].start, v[i].end, 0};
+            if (m == prev_match && o > 0)
+                v[o - 1].end = v[i].end;
+            else
+                v[o++] = (struct sw_tok_span){v[i].start, v[i].end, 0};
             prev_match = m;
         }
         break;
@@ -295,8 +322,10 @@ void sw_tok_split_apply(struct sw_tok_spans *sp, enum sw_tok_behavior b, int inv
         int prev_match = 0;
         for (size_t i = 0; i < n; i++) {
             int m = v[i].flag;
-            if (m && !prev_match && o > 0) v[o - 1].end = v[i].end;
-            else v[o++] = (struct sw_tok_span){v[i].start, v[i].end, 0};
+            if (m && !prev_match && o > 0)
+                v[o - 1].end = v[i].end;
+            else
+                v[o++] = (struct sw_tok_span){v[i].start, v[i].end, 0};
             prev_match = m;
         }
         break;
@@ -308,8 +337,10 @@ void sw_tok_split_apply(struct sw_tok_spans *sp, enum sw_tok_behavior b, int inv
         for (size_t k = n; k-- > 0;) {
             struct sw_tok_span cur = v[k];
             int m = cur.flag;
-            if (m && !prev_match && w < n) v[w].start = cur.start;
-            else v[--w] = (struct sw_tok_span){cur.start, cur.end, 0};
+            if (m && !prev_match && w < n)
+                v[w].start = cur.start;
+            else
+                v[--w] = (struct sw_tok_span){cur.start, cur.end, 0};
             prev_match = m;
         }
         memmove(v, v + w, (n - w) * sizeof(*v));

@@ -9,7 +9,8 @@
 #include "sw_tok_internal.h"
 
 static void sw_tok_tmpl_items_free(struct sw_tok_tmpl_item *v, size_t n) {
-    for (size_t i = 0; i < n; i++) free(v[i].ids);
+    for (size_t i = 0; i < n; i++)
+        free(v[i].ids);
     free(v);
 }
 
@@ -124,7 +125,8 @@ int sw_tok_post_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, con
     memset(&t, 0, sizeof(t));
     if (!strcmp(type, "Sequence")) {
         json_t *list = json_object_get(j, "processors");
-        if (!json_is_array(list)) return sw_tok_jerr(c, path, "Sequence needs a \"processors\" array");
+        if (!json_is_array(list))
+            return sw_tok_jerr(c, path, "Sequence needs a \"processors\" array");
         for (size_t i = 0; i < json_array_size(list); i++) {
             char sub[256];
             snprintf(sub, sizeof(sub), "%s.processors[%zu]", path, i);
@@ -183,14 +185,17 @@ int sw_tok_post_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, con
                       c->file, path, type);
 }
 
-int sw_tok_post_apply(const struct sw_tok_posts *p, struct sw_tok_ids *ids, struct sw_tok_ids *tmp) {
+int sw_tok_post_apply(const struct sw_tok_posts *p, struct sw_tok_ids *ids,
+                      struct sw_tok_ids *tmp) {
     for (size_t k = 0; k < p->n; k++) {
         const struct sw_tok_tmpl *t = &p->v[k];
         tmp->n = 0;
         for (size_t i = 0; i < t->n_single; i++) {
             const struct sw_tok_tmpl_item *it = &t->single[i];
-            if (it->seq == 0) SW_TRY(sw_tok_ids_put(tmp, ids->ids, ids->n));
-            else if (it->seq < 0) SW_TRY(sw_tok_ids_put(tmp, it->ids, it->n_ids));
+            if (it->seq == 0)
+                SW_TRY(sw_tok_ids_put(tmp, ids->ids, ids->n));
+            else if (it->seq < 0)
+                SW_TRY(sw_tok_ids_put(tmp, it->ids, it->n_ids));
         }
         struct sw_tok_ids x = *ids;
         *ids = *tmp;

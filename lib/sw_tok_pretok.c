@@ -23,7 +23,8 @@ static const char sw_tok_ws_re[] =
     "[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}\\p{White_Space}]+";
 
 void sw_tok_pretoks_release(struct sw_tok_pretoks *ps) {
-    for (size_t i = 0; i < ps->n; i++) sw_tok_pattern_release(&ps->v[i].pat);
+    for (size_t i = 0; i < ps->n; i++)
+        sw_tok_pattern_release(&ps->v[i].pat);
     free(ps->v);
     memset(ps, 0, sizeof(*ps));
 }
@@ -66,10 +67,14 @@ static int sw_tok_prepend_parse(const struct sw_tok_jctx *c, const json_t *j, co
     if (ps) {
         const char *s = json_string_value(ps);
         if (!s) return sw_tok_jerr(c, path, "\"prepend_scheme\" must be a string");
-        if (!strcmp(s, "always")) *out = SW_TOK_PREPEND_ALWAYS;
-        else if (!strcmp(s, "first")) *out = SW_TOK_PREPEND_FIRST;
-        else if (!strcmp(s, "never")) *out = SW_TOK_PREPEND_NEVER;
-        else return sw_tok_jerr(c, path, "unknown prepend_scheme \"%s\"", s);
+        if (!strcmp(s, "always"))
+            *out = SW_TOK_PREPEND_ALWAYS;
+        else if (!strcmp(s, "first"))
+            *out = SW_TOK_PREPEND_FIRST;
+        else if (!strcmp(s, "never"))
+            *out = SW_TOK_PREPEND_NEVER;
+        else
+            return sw_tok_jerr(c, path, "unknown prepend_scheme \"%s\"", s);
         return 0;
     }
     /* Older files carry add_prefix_space instead. */
@@ -115,8 +120,8 @@ int sw_tok_pretok_parse(struct sw_tokenizer *tok, const struct sw_tok_jctx *c, c
         p.map_bytes = 1;
         if (p.use_regex) {
             p.pat.kind = SW_TOK_PAT_REGEX;
-            SW_TRY(sw_tok_regex_add(tok, sw_tok_gpt2_re, sizeof(sw_tok_gpt2_re) - 1, path,
-                                    &p.pat.re));
+            SW_TRY(
+                sw_tok_regex_add(tok, sw_tok_gpt2_re, sizeof(sw_tok_gpt2_re) - 1, path, &p.pat.re));
             if (!getenv("SW_TOK_NO_FAST"))
                 p.pat.fast = sw_tok_fast_kind(sw_tok_gpt2_re, sizeof(sw_tok_gpt2_re) - 1);
         }
@@ -169,9 +174,9 @@ static int sw_tok_pretok_level(const struct sw_tokenizer *tok, struct sw_tok_scr
                                struct sw_tok_ids *out);
 
 /* Run the next stage on each kept span of s. */
-static int sw_tok_pretok_each(const struct sw_tokenizer *tok, struct sw_tok_scratch *sc,
-                              size_t lvl, const struct sw_tok_spans *sp, const char *s,
-                              int at_origin, struct sw_tok_ids *out) {
+static int sw_tok_pretok_each(const struct sw_tokenizer *tok, struct sw_tok_scratch *sc, size_t lvl,
+                              const struct sw_tok_spans *sp, const char *s, int at_origin,
+                              struct sw_tok_ids *out) {
     if (lvl + 1 == tok->pre.n) {
         /* pieces go straight to the model: fetch word-cache lines a few pieces ahead, since a
          * cache hit is otherwise a wait on memory */
@@ -197,13 +202,14 @@ static int sw_tok_pretok_each(const struct sw_tokenizer *tok, struct sw_tok_scra
 
 /* ByteLevel's mapping of one piece, then the next stage. */
 static int sw_tok_bytelevel_emit(const struct sw_tokenizer *tok, struct sw_tok_scratch *sc,
-                                 size_t lvl, const struct sw_tok_pretok *p, const char *s,
-                                 size_t n, int at_origin, struct sw_tok_ids *out) {
+                                 size_t lvl, const struct sw_tok_pretok *p, const char *s, size_t n,
+                                 int at_origin, struct sw_tok_ids *out) {
     if (!p->map_bytes) return sw_tok_pretok_level(tok, sc, lvl + 1, s, n, at_origin, out);
     struct sw_tok_buf *b = &sc->lvl_buf[2 * lvl + 1];
     b->n = 0;
     SW_TRY(sw_tok_buf_reserve(b, 2 * n));
-    for (size_t i = 0; i < n; i++) SW_TRY(sw_tok_utf8_put(b, sw_tok_byte_char[(unsigned char)s[i]]));
+    for (size_t i = 0; i < n; i++)
+        SW_TRY(sw_tok_utf8_put(b, sw_tok_byte_char[(unsigned char)s[i]]));
     return sw_tok_pretok_level(tok, sc, lvl + 1, b->p, b->n, at_origin, out);
 }
 
@@ -246,8 +252,10 @@ static int sw_tok_pretok_level(const struct sw_tokenizer *tok, struct sw_tok_scr
                                   (p->prepend == SW_TOK_PREPEND_FIRST && at_origin));
         if (prepend) SW_TRY(sw_tok_buf_put(b, p->repl, p->repl_len));
         for (size_t i = 0; i < n; i++) {
-            if (s[i] == ' ') SW_TRY(sw_tok_buf_put(b, p->repl, p->repl_len));
-            else SW_TRY(sw_tok_buf_put(b, s + i, 1));
+            if (s[i] == ' ')
+                SW_TRY(sw_tok_buf_put(b, p->repl, p->repl_len));
+            else
+                SW_TRY(sw_tok_buf_put(b, s + i, 1));
         }
         if (!p->split) return sw_tok_pretok_level(tok, sc, lvl + 1, b->p, b->n, at_origin, out);
         SW_TRY(sw_tok_pattern_find_fn(NULL, p->repl_cp, b->p, b->n, sp));

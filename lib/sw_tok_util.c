@@ -14,7 +14,8 @@
 
 int sw_tok_buf_grow(struct sw_tok_buf *b, size_t need) {
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     char *p = realloc(b->p, cap);
     if (!p) return sw_err_set(SW_ENOMEM, "tokenizer: out of memory (%zu bytes)", cap);
     b->p = p;
@@ -55,7 +56,8 @@ void sw_tok_spans_release(struct sw_tok_spans *s) {
 
 static int sw_tok_ids_grow(struct sw_tok_ids *b, size_t need) {
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     int32_t *p = realloc(b->ids, cap * sizeof(*p));
     if (!p) return sw_err_set(SW_ENOMEM, "tokenizer: out of memory (%zu ids)", cap);
     b->ids = p;
@@ -170,7 +172,7 @@ static long sw_tok_utf8_step(const unsigned char *s, size_t n) {
     if (c >= 0xE0 && c <= 0xEF) {
         if (n < 2) return -1;
         unsigned d = s[1];
-        int ok = (c == 0xE0) ? (d >= 0xA0 && d <= 0xBF)
+        int ok = (c == 0xE0)   ? (d >= 0xA0 && d <= 0xBF)
                  : (c == 0xED) ? (d >= 0x80 && d <= 0x9F)
                                : (d >= 0x80 && d <= 0xBF);
         if (!ok) return -1;
@@ -180,7 +182,7 @@ static long sw_tok_utf8_step(const unsigned char *s, size_t n) {
     if (c >= 0xF0 && c <= 0xF4) {
         if (n < 2) return -1;
         unsigned d = s[1];
-        int ok = (c == 0xF0) ? (d >= 0x90 && d <= 0xBF)
+        int ok = (c == 0xF0)   ? (d >= 0x90 && d <= 0xBF)
                  : (c == 0xF4) ? (d >= 0x80 && d <= 0x8F)
                                : (d >= 0x80 && d <= 0xBF);
         if (!ok) return -1;
@@ -242,9 +244,12 @@ int sw_tok_uni_in(const uint32_t (*r)[2], size_t n, int32_t cp) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (c < r[mid][0]) hi = mid;
-        else if (c > r[mid][1]) lo = mid + 1;
-        else return 1;
+        if (c < r[mid][0])
+            hi = mid;
+        else if (c > r[mid][1])
+            lo = mid + 1;
+        else
+            return 1;
     }
     return 0;
 }
@@ -280,11 +285,15 @@ static void sw_tok_bytelevel_build(void) {
         int printable = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
         sw_tok_byte_char[b] = printable ? b : 256 + n++;
     }
-    for (int i = 0; i < 324; i++) sw_tok_char_byte_tab[i] = -1;
-    for (int b = 0; b < 256; b++) sw_tok_char_byte_tab[sw_tok_byte_char[b]] = (int16_t)b;
+    for (int i = 0; i < 324; i++)
+        sw_tok_char_byte_tab[i] = -1;
+    for (int b = 0; b < 256; b++)
+        sw_tok_char_byte_tab[sw_tok_byte_char[b]] = (int16_t)b;
 }
 
-void sw_tok_bytelevel_init(void) { pthread_once(&sw_tok_bl_once, sw_tok_bytelevel_build); }
+void sw_tok_bytelevel_init(void) {
+    pthread_once(&sw_tok_bl_once, sw_tok_bytelevel_build);
+}
 
 int sw_tok_char_byte(int32_t cp) {
     if (cp < 0 || cp >= 324) return -1;

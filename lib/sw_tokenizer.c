@@ -28,7 +28,8 @@
 static void sw_tok_scratch_free(struct sw_tok_scratch *sc, size_t n_re) {
     if (!sc) return;
     if (sc->md)
-        for (size_t i = 0; i < n_re; i++) pcre2_match_data_free(sc->md[i]);
+        for (size_t i = 0; i < n_re; i++)
+            pcre2_match_data_free(sc->md[i]);
     free(sc->md);
     pcre2_match_context_free(sc->mctx);
     pcre2_jit_stack_free(sc->jit);
@@ -39,9 +40,11 @@ static void sw_tok_scratch_free(struct sw_tok_scratch *sc, size_t n_re) {
     sw_tok_spans_release(&sc->nadded);
     sw_tok_spans_release(&sc->find);
     if (sc->lvl_buf)
-        for (size_t i = 0; i < 2 * sc->n_lvl + 2; i++) sw_tok_buf_release(&sc->lvl_buf[i]);
+        for (size_t i = 0; i < 2 * sc->n_lvl + 2; i++)
+            sw_tok_buf_release(&sc->lvl_buf[i]);
     if (sc->lvl_spans)
-        for (size_t i = 0; i < sc->n_lvl + 1; i++) sw_tok_spans_release(&sc->lvl_spans[i]);
+        for (size_t i = 0; i < sc->n_lvl + 1; i++)
+            sw_tok_spans_release(&sc->lvl_spans[i]);
     free(sc->lvl_buf);
     free(sc->lvl_spans);
     free(sc->sym);
@@ -61,8 +64,10 @@ static void sw_tok_scratch_dtor(void *p) {
     struct sw_tok_scratch *sc = p;
     struct sw_tokenizer *tok = sc->owner;
     pthread_mutex_lock(&tok->mu);
-    if (sc->prev) sc->prev->next = sc->next;
-    else tok->scratches = sc->next;
+    if (sc->prev)
+        sc->prev->next = sc->next;
+    else
+        tok->scratches = sc->next;
     if (sc->next) sc->next->prev = sc->prev;
     size_t n_re = tok->re.n;
     pthread_mutex_unlock(&tok->mu);
@@ -122,13 +127,15 @@ void sw_tokenizer_free(struct sw_tokenizer *tok) {
     sw_tok_posts_release(&tok->post);
     sw_tok_decs_release(&tok->dec);
     sw_tok_added_release(&tok->added);
-    for (size_t i = 0; i < tok->re.n; i++) pcre2_code_free(tok->re.code[i]);
+    for (size_t i = 0; i < tok->re.n; i++)
+        pcre2_code_free(tok->re.code[i]);
     free(tok->re.code);
     free(tok->id_off);
     free(tok->id_len);
     free(tok->id_special);
     free(tok->id_pool);
-    for (int i = 0; i < SW_TOK_NSPECIAL; i++) free(tok->special_tok[i]);
+    for (int i = 0; i < SW_TOK_NSPECIAL; i++)
+        free(tok->special_tok[i]);
     free(tok->chat_template);
     free(tok->path);
     free(tok);
@@ -157,7 +164,8 @@ static int sw_tok_build_ids(struct sw_tokenizer *tok) {
         rc = sw_err_set(SW_ENOMEM, "tokenizer: out of memory (id table)");
         goto out;
     }
-    for (size_t i = 0; i < n; i++) tok->id_off[i] = SW_TOK_NO_TOKEN;
+    for (size_t i = 0; i < n; i++)
+        tok->id_off[i] = SW_TOK_NO_TOKEN;
     size_t it = 0;
     const char *key;
     size_t klen;
@@ -220,12 +228,14 @@ static int sw_tok_load_config(struct sw_tokenizer *tok, const char *path) {
     for (int i = 0; i < SW_TOK_NSPECIAL; i++) {
         SW_TRY_GOTO(rc, sw_tok_config_token(&c, cfg, keys[i], &tok->special_tok[i]), out);
         if (tok->special_tok[i])
-            tok->special_id[i] = sw_tokenizer_token_to_id(tok, tok->special_tok[i],
-                                                          strlen(tok->special_tok[i]));
+            tok->special_id[i] =
+                sw_tokenizer_token_to_id(tok, tok->special_tok[i], strlen(tok->special_tok[i]));
     }
     json_t *v;
-    if ((v = sw_tok_jget(cfg, "add_bos_token")) && json_is_boolean(v)) tok->add_bos = json_is_true(v);
-    if ((v = sw_tok_jget(cfg, "add_eos_token")) && json_is_boolean(v)) tok->add_eos = json_is_true(v);
+    if ((v = sw_tok_jget(cfg, "add_bos_token")) && json_is_boolean(v))
+        tok->add_bos = json_is_true(v);
+    if ((v = sw_tok_jget(cfg, "add_eos_token")) && json_is_boolean(v))
+        tok->add_eos = json_is_true(v);
     if ((v = sw_tok_jget(cfg, "model_max_length"))) {
         double x = json_number_value(v);
         if (json_is_number(v) && x >= 0)
@@ -285,7 +295,8 @@ static int sw_tok_load_trunc_pad(struct sw_tokenizer *tok, const struct sw_tok_j
                 return sw_tok_jerr(c, "padding.strategy", "expected {\"Fixed\": length}");
             tok->pad_fixed = (size_t)json_integer_value(fx);
         } else if (st && (!json_is_string(st) || strcmp(json_string_value(st), "BatchLongest"))) {
-            return sw_tok_jerr(c, "padding.strategy", "expected \"BatchLongest\" or {\"Fixed\": n}");
+            return sw_tok_jerr(c, "padding.strategy",
+                               "expected \"BatchLongest\" or {\"Fixed\": n}");
         }
         SW_TRY(sw_tok_jdirection(c, p, "padding", &tok->pad_left));
         SW_TRY(sw_tok_jint(c, p, "padding", "pad_to_multiple_of", 0, &v));
@@ -317,11 +328,13 @@ static int sw_tok_load_json(struct sw_tokenizer *tok, const json_t *root, struct
         SW_TRY(sw_tok_pretok_parse(tok, &c, j, "pre_tokenizer", &tok->pre));
     if ((j = sw_tok_jget(root, "post_processor")))
         SW_TRY(sw_tok_post_parse(tok, &c, j, "post_processor", &tok->post));
-    if ((j = sw_tok_jget(root, "decoder"))) SW_TRY(sw_tok_dec_parse(tok, &c, j, "decoder", &tok->dec));
+    if ((j = sw_tok_jget(root, "decoder")))
+        SW_TRY(sw_tok_dec_parse(tok, &c, j, "decoder", &tok->dec));
     SW_TRY(sw_tok_added_parse(tok, &c, sw_tok_jget(root, "added_tokens")));
     SW_TRY(sw_tok_load_trunc_pad(tok, &c, root));
     for (size_t i = 0; i < tok->pre.n; i++)
-        if (tok->pre.v[i].kind == SW_TOK_PRE_BYTELEVEL || tok->pre.v[i].kind == SW_TOK_PRE_METASPACE)
+        if (tok->pre.v[i].kind == SW_TOK_PRE_BYTELEVEL ||
+            tok->pre.v[i].kind == SW_TOK_PRE_METASPACE)
             sw_tok_bytelevel_init();
     sw_tok_bytelevel_init(); /* the ByteLevel decoder and normalizer use the table too */
     /* Raw-byte mode: ByteLevel is the last pre-tokenizer stage. */
@@ -348,7 +361,8 @@ static struct sw_tokenizer *sw_tok_new(void) {
         sw_err_set(SW_ENOMEM, "tokenizer: out of memory");
         return NULL;
     }
-    for (int i = 0; i < SW_TOK_NSPECIAL; i++) tok->special_id[i] = -1;
+    for (int i = 0; i < SW_TOK_NSPECIAL; i++)
+        tok->special_id[i] = -1;
     tok->add_bos = tok->add_eos = -1;
     tok->model_max_length = -1;
     if (pthread_key_create(&tok->key, sw_tok_scratch_dtor) != 0) {
@@ -450,7 +464,8 @@ int sw_tokenizer_load_mem(const char *name, const char *json, size_t len,
     struct sw_tokenizer *tok = sw_tok_new();
     if (!tok) return SW_ENOMEM;
     char *data = malloc(len + 1);
-    tok->path = sw_tok_strndup(name ? name : "tokenizer.json", strlen(name ? name : "tokenizer.json"));
+    tok->path =
+        sw_tok_strndup(name ? name : "tokenizer.json", strlen(name ? name : "tokenizer.json"));
     int rc;
     if (!data || !tok->path) {
         rc = sw_err_set(SW_ENOMEM, "tokenizer: out of memory");
@@ -481,11 +496,13 @@ static int sw_tok_encode_segment(const struct sw_tokenizer *tok, struct sw_tok_s
         s = sc->norm.p ? sc->norm.p : "";
         n = sc->norm.n;
     }
-    if (tok->added.norm_trie.n_patterns == 0) return sw_tok_pretok_run(tok, sc, s, n, at_origin, out);
+    if (tok->added.norm_trie.n_patterns == 0)
+        return sw_tok_pretok_run(tok, sc, s, n, at_origin, out);
     SW_TRY(sw_tok_added_split(&tok->added, 1, s, n, &sc->nadded));
     for (size_t i = 0; i < sc->nadded.n; i++) {
         const struct sw_tok_span *v = &sc->nadded.v[i];
-        if (v->flag >= 0) SW_TRY(sw_tok_ids_push(out, v->flag));
+        if (v->flag >= 0)
+            SW_TRY(sw_tok_ids_push(out, v->flag));
         else
             SW_TRY(sw_tok_pretok_run(tok, sc, s + v->start, v->end - v->start,
                                      at_origin && v->start == 0, out));
@@ -499,8 +516,11 @@ static int sw_tok_encode_core(const struct sw_tokenizer *tok, struct sw_tok_scra
     SW_TRY(sw_tok_added_split(&tok->added, 0, s, n, &sc->added));
     for (size_t i = 0; i < sc->added.n; i++) {
         const struct sw_tok_span *v = &sc->added.v[i];
-        if (v->flag >= 0) SW_TRY(sw_tok_ids_push(out, v->flag));
-        else SW_TRY(sw_tok_encode_segment(tok, sc, s + v->start, v->end - v->start, v->start == 0, out));
+        if (v->flag >= 0)
+            SW_TRY(sw_tok_ids_push(out, v->flag));
+        else
+            SW_TRY(sw_tok_encode_segment(tok, sc, s + v->start, v->end - v->start, v->start == 0,
+                                         out));
     }
     return 0;
 }
@@ -536,7 +556,8 @@ int sw_tokenizer_encode_append(const struct sw_tokenizer *tok, const char *text,
         size_t added = post ? tok->n_added_single : 0;
         if (added <= tok->trunc_max && ids->n > tok->trunc_max - added) {
             size_t keep = tok->trunc_max - added;
-            if (tok->trunc_left) memmove(ids->ids, ids->ids + ids->n - keep, keep * sizeof(int32_t));
+            if (tok->trunc_left)
+                memmove(ids->ids, ids->ids + ids->n - keep, keep * sizeof(int32_t));
             ids->n = keep;
         }
     }
@@ -549,9 +570,11 @@ int sw_tokenizer_encode_append(const struct sw_tokenizer *tok, const char *text,
     }
     size_t pad = target - ids->n;
     rc = 0;
-    for (size_t i = 0; !rc && tok->pad_left && i < pad; i++) rc = sw_tok_ids_push(out, tok->pad_id);
+    for (size_t i = 0; !rc && tok->pad_left && i < pad; i++)
+        rc = sw_tok_ids_push(out, tok->pad_id);
     if (!rc) rc = sw_tok_ids_put(out, ids->ids, ids->n);
-    for (size_t i = 0; !rc && !tok->pad_left && i < pad; i++) rc = sw_tok_ids_push(out, tok->pad_id);
+    for (size_t i = 0; !rc && !tok->pad_left && i < pad; i++)
+        rc = sw_tok_ids_push(out, tok->pad_id);
     if (rc) out->n = start;
     return rc;
 }
@@ -616,7 +639,9 @@ const char *sw_tokenizer_id_to_token(const struct sw_tokenizer *tok, int32_t id,
     return tok->id_pool + tok->id_off[id];
 }
 
-size_t sw_tokenizer_vocab_size(const struct sw_tokenizer *tok) { return tok->n_ids; }
+size_t sw_tokenizer_vocab_size(const struct sw_tokenizer *tok) {
+    return tok->n_ids;
+}
 
 int sw_tokenizer_is_special(const struct sw_tokenizer *tok, int32_t id) {
     return id >= 0 && (size_t)id < tok->n_ids && tok->id_special[id];
@@ -630,11 +655,21 @@ const char *sw_tokenizer_special_token(const struct sw_tokenizer *tok, enum sw_t
     return (unsigned)which < SW_TOK_NSPECIAL ? tok->special_tok[which] : NULL;
 }
 
-int sw_tokenizer_add_bos(const struct sw_tokenizer *tok) { return tok->add_bos; }
-int sw_tokenizer_add_eos(const struct sw_tokenizer *tok) { return tok->add_eos; }
-const char *sw_tokenizer_chat_template(const struct sw_tokenizer *tok) { return tok->chat_template; }
+int sw_tokenizer_add_bos(const struct sw_tokenizer *tok) {
+    return tok->add_bos;
+}
+int sw_tokenizer_add_eos(const struct sw_tokenizer *tok) {
+    return tok->add_eos;
+}
+const char *sw_tokenizer_chat_template(const struct sw_tokenizer *tok) {
+    return tok->chat_template;
+}
 int64_t sw_tokenizer_model_max_length(const struct sw_tokenizer *tok) {
     return tok->model_max_length;
 }
-const uint8_t *sw_tokenizer_hash(const struct sw_tokenizer *tok) { return tok->sha; }
-const char *sw_tokenizer_hash_hex(const struct sw_tokenizer *tok) { return tok->sha_hex; }
+const uint8_t *sw_tokenizer_hash(const struct sw_tokenizer *tok) {
+    return tok->sha;
+}
+const char *sw_tokenizer_hash_hex(const struct sw_tokenizer *tok) {
+    return tok->sha_hex;
+}

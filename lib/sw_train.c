@@ -1,7 +1,8 @@
-/* sw_train — the training loop: resume, plan the steps, then per step gather micro-batches,
- * forward/backward with the step's target count as the loss denominator, check for non-finite
- * values, clip, AdamW with the scheduled LR, and log / evaluate / save on their step multiples.
- * The contract (what a step is, what resume guarantees, signals) is in sw_train.h. */
+/* sw_train — the training loop: resume, plan the steps and the memory, then per step gather
+ * micro-batches, forward/backward with the step's target count as the loss denominator, check
+ * for non-finite values, clip, AdamW with the scheduled LR (on the host, or on the device for
+ * CUDA), and log / evaluate / save on their step multiples. The contract (what a step is, what
+ * resume guarantees, signals) is in sw_train.h. */
 #include "sw_train_impl.h"
 
 #include "sw_err.h"
@@ -89,7 +90,8 @@ static int plan_data(struct sw_trainer *t) {
     int64_t ga = o->gradient_accumulation_steps;
     if (t->data.reopenable) {
         int64_t mbs, recs;
-        SW_TRY(sw_train_data_count(src, &lim, o->per_device_train_batch_size, &mbs, &recs));
+        SW_TRY(sw_train_data_count(src, &lim, o->per_device_train_batch_size, &mbs, &recs,
+                                   &t->shape));
         if (mbs == 0) return sw_err_set(SW_EINVAL, "%s: holds no training records", src);
         t->records_per_epoch = recs;
         t->steps_per_epoch = (mbs + ga - 1) / ga;
@@ -192,8 +194,8 @@ static int gather(struct sw_trainer *t, int *n) {
     return 0;
 }
 
-static int nonfinite_error(struct sw_trainer *t, double loss, double norm) {
-    int bad = sw_grad_find_nonfinite(t->op, t->np);
+/* bad: the first parameter whose gradient is non-finite, or -1. */
+static int nonfinite_error(struct sw_trainer *t, double loss, double norm, int bad) {
     char where[400] = "";
     if (bad >= 0)
         snprintf(where, sizeof where, "; first non-finite gradient in '%s'", t->op[bad].name);
@@ -218,10 +220,13 @@ static int train_step(struct sw_trainer *t, int n, double *loss, double *norm) {
     double sum = 0;
     for (int i = 0; i < n; i++) {
         struct sw_loss l;
-        SW_TRY(sw_model_forward(t->m, &t->mbs[i].b, &l));
+        SW_TRY(sw_train_mem_oom(t, sw_model_forward(t->m, &t->mbs[i].b, &l), "activations",
+                                t->mem.acts));
         t->st.dropout_forward_count++;
         sum += l.sum;
-        if (targets > 0) SW_TRY(sw_model_backward(t->m, (float)(1.0 / (double)targets)));
+        if (targets > 0)
+            SW_TRY(sw_train_mem_oom(t, sw_model_backward(t->m, (float)(1.0 / (double)targets)),
+                                    "activations", t->mem.acts));
     }
     *loss = targets > 0 ? sum / (double)targets : NAN;
     *norm = NAN;
@@ -230,12 +235,18 @@ static int train_step(struct sw_trainer *t, int n, double *loss, double *norm) {
                 (long long)t->st.global_step + 1);
         return 0;
     }
-    SW_TRY(sw_train_grads_to_host(t));
+    double lr = sw_sched_lr(&t->sched, t->st.global_step);
+    if (t->dev) { /* CUDA: norm, clipping and AdamW on the device */
+        int bad;
+        SW_TRY(sw_train_dev_norm(t, norm, &bad));
+        if (!isfinite(*loss) || !isfinite(*norm)) return nonfinite_error(t, *loss, *norm, bad);
+        return sw_train_dev_update(t, *norm, lr);
+    }
     *norm = sw_grad_norm(t->op, t->np);
-    if (!isfinite(*loss) || !isfinite(*norm)) return nonfinite_error(t, *loss, *norm);
+    if (!isfinite(*loss) || !isfinite(*norm))
+        return nonfinite_error(t, *loss, *norm, sw_grad_find_nonfinite(t->op, t->np));
     sw_grad_clip(t->op, t->np, t->o->max_grad_norm, *norm);
-    SW_TRY(sw_adamw_step(t->opt, t->op, t->np, sw_sched_lr(&t->sched, t->st.global_step)));
-    return sw_train_params_to_device(t);
+    return sw_adamw_step(t->opt, t->op, t->np, lr);
 }
 
 /* ---- logging, evaluation ------------------------------------------------------------------ */
@@ -419,11 +430,13 @@ int sw_train_run(const struct sw_train_opts *o) {
     }
     sw_model_set_training(t.m, 1);
     sw_model_set_seed(t.m, t.st.seed, t.st.dropout_forward_count);
+    SW_TRY_GOTO(rc, sw_train_mem_plan(&t), out);
     sw_info("training %lld of %lld parameters (%s) for %lld steps, lr %g, %s schedule, %lld warmup",
             (long long)sw_model_numel(t.m, 1), (long long)sw_model_numel(t.m, 0),
             t.lora ? "lora" : "full", (long long)t.total_steps, t.lr, o->lr_scheduler_type,
             (long long)t.st.warmup_steps);
     rc = run_loop(&t);
+    if (rc == 0) sw_train_mem_report(&t);
     int sig = sw_signal_pending();
     if (rc == 0 && sig) {
         rc = sw_err_set(SW_EINTR, "stopped by %s at step %lld; checkpoint-%lld saved in %s",

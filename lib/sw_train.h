@@ -29,6 +29,7 @@ struct sw_train_opts {
     char *model;            /* HF model folder */
     char *init_from_config; /* sw's own: a config.json to build a randomly initialised model */
     char *device;           /* cpu | cuda */
+    int gradient_checkpointing; /* recompute layer activations in backward (less memory) */
     /* data */
     char *dataset;     /* "-" (stdin), a .sws file, or a ZeroMQ endpoint */
     char *val_dataset; /* optional, same forms; read once and kept in memory */

@@ -284,7 +284,9 @@ static int check_header(struct sw_train_data *d) {
                           "%s: stream kind '%s' holds no training data (expected "
                           "'samples' or 'packed_batches')",
                           d->src, kind);
+    d->samples = strcmp(kind, "samples") == 0;
     int64_t v;
+    if (meta_int(h, "max_length", &v) && v > 0) d->max_length = v;
     if (meta_int(h, "vocab_size", &v) && v > d->lim.vocab_size)
         return sw_err_set(SW_EINVAL,
                           "%s: the stream was tokenized for vocab_size %lld but the "
@@ -448,15 +450,21 @@ int sw_train_data_skip(struct sw_train_data *d, int64_t n) {
 }
 
 int sw_train_data_count(const char *src, const struct sw_data_limits *lim, int64_t batch_size,
-                        int64_t *micro_batches, int64_t *records) {
+                        int64_t *micro_batches, int64_t *records, struct sw_data_shape *shape) {
     struct sw_train_data d;
     struct sw_mb mb = {0};
     *micro_batches = *records = 0;
+    if (shape) memset(shape, 0, sizeof *shape);
     SW_TRY(sw_train_data_open(&d, src, lim, batch_size, 0, NULL));
     int rc;
     while ((rc = sw_train_data_next(&d, &mb)) == 1) {
         (*micro_batches)++;
         *records += mb.records;
+        if (!shape) continue;
+        int64_t tokens = mb.b.B * mb.b.T, seqs = mb.b.cu_seqlens ? mb.b.n_seqs : mb.b.B;
+        if (tokens > shape->max_tokens) shape->max_tokens = tokens;
+        if (seqs > shape->max_seqs) shape->max_seqs = seqs;
+        if (mb.b.attention_mask) shape->padded = 1;
     }
     sw_mb_release(&mb);
     sw_train_data_close(&d);

@@ -1,6 +1,8 @@
 /* sw_train_impl — internals of the trainer shared by its files: micro-batches and the training
  * data source (sw_train_data.c), model/optimizer setup and resume checks (sw_train_setup.c),
- * checkpoint assembly (sw_train_save.c) and the loop (sw_train.c). */
+ * the device-resident optimizer of the CUDA backend (sw_train_device.c), the memory plan and
+ * out-of-memory reports (sw_train_memory.c), checkpoint assembly (sw_train_save.c) and the loop
+ * (sw_train.c). */
 #ifndef SW_TRAIN_IMPL_H
 #define SW_TRAIN_IMPL_H
 
@@ -50,6 +52,15 @@ struct sw_train_data {
     struct sw_mb pending; /* a batch record read while samples were being packed */
     int has_pending;
     int at_end; /* the reader reached the end record this epoch */
+    int samples;        /* stream_kind "samples" (micro-batches are packed samples) */
+    int64_t max_length; /* the header's meta max_length, 0 when absent */
+};
+
+/* The largest micro-batch of a source (the activation estimate of the memory plan). */
+struct sw_data_shape {
+    int64_t max_tokens; /* B·T of the largest micro-batch, 0 when unknown */
+    int64_t max_seqs;   /* most sequences (segments or rows) in one micro-batch */
+    int padded;         /* some micro-batch has an attention_mask */
 };
 
 /* Open src and check its header against lim (meta vocab_size, max_length, tokenizer digest).
@@ -65,9 +76,30 @@ int sw_train_data_next(struct sw_train_data *d, struct sw_mb *mb);
 int sw_train_data_next_epoch(struct sw_train_data *d);
 /* Skip the first n records of the current epoch (resume). SW_ETRUNC if the epoch is shorter. */
 int sw_train_data_skip(struct sw_train_data *d, int64_t n);
-/* Micro-batches and records one epoch of src holds (a full pass; validates every record). */
+/* Micro-batches and records one epoch of src holds, and the shape of its largest micro-batch
+ * (shape may be NULL). A full pass; validates every record. */
 int sw_train_data_count(const char *src, const struct sw_data_limits *lim, int64_t batch_size,
-                        int64_t *micro_batches, int64_t *records);
+                        int64_t *micro_batches, int64_t *records, struct sw_data_shape *shape);
+
+/* The device-resident AdamW state of a CUDA run (sw_train_device.c): parameters and gradients
+ * are the model's own device tensors (op[i].data/grad point at them), the moments live next to
+ * them, and a step never copies a tensor to the host. */
+struct sw_train_dev {
+    float **m, **v;     /* exp_avg / exp_avg_sq per trainable parameter (device) */
+    const float **g;    /* the gradients (device pointers), for sw_cuda_sumsq */
+    int64_t *n;         /* element counts */
+    double *sumsq;      /* per-parameter Σ g² of the last step (host) */
+    int64_t steps;      /* AdamW updates applied (torch's state["step"]) */
+    struct sw_adamw_config cfg;
+};
+
+/* The memory plan (sw_train_memory.c): bytes per category, the micro-batch the activation
+ * estimate is for, and the device's memory when the run started. */
+struct sw_train_mem {
+    size_t weights, grads, optim, acts;
+    int64_t act_tokens; /* 0: no estimate (a stream of unknown micro-batch size) */
+    size_t free0, total0; /* device (CUDA) or host memory available at start */
+};
 
 /* Everything a run holds. */
 struct sw_trainer {
@@ -82,12 +114,15 @@ struct sw_trainer {
     char *model_dir;        /* absolute --model path (tokenizer files, PEFT base) */
     char base_config_sha256[65];
     char tokenizer_sha256[65];
-    /* trainable parameters, optimizer view and host mirrors (non-CPU devices) */
+    /* trainable parameters and their optimizer view: host AdamW (opt) on the CPU, the
+     * device-resident one (dev) on CUDA, where op[] holds device pointers */
     int np;
     struct sw_param **mp;
     struct sw_optim_param *op;
-    int mirrored;
     struct sw_adamw *opt;
+    struct sw_train_dev *dev;
+    struct sw_train_mem mem;
+    struct sw_data_shape shape; /* the largest micro-batch of the training data */
     struct sw_sched sched;
     double lr; /* base LR in effect */
     /* progress */
@@ -108,11 +143,34 @@ struct sw_trainer {
 /* sw_train_setup.c */
 int sw_train_setup_model(struct sw_trainer *t, struct sw_ckpt *resume);
 int sw_train_setup_optimizer(struct sw_trainer *t, struct sw_ckpt *resume);
-/* Copy device gradients to the host mirrors / host parameters back to the device (no-ops on
- * the CPU backend, where the optimizer works on the model's own memory). */
-int sw_train_grads_to_host(struct sw_trainer *t);
-int sw_train_params_to_device(struct sw_trainer *t);
 void sw_train_teardown(struct sw_trainer *t);
+
+/* sw_train_device.c — the optimizer on a CUDA backend (SW_EUNSUPPORTED in CPU-only builds).
+ * open: moments allocated zeroed on the device, or uploaded from resume's optimizer.safetensors
+ * (read through a temporary host sw_adamw, so the files are the CPU's). norm: the global L2
+ * norm of every gradient (per-tensor device sums of squares added in parameter order in
+ * double) and the index of the first parameter whose gradient is non-finite (-1 if none).
+ * update: clip (coef as sw_grad_clip) then AdamW with learning rate lr, all on the device.
+ * host_optimizer: a host sw_adamw holding a copy of the moments and step count (for a
+ * checkpoint; the caller frees it). close frees the device state. */
+int sw_train_dev_open(struct sw_trainer *t, struct sw_ckpt *resume);
+int sw_train_dev_norm(struct sw_trainer *t, double *norm, int *first_bad);
+int sw_train_dev_update(struct sw_trainer *t, double norm, double lr);
+int sw_train_dev_host_optimizer(struct sw_trainer *t, struct sw_adamw **out);
+void sw_train_dev_close(struct sw_trainer *t);
+
+/* sw_train_memory.c — mem_start records the memory available right after the backend opened;
+ * mem_plan computes the plan (weights, gradients, optimizer state, activation estimate for the
+ * largest micro-batch), prints it, and fails with SW_ENOMEM when the activations cannot fit in
+ * what is free now; mem_report prints the measured peaks at the end. mem_oom turns an SW_ENOMEM
+ * of one category ("weights", "gradients", "optimizer state", "activations") into a message
+ * naming the category, the bytes it needs and what was free; other codes pass through. */
+void sw_train_mem_start(struct sw_trainer *t);
+int sw_train_mem_plan(struct sw_trainer *t);
+void sw_train_mem_report(struct sw_trainer *t);
+int sw_train_mem_oom(struct sw_trainer *t, int rc, const char *category, size_t need);
+/* "1.84 GiB" / "512.0 MiB" / "300 KiB" into buf (cap ≥ 16); returns buf. */
+char *sw_train_fmt_bytes(char *buf, size_t cap, double bytes);
 
 /* sw_train_save.c */
 int sw_train_save(struct sw_trainer *t);

@@ -1,6 +1,8 @@
 /* sw_train_save — assembling a checkpoint from the trainer: the tensors to save (every weight for
- * full training, the LoRA A/B matrices for LoRA, from host memory), the adapter description, the
- * state (steps, data position, RNG), and args.json built from the option table. */
+ * full training, the LoRA A/B matrices for LoRA; downloaded first when they live on a device),
+ * the optimizer moments (a host copy of the device-resident ones on CUDA, so the files are the
+ * same), the adapter description, the state (steps, data position, RNG), and args.json built
+ * from the option table. */
 #include "sw_train_impl.h"
 
 #include "sw_err.h"
@@ -30,10 +32,8 @@ json_t *sw_train_args_json(const struct sw_train_opts *o) {
     return j;
 }
 
-/* Host view of parameter p: the mirror when the device is not the CPU, else its own memory. */
+/* Host view of parameter p: its own memory on the CPU, NULL on a device (download a copy). */
 static float *host_data(struct sw_trainer *t, struct sw_param *p) {
-    for (int i = 0; i < t->np; i++)
-        if (t->mp[i] == p) return t->op[i].data;
     return t->be->device == SW_DEVICE_CPU ? p->value.data : NULL;
 }
 
@@ -51,7 +51,7 @@ int sw_train_save(struct sw_trainer *t) {
         struct sw_param *p = sw_model_param(t->m, i);
         if (t->lora != p->is_lora) continue;
         float *h = host_data(t, p);
-        if (!h) { /* a frozen tensor on the device: fetch a copy */
+        if (!h) { /* a tensor on the device: fetch a copy */
             size_t bytes = sw_tensor_nbytes(&p->value);
             if (!(owned[k] = h = malloc(bytes ? bytes : 1))) {
                 rc = sw_err_set(SW_ENOMEM, "out of memory saving '%s'", p->name);
@@ -66,7 +66,14 @@ int sw_train_save(struct sw_trainer *t) {
     struct sw_ckpt_state *st = &t->st;
     /* The data position (st->data_*) is the one of the last completed step, kept by the loop:
      * a gather cut short by a signal may have read further. */
-    st->optimizer_steps = sw_adamw_steps(t->opt);
+    struct sw_adamw *opt = t->opt, *dev_copy = NULL;
+    if (t->dev) {
+        st->optimizer_steps = t->dev->steps;
+        if (rc == 0 && !o->save_only_model) rc = sw_train_dev_host_optimizer(t, &dev_copy);
+        opt = dev_copy;
+    } else {
+        st->optimizer_steps = sw_adamw_steps(t->opt);
+    }
     struct sw_ckpt_lora lc = {
         .r = t->lc.r,
         .alpha = t->lc.alpha,
@@ -85,7 +92,7 @@ int sw_train_save(struct sw_trainer *t) {
         .lora_cfg = &lc,
         .model_dir = t->model_dir,
         .max_shard_bytes = o->max_shard_size > 0 ? (uint64_t)o->max_shard_size : 0,
-        .optimizer = o->save_only_model ? NULL : t->opt,
+        .optimizer = o->save_only_model ? NULL : opt,
         .state = st,
         .args = t->args,
         .save_total_limit = (int)o->save_total_limit,
@@ -97,6 +104,7 @@ int sw_train_save(struct sw_trainer *t) {
         t->last_saved_step = st->global_step;
     }
     free(path);
+    sw_adamw_free(dev_copy);
     for (int i = 0; i < n; i++) {
         sw_tensor_release(&ts[i]);
         free(owned[i]);

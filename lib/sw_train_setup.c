@@ -1,7 +1,9 @@
 /* sw_train_setup — everything before the first step: the backend, the model (from an HF folder,
- * from a config with random init, or from a full checkpoint), LoRA adapters, the checks that a
- * checkpoint belongs to this run (tuner, adapter shape, base model), the trainable-parameter list
- * with host mirrors for non-CPU devices, and the optimizer with its restored moments. */
+ * from a config with random init, or from a full checkpoint), LoRA adapters, gradient
+ * checkpointing, the checks that a checkpoint belongs to this run (tuner, adapter shape, base
+ * model), the trainable-parameter list (pointing at the model's own memory, host or device),
+ * and the optimizer with its restored moments: sw_optim on the CPU, the device-resident one of
+ * sw_train_device.c on CUDA. Allocation failures name their category (sw_train_mem_oom). */
 #include "sw_train_impl.h"
 
 #include "sw_cuda.h"
@@ -177,14 +179,14 @@ static int check_resume_tuner(struct sw_trainer *t, struct sw_ckpt *ck) {
 }
 
 static int build_params(struct sw_trainer *t) {
-    SW_TRY(sw_model_zero_grad(t->m));
+    SW_TRY(sw_train_mem_oom(t, sw_model_zero_grad(t->m), "gradients",
+                            (size_t)sw_model_numel(t->m, 1) * sizeof(float)));
     int n = sw_model_nparams(t->m), k = 0;
     for (int i = 0; i < n; i++)
         k += sw_model_param(t->m, i)->trainable;
     t->mp = calloc((size_t)(k ? k : 1), sizeof *t->mp);
     t->op = calloc((size_t)(k ? k : 1), sizeof *t->op);
     if (!t->mp || !t->op) return sw_err_set(SW_ENOMEM, "out of memory");
-    t->mirrored = t->be->device != SW_DEVICE_CPU;
     for (int i = 0; i < n; i++) {
         struct sw_param *p = sw_model_param(t->m, i);
         if (!p->trainable) continue;
@@ -196,16 +198,10 @@ static int build_params(struct sw_trainer *t) {
         q->decay = sw_param_wants_decay(p->name);
         if (q->decay != p->decay)
             sw_debug("%s: decay %d (HF's name rule) vs model flag %d", p->name, q->decay, p->decay);
-        if (!t->mirrored) {
-            q->data = p->value.data;
-            q->grad = p->grad.data;
-            continue;
-        }
-        size_t bytes = (size_t)(numel ? numel : 1) * sizeof(float);
-        q->data = malloc(bytes);
-        q->grad = calloc(1, bytes);
-        if (!q->data || !q->grad) return sw_err_set(SW_ENOMEM, "out of memory for '%s'", p->name);
-        SW_TRY(t->be->download(t->be, q->data, p->value.data, (size_t)numel * sizeof(float)));
+        /* Backend memory: host on the CPU, device pointers on CUDA (only the device optimizer
+         * and the checkpoint code, which downloads, touch them there). */
+        q->data = p->value.data;
+        q->grad = p->grad.data;
     }
     if (t->np == 0) return sw_err_set(SW_EINVAL, "nothing to train: no trainable parameter");
     return 0;
@@ -215,8 +211,10 @@ int sw_train_setup_model(struct sw_trainer *t, struct sw_ckpt *resume) {
     const struct sw_train_opts *o = t->o;
     t->lora = o->tuner_type && strcmp(o->tuner_type, "lora") == 0;
     SW_TRY(open_backend(t));
+    sw_train_mem_start(t);
     SW_TRY(load_config(t));
-    SW_TRY(sw_model_new(&t->cfg, t->be, &t->m));
+    SW_TRY(sw_train_mem_oom(t, sw_model_new(&t->cfg, t->be, &t->m), "weights", 0));
+    sw_model_set_gradient_checkpointing(t->m, o->gradient_checkpointing);
     if (t->lora) {
         if (!o->model)
             return sw_err_set(SW_EUSAGE, "tuner_type lora needs a pretrained --model to adapt "
@@ -238,7 +236,7 @@ int sw_train_setup_model(struct sw_trainer *t, struct sw_ckpt *resume) {
         SW_TRY(sw_model_init_random(t->m, (uint64_t)o->seed, 0.0f));
     }
     if (t->lora) {
-        SW_TRY(sw_model_lora_add(t->m, &t->lc));
+        SW_TRY(sw_train_mem_oom(t, sw_model_lora_add(t->m, &t->lc), "LoRA adapters", 0));
         if (resume) SW_TRY(sw_model_lora_load(t->m, sw_ckpt_weights(resume)));
     }
     return build_params(t);
@@ -246,34 +244,16 @@ int sw_train_setup_model(struct sw_trainer *t, struct sw_ckpt *resume) {
 
 int sw_train_setup_optimizer(struct sw_trainer *t, struct sw_ckpt *resume) {
     const struct sw_train_opts *o = t->o;
+    if (t->be->device == SW_DEVICE_CUDA) return sw_train_dev_open(t, resume);
     struct sw_adamw_config c = {o->adam_beta1, o->adam_beta2, o->adam_epsilon, o->weight_decay};
-    SW_TRY(sw_adamw_new(&c, t->op, t->np, &t->opt));
+    SW_TRY(sw_train_mem_oom(t, sw_adamw_new(&c, t->op, t->np, &t->opt), "optimizer state",
+                            2 * (size_t)sw_model_numel(t->m, 1) * sizeof(float)));
     if (resume) SW_TRY(sw_ckpt_load_optimizer(resume, t->opt));
     return 0;
 }
 
-int sw_train_grads_to_host(struct sw_trainer *t) {
-    if (!t->mirrored) return 0;
-    for (int i = 0; i < t->np; i++)
-        SW_TRY(t->be->download(t->be, t->op[i].grad, t->mp[i]->grad.data,
-                               (size_t)t->op[i].numel * sizeof(float)));
-    return 0;
-}
-
-int sw_train_params_to_device(struct sw_trainer *t) {
-    if (!t->mirrored) return 0;
-    for (int i = 0; i < t->np; i++)
-        SW_TRY(t->be->upload(t->be, t->mp[i]->value.data, t->op[i].data,
-                             (size_t)t->op[i].numel * sizeof(float)));
-    return 0;
-}
-
 void sw_train_teardown(struct sw_trainer *t) {
-    if (t->mirrored && t->op)
-        for (int i = 0; i < t->np; i++) {
-            free(t->op[i].data);
-            free(t->op[i].grad);
-        }
+    sw_train_dev_close(t);
     free(t->op);
     free(t->mp);
     sw_adamw_free(t->opt);

@@ -8,8 +8,8 @@
 QS        ?= out/quickstart
 QS_TOK    := data/tokenizers/demo-bpe2k
 QS_CONFIG := pipelines/configs/demo-qwen3-4m.json
-QS_PT_STEPS  ?= 150
-QS_SFT_STEPS ?= 60
+QS_PT_STEPS  ?= 300
+QS_SFT_STEPS ?= 120
 QS_PT     := $(QS)/pretrain/checkpoint-$(QS_PT_STEPS)
 QS_SFT    := $(QS)/sft-lora/checkpoint-$(QS_SFT_STEPS)
 
@@ -28,7 +28,7 @@ $(QS_PT)/config.json: $(QS)/pt-train.sws $(BIN)/sw-train $(QS_CONFIG)
 	$(BIN)/sw-train --init_from_config $(QS_CONFIG) --tuner_type full \
 	    --dataset $(QS)/pt-train.sws --val_dataset $(QS)/pt-val.sws \
 	    --max_steps $(QS_PT_STEPS) --learning_rate 3e-3 --warmup_steps 10 --weight_decay 0.1 \
-	    --logging_steps 10 --eval_steps 50 --save_steps $(QS_PT_STEPS) --output_dir $(QS)/pretrain
+	    --logging_steps 20 --eval_steps 100 --save_steps $(QS_PT_STEPS) --output_dir $(QS)/pretrain
 	cp $(QS_TOK)/tokenizer.json.gz $(QS_TOK)/tokenizer_config.json $(QS_PT)/
 	scripts/show-metrics.sh $(QS)/pretrain/logging.jsonl
 
@@ -44,16 +44,17 @@ $(QS_SFT)/adapter_config.json: $(QS)/sft-train.sws $(QS_PT)/config.json
 	rm -rf $(QS)/sft-lora
 	$(BIN)/sw-train --model $(QS_PT) --tuner_type lora --lora_rank 16 --lora_alpha 32 \
 	    --target_modules all-linear --dataset $(QS)/sft-train.sws --val_dataset $(QS)/sft-val.sws \
-	    --max_steps $(QS_SFT_STEPS) --learning_rate 2e-3 --warmup_steps 5 \
-	    --logging_steps 10 --eval_steps 20 --save_steps $(QS_SFT_STEPS) --output_dir $(QS)/sft-lora
+	    --max_steps $(QS_SFT_STEPS) --learning_rate 3e-3 --warmup_steps 5 \
+	    --logging_steps 20 --eval_steps 40 --save_steps $(QS_SFT_STEPS) --output_dir $(QS)/sft-lora
 	scripts/show-metrics.sh $(QS)/sft-lora/logging.jsonl
 
 quickstart: all $(QS_SFT)/adapter_config.json
 	@echo "== 5/5 generate with the pre-trained model, then with the LoRA adapter"
-	$(BIN)/sw-eval generate --model $(QS_PT) --prompt "ROMEO:" --max_new_tokens 48 --seed 1 \
-	    --temperature 0.8 --top_k 40
-	$(BIN)/sw-eval generate --model $(QS_PT) --adapter $(QS_SFT) --chat \
-	    --prompt "Give three tips for staying healthy." --max_new_tokens 48
+	$(BIN)/sw-eval generate --model $(QS_PT) --prompt "ROMEO:" --max_new_tokens 64 --seed 1 \
+	    --temperature 0.8 --top_k 40 --repetition_penalty 1.1
+	$(BIN)/sw-eval generate --model $(QS_PT) --adapter $(QS_SFT) --system "" \
+	    --query "Give three tips for staying healthy." --max_new_tokens 64 --seed 1 \
+	    --temperature 0.7 --top_k 40 --repetition_penalty 1.3
 	@echo
 	@echo "outputs:"
 	@echo "  streams              $(QS)/*.sws  (inspect: $(BIN)/sw-pack cat FILE | head)"

@@ -1,18 +1,27 @@
 /* CPU backend — fills struct sw_backend with the reference kernels of kernels/cpu/ and host
  * memory: persistent buffers from aligned_alloc (zeroed), per-step scratch from an sw_arena,
- * copies as memcpy. Threads: OpenMP (OMP_NUM_THREADS) for the kernels, OpenBLAS's own pool for
- * sgemm. */
+ * copies as memcpy. Threads: OpenMP (OMP_NUM_THREADS) for everything, sgemm included (sgemm.c
+ * runs one single-threaded OpenBLAS call per thread). */
 #include "cpu_ops.h"
 
 #include "sw_arena.h"
 #include "sw_err.h"
+#include "sw_log.h"
 
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct cpu_ctx {
     struct sw_arena *scratch;
+    struct sw_cpu_ce_cache ce; /* cross_entropy.c: the last fused forward's softmax gradient */
 };
+
+struct sw_cpu_ce_cache *sw_cpu_ce_cache_get(struct sw_backend *be) {
+    if (!be || be->device != SW_DEVICE_CPU || !be->ctx) return NULL;
+    return &((struct cpu_ctx *)be->ctx)->ce;
+}
 
 static int cpu_supports_op(const struct sw_backend *be, enum sw_op op) {
     (void)be;
@@ -68,6 +77,31 @@ static int cpu_sync(struct sw_backend *be) {
     return 0;
 }
 
+/* OpenBLAS (DYNAMIC_ARCH builds such as Debian's) picks its kernels from the CPU model number at
+ * load time; on a CPU model it does not know — common in VMs that hide the model — it falls back
+ * to its SSE3 "Prescott" kernels even when AVX2 or AVX-512 is there, and every matrix product
+ * runs about 5x slower (seen on a Sapphire Rapids VM). It cannot be switched from inside the
+ * process, so say once how to fix it. */
+static void check_blas_core(void) {
+    static int checked;
+    if (__atomic_exchange_n(&checked, 1, __ATOMIC_RELAXED)) return;
+#if defined(__x86_64__) || defined(__i386__)
+    const char *core = openblas_get_corename();
+    if (!core) return;
+    int generic = strcasecmp(core, "prescott") == 0 || strcasecmp(core, "core2") == 0 ||
+                  strcasecmp(core, "nehalem") == 0 || strcasecmp(core, "katmai") == 0 ||
+                  strcasecmp(core, "generic") == 0;
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (generic && avx2 && !getenv("OPENBLAS_CORETYPE"))
+        sw_warn("OpenBLAS chose its generic '%s' kernels on a CPU with AVX2%s (a CPU model it does "
+                "not recognise): matrix products run several times slower; set "
+                "OPENBLAS_CORETYPE=%s in the environment", core,
+                __builtin_cpu_supports("avx512f") ? " and AVX-512" : "",
+                __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell");
+#endif
+}
+
 int sw_cpu_backend_open(struct sw_backend **out) {
     *out = NULL;
     struct sw_backend *be = calloc(1, sizeof(*be));
@@ -116,6 +150,7 @@ int sw_cpu_backend_open(struct sw_backend **out) {
         .ce_logits_fwd = sw_cpu_ce_logits_fwd,
     };
     *out = be;
+    check_blas_core();
     return 0;
 }
 
@@ -124,7 +159,10 @@ void sw_cpu_backend_free(struct sw_backend *be);
 void sw_cpu_backend_free(struct sw_backend *be) {
     if (!be) return;
     struct cpu_ctx *c = be->ctx;
-    if (c) sw_arena_free(c->scratch);
+    if (c) {
+        sw_arena_free(c->scratch);
+        free(c->ce.g), free(c->ce.targets), free(c->ce.lse);
+    }
     free(c);
     free(be);
 }

@@ -7,7 +7,11 @@
  * hc[R,C], logits[R,V] = hc·wᵀ come from one sgemm, and each row's logsumexp is max + log Σ
  * exp (sw_expf, sums gathered in double). Ignored rows get loss 0 and lse 0. The backward recomputes the chunk's
  * logits, turns them into g = grad_scale·(softmax − onehot) in place, then dh rows = g·w and
- * dw += gᵀ·hc, chunk after chunk in order (deterministic). */
+ * dw += gᵀ·hc, chunk after chunk in order (deterministic). When G = softmax − onehot of all rows
+ * fits SW_CPU_CE_CACHE_MAX, the forward stores it in the backend (struct sw_cpu_ce_cache) and the
+ * matching backward uses it with alpha = grad_scale instead of recomputing the logits: a quarter
+ * of the LM head's work saved; the last bits can differ from the recomputing path (where the
+ * scale is multiplied in), but each path is deterministic. */
 #include "cpu_ops.h"
 #include "fastmath.h"
 
@@ -89,12 +93,42 @@ static void ce_chunk_logits(struct ce_ws *ws, const float *h, const float *w, in
     sw_cpu_sgemm(0, 1, R, V, C, 1.0f, ws->hc, C, w, C, 0.0f, ws->logits, V);
 }
 
+/* Make room in the cache for this forward's G (nvalid × V) and key copies; 1 when it caches. */
+static int ce_cache_begin(struct sw_cpu_ce_cache *cc, int64_t nvalid, int64_t N, int64_t V) {
+    if (!cc) return 0;
+    cc->valid = 0;
+    size_t need = (size_t)nvalid * (size_t)V;
+    if (nvalid <= 0 || need > SW_CPU_CE_CACHE_MAX / sizeof(float)) return 0;
+    if (need > cc->g_cap) {
+        free(cc->g);
+        cc->g = malloc(need * sizeof(float));
+        cc->g_cap = cc->g ? need : 0;
+    }
+    if ((size_t)N > cc->n_cap) {
+        free(cc->targets), free(cc->lse);
+        cc->targets = malloc((size_t)N * sizeof(int32_t));
+        cc->lse = malloc((size_t)N * sizeof(float));
+        cc->n_cap = cc->targets && cc->lse ? (size_t)N : 0;
+    }
+    return cc->g && cc->n_cap >= (size_t)N && cc->g_cap >= need; /* no memory: just recompute */
+}
+
+/* Whether the cache holds G for exactly these backward inputs. */
+static int ce_cache_hit(const struct sw_cpu_ce_cache *cc, const float *h, const float *w,
+                        const int32_t *targets, const float *lse, int64_t N, int64_t V,
+                        int64_t C) {
+    return cc && cc->valid && cc->h == h && cc->w == w && cc->N == N && cc->V == V &&
+           cc->C == C && memcmp(cc->targets, targets, (size_t)N * sizeof(int32_t)) == 0 &&
+           memcmp(cc->lse, lse, (size_t)N * sizeof(float)) == 0;
+}
+
 int sw_cpu_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const float *h,
                         const float *w, const int32_t *targets, int64_t N, int64_t V, int64_t C,
                         int64_t chunk_rows) {
-    (void)be;
     struct ce_ws ws;
     SW_TRY(ce_ws_open(&ws, "ce_fused_fwd", targets, N, V, C, chunk_rows, 0));
+    struct sw_cpu_ce_cache *cc = sw_cpu_ce_cache_get(be);
+    int cache = ce_cache_begin(cc, ws.nvalid, N, V);
     memset(loss, 0, (size_t)N * sizeof(float));
     memset(lse, 0, (size_t)N * sizeof(float));
     for (int64_t r0 = 0; r0 < ws.nvalid; r0 += ws.R) {
@@ -107,7 +141,18 @@ int sw_cpu_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const fl
             double l = row_lse(x, V);
             lse[n] = (float)l;
             loss[n] = (float)(l - x[targets[n]]);
+            if (cache) { /* G = softmax − onehot, as the backward would recompute it */
+                float *g = cc->g + (r0 + r) * V;
+                sw_vexpf(g, x, lse[n], 1.0f, V);
+                g[targets[n]] -= 1.0f;
+            }
         }
+    }
+    if (cache) {
+        memcpy(cc->targets, targets, (size_t)N * sizeof(int32_t));
+        memcpy(cc->lse, lse, (size_t)N * sizeof(float));
+        cc->h = h, cc->w = w, cc->N = N, cc->V = V, cc->C = C;
+        cc->valid = 1;
     }
     ce_ws_close(&ws);
     return 0;
@@ -116,9 +161,10 @@ int sw_cpu_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const fl
 int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float *h,
                         const float *w, const int32_t *targets, const float *lse, int64_t N,
                         int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta) {
-    (void)be;
     struct ce_ws ws;
     SW_TRY(ce_ws_open(&ws, "ce_fused_bwd", targets, N, V, C, chunk_rows, dh != NULL));
+    struct sw_cpu_ce_cache *cc = sw_cpu_ce_cache_get(be);
+    int cached = ce_cache_hit(cc, h, w, targets, lse, N, V, C);
     if (dh) { /* rows without a target get no gradient: zero (or keep beta·dh) */
         for (int64_t n = 0; n < N; n++) {
             if (targets[n] != SW_IGNORE_INDEX) continue;
@@ -129,17 +175,26 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
     }
     for (int64_t r0 = 0; r0 < ws.nvalid; r0 += ws.R) {
         int64_t R = ws.nvalid - r0 < ws.R ? ws.nvalid - r0 : ws.R;
-        ce_chunk_logits(&ws, h, w, r0, R, V, C);
-        #pragma omp parallel for schedule(static) if (R * V > 65536)
-        for (int64_t r = 0; r < R; r++) {
-            int64_t n = ws.idx[r0 + r];
-            float *x = ws.logits + r * V;
-            float l = lse[n];
-            sw_vexpf(x, x, l, grad_scale, V);
-            x[targets[n]] -= grad_scale;
+        const float *g = ws.logits; /* g = alpha · G for this chunk's rows */
+        float alpha = 1.0f;
+        if (cached) { /* G from the forward: only the hidden rows need gathering */
+            for (int64_t r = 0; r < R; r++)
+                memcpy(ws.hc + r * C, h + ws.idx[r0 + r] * C, (size_t)C * sizeof(float));
+            g = cc->g + r0 * V;
+            alpha = grad_scale;
+        } else {
+            ce_chunk_logits(&ws, h, w, r0, R, V, C);
+            #pragma omp parallel for schedule(static) if (R * V > 65536)
+            for (int64_t r = 0; r < R; r++) {
+                int64_t n = ws.idx[r0 + r];
+                float *x = ws.logits + r * V;
+                float l = lse[n];
+                sw_vexpf(x, x, l, grad_scale, V);
+                x[targets[n]] -= grad_scale;
+            }
         }
         if (dh) {
-            sw_cpu_sgemm(0, 0, R, C, V, 1.0f, ws.logits, V, w, C, 0.0f, ws.dhc, C);
+            sw_cpu_sgemm(0, 0, R, C, V, alpha, g, V, w, C, 0.0f, ws.dhc, C);
             #pragma omp parallel for schedule(static) if (R * C > 65536)
             for (int64_t r = 0; r < R; r++) {
                 float *d = dh + ws.idx[r0 + r] * C;
@@ -148,8 +203,7 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
                 else for (int64_t c = 0; c < C; c++) d[c] = beta * d[c] + s[c];
             }
         }
-        if (dw)
-            sw_cpu_sgemm(1, 0, V, C, R, 1.0f, ws.logits, V, ws.hc, C, 1.0f, dw, C);
+        if (dw) sw_cpu_sgemm(1, 0, V, C, R, alpha, g, V, ws.hc, C, 1.0f, dw, C);
     }
     ce_ws_close(&ws);
     return 0;

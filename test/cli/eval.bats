@@ -12,7 +12,7 @@ load '/usr/lib/bats/bats-assert/load'
 
 setup_file() {
     export ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
-    export EVAL="${SW_EVAL:-$ROOT/bin/sw-eval}"
+    export EVAL="${SW_BIN:-$ROOT/bin}/sw-eval"
     export G="$ROOT/test/golden"
     export GM="$G/generate/model"
     export EXP="$G/generate/expected.json"

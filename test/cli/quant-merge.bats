@@ -12,8 +12,8 @@ load '/usr/lib/bats/bats-assert/load'
 
 setup_file() {
     export ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
-    export QUANT="${SW_QUANT:-$ROOT/bin/sw-quant}"
-    export EVAL="${SW_EVAL:-$ROOT/bin/sw-eval}"
+    export QUANT="${SW_BIN:-$ROOT/bin}/sw-quant"
+    export EVAL="${SW_BIN:-$ROOT/bin}/sw-eval"
     export G="$ROOT/test/golden"
     export BASE="$G/model/llama"
     export LORA="$G/model/llama_lora"

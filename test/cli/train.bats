@@ -374,3 +374,38 @@ last_eval_loss() {
     run python3 -c "$check_py" lora l/checkpoint-12 "$D/val.sws" "$(last_eval_loss l/logging.jsonl)"
     assert_success
 }
+
+@test "memory plan and measured peak on stderr; gradient checkpointing changes no bit" {
+    run "$T" $(full_args) --output_dir plain
+    assert_success
+    assert_output --regexp "memory plan \(cpu\): weights [0-9.]+ KiB \+ gradients [0-9.]+ KiB \+ optimizer state [0-9.]+ KiB \+ activations ~[0-9.]+ KiB \(micro-batch of [0-9]+ tokens\) = [0-9.]+ KiB; host .* free of"
+    assert_output --regexp "memory peak: .* resident \(max RSS\); activations .* in the scratch arena \(planned"
+    run "$T" $(full_args) --gradient_checkpointing true --output_dir ckpt
+    assert_success
+    assert_output --partial "tokens, gradient checkpointing)"
+    for f in model.safetensors optimizer.safetensors trainer_state.json; do
+        cmp plain/checkpoint-12/$f ckpt/checkpoint-12/$f
+    done
+    # The activation estimate shrinks with checkpointing (two layers: one set instead of two).
+    plan() { sed -n 's/.*activations ~\([0-9.]*\) KiB.*/\1/p' "$1"; }
+    "$T" $(full_args) --output_dir p2 2> a.err
+    "$T" $(full_args) --gradient_checkpointing --output_dir c2 2> b.err
+    run awk -v a="$(plan a.err)" -v b="$(plan b.err)" 'BEGIN { exit !(b > 0 && b < a) }'
+    assert_success
+    make_base base tiny-llama
+    args="--model base/checkpoint-0 --tuner_type lora --lora_rank 4 --lora_dropout 0.1
+          --dataset $D/train.sws --max_steps 6 --per_device_train_batch_size 3 --learning_rate 1e-2"
+    "$T" -q $args --output_dir l1
+    "$T" -q $args --gradient_checkpointing true --output_dir l2
+    cmp l1/checkpoint-6/adapter_model.safetensors l2/checkpoint-6/adapter_model.safetensors
+    cmp l1/checkpoint-6/optimizer.safetensors l2/checkpoint-6/optimizer.safetensors
+}
+
+@test "--device cuda on a CPU-only build is a clear error before anything is written" {
+    nm "$T" | grep -q sw_cuda_check && skip "this sw-train is a CUDA build"
+    run "$T" --init_from_config "$M/tiny-qwen2/config.json" --tuner_type full --device cuda \
+        --dataset "$D/train.sws" --output_dir o
+    assert_failure 1
+    assert_output --partial "device cuda: this sw was built without CUDA (rebuild with make CUDA=1, or use --device cpu)"
+    [ ! -e o ]
+}

@@ -33,7 +33,8 @@ static struct sw_tokenizer *sw_fuzz_get(int k) {
         const char *root = getenv("SW_FUZZ_ROOT");
         snprintf(path, sizeof(path), "%s%s%s", root ? root : "", root ? "/" : "", sw_fuzz_paths[k]);
         if (sw_tokenizer_load(path, &sw_fuzz_tok[k]) != 0) {
-            fprintf(stderr, "fuzz_tokenizer: cannot load %s (run from the repository root)\n", path);
+            fprintf(stderr, "fuzz_tokenizer: cannot load %s (run from the repository root)\n",
+                    path);
             abort();
         }
     }
@@ -51,7 +52,8 @@ static void sw_fuzz_encode(int k, const char *s, size_t n) {
         int32_t *ids;
         size_t m;
         sw_fuzz_check(sw_tokenizer_encode(tok, s, n, add, &ids, &m) == 0);
-        for (size_t i = 0; i < m; i++) sw_fuzz_check(ids[i] >= 0 && (size_t)ids[i] < vs);
+        for (size_t i = 0; i < m; i++)
+            sw_fuzz_check(ids[i] >= 0 && (size_t)ids[i] < vs);
         char *out;
         size_t ol;
         sw_fuzz_check(sw_tokenizer_decode(tok, ids, m, add, &out, &ol) == 0);
@@ -81,7 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int k = 0; k < 3; k += 2) {
             char *out;
             size_t ol;
-            sw_fuzz_check(sw_tokenizer_decode(sw_fuzz_get(k), ids, m, (int)(n & 1), &out, &ol) == 0);
+            sw_fuzz_check(sw_tokenizer_decode(sw_fuzz_get(k), ids, m, (int)(n & 1), &out, &ol) ==
+                          0);
             sw_fuzz_check(sw_tok_utf8_valid(out, ol) == ol);
             free(out);
         }
@@ -89,7 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
         struct sw_tokenizer *tok;
         if (sw_tokenizer_load_mem("fuzz/tokenizer.json", s, n, &tok) == 0) {
-            static const char probe[] = "Hello, world! 123 \xE4\xBD\xA0\xE5\xA5\xBD <s> \xF0\x9F\x98\x80";
+            static const char probe[] =
+                "Hello, world! 123 \xE4\xBD\xA0\xE5\xA5\xBD <s> \xF0\x9F\x98\x80";
             int32_t *ids;
             size_t m;
             if (sw_tokenizer_encode(tok, probe, sizeof(probe) - 1, 1, &ids, &m) == 0) {

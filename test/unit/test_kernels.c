@@ -522,6 +522,15 @@ static void test_cross_entropy(void) {
     be->ce_fused_bwd(be, dh1, dw1, h, w, t, lse, N, V, C, 1, scale, 0.0f);
     CHECK_REL(rel_err_ff(dh1, dh, N * C), "fused CE backward, chunk 1 vs chunk 4: dh");
     CHECK_REL(rel_err_ff(dw1, dw, V * C), "fused CE backward, chunk 1 vs chunk 4: dw");
+    /* The CPU backend keeps the forward's softmax gradient for the backward; a forward on other
+     * inputs in between makes the backward recompute it: both paths agree. */
+    float *h2 = frand(N * C, 1), *l2 = fzero(N), *s2l = fzero(N);
+    be->ce_fused_fwd(be, s2l, l2, h2, w, t, N, V, C, 4);
+    memset(dh1, 0, (size_t)(N * C) * 4), memset(dw1, 0, (size_t)(V * C) * 4);
+    be->ce_fused_bwd(be, dh1, dw1, h, w, t, lse, N, V, C, 4, scale, 0.0f);
+    CHECK_REL(rel_err_ff(dh1, dh, N * C), "fused CE backward recomputed vs kept from the forward: dh");
+    CHECK_REL(rel_err_ff(dw1, dw, V * C), "fused CE backward recomputed vs kept from the forward: dw");
+    free(h2), free(l2), free(s2l);
     int32_t bad[1] = {17};
     OK(be->ce_fused_fwd(be, loss, lse, h, w, bad, 1, V, C, 4) == SW_ERANGE, "target past the vocabulary is SW_ERANGE");
     free(h), free(w), free(loss), free(lse), free(loss2), free(lse2), free(logits), free(dh), free(dw);

@@ -9,7 +9,8 @@
  * anything), the loss, and the gradient of every parameter (LoRA: of every lora_A/lora_B).
  * Tolerance: rel(a, b) = max|a − b| / max(max|b|, 1e-6) per tensor must be ≤ 1e-4.
  * Also: loading errors name the tensor, random init, batch validation, determinism, gradient
- * accumulation, BF16/F16 loading and LoRA dropout. The configs are written out by hand here
+ * accumulation, BF16/F16 loading, LoRA dropout, and gradient checkpointing (bit-identical
+ * gradients, lower scratch peak, the scratch estimate against the measured peak). The configs are written out by hand here
  * (they mirror gen_model.py), and the same models built through sw_model_config_load must give
  * the same loss bit for bit. */
 #include "sw_model.h"
@@ -538,6 +539,127 @@ static void test_errors_and_init(void) {
     sw_model_free(b2);
 }
 
+/* ---- gradient checkpointing --------------------------------------------------------------- */
+
+/* A golden model (plus LoRA when lc is given) on its own CPU backend: scratch peaks are
+ * per backend, so each run of the comparison below gets a fresh one. */
+static struct sw_model *model_on(struct sw_backend **bo, const struct sw_model_config *c,
+                                 const char *dir, const struct sw_lora_config *lc) {
+    struct sw_model *m = NULL;
+    struct sw_st_set *s = NULL;
+    int rc = sw_backend_open(SW_DEVICE_CPU, bo);
+    if (rc == 0) rc = sw_model_new(c, *bo, &m);
+    if (rc == 0) rc = sw_st_set_open(dir, &s);
+    if (rc == 0) rc = sw_model_load(m, s);
+    if (rc == 0 && lc) rc = sw_model_lora_add(m, lc);
+    sw_st_set_close(s);
+    if (rc == 0 && lc) { /* B = 0 at init: give it values so every LoRA path carries gradient */
+        for (int i = 0; i < sw_model_nparams(m); i++) {
+            struct sw_param *p = sw_model_param(m, i);
+            float *v = p->value.data;
+            if (p->is_lora)
+                for (int64_t j = 0; j < p->value.shape[0] * p->value.shape[1]; j++)
+                    v[j] = 0.05f * (float)cos((double)(j + 3) * (i + 1));
+        }
+    }
+    if (!OK(rc == 0, "build %s on a fresh CPU backend (%s)", dir, rc ? sw_err_msg() : "ok")) {
+        sw_model_free(m);
+        sw_backend_close(*bo);
+        *bo = NULL;
+        return NULL;
+    }
+    return m;
+}
+
+/* Forward + backward of two micro-batches (accumulated) with and without checkpointing:
+ * the loss and every trainable gradient must be bit-identical, the scratch peak lower, and
+ * sw_model_scratch_estimate must match each measured peak (the estimate rounds every
+ * allocation up to 256 bytes; with N = 640 every buffer but cu_seqlens is a multiple of 256
+ * already, so the two differ by less than 1 KiB). */
+static void check_ckpt(const char *what, enum sw_arch arch, const char *dir,
+                       const struct sw_lora_config *lc) {
+    struct sw_model_config c;
+    base_config(&c, arch);
+    enum { N = 640, NSEQ = 5 };
+    int32_t ids[N], labels[N], cu[NSEQ + 1];
+    for (int i = 0; i < N; i++) {
+        ids[i] = (int32_t)((i * 37 + 11) % 97);
+        labels[i] = i % 7 == 3 ? SW_IGNORE_INDEX : (int32_t)((i * 53 + 5) % 97);
+    }
+    for (int s = 0; s <= NSEQ; s++) cu[s] = s * (N / NSEQ); /* 128 tokens each */
+    struct sw_batch b1 = {.B = 1, .T = N, .input_ids = ids, .labels = labels, .cu_seqlens = cu,
+                          .n_seqs = NSEQ};
+    struct sw_batch b2 = b1;
+    b2.B = 2, b2.T = N / 2, b2.cu_seqlens = NULL, b2.n_seqs = 0; /* plain rows of 320 */
+    c.max_position_embeddings = N;
+    struct sw_backend *bk[2] = {NULL, NULL};
+    struct sw_model *m[2] = {NULL, NULL};
+    struct sw_loss l[2][2];
+    size_t peak[2] = {0, 0}, est[2] = {0, 0};
+    int rc = 0;
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        if (!(m[k] = model_on(&bk[k], &c, dir, lc))) {
+            rc = -1;
+            break;
+        }
+        sw_model_set_gradient_checkpointing(m[k], k);
+        sw_model_set_training(m[k], 1);
+        sw_model_set_seed(m[k], 11, 0);
+        est[k] = sw_model_scratch_estimate(m[k], N, NSEQ, 0);
+        rc = sw_model_zero_grad(m[k]);
+        if (rc == 0) rc = sw_model_forward(m[k], &b1, &l[k][0]);
+        if (rc == 0) rc = sw_model_backward(m[k], 1.0f / 1000.0f);
+        peak[k] = sw_model_scratch_peak(m[k]);
+        if (rc == 0) rc = sw_model_forward(m[k], &b2, &l[k][1]);
+        if (rc == 0) rc = sw_model_backward(m[k], 1.0f / 1000.0f);
+    }
+    if (OK(rc == 0, "%s: forward/backward with and without gradient checkpointing (%s)", what,
+           rc ? sw_err_msg() : "ok")) {
+        OK(l[0][0].sum == l[1][0].sum && l[0][1].sum == l[1][1].sum,
+           "%s: checkpointing gives the same loss bit for bit", what);
+        int n = 0, same = 0;
+        for (int i = 0; i < sw_model_nparams(m[0]); i++) {
+            struct sw_param *p = sw_model_param(m[0], i), *q = sw_model_param(m[1], i);
+            if (!p->trainable) continue;
+            size_t bytes = sw_tensor_nbytes(&p->value);
+            n++;
+            same += q->trainable && memcmp(p->grad.data, q->grad.data, bytes) == 0;
+        }
+        OK(n > 0 && same == n, "%s: all %d trainable gradients bit-identical with checkpointing",
+           what, n);
+        OK(peak[1] < peak[0], "%s: scratch peak %zu bytes with checkpointing < %zu without", what,
+           peak[1], peak[0]);
+        for (int k = 0; k < 2; k++)
+            OK(est[k] >= peak[k] && est[k] - peak[k] < 1024,
+               "%s: scratch estimate %zu matches the measured peak %zu (%s checkpointing)", what,
+               est[k], peak[k], k ? "with" : "without");
+        /* Eval forward (no labels) with checkpointing, then training again. */
+        struct sw_batch e = b1;
+        e.labels = NULL;
+        struct sw_loss le, lt;
+        rc = sw_model_forward(m[1], &e, &le);
+        OK(rc == 0 && sw_model_backward(m[1], 1.0f) == SW_ESTATE,
+           "%s: a forward without labels under checkpointing runs; backward then is SW_ESTATE",
+           what);
+        sw_model_set_seed(m[1], 11, 0);
+        rc = sw_model_forward(m[1], &b1, &lt);
+        OK(rc == 0 && lt.sum == l[0][0].sum, "%s: and the next training forward is unchanged",
+           what);
+    }
+    for (int k = 0; k < 2; k++) {
+        sw_model_free(m[k]);
+        sw_backend_close(bk[k]);
+    }
+}
+
+static void test_gradient_checkpointing(void) {
+    check_ckpt("qwen3 (q/k norm)", SW_ARCH_QWEN3, GOLDEN "qwen3", NULL);
+    check_ckpt("qwen2 (biases)", SW_ARCH_QWEN2, GOLDEN "qwen2", NULL);
+    struct sw_lora_config lc = {.r = 4, .alpha = 8, .dropout = 0.2f,
+                                .target_modules = "all-linear", .seed = 5};
+    check_ckpt("llama + LoRA dropout 0.2", SW_ARCH_LLAMA, GOLDEN "llama", &lc);
+}
+
 int main(void) {
     if (!OK(sw_backend_open(SW_DEVICE_CPU, &be) == 0, "open the CPU backend")) return tap_done();
     test_family("llama", SW_ARCH_LLAMA);
@@ -547,6 +669,7 @@ int main(void) {
     test_lora_dropout_fd();
     test_load_half();
     test_errors_and_init();
+    test_gradient_checkpointing();
     sw_backend_close(be);
     return tap_done();
 }

@@ -38,8 +38,10 @@ int main(void) {
     for (int i = 0; i < 200000; i++) {
         int n = snprintf(key, sizeof(key), "k%d", i * 7919);
         int64_t got;
-        if (!sw_strmap_get(g, key, (size_t)n, &got)) miss++;
-        else if (got != (int64_t)i * 3) wrong++;
+        if (!sw_strmap_get(g, key, (size_t)n, &got))
+            miss++;
+        else if (got != (int64_t)i * 3)
+            wrong++;
     }
     IS_INT(miss, 0, "every key found after growth");
     IS_INT(wrong, 0, "every value intact after growth");

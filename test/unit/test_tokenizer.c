@@ -11,6 +11,7 @@
  * and load errors that name the file and field. */
 #include <jansson.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,8 +104,10 @@ static int ids_equal(const json_t *want, const int32_t *got, size_t n, size_t *a
 }
 
 static void tokenizer_path(const char *name, char *out, size_t cap) {
-    if (!strncmp(name, "synth", 5)) snprintf(out, cap, GOLDEN "synth/%s.json.gz", name);
-    else snprintf(out, cap, "data/tokenizers/%s", name);
+    if (!strncmp(name, "synth", 5))
+        snprintf(out, cap, GOLDEN "synth/%s.json.gz", name);
+    else
+        snprintf(out, cap, "data/tokenizers/%s", name);
 }
 
 enum { CHK_IDS, CHK_IDS_SP, CHK_DEC, CHK_DEC_SP, CHK_DEC_SKIP, NCHK };
@@ -114,8 +117,8 @@ static const char *chk_name[NCHK] = {"ids (add_special_tokens=false)",
 static const char *chk_key[NCHK] = {"ids", "ids_sp", "dec", "dec_sp", "dec_skip"};
 
 /* Compare every corpus line; returns the number of lines with any mismatch. */
-static size_t check_parity(const char *name, const struct sw_tokenizer *tok,
-                           const struct corpus *c, json_t **gold, int report) {
+static size_t check_parity(const char *name, const struct sw_tokenizer *tok, const struct corpus *c,
+                           json_t **gold, int report) {
     size_t bad[NCHK] = {0}, first[NCHK], total = 0;
     size_t first_at[NCHK];
     struct sw_tok_ids ids = {0}, ids_sp = {0};
@@ -128,8 +131,10 @@ static size_t check_parity(const char *name, const struct sw_tokenizer *tok,
             const json_t *want = json_object_get(gold[i], chk_key[k]);
             int ok;
             size_t at = 0;
-            if (k == CHK_IDS) ok = !rc1 && ids_equal(want, ids.ids, ids.n, &at);
-            else if (k == CHK_IDS_SP) ok = !rc2 && ids_equal(want, ids_sp.ids, ids_sp.n, &at);
+            if (k == CHK_IDS)
+                ok = !rc1 && ids_equal(want, ids.ids, ids.n, &at);
+            else if (k == CHK_IDS_SP)
+                ok = !rc2 && ids_equal(want, ids_sp.ids, ids_sp.n, &at);
             else {
                 char *s = NULL;
                 size_t sl = 0;
@@ -185,9 +190,9 @@ static void check_threads(const char *name, const struct sw_tokenizer *tok, cons
 }
 
 static void test_parity(const struct corpus *c) {
-    static const char *names[] = {"qwen3", "llama3", "llama2", "synth_sp", "synth_bert",
-                                  "synth_split", "synth_split2", "synth_bytelevel", "synth_ws",
-                                  "synth_meta", "synth_sp_trunc", "synth_bl_trunc"};
+    static const char *names[] = {"qwen3",      "llama3",      "llama2",         "synth_sp",
+                                  "synth_bert", "synth_split", "synth_split2",   "synth_bytelevel",
+                                  "synth_ws",   "synth_meta",  "synth_sp_trunc", "synth_bl_trunc"};
     for (size_t t = 0; t < sizeof(names) / sizeof(*names); t++) {
         char path[256];
         tokenizer_path(names[t], path, sizeof(path));
@@ -201,7 +206,8 @@ static void test_parity(const struct corpus *c) {
         if (OK(gold != NULL, "%s: read goldens", names[t])) {
             check_parity(names[t], tok, c, gold, 1);
             if (t < 3) check_threads(names[t], tok, c, gold);
-            for (size_t i = 0; i < c->n; i++) json_decref(gold[i]);
+            for (size_t i = 0; i < c->n; i++)
+                json_decref(gold[i]);
             free(gold);
         }
         sw_tokenizer_free(tok);
@@ -246,7 +252,8 @@ static void test_api_qwen3(void) {
     if (sw_read_file("data/tokenizers/qwen3/tokenizer.json.gz", &data, &dl, 0) == 0) {
         sw_sha256(data, dl, want);
         sw_hex(want, 32, hex);
-        IS_STR(sw_tokenizer_hash_hex(tok), hex, "qwen3: hash is sha256 of the tokenizer.json bytes");
+        IS_STR(sw_tokenizer_hash_hex(tok), hex,
+               "qwen3: hash is sha256 of the tokenizer.json bytes");
         OK(!memcmp(sw_tokenizer_hash(tok), want, 32), "qwen3: raw hash bytes");
         /* the same JSON loaded uncompressed from a file path gives the same ids and hash */
         char tmpdir[] = "/tmp/sw_tok_testXXXXXX";
@@ -274,8 +281,10 @@ static void test_api_qwen3(void) {
     const char bad[] = "caf\xC3 \xE2\x82 x\xF0\x9F\x98 \xFF\xFE end\xC3";
     const char fixed[] = "caf\xEF\xBF\xBD \xEF\xBF\xBD x\xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD end"
                          "\xEF\xBF\xBD";
-    OK(sw_tokenizer_encode(tok, bad, sizeof(bad) - 1, 0, &a, &na) == 0, "qwen3: invalid UTF-8 encodes");
-    OK(sw_tokenizer_encode(tok, fixed, sizeof(fixed) - 1, 0, &b, &nb) == 0, "qwen3: repaired text encodes");
+    OK(sw_tokenizer_encode(tok, bad, sizeof(bad) - 1, 0, &a, &na) == 0,
+       "qwen3: invalid UTF-8 encodes");
+    OK(sw_tokenizer_encode(tok, fixed, sizeof(fixed) - 1, 0, &b, &nb) == 0,
+       "qwen3: repaired text encodes");
     OK(na == nb && !memcmp(a, b, na * sizeof(*a)), "qwen3: invalid bytes encode as U+FFFD");
     free(a);
     free(b);
@@ -344,6 +353,38 @@ static int load_text(const char *json, struct sw_tokenizer **tok) {
     return rc;
 }
 
+struct thread_arg {
+    const struct sw_tokenizer *tok;
+    int ok;
+};
+
+static void *encode_and_exit(void *p) {
+    struct thread_arg *a = p;
+    int32_t *ids;
+    size_t n;
+    a->ok = sw_tokenizer_encode(a->tok, "thread scratch", 14, 0, &ids, &n) == 0 && n > 0;
+    free(ids);
+    return NULL; /* the thread's scratch is freed by the key destructor */
+}
+
+/* Scratches of exited threads are released at thread exit, those of live threads (OpenMP's
+ * workers, this thread) by sw_tokenizer_free; ASan runs of this test check for leaks. */
+static void test_thread_lifecycle(void) {
+    struct sw_tokenizer *tok;
+    if (!OK(sw_tokenizer_load("data/tokenizers/llama2", &tok) == 0, "llama2: load for threads"))
+        return;
+    struct thread_arg a[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        a[i] = (struct thread_arg){tok, 0};
+        pthread_create(&th[i], NULL, encode_and_exit, &a[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    OK(a[0].ok && a[1].ok && a[2].ok, "threads that exit after encoding");
+    sw_tokenizer_free(tok);
+}
+
 static void test_errors(void) {
     struct sw_tokenizer *tok = (void *)1;
     IS_INT(sw_tokenizer_load("/nonexistent/tokenizer", &tok), SW_ENOTFOUND, "missing path");
@@ -354,28 +395,53 @@ static void test_errors(void) {
     IS_INT(load_text("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", &tok),
            SW_EUNSUPPORTED, "WordPiece model is unsupported");
     IS_INT(load_text("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, "
-                     "\"merges\": [\"a b\"]}}", &tok),
+                     "\"merges\": [\"a b\"]}}",
+                     &tok),
            SW_EFORMAT, "a merge whose result is not in the vocabulary");
-    OK(strstr(sw_err_msg(), "model.merges[0]") != NULL, "message names the merge: %s", sw_err_msg());
+    OK(strstr(sw_err_msg(), "model.merges[0]") != NULL, "message names the merge: %s",
+       sw_err_msg());
     IS_INT(load_text("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -3}}}", &tok), SW_EFORMAT,
            "negative id");
     IS_INT(load_text("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"pre_tokenizer\": "
                      "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}, \"behavior\": "
-                     "\"Isolated\"}}", &tok),
+                     "\"Isolated\"}}",
+                     &tok),
            SW_EUNSUPPORTED, "a regex that does not compile");
     OK(strstr(sw_err_msg(), "pre_tokenizer") != NULL, "message names the field: %s", sw_err_msg());
     IS_INT(load_text("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}, \"normalizer\": "
-                     "{\"type\": \"Precompiled\"}}", &tok),
+                     "{\"type\": \"Precompiled\"}}",
+                     &tok),
            SW_EUNSUPPORTED, "Precompiled normalizer is unsupported");
     /* A minimal valid tokenizer with merges in pair form, unk and a template. */
-    int rc = load_text("{\"model\": {\"type\": \"BPE\", \"unk_token\": \"?\", \"vocab\": {\"?\": 0, "
-                       "\"a\": 1, \"b\": 2, \"ab\": 3, \"<s>\": 4}, \"merges\": [[\"a\", \"b\"]]},"
-                       "\"added_tokens\": [{\"id\": 4, \"content\": \"<s>\", \"special\": true}],"
-                       "\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": "
-                       "[{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": "
-                       "{\"id\": \"A\", \"type_id\": 0}}], \"special_tokens\": {\"<s>\": "
-                       "{\"id\": \"<s>\", \"ids\": [4], \"tokens\": [\"<s>\"]}}}}",
-                       &tok);
+    int rc =
+        load_text("{\"model\": {\"type\": \"BPE\", \"unk_token\": \"?\", \"vocab\": {\"?\": 0, "
+                  "\"a\": 1, \"b\": 2, \"ab\": 3, \"<s>\": 4}, \"merges\": [[\"a\", \"b\"]]},"
+                  "\"added_tokens\": [{\"id\": 4, \"content\": \"<s>\", \"special\": true}],"
+                  "\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": "
+                  "[{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": "
+                  "{\"id\": \"A\", \"type_id\": 0}}], \"special_tokens\": {\"<s>\": "
+                  "{\"id\": \"<s>\", \"ids\": [4], \"tokens\": [\"<s>\"]}}}}",
+                  &tok);
+    static const char mini[] = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, "
+                               "\"ab\": 2, \"\\u0000\": 3}, \"merges\": [\"a b\"]}}";
+    struct sw_tokenizer *mt = NULL;
+    if (OK(sw_tokenizer_load_mem("mini.json", mini, sizeof(mini) - 1, &mt) == 0,
+           "load_mem of a tokenizer.json with a NUL vocabulary key")) {
+        int32_t *ids;
+        size_t n;
+        sw_tokenizer_encode(mt, "ab\0a", 4, 0, &ids, &n);
+        OK(n == 3 && ids[0] == 2 && ids[1] == 3 && ids[2] == 0, "NUL is a token like any other");
+        IS_INT(sw_tokenizer_token_to_id(mt, "\0", 1), 3, "token_to_id of the NUL token");
+        free(ids);
+        sw_tokenizer_free(mt);
+    } else {
+        DIAG("%s", sw_err_msg());
+    }
+    static const char frac[] = "{\"model\": {\"vocab\": {\"a\": 1.5}}}";
+    IS_INT(sw_tokenizer_load_mem("bad.json", frac, sizeof(frac) - 1, &mt), SW_EFORMAT,
+           "load_mem: a fractional id");
+    OK(strstr(sw_err_msg(), "bad.json") && strstr(sw_err_msg(), "model.vocab"),
+       "message names the buffer and the field: %s", sw_err_msg());
     if (OK(rc == 0, "minimal tokenizer loads")) {
         int32_t *ids;
         size_t n;
@@ -397,7 +463,9 @@ int main(void) {
     test_api_qwen3();
     test_api_llama();
     test_errors();
-    for (size_t i = 0; i < c.n; i++) free(c.text[i]);
+    test_thread_lifecycle();
+    for (size_t i = 0; i < c.n; i++)
+        free(c.text[i]);
     free(c.text);
     free(c.len);
     return tap_done();

@@ -21,6 +21,9 @@ from importlib.metadata import version
 from tokenizers import Regex, normalizers, pre_tokenizers
 
 CPS = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+CATEGORIES = ["L", "Lu", "Ll", "Lt", "Lm", "Lo", "M", "Mn", "Mc", "Me", "N", "Nd", "Nl", "No",
+              "P", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "S", "Sm", "Sc", "Sk", "So", "Z",
+              "Zs", "Zl", "Zp"]
 assert unicodedata.unidata_version == "14.0.0", "run with Python 3.11 (Unicode 14, as PCRE2 10.42)"
 
 
@@ -70,15 +73,13 @@ def emit(name, s, what):
         print("    {0x110000, 0x110000},")
     print("};")
     print(f"const size_t {name}_n = {len(rs)};\n")
+    return len(rs)
 
 
 def main():
     onig_L = regex_class(r"\p{L}")
     onig_N = regex_class(r"\p{N}")
     onig_S = regex_class(r"\s")
-    py_L = {cp for cp in CPS if unicodedata.category(chr(cp))[0] == "L"}
-    py_N = {cp for cp in CPS if unicodedata.category(chr(cp))[0] == "N"}
-    assert not (py_L - onig_L) and not (py_N - onig_N), "PCRE2's class would need subtraction"
 
     # Whitespace pre-tokenizer (\w+|[^\w\s]+): "a<c>" stays whole when c is \w
     ws = pre_tokenizers.Whitespace()
@@ -115,11 +116,22 @@ def main():
     print(" * do not edit. Each table lists the code point ranges `tokenizers` puts in a class. */")
     print("#include <stddef.h>")
     print("#include <stdint.h>\n")
+    print('#include "sw_tok_internal.h"\n')
     emit("sw_tok_uni_L", onig_L, "Oniguruma \\p{L}")
     emit("sw_tok_uni_N", onig_N, "Oniguruma \\p{N}")
     emit("sw_tok_uni_S", onig_S, "Oniguruma \\s")
-    emit("sw_tok_uni_L_extra", onig_L - py_L, "\\p{L} beyond Unicode 14 (PCRE2 10.42)")
-    emit("sw_tok_uni_N_extra", onig_N - py_N, "\\p{N} beyond Unicode 14 (PCRE2 10.42)")
+    # Every general-category property a pattern may use: Oniguruma's set as PCRE2's own class
+    # plus the code points Unicode 16 added, or as a full range list when some code point left
+    # the category (then PCRE2's class cannot be reused).
+    props = []
+    for name in CATEGORIES:
+        onig = onig_L if name == "L" else onig_N if name == "N" else regex_class(r"\p{%s}" % name)
+        py = {cp for cp in CPS if unicodedata.category(chr(cp)).startswith(name)}
+        full = bool(py - onig)
+        cname = "sw_tok_uni_cat_" + name
+        k = emit(cname, onig if full else onig - py,
+                 f"\\p{{{name}}}: " + ("all code points" if full else "beyond Unicode 14 (PCRE2 10.42)"))
+        props.append((name, cname, k, full))
     emit("sw_tok_uni_word", word, "Rust regex \\w (Whitespace pre-tokenizer, single_word)")
     emit("sw_tok_uni_punct", punct, "Punctuation / BertPreTokenizer punctuation")
     emit("sw_tok_uni_numeric", numeric, "char::is_numeric (Digits)")
@@ -128,6 +140,12 @@ def main():
     emit("sw_tok_uni_bert_space", bert_space, "turned into a space by BertNormalizer clean_text")
     emit("sw_tok_uni_bert_chinese", chinese, "spaced out by BertNormalizer handle_chinese_chars")
     emit("sw_tok_uni_nonspacing", nonspacing, "removed by BertNormalizer strip_accents (after NFD)")
+    print("/* The properties above, for the regex rewriter */")
+    print("const struct sw_tok_uni_prop sw_tok_uni_props[] = {")
+    for name, cname, k, full in props:
+        print(f'    {{"{name}", {cname}, {k}, {int(full)}}},')
+    print("};")
+    print(f"const size_t sw_tok_uni_props_n = {len(props)};\n")
     print("/* Lowercase: code point -> up to 3 code points (0 = unused), sorted */")
     print("const uint32_t sw_tok_uni_lower[][4] = {")
     for cp in sorted(lower_map):

@@ -1,0 +1,204 @@
+/* sw_train_memory — sw-train's memory plan and its out-of-memory reports.
+ *
+ * Before the first step sw-train prints, on stderr, what the run will hold: the weights (every
+ * parameter, float32), the gradients and both AdamW moments (trainable parameters), and the
+ * activations — the scratch arena a forward + backward of the largest micro-batch of the data
+ * takes (sw_model_scratch_estimate: exact up to 256-byte rounding; with gradient checkpointing
+ * the smaller figure), against the memory available when the run started (cudaMemGetInfo on
+ * CUDA, MemAvailable on the CPU). At the end it prints the measured peaks (the CUDA pool's
+ * high-water mark plus cuBLASLt's workspace, or the process's max RSS; and the scratch arena's
+ * high-water mark next to the estimate).
+ *
+ * Out of memory is reported as such: SW_ENOMEM with the category that could not be allocated,
+ * the bytes the category needs and what was free, e.g.
+ *   out of device memory for the activations (a micro-batch of 8192 tokens needs ~16.2 GiB of
+ *   scratch; 79.1 GiB free of 79.6 GiB when training started; try --gradient_checkpointing true
+ *   or fewer tokens per micro-batch): model: activations (7340032 floats): cuda backend: ... */
+#include "sw_train_impl.h"
+
+#include "sw_cuda.h"
+#include "sw_err.h"
+#include "sw_log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *sw_train_fmt_bytes(char *buf, size_t cap, double b) {
+    if (b >= 1024.0 * 1024 * 1024)
+        snprintf(buf, cap, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+    else if (b >= 1024.0 * 1024)
+        snprintf(buf, cap, "%.1f MiB", b / (1024.0 * 1024));
+    else
+        snprintf(buf, cap, "%.0f KiB", b / 1024.0);
+    return buf;
+}
+
+static int on_cuda(const struct sw_trainer *t) {
+    return t->be && t->be->device == SW_DEVICE_CUDA;
+}
+
+/* MemAvailable of /proc/meminfo (what the kernel can give without swapping), else free pages. */
+static size_t host_available(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[128];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    if (kb) return (size_t)kb * 1024;
+    long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    return pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz : 0;
+}
+
+static void mem_now(struct sw_trainer *t, size_t *avail, size_t *total) {
+    *avail = *total = 0;
+#ifdef SW_CUDA
+    if (on_cuda(t)) {
+        if (sw_cuda_mem_info(t->be, avail, total) < 0) sw_err_clear();
+        return;
+    }
+#endif
+    (void)t;
+    *avail = host_available();
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    *total = pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz : 0;
+}
+
+void sw_train_mem_start(struct sw_trainer *t) {
+    mem_now(t, &t->mem.free0, &t->mem.total0);
+}
+
+/* Parameters of the model cfg describes (the registry of lib/sw_model.c, counted from the
+ * config alone): the weights figure of an out-of-memory report raised while building it. */
+static int64_t config_numel(const struct sw_model_config *c) {
+    int64_t C = c->hidden_size, F = c->intermediate_size, D = c->head_dim;
+    int64_t QD = c->num_attention_heads * D, KD = c->num_key_value_heads * D;
+    int qkv_bias = c->attention_bias || c->arch == SW_ARCH_QWEN2;
+    int o_bias = c->attention_bias && c->arch != SW_ARCH_QWEN2;
+    int qk_norm = c->qk_norm || c->arch == SW_ARCH_QWEN3;
+    int64_t layer = C * QD + 2 * C * KD + QD * C + 3 * C * F + 2 * C;
+    if (qkv_bias) layer += QD + 2 * KD;
+    if (o_bias) layer += C;
+    if (qk_norm) layer += 2 * D;
+    if (c->mlp_bias) layer += 2 * F + C;
+    int64_t n = c->vocab_size * C + c->num_hidden_layers * layer + C;
+    if (!c->tie_word_embeddings) n += c->vocab_size * C;
+    return n;
+}
+
+int sw_train_mem_oom(struct sw_trainer *t, int rc, const char *category, size_t need) {
+    if (rc != SW_ENOMEM) return rc;
+    if (need == 0 && strcmp(category, "weights") == 0)
+        need = (size_t)config_numel(&t->cfg) * sizeof(float);
+    char a[32], f[32], tot[32], needs[96] = "";
+    if (need) {
+        if (strcmp(category, "activations") == 0 && t->mem.act_tokens > 0)
+            snprintf(needs, sizeof needs, "a micro-batch of %lld tokens needs ~%s of scratch; ",
+                     (long long)t->mem.act_tokens, sw_train_fmt_bytes(a, sizeof a, (double)need));
+        else
+            snprintf(needs, sizeof needs, "%s needed; ",
+                     sw_train_fmt_bytes(a, sizeof a, (double)need));
+    }
+    const char *hint = strcmp(category, "activations") == 0
+                           ? "; try --gradient_checkpointing true or fewer tokens per micro-batch"
+                       : strcmp(category, "optimizer state") == 0 ||
+                               strcmp(category, "gradients") == 0
+                           ? "; LoRA (--tuner_type lora) trains far fewer parameters"
+                           : "";
+    return sw_err_wrap(SW_ENOMEM, "out of %s memory for the %s (%s%s free of %s when training "
+                       "started%s)", on_cuda(t) ? "device" : "host", category, needs,
+                       sw_train_fmt_bytes(f, sizeof f, (double)t->mem.free0),
+                       sw_train_fmt_bytes(tot, sizeof tot, (double)t->mem.total0), hint);
+}
+
+/* The device as words for the plan line. */
+static void device_words(struct sw_trainer *t, char *buf, size_t cap) {
+    snprintf(buf, cap, "cpu");
+#ifdef SW_CUDA
+    if (on_cuda(t)) {
+        struct sw_cuda_info info;
+        const char *dev = getenv("SW_CUDA_DEVICE"), *prec = getenv("SW_CUDA_MATMUL");
+        if (sw_cuda_device_info(dev ? atoi(dev) : 0, &info) < 0) {
+            sw_err_clear();
+            snprintf(info.name, sizeof info.name, "?");
+        }
+        snprintf(buf, cap, "cuda: %s, %s GEMMs", info.name, prec && *prec ? prec : "fp32");
+    }
+#else
+    (void)t;
+#endif
+}
+
+int sw_train_mem_plan(struct sw_trainer *t) {
+    struct sw_train_mem *mm = &t->mem;
+    const struct sw_train_opts *o = t->o;
+    mm->weights = (size_t)sw_model_numel(t->m, 0) * sizeof(float);
+    mm->grads = (size_t)sw_model_numel(t->m, 1) * sizeof(float);
+    mm->optim = 2 * mm->grads;
+    struct sw_data_shape sh = t->shape;
+    if (sh.max_tokens == 0 && t->data.samples && t->data.max_length > 0) {
+        /* A stream of samples: at most batch_size samples of max_length tokens each. */
+        sh.max_tokens = o->per_device_train_batch_size * t->data.max_length;
+        sh.max_seqs = o->per_device_train_batch_size;
+    }
+    mm->act_tokens = sh.max_tokens;
+    mm->acts = sh.max_tokens > 0 ? sw_model_scratch_estimate(t->m, sh.max_tokens,
+                                                             sh.max_seqs > 0 ? sh.max_seqs : 1,
+                                                             sh.padded)
+                                 : 0;
+    char dev[320], w[32], g[32], op[32], ac[32], tot[32], fr[32], all[32];
+    device_words(t, dev, sizeof dev);
+    size_t total = mm->weights + mm->grads + mm->optim + mm->acts;
+    char acts[128];
+    if (sh.max_tokens > 0)
+        snprintf(acts, sizeof acts, "activations ~%s (micro-batch of %lld tokens%s)",
+                 sw_train_fmt_bytes(ac, sizeof ac, (double)mm->acts), (long long)sh.max_tokens,
+                 o->gradient_checkpointing ? ", gradient checkpointing" : "");
+    else
+        snprintf(acts, sizeof acts, "activations unknown (a stream without max_length)");
+    sw_info("memory plan (%s): weights %s + gradients %s + optimizer state %s + %s = %s; "
+            "%s %s free of %s at start",
+            dev, sw_train_fmt_bytes(w, sizeof w, (double)mm->weights),
+            sw_train_fmt_bytes(g, sizeof g, (double)mm->grads),
+            sw_train_fmt_bytes(op, sizeof op, (double)mm->optim), acts,
+            sw_train_fmt_bytes(all, sizeof all, (double)total), on_cuda(t) ? "device" : "host",
+            sw_train_fmt_bytes(fr, sizeof fr, (double)mm->free0),
+            sw_train_fmt_bytes(tot, sizeof tot, (double)mm->total0));
+    if (!on_cuda(t) || mm->acts == 0) return 0;
+    /* Weights, gradients and moments are allocated by now: the arena must fit in the rest. */
+    size_t avail, dtotal;
+    mem_now(t, &avail, &dtotal);
+    if (avail > 0 && mm->acts > avail) {
+        char a[32], f[32];
+        sw_err_set(SW_ENOMEM, "the activations need ~%s of scratch but only %s of device memory "
+                   "is left after the weights, gradients and optimizer state",
+                   sw_train_fmt_bytes(a, sizeof a, (double)mm->acts),
+                   sw_train_fmt_bytes(f, sizeof f, (double)avail));
+        return sw_train_mem_oom(t, SW_ENOMEM, "activations", mm->acts);
+    }
+    return 0;
+}
+
+void sw_train_mem_report(struct sw_trainer *t) {
+    if (!t->m) return;
+    char a[32], b[32], c[32];
+    size_t scratch = sw_model_scratch_peak(t->m);
+    const char *est = t->mem.acts ? sw_train_fmt_bytes(c, sizeof c, (double)t->mem.acts) : "?";
+#ifdef SW_CUDA
+    size_t peak = 0;
+    if (on_cuda(t) && sw_cuda_memory(t->be, NULL, &peak) == 0) {
+        sw_info("memory peak: device %s (CUDA pool high-water + cuBLASLt workspace); "
+                "activations %s in the scratch arena (planned %s)",
+                sw_train_fmt_bytes(a, sizeof a, (double)peak),
+                sw_train_fmt_bytes(b, sizeof b, (double)scratch), est);
+        return;
+    }
+    sw_err_clear();
+#endif
+    sw_info("memory peak: %s resident (max RSS); activations %s in the scratch arena "
+            "(planned %s)",
+            sw_train_fmt_bytes(a, sizeof a, (double)sw_peak_rss_bytes()),
+            sw_train_fmt_bytes(b, sizeof b, (double)scratch), est);
+}
