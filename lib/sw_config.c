@@ -111,7 +111,7 @@ static int set_string(char **slot, const char *v) {
 
 /* Parse value for one option and store it; where names the source for messages. */
 static int opt_assign(const struct sw_opt *o, void *dst, const char *v, const char *where) {
-    char *slot = (char *)dst + o->offset;
+    void *slot = (char *)dst + o->offset;
     char *end;
     switch (o->type) {
     case SW_OPT_BOOL: {
@@ -166,7 +166,7 @@ int sw_config_set(const struct sw_opt *opts, void *dst, const char *key, const c
 
 int sw_config_defaults(const struct sw_opt *opts, void *dst) {
     for (const struct sw_opt *o = opts; o && o->key; o++) {
-        char *slot = (char *)dst + o->offset;
+        void *slot = (char *)dst + o->offset;
         switch (o->type) {
         case SW_OPT_BOOL: *(int *)slot = 0; break;
         case SW_OPT_INT: *(int64_t *)slot = 0; break;

@@ -31,8 +31,8 @@ int sw_eval_loss_from_logits(const float *logits, int64_t B, int64_t T, int64_t 
             double mx = row[0];
             for (int64_t v = 1; v < V; v++)
                 if (row[v] > mx) mx = row[v];
-            double z = 0;
-            for (int64_t v = 0; v < V; v++) z += exp((double)row[v] - mx);
+            double z = exp((double)row[0] - mx); /* the sum holds exp(0) for the max: ≥ 1 */
+            for (int64_t v = 1; v < V; v++) z += exp((double)row[v] - mx);
             s += mx + log(z) - (double)row[y];
             n++;
         }

@@ -45,9 +45,9 @@ static double row_lse(const float *x, int64_t V) {
     if (V <= 0) return -INFINITY;
     float m = x[0];
     for (int64_t v = 1; v < V; v++) m = x[v] > m ? x[v] : m;
-    double s = 0;
     float tmp[256];
-    for (int64_t v0 = 0; v0 < V; v0 += 256)
+    double s = sw_vexpf(tmp, x, m, 1.0f, V < 256 ? V : 256); /* ≥ 1: holds exp(max − max) */
+    for (int64_t v0 = 256; v0 < V; v0 += 256)
         s += sw_vexpf(tmp, x + v0, m, 1.0f, V - v0 < 256 ? V - v0 : 256);
     return m + log(s);
 }

@@ -5,9 +5,10 @@
  * spin for a while after every parallel region; OpenBLAS's pthreads pool (Debian's default
  * build) then competes with them for the same cores right after each elementwise op, and on a
  * 2-core machine a training step spent about 30% of its time in that spinning. With one pool for
- * everything the cores do work instead. Determinism: a slab boundary never splits the K
- * reduction of an element, and OpenBLAS's single-threaded kernel sums K in a fixed blocked order,
- * so results do not depend on the thread count (checked by test_kernels). */
+ * everything the cores do work instead. Determinism: the slabs depend only on the thread count,
+ * and each is one single-threaded OpenBLAS call, so results are bit-identical from run to run
+ * for a fixed thread count (as before: OpenBLAS's blocking depends on the slab shape, so 1 and 2
+ * threads can differ in the last bits). */
 #include "cpu_ops.h"
 
 #include <cblas.h>
