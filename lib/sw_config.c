@@ -6,6 +6,7 @@
 #include "sw_config.h"
 
 #include "sw_err.h"
+#include "sw_io.h"
 #include "sw_log.h"
 
 #include <ctype.h>
@@ -488,4 +489,37 @@ int sw_cli_parse(const struct sw_cli *cli, void *dst, int argc, char **argv, cha
     *pos = list;
     *npos = n;
     return 0;
+}
+
+/* ---- tools made of subcommands ---- */
+
+static void suite_usage(const struct sw_cli_suite *s, FILE *out) {
+    fprintf(out, "usage: %s <command> [options] [args]\n       %s <command> --help\n\n%s\n\ncommands:\n",
+            s->tool, s->tool, s->summary);
+    for (size_t i = 0; i < s->ncommands; i++)
+        fprintf(out, "  %-10s %s\n", s->commands[i].name, s->commands[i].summary);
+    fprintf(out, "\noptions:\n  -h, --help  show this help\n  --version   show the version\n");
+}
+
+int sw_cli_main(const struct sw_cli_suite *s, int argc, char **argv) {
+    sw_log_init(s->tool);
+    sw_io_ignore_sigpipe(); /* a closed stdout is EPIPE, reported as SW_EPIPE: a quiet exit 0 */
+    if (argc < 2) {
+        suite_usage(s, stderr);
+        return sw_log_report(sw_err_set(SW_EUSAGE, "missing command (see %s --help)", s->tool));
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        suite_usage(s, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        sw_print_version(s->tool, stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < s->ncommands; i++)
+        if (strcmp(cmd, s->commands[i].name) == 0)
+            return sw_log_report(s->commands[i].run(argc - 1, argv + 1));
+    if (s->default_run && cmd[0] == '-' && cmd[1] == '-') return sw_log_report(s->default_run(argc, argv));
+    return sw_log_report(sw_err_set(SW_EUSAGE, "unknown command '%s' (see %s --help)", cmd, s->tool));
 }

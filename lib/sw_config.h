@@ -64,6 +64,25 @@ void sw_config_print_help(const struct sw_cli *cli, FILE *out);
 /* The key of opts closest to key by edit distance (NULL when nothing is reasonably close). */
 const char *sw_config_suggest(const struct sw_opt *opts, const char *key);
 
+/* A tool made of subcommands ("sw-pack cat ..."): the whole of its main() is one call. */
+struct sw_cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the command word; returns 0 or a sw_err */
+    const char *summary;
+};
+struct sw_cli_suite {
+    const char *tool;    /* "sw-pack" */
+    const char *summary; /* one line under the usage */
+    const struct sw_cli_command *commands;
+    size_t ncommands;
+    /* Run when the first argument is an option rather than a command word (NULL: usage error). */
+    int (*default_run)(int argc, char **argv);
+};
+
+/* Initialise logging, ignore SIGPIPE, handle --help/--version, dispatch to the command and map
+ * its result to the exit status (printing "sw-<tool>: error: ..." on failure). */
+int sw_cli_main(const struct sw_cli_suite *suite, int argc, char **argv);
+
 /* Print "sw-<tool> <version> (<git rev>)". */
 void sw_print_version(const char *tool, FILE *out);
 
