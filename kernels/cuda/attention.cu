@@ -28,6 +28,7 @@
 // Malformed cu_seqlens / kv_len / a segment longer than max_len raise the device fault (reported
 // as SW_EINVAL at the next sync or download); the kernels clamp so they never read or write out
 // of bounds.
+#include "attention_common.cuh"
 #include "cuda_ops.h"
 
 #include <cstdlib>
@@ -36,23 +37,6 @@
 #define ATT_T 256     // threads per block
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
-
-struct att_seg {
-    int64_t base, L, kvl;
-    bool ok;
-};
-
-__device__ __forceinline__ att_seg att_segment(const int32_t *cu, const int32_t *kv_len, int s,
-                                              int64_t N) {
-    att_seg g;
-    g.base = cu[s];
-    g.L = (int64_t)cu[s + 1] - g.base;
-    g.ok = g.base >= 0 && g.L >= 0 && g.base + g.L <= N;
-    g.kvl = kv_len ? kv_len[s] : g.L;
-    if (g.kvl < 0) g.kvl = 0;
-    if (g.kvl > g.L) g.kvl = g.L;
-    return g;
-}
 
 // Rows [row0, row0 + 64) of a [*, stride] matrix (head offset applied by the caller), columns
 // [0, D) into dst[64][DP+1]; rows ≥ nvalid and columns ≥ D are zero; values times mul.

@@ -17,6 +17,7 @@
 // 16-byte copies and the K/V of a GQA group are converted once, not once per query head.
 // Shared tiles are padded (bf16 rows + 8, float rows + 4) to spread banks and keep the 32-byte
 // alignment WMMA loads need.
+#include "attention_common.cuh"
 #include "cuda_ops.h"
 
 #include <mma.h>
@@ -42,23 +43,6 @@ template <int DP> struct tc_dims {
     static const int TILE_B = TB * LDB * 2, TILE_P = TB * LDP * 2;
     static const int TILE_S = TB * LDS * 4, TILE_O = TB * LDO * 4;
 };
-
-struct tc_seg {
-    int64_t base, L, kvl;
-    bool ok;
-};
-
-__device__ __forceinline__ tc_seg tc_segment(const int32_t *cu, const int32_t *kv_len, int s,
-                                            int64_t N) {
-    tc_seg g;
-    g.base = cu[s];
-    g.L = (int64_t)cu[s + 1] - g.base;
-    g.ok = g.base >= 0 && g.L >= 0 && g.base + g.L <= N;
-    g.kvl = kv_len ? kv_len[s] : g.L;
-    if (g.kvl < 0) g.kvl = 0;
-    if (g.kvl > g.L) g.kvl = g.L;
-    return g;
-}
 
 // Rows [row0, row0+64) of a bf16 [*, stride] matrix whose rows hold DP values (head_dim padded
 // with zeros by tc_convert), into dst[64][LDB] with 16-byte copies; rows ≥ nvalid are zero.
@@ -139,7 +123,7 @@ k_att_fwd_tc(float *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v
     int64_t b = blockIdx.x;
     int s = (int)(b % nseq), h = (int)((b / nseq) % Hq);
     int tile = ntiles - 1 - (int)(b / ((int64_t)nseq * Hq));
-    tc_seg g = tc_segment(cu, kv_len, s, N);
+    att_seg g = att_segment(cu, kv_len, s, N);
     int64_t i0 = (int64_t)tile * TB;
     if (!g.ok || i0 >= g.L) return;
     int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
@@ -228,7 +212,7 @@ k_att_dq_tc(float *dq, const bf16 *dout, const bf16 *q, const bf16 *k, const bf1
     int64_t b = blockIdx.x;
     int s = (int)(b % nseq), h = (int)((b / nseq) % Hq);
     int tile = ntiles - 1 - (int)(b / ((int64_t)nseq * Hq));
-    tc_seg g = tc_segment(cu, kv_len, s, N);
+    att_seg g = att_segment(cu, kv_len, s, N);
     int64_t i0 = (int64_t)tile * TB;
     if (!g.ok || i0 >= g.L) return;
     int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
@@ -302,7 +286,7 @@ k_att_dkv_tc(float *pk, float *pv, const bf16 *dout, const bf16 *q, const bf16 *
     int64_t b = blockIdx.x;
     int s = (int)(b % nseq), hq = (int)((b / nseq) % Hq);
     int tile = (int)(b / ((int64_t)nseq * Hq)); // early key tiles see the most queries: first
-    tc_seg g = tc_segment(cu, kv_len, s, N);
+    att_seg g = att_segment(cu, kv_len, s, N);
     int64_t j0 = (int64_t)tile * TB;
     if (!g.ok || j0 >= g.L) return;
     int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
