@@ -2,7 +2,9 @@
 # gpu_train_bench.sh — the GPU training benchmark, run on the GPU machine: sw (CUDA backend,
 # bench/gpu_train_bench.c) and PyTorch (bench/torch_train_bench.py) on the same Qwen2.5-0.5B-shaped
 # model and batch (8 × 1024 tokens), one after the other, each printing one table row per
-# configuration; results go to OUTDIR. Build first (here): make CUDA=1 B=build/cuda.
+# configuration (PyTorch: a JSON line and a readable one); results go to OUTDIR. Build first
+# (here): make CUDA=1 B=build/cuda. sw-train itself against PyTorch, full and LoRA, several
+# shapes: bench/gpu_suite.sh.
 #
 #   bench/gpu_train_bench.sh [BIN] [OUTDIR] [extra gpu_train_bench options...]
 set -u

@@ -25,15 +25,18 @@ struct sw_cuda_info {
  * (10-bit mantissa products, fp32 accumulation). BF16: operands rounded to bfloat16, fp32
  * accumulation and fp32 outputs — the arithmetic of PyTorch's bf16 autocast with fp32 master
  * weights; parameters, gradients and activations stay float32. The environment variable
- * SW_CUDA_MATMUL=fp32|tf32|bf16|bf16i sets the initial mode when the backend opens.
+ * SW_CUDA_MATMUL=fp32|tf32|bf16|bf16i|fp16 sets the initial mode when the backend opens.
  * BF16_INLINE ("bf16i") is BF16 with the float32 → bfloat16 rounding left to cuBLASLt
  * (CUBLAS_COMPUTE_32F_FAST_16BF on float32 operands) instead of a conversion pass per operand;
- * everything else (attention, cross-entropy) behaves as in BF16. */
+ * everything else (attention, cross-entropy) behaves as in BF16. FP16: BF16 with IEEE half
+ * operands (10 mantissa bits, range ±65504: a larger operand becomes ±inf) — fp16 autocast's
+ * arithmetic; training in it needs loss scaling (sw-train's --loss_scale). */
 enum sw_cuda_matmul_precision {
     SW_CUDA_MATMUL_FP32 = 0,
     SW_CUDA_MATMUL_TF32 = 1,
     SW_CUDA_MATMUL_BF16 = 2,
     SW_CUDA_MATMUL_BF16_INLINE = 3,
+    SW_CUDA_MATMUL_FP16 = 4,
 };
 
 #ifdef SW_CUDA
@@ -51,8 +54,10 @@ void sw_cuda_backend_free(struct sw_backend *be);
 /* Set the GEMM precision of a CUDA backend (enum sw_cuda_matmul_precision). Returns 0 or
  * SW_EINVAL (not a CUDA backend, unknown mode). */
 int sw_cuda_set_matmul_precision(struct sw_backend *be, int precision);
-/* Parse "fp32" | "tf32" | "bf16" | "bf16i" into *precision; SW_EINVAL otherwise. */
+/* Parse "fp32" | "tf32" | "bf16" | "bf16i" | "fp16" into *precision; SW_EINVAL otherwise. */
 int sw_cuda_parse_matmul_precision(const char *s, int *precision);
+/* The name sw_cuda_parse_matmul_precision reads for a mode ("?" for an unknown value). */
+const char *sw_cuda_matmul_precision_name(int precision);
 
 /* Per-op timing: on = 1 starts recording a pair of CUDA events around every op (it costs a
  * little per launch), on = 0 stops. sw_cuda_profile_report synchronises, prints to out a table
@@ -92,6 +97,12 @@ int sw_cuda_scale(struct sw_backend *be, float *x, int64_t n, float f);
 /* cudaMemGetInfo for the backend's device: free and total bytes (either pointer may be NULL).
  * Free excludes memory the backend's pool caches for reuse. Returns 0 or SW_EINVAL/SW_EDEVICE. */
 int sw_cuda_mem_info(struct sw_backend *be, size_t *free_bytes, size_t *total_bytes);
+/* Make the scratch arena one chunk of at least bytes, so a step that needs up to that much
+ * allocates nothing (without it the first step grows the arena chunk by chunk). Like
+ * scratch_reset it discards the arena's contents: call it between steps. Not counted in
+ * scratch_peak. Returns 0, SW_EINVAL (not a CUDA backend) or SW_ENOMEM (the arena is then
+ * empty and grows again on demand). */
+int sw_cuda_scratch_reserve(struct sw_backend *be, size_t bytes);
 #else
 static inline int sw_cuda_available(void) { return 0; }
 #endif

@@ -15,7 +15,8 @@
  *                      ...lora_B.weight [out, r]), plus the same tokenizer files;
  * and, for resuming:
  *   trainer_state.json   HF TrainerState (global_step, epoch, best metric, log_history, ...)
- *   training_state.json  sw's state: steps, data position, schedule, tuner, base model identity
+ *   training_state.json  sw's state: steps, data position, schedule, tuner, base model identity,
+ *                        and in float16 runs the loss scaler (scale, growth tracker, skipped)
  *   rng_state.json       seeds and RNG positions
  *   optimizer.safetensors  exp_avg / exp_avg_sq of every trained parameter ("<name>.exp_avg",
  *                        "<name>.exp_avg_sq", float32, the parameter's shape) and the step count
@@ -87,6 +88,13 @@ struct sw_ckpt_state {
     /* the logging window open at save time, so logged means continue exactly after a resume */
     double log_loss_sum; /* sum of the per-step mean losses since the last log line */
     int64_t log_steps;   /* steps in that sum */
+    /* float16 runs: the loss scaler (lib/sw_loss_scale.h), training_state.json's "loss_scaler"
+     * object — GradScaler's state_dict()'s scale and _growth_tracker, plus the steps it skipped
+     * (they do not advance the LR schedule) */
+    int has_loss_scaler;
+    double loss_scale;
+    int64_t loss_scale_growth_tracker;
+    int64_t loss_scale_skipped;
     /* HF log_history: array of objects (owned; NULL means empty) */
     json_t *log_history;
 };

@@ -217,6 +217,12 @@ char *sw_ckpt_training_state_json(const struct sw_ckpt_state *st) {
     json_object_set_new(o, "log_window",
                         json_pack("{s:o,s:I}", "loss_sum", real_json(st->log_loss_sum), "steps",
                                   (json_int_t)st->log_steps));
+    /* Optional (float16 runs only), so files of other runs stay as they were. */
+    if (st->has_loss_scaler)
+        json_object_set_new(o, "loss_scaler",
+                            json_pack("{s:f,s:I,s:I}", "scale", st->loss_scale, "growth_tracker",
+                                      (json_int_t)st->loss_scale_growth_tracker, "skipped_steps",
+                                      (json_int_t)st->loss_scale_skipped));
     char *s = sw_ckpt_json_dump(o);
     json_decref(o);
     return s;
@@ -272,6 +278,21 @@ static int parse_training_state(json_t *o, const char *f, struct sw_ckpt_state *
     SW_TRY(get_obj(o, "log_window", f, &w));
     SW_TRY(get_real(w, "loss_sum", f, &st->log_loss_sum));
     SW_TRY(get_i64(w, "steps", f, &st->log_steps));
+    json_t *ls = json_object_get(o, "loss_scaler");
+    if (ls) {
+        SW_TRY(get_obj(o, "loss_scaler", f, &ls));
+        SW_TRY(get_real(ls, "scale", f, &st->loss_scale));
+        SW_TRY(get_i64(ls, "growth_tracker", f, &st->loss_scale_growth_tracker));
+        SW_TRY(get_i64(ls, "skipped_steps", f, &st->loss_scale_skipped));
+        if (!(st->loss_scale > 0) || st->loss_scale_growth_tracker < 0 ||
+            st->loss_scale_skipped < 0 || st->loss_scale_skipped > st->global_step)
+            return sw_err_set(SW_EFORMAT,
+                              "%s: loss_scaler: scale %g, growth_tracker %lld, skipped_steps "
+                              "%lld out of range",
+                              f, st->loss_scale, (long long)st->loss_scale_growth_tracker,
+                              (long long)st->loss_scale_skipped);
+        st->has_loss_scaler = 1;
+    }
     int rc = 0;
     json_t *b = need(o, "best", f, &rc);
     if (!b) return rc;

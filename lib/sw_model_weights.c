@@ -5,6 +5,7 @@
 
 #include "sw_err.h"
 #include "sw_log.h"
+#include "sw_parallel.h"
 #include "sw_rng.h"
 
 #include <stdio.h>
@@ -94,29 +95,84 @@ int sw_model_lora_load(struct sw_model *m, const struct sw_st_set *s) {
     return 0;
 }
 
+/* Random init in parallel, bit for bit the sequential definition. The values are defined as one
+ * pass over the 2-D parameters in parameter order drawing sw_rng_normal from stream
+ * SW_RNG_STREAM_INIT (the pad row is drawn, then zeroed; 1-D parameters draw nothing). Each
+ * normal consumes exactly 4 words (sw_rng.h), so element k of that concatenation is Philox block
+ * k of the stream: a function of (seed, k) alone. Any slice can therefore be drawn on its own
+ * (sw_rng_fill_normal_at), and the split between threads cannot change a bit. */
+struct init_slice {
+    uint64_t seed;
+    uint64_t first; /* index of x[0] in the concatenation of the 2-D parameters */
+    float *x;
+    float std;
+};
+
+static void init_slice_fill(void *ctx, int64_t begin, int64_t end) {
+    const struct init_slice *s = ctx;
+    sw_rng_fill_normal_at(s->seed, SW_RNG_STREAM_INIT, s->first + (uint64_t)begin, s->x + begin,
+                          (size_t)(end - begin), 0.0f, s->std);
+}
+
+/* Draws per thread chunk at least: ~0.4 ms of Box-Muller, so tiny tensors stay on one thread. */
+#define INIT_GRAIN 4096
+/* Host staging for device backends: pieces of 16 Mi floats (64 MiB), filled by every thread and
+ * uploaded in one copy each, so the host never holds a whole (up to 0.5 GiB) embedding. */
+#define INIT_STAGE ((int64_t)1 << 24)
+
+/* Fill x[0, n) = elements [first, first + n) of parameter p (2-D, first counted from p's start),
+ * whose draws begin at global index base; zero the pad row's part of the slice. */
+static void init_matrix_piece(struct sw_model *m, struct sw_param *p, uint64_t seed, float std,
+                              uint64_t base, int64_t first, float *x, int64_t n) {
+    struct init_slice s = {seed, base + (uint64_t)first, x, std};
+    sw_parallel_for_grain(n, INIT_GRAIN, init_slice_fill, &s);
+    int64_t pad = m->cfg.pad_token_id;
+    if (p == m->embed && pad >= 0 && pad < m->V) { /* nn.Embedding(padding_idx) */
+        int64_t lo = pad * m->C, hi = lo + m->C;
+        if (lo < first) lo = first;
+        if (hi > first + n) hi = first + n;
+        if (lo < hi) memset(x + (lo - first), 0, (size_t)(hi - lo) * sizeof(float));
+    }
+}
+
+static void init_vector_piece(const struct sw_param *p, float *x, int64_t n) {
+    size_t len = strlen(p->name);
+    float v = len > 5 && strcmp(p->name + len - 5, ".bias") == 0 ? 0.0f : 1.0f;
+    for (int64_t k = 0; k < n; k++) x[k] = v;
+}
+
 int sw_model_init_random(struct sw_model *m, uint64_t seed, float std) {
     if (std <= 0) std = 0.02f;
-    struct sw_rng rng;
-    sw_rng_init(&rng, seed, SW_RNG_STREAM_INIT);
+    int host = m->be->device == SW_DEVICE_CPU; /* parameters are host memory: fill in place */
+    int64_t stage_n = 0;
+    for (int i = 0; i < m->nparams && !host; i++) {
+        int64_t n = sw_tensor_numel(&m->params[i]->value);
+        if (!m->params[i]->is_lora && n > stage_n) stage_n = n;
+    }
+    if (stage_n > INIT_STAGE) stage_n = INIT_STAGE;
+    float *stage = host ? NULL : malloc((size_t)(stage_n ? stage_n : 1) * sizeof(float));
+    if (!host && !stage)
+        return sw_err_set(SW_ENOMEM, "model init: out of memory for a %lld-float host buffer",
+                          (long long)stage_n);
+    uint64_t base = 0; /* draws made by the 2-D parameters before this one */
     int rc = 0;
     for (int i = 0; i < m->nparams && rc == 0; i++) {
         struct sw_param *p = m->params[i];
         if (p->is_lora) continue;
-        int64_t n = p->value.ndim == 2 ? p->value.shape[0] * p->value.shape[1] : p->value.shape[0];
-        float *h = malloc((size_t)(n ? n : 1) * sizeof(float));
-        if (!h) return sw_err_set(SW_ENOMEM, "model init: out of memory for '%s'", p->name);
-        size_t len = strlen(p->name);
-        if (p->value.ndim == 2) {
-            sw_rng_fill_normal(&rng, h, (size_t)n, 0.0f, std);
-            int64_t pad = m->cfg.pad_token_id;
-            if (p == m->embed && pad >= 0 && pad < m->V) /* nn.Embedding(padding_idx) */
-                memset(h + pad * m->C, 0, (size_t)m->C * sizeof(float));
-        } else {
-            float v = len > 5 && strcmp(p->name + len - 5, ".bias") == 0 ? 0.0f : 1.0f;
-            for (int64_t k = 0; k < n; k++) h[k] = v;
+        int64_t n = sw_tensor_numel(&p->value);
+        for (int64_t off = 0; off < n && rc == 0; off += host ? n : stage_n) {
+            int64_t len = host ? n : (n - off < stage_n ? n - off : stage_n);
+            float *x = host ? p->value.data : stage;
+            if (p->value.ndim == 2)
+                init_matrix_piece(m, p, seed, std, base, off, x, len);
+            else
+                init_vector_piece(p, x, len);
+            if (!host)
+                rc = m->be->upload(m->be, (float *)p->value.data + off, x,
+                                   (size_t)len * sizeof(float));
         }
-        rc = m->be->upload(m->be, p->value.data, h, (size_t)n * sizeof(float));
-        free(h);
+        if (p->value.ndim == 2) base += (uint64_t)n;
     }
+    free(stage);
     return rc;
 }

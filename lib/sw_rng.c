@@ -90,17 +90,34 @@ double sw_rng_uniform_f64(struct sw_rng *r) {
     return (double)(sw_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-float sw_rng_normal(struct sw_rng *r, float mean, float std) {
+/* Box–Muller from two 64-bit draws a (then) b; shared by the stream and the indexed fill so
+ * both round identically. */
+static float normal_from(uint64_t a, uint64_t b, float mean, float std) {
     /* u1 in (0, 1] so log(u1) is finite. */
-    double u1 = (double)((sw_rng_u64(r) >> 11) + 1) * (1.0 / 9007199254740992.0);
-    double u2 = sw_rng_uniform_f64(r);
+    double u1 = (double)((a >> 11) + 1) * (1.0 / 9007199254740992.0);
+    double u2 = (double)(b >> 11) * (1.0 / 9007199254740992.0);
     double z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
     return (float)((double)mean + (double)std * z);
+}
+
+float sw_rng_normal(struct sw_rng *r, float mean, float std) {
+    uint64_t a = sw_rng_u64(r);
+    return normal_from(a, sw_rng_u64(r), mean, std);
 }
 
 void sw_rng_fill_normal(struct sw_rng *r, float *x, size_t n, float mean, float std) {
     for (size_t i = 0; i < n; i++)
         x[i] = sw_rng_normal(r, mean, std);
+}
+
+void sw_rng_fill_normal_at(uint64_t seed, uint64_t stream, uint64_t first, float *x, size_t n,
+                           float mean, float std) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t w[4];
+        block_at(seed, first + i, stream, w);
+        x[i] = normal_from((uint64_t)w[0] | (uint64_t)w[1] << 32,
+                           (uint64_t)w[2] | (uint64_t)w[3] << 32, mean, std);
+    }
 }
 
 void sw_rng_fill_uniform(struct sw_rng *r, float *x, size_t n, float lo, float hi) {

@@ -59,6 +59,11 @@ float sw_rng_normal(struct sw_rng *r, float mean, float std);
 /* Fill x[n] with normal(mean, std) or uniform [lo, hi) values, in index order. */
 void sw_rng_fill_normal(struct sw_rng *r, float *x, size_t n, float mean, float std);
 void sw_rng_fill_uniform(struct sw_rng *r, float *x, size_t n, float lo, float hi);
+/* Normal draws first .. first + n - 1 of stream (seed, stream) into x[n]: exactly what
+ * sw_rng_restore(r, seed, stream, 4 * first) then sw_rng_fill_normal(r, x, n, ...) gives (draw
+ * k is block k), stateless, so slices of one long draw can be filled by separate threads. */
+void sw_rng_fill_normal_at(uint64_t seed, uint64_t stream, uint64_t first, float *x, size_t n,
+                           float mean, float std);
 /* Fisher–Yates shuffle of idx[n] (i from n-1 down to 1 swaps with below(i + 1)). */
 void sw_rng_shuffle_u64(struct sw_rng *r, uint64_t *idx, size_t n);
 

@@ -1,8 +1,9 @@
 /* sw_train — the training loop: resume, plan the steps and the memory, then per step gather
  * micro-batches, forward/backward with the step's target count as the loss denominator, check
  * for non-finite values, clip, AdamW with the scheduled LR (on the host, or on the device for
- * CUDA), and log / evaluate / save on their step multiples. The contract (what a step is, what
- * resume guarantees, signals) is in sw_train.h. */
+ * CUDA), and log / evaluate / save on their step multiples. float16 runs scale the loss and
+ * skip the steps whose scaled gradients overflow (GradScaler; see scaled_update). The contract
+ * (what a step is, what resume guarantees, signals) is in sw_train.h. */
 #include "sw_train_impl.h"
 
 #include "sw_err.h"
@@ -24,6 +25,14 @@ struct log_window {
     double t_start;
     double last_norm;
 };
+
+/* The scheduler's step count: completed steps less those float16's scaler skipped (HF Trainer
+ * steps the scheduler only when the optimizer stepped: `if optimizer_was_run:
+ * lr_scheduler.step()`, and accelerate's scheduler wrapper skips too). nan_policy skips still
+ * advance it, as before. */
+static int64_t sched_step(const struct sw_trainer *t) {
+    return t->st.global_step - t->st.loss_scale_skipped;
+}
 
 static double epoch_now(const struct sw_trainer *t) {
     if (t->records_per_epoch > 0)
@@ -51,6 +60,14 @@ static int open_resume(const struct sw_train_opts *o, struct sw_ckpt **ck) {
     return rc < 0 ? sw_err_wrap(rc, "resume_from_checkpoint") : 0;
 }
 
+/* The float16 scaler's state into the checkpoint state (at start and after every step). */
+static void sync_scaler(struct sw_trainer *t) {
+    t->st.has_loss_scaler = 1;
+    t->st.loss_scale = t->scaler.scale;
+    t->st.loss_scale_growth_tracker = t->scaler.growth_tracker;
+    t->st.loss_scale_skipped = t->scaler.skipped;
+}
+
 static void init_state(struct sw_trainer *t, const struct sw_ckpt *ck) {
     const struct sw_train_opts *o = t->o;
     struct sw_ckpt_state *st = &t->st;
@@ -74,6 +91,13 @@ static void init_state(struct sw_trainer *t, const struct sw_ckpt *ck) {
     snprintf(st->base_config_sha256, sizeof st->base_config_sha256, "%s", t->base_config_sha256);
     snprintf(st->lr_scheduler_type, sizeof st->lr_scheduler_type, "%s", o->lr_scheduler_type);
     st->learning_rate = t->lr;
+    if (!t->fp16) return; /* a scaler state from a float16 checkpoint is kept as it was */
+    if (st->has_loss_scaler) { /* GradScaler.load_state_dict; a fixed --loss_scale wins */
+        if (t->scaler.dynamic) t->scaler.scale = (float)st->loss_scale;
+        t->scaler.growth_tracker = st->loss_scale_growth_tracker;
+        t->scaler.skipped = st->loss_scale_skipped;
+    }
+    sync_scaler(t);
 }
 
 /* Open the training data, position it for a resume, and work out the total step count. */
@@ -211,12 +235,40 @@ static int nonfinite_error(struct sw_trainer *t, double loss, double norm, int b
                       (long long)t->mbs[0].first_record, t->data.src);
 }
 
+/* float16 (torch.cuda.amp.GradScaler's step + update): the gradients hold scale · ∂loss, and
+ * *norm is their norm. A non-finite loss (a forward overflow) or norm is an overflow of the
+ * scale, not a data error: the update is skipped (the gradients are dropped — the next step's
+ * zero_grad clears them), the LR schedule does not advance (sched_step), the scale backs off
+ * and the skip is counted; nan_policy stays out of it. Finite: the true norm is norm / scale,
+ * and 1/scale rides the clipping pass. Once the scale is below 1, scaling is no longer what
+ * overflows (a forward overflow or a NaN does not depend on it, and a dynamic scale would only
+ * shrink towards 0): such a step goes to nan_policy as in the other dtypes. */
+static int scaled_update(struct sw_trainer *t, double *loss, double *norm, int bad, double lr) {
+    struct sw_grad_scaler *s = &t->scaler;
+    double scale = s->scale;
+    int overflow = !isfinite(*loss) || !isfinite(*norm);
+    int apply = sw_grad_scaler_update(s, overflow);
+    sync_scaler(t);
+    if (apply) {
+        *norm /= scale;
+        return sw_train_dev_update(t, *norm, lr, 1.0 / scale);
+    }
+    if (scale < 1.0) return nonfinite_error(t, *loss, *norm, bad);
+    sw_debug("step %lld: float16 overflow at loss scale %g (loss %g, scaled grad_norm %g): "
+             "step skipped, scale now %g",
+             (long long)t->st.global_step + 1, scale, *loss, *norm, (double)s->scale);
+    return 0;
+}
+
 /* Forward/backward over n micro-batches, then the update. *loss and *norm report the step. */
 static int train_step(struct sw_trainer *t, int n, double *loss, double *norm) {
     int64_t targets = 0;
     for (int i = 0; i < n; i++)
         targets += t->mbs[i].targets;
     SW_TRY(sw_model_zero_grad(t->m));
+    /* float16: backward of loss · scale (GradScaler.scale(loss)); the mean's 1/targets and the
+     * scale are one factor on the loss gradient. */
+    double gscale = (t->fp16 ? (double)t->scaler.scale : 1.0) / (double)(targets ? targets : 1);
     double sum = 0;
     for (int i = 0; i < n; i++) {
         struct sw_loss l;
@@ -225,8 +277,8 @@ static int train_step(struct sw_trainer *t, int n, double *loss, double *norm) {
         t->st.dropout_forward_count++;
         sum += l.sum;
         if (targets > 0)
-            SW_TRY(sw_train_mem_oom(t, sw_model_backward(t->m, (float)(1.0 / (double)targets)),
-                                    "activations", t->mem.acts));
+            SW_TRY(sw_train_mem_oom(t, sw_model_backward(t->m, (float)gscale), "activations",
+                                    t->mem.acts));
     }
     *loss = targets > 0 ? sum / (double)targets : NAN;
     *norm = NAN;
@@ -235,12 +287,13 @@ static int train_step(struct sw_trainer *t, int n, double *loss, double *norm) {
                 (long long)t->st.global_step + 1);
         return 0;
     }
-    double lr = sw_sched_lr(&t->sched, t->st.global_step);
+    double lr = sw_sched_lr(&t->sched, sched_step(t));
     if (t->dev) { /* CUDA: norm, clipping and AdamW on the device */
         int bad;
         SW_TRY(sw_train_dev_norm(t, norm, &bad));
+        if (t->fp16) return scaled_update(t, loss, norm, bad, lr);
         if (!isfinite(*loss) || !isfinite(*norm)) return nonfinite_error(t, *loss, *norm, bad);
-        return sw_train_dev_update(t, *norm, lr);
+        return sw_train_dev_update(t, *norm, lr, 1.0);
     }
     *norm = sw_grad_norm(t->op, t->np);
     if (!isfinite(*loss) || !isfinite(*norm))
@@ -251,6 +304,30 @@ static int train_step(struct sw_trainer *t, int n, double *loss, double *norm) {
 
 /* ---- logging, evaluation ------------------------------------------------------------------ */
 
+static json_t *num_json(double v) {
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* float16 runs: sw_metrics_log_train's row (same keys, order and null rule) plus the scaler's
+ * "loss_scale" (after the step) and "skipped_steps" (overflow skips so far, cumulative). */
+static int log_train_scaled(struct sw_trainer *t, const struct sw_metrics_train *r) {
+    json_t *o = json_object();
+    if (!o) return sw_err_set(SW_ENOMEM, "out of memory");
+    json_object_set_new(o, "step", json_integer(r->step));
+    json_object_set_new(o, "epoch", num_json(r->epoch));
+    json_object_set_new(o, "loss", num_json(r->loss));
+    json_object_set_new(o, "grad_norm", num_json(r->grad_norm));
+    json_object_set_new(o, "learning_rate", num_json(r->learning_rate));
+    json_object_set_new(o, "tokens_per_sec", num_json(r->tokens_per_sec));
+    json_object_set_new(o, "peak_mem_bytes", json_integer((json_int_t)r->peak_mem_bytes));
+    json_object_set_new(o, "elapsed", num_json(r->elapsed));
+    json_object_set_new(o, "loss_scale", json_real(t->scaler.scale));
+    json_object_set_new(o, "skipped_steps", json_integer(t->scaler.skipped));
+    int rc = sw_metrics_log_json(t->metrics, o);
+    json_decref(o);
+    return rc;
+}
+
 static int log_train(struct sw_trainer *t, struct log_window *w) {
     double now = sw_now_seconds(), dt = now - w->t_start;
     struct sw_metrics_train row = {
@@ -258,12 +335,12 @@ static int log_train(struct sw_trainer *t, struct log_window *w) {
         .epoch = t->st.epoch,
         .loss = w->steps ? w->loss_sum / (double)w->steps : NAN,
         .grad_norm = w->last_norm,
-        .learning_rate = sw_sched_lr(&t->sched, t->st.global_step),
+        .learning_rate = sw_sched_lr(&t->sched, sched_step(t)),
         .tokens_per_sec = dt > 0 ? (double)w->tokens / dt : NAN,
         .peak_mem_bytes = sw_peak_rss_bytes(),
         .elapsed = now - t->t0,
     };
-    SW_TRY(sw_metrics_log_train(t->metrics, &row));
+    SW_TRY(t->fp16 ? log_train_scaled(t, &row) : sw_metrics_log_train(t->metrics, &row));
     json_t *h = json_object();
     if (h) {
         json_object_set_new(h, "epoch", json_real(row.epoch));
@@ -322,7 +399,7 @@ static void show_progress(struct sw_trainer *t, struct sw_progress *p, double lo
     double dt = sw_now_seconds() - w->t_start;
     if (dt > 0 && w->tokens > 0) sw_progress_format_count(tps, sizeof tps, (double)w->tokens / dt);
     snprintf(extra, sizeof extra, "loss %.4f  lr %.3g  %s tok/s", loss,
-             sw_sched_lr(&t->sched, t->st.global_step), tps);
+             sw_sched_lr(&t->sched, sched_step(t)), tps);
     sw_progress_set_extra(p, extra);
     sw_progress_update(p, (uint64_t)t->st.global_step);
 }
@@ -406,6 +483,11 @@ int sw_train_run(const struct sw_train_opts *o) {
         rc = sw_err_set(SW_ENOMEM, "out of memory");
         goto out;
     }
+    /* args.json records the precision the run resolved to (ms-swift saves the resolved
+     * torch_dtype too), with HF's flags to match. */
+    json_object_set_new(t.args, "torch_dtype", json_string(t.dtype));
+    json_object_set_new(t.args, "bf16", json_boolean(strcmp(t.dtype, "bfloat16") == 0));
+    json_object_set_new(t.args, "fp16", json_boolean(t.fp16));
     SW_TRY_GOTO(rc, sw_mkdir_p(o->output_dir), out);
     if (o->max_steps == 0) { /* the initial model only: a way to materialise a random init */
         SW_TRY_GOTO(rc, init_schedule(&t), out);
@@ -431,12 +513,21 @@ int sw_train_run(const struct sw_train_opts *o) {
     sw_model_set_training(t.m, 1);
     sw_model_set_seed(t.m, t.st.seed, t.st.dropout_forward_count);
     SW_TRY_GOTO(rc, sw_train_mem_plan(&t), out);
-    sw_info("training %lld of %lld parameters (%s) for %lld steps, lr %g, %s schedule, %lld warmup",
+    sw_info("training %lld of %lld parameters (%s) for %lld steps, lr %g, %s schedule, %lld "
+            "warmup, %s",
             (long long)sw_model_numel(t.m, 1), (long long)sw_model_numel(t.m, 0),
             t.lora ? "lora" : "full", (long long)t.total_steps, t.lr, o->lr_scheduler_type,
-            (long long)t.st.warmup_steps);
+            (long long)t.st.warmup_steps, t.dtype);
     rc = run_loop(&t);
     if (rc == 0) sw_train_mem_report(&t);
+    if (rc == 0 && t.fp16) {
+        /* Every step skipped means nothing was trained: say so louder. */
+        int all = t.st.global_step > 0 && t.scaler.skipped >= t.st.global_step;
+        sw_log(all ? SW_LOG_WARN : SW_LOG_INFO,
+               "float16: %lld of %lld steps skipped for overflow (loss scale now %g%s)",
+               (long long)t.scaler.skipped, (long long)t.st.global_step, (double)t.scaler.scale,
+               t.scaler.dynamic ? "" : ", fixed");
+    }
     int sig = sw_signal_pending();
     if (rc == 0 && sig) {
         rc = sw_err_set(SW_EINTR, "stopped by %s at step %lld; checkpoint-%lld saved in %s",

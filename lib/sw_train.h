@@ -30,6 +30,11 @@ struct sw_train_opts {
     char *init_from_config; /* sw's own: a config.json to build a randomly initialised model */
     char *device;           /* cpu | cuda */
     int gradient_checkpointing; /* recompute layer activations in backward (less memory) */
+    /* precision: what the GEMMs and attention compute in (master weights, gradients and AdamW
+     * state stay float32, as with torch autocast); bf16/fp16 are HF's boolean spellings */
+    char *torch_dtype; /* auto | float32 | bfloat16 | float16 (also fp32 | bf16 | fp16) */
+    int bf16, fp16;
+    char *loss_scale; /* float16: "dynamic", "dynamic:S" or a fixed scale S (sw_loss_scale.h) */
     /* data */
     char *dataset;     /* "-" (stdin), a .sws file, or a ZeroMQ endpoint */
     char *val_dataset; /* optional, same forms; read once and kept in memory */

@@ -1,10 +1,10 @@
 /* sw_train_device — sw-train's optimizer on the CUDA backend. Parameters and gradients are the
  * model's device tensors; both AdamW moments are allocated next to them; a step computes the
  * gradient norm from per-tensor device sums of squares (sw_cuda_sumsq: one download of one
- * double per parameter tensor), clips with sw_cuda_scale and updates with sw_cuda_adamw — no
- * tensor crosses to the host. The update rounds exactly as lib/sw_optim.c (the same float32
- * scalars, the same operation order), so CPU and CUDA runs from the same gradients take the
- * same step; the norm agrees with sw_grad_norm to ~1e-15 (another double summation order).
+ * double per parameter tensor), clips (and in float16 runs unscales) with sw_cuda_scale and
+ * updates with sw_cuda_adamw — no tensor crosses to the host. The update rounds exactly as
+ * lib/sw_optim.c (the same float32 scalars, the same operation order), so CPU and CUDA runs
+ * from the same gradients take the same step; the norm agrees with sw_grad_norm to ~1e-15 (another double summation order).
  *
  * Checkpoints stay the CPU's files: saving copies the moments into a temporary host sw_adamw
  * that sw_ckpt_save writes as optimizer.safetensors; resuming reads the file through a
@@ -102,15 +102,21 @@ int sw_train_dev_norm(struct sw_trainer *t, double *norm, int *first_bad) {
     return 0;
 }
 
-int sw_train_dev_update(struct sw_trainer *t, double norm, double lr) {
+int sw_train_dev_update(struct sw_trainer *t, double norm, double lr, double unscale) {
     struct sw_train_dev *d = t->dev;
     double max_norm = t->o->max_grad_norm;
-    if (max_norm > 0) { /* sw_grad_clip's coefficient, bit for bit */
+    /* One pass over the gradients for both factors: float16's 1/scale (GradScaler.unscale_) and
+     * the clip coefficient of the true norm — sw_grad_clip's coefficient, bit for bit, so with
+     * unscale 1 this is exactly the CPU's clipping. Torch applies the two as two float32 passes;
+     * here their product is formed in double and rounded once. */
+    double f = unscale;
+    if (max_norm > 0) {
         float coef = (float)max_norm / ((float)norm + 1e-6f);
-        if (coef < 1.0f)
-            for (int i = 0; i < t->np; i++)
-                SW_TRY(sw_cuda_scale(t->be, t->op[i].grad, d->n[i], coef));
+        if (coef < 1.0f) f *= coef;
     }
+    if (f != 1.0)
+        for (int i = 0; i < t->np; i++)
+            SW_TRY(sw_cuda_scale(t->be, t->op[i].grad, d->n[i], (float)f));
     d->steps++;
     for (int i = 0; i < t->np; i++)
         SW_TRY(sw_cuda_adamw(t->be, t->op[i].data, t->op[i].grad, d->m[i], d->v[i], d->n[i], lr,
@@ -148,8 +154,8 @@ int sw_train_dev_norm(struct sw_trainer *t, double *norm, int *first_bad) {
     *first_bad = -1;
     return no_cuda();
 }
-int sw_train_dev_update(struct sw_trainer *t, double norm, double lr) {
-    (void)t, (void)norm, (void)lr;
+int sw_train_dev_update(struct sw_trainer *t, double norm, double lr, double unscale) {
+    (void)t, (void)norm, (void)lr, (void)unscale;
     return no_cuda();
 }
 int sw_train_dev_host_optimizer(struct sw_trainer *t, struct sw_adamw **out) {

@@ -8,6 +8,7 @@
 
 #include "sw_ckpt.h"
 #include "sw_hfmodel.h"
+#include "sw_loss_scale.h"
 #include "sw_metrics.h"
 #include "sw_model.h"
 #include "sw_optim.h"
@@ -105,6 +106,12 @@ struct sw_train_mem {
 struct sw_trainer {
     const struct sw_train_opts *o;
     struct sw_backend *be;
+    /* precision (sw_train_setup.c): the dtype the run computes in, the CUDA GEMM mode (enum
+     * sw_cuda_matmul_precision; -1 on the CPU), and float16's loss scaler */
+    const char *dtype; /* "float32" | "bfloat16" | "float16" */
+    int matmul;
+    int fp16;
+    struct sw_grad_scaler scaler; /* fp16 only; mirrored into st.loss_scale* after every step */
     struct sw_hfmodel *hf; /* the --model folder (NULL with init_from_config only) */
     struct sw_model_config cfg;
     struct sw_model *m;
@@ -140,7 +147,9 @@ struct sw_trainer {
     double t0;
 };
 
-/* sw_train_setup.c */
+/* sw_train_setup.c — setup_model opens the backend and resolves the precision
+ * (--torch_dtype / --bf16 / --fp16 against the device and $SW_CUDA_MATMUL; see docs/train.md),
+ * applying it to a CUDA backend before the model exists. */
 int sw_train_setup_model(struct sw_trainer *t, struct sw_ckpt *resume);
 int sw_train_setup_optimizer(struct sw_trainer *t, struct sw_ckpt *resume);
 void sw_train_teardown(struct sw_trainer *t);
@@ -150,12 +159,14 @@ void sw_train_teardown(struct sw_trainer *t);
  * (read through a temporary host sw_adamw, so the files are the CPU's). norm: the global L2
  * norm of every gradient (per-tensor device sums of squares added in parameter order in
  * double) and the index of the first parameter whose gradient is non-finite (-1 if none).
- * update: clip (coef as sw_grad_clip) then AdamW with learning rate lr, all on the device.
+ * update: multiply the gradients by unscale (1/loss scale in float16 runs, else 1) and the clip
+ * coefficient of the true norm (coef as sw_grad_clip) in one pass, then AdamW with learning rate
+ * lr, all on the device.
  * host_optimizer: a host sw_adamw holding a copy of the moments and step count (for a
  * checkpoint; the caller frees it). close frees the device state. */
 int sw_train_dev_open(struct sw_trainer *t, struct sw_ckpt *resume);
 int sw_train_dev_norm(struct sw_trainer *t, double *norm, int *first_bad);
-int sw_train_dev_update(struct sw_trainer *t, double norm, double lr);
+int sw_train_dev_update(struct sw_trainer *t, double norm, double lr, double unscale);
 int sw_train_dev_host_optimizer(struct sw_trainer *t, struct sw_adamw **out);
 void sw_train_dev_close(struct sw_trainer *t);
 
@@ -164,7 +175,9 @@ void sw_train_dev_close(struct sw_trainer *t);
  * largest micro-batch), prints it, and fails with SW_ENOMEM when the activations cannot fit in
  * what is free now; mem_report prints the measured peaks at the end. mem_oom turns an SW_ENOMEM
  * of one category ("weights", "gradients", "optimizer state", "activations") into a message
- * naming the category, the bytes it needs and what was free; other codes pass through. */
+ * naming the category, the bytes it needs and what was free; other codes pass through. On CUDA,
+ * mem_plan also reserves the planned activations (+3%) as the scratch arena's one chunk, so the
+ * first step does not grow it piecemeal (an SW_ENOMEM there is reported as "activations"). */
 void sw_train_mem_start(struct sw_trainer *t);
 int sw_train_mem_plan(struct sw_trainer *t);
 void sw_train_mem_report(struct sw_trainer *t);

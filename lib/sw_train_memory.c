@@ -9,6 +9,9 @@
  * high-water mark plus cuBLASLt's workspace, or the process's max RSS; and the scratch arena's
  * high-water mark next to the estimate).
  *
+ * On CUDA the planned activations are then reserved as the scratch arena (reserve_activations),
+ * so the device peak is about the plan plus the op workspaces.
+ *
  * Out of memory is reported as such: SW_ENOMEM with the category that could not be allocated,
  * the bytes the category needs and what was free, e.g.
  *   out of device memory for the activations (a micro-batch of 8192 tokens needs ~16.2 GiB of
@@ -113,21 +116,49 @@ int sw_train_mem_oom(struct sw_trainer *t, int rc, const char *category, size_t 
                        sw_train_fmt_bytes(tot, sizeof tot, (double)t->mem.total0), hint);
 }
 
-/* The device as words for the plan line. */
+/* The device and the precision the run resolved to, as words for the plan line:
+ * "cpu" | "cuda: <GPU>, bfloat16 (bf16 GEMMs)" | "cuda: <GPU>, float16 (fp16 GEMMs, dynamic
+ * loss scale from 65536)". */
 static void device_words(struct sw_trainer *t, char *buf, size_t cap) {
     snprintf(buf, cap, "cpu");
 #ifdef SW_CUDA
     if (on_cuda(t)) {
         struct sw_cuda_info info;
-        const char *dev = getenv("SW_CUDA_DEVICE"), *prec = getenv("SW_CUDA_MATMUL");
+        const char *dev = getenv("SW_CUDA_DEVICE");
         if (sw_cuda_device_info(dev ? atoi(dev) : 0, &info) < 0) {
             sw_err_clear();
             snprintf(info.name, sizeof info.name, "?");
         }
-        snprintf(buf, cap, "cuda: %s, %s GEMMs", info.name, prec && *prec ? prec : "fp32");
+        char scale[64] = "";
+        if (t->fp16)
+            snprintf(scale, sizeof scale, ", %s loss scale %s%g",
+                     t->scaler.dynamic ? "dynamic" : "fixed", t->scaler.dynamic ? "from " : "",
+                     (double)t->scaler.scale);
+        snprintf(buf, cap, "cuda: %s, %s (%s GEMMs%s)", info.name, t->dtype,
+                 sw_cuda_matmul_precision_name(t->matmul), scale);
     }
 #else
     (void)t;
+#endif
+}
+
+/* CUDA: the planned activations (+1/32 for what the estimate misses) as the scratch arena's one
+ * chunk before step 1. Without it the first step grows the arena chunk by chunk and the
+ * consolidated arena used to end near twice the plan (bench/NOTES.md "Memory plan vs
+ * measured"). If the slack does not fit, the plan alone; if that does not either, the
+ * activations are what is out of memory. */
+static int reserve_activations(struct sw_trainer *t) {
+#ifdef SW_CUDA
+    size_t acts = t->mem.acts, want = acts + acts / 32;
+    int rc = sw_cuda_scratch_reserve(t->be, want);
+    if (rc == SW_ENOMEM) {
+        sw_err_clear();
+        rc = sw_cuda_scratch_reserve(t->be, acts);
+    }
+    return sw_train_mem_oom(t, rc, "activations", acts);
+#else
+    (void)t;
+    return 0;
 #endif
 }
 
@@ -178,7 +209,7 @@ int sw_train_mem_plan(struct sw_trainer *t) {
                    sw_train_fmt_bytes(f, sizeof f, (double)avail));
         return sw_train_mem_oom(t, SW_ENOMEM, "activations", mm->acts);
     }
-    return 0;
+    return reserve_activations(t);
 }
 
 void sw_train_mem_report(struct sw_trainer *t) {

@@ -77,6 +77,18 @@ const struct sw_opt sw_train_options[] = {
     {"device", SW_OPT_CHOICE, F(device), "cpu",
      "where to train (cuda: parameters, gradients and AdamW state stay on the GPU)", 0, 0,
      "cpu|cuda", NULL},
+    {"torch_dtype", SW_OPT_CHOICE, F(torch_dtype), "auto",
+     "compute dtype of the GEMMs and attention (weights, gradients and AdamW state stay float32, "
+     "as with autocast); auto: float32 on cpu, bfloat16 on cuda (or $SW_CUDA_MATMUL's mode)",
+     0, 0, "auto|float32|bfloat16|float16|fp32|bf16|fp16", NULL},
+    {"bf16", SW_OPT_BOOL, F(bf16), "false", "same as --torch_dtype bfloat16 (HF's flag)", 0, 0,
+     NULL, NULL},
+    {"fp16", SW_OPT_BOOL, F(fp16), "false", "same as --torch_dtype float16 (HF's flag)", 0, 0,
+     NULL, NULL},
+    {"loss_scale", SW_OPT_STRING, F(loss_scale), "dynamic",
+     "float16 loss scaling: dynamic (torch GradScaler: from 65536, x2 after 2000 finite steps, "
+     "x0.5 and the step skipped on overflow), dynamic:S (from S), or a fixed scale S",
+     0, 0, NULL, NULL},
     {"gradient_checkpointing", SW_OPT_BOOL, F(gradient_checkpointing), "false",
      "keep only each layer's input and recompute its activations in backward (less activation "
      "memory, ~1/3 more compute; same gradients bit for bit)",

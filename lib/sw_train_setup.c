@@ -1,15 +1,17 @@
-/* sw_train_setup — everything before the first step: the backend, the model (from an HF folder,
- * from a config with random init, or from a full checkpoint), LoRA adapters, gradient
- * checkpointing, the checks that a checkpoint belongs to this run (tuner, adapter shape, base
- * model), the trainable-parameter list (pointing at the model's own memory, host or device),
- * and the optimizer with its restored moments: sw_optim on the CPU, the device-resident one of
- * sw_train_device.c on CUDA. Allocation failures name their category (sw_train_mem_oom). */
+/* sw_train_setup — everything before the first step: the backend and its precision, the model
+ * (from an HF folder, from a config with random init, or from a full checkpoint), LoRA adapters,
+ * gradient checkpointing, the checks that a checkpoint belongs to this run (tuner, adapter
+ * shape, base model), the trainable-parameter list (pointing at the model's own memory, host or
+ * device), and the optimizer with its restored moments: sw_optim on the CPU, the
+ * device-resident one of sw_train_device.c on CUDA. Allocation failures name their category
+ * (sw_train_mem_oom). */
 #include "sw_train_impl.h"
 
 #include "sw_cuda.h"
 #include "sw_err.h"
 #include "sw_io.h"
 #include "sw_log.h"
+#include "sw_loss_scale.h"
 #include "sw_sha256.h"
 
 #include <limits.h>
@@ -82,6 +84,106 @@ static int open_backend(struct sw_trainer *t) {
         return sw_err_set(SW_EUSAGE, "device: unknown device '%s' (cpu or cuda)", dev);
     }
     return sw_backend_open(d, &t->be);
+}
+
+/* ---- precision ----------------------------------------------------------------------------
+ * --torch_dtype (ms-swift's name; fp32/bf16/fp16 accepted as spellings) and HF's --bf16 / --fp16
+ * booleans name the dtype of the GEMMs and attention; parameters, gradients and AdamW state stay
+ * float32 whatever it is (autocast with fp32 master weights). auto is float32 on the CPU and, on
+ * CUDA, the mode $SW_CUDA_MATMUL names (the tests pin it that way) or else bfloat16. An explicit
+ * dtype wins over $SW_CUDA_MATMUL, which still picks the variant when it names one of that
+ * dtype (tf32 for float32, bf16i for bfloat16). */
+
+/* "float32" | "bfloat16" | "float16" for a torch_dtype spelling; NULL for auto. */
+static const char *dtype_name(const char *s) {
+    if (!s || strcmp(s, "auto") == 0) return NULL;
+    if (strcmp(s, "float32") == 0 || strcmp(s, "fp32") == 0) return "float32";
+    if (strcmp(s, "bfloat16") == 0 || strcmp(s, "bf16") == 0) return "bfloat16";
+    return "float16"; /* float16 | fp16: the option table admits nothing else */
+}
+
+/* The dtype the options ask for (NULL: auto), or SW_EUSAGE for contradictory ones. */
+static int requested_dtype(const struct sw_train_opts *o, const char **out) {
+    const char *want = dtype_name(o->torch_dtype);
+    *out = NULL;
+    if (o->bf16 && o->fp16)
+        return sw_err_set(SW_EUSAGE, "bf16 and fp16 are both true: choose one (or --torch_dtype)");
+    const char *flag = o->bf16 ? "bfloat16" : o->fp16 ? "float16" : NULL;
+    if (flag && want && strcmp(flag, want) != 0)
+        return sw_err_set(SW_EUSAGE, "%s true contradicts torch_dtype %s",
+                          o->bf16 ? "bf16" : "fp16", o->torch_dtype);
+    *out = want ? want : flag;
+    return 0;
+}
+
+#ifdef SW_CUDA
+/* The dtype of a CUDA GEMM mode. */
+static const char *mode_dtype(int mode) {
+    return mode == SW_CUDA_MATMUL_BF16 || mode == SW_CUDA_MATMUL_BF16_INLINE ? "bfloat16"
+           : mode == SW_CUDA_MATMUL_FP16                                    ? "float16"
+                                                                            : "float32";
+}
+#endif
+
+static int setup_precision(struct sw_trainer *t) {
+    const char *want;
+    SW_TRY(requested_dtype(t->o, &want));
+    t->matmul = -1;
+    if (t->be->device != SW_DEVICE_CUDA) {
+        if (want && strcmp(want, "float32") != 0)
+            return sw_err_set(SW_EUSAGE,
+                              "torch_dtype %s%s: --device cpu computes in float32 only (use "
+                              "--device cuda for %s, or --torch_dtype float32)",
+                              want,
+                              t->o->bf16   ? " (--bf16 true)"
+                              : t->o->fp16 ? " (--fp16 true)"
+                                           : "",
+                              want);
+        t->dtype = "float32";
+        return 0;
+    }
+#ifdef SW_CUDA
+    int env = -1;
+    const char *e = getenv("SW_CUDA_MATMUL");
+    if (e && *e) SW_TRY(sw_cuda_parse_matmul_precision(e, &env)); /* the backend accepted it */
+    int mode;
+    if (!want) {
+        mode = env >= 0 ? env : SW_CUDA_MATMUL_BF16;
+    } else if (env >= 0 && strcmp(mode_dtype(env), want) == 0) {
+        mode = env;
+    } else {
+        mode = strcmp(want, "bfloat16") == 0  ? SW_CUDA_MATMUL_BF16
+               : strcmp(want, "float16") == 0 ? SW_CUDA_MATMUL_FP16
+                                              : SW_CUDA_MATMUL_FP32;
+        if (env >= 0)
+            sw_warn("SW_CUDA_MATMUL=%s ignored: torch_dtype %s asks for %s GEMMs", e, want,
+                    sw_cuda_matmul_precision_name(mode));
+    }
+    SW_TRY(sw_cuda_set_matmul_precision(t->be, mode));
+    t->matmul = mode;
+    t->dtype = mode_dtype(mode);
+    t->fp16 = mode == SW_CUDA_MATMUL_FP16;
+    return 0;
+#else
+    return sw_err_set(SW_EUNSUPPORTED, "device cuda: this sw was built without CUDA");
+#endif
+}
+
+/* --loss_scale: checked whatever the dtype (a typo is an error, not silently ignored); the
+ * scaler itself is set up for float16 runs only. */
+static int setup_loss_scale(struct sw_trainer *t) {
+    double init;
+    int dynamic;
+    SW_TRY(sw_grad_scaler_parse(t->o->loss_scale, &init, &dynamic));
+    if (!t->fp16) {
+        if (t->o->loss_scale && strcmp(t->o->loss_scale, "dynamic") != 0)
+            sw_warn("loss_scale %s has no effect: the run computes in %s (loss scaling is for "
+                    "float16)",
+                    t->o->loss_scale, t->dtype);
+        return 0;
+    }
+    sw_grad_scaler_init(&t->scaler, init, dynamic);
+    return 0;
 }
 
 static int cmp_entry_name(const void *a, const void *b) {
@@ -211,6 +313,8 @@ int sw_train_setup_model(struct sw_trainer *t, struct sw_ckpt *resume) {
     const struct sw_train_opts *o = t->o;
     t->lora = o->tuner_type && strcmp(o->tuner_type, "lora") == 0;
     SW_TRY(open_backend(t));
+    SW_TRY(setup_precision(t));
+    SW_TRY(setup_loss_scale(t));
     sw_train_mem_start(t);
     SW_TRY(load_config(t));
     SW_TRY(sw_train_mem_oom(t, sw_model_new(&t->cfg, t->be, &t->m), "weights", 0));

@@ -32,6 +32,7 @@
 #include "cuda_ops.h"
 
 #include <cstdlib>
+#include <cstring>
 
 #define ATT_B 64      // rows per tile (queries and keys)
 #define ATT_T 256     // threads per block
@@ -462,6 +463,13 @@ static int att_bwd_launch(sw_cuda_ctx *c, float *dq, float *dk, float *dv, const
     return 0;
 }
 
+// SW_CUDA_ATTN=wmma selects the first tensor-core kernels (attention_bf16.cu) in bf16 mode, for
+// A/B timing against attention_mma.cu.
+static int att_legacy_wmma(const sw_cuda_ctx *c) {
+    const char *e = getenv("SW_CUDA_ATTN");
+    return c->prec == SW_CUDA_GEMM_BF16 && e && strcmp(e, "wmma") == 0;
+}
+
 int sw_cuda_attention_fwd(struct sw_backend *be, float *out, float *lse, const float *q,
                           const float *k, const float *v, const int32_t *cu_seqlens,
                           const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
@@ -470,9 +478,12 @@ int sw_cuda_attention_fwd(struct sw_backend *be, float *out, float *lse, const f
     att_geom g;
     SW_TRY(att_prepare(c, "attention_fwd", cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
     if (N <= 0 || nseq == 0 || g.ntiles == 0) return 0;
-    if (c->prec == SW_CUDA_GEMM_BF16)
+    if (att_legacy_wmma(c))
         return sw_cuda_attention_fwd_bf16(c, pick_dp(D), out, lse, q, k, v, cu_seqlens, kv_len,
                                           nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
+    if (c->prec == SW_CUDA_GEMM_BF16 || c->prec == SW_CUDA_GEMM_FP16)
+        return sw_cuda_attention_fwd_mma(c, pick_dp(D), out, lse, q, k, v, cu_seqlens, kv_len,
+                                         nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
     switch (pick_dp(D)) {
     case 16: return att_fwd_launch<16>(c, out, lse, q, k, v, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
     case 32: return att_fwd_launch<32>(c, out, lse, q, k, v, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
@@ -496,10 +507,14 @@ int sw_cuda_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv
     k_att_delta<<<(unsigned)((NH * 32 + 255) / 256), 256, 0, c->stream>>>(delta, dout, out, NH,
                                                                           (int)D);
     SW_CUDA_LAUNCHED("attention_bwd");
-    if (c->prec == SW_CUDA_GEMM_BF16)
+    if (att_legacy_wmma(c))
         return sw_cuda_attention_bwd_bf16(c, pick_dp(D), dq, dk, dv, dout, q, k, v, lse, delta,
                                           cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq,
                                           (int)Hk, (int)D, scale);
+    if (c->prec == SW_CUDA_GEMM_BF16 || c->prec == SW_CUDA_GEMM_FP16)
+        return sw_cuda_attention_bwd_mma(c, pick_dp(D), dq, dk, dv, dout, q, k, v, lse, delta,
+                                         cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq,
+                                         (int)Hk, (int)D, scale);
     switch (pick_dp(D)) {
     case 16: return att_bwd_launch<16>(c, dq, dk, dv, dout, q, k, v, lse, delta, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
     case 32: return att_bwd_launch<32>(c, dq, dk, dv, dout, q, k, v, lse, delta, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);

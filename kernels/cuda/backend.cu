@@ -4,8 +4,10 @@
 //  - persistent memory (parameters, gradients, optimizer state) from the stream-ordered pool
 //    (cudaMallocAsync), zeroed on the stream; the pool keeps freed memory cached;
 //  - the per-step scratch arena: chunks bump-allocated in order; scratch_reset rewinds, and when
-//    the last step spilled into more than one chunk it replaces them by a single chunk of their
-//    total size, so from the second step on a training loop allocates nothing;
+//    the last step spilled into more than one chunk it replaces them by a single chunk of what
+//    that step asked for, so from the second step on a training loop allocates nothing;
+//    sw_cuda_scratch_reserve sizes that chunk up front (sw-train: the planned activations), so
+//    the first step does not spill either;
 //  - op workspaces (two, grown on demand) for temporaries inside one op call.
 // Copies: upload and download synchronise (the host buffer may be reused or read as soon as
 // they return); copy and memset0 are asynchronous. sync waits for the stream and reports any
@@ -170,6 +172,7 @@ static void *dev_alloc(sw_cuda_ctx *c, size_t bytes, const char *what) {
 }
 
 static void *cu_alloc(struct sw_backend *be, size_t bytes) {
+    sw_cuda_epoch++; // device memory changes: GEMM operand copies are stale (gemm_memo.cu)
     sw_cuda_ctx *c = sw_cuda_ctx_of(be);
     void *p = dev_alloc(c, bytes, "a persistent buffer");
     if (p && cudaMemsetAsync(p, 0, bytes ? bytes : 256, c->stream) != cudaSuccess) {
@@ -181,7 +184,23 @@ static void *cu_alloc(struct sw_backend *be, size_t bytes) {
 }
 
 static void cu_free(struct sw_backend *be, void *p) {
+    sw_cuda_epoch++; // device memory changes: GEMM operand copies are stale (gemm_memo.cu)
     if (p) cudaFreeAsync(p, sw_cuda_ctx_of(be)->stream);
+}
+
+// A new scratch chunk for an allocation of n bytes that fits no existing chunk. It holds at
+// least n, and at least a quarter of the capacity so far (64 MiB at first), so a step that
+// overruns its arena adds O(log) chunks rather than one per allocation, and overshoots what it
+// needs by at most a quarter; the next scratch_reset consolidates to what the step asked for.
+// (It used to be at least the capacity so far — doubling — which, with consolidation to the
+// total capacity, left the arena at ~2× the activations from the first step on.)
+static size_t chunk_size(const sw_cuda_ctx *c, size_t n) {
+    size_t total = 0;
+    for (int i = 0; i < c->nchunks; i++) total += c->chunks[i].cap;
+    size_t cap = total / 4;
+    if (cap < ((size_t)64 << 20)) cap = (size_t)64 << 20;
+    cap = (cap + 255) & ~(size_t)255;
+    return n > cap ? n : cap;
 }
 
 static void *cu_scratch_alloc(struct sw_backend *be, size_t bytes) {
@@ -195,6 +214,7 @@ static void *cu_scratch_alloc(struct sw_backend *be, size_t bytes) {
                 void *p = k->base + k->used;
                 k->used += n;
                 c->in_use += n;
+                c->need += n;
                 if (c->in_use > c->peak) c->peak = c->in_use;
                 return p;
             }
@@ -205,11 +225,7 @@ static void *cu_scratch_alloc(struct sw_backend *be, size_t bytes) {
                 continue;
             }
         }
-        // A new chunk: at least n, and at least the capacity so far (geometric growth).
-        size_t total = 0;
-        for (int i = 0; i < c->nchunks; i++) total += c->chunks[i].cap;
-        size_t cap = n > total ? n : total;
-        if (cap < ((size_t)64 << 20)) cap = (size_t)64 << 20;
+        size_t cap = chunk_size(c, n);
         void *np = realloc(c->chunks, (size_t)(c->nchunks + 1) * sizeof(*c->chunks));
         if (!np) {
             sw_err_set(SW_ENOMEM, "cuda backend: out of host memory for the scratch arena");
@@ -218,7 +234,7 @@ static void *cu_scratch_alloc(struct sw_backend *be, size_t bytes) {
         c->chunks = (sw_cuda_ctx::chunk *)np;
         char *base = (char *)dev_alloc(c, cap, "the scratch arena");
         if (!base) {
-            // Retry with exactly what is asked: geometric growth may overshoot the card.
+            // Retry with exactly what is asked: the growth margin may overshoot the card.
             if (cap == n || !(base = (char *)dev_alloc(c, n, "the scratch arena"))) return NULL;
             cap = n;
         }
@@ -232,26 +248,51 @@ static void *cu_scratch_alloc(struct sw_backend *be, size_t bytes) {
     }
 }
 
-static void cu_scratch_reset(struct sw_backend *be) {
-    sw_cuda_ctx *c = sw_cuda_ctx_of(be);
-    if (c->nchunks > 1) { // consolidate: one chunk of the total capacity
-        size_t total = 0;
-        for (int i = 0; i < c->nchunks; i++) {
-            total += c->chunks[i].cap;
-            cudaFreeAsync(c->chunks[i].base, c->stream);
-        }
-        c->nchunks = 0;
-        char *base = (char *)dev_alloc(c, total, "the scratch arena");
-        if (base) {
-            c->chunks[0] = sw_cuda_ctx::chunk{base, total, 0};
-            c->nchunks = 1;
-        } else {
-            sw_err_clear(); // the next scratch_alloc grows again and reports a real failure
-        }
+// Replace every chunk by one of cap bytes (contents are dead: between steps only). On failure
+// the arena is left empty with the error set.
+static int arena_replace(sw_cuda_ctx *c, size_t cap) {
+    for (int i = 0; i < c->nchunks; i++) cudaFreeAsync(c->chunks[i].base, c->stream);
+    c->nchunks = 0;
+    if (!c->chunks) {
+        c->chunks = (sw_cuda_ctx::chunk *)malloc(sizeof(*c->chunks));
+        if (!c->chunks)
+            return sw_err_set(SW_ENOMEM, "cuda backend: out of host memory for the scratch arena");
     }
+    char *base = (char *)dev_alloc(c, cap, "the scratch arena");
+    if (!base) return SW_ENOMEM;
+    c->chunks[0] = sw_cuda_ctx::chunk{base, cap, 0};
+    c->nchunks = 1;
+    return 0;
+}
+
+static void cu_scratch_reset(struct sw_backend *be) {
+    sw_cuda_epoch++; // device memory changes: GEMM operand copies are stale (gemm_memo.cu)
+    sw_cuda_ctx *c = sw_cuda_ctx_of(be);
+    // Consolidate: one chunk of what the last step asked for (its allocations, 256-byte granules;
+    // no chunk tails), so the same step fits it exactly. Not the total capacity: the spill
+    // chunks' growth margin would stay allocated for the whole run.
+    if (c->nchunks > 1 && arena_replace(c, c->need) < 0)
+        sw_err_clear(); // the next scratch_alloc grows again and reports a real failure
     for (int i = 0; i < c->nchunks; i++) c->chunks[i].used = 0;
     c->cur = 0;
     c->in_use = 0;
+    c->need = 0;
+}
+
+extern "C" int sw_cuda_scratch_reserve(struct sw_backend *be, size_t bytes) {
+    if (!be || be->device != SW_DEVICE_CUDA)
+        return sw_err_set(SW_EINVAL, "scratch reserve: not a CUDA backend");
+    sw_cuda_ctx *c = sw_cuda_ctx_of(be);
+    size_t cap = (bytes + 255) & ~(size_t)255;
+    if (c->nchunks == 1 && c->chunks[0].cap >= cap) {
+        cu_scratch_reset(be);
+        return 0;
+    }
+    c->cur = 0;
+    c->in_use = 0;
+    c->need = 0;
+    int rc = arena_replace(c, cap);
+    return rc < 0 ? sw_err_wrap(rc, "reserving %zu bytes of scratch", cap) : 0;
 }
 
 static size_t cu_scratch_peak(const struct sw_backend *be) {
@@ -259,6 +300,7 @@ static size_t cu_scratch_peak(const struct sw_backend *be) {
 }
 
 static int cu_upload(struct sw_backend *be, void *dst, const void *src, size_t bytes) {
+    sw_cuda_epoch++; // device memory changes: GEMM operand copies are stale (gemm_memo.cu)
     sw_cuda_ctx *c = sw_cuda_ctx_of(be);
     if (!bytes) return 0;
     CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
@@ -274,6 +316,7 @@ static int cu_download(struct sw_backend *be, void *dst, const void *src, size_t
 }
 
 static int cu_copy(struct sw_backend *be, void *dst, const void *src, size_t bytes) {
+    sw_cuda_epoch++; // device memory changes: GEMM operand copies are stale (gemm_memo.cu)
     sw_cuda_ctx *c = sw_cuda_ctx_of(be);
     if (bytes && dst != src)
         CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
@@ -281,6 +324,7 @@ static int cu_copy(struct sw_backend *be, void *dst, const void *src, size_t byt
 }
 
 static int cu_memset0(struct sw_backend *be, void *dst, size_t bytes) {
+    sw_cuda_epoch++; // device memory changes: GEMM operand copies are stale (gemm_memo.cu)
     sw_cuda_ctx *c = sw_cuda_ctx_of(be);
     if (bytes) CK(cudaMemsetAsync(dst, 0, bytes, c->stream));
     return 0;
@@ -319,25 +363,38 @@ extern "C" int sw_cuda_memory(struct sw_backend *be, size_t *in_use, size_t *pea
     return 0;
 }
 
+// The names of enum sw_cuda_matmul_precision, by value.
+static const char *const prec_names[] = {"fp32", "tf32", "bf16", "bf16i", "fp16"};
+#define NPREC ((int)(sizeof prec_names / sizeof prec_names[0]))
+
 extern "C" int sw_cuda_parse_matmul_precision(const char *s, int *precision) {
-    if (s && strcmp(s, "fp32") == 0) *precision = SW_CUDA_MATMUL_FP32;
-    else if (s && strcmp(s, "tf32") == 0) *precision = SW_CUDA_MATMUL_TF32;
-    else if (s && strcmp(s, "bf16") == 0) *precision = SW_CUDA_MATMUL_BF16;
-    else if (s && strcmp(s, "bf16i") == 0) *precision = SW_CUDA_MATMUL_BF16_INLINE;
-    else
-        return sw_err_set(SW_EINVAL, "matmul precision '%s': expected fp32, tf32, bf16 or bf16i",
-                          s ? s : "(null)");
-    return 0;
+    for (int i = 0; s && i < NPREC; i++)
+        if (strcmp(s, prec_names[i]) == 0) {
+            *precision = i;
+            return 0;
+        }
+    return sw_err_set(SW_EINVAL, "matmul precision '%s': expected fp32, tf32, bf16, bf16i or fp16",
+                      s ? s : "(null)");
+}
+
+extern "C" const char *sw_cuda_matmul_precision_name(int precision) {
+    return precision >= 0 && precision < NPREC ? prec_names[precision] : "?";
+}
+
+// The context's GEMM mode for a public precision (already range-checked).
+static void apply_precision(sw_cuda_ctx *c, int precision) {
+    static const sw_cuda_gemm_prec map[] = {SW_CUDA_GEMM_FP32, SW_CUDA_GEMM_TF32, SW_CUDA_GEMM_BF16,
+                                            SW_CUDA_GEMM_BF16, SW_CUDA_GEMM_FP16};
+    c->bf16_inline = precision == SW_CUDA_MATMUL_BF16_INLINE;
+    c->prec = map[precision];
 }
 
 extern "C" int sw_cuda_set_matmul_precision(struct sw_backend *be, int precision) {
     if (!be || be->device != SW_DEVICE_CUDA)
         return sw_err_set(SW_EINVAL, "matmul precision: not a CUDA backend");
-    if (precision < SW_CUDA_MATMUL_FP32 || precision > SW_CUDA_MATMUL_BF16_INLINE)
+    if (precision < 0 || precision >= NPREC)
         return sw_err_set(SW_EINVAL, "matmul precision: unknown mode %d", precision);
-    sw_cuda_ctx *c = sw_cuda_ctx_of(be);
-    c->bf16_inline = precision == SW_CUDA_MATMUL_BF16_INLINE;
-    c->prec = c->bf16_inline ? SW_CUDA_GEMM_BF16 : (sw_cuda_gemm_prec)precision;
+    apply_precision(sw_cuda_ctx_of(be), precision);
     return 0;
 }
 
@@ -351,6 +408,9 @@ static void ctx_free(sw_cuda_ctx *c) {
     for (int i = 0; i < 2; i++)
         if (c->ws[i]) cudaFree(c->ws[i]);
     sw_cuda_gemm_plans_free(c);
+    for (int i = 0; i < SW_CUDA_MEMO_SLOTS; i++)
+        if (c->memo[i].buf) cudaFree(c->memo[i].buf);
+    if (c->ce_keep) cudaFree(c->ce_keep);
     if (c->lt_ws) cudaFree(c->lt_ws);
     if (c->lt) cublasLtDestroy(c->lt);
     for (int i = 0; i < c->prof_n; i++) {
@@ -390,8 +450,7 @@ static int ctx_open(sw_cuda_ctx *c) {
     int prec = SW_CUDA_MATMUL_FP32;
     const char *env = getenv("SW_CUDA_MATMUL");
     if (env && *env) SW_TRY(sw_cuda_parse_matmul_precision(env, &prec));
-    c->bf16_inline = prec == SW_CUDA_MATMUL_BF16_INLINE;
-    c->prec = c->bf16_inline ? SW_CUDA_GEMM_BF16 : (sw_cuda_gemm_prec)prec;
+    apply_precision(c, prec);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 
 #include <cublasLt.h>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -59,9 +60,25 @@ struct sw_cuda_prof_rec {
     cudaEvent_t e0, e1;
 };
 
-enum sw_cuda_gemm_prec { SW_CUDA_GEMM_FP32 = 0, SW_CUDA_GEMM_TF32, SW_CUDA_GEMM_BF16 };
+// BF16 and FP16 are the two 16-bit modes: GEMM operands, attention tiles and the CE gradient in
+// that type, fp32 accumulation ("half" below means whichever of the two the mode uses).
+enum sw_cuda_gemm_prec { SW_CUDA_GEMM_FP32 = 0, SW_CUDA_GEMM_TF32, SW_CUDA_GEMM_BF16, SW_CUDA_GEMM_FP16 };
 
 struct sw_cuda_gemm_plan; // cached cuBLASLt descriptors + algorithm (matmul.cu)
+
+// One converted GEMM operand (gemm_memo.cu): src[0..n) in 16-bit prec, in buf (cap bytes).
+#define SW_CUDA_MEMO_SLOTS 4
+struct sw_cuda_memo_slot {
+    const float *src;
+    int64_t n;
+    int prec;
+    void *buf;
+    size_t cap;
+    unsigned long long last_use;
+};
+// Bumped by every launch, op entry and memory operation outside the GEMM path: a GEMM that sees
+// it moved drops every memoised copy (gemm_memo.cu explains the rule).
+extern unsigned long long sw_cuda_epoch;
 
 struct sw_cuda_ctx {
     int device;
@@ -70,13 +87,14 @@ struct sw_cuda_ctx {
     void *lt_ws;                  // cuBLASLt workspace
     size_t lt_ws_bytes;
     int sm_count;
-    enum sw_cuda_gemm_prec prec;  // GEMM precision (env SW_CUDA_MATMUL=fp32|tf32|bf16|bf16i)
+    enum sw_cuda_gemm_prec prec;  // GEMM precision (env SW_CUDA_MATMUL=fp32|tf32|bf16|bf16i|fp16)
     int bf16_inline;              // bf16: let cuBLASLt round float32 operands (FAST_16BF)
     // Scratch arena: chunks bump-allocated in order; reset rewinds and, if the last step needed
-    // more than one chunk, replaces them by one chunk of the total size.
+    // more than one chunk, replaces them by one chunk of what that step asked for (need).
     struct chunk { char *base; size_t cap, used; } *chunks;
     int nchunks, cur;
     size_t in_use, peak;
+    size_t need; // bytes handed out since the last reset (256-byte granules, no chunk tails)
     // Workspaces private to one op call (stream-ordered, grown on demand): ws[0] for an op's
     // own temporaries, ws[1] for GEMM operand conversion (an op may call a GEMM while holding ws[0]).
     void *ws[2];
@@ -90,10 +108,23 @@ struct sw_cuda_ctx {
     struct sw_cuda_gemm_plan *plans;
     int nplans, cap_plans;
     size_t alloc_bytes, alloc_peak; // persistent allocations (alloc/free)
+    // 16-bit copies of float32 GEMM operands reused across consecutive GEMMs (gemm_memo.cu).
+    sw_cuda_memo_slot memo[SW_CUDA_MEMO_SLOTS];
+    unsigned long long memo_epoch, memo_tick;
+    // Cross-entropy gradient (softmax − onehot, 16-bit [N, V]) kept by ce_fused_fwd for the
+    // ce_fused_bwd of the same (h, w, targets, shape, mode) (cross_entropy.cu).
+    void *ce_keep;
+    size_t ce_keep_cap;
+    struct { const float *h, *w; const int32_t *t; int64_t N, V, C; int prec; } ce_key;
 };
 
 static inline sw_cuda_ctx *sw_cuda_ctx_of(struct sw_backend *be) {
     return (sw_cuda_ctx *)be->ctx;
+}
+
+// A 16-bit mode (bf16, bf16i or fp16): GEMM operands and the CE gradient in "half" precision.
+static inline int sw_cuda_half_mode(const sw_cuda_ctx *c) {
+    return c->prec == SW_CUDA_GEMM_BF16 || c->prec == SW_CUDA_GEMM_FP16;
 }
 
 // Check the device error record; 0 or the sw_err it maps to (message set). Non-blocking.
@@ -116,9 +147,19 @@ struct sw_cuda_prof_scope {
 #define SW_CUDA_OP(be, opname, ...)                                                            \
     sw_cuda_ctx *c = sw_cuda_ctx_of(be);                                                       \
     sw_cuda_prof_scope prof_scope_(c, opname, ##__VA_ARGS__);                                  \
+    sw_cuda_epoch++;                                                                           \
+    SW_TRY(sw_cuda_fault_check(c))
+// The same for the GEMM ops (matmul.cu), which keep the operand memo.
+#define SW_CUDA_GEMM_OP(be, opname, ...)                                                       \
+    sw_cuda_ctx *c = sw_cuda_ctx_of(be);                                                       \
+    sw_cuda_prof_scope prof_scope_(c, opname, ##__VA_ARGS__);                                  \
     SW_TRY(sw_cuda_fault_check(c))
 
-#define SW_CUDA_LAUNCHED(opname) SW_TRY(sw_cuda_launch_check(opname))
+#define SW_CUDA_LAUNCHED(opname)                                                               \
+    do {                                                                                       \
+        sw_cuda_epoch++;                                                                       \
+        SW_TRY(sw_cuda_launch_check(opname));                                                  \
+    } while (0)
 
 // Blocks for a grid-stride elementwise kernel over n items.
 static inline unsigned sw_cuda_blocks(int64_t n, int threads) {
@@ -131,20 +172,33 @@ static inline unsigned sw_cuda_blocks(int64_t n, int threads) {
 // ---- GEMM core (matmul.cu), row-major operands as in sw_kernels.h ----------------------------
 // C[M,N] = alpha · op(A) · op(B) + beta · C (+ bias[N] when bias != NULL), where op(A) is
 // A[M,K] (ta = 0) or A stored [K,M] (ta = 1), op(B) is B[K,N] (tb = 0) or B stored [N,K]
-// (tb = 1). Precision: the context's mode (fp32 exact, tf32, or bf16 operands with fp32
+// (tb = 1). Precision: the context's mode (fp32 exact, tf32, or bf16 / fp16 operands with fp32
 // accumulation and fp32 C). what names the caller in errors.
 int sw_cuda_gemm(sw_cuda_ctx *c, const char *what, float *C, const float *A, const float *B,
                  const float *bias, int64_t M, int64_t N, int64_t K, int ta, int tb, float alpha,
                  float beta);
-// The same with operands that may already be bfloat16 (a_bf16 / b_bf16 = 1; bf16 mode only),
-// so a caller that reuses one operand across several products converts it once.
-int sw_cuda_gemm_mixed(sw_cuda_ctx *c, const char *what, float *C, const void *A, int a_bf16,
-                       const void *B, int b_bf16, const float *bias, int64_t M, int64_t N,
+// The same with operands that may already be in the mode's 16-bit type (a_half / b_half = 1:
+// __nv_bfloat16 in bf16 mode, __half in fp16 mode; 16-bit modes only, as written by
+// sw_cuda_to_half), so a caller that reuses one operand across several products converts it once.
+int sw_cuda_gemm_mixed(sw_cuda_ctx *c, const char *what, float *C, const void *A, int a_half,
+                       const void *B, int b_half, const float *bias, int64_t M, int64_t N,
                        int64_t K, int ta, int tb, float alpha, float beta);
 // dst[n] = bf16(src[n]) (round to nearest even), on the stream.
 int sw_cuda_to_bf16(sw_cuda_ctx *c, const char *what, __nv_bfloat16 *dst, const float *src,
                     int64_t n);
+// dst[n] = src[n] in the mode's 16-bit type (2 bytes each, round to nearest even): bf16 in bf16
+// mode, fp16 in fp16 mode, where |x| beyond fp16's range (≥ 65520) becomes ±inf — what loss
+// scaling detects as an overflow. SW_EINVAL outside the 16-bit modes.
+int sw_cuda_to_half(sw_cuda_ctx *c, const char *what, void *dst, const float *src, int64_t n);
 void sw_cuda_gemm_plans_free(sw_cuda_ctx *c);
+// Operand memo (gemm_memo.cu): begin drops every copy if anything but a GEMM ran since the last
+// end; memo_half returns the 16-bit copy of src[0..n) (converting it if needed; NULL with
+// sw_err set); end drops the copies whose source overlaps the GEMM output [written, +bytes).
+void sw_cuda_memo_begin(sw_cuda_ctx *c);
+const void *sw_cuda_memo_half(sw_cuda_ctx *c, const char *what, const float *src, int64_t n);
+void sw_cuda_memo_end(sw_cuda_ctx *c, const void *written, size_t bytes);
+void sw_cuda_memo_clear(sw_cuda_ctx *c);
+void sw_cuda_memo_free(sw_cuda_ctx *c);
 
 // ---- ops --------------------------------------------------------------------------------------
 int sw_cuda_matmul_fwd(struct sw_backend *be, float *y, const float *x, const float *w,
@@ -198,6 +252,17 @@ int sw_cuda_attention_bwd_bf16(sw_cuda_ctx *c, int dp, float *dq, float *dk, flo
                                const float *lse, const float *delta, const int32_t *cu,
                                const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq,
                                int Hk, int D, float scale);
+// FlashAttention-2-style kernels of attention_mma.cu (mma.sync, register-resident scores), the
+// default in the 16-bit modes; bf16 or fp16 tiles by c->prec. Same arguments as the pair above.
+int sw_cuda_attention_fwd_mma(sw_cuda_ctx *c, int dp, float *out, float *lse, const float *q,
+                              const float *k, const float *v, const int32_t *cu,
+                              const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq,
+                              int Hk, int D, float scale);
+int sw_cuda_attention_bwd_mma(sw_cuda_ctx *c, int dp, float *dq, float *dk, float *dv,
+                              const float *dout, const float *q, const float *k, const float *v,
+                              const float *lse, const float *delta, const int32_t *cu,
+                              const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq,
+                              int Hk, int D, float scale);
 
 int sw_cuda_swiglu_fwd(struct sw_backend *be, float *out, const float *gate, const float *up,
                        int64_t n);

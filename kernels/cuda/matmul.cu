@@ -11,17 +11,20 @@
 // kernel each, then a bf16×bf16 → fp32 product with fp32 accumulation: the arithmetic of
 // torch.autocast(bfloat16) with fp32 master weights; outputs and accumulated gradients stay
 // float32); bf16i leaves that rounding to cuBLASLt (CUBLAS_COMPUTE_32F_FAST_16BF on the float32
-// operands, no conversion pass). Descriptors and the heuristic's algorithm are cached per (precision, shape,
-// transposes, bias, beta ≠ 0, pointer alignment) so a training step makes no heuristic call
-// after the first. The bias rides the BIAS epilogue where cuBLASLt offers one, else a separate
-// broadcast kernel writes beta·y + b first.
+// operands, no conversion pass); fp16 is bf16 with IEEE half operands (CUDA_R_16F: 10 mantissa
+// bits but a range of ±65504 — larger values become ±inf, which sw-train's loss scaling catches:
+// torch.autocast(float16) + GradScaler). Descriptors and the heuristic's algorithm are cached
+// per (precision, shape, transposes, bias, beta ≠ 0, pointer alignment) so a training step makes
+// no heuristic call after the first. The bias rides the BIAS epilogue where cuBLASLt offers one,
+// else a separate broadcast kernel writes beta·y + b first.
 #include "cuda_ops.h"
 
 #include <cstdlib>
 #include <cstring>
 
-// Plan precisions: the three modes, plus float32 operands with bf16 tensor-core compute.
-#define PLAN_F32_FAST16BF 3
+// Plan precisions: the modes of enum sw_cuda_gemm_prec, plus float32 operands with bf16
+// tensor-core compute (bf16i).
+#define PLAN_F32_FAST16BF 100
 
 struct sw_cuda_gemm_plan {
     int prec, ta, tb, has_bias, beta_nz, align;
@@ -65,7 +68,9 @@ static int ptr_align(const void *p) {
 // Build descriptors and pick an algorithm; with_bias tries the BIAS epilogue.
 static int plan_build(sw_cuda_ctx *c, const char *what, sw_cuda_gemm_plan *p, int with_bias,
                       int aA, int aB, int aC) {
-    cudaDataType_t ab = p->prec == SW_CUDA_GEMM_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+    cudaDataType_t ab = p->prec == SW_CUDA_GEMM_BF16   ? CUDA_R_16BF
+                        : p->prec == SW_CUDA_GEMM_FP16 ? CUDA_R_16F
+                                                       : CUDA_R_32F;
     cublasComputeType_t ct = p->prec == SW_CUDA_GEMM_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
                              : p->prec == PLAN_F32_FAST16BF ? CUBLAS_COMPUTE_32F_FAST_16BF
                                                             : CUBLAS_COMPUTE_32F;
@@ -158,20 +163,35 @@ static int plan_get(sw_cuda_ctx *c, const char *what, int prec, int ta, int tb, 
 
 // ---- small kernels ----------------------------------------------------------------------------
 
-__global__ void k_f32_to_bf16(__nv_bfloat16 *dst, const float *src, int64_t n) {
+// float → 16-bit conversions, round to nearest even (fp16: overflow to ±inf, as torch's .half()).
+struct cvt_bf16 {
+    typedef __nv_bfloat16 T;
+    typedef __nv_bfloat162 T2;
+    static __device__ T one(float x) { return __float2bfloat16_rn(x); }
+    static __device__ T2 two(float x, float y) { return __floats2bfloat162_rn(x, y); }
+};
+struct cvt_f16 {
+    typedef __half T;
+    typedef __half2 T2;
+    static __device__ T one(float x) { return __float2half_rn(x); }
+    static __device__ T2 two(float x, float y) { return __floats2half2_rn(x, y); }
+};
+
+template <typename Cvt>
+__global__ void k_f32_to_half(typename Cvt::T *dst, const float *src, int64_t n) {
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if ((n & 3) == 0 && ((uintptr_t)src & 15) == 0 && ((uintptr_t)dst & 7) == 0) {
         const float4 *s4 = (const float4 *)src;
-        __nv_bfloat162 *d2 = (__nv_bfloat162 *)dst;
+        typename Cvt::T2 *d2 = (typename Cvt::T2 *)dst;
         for (int64_t j = i; j < n / 4; j += stride) {
             float4 v = s4[j];
-            d2[2 * j] = __floats2bfloat162_rn(v.x, v.y);
-            d2[2 * j + 1] = __floats2bfloat162_rn(v.z, v.w);
+            d2[2 * j] = Cvt::two(v.x, v.y);
+            d2[2 * j + 1] = Cvt::two(v.z, v.w);
         }
         return;
     }
-    for (int64_t j = i; j < n; j += stride) dst[j] = __float2bfloat16_rn(src[j]);
+    for (int64_t j = i; j < n; j += stride) dst[j] = Cvt::one(src[j]);
 }
 
 // y[M,N] = beta·y + b[n] (beta 0 never reads y).
@@ -206,13 +226,24 @@ int sw_cuda_gemm(sw_cuda_ctx *c, const char *what, float *C, const float *A, con
 int sw_cuda_to_bf16(sw_cuda_ctx *c, const char *what, __nv_bfloat16 *dst, const float *src,
                     int64_t n) {
     if (n <= 0) return 0;
-    k_f32_to_bf16<<<sw_cuda_blocks(n / 4 + 1, 256), 256, 0, c->stream>>>(dst, src, n);
+    k_f32_to_half<cvt_bf16><<<sw_cuda_blocks(n / 4 + 1, 256), 256, 0, c->stream>>>(dst, src, n);
     SW_CUDA_LAUNCHED(what);
     return 0;
 }
 
-int sw_cuda_gemm_mixed(sw_cuda_ctx *c, const char *what, float *C, const void *A, int a_bf16,
-                       const void *B, int b_bf16, const float *bias, int64_t M, int64_t N,
+int sw_cuda_to_half(sw_cuda_ctx *c, const char *what, void *dst, const float *src, int64_t n) {
+    if (c->prec == SW_CUDA_GEMM_BF16) return sw_cuda_to_bf16(c, what, (__nv_bfloat16 *)dst, src, n);
+    if (c->prec != SW_CUDA_GEMM_FP16)
+        return sw_err_set(SW_EINVAL, "%s: 16-bit conversion outside the bf16/fp16 modes", what);
+    if (n <= 0) return 0;
+    k_f32_to_half<cvt_f16><<<sw_cuda_blocks(n / 4 + 1, 256), 256, 0, c->stream>>>((__half *)dst,
+                                                                                 src, n);
+    SW_CUDA_LAUNCHED(what);
+    return 0;
+}
+
+int sw_cuda_gemm_mixed(sw_cuda_ctx *c, const char *what, float *C, const void *A, int a_half,
+                       const void *B, int b_half, const float *bias, int64_t M, int64_t N,
                        int64_t K, int ta, int tb, float alpha, float beta) {
     if (M < 0 || N < 0 || K < 0)
         return sw_err_set(SW_EINVAL, "%s: negative dimensions %lldx%lldx%lld", what,
@@ -226,26 +257,17 @@ int sw_cuda_gemm_mixed(sw_cuda_ctx *c, const char *what, float *C, const void *A
         }
         return scale_out(c, what, C, M * N, beta);
     }
-    if ((a_bf16 || b_bf16) && c->prec != SW_CUDA_GEMM_BF16)
-        return sw_err_set(SW_EINVAL, "%s: bf16 operands outside bf16 mode", what);
+    int half = sw_cuda_half_mode(c);
+    if ((a_half || b_half) && !half)
+        return sw_err_set(SW_EINVAL, "%s: 16-bit operands outside the bf16/fp16 modes", what);
     const void *pa = A, *pb = B;
     int pprec = c->prec;
-    if (c->prec == SW_CUDA_GEMM_BF16 && c->bf16_inline && !a_bf16 && !b_bf16)
+    if (half) sw_cuda_memo_begin(c);
+    if (c->prec == SW_CUDA_GEMM_BF16 && c->bf16_inline && !a_half && !b_half)
         pprec = PLAN_F32_FAST16BF; // cuBLASLt rounds the float32 operands itself
-    else if (c->prec == SW_CUDA_GEMM_BF16 && (!a_bf16 || !b_bf16)) {
-        size_t na = a_bf16 ? 0 : (size_t)(M * K), nb = b_bf16 ? 0 : (size_t)(N * K);
-        size_t offb = (na * 2 + 255) & ~(size_t)255;
-        char *ws = (char *)sw_cuda_ws(c, 1, offb + nb * 2 + 256);
-        if (!ws) return SW_ENOMEM;
-        if (!a_bf16) {
-            SW_TRY(sw_cuda_to_bf16(c, what, (__nv_bfloat16 *)ws, (const float *)A, (int64_t)na));
-            pa = ws;
-        }
-        if (!b_bf16) {
-            SW_TRY(sw_cuda_to_bf16(c, what, (__nv_bfloat16 *)(ws + offb), (const float *)B,
-                                   (int64_t)nb));
-            pb = ws + offb;
-        }
+    else if (half && (!a_half || !b_half)) { // float32 operands: their (memoised) 16-bit copies
+        if (!a_half && !(pa = sw_cuda_memo_half(c, what, (const float *)A, M * K))) return SW_ENOMEM;
+        if (!b_half && !(pb = sw_cuda_memo_half(c, what, (const float *)B, N * K))) return SW_ENOMEM;
     }
     sw_cuda_gemm_plan *p = NULL;
     SW_TRY(plan_get(c, what, pprec, ta, tb, M, N, K, bias != NULL, beta != 0.0f, pa, pb, C, &p));
@@ -260,6 +282,7 @@ int sw_cuda_gemm_mixed(sw_cuda_ctx *c, const char *what, float *C, const void *A
     // cuBLASLt reads C when beta ≠ 0 only; a NaN in uninitialised C is harmless with beta 0.
     LT(cublasLtMatmul(c->lt, p->op, &alpha, pb, p->la, pa, p->lb, &beta, C, p->lc, C, p->lc,
                       &p->algo, c->lt_ws, c->lt_ws_bytes, c->stream));
+    if (half) sw_cuda_memo_end(c, C, (size_t)(M * N) * sizeof(float));
     return 0;
 }
 
@@ -267,20 +290,20 @@ int sw_cuda_gemm_mixed(sw_cuda_ctx *c, const char *what, float *C, const void *A
 
 int sw_cuda_matmul_fwd(struct sw_backend *be, float *y, const float *x, const float *w,
                        const float *b, int64_t M, int64_t N, int64_t K, float alpha, float beta) {
-    SW_CUDA_OP(be, "matmul_fwd", M, N, K);
+    SW_CUDA_GEMM_OP(be, "matmul_fwd", M, N, K);
     return sw_cuda_gemm(c, "matmul_fwd", y, x, w, b, M, N, K, 0, 1, alpha, beta);
 }
 
 int sw_cuda_matmul_bwd_dx(struct sw_backend *be, float *dx, const float *dy, const float *w,
                           int64_t M, int64_t N, int64_t K, float alpha, float beta) {
-    SW_CUDA_OP(be, "matmul_bwd_dx", M, N, K);
+    SW_CUDA_GEMM_OP(be, "matmul_bwd_dx", M, N, K);
     // dx[M,K] = dy[M,N] · w[N,K]
     return sw_cuda_gemm(c, "matmul_bwd_dx", dx, dy, w, NULL, M, K, N, 0, 0, alpha, beta);
 }
 
 int sw_cuda_matmul_bwd_dw(struct sw_backend *be, float *dw, const float *dy, const float *x,
                           int64_t M, int64_t N, int64_t K, float alpha, float beta) {
-    SW_CUDA_OP(be, "matmul_bwd_dw", M, N, K);
+    SW_CUDA_GEMM_OP(be, "matmul_bwd_dw", M, N, K);
     // dw[N,K] = dyᵀ · x: A = dy stored [M,N] (transposed), B = x stored [M,K]
     return sw_cuda_gemm(c, "matmul_bwd_dw", dw, dy, x, NULL, N, K, M, 1, 0, alpha, beta);
 }

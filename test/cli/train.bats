@@ -234,6 +234,46 @@ tensor_offset() {
     assert_output --partial "lora needs a pretrained --model"
 }
 
+@test "precision options: float16/bfloat16 on cpu, contradictions and bad values are clear errors" {
+    a="--init_from_config $M/tiny-qwen2/config.json --tuner_type full --dataset $D/train.sws"
+    run "$T" $a --torch_dtype float16 --output_dir o
+    assert_failure 2
+    assert_output --partial "torch_dtype float16: --device cpu computes in float32 only"
+    run "$T" $a --bf16 true --output_dir o
+    assert_failure 2
+    assert_output --partial "torch_dtype bfloat16 (--bf16 true): --device cpu computes in float32 only"
+    run "$T" $a --torch_dtype half --output_dir o
+    assert_failure 2
+    assert_output --partial "must be one of auto|float32|bfloat16|float16|fp32|bf16|fp16, got 'half'"
+    run "$T" $a --bf16 true --fp16 true --output_dir o
+    assert_failure 2
+    assert_output --partial "bf16 and fp16 are both true"
+    run "$T" $a --fp16 true --torch_dtype bf16 --output_dir o
+    assert_failure 2
+    assert_output --partial "fp16 true contradicts torch_dtype bf16"
+    for v in dyn 0 -1 1e39 dynamic:0 nan; do
+        run "$T" $a --loss_scale "$v" --output_dir o
+        assert_failure 2
+        assert_output --partial "loss_scale '$v': expected \"dynamic\""
+    done
+    run "$T" $a --loss_scale last_round --output_dir o
+    assert_failure 2
+    assert_output --partial "ms-swift's per-token loss weighting, which sw-pack applies"
+    [ ! -e o ]
+    # float32 (auto on cpu, and fp32 spelled out) trains; args.json records the resolved dtype.
+    run "$T" $a --max_steps 2 --loss_scale 1024 --output_dir o
+    assert_success
+    assert_output --partial "loss_scale 1024 has no effect: the run computes in float32"
+    assert_output --partial "warmup, float32"
+    grep -q '"torch_dtype": "float32"' o/checkpoint-2/args.json
+    grep -q '"fp16": false' o/checkpoint-2/args.json
+    run "$T" $a --max_steps 2 --torch_dtype fp32 --output_dir o2
+    assert_success
+    cmp o/checkpoint-2/model.safetensors o2/checkpoint-2/model.safetensors
+    run grep -q loss_scaler o/checkpoint-2/training_state.json
+    assert_failure
+}
+
 @test "unsupported architecture and mis-shaped / missing tensors name the problem" {
     sed 's/"qwen2"/"gpt2"/' "$M/tiny-qwen2/config.json" > gpt2.json
     run "$T" --init_from_config gpt2.json --tuner_type full --dataset "$D/train.sws" --output_dir o

@@ -6,6 +6,8 @@
  * Error bound, per tensor: rel(a, b) = max|a − b| / max(max|b|, 1e-6).
  *   fp32 GEMM mode (the default): ≤ 2e-5 for every op (float32 with another summation order);
  *   tf32 mode: ≤ 5e-3 (10-bit mantissa products); bf16 mode: ≤ 3e-2 (8-bit mantissa operands);
+ *   fp16 mode (GEMM, CE): ≤ 1e-2 (10-bit mantissa operands; beyond ±65504 they become ±inf,
+ *   checked too);
  *   attention in bf16 mode (tensor-core kernels): ≤ 5e-2;
  *   dropout, embedding, add and axpy: bit-identical; AdamW: ≤ 1e-6 (written to round as sw_optim).
  * Also: outputs written with beta 0 over NaN-poisoned buffers (never read), persistent memory
@@ -189,6 +191,33 @@ static void test_matmul_shape(int64_t M, int64_t N, int64_t K, int bias, float a
     free(y), free(dxr), free(dwr), free(dbr);
 }
 
+/* fp16's range: an operand beyond ±65504 becomes ±inf (what sw-train's loss scaling detects),
+ * and only the outputs it feeds are non-finite; bf16 (range ~3e38) stays finite. */
+static void test_matmul_fp16_range(void) {
+    enum { M = 3, N = 4, K = 8 };
+    float *x = frand(M * K, 1), *w = frand(N * K, 1), y[M * N];
+    x[K + 2] = 7e4f; /* row 1 */
+    float *d_x = DEVF(x, M * K), *d_w = DEVF(w, N * K), *d_y = DEVF(y, M * N);
+    for (int m = 0; m < 2; m++) {
+        sw_cuda_set_matmul_precision(gpu, m ? SW_CUDA_MATMUL_BF16 : SW_CUDA_MATMUL_FP16);
+        int rc = gpu->matmul_fwd(gpu, d_y, d_x, d_w, NULL, M, N, K, 1.0f, 0.0f);
+        float *h = host(d_y, M * N);
+        int row1_bad = 1, others_ok = 1;
+        for (int i = 0; i < M * N; i++) {
+            if (i / N == 1) row1_bad &= !isfinite(h[i]);
+            else others_ok &= isfinite(h[i]);
+        }
+        if (m == 0)
+            OK(rc == 0 && row1_bad && others_ok,
+               "fp16: an operand of 7e4 makes its output row ±inf/NaN, the other rows finite");
+        else
+            OK(rc == 0 && !row1_bad && others_ok, "bf16: the same operand stays finite");
+        free(h);
+    }
+    gpu->free(gpu, d_x), gpu->free(gpu, d_w), gpu->free(gpu, d_y);
+    free(x), free(w);
+}
+
 static void test_matmul(void) {
     const int64_t shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {37, 29, 61}, {128, 256, 64},
                                  {257, 300, 129}, {64, 1, 896}};
@@ -200,20 +229,27 @@ static void test_matmul(void) {
     }
     test_matmul_shape(33, 17, 9, 1, 1.0f, 0.0f, TOL_F32, "fp32");
     test_matmul_shape(5, 4, 0, 1, 1.0f, 0.5f, TOL_F32, "fp32"); /* K = 0: bias + beta·y only */
+    /* fp16: 10-bit mantissa operands like tf32, rounded once per operand: 1e-2. */
     const struct { int prec; const char *name; double tol; } modes[] = {
         {SW_CUDA_MATMUL_TF32, "tf32", 5e-3}, {SW_CUDA_MATMUL_BF16, "bf16", 3e-2},
-        {SW_CUDA_MATMUL_BF16_INLINE, "bf16i", 3e-2}};
-    for (int m = 0; m < 3; m++) {
+        {SW_CUDA_MATMUL_BF16_INLINE, "bf16i", 3e-2}, {SW_CUDA_MATMUL_FP16, "fp16", 1e-2}};
+    for (int m = 0; m < (int)(sizeof modes / sizeof modes[0]); m++) {
         sw_cuda_set_matmul_precision(gpu, modes[m].prec);
         test_matmul_shape(37, 29, 61, 1, 1.0f, 0.0f, modes[m].tol, modes[m].name);
         test_matmul_shape(257, 300, 129, 0, 1.0f, 1.0f, modes[m].tol, modes[m].name);
         test_matmul_shape(512, 896, 896, 1, 1.0f, 0.0f, modes[m].tol, modes[m].name);
     }
+    test_matmul_fp16_range();
     sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP32);
-    int p = -1;
-    OK(sw_cuda_parse_matmul_precision("bf16", &p) == 0 && p == SW_CUDA_MATMUL_BF16 &&
-           sw_cuda_parse_matmul_precision("fp16", &p) == SW_EINVAL,
-       "matmul precision names parse");
+    int p = -1, names = 1;
+    const char *nm[] = {"fp32", "tf32", "bf16", "bf16i", "fp16"};
+    for (int i = 0; i < 5; i++)
+        names &= sw_cuda_parse_matmul_precision(nm[i], &p) == 0 && p == i &&
+                 strcmp(sw_cuda_matmul_precision_name(p), nm[i]) == 0;
+    OK(names && sw_cuda_parse_matmul_precision("fp8", &p) == SW_EINVAL &&
+           sw_cuda_set_matmul_precision(gpu, 5) == SW_EINVAL &&
+           sw_cuda_set_matmul_precision(cpu, SW_CUDA_MATMUL_FP16) == SW_EINVAL,
+       "matmul precision names parse and name back (fp16 included); bad modes refused");
 }
 
 /* ---- embedding ------------------------------------------------------------------------------- */
@@ -388,16 +424,33 @@ static void test_attention(void) {
     test_attention_case("head_dim 24, padded", l6, k6, 2, 3, 3, 24, 1);
     int l7[] = {1024};
     test_attention_case("one 1024-token sequence", l7, NULL, 1, 2, 1, 64, 1);
-    /* bf16 mode: the tensor-core kernels (bf16 operands, float32 softmax and accumulators). */
-    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_BF16);
-    att_tol = 5e-2;
-    test_attention_case("bf16: one short segment", l1, NULL, 1, 4, 2, 8, 1);
-    test_attention_case("bf16: packed, empty and 1-token segments", l2, NULL, 5, 4, 1, 16, 1);
-    test_attention_case("bf16: padded (kv_len 73, 0, 100)", l3, k3, 3, 4, 2, 32, 1);
-    test_attention_case("bf16: Qwen2.5-0.5B heads", l4, NULL, 2, 14, 2, 64, 1);
-    test_attention_case("bf16: head_dim 128", l5, NULL, 1, 2, 2, 128, 1);
-    test_attention_case("bf16: head_dim 24, padded", l6, k6, 2, 3, 3, 24, 1);
-    test_attention_case("bf16: one 1024-token sequence", l7, NULL, 1, 2, 1, 64, 1);
+    /* 16-bit modes: the tensor-core kernels (bf16 / fp16 operands, float32 softmax and
+     * accumulators; attention_mma.cu), and once the first WMMA kernels (SW_CUDA_ATTN=wmma). */
+    static const struct { int prec; const char *env, *name; } modes[] = {
+        {SW_CUDA_MATMUL_BF16, NULL, "bf16"}, {SW_CUDA_MATMUL_FP16, NULL, "fp16"},
+        {SW_CUDA_MATMUL_BF16, "wmma", "bf16 wmma"}};
+    int l8[] = {333, 64, 129}, l9[] = {300, 17};
+    for (int m = 0; m < 3; m++) {
+        char nm[9][96];
+        const char *cases[] = {"one short segment", "packed, empty and 1-token segments",
+                               "padded (kv_len 73, 0, 100)", "Qwen2.5-0.5B heads", "head_dim 128",
+                               "head_dim 24, padded", "one 1024-token sequence",
+                               "GQA 7, tiles 6+1+3", "head_dim 128, GQA 4, 5 tiles"};
+        for (int i = 0; i < 9; i++) snprintf(nm[i], sizeof nm[0], "%s: %s", modes[m].name, cases[i]);
+        if (modes[m].env) setenv("SW_CUDA_ATTN", modes[m].env, 1);
+        sw_cuda_set_matmul_precision(gpu, modes[m].prec);
+        att_tol = 5e-2;
+        test_attention_case(nm[0], l1, NULL, 1, 4, 2, 8, 1);
+        test_attention_case(nm[1], l2, NULL, 5, 4, 1, 16, 1);
+        test_attention_case(nm[2], l3, k3, 3, 4, 2, 32, 1);
+        test_attention_case(nm[3], l4, NULL, 2, 14, 2, 64, 1);
+        test_attention_case(nm[4], l5, NULL, 1, 2, 2, 128, 1);
+        test_attention_case(nm[5], l6, k6, 2, 3, 3, 24, 1);
+        test_attention_case(nm[6], l7, NULL, 1, 2, 1, 64, 1);
+        test_attention_case(nm[7], l8, NULL, 3, 14, 2, 64, 1);
+        test_attention_case(nm[8], l9, NULL, 2, 8, 2, 128, 1);
+        unsetenv("SW_CUDA_ATTN");
+    }
     att_tol = TOL_F32;
     sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP32);
 }
@@ -490,6 +543,39 @@ static void test_ce_shape(int64_t N, int64_t V, int64_t C, int64_t chunk, float 
     free(pn);
 }
 
+/* fp16: a loss gradient scaled past 65504 (a loss scale too large) overflows in the 16-bit
+ * gradient the backward GEMMs read, so dh and dw turn non-finite — how sw-train's scaler sees
+ * an overflow; with a scale of 1 they are finite. */
+static void test_ce_fp16_overflow(void) {
+    enum { N = 8, V = 50, C = 16 };
+    float *h = frand(N * C, 1), *w = frand(V * C, 0.5), *z = calloc(V * C, 4);
+    int32_t t[N];
+    for (int n = 0; n < N; n++) t[n] = (n * 7) % V;
+    float *d_h = DEVF(h, N * C), *d_w = DEVF(w, V * C), *d_dh = DEVF(z, N * C);
+    float *d_dw = DEVF(z, V * C), *d_loss = DEVF(z, N), *d_lse = DEVF(z, N);
+    int32_t *d_t = DEVI(t, N);
+    int rc = gpu->ce_fused_fwd(gpu, d_loss, d_lse, d_h, d_w, d_t, N, V, C, 16);
+    int finite[2] = {1, 1};
+    const float scales[2] = {1.0f, 1e6f};
+    for (int s = 0; s < 2 && rc == 0; s++) {
+        rc = gpu->ce_fused_bwd(gpu, d_dh, d_dw, d_h, d_w, d_t, d_lse, N, V, C, 16, scales[s], 0.0f);
+        float *a = host(d_dh, N * C), *b = host(d_dw, V * C);
+        double sum = 0;
+        for (int i = 0; i < N * C; i++) sum += a[i];
+        for (int i = 0; i < V * C; i++) sum += b[i];
+        finite[s] = isfinite(sum);
+        free(a), free(b);
+        gpu->memset0(gpu, d_dw, (size_t)V * C * 4);
+    }
+    OK(rc == 0 && finite[0] && !finite[1],
+       "fp16 ce_fused_bwd: grad_scale 1 finite, 1e6 overflows to non-finite dh/dw (%s)",
+       rc ? sw_err_msg() : "ok");
+    float *ptrs[] = {d_h, d_w, d_dh, d_dw, d_loss, d_lse};
+    for (int i = 0; i < 6; i++) gpu->free(gpu, ptrs[i]);
+    gpu->free(gpu, d_t);
+    free(h), free(w), free(z);
+}
+
 static void test_ce(void) {
     test_ce_shape(1, 1, 1, 16, 0.0f, 1, TOL_F32, "fp32");
     test_ce_shape(37, 101, 13, 16, 0.0f, 1, TOL_F32, "fp32");
@@ -498,7 +584,16 @@ static void test_ce(void) {
     setenv("SW_CUDA_CE_CHUNK_BYTES", "1048576", 1);
     test_ce_shape(301, 5000, 96, 16, 0.0f, 1, TOL_F32, "fp32");
     sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_BF16);
-    test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 3e-2, "bf16");
+    test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 3e-2, "bf16");   /* gradient kept from the forward */
+    setenv("SW_CUDA_CE_KEEP_BYTES", "0", 1);                   /* ... and recomputed */
+    test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 3e-2, "bf16 recompute");
+    unsetenv("SW_CUDA_CE_KEEP_BYTES");
+    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP16);
+    test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 1e-2, "fp16");
+    test_ce_shape(37, 101, 13, 16, 0.0f, 0, 1e-2, "fp16");
+    setenv("SW_CUDA_CE_KEEP_BYTES", "0", 1); /* the overflow lands in the recomputed 16-bit g */
+    test_ce_fp16_overflow();
+    unsetenv("SW_CUDA_CE_KEEP_BYTES");
     sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP32);
     unsetenv("SW_CUDA_CE_CHUNK_BYTES");
 }

@@ -5,11 +5,15 @@
  * forward + backward compared on the loss, the logits and every gradient.
  * Plus a larger random Qwen2-like model (hidden 128, 3 layers, 4/2 heads of 32, vocab 1000)
  * on a packed batch of 600 tokens with segments of 300, 1, 170 and 129 tokens (several
- * attention tiles, a 1-token sample, masked labels), and the same in bf16 GEMM mode.
+ * attention tiles, a 1-token sample, masked labels), and the same in bf16, tf32 and fp16 GEMM
+ * modes.
  *
  * Tolerance (rel = max|a − b| / max(max|b|, 1e-6) per tensor): CUDA fp32 vs CPU ≤ 1e-4 and vs
  * HF ≤ 1e-4 (the CPU-vs-HF bound of test/unit/test_model.c); bf16 GEMM mode: loss within 2e-2
- * relative of the CPU's, gradients ≤ 1e-1 (a smoke bound: bf16 operands, float32 accumulation).
+ * relative of the CPU's, gradients ≤ 1e-1 (a smoke bound: bf16 operands, float32 accumulation);
+ * fp16 GEMM mode: loss ≤ 1e-2, gradients ≤ 5e-2 (10-bit mantissa operands), with the backward
+ * run on the loss · 1024 on both sides (sw-train's loss scaling: unscaled, this model's
+ * per-token loss gradients, ~1e-6, sit in fp16's subnormal range and lose most of their bits).
  * Runs from the repository root on a machine with a GPU (make test-cuda). */
 #include "sw_cuda.h"
 #include "sw_err.h"
@@ -81,6 +85,10 @@ static int golden_batch(const struct sw_st_file *g, const char *lay, struct sw_b
     return 0;
 }
 
+/* Loss scale of compare_models' backward on both backends (the relative errors do not depend
+ * on it; the fp16 case needs it, see the header). 1 with goldens, which are unscaled. */
+static float bwd_scale = 1.0f;
+
 /* Forward + backward of batch b on both models; compare loss, logits and every gradient with
  * the CPU (and with golden g when given). grad_tol / loss_tol bound CUDA vs CPU. */
 static void compare_models(struct sw_model *mc, struct sw_model *mg, const struct sw_batch *b,
@@ -133,8 +141,8 @@ static void compare_models(struct sw_model *mc, struct sw_model *mg, const struc
     }
     free(l1), free(l2);
 
-    rc = sw_model_backward(mc, 1.0f / (float)lc.count);
-    rg = sw_model_backward(mg, 1.0f / (float)lg.count);
+    rc = sw_model_backward(mc, bwd_scale / (float)lc.count);
+    rg = sw_model_backward(mg, bwd_scale / (float)lg.count);
     if (!OK(rc == 0 && rg == 0, "%s %s: backward on cpu and cuda (%s)", what, lay,
             rc || rg ? sw_err_msg() : "ok"))
         return;
@@ -296,6 +304,11 @@ static void test_random_model(void) {
     compare_models(mc, mg, &b, NULL, "pack", "random 128x3 bf16 GEMMs", 2e-2, 1e-1);
     sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_TF32);
     compare_models(mc, mg, &b, NULL, "pack", "random 128x3 tf32 GEMMs", 5e-3, 5e-2);
+    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP16);
+    bwd_scale = 1024.0f;
+    compare_models(mc, mg, &b, NULL, "pack", "random 128x3 fp16 GEMMs (loss scale 1024)", 1e-2,
+                   5e-2);
+    bwd_scale = 1.0f;
     sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP32);
     /* Determinism: two CUDA steps give bit-identical gradients. */
     struct sw_loss l;

@@ -15,10 +15,21 @@
  *  - resume on CUDA is exact: a run resumed from checkpoint-5 (full) / checkpoint-7 (LoRA with
  *    dropout) ends with byte-identical model / adapter and optimizer.safetensors;
  *  - gradient checkpointing on CUDA gives byte-identical checkpoints;
+ *  - float16 (--torch_dtype float16, dynamic loss scaling): the full run's loss curve agrees
+ *    with the CPU's float32 one (step 1 ≤ 1e-2, every step ≤ 3e-2 relative: 10-bit mantissa
+ *    GEMM operands); logging.jsonl carries loss_scale and skipped_steps; a fixed --loss_scale
+ *    1e38 overflows every step: all skipped, skipped_steps == steps, no AdamW step, weights
+ *    bit-identical to the initial ones; dynamic from 2^40 skips a few steps (each halving the
+ *    scale), then trains (loss down, scale ≤ 2^40, AdamW steps = steps − skipped); resuming it
+ *    from a checkpoint inside the skipping phase ends byte-identical (weights, moments, both
+ *    state files);
+ *  - the scratch arena: sw_cuda_scratch_reserve makes one chunk (contiguous allocations, not
+ *    counted in scratch_peak), a step beyond it spills and is consolidated to what it asked
+ *    for, an impossible reservation is SW_ENOMEM and leaves a working arena;
  *  - an over-sized model fails with SW_ENOMEM naming the weights and the sizes.
  *
  * Runs from the repository root on a GPU machine (make test-cuda). SW_CUDA_MATMUL is set per
- * run (fp32 unless stated). */
+ * run (fp32 unless stated; --torch_dtype auto then takes it). */
 #include "sw_config.h"
 #include "sw_cuda.h"
 #include "sw_err.h"
@@ -106,6 +117,40 @@ static void test_sumsq_scale(void) {
     sw_backend_close(be);
 }
 
+/* The scratch arena's reservation (what sw-train does with the planned activations). */
+static void test_scratch_reserve(void) {
+    struct sw_backend *be = NULL;
+    int rc = sw_backend_open(SW_DEVICE_CUDA, &be);
+    if (!OK(rc == 0, "open the CUDA backend (%s)", rc ? sw_err_msg() : "ok")) return;
+    const size_t MiB = (size_t)1 << 20;
+    size_t used0 = 0, used1 = 0;
+    sw_cuda_memory(be, &used0, NULL);
+    rc = sw_cuda_scratch_reserve(be, 300 * MiB);
+    sw_cuda_memory(be, &used1, NULL);
+    OK(rc == 0 && used1 - used0 >= 300 * MiB && be->scratch_peak(be) == 0,
+       "reserve 300 MiB: device use +%zu MiB, scratch_peak still 0 (%s)", (used1 - used0) / MiB,
+       rc ? sw_err_msg() : "ok");
+    char *a = be->scratch_alloc(be, 100 * MiB), *b = be->scratch_alloc(be, 100 * MiB),
+         *c = be->scratch_alloc(be, 100 * MiB);
+    OK(a && b == a + 100 * MiB && c == b + 100 * MiB && be->memset0(be, c, 100 * MiB) == 0 &&
+           be->sync(be) == 0,
+       "three 100 MiB blocks are contiguous in the reserved chunk");
+    char *d = be->scratch_alloc(be, 50 * MiB); /* spills into a new chunk */
+    OK(d && be->memset0(be, d, 50 * MiB) == 0 && be->sync(be) == 0,
+       "a step beyond the reservation spills into a new chunk");
+    be->scratch_reset(be); /* consolidated to what the step asked for: 350 MiB */
+    a = be->scratch_alloc(be, 350 * MiB);
+    OK(a && be->memset0(be, a, 350 * MiB) == 0 && be->sync(be) == 0,
+       "after reset the same 350 MiB fit one consolidated chunk");
+    be->scratch_reset(be);
+    rc = sw_cuda_scratch_reserve(be, (size_t)1 << 50);
+    OK(rc == SW_ENOMEM, "reserving 1 PiB is SW_ENOMEM: %s", sw_err_msg());
+    a = be->scratch_alloc(be, 10 * MiB);
+    OK(a && be->memset0(be, a, 10 * MiB) == 0 && be->sync(be) == 0,
+       "the arena works again after a failed reservation");
+    sw_backend_close(be);
+}
+
 /* ---- runs ------------------------------------------------------------------------------- */
 
 /* sw-train with the given options (space-separated, no quoting), as the tool would parse them. */
@@ -136,6 +181,8 @@ struct curve {
     int n;
     int64_t step[MAXSTEPS];
     double loss[MAXSTEPS], norm[MAXSTEPS];
+    double scale[MAXSTEPS];  /* loss_scale (float16 runs; NAN when absent) */
+    int64_t skipped[MAXSTEPS]; /* skipped_steps (float16 runs; -1 when absent) */
 };
 
 static int read_curve(const char *dir, struct curve *c) {
@@ -148,9 +195,13 @@ static int read_curve(const char *dir, struct curve *c) {
         json_t *j = json_loads(line, 0, NULL);
         json_t *l = j ? json_object_get(j, "loss") : NULL, *g = j ? json_object_get(j, "grad_norm") : NULL;
         if (l && g) {
+            json_t *sc = json_object_get(j, "loss_scale");
+            json_t *sk = json_object_get(j, "skipped_steps");
             c->step[c->n] = json_integer_value(json_object_get(j, "step"));
             c->loss[c->n] = json_number_value(l);
-            c->norm[c->n] = json_number_value(g);
+            c->norm[c->n] = json_is_number(g) ? json_number_value(g) : NAN;
+            c->scale[c->n] = sc ? json_number_value(sc) : NAN;
+            c->skipped[c->n] = sk ? json_integer_value(sk) : -1;
             c->n++;
         }
         json_decref(j);
@@ -293,6 +344,95 @@ static void test_lora(void) {
        rc ? sw_err_msg() : "ok");
 }
 
+/* An integer of a checkpoint's training_state.json (key, or "loss_scaler.<key>"); -1 if absent. */
+static int64_t state_int(const char *ckpt, const char *key) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/training_state.json", tmp, ckpt);
+    json_t *j = json_load_file(path, 0, NULL), *o = j;
+    if (o && strncmp(key, "loss_scaler.", 12) == 0) {
+        o = json_object_get(o, "loss_scaler");
+        key += 12;
+    }
+    json_t *v = o ? json_object_get(o, key) : NULL;
+    int64_t r = json_is_integer(v) ? json_integer_value(v) : -1;
+    json_decref(j);
+    return r;
+}
+
+/* logging.jsonl writes 10 significant digits. */
+static int near(double a, double b) { return fabs(a - b) <= 1e-9 * fabs(b); }
+
+/* float16 with loss scaling (GradScaler semantics): agreement with float32, forced overflows,
+ * dynamic backoff, exact resume. */
+static void test_fp16(void) {
+    const char *args = "--init_from_config " FIX "tiny-qwen2/config.json --tuner_type full "
+                       "--dataset " FIX "tiny-data/train.sws --num_train_epochs 2 "
+                       "--per_device_train_batch_size 4 --gradient_accumulation_steps 2 "
+                       "--learning_rate 3e-3 --logging_steps 1 --save_steps 5 --device cuda "
+                       "--output_dir";
+    /* The CPU float32 run of test_full (cpu_full) is the reference. */
+    int rc = train("fp16", "%s %s/gpu_fp16 --torch_dtype float16", args, tmp);
+    if (OK(rc == 0, "fp16: CUDA run, dynamic loss scale (%s)", rc ? sw_err_msg() : "ok")) {
+        compare_curves("full fp16 vs cpu fp32", "cpu_full", "gpu_fp16", 1e-2, 3e-2, 1e-1);
+        struct curve c;
+        read_curve("gpu_fp16", &c);
+        OK(c.n == 12 && near(c.scale[11], 65536.0) && c.skipped[11] == 0,
+           "fp16: logging.jsonl has loss_scale %g and skipped_steps %lld (no overflow here)",
+           c.n ? c.scale[c.n - 1] : NAN, (long long)(c.n ? c.skipped[c.n - 1] : -1));
+        OK(state_int("gpu_fp16/checkpoint-12", "optimizer_steps") == 12 &&
+               state_int("gpu_fp16/checkpoint-12", "loss_scaler.skipped_steps") == 0 &&
+               state_int("gpu_fp16/checkpoint-12", "loss_scaler.growth_tracker") == 12,
+           "fp16: training_state.json holds the scaler (growth_tracker 12, skipped 0)");
+    }
+    /* A scale that overflows every step: nothing trains, every step is counted as skipped. */
+    rc = train("fp32", "-q --init_from_config " FIX "tiny-qwen2/config.json --tuner_type full "
+               "--max_steps 0 --device cuda --output_dir %s/init", tmp);
+    rc |= train("fp16", "%s %s/fp16_fixed --fp16 true --loss_scale 1e38", args, tmp);
+    struct curve f;
+    read_curve("fp16_fixed", &f);
+    double w = weights_diff("init/checkpoint-0/model.safetensors",
+                            "fp16_fixed/checkpoint-12/model.safetensors");
+    OK(rc == 0 && f.n == 12 && f.skipped[11] == 12 && near(f.scale[11], 1e38f) && w == 0 &&
+           state_int("fp16_fixed/checkpoint-12", "optimizer_steps") == 0,
+       "fp16, fixed loss_scale 1e38: %lld of %d steps skipped, no AdamW step, weights unchanged "
+       "(max diff %g) (%s)",
+       (long long)(f.n ? f.skipped[f.n - 1] : -1), f.n, w, rc ? sw_err_msg() : "ok");
+    /* Dynamic from 2^40: overflows back the scale off until the gradients fit, then it trains. */
+    const char *dyn = "--init_from_config " FIX "tiny-qwen2/config.json --tuner_type full "
+                      "--dataset " FIX "tiny-data/train.sws --max_steps 40 "
+                      "--per_device_train_batch_size 4 --gradient_accumulation_steps 2 "
+                      "--learning_rate 3e-3 --logging_steps 1 --save_steps 10 --device cuda "
+                      "--torch_dtype fp16 --loss_scale dynamic:1099511627776 --output_dir";
+    rc = train("fp32", "%s %s/fp16_dyn", dyn, tmp);
+    struct curve d;
+    read_curve("fp16_dyn", &d);
+    int64_t sk = d.n ? d.skipped[d.n - 1] : -1;
+    int halving = 1; /* each skipped step halves the scale */
+    for (int i = 1; i < d.n; i++)
+        if (d.skipped[i] == d.skipped[i - 1] + 1) halving &= near(d.scale[i], d.scale[i - 1] / 2);
+    OK(rc == 0 && d.n == 40 && sk >= 1 && sk < 30 && halving && d.scale[d.n - 1] < 0x1p40 &&
+           d.loss[d.n - 1] < d.loss[0] &&
+           state_int("fp16_dyn/checkpoint-40", "optimizer_steps") == 40 - sk,
+       "fp16, dynamic from 2^40: %lld steps skipped (scale halved each time, now %g), then "
+       "trained: loss %.4f -> %.4f (%s)",
+       (long long)sk, d.n ? d.scale[d.n - 1] : NAN, d.n ? d.loss[0] : NAN,
+       d.n ? d.loss[d.n - 1] : NAN, rc ? sw_err_msg() : "ok");
+    /* Resume from checkpoint-10 (inside or right after the skipping phase) is exact. */
+    int64_t sk10 = state_int("fp16_dyn/checkpoint-10", "loss_scaler.skipped_steps");
+    rc = train("fp32", "%s %s/fp16_dyn_r --resume_from_checkpoint %s/fp16_dyn/checkpoint-10", dyn,
+               tmp, tmp);
+    OK(rc == 0 && same_bytes("fp16_dyn/checkpoint-40/model.safetensors",
+                             "fp16_dyn_r/checkpoint-40/model.safetensors") &&
+           same_bytes("fp16_dyn/checkpoint-40/optimizer.safetensors",
+                      "fp16_dyn_r/checkpoint-40/optimizer.safetensors") &&
+           same_bytes("fp16_dyn/checkpoint-40/trainer_state.json",
+                      "fp16_dyn_r/checkpoint-40/trainer_state.json") &&
+           same_bytes("fp16_dyn/checkpoint-40/training_state.json",
+                      "fp16_dyn_r/checkpoint-40/training_state.json"),
+       "fp16: resume from checkpoint-10 (%lld skipped by then) ends byte-identical (%s)",
+       (long long)sk10, rc ? sw_err_msg() : "ok");
+}
+
 /* Weights far beyond the card: SW_ENOMEM naming the category and the sizes. */
 static void test_oom(void) {
     char cfg[512];
@@ -317,7 +457,9 @@ int main(void) {
     if (!OK(mkdtemp(tmp) != NULL, "temporary folder")) return tap_done();
     setenv("SW_PROGRESS", "0", 1);
     test_sumsq_scale();
+    test_scratch_reserve();
     test_full();
+    test_fp16();
     test_lora();
     test_oom();
     char cmd[300];
