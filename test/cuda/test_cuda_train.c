@@ -315,6 +315,12 @@ static void test_full(void) {
     rc = train("tf32", "%s %s/gpu_tf32 --device cuda", args, tmp);
     if (OK(rc == 0, "full: CUDA run with TF32 GEMMs (%s)", rc ? sw_err_msg() : "ok"))
         compare_curves("full tf32", "cpu_full", "gpu_tf32", 1e-2, 1e-2, 5e-2);
+
+    /* bf16 mixed precision (the CUDA default) against the CPU's float32: bf16 tolerance (8-bit
+     * mantissa operands, float32 accumulation and master weights). */
+    rc = train("bf16", "%s %s/gpu_bf16 --device cuda --torch_dtype bfloat16", args, tmp);
+    if (OK(rc == 0, "full: CUDA run in bf16 (%s)", rc ? sw_err_msg() : "ok"))
+        compare_curves("full bf16 vs cpu fp32", "cpu_full", "gpu_bf16", 3e-2, 5e-2, 2e-1);
 }
 
 static void test_lora(void) {
