@@ -198,7 +198,6 @@ void sw_cuda_memo_begin(sw_cuda_ctx *c);
 const void *sw_cuda_memo_half(sw_cuda_ctx *c, const char *what, const float *src, int64_t n);
 void sw_cuda_memo_end(sw_cuda_ctx *c, const void *written, size_t bytes);
 void sw_cuda_memo_clear(sw_cuda_ctx *c);
-void sw_cuda_memo_free(sw_cuda_ctx *c);
 
 // ---- ops --------------------------------------------------------------------------------------
 int sw_cuda_matmul_fwd(struct sw_backend *be, float *y, const float *x, const float *w,

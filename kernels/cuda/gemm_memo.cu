@@ -22,13 +22,6 @@ void sw_cuda_memo_clear(sw_cuda_ctx *c) {
     for (int i = 0; i < SW_CUDA_MEMO_SLOTS; i++) c->memo[i].src = NULL;
 }
 
-void sw_cuda_memo_free(sw_cuda_ctx *c) {
-    for (int i = 0; i < SW_CUDA_MEMO_SLOTS; i++) {
-        if (c->memo[i].buf) cudaFreeAsync(c->memo[i].buf, c->stream);
-        c->memo[i] = sw_cuda_memo_slot{};
-    }
-}
-
 void sw_cuda_memo_begin(sw_cuda_ctx *c) {
     if (c->memo_epoch != sw_cuda_epoch) sw_cuda_memo_clear(c);
 }
@@ -45,18 +38,15 @@ void sw_cuda_memo_end(sw_cuda_ctx *c, const void *written, size_t bytes) {
 }
 
 const void *sw_cuda_memo_half(sw_cuda_ctx *c, const char *what, const float *src, int64_t n) {
-    int victim = 0;
+    int victim = 0; // an empty slot (key 0) first, else the least recently used
     for (int i = 0; i < SW_CUDA_MEMO_SLOTS; i++) {
         sw_cuda_memo_slot *s = &c->memo[i];
         if (s->src == src && s->n == n && s->prec == (int)c->prec) {
             s->last_use = ++c->memo_tick;
             return s->buf;
         }
-        if (!s->src) { // an empty slot beats any occupied one; among those, the oldest
-            if (c->memo[victim].src || s->last_use < c->memo[victim].last_use) victim = i;
-        } else if (c->memo[victim].src && s->last_use < c->memo[victim].last_use) {
-            victim = i;
-        }
+        unsigned long long key = s->src ? s->last_use : 0, best = c->memo[victim].src ? c->memo[victim].last_use : 0;
+        if (key < best) victim = i;
     }
     sw_cuda_memo_slot *s = &c->memo[victim];
     size_t bytes = (size_t)n * 2;
