@@ -3,7 +3,8 @@
 # As root it runs apt-get itself; otherwise it prints the one command to run and fails.
 set -eu
 PKGS="build-essential pkg-config libzmq3-dev libmsgpack-dev libyaml-dev zlib1g-dev libssl-dev
-libjansson-dev libpcre2-dev libutf8proc-dev libopenblas-dev bats bats-assert bats-support
+libjansson-dev libpcre2-dev libutf8proc-dev libopenblas-dev libcurl4-openssl-dev libmicrohttpd-dev
+bats bats-assert bats-support
 python3"
 missing=""
 for p in $PKGS; do
