@@ -31,7 +31,8 @@ LAYERS = {
     "model": 3,
     "quant": 4,
     "infer": 5,
-    "train": 6,
+    "eval": 6,
+    "train": 7,
 }
 KERNELS_RANK = 2.5  # between data and model: model code is the first to call the backend
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
