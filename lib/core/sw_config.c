@@ -523,3 +523,23 @@ int sw_cli_main(const struct sw_cli_suite *s, int argc, char **argv) {
     if (s->default_run && cmd[0] == '-' && cmd[1] == '-') return sw_log_report(s->default_run(argc, argv));
     return sw_log_report(sw_err_set(SW_EUSAGE, "unknown command '%s' (see %s --help)", cmd, s->tool));
 }
+
+json_t *sw_config_to_json(const struct sw_opt *opts, const void *dst) {
+    json_t *j = json_object();
+    if (!j) return NULL;
+    for (const struct sw_opt *k = opts; k->key; k++) {
+        const void *base = (const char *)dst + k->offset;
+        json_t *v;
+        switch (k->type) {
+        case SW_OPT_BOOL: v = json_boolean(*(const int *)base); break;
+        case SW_OPT_INT: v = json_integer(*(const int64_t *)base); break;
+        case SW_OPT_FLOAT: v = json_real(*(const double *)base); break;
+        default: {
+            const char *s = *(char *const *)base;
+            v = s ? json_string(s) : json_null();
+        }
+        }
+        json_object_set_new(j, k->key, v ? v : json_null());
+    }
+    return j;
+}

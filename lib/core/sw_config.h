@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <stdio.h>
 
 enum sw_opt_type {
@@ -60,6 +61,9 @@ int sw_config_load_yaml(const struct sw_opt *opts, void *dst, const char *path);
 int sw_config_load_yaml_mem(const struct sw_opt *opts, void *dst, const char *text, size_t len,
                             const char *name);
 void sw_config_release(const struct sw_opt *opts, void *dst);
+/* Every key of opts with its value in dst as one JSON object (booleans, integers, reals, strings
+ * or null): what a run records as args.json / run.json. NULL when out of memory. */
+json_t *sw_config_to_json(const struct sw_opt *opts, const void *dst);
 void sw_config_print_help(const struct sw_cli *cli, FILE *out);
 /* The key of opts closest to key by edit distance (NULL when nothing is reasonably close). */
 const char *sw_config_suggest(const struct sw_opt *opts, const char *key);

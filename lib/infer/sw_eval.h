@@ -1,9 +1,7 @@
 /* sw_eval — local evaluation and inference over an HF model folder (plus an optional PEFT LoRA
  * adapter), the engine of sw-eval:
  *
- *   - PEFT adapters (lib/sw_eval_adapter.c): adapter_config.json + adapter_model.safetensors
- *     opened, every tensor parsed into (layer, module, A/B) and checked against a model config,
- *     so an adapter trained on another base is a clear error naming the tensor;
+ *   - PEFT adapters are opened by lib/model/sw_adapter.h;
  *   - an evaluation model (lib/sw_eval.c): backend + model + weights + adapter, ready to run;
  *   - logits (lib/sw_eval_logits.c): full logits and HF's causal-LM loss of a batch of token ids,
  *     and the file-to-file command behind `sw-eval logits`;
@@ -19,7 +17,7 @@
 #ifndef SW_EVAL_H
 #define SW_EVAL_H
 
-#include "sw_ckpt.h"
+#include "sw_adapter.h"
 #include "sw_hfconfig.h"
 #include "sw_hfmodel.h"
 #include "sw_kernels.h"
@@ -29,63 +27,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-
-/* ---- PEFT LoRA adapters --------------------------------------------------------------------- */
-
-/* The linear modules a LoRA adapter can target, in HF's order inside a decoder layer. */
-enum sw_adapter_kind {
-    SW_ADAPTER_Q = 0, SW_ADAPTER_K, SW_ADAPTER_V, SW_ADAPTER_O,
-    SW_ADAPTER_GATE, SW_ADAPTER_UP, SW_ADAPTER_DOWN, SW_ADAPTER_NKINDS
-};
-/* "q_proj", ... and its parent "self_attn" / "mlp". */
-const char *sw_adapter_kind_name(enum sw_adapter_kind k);
-const char *sw_adapter_kind_parent(enum sw_adapter_kind k);
-
-/* One adapted module: base weight "model.layers.<layer>.<parent>.<kind>.weight" [out, in],
- * A [r, in], B [out, r] (entries borrowed from the adapter's weight file). */
-struct sw_adapter_module {
-    int64_t layer;
-    enum sw_adapter_kind kind;
-    const struct sw_st_entry *a, *b;
-};
-
-struct sw_adapter {
-    char *dir;                  /* owned copy of the folder path */
-    struct sw_ckpt_lora cfg;    /* r, lora_alpha, use_rslora, target_modules as written */
-    double scale;               /* lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora */
-    struct sw_st_set *weights;  /* adapter_model.safetensors (owned) */
-    struct sw_adapter_module *modules; /* sorted by (layer, kind); n_modules of them */
-    int n_modules;
-    int64_t max_layer;          /* largest layer index present (−1 when there are no modules) */
-    int kinds[SW_ADAPTER_NKINDS]; /* 1 for each module kind present in at least one layer */
-};
-
-/* Open dir: adapter_config.json (sw_ckpt_adapter_config_parse, plus a refusal of what sw cannot
- * apply: rank_pattern / alpha_pattern, modules_to_save, lora_bias, DoRA) and
- * adapter_model.safetensors, whose every tensor must be
- * "base_model.model.model.layers.<N>.<self_attn|mlp>.<kind>.lora_<A|B>.weight" with a float
- * dtype, A [r, in] and B [out, r] with the config's r, and each A paired with its B. Errors name
- * the file and the tensor: SW_ENOTFOUND (missing file or partner), SW_EFORMAT (bad name, shape or
- * dtype), SW_EUNSUPPORTED (embedding adapters, extra trained modules, DoRA, per-module ranks).
- * *out is heap-allocated; free with sw_adapter_close. */
-int sw_adapter_open(const char *dir, struct sw_adapter **out);
-void sw_adapter_close(struct sw_adapter *a);
-
-/* Check that the adapter fits a base model of config c: every module's layer < layers and
- * A [r, in], B [out, r] with in/out the base linear's shape. SW_EFORMAT naming the adapter
- * tensor and both shapes (or the layer count) otherwise. */
-int sw_adapter_check(const struct sw_adapter *a, const struct sw_model_config *c);
-
-/* The [out, in] shape of base linear `kind` for config c. */
-void sw_adapter_base_shape(const struct sw_model_config *c, enum sw_adapter_kind kind,
-                           int64_t *out, int64_t *in);
-
-/* Write the kinds present as a comma list ("q_proj,v_proj") into buf (cap bytes); returns buf. */
-char *sw_adapter_kinds_str(const struct sw_adapter *a, char *buf, size_t cap);
-
-/* 1 when every kind present is present in every layer [0, layers), else 0 (PEFT's
- * layers_to_transform). */
-int sw_adapter_covers_all_layers(const struct sw_adapter *a, int64_t layers);
 
 /* ---- an evaluation model ------------------------------------------------------------------- */
 

@@ -9,7 +9,8 @@
 #include "sw_merge.h"
 
 #include "sw_err.h"
-#include "sw_eval.h"
+#include "sw_adapter.h"
+#include "sw_hfmodel.h"
 #include "sw_io.h"
 #include "sw_log.h"
 

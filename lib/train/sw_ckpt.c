@@ -4,6 +4,7 @@
 
 #include "sw_err.h"
 #include "sw_io.h"
+#include "sw_json.h"
 #include "sw_log.h"
 #include "sw_sha256.h"
 
@@ -433,7 +434,7 @@ out:
 
 static int save_config(const struct sw_ckpt_save_args *a, const char *tmp) {
     if (a->lora)
-        return write_text(tmp, CKPT_ADAPTER_CONFIG, sw_ckpt_adapter_config_json(a->lora_cfg));
+        return write_text(tmp, CKPT_ADAPTER_CONFIG, sw_adapter_config_json(a->lora_cfg));
     /* The weights are float32 master weights; say so, so loaders do not guess another dtype. */
     struct sw_model_config c = *a->config;
     snprintf(c.torch_dtype, sizeof c.torch_dtype, "float32");
@@ -514,7 +515,7 @@ static int save_state(const struct sw_ckpt_save_args *a, const char *tmp) {
     SW_TRY(write_text(tmp, CKPT_TRAINER_STATE, sw_ckpt_trainer_state_json(a->state)));
     SW_TRY(write_text(tmp, CKPT_TRAINING_STATE, sw_ckpt_training_state_json(a->state)));
     SW_TRY(write_text(tmp, CKPT_RNG_STATE, sw_ckpt_rng_state_json(a->state)));
-    if (a->args) SW_TRY(write_text(tmp, CKPT_ARGS, sw_ckpt_json_dump(a->args)));
+    if (a->args) SW_TRY(write_text(tmp, CKPT_ARGS, sw_json_dump(a->args)));
     return 0;
 }
 

@@ -31,6 +31,7 @@
 #ifndef SW_CKPT_H
 #define SW_CKPT_H
 
+#include "sw_adapter.h"
 #include "sw_hfconfig.h"
 #include "sw_optim.h"
 #include "sw_safetensors.h"
@@ -42,15 +43,6 @@
 #define SW_CKPT_MANIFEST "checkpoint.sha256"
 #define SW_CKPT_DEFAULT_SHARD ((uint64_t)5000000000u) /* HF's max_shard_size "5GB" */
 
-/* A LoRA adapter's description (adapter_config.json). */
-struct sw_ckpt_lora {
-    int r;
-    double alpha;
-    double dropout;
-    int use_rslora;
-    char *target_modules; /* comma list of the module names that carry adapters ("q_proj,v_proj") */
-    char *base_model;     /* base_model_name_or_path */
-};
 
 /* Everything a run needs to continue besides tensors. Strings are fixed arrays so the struct can
  * be copied; log_history is owned (released by sw_ckpt_state_release). */
@@ -113,7 +105,7 @@ struct sw_ckpt_save_args {
     const struct sw_tensor *tensors;
     int n_tensors;
     const struct sw_model_config *config; /* full: written as config.json (required) */
-    const struct sw_ckpt_lora *lora_cfg;  /* LoRA: adapter_config.json (required) */
+    const struct sw_adapter_config *lora_cfg;  /* LoRA: adapter_config.json (required) */
     const char *model_dir;                /* input model folder for tokenizer and generation
                                              config files (NULL: none copied) */
     uint64_t max_shard_bytes;             /* 0 = SW_CKPT_DEFAULT_SHARD */
@@ -160,7 +152,7 @@ const char *sw_ckpt_dir(const struct sw_ckpt *ck);
 const struct sw_ckpt_state *sw_ckpt_get_state(const struct sw_ckpt *ck);
 int sw_ckpt_is_lora(const struct sw_ckpt *ck);
 /* The adapter description (LoRA checkpoints; NULL for full ones). */
-const struct sw_ckpt_lora *sw_ckpt_get_lora(const struct sw_ckpt *ck);
+const struct sw_adapter_config *sw_ckpt_get_lora(const struct sw_ckpt *ck);
 /* The weights: the folder's model.safetensors (or shards) or adapter_model.safetensors. */
 const struct sw_st_set *sw_ckpt_weights(const struct sw_ckpt *ck);
 /* Copy the saved moments and step count into o, whose parameters must be exactly the saved ones
@@ -171,12 +163,5 @@ int sw_ckpt_load_optimizer(const struct sw_ckpt *ck, struct sw_adamw *o);
 
 /* ---- JSON forms (exposed for tests) ------------------------------------------------------ */
 
-/* adapter_config.json text for lc (malloc'ed). */
-char *sw_ckpt_adapter_config_json(const struct sw_ckpt_lora *lc);
-/* Parse adapter_config.json text; name is used in messages. lc's strings are malloc'ed (free
- * with sw_ckpt_lora_release). Requires peft_type LORA, r, lora_alpha, target_modules. */
-int sw_ckpt_adapter_config_parse(const char *text, size_t len, const char *name,
-                                 struct sw_ckpt_lora *lc);
-void sw_ckpt_lora_release(struct sw_ckpt_lora *lc);
 
 #endif

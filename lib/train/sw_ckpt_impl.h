@@ -23,7 +23,5 @@ char *sw_ckpt_rng_state_json(const struct sw_ckpt_state *st);
  * file and key. */
 int sw_ckpt_state_load(const char *dir, struct sw_ckpt_state *st);
 
-/* Dump a JSON value as HF does (sorted keys, indent 2, trailing newline); NULL on ENOMEM. */
-char *sw_ckpt_json_dump(const json_t *v);
 
 #endif

@@ -1,5 +1,5 @@
 /* sw_ckpt_json — the JSON files of a checkpoint: HF's trainer_state.json, sw's
- * training_state.json and rng_state.json, and PEFT's adapter_config.json; writing and strict
+ * training_state.json and rng_state.json; writing and strict
  * parsing (a missing key or a value of the wrong type is SW_EFORMAT naming the file and key).
  *
  * 64-bit unsigned values (seeds) are written as JSON integers when they fit int64 and as decimal
@@ -8,26 +8,13 @@
 
 #include "sw_err.h"
 #include "sw_io.h"
+#include "sw_json.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-char *sw_ckpt_json_dump(const json_t *v) {
-    char *s = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
-    if (!s) return NULL;
-    size_t n = strlen(s);
-    char *t = realloc(s, n + 2);
-    if (!t) {
-        free(s);
-        return NULL;
-    }
-    t[n] = '\n';
-    t[n + 1] = '\0';
-    return t;
-}
 
 static json_t *u64_json(uint64_t v) {
     if (v <= (uint64_t)INT64_MAX) return json_integer((json_int_t)v);
@@ -39,78 +26,6 @@ static json_t *u64_json(uint64_t v) {
 /* A number, or null when not finite (JSON has no NaN). */
 static json_t *real_json(double v) {
     return isfinite(v) ? json_real(v) : json_null();
-}
-
-/* ---- field readers: every failure names file and key -------------------------------------- */
-
-static json_t *need(json_t *o, const char *key, const char *file, int *rc) {
-    json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
-    if (!v) *rc = sw_err_set(SW_EFORMAT, "%s: missing key '%s'", file, key);
-    return v;
-}
-
-static int get_i64(json_t *o, const char *key, const char *file, int64_t *out) {
-    int rc = 0;
-    json_t *v = need(o, key, file, &rc);
-    if (!v) return rc;
-    if (!json_is_integer(v))
-        return sw_err_set(SW_EFORMAT, "%s: key '%s' is not an integer", file, key);
-    *out = json_integer_value(v);
-    return 0;
-}
-
-static int get_u64(json_t *o, const char *key, const char *file, uint64_t *out) {
-    int rc = 0;
-    json_t *v = need(o, key, file, &rc);
-    if (!v) return rc;
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        *out = (uint64_t)json_integer_value(v);
-        return 0;
-    }
-    if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        char *end;
-        errno = 0;
-        unsigned long long x = strtoull(s, &end, 10);
-        if (*s >= '0' && *s <= '9' && !*end && errno == 0) {
-            *out = x;
-            return 0;
-        }
-    }
-    return sw_err_set(SW_EFORMAT, "%s: key '%s' is not an unsigned 64-bit integer", file, key);
-}
-
-static int get_real(json_t *o, const char *key, const char *file, double *out) {
-    int rc = 0;
-    json_t *v = need(o, key, file, &rc);
-    if (!v) return rc;
-    if (json_is_null(v)) return *out = NAN, 0;
-    if (!json_is_number(v))
-        return sw_err_set(SW_EFORMAT, "%s: key '%s' is not a number", file, key);
-    *out = json_number_value(v);
-    return 0;
-}
-
-static int get_str(json_t *o, const char *key, const char *file, char *out, size_t cap) {
-    int rc = 0;
-    json_t *v = need(o, key, file, &rc);
-    if (!v) return rc;
-    if (!json_is_string(v))
-        return sw_err_set(SW_EFORMAT, "%s: key '%s' is not a string", file, key);
-    if (json_string_length(v) >= cap)
-        return sw_err_set(SW_EFORMAT, "%s: key '%s' is too long", file, key);
-    memcpy(out, json_string_value(v), json_string_length(v) + 1);
-    return 0;
-}
-
-static int get_obj(json_t *o, const char *key, const char *file, json_t **out) {
-    int rc = 0;
-    json_t *v = need(o, key, file, &rc);
-    if (!v) return rc;
-    if (!json_is_object(v))
-        return sw_err_set(SW_EFORMAT, "%s: key '%s' is not an object", file, key);
-    *out = v;
-    return 0;
 }
 
 static int load_json(const char *dir, const char *name, json_t **out) {
@@ -188,7 +103,7 @@ char *sw_ckpt_trainer_state_json(const struct sw_ckpt_state *st) {
     json_object_set_new(o, "train_batch_size", json_integer(st->train_batch_size));
     json_object_set_new(o, "trial_name", json_null());
     json_object_set_new(o, "trial_params", json_null());
-    char *s = sw_ckpt_json_dump(o);
+    char *s = sw_json_dump(o);
     json_decref(o);
     return s;
 }
@@ -223,7 +138,7 @@ char *sw_ckpt_training_state_json(const struct sw_ckpt_state *st) {
                             json_pack("{s:f,s:I,s:I}", "scale", st->loss_scale, "growth_tracker",
                                       (json_int_t)st->loss_scale_growth_tracker, "skipped_steps",
                                       (json_int_t)st->loss_scale_skipped));
-    char *s = sw_ckpt_json_dump(o);
+    char *s = sw_json_dump(o);
     json_decref(o);
     return s;
 }
@@ -235,7 +150,7 @@ char *sw_ckpt_rng_state_json(const struct sw_ckpt_state *st) {
     json_object_set_new(o, "seed", u64_json(st->seed));
     json_object_set_new(o, "data_seed", u64_json(st->data_seed));
     json_object_set_new(o, "dropout_forward_count", u64_json(st->dropout_forward_count));
-    char *s = sw_ckpt_json_dump(o);
+    char *s = sw_json_dump(o);
     json_decref(o);
     return s;
 }
@@ -243,47 +158,47 @@ char *sw_ckpt_rng_state_json(const struct sw_ckpt_state *st) {
 static int parse_training_state(json_t *o, const char *f, struct sw_ckpt_state *st) {
     char fmt[32];
     int64_t version;
-    SW_TRY(get_str(o, "format", f, fmt, sizeof fmt));
+    SW_TRY(sw_json_get_str(o, "format", f, fmt, sizeof fmt));
     if (strcmp(fmt, "sw-train-state") != 0)
         return sw_err_set(SW_EFORMAT, "%s: format is '%s', expected 'sw-train-state'", f, fmt);
-    SW_TRY(get_i64(o, "version", f, &version));
+    SW_TRY(sw_json_get_i64(o, "version", f, &version));
     if (version != 1)
         return sw_err_set(SW_EUNSUPPORTED, "%s: version %lld is not supported (this sw reads 1)", f,
                           (long long)version);
-    SW_TRY(get_i64(o, "global_step", f, &st->global_step));
-    SW_TRY(get_i64(o, "optimizer_steps", f, &st->optimizer_steps));
-    SW_TRY(get_i64(o, "max_steps", f, &st->max_steps));
-    SW_TRY(get_real(o, "epoch", f, &st->epoch));
-    SW_TRY(get_i64(o, "num_train_epochs", f, &st->num_train_epochs));
+    SW_TRY(sw_json_get_i64(o, "global_step", f, &st->global_step));
+    SW_TRY(sw_json_get_i64(o, "optimizer_steps", f, &st->optimizer_steps));
+    SW_TRY(sw_json_get_i64(o, "max_steps", f, &st->max_steps));
+    SW_TRY(sw_json_get_real(o, "epoch", f, &st->epoch));
+    SW_TRY(sw_json_get_i64(o, "num_train_epochs", f, &st->num_train_epochs));
     json_t *d, *t, *s;
-    SW_TRY(get_obj(o, "data", f, &d));
-    SW_TRY(get_i64(d, "epoch", f, &st->data_epoch));
-    SW_TRY(get_i64(d, "records", f, &st->data_records));
-    SW_TRY(get_i64(d, "records_total", f, &st->data_records_total));
-    SW_TRY(get_str(d, "header_sha256", f, st->data_header_sha256, sizeof st->data_header_sha256));
-    SW_TRY(get_obj(o, "tokens", f, &t));
-    SW_TRY(get_i64(t, "input", f, &st->input_tokens_seen));
-    SW_TRY(get_i64(t, "target", f, &st->target_tokens_seen));
-    SW_TRY(get_obj(o, "schedule", f, &s));
-    SW_TRY(get_str(s, "type", f, st->lr_scheduler_type, sizeof st->lr_scheduler_type));
-    SW_TRY(get_real(s, "learning_rate", f, &st->learning_rate));
-    SW_TRY(get_i64(s, "warmup_steps", f, &st->warmup_steps));
-    SW_TRY(get_str(o, "tuner_type", f, st->tuner_type, sizeof st->tuner_type));
+    SW_TRY(sw_json_get_obj(o, "data", f, &d));
+    SW_TRY(sw_json_get_i64(d, "epoch", f, &st->data_epoch));
+    SW_TRY(sw_json_get_i64(d, "records", f, &st->data_records));
+    SW_TRY(sw_json_get_i64(d, "records_total", f, &st->data_records_total));
+    SW_TRY(sw_json_get_str(d, "header_sha256", f, st->data_header_sha256, sizeof st->data_header_sha256));
+    SW_TRY(sw_json_get_obj(o, "tokens", f, &t));
+    SW_TRY(sw_json_get_i64(t, "input", f, &st->input_tokens_seen));
+    SW_TRY(sw_json_get_i64(t, "target", f, &st->target_tokens_seen));
+    SW_TRY(sw_json_get_obj(o, "schedule", f, &s));
+    SW_TRY(sw_json_get_str(s, "type", f, st->lr_scheduler_type, sizeof st->lr_scheduler_type));
+    SW_TRY(sw_json_get_real(s, "learning_rate", f, &st->learning_rate));
+    SW_TRY(sw_json_get_i64(s, "warmup_steps", f, &st->warmup_steps));
+    SW_TRY(sw_json_get_str(o, "tuner_type", f, st->tuner_type, sizeof st->tuner_type));
     if (strcmp(st->tuner_type, "full") != 0 && strcmp(st->tuner_type, "lora") != 0)
         return sw_err_set(SW_EFORMAT, "%s: tuner_type '%s' is neither 'full' nor 'lora'", f,
                           st->tuner_type);
     SW_TRY(
-        get_str(o, "base_config_sha256", f, st->base_config_sha256, sizeof st->base_config_sha256));
+        sw_json_get_str(o, "base_config_sha256", f, st->base_config_sha256, sizeof st->base_config_sha256));
     json_t *w;
-    SW_TRY(get_obj(o, "log_window", f, &w));
-    SW_TRY(get_real(w, "loss_sum", f, &st->log_loss_sum));
-    SW_TRY(get_i64(w, "steps", f, &st->log_steps));
+    SW_TRY(sw_json_get_obj(o, "log_window", f, &w));
+    SW_TRY(sw_json_get_real(w, "loss_sum", f, &st->log_loss_sum));
+    SW_TRY(sw_json_get_i64(w, "steps", f, &st->log_steps));
     json_t *ls = json_object_get(o, "loss_scaler");
     if (ls) {
-        SW_TRY(get_obj(o, "loss_scaler", f, &ls));
-        SW_TRY(get_real(ls, "scale", f, &st->loss_scale));
-        SW_TRY(get_i64(ls, "growth_tracker", f, &st->loss_scale_growth_tracker));
-        SW_TRY(get_i64(ls, "skipped_steps", f, &st->loss_scale_skipped));
+        SW_TRY(sw_json_get_obj(o, "loss_scaler", f, &ls));
+        SW_TRY(sw_json_get_real(ls, "scale", f, &st->loss_scale));
+        SW_TRY(sw_json_get_i64(ls, "growth_tracker", f, &st->loss_scale_growth_tracker));
+        SW_TRY(sw_json_get_i64(ls, "skipped_steps", f, &st->loss_scale_skipped));
         if (!(st->loss_scale > 0) || st->loss_scale_growth_tracker < 0 ||
             st->loss_scale_skipped < 0 || st->loss_scale_skipped > st->global_step)
             return sw_err_set(SW_EFORMAT,
@@ -294,12 +209,12 @@ static int parse_training_state(json_t *o, const char *f, struct sw_ckpt_state *
         st->has_loss_scaler = 1;
     }
     int rc = 0;
-    json_t *b = need(o, "best", f, &rc);
+    json_t *b = sw_json_need(o, "best", f, &rc);
     if (!b) return rc;
     st->has_best = json_is_object(b);
     if (st->has_best) {
-        SW_TRY(get_real(b, "metric", f, &st->best_metric));
-        SW_TRY(get_i64(b, "step", f, &st->best_step));
+        SW_TRY(sw_json_get_real(b, "metric", f, &st->best_metric));
+        SW_TRY(sw_json_get_i64(b, "step", f, &st->best_step));
     } else if (!json_is_null(b)) {
         return sw_err_set(SW_EFORMAT, "%s: key 'best' is neither an object nor null", f);
     }
@@ -328,15 +243,15 @@ int sw_ckpt_state_load(const char *dir, struct sw_ckpt_state *st) {
     SW_TRY_GOTO(rc, parse_training_state(tr, f_tr, st), out);
     SW_TRY_GOTO(rc, load_json(dir, CKPT_TRAINER_STATE, &ts), out);
     int64_t gs;
-    SW_TRY_GOTO(rc, get_i64(ts, "global_step", f_ts, &gs), out);
+    SW_TRY_GOTO(rc, sw_json_get_i64(ts, "global_step", f_ts, &gs), out);
     if (gs != st->global_step) {
         rc = sw_err_set(SW_ECORRUPT, "%s: global_step %lld disagrees with %s (%lld)", f_ts,
                         (long long)gs, CKPT_TRAINING_STATE, (long long)st->global_step);
         goto out;
     }
-    SW_TRY_GOTO(rc, get_i64(ts, "logging_steps", f_ts, &st->logging_steps), out);
-    SW_TRY_GOTO(rc, get_i64(ts, "eval_steps", f_ts, &st->eval_steps), out);
-    SW_TRY_GOTO(rc, get_i64(ts, "save_steps", f_ts, &st->save_steps), out);
+    SW_TRY_GOTO(rc, sw_json_get_i64(ts, "logging_steps", f_ts, &st->logging_steps), out);
+    SW_TRY_GOTO(rc, sw_json_get_i64(ts, "eval_steps", f_ts, &st->eval_steps), out);
+    SW_TRY_GOTO(rc, sw_json_get_i64(ts, "save_steps", f_ts, &st->save_steps), out);
     json_t *bs = json_object_get(ts, "train_batch_size");
     st->train_batch_size = json_is_integer(bs) ? json_integer_value(bs) : 0;
     json_t *lh = json_object_get(ts, "log_history");
@@ -346,9 +261,9 @@ int sw_ckpt_state_load(const char *dir, struct sw_ckpt_state *st) {
     }
     st->log_history = json_incref(lh);
     SW_TRY_GOTO(rc, load_json(dir, CKPT_RNG_STATE, &rng), out);
-    SW_TRY_GOTO(rc, get_u64(rng, "seed", f_rng, &st->seed), out);
-    SW_TRY_GOTO(rc, get_u64(rng, "data_seed", f_rng, &st->data_seed), out);
-    SW_TRY_GOTO(rc, get_u64(rng, "dropout_forward_count", f_rng, &st->dropout_forward_count), out);
+    SW_TRY_GOTO(rc, sw_json_get_u64(rng, "seed", f_rng, &st->seed), out);
+    SW_TRY_GOTO(rc, sw_json_get_u64(rng, "data_seed", f_rng, &st->data_seed), out);
+    SW_TRY_GOTO(rc, sw_json_get_u64(rng, "dropout_forward_count", f_rng, &st->dropout_forward_count), out);
 out:
     json_decref(ts);
     json_decref(tr);
@@ -357,154 +272,5 @@ out:
     free(f_tr);
     free(f_rng);
     if (rc < 0) sw_ckpt_state_release(st);
-    return rc;
-}
-
-/* ---- adapter_config.json ------------------------------------------------------------------ */
-
-char *sw_ckpt_adapter_config_json(const struct sw_ckpt_lora *lc) {
-    json_t *o = json_object();
-    json_t *targets = json_array();
-    if (!o || !targets) {
-        json_decref(o);
-        json_decref(targets);
-        return NULL;
-    }
-    /* target_modules: the module names, sorted (PEFT keeps a set). */
-    char *list = strdup(lc->target_modules ? lc->target_modules : "");
-    if (!list) {
-        json_decref(o);
-        json_decref(targets);
-        return NULL;
-    }
-    char *names[64];
-    int n = 0;
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && n < 64;
-         tok = strtok_r(NULL, ",", &save))
-        if (*tok) names[n++] = tok;
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
-            char *t = names[j];
-            names[j] = names[j - 1];
-            names[j - 1] = t;
-        }
-    for (int i = 0; i < n; i++)
-        json_array_append_new(targets, json_string(names[i]));
-    free(list);
-    /* The keys PEFT has written since 0.10 (newer PEFT accepts all of them; older PEFT rejects
-     * keys it does not know, so newer-only keys are left out). */
-    json_object_set_new(o, "alpha_pattern", json_object());
-    json_object_set_new(o, "auto_mapping", json_null());
-    json_object_set_new(o, "base_model_name_or_path",
-                        lc->base_model ? json_string(lc->base_model) : json_null());
-    json_object_set_new(o, "bias", json_string("none"));
-    json_object_set_new(o, "fan_in_fan_out", json_false());
-    json_object_set_new(o, "inference_mode", json_true());
-    json_object_set_new(o, "init_lora_weights", json_true());
-    json_object_set_new(o, "layer_replication", json_null());
-    json_object_set_new(o, "layers_pattern", json_null());
-    json_object_set_new(o, "layers_to_transform", json_null());
-    json_object_set_new(o, "loftq_config", json_object());
-    /* PEFT writes an integer alpha as an integer. */
-    if (lc->alpha == floor(lc->alpha) && fabs(lc->alpha) < 1e15)
-        json_object_set_new(o, "lora_alpha", json_integer((json_int_t)lc->alpha));
-    else
-        json_object_set_new(o, "lora_alpha", json_real(lc->alpha));
-    json_object_set_new(o, "lora_dropout", json_real(lc->dropout));
-    json_object_set_new(o, "megatron_config", json_null());
-    json_object_set_new(o, "megatron_core", json_string("megatron.core"));
-    json_object_set_new(o, "modules_to_save", json_null());
-    json_object_set_new(o, "peft_type", json_string("LORA"));
-    json_object_set_new(o, "r", json_integer(lc->r));
-    json_object_set_new(o, "rank_pattern", json_object());
-    json_object_set_new(o, "revision", json_null());
-    json_object_set_new(o, "target_modules", targets);
-    json_object_set_new(o, "task_type", json_string("CAUSAL_LM"));
-    json_object_set_new(o, "use_dora", json_false());
-    json_object_set_new(o, "use_rslora", lc->use_rslora ? json_true() : json_false());
-    char *s = sw_ckpt_json_dump(o);
-    json_decref(o);
-    return s;
-}
-
-void sw_ckpt_lora_release(struct sw_ckpt_lora *lc) {
-    if (!lc) return;
-    free(lc->target_modules);
-    free(lc->base_model);
-    memset(lc, 0, sizeof *lc);
-}
-
-int sw_ckpt_adapter_config_parse(const char *text, size_t len, const char *name,
-                                 struct sw_ckpt_lora *lc) {
-    memset(lc, 0, sizeof *lc);
-    json_error_t jerr;
-    json_t *o = json_loadb(text, len, 0, &jerr);
-    if (!o) return sw_err_set(SW_EFORMAT, "%s:%d: %s", name, jerr.line, jerr.text);
-    int rc = 0;
-    char peft_type[16];
-    int64_t r;
-    SW_TRY_GOTO(rc, get_str(o, "peft_type", name, peft_type, sizeof peft_type), out);
-    if (strcmp(peft_type, "LORA") != 0) {
-        rc = sw_err_set(SW_EUNSUPPORTED, "%s: peft_type '%s' is not supported (only LORA)", name,
-                        peft_type);
-        goto out;
-    }
-    SW_TRY_GOTO(rc, get_i64(o, "r", name, &r), out);
-    if (r <= 0 || r > 65536) {
-        rc = sw_err_set(SW_EFORMAT, "%s: r = %lld is out of range", name, (long long)r);
-        goto out;
-    }
-    lc->r = (int)r;
-    SW_TRY_GOTO(rc, get_real(o, "lora_alpha", name, &lc->alpha), out);
-    json_t *d = json_object_get(o, "lora_dropout");
-    lc->dropout = json_is_number(d) ? json_number_value(d) : 0.0;
-    lc->use_rslora = json_is_true(json_object_get(o, "use_rslora"));
-    json_t *b = json_object_get(o, "bias");
-    if (b && !(json_is_string(b) && strcmp(json_string_value(b), "none") == 0)) {
-        rc = sw_err_set(SW_EUNSUPPORTED, "%s: bias other than \"none\" is not supported", name);
-        goto out;
-    }
-    if (json_is_true(json_object_get(o, "use_dora")) ||
-        json_is_true(json_object_get(o, "fan_in_fan_out"))) {
-        rc = sw_err_set(SW_EUNSUPPORTED, "%s: use_dora / fan_in_fan_out are not supported", name);
-        goto out;
-    }
-    json_t *bm = json_object_get(o, "base_model_name_or_path");
-    if (json_is_string(bm) && !(lc->base_model = strdup(json_string_value(bm)))) {
-        rc = sw_err_set(SW_ENOMEM, "out of memory");
-        goto out;
-    }
-    /* target_modules: a list of names, or one string (a regex in PEFT; kept as given). */
-    json_t *tm = json_object_get(o, "target_modules");
-    size_t cap = 1;
-    size_t i;
-    json_t *v;
-    if (json_is_array(tm)) {
-        json_array_foreach(tm, i, v) {
-            if (!json_is_string(v)) {
-                rc = sw_err_set(SW_EFORMAT, "%s: target_modules[%zu] is not a string", name, i);
-                goto out;
-            }
-            cap += json_string_length(v) + 1;
-        }
-        lc->target_modules = calloc(1, cap);
-        if (!lc->target_modules) {
-            rc = sw_err_set(SW_ENOMEM, "out of memory");
-            goto out;
-        }
-        json_array_foreach(tm, i, v) {
-            if (i) strcat(lc->target_modules, ",");
-            strcat(lc->target_modules, json_string_value(v));
-        }
-    } else if (json_is_string(tm)) {
-        lc->target_modules = strdup(json_string_value(tm));
-    } else {
-        rc = sw_err_set(SW_EFORMAT, "%s: missing key 'target_modules' (a list of module names)",
-                        name);
-        goto out;
-    }
-out:
-    json_decref(o);
-    if (rc < 0) sw_ckpt_lora_release(lc);
     return rc;
 }

@@ -16,7 +16,7 @@ struct sw_ckpt {
     char *dir;
     struct sw_ckpt_state state;
     int lora;
-    struct sw_ckpt_lora lora_cfg;
+    struct sw_adapter_config lora_cfg;
     struct sw_st_set *weights;
     struct sw_st_file *optimizer; /* NULL when the checkpoint has none */
 };
@@ -24,7 +24,7 @@ struct sw_ckpt {
 void sw_ckpt_close(struct sw_ckpt *ck) {
     if (!ck) return;
     sw_ckpt_state_release(&ck->state);
-    sw_ckpt_lora_release(&ck->lora_cfg);
+    sw_adapter_config_release(&ck->lora_cfg);
     sw_st_set_close(ck->weights);
     sw_st_close(ck->optimizer);
     free(ck->dir);
@@ -43,7 +43,7 @@ static int open_lora(struct sw_ckpt *ck) {
     char *text = NULL;
     size_t len = 0;
     int rc = path ? sw_read_file(path, &text, &len, 16u << 20) : sw_err_set(SW_ENOMEM, "oom");
-    if (rc == 0) rc = sw_ckpt_adapter_config_parse(text, len, path, &ck->lora_cfg);
+    if (rc == 0) rc = sw_adapter_config_parse(text, len, path, &ck->lora_cfg);
     free(text);
     free(path);
     SW_TRY(rc);
@@ -105,7 +105,7 @@ const struct sw_ckpt_state *sw_ckpt_get_state(const struct sw_ckpt *ck) {
 int sw_ckpt_is_lora(const struct sw_ckpt *ck) {
     return ck->lora;
 }
-const struct sw_ckpt_lora *sw_ckpt_get_lora(const struct sw_ckpt *ck) {
+const struct sw_adapter_config *sw_ckpt_get_lora(const struct sw_ckpt *ck) {
     return ck->lora ? &ck->lora_cfg : NULL;
 }
 const struct sw_st_set *sw_ckpt_weights(const struct sw_ckpt *ck) {

@@ -67,11 +67,10 @@ struct sw_train_opts {
     int save_only_model;          /* no optimizer/RNG state: smaller, but cannot resume exactly */
     int64_t max_shard_size;       /* bytes per model.safetensors shard */
     char *resume_from_checkpoint; /* a checkpoint folder, or "latest" for output_dir's newest */
+    /* Not an option: the table these options were parsed with (sw-train's lives in
+     * tools/train/options.c). args.json records every key of it; NULL writes no args.json. */
+    const struct sw_opt *option_table;
 };
-
-/* The option table (ms-swift names; --help comes from it) and the command description. */
-extern const struct sw_opt sw_train_options[];
-extern const struct sw_cli sw_train_cli;
 
 /* Train with o (borrowed). Writes checkpoints and logging.jsonl under o->output_dir; progress and
  * diagnostics go to stderr through sw_log/sw_progress. Returns 0, SW_EINTR after a signal (a

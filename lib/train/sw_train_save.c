@@ -2,7 +2,7 @@
  * full training, the LoRA A/B matrices for LoRA; downloaded first when they live on a device),
  * the optimizer moments (a host copy of the device-resident ones on CUDA, so the files are the
  * same), the adapter description, the state (steps, data position, RNG), and args.json built
- * from the option table. */
+ * from the option table the options were parsed with. */
 #include "sw_train_impl.h"
 
 #include "sw_err.h"
@@ -13,23 +13,7 @@
 #include <string.h>
 
 json_t *sw_train_args_json(const struct sw_train_opts *o) {
-    json_t *j = json_object();
-    if (!j) return NULL;
-    for (const struct sw_opt *k = sw_train_options; k->key; k++) {
-        const void *base = (const char *)o + k->offset;
-        json_t *v;
-        switch (k->type) {
-        case SW_OPT_BOOL: v = json_boolean(*(const int *)base); break;
-        case SW_OPT_INT: v = json_integer(*(const int64_t *)base); break;
-        case SW_OPT_FLOAT: v = json_real(*(const double *)base); break;
-        default: {
-            const char *s = *(char *const *)base;
-            v = s ? json_string(s) : json_null();
-        }
-        }
-        json_object_set_new(j, k->key, v ? v : json_null());
-    }
-    return j;
+    return o->option_table ? sw_config_to_json(o->option_table, o) : json_object();
 }
 
 /* Host view of parameter p: its own memory on the CPU, NULL on a device (download a copy). */
@@ -74,7 +58,7 @@ int sw_train_save(struct sw_trainer *t) {
     } else {
         st->optimizer_steps = sw_adamw_steps(t->opt);
     }
-    struct sw_ckpt_lora lc = {
+    struct sw_adapter_config lc = {
         .r = t->lc.r,
         .alpha = t->lc.alpha,
         .dropout = o->lora_dropout,

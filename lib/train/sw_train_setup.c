@@ -259,7 +259,7 @@ static int check_resume_tuner(struct sw_trainer *t, struct sw_ckpt *ck) {
         return sw_err_set(SW_EINVAL, "%s is a %s checkpoint but tuner_type is %s", sw_ckpt_dir(ck),
                           sw_ckpt_is_lora(ck) ? "LoRA" : "full-weight", t->lora ? "lora" : "full");
     if (!t->lora) return 0;
-    const struct sw_ckpt_lora *l = sw_ckpt_get_lora(ck);
+    const struct sw_adapter_config *l = sw_ckpt_get_lora(ck);
     char saved[160];
     canonical_targets(l->target_modules, saved, sizeof saved);
     if (l->r != t->lc.r || l->alpha != t->lc.alpha || l->use_rslora != t->lc.use_rslora ||

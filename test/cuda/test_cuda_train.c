@@ -37,6 +37,7 @@
 #include "sw_optim.h"
 #include "sw_safetensors.h"
 #include "sw_train.h"
+#include "train.h"
 #include "tap.h"
 
 #include <jansson.h>
@@ -172,6 +173,7 @@ static int train(const char *matmul, const char *fmt, ...) {
     int rc = sw_cli_parse(&sw_train_cli, &o, argc, argv, &pos, &npos);
     free(pos);
     if (rc != 0) return rc < 0 ? rc : SW_EUSAGE;
+    o.option_table = sw_train_options;
     rc = sw_train_run(&o);
     sw_config_release(sw_train_options, &o);
     return rc;

@@ -112,7 +112,7 @@ static void fixture_release(struct fixture *fx) {
 
 static int save(struct fixture *fx, const char *out, int64_t step, int lora, const char *model_dir,
                 uint64_t shard, int limit, char **path) {
-    struct sw_ckpt_lora lc = {4, 8, 0.05, 0, "q_proj,v_proj,k_proj", "/models/base"};
+    struct sw_adapter_config lc = {4, 8, 0.05, 0, "q_proj,v_proj,k_proj", "/models/base"};
     fx->st.global_step = step;
     struct sw_ckpt_save_args a = {
         .output_dir = out,
@@ -280,7 +280,7 @@ static void test_lora(void) {
     struct sw_ckpt *c = NULL;
     IS_INT(sw_ckpt_open(ck, &c), 0, "LoRA checkpoint opens: %s", sw_err_msg());
     if (c) {
-        const struct sw_ckpt_lora *l = sw_ckpt_get_lora(c);
+        const struct sw_adapter_config *l = sw_ckpt_get_lora(c);
         OK(sw_ckpt_is_lora(c) && l && l->r == 4 && l->alpha == 8 && l->dropout == 0.05,
            "adapter config parsed");
         IS_STR(l ? l->target_modules : NULL, "k_proj,q_proj,v_proj", "targets parsed");
@@ -290,12 +290,12 @@ static void test_lora(void) {
     free(ck);
     fixture_release(&fx);
 
-    struct sw_ckpt_lora lc;
+    struct sw_adapter_config lc;
     const char *bad = "{\"peft_type\": \"PREFIX_TUNING\", \"r\": 4}";
-    IS_INT(sw_ckpt_adapter_config_parse(bad, strlen(bad), "x.json", &lc), SW_EUNSUPPORTED,
+    IS_INT(sw_adapter_config_parse(bad, strlen(bad), "x.json", &lc), SW_EUNSUPPORTED,
            "non-LoRA PEFT config refused");
     const char *nor = "{\"peft_type\": \"LORA\", \"lora_alpha\": 4, \"target_modules\": []}";
-    IS_INT(sw_ckpt_adapter_config_parse(nor, strlen(nor), "x.json", &lc), SW_EFORMAT, "no r");
+    IS_INT(sw_adapter_config_parse(nor, strlen(nor), "x.json", &lc), SW_EFORMAT, "no r");
     OK(strstr(sw_err_msg(), "x.json") && strstr(sw_err_msg(), "'r'"), "names file and key: %s",
        sw_err_msg());
 }

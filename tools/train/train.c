@@ -1,4 +1,4 @@
-/* sw-train's command: parse the options (lib/sw_train_opts.c holds the table), run the trainer,
+/* sw-train's command: parse the options (options.c holds the table), run the trainer,
  * and turn the outcome into an exit status: 0 done, 1 error, 2 usage, 128 + signal (130 SIGINT,
  * 143 SIGTERM) when a signal stopped training after its checkpoint was saved. */
 #include "train.h"
@@ -21,6 +21,7 @@ int sw_train_main(int argc, char **argv) {
     if (rc == 1) return 0; /* --help / --version */
     if (rc < 0) return sw_log_report(rc);
     free(pos);
+    o.option_table = sw_train_options;
     sw_parallel_init();
     rc = sw_train_run(&o);
     sw_config_release(sw_train_options, &o);

@@ -1,6 +1,8 @@
-/* sw_train_opts — sw-train's option table. Names and defaults are ms-swift's where ms-swift has
+/* options — sw-train's option table. Names and defaults are ms-swift's where ms-swift has
  * the knob (its TrainArguments / HF TrainingArguments); sw's own additions say so in their help.
  * --help, YAML configs and args.json all come from this one table. */
+#include "train.h"
+
 #include "sw_train.h"
 
 #include <stddef.h>

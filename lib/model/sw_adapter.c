@@ -1,4 +1,4 @@
-/* sw_eval_adapter — a PEFT LoRA adapter folder opened and understood tensor by tensor, for
+/* sw_adapter — a PEFT LoRA adapter folder opened and understood tensor by tensor, for
  * sw-eval (apply it to a model) and sw-quant merge-lora (fold it into the base weights).
  *
  * PEFT saves "base_model.model.<module path>.lora_A.weight" [r, in] and "...lora_B.weight"
@@ -8,7 +8,7 @@
  * float dtypes, ranks, A/B pairs, and (sw_adapter_check) the shapes a given base model implies.
  * What sw cannot apply faithfully (trained embeddings or extra modules, DoRA, per-module ranks)
  * is refused rather than silently dropped. */
-#include "sw_eval.h"
+#include "sw_adapter.h"
 
 #include "sw_err.h"
 #include "sw_io.h"
@@ -175,7 +175,7 @@ int sw_adapter_open(const char *dir, struct sw_adapter **out) {
         goto out;
     }
     SW_TRY_GOTO(rc, sw_read_file(cpath, &text, &len, 1u << 24), out);
-    SW_TRY_GOTO(rc, sw_ckpt_adapter_config_parse(text, len, cpath, &a->cfg), out);
+    SW_TRY_GOTO(rc, sw_adapter_config_parse(text, len, cpath, &a->cfg), out);
     SW_TRY_GOTO(rc, check_unsupported_keys(text, len, cpath), out);
     if (!(a->cfg.alpha > 0) || !isfinite(a->cfg.alpha)) {
         rc = sw_err_set(SW_EFORMAT, "%s: lora_alpha must be > 0 (got %g)", cpath, a->cfg.alpha);
@@ -193,7 +193,7 @@ out:
 
 void sw_adapter_close(struct sw_adapter *a) {
     if (!a) return;
-    sw_ckpt_lora_release(&a->cfg);
+    sw_adapter_config_release(&a->cfg);
     sw_st_set_close(a->weights);
     free(a->modules);
     free(a->dir);
