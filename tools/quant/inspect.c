@@ -42,11 +42,12 @@ static const struct sw_opt inspect_table[] = {
 static const struct sw_cli inspect_cli = {
     .tool = "sw-quant",
     .command = "inspect",
-    .usage = "sw-quant inspect [--json] PATH",
+    .usage = "sw-quant inspect [--json] PATH|FILE.gguf",
     .summary =
-        "Validate and describe PATH: a .safetensors file, a model.safetensors.index.json, or "
-        "an HF model folder (config.json + weights). Lists the architecture (folders), the "
-        "tensors with dtype, shape and bytes, and the totals.",
+        "Validate and describe PATH: a .safetensors file, a model.safetensors.index.json, an "
+        "HF model folder (config.json + weights), or a GGUF file. Lists the architecture "
+        "(folders) or the metadata (GGUF), the tensors with dtype, shape and bytes, and the "
+        "totals.",
     .opts = inspect_table,
     .min_pos = 1,
     .max_pos = 1,
@@ -315,7 +316,17 @@ static int finish_output(FILE *out, int write_errno) {
     return sw_err_errno("cannot write the report");
 }
 
+/* 1 when path is a regular file starting with the GGUF magic. */
+static int is_gguf(const char *path) {
+    char magic[4];
+    FILE *f = is_file(path) ? fopen(path, "rb") : NULL;
+    int yes = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    if (f) fclose(f);
+    return yes;
+}
+
 int sw_quant_inspect(const char *path, int json, FILE *out) {
+    if (is_gguf(path)) return sw_quant_inspect_gguf(path, json, out);
     struct inspect in = {.path = path};
     int rc = inspect_load(&in);
     int write_errno = 0;

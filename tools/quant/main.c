@@ -8,7 +8,7 @@ int sw_quant_merge_lora_main(int argc, char **argv); /* merge.c */
 
 static const struct sw_cli_command commands[] = {
     {"inspect", sw_quant_inspect_main,
-     "describe a .safetensors file, a shard index or an HF model folder"},
+     "describe a .safetensors file, a shard index, an HF model folder or a GGUF file"},
     {"merge-lora", sw_quant_merge_lora_main, "fold a PEFT LoRA adapter into its base model"},
 };
 

@@ -15,4 +15,11 @@ int sw_quant_inspect_main(int argc, char **argv);
  * was closed by its reader, or the error that kept path from being read. */
 int sw_quant_inspect(const char *path, int json, FILE *out);
 
+/* The same for a GGUF file (inspect_gguf.c); sw_quant_inspect calls it for files that start
+ * with the GGUF magic. */
+int sw_quant_inspect_gguf(const char *path, int json, FILE *out);
+
+/* sw-quant gguf: export an HF model folder as a GGUF file (gguf.c). */
+int sw_quant_gguf_main(int argc, char **argv);
+
 #endif
