@@ -3,8 +3,8 @@
  *
  *   - PEFT adapters are opened by lib/model/sw_adapter.h;
  *   - an evaluation model (lib/sw_eval.c): backend + model + weights + adapter, ready to run;
- *   - logits (lib/sw_eval_logits.c): full logits and HF's causal-LM loss of a batch of token ids,
- *     and the file-to-file command behind `sw-eval logits`;
+ *   - logits (lib/infer/sw_eval_logits.c): full logits and HF's causal-LM loss of a batch of token
+ *     ids;
  *   - generation (lib/sw_generate.c): greedy or sampled decoding with HF's logits processors.
  *
  * The loss of `sw_eval_logits` is exactly what transformers computes for
@@ -71,20 +71,6 @@ int sw_eval_logits(struct sw_eval_model *em, const struct sw_eval_batch *b, int6
 int sw_eval_loss_from_logits(const float *logits, int64_t B, int64_t T, int64_t V,
                              const int32_t *labels, double *sum, int64_t *count);
 
-/* What `sw-eval logits` does: read `input_ids` [B, T] (I32 or I64; optional `attention_mask`,
- * `labels`, `position_ids` of the same shape, any integer dtype) from in_path, run the model and
- * write out_path atomically with `logits` F32 [B, T, V], `loss` F32 [1] and `count` I64 [1]
- * (metadata: model, adapter, loss definition). Returns 0 or a negative error naming the file and
- * tensor. */
-struct sw_eval_logits_opts {
-    const char *model;
-    const char *adapter;  /* NULL: none */
-    const char *input;
-    const char *output;
-    int64_t max_tokens;   /* tokens per forward (0 = 2048) */
-};
-int sw_eval_logits_run(const struct sw_eval_logits_opts *o);
-
 /* ---- generation (lib/sw_generate.c) ---------------------------------------------------------- */
 
 /* Decoding parameters after defaults are resolved (see sw_generate_params_resolve). */
@@ -135,40 +121,5 @@ int sw_generate(struct sw_eval_model *em, const int32_t *prompt, int64_t n_promp
 struct sw_rng;
 int32_t sw_generate_pick(float *logits, int64_t V, const int32_t *history, int64_t n_hist,
                          const struct sw_generate_params *p, struct sw_rng *rng);
-
-/* ---- the command behind `sw-eval generate` (lib/sw_generate_run.c) -------------------------- */
-
-struct sw_generate_opts {
-    const char *model;
-    const char *adapter;       /* NULL: none */
-    const char *prompt;        /* raw text, encoded with the tokenizer's special tokens (BOS) */
-    const char *query;         /* one user message, rendered with the chat template */
-    const char *messages;      /* a JSON lines / JSON file of conversations (any dataset format
-                                  sw-pack reads); a final assistant turn is dropped and reported
-                                  as "reference" */
-    const char *template_name; /* NULL: recognised from tokenizer_config.json's chat_template */
-    const char *system;        /* NULL: the conversation's / template's default */
-    const char *tokenizer;     /* NULL: the model folder */
-    struct sw_generate_request req;
-    int json;                  /* one JSON object per prompt instead of the text */
-    int skip_special;          /* decode without special tokens (the EOS) */
-};
-
-/* Open everything, then for each prompt (--prompt, --query, or every row of --messages, in
- * that order of preference; exactly one must be given) generate and write to out: the text and a
- * newline, or with json {"index", "prompt_tokens", "ids", "text", "finish_reason", ["reference"]}
- * per line. Returns 0, SW_EPIPE when out was closed, or a negative error. */
-int sw_generate_run(const struct sw_generate_opts *o, FILE *out);
-
-/* Encode conversation c for generation: rendered by t with add_generation_prompt (the system
- * prompt from c, else system, else the template's default), tokenized as apply_chat_template
- * does. A final assistant turn is removed first and its content returned in *reference
- * (malloc'ed; NULL when there was none). *ids is malloc'ed. */
-struct sw_conv;
-struct sw_template;
-struct sw_tokenizer;
-int sw_generate_encode_chat(const struct sw_tokenizer *tok, const struct sw_template *t,
-                            struct sw_conv *c, const char *system, const char *where,
-                            int32_t **ids, int64_t *n, char **reference);
 
 #endif

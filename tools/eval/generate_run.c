@@ -1,4 +1,4 @@
-/* sw_generate_run — the command behind `sw-eval generate`: model (+ adapter) and tokenizer
+/* generate_run — the command behind `sw-eval generate`: model (+ adapter) and tokenizer
  * opened once, prompts from --prompt (raw text), --query (one user message) or --messages (a
  * dataset file, one conversation per row, rendered with the chat template and
  * add_generation_prompt), each generated with sw_generate and printed as text or JSON lines.
@@ -7,6 +7,8 @@
  * with the user's turn. Both are accepted: a final assistant turn is dropped (and reported as
  * "reference" in --json output), and a row without one gets an empty one before the dataset
  * reader's conversion (which insists on it) and loses it again after. */
+#include "eval.h"
+
 #include "sw_eval.h"
 
 #include "sw_conv.h"
