@@ -109,15 +109,15 @@ static int read_value(struct cursor *c, struct sw_gguf_kv *kv) {
     if (at != SW_GGUF_STRING) {
         size_t es = sw_gguf_vtype_size((int)at);
         if (kv->n > c->left / es)
-            return sw_err_set(SW_ETRUNC, "%s: key '%s': array of %llu %s values needs more than "
-                              "the %zu bytes left", c->name, k, (unsigned long long)kv->n,
+            return sw_err_set(SW_ETRUNC, "%s: truncated: key '%s': array of %llu %s values needs "
+                              "more than the %zu bytes left", c->name, k, (unsigned long long)kv->n,
                               sw_gguf_vtype_name((int)at), c->left);
         return take(c, (size_t)kv->n * es, &kv->data, k);
     }
     /* Every string takes at least its 8-byte length: bound the count before allocating. */
     if (kv->n > c->left / 8)
-        return sw_err_set(SW_ETRUNC, "%s: key '%s': array of %llu strings needs more than the "
-                          "%zu bytes left", c->name, k, (unsigned long long)kv->n, c->left);
+        return sw_err_set(SW_ETRUNC, "%s: truncated: key '%s': array of %llu strings needs more "
+                          "than the %zu bytes left", c->name, k, (unsigned long long)kv->n, c->left);
     kv->data = c->p;
     kv->strs = malloc((size_t)(kv->n ? kv->n : 1) * sizeof *kv->strs);
     if (!kv->strs) return sw_err_set(SW_ENOMEM, "out of memory for key '%s'", k);
@@ -167,8 +167,8 @@ static int parse(struct sw_gguf *g) {
     SW_TRY(rd_u64(&c, &nkv, "key-value count"));
     /* A key takes at least 8 + 4 bytes and a tensor info at least 8 + 4 + 4 + 8. */
     if (nkv > c.left / 12 || nt > c.left / 24 || nkv > INT32_MAX || nt > INT32_MAX)
-        return sw_err_set(SW_ETRUNC, "%s: header claims %llu keys and %llu tensors, more than "
-                          "the %zu bytes of the file can hold", g->name, (unsigned long long)nkv,
+        return sw_err_set(SW_ETRUNC, "%s: truncated: the header claims %llu keys and %llu "
+                          "tensors, more than the %zu bytes of the file can hold", g->name, (unsigned long long)nkv,
                           (unsigned long long)nt, c.left);
     g->kv = calloc(nkv ? nkv : 1, sizeof *g->kv);
     g->tensors = calloc(nt ? nt : 1, sizeof *g->tensors);
@@ -255,8 +255,8 @@ static int parse(struct sw_gguf *g) {
         }
         uint64_t nbytes = rows * row_bytes;
         if (nbytes > g->len) {
-            rc = sw_err_set(SW_ETRUNC, "%s: tensor '%s' needs %llu bytes, more than the whole "
-                            "file (%zu)", g->name, t->name, (unsigned long long)nbytes, g->len);
+            rc = sw_err_set(SW_ETRUNC, "%s: truncated: tensor '%s' needs %llu bytes, more than "
+                            "the whole file (%zu)", g->name, t->name, (unsigned long long)nbytes, g->len);
             break;
         }
         t->nbytes = (size_t)nbytes;

@@ -10,6 +10,8 @@ static const struct sw_cli_command commands[] = {
     {"inspect", sw_quant_inspect_main,
      "describe a .safetensors file, a shard index, an HF model folder or a GGUF file"},
     {"merge-lora", sw_quant_merge_lora_main, "fold a PEFT LoRA adapter into its base model"},
+    {"gguf", sw_quant_gguf_main, "export an HF model folder as a GGUF file (f16 .. q4_k_m)"},
+    {"dequant", sw_quant_dequant_main, "write a GGUF file's tensors as float32 safetensors"},
 };
 
 int main(int argc, char **argv) {
