@@ -1,0 +1,542 @@
+/* sw_bench_local — the in-process backend of sw-eval bench / worker: an HF model folder (plus a
+ * PEFT adapter) answering log-likelihood, rolling log-likelihood and generation requests the way
+ * lm-evaluation-harness's HF backend (`--model hf`) answers them:
+ *
+ *   - tokenization (HFLM._encode_pair): trailing whitespace of the context moves to the front of
+ *     the continuation; whole = encode(context + continuation), ctx = encode(context),
+ *     cont = whole[len(ctx):]; no special tokens (add_bos_token is off for these models); an
+ *     empty context is the prefix token (BOS, else EOS);
+ *   - truncation: the model sees (ctx + cont)[-(max_length + 1):][:-1], max_length from
+ *     config.json (n_positions, max_position_embeddings, n_ctx), else tokenizer_config's
+ *     model_max_length, else 2048 — so a prompt longer than the model's context is cut on the
+ *     left exactly as the harness cuts it;
+ *   - log-likelihood = Σ log_softmax(logits)[cont tokens], is_greedy = every cont token is the
+ *     argmax; requests with the same model input (the 4 choices " A".." D" of one question) share
+ *     one forward, as the harness's one-token-continuation grouping does;
+ *   - rolling: lm-eval's get_rolling_token_windows + make_disjoint_window (context_len 1:
+ *     disjoint windows of max_length tokens, the first after the prefix token), or with a stride
+ *     s windows that each predict s new tokens after max_length − s tokens of context;
+ *   - generation: greedy, the context cut to its last max_length − max_gen_toks tokens, up to
+ *     max_gen_toks tokens or an EOS id, decoded without special tokens and cut before the first
+ *     stop string (what the harness's `s.split(term)[0]` over its `until` list gives). Other
+ *     generation_config.json settings apply as in transformers' generate() (repetition_penalty).
+ *
+ * Forwards run on sw_eval_model: distinct inputs sorted by length (longest first, as the harness
+ * sorts) and packed into batches of about batch_tokens tokens (cu_seqlens, no padding). The
+ * engine (lib/infer/sw_engine.h: prefix cache, continuous batching) is the faster path once its
+ * synchronous batch API is implemented; this file's interface stays the same. */
+#include "sw_bench.h"
+
+#include "sw_conv.h"
+#include "sw_err.h"
+#include "sw_eval.h"
+#include "sw_log.h"
+#include "sw_strmap.h"
+#include "sw_template.h"
+#include "sw_tokenizer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct local {
+    struct sw_eval_model *em;
+    struct sw_tokenizer *tok;
+    const struct sw_template *tpl;
+    int64_t max_length, batch_tokens;
+    int32_t prefix_token;
+    struct sw_generate_params gen; /* greedy defaults from the model folder */
+};
+
+/* One token-level scoring request: the model input and which of its positions score what. */
+struct treq {
+    int32_t *inp;   /* model input (owned) */
+    int64_t n_inp;
+    int32_t *cont;  /* continuation tokens (owned); the last n_cont positions of inp predict them */
+    int64_t n_cont;
+    int64_t slot;   /* index of the distinct input this request uses */
+};
+
+static void treq_release(struct treq *r, size_t n) {
+    for (size_t i = 0; i < n; i++) free(r[i].inp), free(r[i].cont);
+}
+
+/* Build a treq from context and continuation ids (lm-eval's truncation). */
+static int treq_make(struct treq *r, const int32_t *ctx, int64_t nctx, const int32_t *cont,
+                     int64_t ncont, int64_t max_length) {
+    memset(r, 0, sizeof *r);
+    if (ncont < 1) return sw_err_set(SW_EINVAL, "a continuation of no tokens");
+    int64_t total = nctx + ncont;
+    int64_t start = total > max_length + 1 ? total - (max_length + 1) : 0;
+    int64_t n = total - 1 - start; /* [:-1] */
+    r->inp = malloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
+    r->cont = malloc((size_t)ncont * sizeof(int32_t));
+    if (!r->inp || !r->cont) return sw_err_set(SW_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        int64_t j = start + i;
+        r->inp[i] = j < nctx ? ctx[j] : cont[j - nctx];
+    }
+    r->n_inp = n;
+    /* more continuation than the window holds: only the last max_length tokens are scored */
+    int64_t nc = ncont < n ? ncont : n;
+    memcpy(r->cont, cont + (ncont - nc), (size_t)nc * sizeof(int32_t));
+    r->n_cont = nc;
+    return 0;
+}
+
+struct slot {
+    int64_t first; /* the treq that owns the input */
+    int64_t n;
+};
+
+static int cmp_slot_desc(const void *a, const void *b, void *ctx) {
+    const struct treq *r = ctx;
+    const struct slot *x = a, *y = b;
+    if (x->n != y->n) return x->n > y->n ? -1 : 1;
+    int c = memcmp(r[x->first].inp, r[y->first].inp, (size_t)x->n * sizeof(int32_t));
+    if (c) return c;
+    return (x->first > y->first) - (x->first < y->first);
+}
+
+/* Score n token requests: ll[i], greedy[i]. */
+static int score_tokens(struct local *L, struct treq *r, size_t n, double *ll, int *greedy) {
+    int64_t V = L->em->hf->config.vocab_size;
+    /* distinct inputs */
+    struct sw_strmap *m = sw_strmap_new(n * 2 + 16);
+    struct slot *slots = malloc((n ? n : 1) * sizeof(*slots));
+    float *rows = NULL;
+    int32_t *ids = NULL, *cu = NULL;
+    int64_t *slot_off = NULL;
+    size_t ns = 0;
+    int rc = 0;
+    if (!m || !slots) {
+        rc = sw_err_set(SW_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].n_inp < 1) {
+            rc = sw_err_set(SW_EINVAL, "request %zu: empty model input", i);
+            goto out;
+        }
+        int64_t v;
+        size_t kl = (size_t)r[i].n_inp * sizeof(int32_t);
+        if (sw_strmap_get(m, r[i].inp, kl, &v)) {
+            r[i].slot = v;
+            continue;
+        }
+        if ((rc = sw_strmap_put(m, r[i].inp, kl, (int64_t)ns)) < 0) goto out;
+        r[i].slot = (int64_t)ns;
+        slots[ns++] = (struct slot){(int64_t)i, r[i].n_inp};
+    }
+    /* order: longest first; remember where each slot lands */
+    int64_t *order = malloc((ns ? ns : 1) * sizeof(int64_t));
+    struct slot *sorted = malloc((ns ? ns : 1) * sizeof(*sorted));
+    slot_off = malloc((ns ? ns : 1) * sizeof(int64_t));
+    if (!order || !sorted || !slot_off) {
+        free(order), free(sorted);
+        rc = sw_err_set(SW_ENOMEM, "out of memory");
+        goto out;
+    }
+    memcpy(sorted, slots, ns * sizeof(*sorted));
+    qsort_r(sorted, ns, sizeof(*sorted), cmp_slot_desc, r);
+    for (size_t s = 0; s < ns; s++) order[s] = r[sorted[s].first].slot;
+    free(sorted);
+    int64_t maxrows = 0;
+    for (size_t i = 0; i < n; i++) maxrows = r[i].n_cont > maxrows ? r[i].n_cont : maxrows;
+    rows = malloc((size_t)(maxrows > 0 ? maxrows : 1) * (size_t)V * sizeof(float));
+    if (!rows) {
+        free(order);
+        rc = sw_err_set(SW_ENOMEM, "out of memory for logits");
+        goto out;
+    }
+    /* requests by slot, to visit each batch's users */
+    int64_t *head = malloc((ns ? ns : 1) * sizeof(int64_t)), *next = malloc((n ? n : 1) * sizeof(int64_t));
+    if (!head || !next) {
+        free(order), free(head), free(next);
+        rc = sw_err_set(SW_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t s = 0; s < ns; s++) head[s] = -1;
+    for (size_t i = n; i-- > 0;) next[i] = head[r[i].slot], head[r[i].slot] = (int64_t)i;
+    for (size_t b0 = 0; rc == 0 && b0 < ns;) {
+        int64_t tokens = 0;
+        size_t b1 = b0;
+        while (b1 < ns && (b1 == b0 || tokens + slots[order[b1]].n <= L->batch_tokens))
+            tokens += slots[order[b1]].n, b1++;
+        free(ids), free(cu);
+        ids = malloc((size_t)tokens * sizeof(int32_t));
+        cu = malloc((b1 - b0 + 1) * sizeof(int32_t));
+        if (!ids || !cu) {
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
+            break;
+        }
+        int64_t off = 0;
+        cu[0] = 0;
+        for (size_t s = b0; s < b1; s++) {
+            const struct slot *sl = &slots[order[s]];
+            memcpy(ids + off, r[sl->first].inp, (size_t)sl->n * sizeof(int32_t));
+            slot_off[order[s]] = off;
+            off += sl->n;
+            cu[s - b0 + 1] = (int32_t)off;
+        }
+        struct sw_batch mb = {.B = 1, .T = tokens, .input_ids = ids, .cu_seqlens = cu,
+                              .n_seqs = (int)(b1 - b0)};
+        rc = sw_model_forward(L->em->model, &mb, NULL);
+        for (size_t s = b0; rc == 0 && s < b1; s++) {
+            int64_t sl = order[s];
+            for (int64_t i = head[sl]; rc == 0 && i >= 0; i = next[i]) {
+                int64_t nc = r[i].n_cont;
+                int64_t row0 = slot_off[sl] + r[i].n_inp - nc;
+                rc = sw_model_logits_rows(L->em->model, row0, nc, rows);
+                double sum = 0;
+                int g = 1;
+                for (int64_t j = 0; rc == 0 && j < nc; j++) {
+                    const float *x = rows + j * V;
+                    int32_t y = r[i].cont[j];
+                    if (y < 0 || y >= V) {
+                        rc = sw_err_set(SW_ERANGE, "token id %d outside the vocabulary", (int)y);
+                        break;
+                    }
+                    int64_t am = 0;
+                    double mx = x[0];
+                    for (int64_t v = 1; v < V; v++)
+                        if (x[v] > x[am]) am = v;
+                    mx = x[am];
+                    double z = 0;
+                    for (int64_t v = 0; v < V; v++) z += exp((double)x[v] - mx);
+                    sum += (double)x[y] - mx - log(z);
+                    if (am != y) g = 0;
+                }
+                ll[i] = sum;
+                greedy[i] = g;
+            }
+        }
+        b0 = b1;
+    }
+    free(order), free(head), free(next);
+out:
+    sw_strmap_free(m);
+    free(slots), free(rows), free(ids), free(cu), free(slot_off);
+    return rc;
+}
+
+static int encode(struct local *L, const char *s, size_t n, struct sw_tok_ids *out) {
+    out->n = 0;
+    return sw_tokenizer_encode_append(L->tok, s, n, 0, out);
+}
+
+/* Bytes of trailing whitespace of s (what Python's rstrip() removes). */
+static size_t trailing_space(const char *s) {
+    const char *p = s;
+    size_t n = strlen(s), kept = n;
+    sw_bench_strip(&p, &kept); /* trims both ends: what is left after the kept part is the tail */
+    return n - (size_t)(p - s) - kept;
+}
+
+/* lm-eval's _encode_pair (+ the empty-context rule) into a treq. */
+static int encode_pair(struct local *L, const char *ctx, const char *cont, struct treq *r) {
+    struct sw_tok_ids w = {0}, c = {0};
+    int rc = 0;
+    if (!*ctx) {
+        rc = encode(L, cont, strlen(cont), &w);
+        if (rc == 0 && w.n == 0) rc = sw_err_set(SW_EINVAL, "empty continuation");
+        if (rc == 0) {
+            int32_t p = L->prefix_token;
+            if (w.ids[0] == p && w.n > 1) /* the harness drops a duplicated prefix token */
+                rc = treq_make(r, &p, 1, w.ids + 1, (int64_t)w.n - 1, L->max_length);
+            else rc = treq_make(r, &p, 1, w.ids, (int64_t)w.n, L->max_length);
+        }
+        goto out;
+    }
+    size_t lc = strlen(ctx), sp = trailing_space(ctx);
+    if (sp == lc) sp = 0; /* an all-space context: Python keeps context[:-n] = "" ... rare */
+    size_t lcont = strlen(cont);
+    char *whole = malloc(lc + lcont + 1);
+    if (!whole) return sw_err_set(SW_ENOMEM, "out of memory");
+    memcpy(whole, ctx, lc);
+    memcpy(whole + lc, cont, lcont + 1);
+    rc = encode(L, whole, lc + lcont, &w);
+    if (rc == 0) rc = encode(L, ctx, lc - sp, &c);
+    free(whole);
+    if (rc == 0 && w.n <= c.n)
+        rc = sw_err_set(SW_EINVAL, "the continuation '%s' adds no token after its context", cont);
+    if (rc == 0) rc = treq_make(r, c.ids, (int64_t)c.n, w.ids + c.n, (int64_t)(w.n - c.n),
+                                L->max_length);
+out:
+    sw_tok_ids_release(&w), sw_tok_ids_release(&c);
+    return rc;
+}
+
+static int local_loglik(struct sw_bench_backend *b, const struct sw_bench_ll_req *q, size_t n,
+                        struct sw_bench_ll_res *out, sw_bench_done_fn done, void *ctx) {
+    struct local *L = b->impl;
+    size_t step = b->shard > 0 ? (size_t)b->shard : 256;
+    for (size_t s0 = 0; s0 < n; s0 += step) {
+        size_t s1 = s0 + step < n ? s0 + step : n;
+        struct treq *r = calloc(s1 - s0, sizeof(*r));
+        double *ll = malloc((s1 - s0) * sizeof(double));
+        int *g = malloc((s1 - s0) * sizeof(int));
+        int rc = (!r || !ll || !g) ? sw_err_set(SW_ENOMEM, "out of memory") : 0;
+        for (size_t i = s0; rc == 0 && i < s1; i++)
+            rc = encode_pair(L, q[i].context, q[i].continuation, &r[i - s0]);
+        if (rc == 0) rc = score_tokens(L, r, s1 - s0, ll, g);
+        for (size_t i = s0; rc == 0 && i < s1; i++)
+            out[i] = (struct sw_bench_ll_res){ll[i - s0], g[i - s0], (int)r[i - s0].n_cont};
+        if (r) treq_release(r, s1 - s0);
+        free(r), free(ll), free(g);
+        if (rc == 0 && done) rc = done(ctx, s0, s1);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+/* lm-eval's rolling windows of one token list into treqs appended to *r. */
+static int windows(const int32_t *t, int64_t n, int32_t prefix, int64_t max_len, int64_t stride,
+                   struct treq **r, size_t *nr, size_t *cap) {
+    if (n == 0) return 0;
+    int64_t context_len = stride > 0 && stride < max_len ? max_len - stride + 1 : 1;
+    int64_t pred_len = max_len - context_len + 1;
+    int32_t *buf = malloc((size_t)(max_len + 1) * sizeof(int32_t));
+    if (!buf) return sw_err_set(SW_ENOMEM, "out of memory");
+    int rc = 0;
+    int64_t predicted = 0;
+    while (rc == 0 && predicted < n) {
+        int64_t wl, ctx_n;
+        const int32_t *cont;
+        int64_t cont_n;
+        if (predicted == 0) {
+            int64_t first = max_len < n ? max_len : n;
+            buf[0] = prefix;
+            memcpy(buf + 1, t, (size_t)(first - 1) * sizeof(int32_t));
+            wl = first; /* input [prefix] + t[:first-1] */
+            cont = t, cont_n = first;
+            predicted = first;
+            /* disjoint: context = input[: len - (len(cont) - 1)] = [prefix] */
+            ctx_n = wl - (cont_n - 1);
+        } else {
+            int64_t wpl = n - predicted < pred_len ? n - predicted : pred_len;
+            int64_t end = predicted + wpl;
+            int64_t s = end - max_len - 1;
+            if (s < 0) s = 0;
+            wl = (end - 1) - s;
+            memcpy(buf, t + s, (size_t)wl * sizeof(int32_t));
+            cont = t + end - wpl, cont_n = wpl;
+            predicted += wpl;
+            ctx_n = wl - (cont_n - 1);
+        }
+        if (*nr == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            struct treq *p = realloc(*r, *cap * sizeof(**r));
+            if (!p) {
+                rc = sw_err_set(SW_ENOMEM, "out of memory");
+                break;
+            }
+            *r = p;
+        }
+        rc = treq_make(&(*r)[(*nr)++], buf, ctx_n, cont, cont_n, max_len);
+    }
+    free(buf);
+    return rc;
+}
+
+static int local_rolling(struct sw_bench_backend *b, const char *const *texts, size_t n,
+                         int64_t max_length, int64_t stride, struct sw_bench_roll_res *out,
+                         sw_bench_done_fn done, void *ctx) {
+    struct local *L = b->impl;
+    int64_t ml = max_length > 0 ? max_length : L->max_length;
+    for (size_t i = 0; i < n; i++) {
+        struct sw_tok_ids t = {0};
+        struct treq *r = NULL;
+        size_t nr = 0, cap = 0;
+        int rc = encode(L, texts[i], strlen(texts[i]), &t);
+        if (rc == 0) rc = windows(t.ids, (int64_t)t.n, L->prefix_token, ml, stride, &r, &nr, &cap);
+        double *ll = malloc((nr ? nr : 1) * sizeof(double));
+        int *g = malloc((nr ? nr : 1) * sizeof(int));
+        if (rc == 0 && (!ll || !g)) rc = sw_err_set(SW_ENOMEM, "out of memory");
+        if (rc == 0 && nr) rc = score_tokens(L, r, nr, ll, g);
+        double sum = 0;
+        for (size_t w = 0; rc == 0 && w < nr; w++) sum += ll[w];
+        out[i] = (struct sw_bench_roll_res){sum, (int64_t)t.n};
+        treq_release(r, nr);
+        free(r), free(ll), free(g);
+        sw_tok_ids_release(&t);
+        if (rc == 0 && done) rc = done(ctx, i, i + 1);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+struct stopper {
+    struct local *L;
+    const struct sw_bench_gen_req *q;
+    int32_t *ids;
+    int64_t n, cap;
+    int err;
+};
+
+/* Stop as soon as the decoded output holds a stop string (the text is cut afterwards). */
+static int on_token(void *user, int32_t id) {
+    struct stopper *s = user;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 64;
+        int32_t *p = realloc(s->ids, (size_t)s->cap * sizeof(int32_t));
+        if (!p) return sw_err_set(SW_ENOMEM, "out of memory");
+        s->ids = p;
+    }
+    s->ids[s->n++] = id;
+    if (s->q->nuntil == 0) return 0;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = sw_tokenizer_decode(s->L->tok, s->ids, (size_t)s->n, 1, &text, &len);
+    if (rc < 0) return rc;
+    int stop = 0;
+    for (int u = 0; u < s->q->nuntil && !stop; u++)
+        if (*s->q->until[u] && strstr(text, s->q->until[u])) stop = 1;
+    free(text);
+    return stop;
+}
+
+static int cut_at_stops(char *text, const char *const *until, int nuntil) {
+    for (int u = 0; u < nuntil; u++) {
+        if (!*until[u]) continue;
+        char *p = strstr(text, until[u]);
+        if (p) *p = '\0';
+    }
+    return 0;
+}
+
+static int local_generate(struct sw_bench_backend *b, const struct sw_bench_gen_req *q, size_t n,
+                          char **out, sw_bench_done_fn done, void *ctx) {
+    struct local *L = b->impl;
+    for (size_t i = 0; i < n; i++) {
+        struct sw_tok_ids t = {0};
+        int rc = encode(L, q[i].context, strlen(q[i].context), &t);
+        int64_t max_ctx = L->max_length - q[i].max_gen_toks;
+        if (rc == 0 && max_ctx < 1)
+            rc = sw_err_set(SW_EINVAL, "max_gen_toks %lld leaves no room for a context in %lld "
+                            "tokens", (long long)q[i].max_gen_toks, (long long)L->max_length);
+        int64_t skip = rc == 0 && (int64_t)t.n > max_ctx ? (int64_t)t.n - max_ctx : 0;
+        struct sw_generate_params p = L->gen;
+        p.max_new_tokens = q[i].max_gen_toks;
+        struct stopper st = {L, &q[i], NULL, 0, 0, 0};
+        int32_t *gen = NULL;
+        int64_t ng = 0;
+        enum sw_finish fin;
+        if (rc == 0)
+            rc = sw_generate(L->em, t.ids + skip, (int64_t)t.n - skip, &p, &gen, &ng, &fin,
+                             on_token, &st);
+        char *text = NULL;
+        size_t len = 0;
+        if (rc == 0) rc = sw_tokenizer_decode(L->tok, gen, (size_t)ng, 1, &text, &len);
+        if (rc == 0) cut_at_stops(text, q[i].until, q[i].nuntil);
+        free(gen), free(st.ids);
+        sw_tok_ids_release(&t);
+        if (rc < 0) {
+            free(text);
+            return rc;
+        }
+        out[i] = text;
+        if (done && (rc = done(ctx, i, i + 1)) < 0) return rc;
+    }
+    return 0;
+}
+
+static int local_chat(struct sw_bench_backend *b, const char *system, const char *user,
+                      char **out) {
+    struct local *L = b->impl;
+    *out = NULL;
+    if (!L->tpl)
+        return sw_err_set(SW_EINVAL, "--apply_chat_template: the model folder has no chat template "
+                          "sw recognises (give --template)");
+    struct sw_conv c;
+    sw_conv_init(&c);
+    struct sw_template_opts o = {.system = system ? system : "", .loss = SW_LOSS_DEFAULT,
+                                 .add_generation_prompt = 1};
+    struct sw_template_tokens tk;
+    struct sw_template_render r;
+    memset(&r, 0, sizeof r);
+    int rc = sw_conv_add(&c, SW_ROLE_USER, user);
+    if (rc == 0) rc = sw_template_tokens_from(L->tok, &tk);
+    if (rc == 0) rc = sw_template_render(L->tpl, &c, &o, &tk, "chat", &r);
+    if (rc == 0) {
+        *out = strdup(r.text);
+        if (!*out) rc = sw_err_set(SW_ENOMEM, "out of memory");
+    }
+    sw_template_render_release(&r);
+    sw_conv_release(&c);
+    return rc;
+}
+
+static void local_free(struct sw_bench_backend *b) {
+    struct local *L = b->impl;
+    if (L) {
+        sw_eval_model_close(L->em);
+        sw_tokenizer_free(L->tok);
+        free(L);
+    }
+}
+
+int sw_bench_local_new(const struct sw_bench_local_opts *o, struct sw_bench_backend **out) {
+    *out = NULL;
+    struct sw_bench_backend *b = calloc(1, sizeof(*b));
+    struct local *L = calloc(1, sizeof(*L));
+    if (!b || !L) {
+        free(b), free(L);
+        return sw_err_set(SW_ENOMEM, "out of memory");
+    }
+    b->impl = L;
+    b->kind = "local";
+    b->free = local_free;
+    b->loglik = local_loglik;
+    b->rolling = local_rolling;
+    b->generate = local_generate;
+    b->chat_render = local_chat;
+    b->shard = o->shard > 0 ? o->shard : 256;
+    int rc = sw_eval_model_open(o->model, o->adapter, &L->em);
+    if (rc == 0) rc = sw_tokenizer_load(o->model, &L->tok);
+    if (rc < 0) {
+        sw_bench_backend_free(b);
+        return rc;
+    }
+    const struct sw_model_config *c = &L->em->hf->config;
+    int64_t tmax = sw_tokenizer_model_max_length(L->tok);
+    L->max_length = o->max_length > 0                 ? o->max_length
+                    : c->max_position_embeddings > 0 ? c->max_position_embeddings
+                    : tmax > 0 && tmax < ((int64_t)1 << 40) ? tmax
+                                                       : 2048;
+    L->batch_tokens = o->batch_tokens > 0 ? o->batch_tokens : 4096;
+    int32_t bos = sw_tokenizer_special_id(L->tok, SW_TOK_BOS);
+    int32_t eos = sw_tokenizer_special_id(L->tok, SW_TOK_EOS);
+    L->prefix_token = bos >= 0 ? bos : eos >= 0 ? eos : 0;
+    L->tpl = o->template_name ? sw_template_get(o->template_name)
+                              : sw_template_detect(sw_tokenizer_chat_template(L->tok));
+    if (o->template_name && !L->tpl) {
+        rc = sw_err_set(SW_EUSAGE, "unknown chat template '%s' (known: %s)", o->template_name,
+                        sw_template_names());
+        sw_bench_backend_free(b);
+        return rc;
+    }
+    struct sw_generate_request rq = {.max_new_tokens = 256, .temperature = 0, .top_k = -1,
+                                     .top_p = -1, .repetition_penalty = -1, .seed = 0};
+    sw_generate_params_resolve(&rq, L->em->hf, eos, &L->gen);
+    b->max_length = L->max_length;
+    char id[8192];
+    snprintf(id, sizeof id, "local:%s%s%s", o->model, o->adapter ? "+" : "",
+             o->adapter ? o->adapter : "");
+    b->identity = strdup(id);
+    if (!b->identity) {
+        sw_bench_backend_free(b);
+        return sw_err_set(SW_ENOMEM, "out of memory");
+    }
+    sw_info("model %s: max_length %lld, %lld tokens per forward", o->model,
+            (long long)L->max_length, (long long)L->batch_tokens);
+    *out = b;
+    return 0;
+}
+
+void sw_bench_backend_free(struct sw_bench_backend *b) {
+    if (!b) return;
+    if (b->free) b->free(b);
+    free(b->identity);
+    free(b);
+}
