@@ -44,6 +44,8 @@ enum sw_op {
     SW_OP_ADD,
     SW_OP_DROPOUT,
     SW_OP_CROSS_ENTROPY,
+    SW_OP_KV_CACHE_WRITE,
+    SW_OP_PAGED_ATTENTION,
     SW_OP_COUNT
 };
 
@@ -178,6 +180,28 @@ struct sw_backend {
                         int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta);
     int (*ce_logits_fwd)(struct sw_backend *be, float *loss, float *lse, const float *logits,
                          const int32_t *targets, int64_t N, int64_t V);
+
+    /* ---- paged KV cache (inference engine, lib/model/sw_model_infer.c) ---------------------
+     * A layer's cache is kcache/vcache [num_slots, Hk, D], num_slots = num_blocks·block_size;
+     * token t of a sequence lives in slot block_tables[s·max_blocks + t/block_size]·block_size +
+     * t % block_size. NULL members: the backend has no engine support (SW_EUNSUPPORTED).
+     * kv_cache_write: kcache[slot_mapping[n]] = k[n], vcache[...] = v[n] for n < N (k/v
+     *   [N, Hk, D]); a negative slot skips the token, one ≥ num_slots is SW_ERANGE.
+     * paged_attention_fwd: q[N, Hq, D] holds the new rows of nseq sequences, sequence s owning
+     *   rows [cu_q[s], cu_q[s+1]) and seq_lens[s] tokens in all (cached + new, the new K/V already
+     *   written), so its row i is at position seq_lens[s] − q_len + i and attends causally to the
+     *   keys 0..that position (GQA: query head h reads kv head h / (Hq/Hk)). out[N, Hq, D].
+     *   max_q_len / max_seq_len: host bounds for grid sizing (0 = not given). */
+    int (*kv_cache_write)(struct sw_backend *be, float *kcache, float *vcache, const float *k,
+                          const float *v, const int32_t *slot_mapping, int64_t N, int64_t Hk,
+                          int64_t D, int64_t num_slots);
+    int (*paged_attention_fwd)(struct sw_backend *be, float *out, const float *q,
+                               const float *kcache, const float *vcache,
+                               const int32_t *block_tables, int64_t max_blocks,
+                               const int32_t *cu_q, const int32_t *seq_lens, int nseq,
+                               int64_t max_q_len, int64_t max_seq_len, int64_t N, int64_t Hq,
+                               int64_t Hk, int64_t D, int64_t block_size, int64_t num_blocks,
+                               float scale);
 };
 
 /* Open a backend for device (SW_DEVICE_CPU always; SW_DEVICE_CUDA when built with CUDA=1,

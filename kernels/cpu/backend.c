@@ -3,6 +3,7 @@
  * copies as memcpy. Threads: OpenMP (OMP_NUM_THREADS) for everything, sgemm included (sgemm.c
  * runs one single-threaded OpenBLAS call per thread). */
 #include "cpu_ops.h"
+#include "paged_ops.h"
 
 #include "sw_arena.h"
 #include "sw_err.h"
@@ -148,6 +149,8 @@ int sw_cpu_backend_open(struct sw_backend **out) {
         .ce_fused_fwd = sw_cpu_ce_fused_fwd,
         .ce_fused_bwd = sw_cpu_ce_fused_bwd,
         .ce_logits_fwd = sw_cpu_ce_logits_fwd,
+        .kv_cache_write = sw_cpu_kv_cache_write,
+        .paged_attention_fwd = sw_cpu_paged_attention_fwd,
     };
     *out = be;
     check_blas_core();

@@ -154,8 +154,9 @@ extern "C" int sw_cuda_profile_report(struct sw_backend *be, FILE *out) {
 // ---- memory ---------------------------------------------------------------------------------
 
 static int cu_supports_op(const struct sw_backend *be, enum sw_op op) {
-    (void)be;
-    return op >= 0 && op < SW_OP_COUNT;
+    return op >= 0 && op < SW_OP_COUNT &&
+           (op != SW_OP_KV_CACHE_WRITE || be->kv_cache_write) &&
+           (op != SW_OP_PAGED_ATTENTION || be->paged_attention_fwd);
 }
 
 static void *dev_alloc(sw_cuda_ctx *c, size_t bytes, const char *what) {

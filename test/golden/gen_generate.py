@@ -19,8 +19,20 @@ plus hf_loss: model(input_ids, attention_mask, labels=input_ids).loss for a righ
 Every greedy step's margin between the two best logits is checked to be > 1e-3, so a float
 rounding difference between sw and torch cannot flip the argmax.
 
-Run: UPDATE_GOLDEN=1 python3 test/golden/gen_generate.py  (needs torch, transformers,
-tokenizers, safetensors; CPU torch is enough). Without UPDATE_GOLDEN=1 it refuses to overwrite.
+The engine goldens (read by test/unit/test_engine.c) add two more families on the same tokenizer,
+each a complete HF folder with its own expected.json of greedy generate() ids:
+  llama/model   LlamaForCausalLM, llama3 rope scaling, untied LM head
+  qwen2/model   Qwen2ForCausalLM, q/k/v biases, tied embeddings
+  llama/adapter a PEFT LoRA adapter (r 4, all linear modules, random A and B) on llama/model, and
+                llama/expected_lora.json: the same prompts through PeftModel.generate (unmerged)
+Every case's ids are checked to be the same with and without transformers' KV cache
+(use_cache=True/False) and in a left-padded batch of all the raw prompts; expected.json stores
+them once, with the flags that were checked.
+
+Run: UPDATE_GOLDEN=1 python3 test/golden/gen_generate.py [qwen3] [llama] [qwen2]  (default: all;
+needs torch, transformers, tokenizers, safetensors, and peft for the adapter; CPU torch is
+enough). Without UPDATE_GOLDEN=1 it refuses to overwrite. The llama and qwen2 folders need the
+qwen3 folder's tokenizer (model/tokenizer.json), so generate qwen3 first on a fresh tree.
 """
 import json
 import os
@@ -116,8 +128,8 @@ def greedy(model, ids, eos, penalty=1.0):
     return new
 
 
-def main():
-    if os.path.exists(OUT) and os.environ.get("UPDATE_GOLDEN") != "1":
+def main_qwen3():
+    if os.path.exists(os.path.join(OUT, "expected.json")) and os.environ.get("UPDATE_GOLDEN") != "1":
         sys.exit(f"{OUT} exists: set UPDATE_GOLDEN=1 to regenerate")
     import transformers as tf
     tok = build_tokenizer()
@@ -182,5 +194,146 @@ def main():
     print(f"wrote {OUT} ({total} bytes)", file=sys.stderr)
 
 
+# ---- the engine's goldens: more families, cache on/off, batched, a LoRA adapter --------------
+
+ENGINE_PROMPTS = ["The quick brown fox", "Hello, how are", "What is the capital", "Practice makes",
+                  "Two plus two is four. Seven times three is", "Rome"]
+
+
+def greedy_checked(model, ids, eos):
+    """Greedy ids with the KV cache, checked equal without it (and margins > 1e-3)."""
+    new = greedy(model, ids, eos)
+    x = torch.tensor([ids])
+    nocache = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=MAX_NEW,
+                             do_sample=False, eos_token_id=eos, pad_token_id=0, use_cache=False)
+    assert nocache[0, len(ids):].tolist() == new, "use_cache=False differs"
+    return new
+
+
+def batched(model, prompts, eos, pad):
+    """Greedy ids of all prompts in one left-padded batch, with trailing pads removed."""
+    T = max(len(p) for p in prompts)
+    x = torch.tensor([[pad] * (T - len(p)) + p for p in prompts])
+    m = torch.tensor([[0] * (T - len(p)) + [1] * len(p) for p in prompts])
+    out = model.generate(x, attention_mask=m, max_new_tokens=MAX_NEW, do_sample=False,
+                         eos_token_id=eos, pad_token_id=pad)
+    res = []
+    for row in out[:, T:].tolist():
+        keep = []
+        for t in row:
+            keep.append(t)
+            if t in eos:
+                break
+        res.append(keep)
+    return res
+
+
+def family_model(kind, vocab, eos, pad, seed):
+    import transformers as tf
+    common = dict(vocab_size=vocab, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                  rms_norm_eps=1e-6, bos_token_id=None, eos_token_id=eos, pad_token_id=pad)
+    if kind == "llama":
+        cfg = tf.LlamaConfig(**common, tie_word_embeddings=False,
+                             rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0,
+                                              "factor": 8.0, "low_freq_factor": 1.0,
+                                              "high_freq_factor": 4.0,
+                                              "original_max_position_embeddings": 64})
+    else:
+        cfg = tf.Qwen2Config(**common, tie_word_embeddings=True,
+                             rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    torch.manual_seed(seed)
+    model = tf.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").float()
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if n.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(0.15 * torch.randn(p.shape, generator=gen))
+    model.eval()
+    return model
+
+
+def engine_cases(model, tok, eos, pad):
+    ids = [tok.encode(p).ids for p in ENGINE_PROMPTS]
+    alone = [greedy_checked(model, i, eos) for i in ids]
+    assert batched(model, ids, eos, pad) == alone, "left-padded batch differs from alone"
+    cases = {}
+    for k, (p, i, a) in enumerate(zip(ENGINE_PROMPTS, ids, alone)):
+        cases[f"p{k}"] = {"prompt": p, "prompt_ids": i, "ids": a,
+                          "text": tok.decode(a, skip_special_tokens=True)}
+    pids = ids[3]
+    cases["penalty"] = {"prompt": ENGINE_PROMPTS[3], "prompt_ids": pids, "repetition_penalty": 1.3,
+                        "ids": greedy(model, pids, eos, penalty=1.3)}
+    return cases
+
+
+def write_expected(path, cases, extra):
+    import transformers as tf
+    expected = {"generator": "test/golden/gen_generate.py", "torch": torch.__version__,
+                "transformers": tf.__version__, "max_new_tokens": MAX_NEW,
+                "checked": ["use_cache=False equal", "left-padded batch equal",
+                            "greedy margins > 1e-3"], "cases": cases, **extra}
+    with open(path, "w") as f:
+        json.dump(expected, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+def main_family(kind, seed):
+    import shutil
+    from tokenizers import Tokenizer
+    import transformers as tf
+    root = os.path.join(OUT, kind)
+    if os.path.exists(root) and os.environ.get("UPDATE_GOLDEN") != "1":
+        sys.exit(f"{root} exists: set UPDATE_GOLDEN=1 to regenerate")
+    mdir = os.path.join(root, "model")
+    os.makedirs(mdir, exist_ok=True)
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(MODEL, f), os.path.join(mdir, f))
+    tok = Tokenizer.from_file(os.path.join(mdir, "tokenizer.json"))
+    im_end, pad = tok.token_to_id("<|im_end|>"), tok.token_to_id("<|endoftext|>")
+    eos = [im_end]
+    model = family_model(kind, tok.get_vocab_size(), eos, pad, seed)
+    model.generation_config = tf.GenerationConfig(eos_token_id=eos, pad_token_id=pad,
+                                                  do_sample=False, max_new_tokens=MAX_NEW)
+    model.save_pretrained(mdir, safe_serialization=True)
+    write_expected(os.path.join(root, "expected.json"), engine_cases(model, tok, eos, pad),
+                   {"eos": eos})
+    if kind == "llama":
+        from peft import LoraConfig, get_peft_model
+        lc = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, bias="none",
+                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                        "up_proj", "down_proj"])
+        pm = get_peft_model(model, lc)
+        gen = torch.Generator().manual_seed(seed + 2)
+        with torch.no_grad():
+            for n, p in pm.named_parameters():
+                if "lora_" in n:
+                    p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+        pm.eval()
+        adir = os.path.join(root, "adapter")
+        pm.save_pretrained(adir, safe_serialization=True)
+        cases = engine_cases(pm, tok, eos, pad)
+        base = json.load(open(os.path.join(root, "expected.json")))["cases"]
+        assert any(cases[k]["ids"] != base[k]["ids"] for k in cases), "the adapter changes nothing"
+        write_expected(os.path.join(root, "expected_lora.json"), cases,
+                       {"eos": eos, "adapter": "llama/adapter"})
+        readme = os.path.join(adir, "README.md")
+        if os.path.exists(readme):
+            os.remove(readme)
+    for d, _, files in os.walk(root):
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
+    print(f"wrote {root}", file=sys.stderr)
+
+
 if __name__ == "__main__":
-    main()
+    which = sys.argv[1:] or ["qwen3", "llama", "qwen2"]
+    for w in which:
+        if w == "qwen3":
+            main_qwen3()
+        elif w in ("llama", "qwen2"):
+            main_family(w, 21 if w == "llama" else 31)
+        else:
+            sys.exit(f"unknown family '{w}' (qwen3, llama, qwen2)")
