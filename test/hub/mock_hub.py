@@ -192,10 +192,15 @@ class State:
         folder = os.path.join(self.root, kind, *repo_id.split("/"))
         if not os.path.isdir(folder):
             return None
+        cfg_path = os.path.join(folder, ".mock.json")
+        cfg_text = open(cfg_path).read() if os.path.exists(cfg_path) else ""
         with self.lock:
             r = self.repos.get((kind, repo_id))
-            if r is None:
-                r = Repo(kind, repo_id, folder, 1000 + len(self.repos))
+            if r is None or r.cfg_text != cfg_text:
+                # New, or its .mock.json changed (tests switch faults between runs).
+                number = r.numeric_id if r else 1000 + len(self.repos)
+                r = Repo(kind, repo_id, folder, number)
+                r.cfg_text = cfg_text
                 self.repos[(kind, repo_id)] = r
             return r
 
