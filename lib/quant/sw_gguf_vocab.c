@@ -38,7 +38,9 @@ static const char *const LLAMA3_RE =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+"
     "[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-static json_t *load_json(const char *dir, const char *name, int required, int *rc) {
+/* tokenizer_config.json may hold integers past int64 (model_max_length 1e30 written as an
+ * integer): flags JSON_DECODE_INT_AS_REAL for it; nothing read from it is an integer. */
+static json_t *load_json(const char *dir, const char *name, int required, size_t flags, int *rc) {
     char *p = sw_path_join(dir, name);
     char *text = NULL;
     size_t len = 0;
@@ -55,7 +57,7 @@ static json_t *load_json(const char *dir, const char *name, int required, int *r
         *rc = r;
     } else {
         json_error_t e;
-        j = json_loadb(text, len, 0, &e);
+        j = json_loadb(text, len, flags, &e);
         if (!json_is_object(j)) {
             *rc = sw_err_set(SW_EFORMAT, "%s:%d: %s", p, e.line, j ? "not a JSON object" : e.text);
             json_decref(j);
@@ -304,13 +306,13 @@ int sw_gguf_add_vocab(struct sw_gguf_writer *w, const char *dir, int64_t n_vocab
     struct vocab v = {0};
     memset(info, 0, sizeof *info);
     char *tpath = sw_path_join(dir, "tokenizer.json");
-    tok = tpath ? load_json(dir, "tokenizer.json", 0, &rc) : NULL;
-    if (rc == 0 && !tok) tok = load_json(dir, "tokenizer.json.gz", 0, &rc);
+    tok = tpath ? load_json(dir, "tokenizer.json", 0, 0, &rc) : NULL;
+    if (rc == 0 && !tok) tok = load_json(dir, "tokenizer.json.gz", 0, 0, &rc);
     if (rc == 0 && !tok)
         rc = sw_err_set(SW_ENOTFOUND, "%s: no tokenizer.json (GGUF needs the tokenizer; "
                         "sw reads Hugging Face tokenizer.json only)", dir);
-    if (rc == 0) tcfg = load_json(dir, "tokenizer_config.json", 0, &rc);
-    if (rc == 0) cfg = load_json(dir, "config.json", 0, &rc);
+    if (rc == 0) tcfg = load_json(dir, "tokenizer_config.json", 0, JSON_DECODE_INT_AS_REAL, &rc);
+    if (rc == 0) cfg = load_json(dir, "config.json", 0, 0, &rc);
     json_t *model = tok ? json_object_get(tok, "model") : NULL;
     const char *mtype = json_string_value(json_object_get(model, "type"));
     if (rc == 0 && (!mtype || strcmp(mtype, "BPE") != 0))

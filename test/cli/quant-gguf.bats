@@ -27,6 +27,11 @@ setup_file() {
     if python3 -c 'import gguf, numpy' 2>/dev/null; then export HAVE_GGUF=1; fi
 }
 
+kv() { # FILE.gguf KEY... : the scalar values, space-separated
+    local f=$1; shift
+    "$QUANT" inspect --json "$f" | python3 -c "import json,sys; d=json.load(sys.stdin)['metadata']; print(' '.join(str(d[k]['value']) for k in sys.argv[1:]))" "$@"
+}
+
 json_get() { # FILE.gguf PYTHON-EXPR over d (inspect --json document)
     "$QUANT" inspect --json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)"
 }
@@ -155,6 +160,35 @@ EOF
     run "$QUANT" inspect "$T/cut.gguf"
     assert_failure
     assert_output --partial "cut.gguf: truncated"
+}
+
+@test "gguf: real tokenizers (Qwen3, Llama 3, Llama 2) as tokenizer.ggml.* the way convert_hf_to_gguf writes them" {
+    D="$ROOT/data/tokenizers"
+    small="--hidden 16 --inter 32 --heads 2 --kv 1 --head_dim 8 --layers 1 --tie"
+    python3 "$GQ/make_model.py" "$T/tq3" --arch qwen3 $small --vocab 151669 --tokenizer "$D/qwen3"
+    python3 "$GQ/make_model.py" "$T/tl3" --arch llama $small --vocab 128256 --tokenizer "$D/llama3"
+    python3 "$GQ/make_model.py" "$T/tl2" --arch llama $small --vocab 32000 --tokenizer "$D/llama2"
+    for m in tq3 tl3 tl2; do "$QUANT" gguf -q --model "$T/$m" --quant_type f16 --output "$T/$m.gguf"; done
+    run kv "$T/tq3.gguf" tokenizer.ggml.model tokenizer.ggml.pre tokenizer.ggml.eos_token_id \
+        tokenizer.ggml.padding_token_id
+    assert_output "gpt2 qwen2 151645 151643"
+    run json_get "$T/tq3.gguf" "d['metadata']['tokenizer.ggml.merges']['n'], d['metadata']['tokenizer.chat_template']['value'][:15]"
+    assert_output "151387 {%- if tools %}"
+    run kv "$T/tl3.gguf" tokenizer.ggml.model tokenizer.ggml.pre tokenizer.ggml.bos_token_id \
+        tokenizer.ggml.eos_token_id
+    assert_output "gpt2 llama-bpe 128000 128001"
+    run kv "$T/tl2.gguf" tokenizer.ggml.model tokenizer.ggml.add_space_prefix \
+        tokenizer.ggml.add_bos_token tokenizer.ggml.bos_token_id tokenizer.ggml.eos_token_id \
+        tokenizer.ggml.unknown_token_id
+    assert_output "llama True True 1 2 0"
+    run json_get "$T/tl2.gguf" "d['metadata']['tokenizer.ggml.token_type']['head'][:4], 'tokenizer.ggml.merges' in d['metadata']"
+    assert_output "[3, 3, 3, 6] False"
+    if [ -n "${HAVE_GGUF:-}" ]; then
+        for m in tq3 tl3 tl2; do
+            run python3 "$GQ/check_gguf.py" meta "$T/$m.gguf" "$T/$m" f16
+            [ "$status" -eq 0 ] || { echo "$m: $output"; false; }
+        done
+    fi
 }
 
 @test "dequant: every tensor as float32 safetensors, shapes outermost first" {

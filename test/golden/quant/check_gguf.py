@@ -154,6 +154,9 @@ def cmd_meta(path, model_dir, qt):
     model = field(r, "tokenizer.ggml.model")
     tj = os.path.join(model_dir, "tokenizer.json")
     tok = json.load(open(tj)) if os.path.exists(tj) else None
+    if tok is None and os.path.exists(tj + ".gz"):
+        import gzip
+        tok = json.load(gzip.open(tj + ".gz", "rt", encoding="utf-8"))
     if model == "gpt2":
         merges = field(r, "tokenizer.ggml.merges")
         if tok is not None:
@@ -166,19 +169,41 @@ def cmd_meta(path, model_dir, qt):
                 if i not in added and (toks[i] != t_ or types[i] != 1):
                     fail(f"token {i} {toks[i]!r} type {types[i]}, want {t_!r} NORMAL")
             for a in tok.get("added_tokens", []):
-                if toks[a["id"]] != a["content"] or types[a["id"]] != (3 if a["special"] else 4):
+                c = a["content"]
+                looks = c.startswith("<|") and c.endswith("|>")  # convert's does_token_look_special
+                if toks[a["id"]] != c or types[a["id"]] != (3 if a["special"] or looks else 4):
                     fail(f"added token {a}")
         field(r, "tokenizer.ggml.pre")
     elif model == "llama":
-        field(r, "tokenizer.ggml.scores")
+        scores = field(r, "tokenizer.ggml.scores")
+        if tok is not None:
+            added = {a["id"]: a for a in tok.get("added_tokens", [])}
+            for t_, i in tok["model"]["vocab"].items():
+                want_type = 3 if i in added and added[i]["special"] else (
+                    6 if len(t_) == 6 and t_.startswith("<0x") and t_.endswith(">") else 1)
+                if toks[i] != t_ or types[i] != want_type:
+                    fail(f"token {i} {toks[i]!r} type {types[i]}, want {t_!r} type {want_type}")
+            # scores order the merges: the token of merge k scores -(k + 1)
+            first = {}
+            for k, m in enumerate(tok["model"]["merges"]):
+                t_ = m.replace(" ", "", 1) if isinstance(m, str) else m[0] + m[1]
+                first.setdefault(t_, k)
+            for t_, k in list(first.items())[:2000]:
+                i = tok["model"]["vocab"].get(t_)
+                if i is not None and i not in added and scores[i] != -(k + 1):
+                    fail(f"score of {t_!r} is {scores[i]}, want {-(k + 1)}")
     else:
         fail("tokenizer model " + str(model))
     tc = os.path.join(model_dir, "tokenizer_config.json")
     if os.path.exists(tc):
         tcfg = json.load(open(tc))
+        for k in ("bos_token", "eos_token"):
+            if isinstance(tcfg.get(k), dict):
+                tcfg[k] = tcfg[k].get("content")
         if isinstance(tcfg.get("chat_template"), str) and field(r, "tokenizer.chat_template") != tcfg["chat_template"]:
             fail("chat template")
-        if isinstance(tcfg.get("eos_token"), str) and tok is not None:
+        if isinstance(tcfg.get("eos_token"), str) and tok is not None and any(
+                a["content"] == tcfg["eos_token"] for a in tok["added_tokens"]):
             want = [a["id"] for a in tok["added_tokens"] if a["content"] == tcfg["eos_token"]][0]
             if field(r, "tokenizer.ggml.eos_token_id") != want:
                 fail("eos id")
