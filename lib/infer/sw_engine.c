@@ -68,6 +68,9 @@ const struct sw_model_config *sw_engine_model_config(const struct sw_engine *e) 
 const struct sw_generation_config *sw_engine_generation_config(const struct sw_engine *e) {
     return &e->hf->generation;
 }
+int sw_engine_has_generation_config(const struct sw_engine *e) {
+    return e->hf->has_generation_config;
+}
 int64_t sw_engine_max_model_len(const struct sw_engine *e) { return e->max_model_len; }
 const char *sw_engine_model_name(const struct sw_engine *e) { return e->model_name; }
 const int32_t *sw_engine_eos_ids(const struct sw_engine *e, int *n) {
@@ -329,7 +332,7 @@ int sw_engine_open(const struct sw_engine_opts *o, struct sw_engine **out) {
     e->st.kv_blocks_total = nb;
     e->st.block_size = e->bs;
     pthread_mutex_unlock(&e->mu);
-    sw_info("engine: %s on %s, %lld KV blocks of %d tokens (%.1f MiB), max_model_len %lld, "
+    sw_debug("engine: %s on %s, %lld KV blocks of %d tokens (%.1f MiB), max_model_len %lld, "
             "max_num_seqs %d, max_num_batched_tokens %lld, prefix caching %s", e->model_name,
             e->be->name, (long long)nb, e->bs,
             (double)nb * (double)sw_kv_cache_block_bytes(c, e->bs) / 1048576.0,

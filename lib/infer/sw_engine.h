@@ -84,6 +84,8 @@ const struct sw_tokenizer *sw_engine_tokenizer(const struct sw_engine *e);
 const struct sw_template *sw_engine_template(const struct sw_engine *e); /* NULL: none */
 const struct sw_model_config *sw_engine_model_config(const struct sw_engine *e);
 const struct sw_generation_config *sw_engine_generation_config(const struct sw_engine *e);
+/* 1 when the folder has a generation_config.json (else the config above holds defaults). */
+int sw_engine_has_generation_config(const struct sw_engine *e);
 int64_t sw_engine_max_model_len(const struct sw_engine *e);
 /* The EOS ids generation stops on (generation_config.json, else config.json, else the
  * tokenizer's eos_token); *n of them. */

@@ -103,13 +103,14 @@ struct sw_generate_request {
 void sw_generate_params_resolve(const struct sw_generate_request *rq, const struct sw_hfmodel *hf,
                                 int32_t tok_eos, struct sw_generate_params *p);
 
-/* Why a generation ended. */
-enum sw_finish { SW_FINISH_STOP = 0, SW_FINISH_LENGTH };
+/* Why a generation ended. (The old path: sw-eval generate and sw-serve use lib/infer/sw_engine.h;
+ * this stays until lib/eval's local backend moves onto the engine too.) */
+enum sw_finish { SW_GEN_STOP = 0, SW_GEN_LENGTH };
 
 /* Generate up to p->max_new_tokens ids after prompt[0..n_prompt) into *out (malloc'ed; *n_out
  * ids, the EOS id included when it stopped on one). Decoding recomputes the whole prefix at every
  * step (sw_model has no KV cache yet): cost O(new · prefix) forwards. on_token (may be NULL) is
- * called after each new id with user; a non-zero return stops generation early (SW_FINISH_STOP).
+ * called after each new id with user; a non-zero return stops generation early (SW_GEN_STOP).
  * Returns 0 or a negative error. */
 int sw_generate(struct sw_eval_model *em, const int32_t *prompt, int64_t n_prompt,
                 const struct sw_generate_params *p, int32_t **out, int64_t *n_out,

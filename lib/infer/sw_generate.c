@@ -162,7 +162,7 @@ int sw_generate(struct sw_eval_model *em, const int32_t *prompt, int64_t n_promp
                 enum sw_finish *finish, int (*on_token)(void *user, int32_t id), void *user) {
     *out = NULL;
     *n_out = 0;
-    *finish = SW_FINISH_LENGTH;
+    *finish = SW_GEN_LENGTH;
     int64_t V = em->hf->config.vocab_size;
     if (n_prompt < 1)
         return sw_err_set(SW_EINVAL, "generate: empty prompt (at least one token is needed)");
@@ -196,7 +196,7 @@ int sw_generate(struct sw_eval_model *em, const int32_t *prompt, int64_t n_promp
             goto fail;
         }
         if (is_eos(p, id) || stop) {
-            *finish = SW_FINISH_STOP;
+            *finish = SW_GEN_STOP;
             break;
         }
     }

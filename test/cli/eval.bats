@@ -128,7 +128,7 @@ expected() {
     assert_output --partial "labels = input_ids"
     run "$EVAL" generate --help
     assert_success
-    assert_output --partial "no KV cache"
+    assert_output --partial "inference engine (KV cache"
     run_split "$EVAL" frobnicate
     assert_one_line_error "unknown command 'frobnicate'" 2
     run_split "$EVAL" logits --input x --output y

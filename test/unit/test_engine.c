@@ -15,12 +15,8 @@
  *     block free.
  * Run from the repository root. */
 #include "sw_detok.h"
-#define SW_FINISH_STOP SW_FINISH_STOP_OLD_ /* TEMP until sw_generate.c is gone */
-#define SW_FINISH_LENGTH SW_FINISH_LENGTH_OLD_
-#include "sw_eval.h"
-#undef SW_FINISH_STOP
-#undef SW_FINISH_LENGTH
 #include "sw_engine.h"
+#include "sw_eval.h"
 
 #include "sw_err.h"
 #include "sw_log.h"

@@ -41,6 +41,7 @@ struct sw_generate_opts {
     const char *template_name; /* NULL: recognised from tokenizer_config.json's chat_template */
     const char *system;        /* NULL: the conversation's / template's default */
     const char *tokenizer;     /* NULL: the model folder */
+    enum sw_device device;     /* SW_DEVICE_CPU or SW_DEVICE_CUDA (the engine's backend) */
     struct sw_generate_request req;
     int json;                  /* one JSON object per prompt instead of the text */
     int skip_special;          /* decode without special tokens (the EOS) */

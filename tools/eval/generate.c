@@ -1,8 +1,8 @@
-/* sw-eval generate — text generation on the CPU: greedy (transformers' greedy search, id for id)
- * or sampled (temperature, top-k, top-p, repetition penalty; seeded), from raw text (--prompt),
- * one user message (--query) or a file of conversations (--messages) rendered with the chat
- * template. Prints the generated text, or JSON lines with --json. No KV cache yet: every step
- * recomputes the prefix (see docs/eval.md). */
+/* sw-eval generate — text generation on the inference engine (lib/infer/sw_engine.h: paged KV
+ * cache, continuous batching): greedy (transformers' greedy search, id for id) or sampled
+ * (temperature, top-k, top-p, repetition penalty; seeded), from raw text (--prompt), one user
+ * message (--query) or a file of conversations (--messages) rendered with the chat template.
+ * Prints the generated text, or JSON lines with --json (see docs/eval.md). */
 #include "eval.h"
 
 #include "sw_config.h"
@@ -13,9 +13,11 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct generate_opts {
     char *model, *adapter, *tokenizer, *prompt, *query, *messages, *system, *template_name;
+    char *device;
     int64_t max_new_tokens, top_k, seed;
     double temperature, top_p, repetition_penalty;
     int json, skip_special_tokens;
@@ -60,6 +62,8 @@ static const struct sw_opt generate_table[] = {
      "penalty > 0 on ids already in the sequence (1 = off; -1 = generation_config.json, else 1)",
      -1, 1e6, NULL, NULL},
     {"seed", SW_OPT_INT, F(seed), "42", "sampling seed", 0, 9.2e18, NULL, NULL},
+    {"device", SW_OPT_CHOICE, F(device), "cpu", "where the engine runs (cuda: a CUDA=1 build)", 0,
+     0, "cpu|cuda", NULL},
     {"json", SW_OPT_BOOL, F(json), "false",
      "one JSON object per prompt: index, prompt_tokens, ids, text, finish_reason, [reference]", 0,
      0, NULL, NULL},
@@ -75,12 +79,13 @@ static const struct sw_cli generate_cli = {
     .usage = "sw-eval generate --model DIR [--adapter DIR] (--prompt TEXT | --query TEXT | "
              "--messages FILE) [options]",
     .summary =
-        "Generate text on the CPU and print it (one line per prompt; JSON lines with --json).\n"
-        "Greedy decoding gives transformers' generate() ids exactly; sampling applies the\n"
-        "repetition penalty, temperature, top-k and top-p as transformers does, with sw's own\n"
-        "seeded generator. Stops after an EOS id (generation_config.json, config.json, or the\n"
-        "tokenizer's eos_token) or max_new_tokens. There is no KV cache yet: each new token\n"
-        "reruns the whole prefix, so long generations are slow (sw-serve is the fast path).",
+        "Generate text and print it (one line per prompt, in input order; JSON lines with\n"
+        "--json). Runs on sw's inference engine (KV cache, continuous batching: the rows of\n"
+        "--messages are generated together). Greedy decoding gives transformers' generate()\n"
+        "ids exactly; sampling applies the repetition penalty, temperature, top-k and top-p as\n"
+        "transformers does, with sw's own seeded generator (the same draws whatever else is in\n"
+        "the batch). Stops after an EOS id (generation_config.json, config.json, or the\n"
+        "tokenizer's eos_token) or max_new_tokens.",
     .opts = generate_table,
     .min_pos = 0,
     .max_pos = 0,
@@ -105,6 +110,7 @@ int sw_eval_generate_main(int argc, char **argv) {
             .template_name = o.template_name,
             .system = o.system,
             .tokenizer = o.tokenizer,
+            .device = strcmp(o.device, "cuda") == 0 ? SW_DEVICE_CUDA : SW_DEVICE_CPU,
             .req = {o.max_new_tokens, o.temperature, o.top_k, o.top_p, o.repetition_penalty,
                     (uint64_t)o.seed},
             .json = o.json,
