@@ -95,10 +95,22 @@ static int choice_ok(const char *choices, const char *v) {
     return 0;
 }
 
+/* "[1, 1048576]" for an integer option (the bounds are doubles in the table, but %g would print
+ * 2^30 as 1.07374e+09), "[0, 0.999]" for a float one. */
+static void format_range(const struct sw_opt *o, char *buf, size_t cap) {
+    if (o->type == SW_OPT_INT)
+        snprintf(buf, cap, "[%lld, %lld]", (long long)o->min, (long long)o->max);
+    else
+        snprintf(buf, cap, "[%g, %g]", o->min, o->max);
+}
+
 static int check_range(const struct sw_opt *o, double x, const char *v, const char *where) {
-    if (o->min < o->max && (x < o->min || x > o->max))
-        return sw_err_set(SW_EUSAGE, "%s: value %s for '%s' is out of range [%g, %g]", where, v,
-                          o->key, o->min, o->max);
+    if (o->min < o->max && (x < o->min || x > o->max)) {
+        char range[80];
+        format_range(o, range, sizeof range);
+        return sw_err_set(SW_EUSAGE, "%s: value %s for '%s' is out of range %s", where, v, o->key,
+                          range);
+    }
     return 0;
 }
 
@@ -371,8 +383,11 @@ void sw_config_print_help(const struct sw_cli *cli, FILE *out) {
             fprintf(out, "  --%-28s %-6s %s\n", o->key, type_name(o), o->help ? o->help : "");
             fprintf(out, "  %-30s        default: %s", "", o->def ? o->def : "(unset)");
             if (o->type == SW_OPT_CHOICE) fprintf(out, "; one of %s", o->choices);
-            if ((o->type == SW_OPT_INT || o->type == SW_OPT_FLOAT) && o->min < o->max)
-                fprintf(out, "; range [%g, %g]", o->min, o->max);
+            if ((o->type == SW_OPT_INT || o->type == SW_OPT_FLOAT) && o->min < o->max) {
+                char range[80];
+                format_range(o, range, sizeof range);
+                fprintf(out, "; range %s", range);
+            }
             if (o->alias) fprintf(out, "; also --%s", o->alias);
             fprintf(out, "\n");
         }

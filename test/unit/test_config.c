@@ -4,6 +4,8 @@
 #include "tap.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -156,7 +158,45 @@ static void test_suggest(void) {
     OK(sw_config_suggest(table, "qqqqqqqqqqqqqq") == NULL, "no suggestion for junk");
 }
 
+/* Integer ranges print as integers, in errors and in --help (issue 10, defect 10: they printed
+ * as "[1, 1.07374e+09]"). */
+static void test_int_range_text(void) {
+    struct big {
+        int64_t max_length;
+        double ratio;
+    } b;
+    static const struct sw_opt big_table[] = {
+        {"max_length", SW_OPT_INT, offsetof(struct big, max_length), "8", "tokens", 1, 1 << 30,
+         NULL, NULL},
+        {"ratio", SW_OPT_FLOAT, offsetof(struct big, ratio), "0.5", "a fraction", 0, 0.999, NULL,
+         NULL},
+        SW_OPT_END,
+    };
+    static const struct sw_cli big_cli = {"sw-test", NULL, "sw-test [options]", NULL, big_table,
+                                          0, 0};
+    char **pos;
+    int npos;
+    char *argv[] = {"sw-test", "--max_length", "0", NULL};
+    int rc = sw_cli_parse(&big_cli, &b, 3, argv, &pos, &npos);
+    IS_INT(rc, SW_EUSAGE, "out-of-range integer is a usage error");
+    OK(strstr(sw_err_msg(), "out of range [1, 1073741824]") != NULL, "integer range as integers: %s",
+       sw_err_msg());
+    char *argv2[] = {"sw-test", "--ratio", "1.5", NULL};
+    rc = sw_cli_parse(&big_cli, &b, 3, argv2, &pos, &npos);
+    OK(rc == SW_EUSAGE && strstr(sw_err_msg(), "[0, 0.999]") != NULL, "float range unchanged: %s",
+       sw_err_msg());
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    sw_config_print_help(&big_cli, f);
+    fclose(f);
+    OK(text && strstr(text, "range [1, 1073741824]") && !strstr(text, "e+09"),
+       "--help prints the integer range as integers");
+    free(text);
+}
+
 int main(void) {
+    test_int_range_text();
     test_defaults_and_overrides();
     test_errors();
     test_yaml();
