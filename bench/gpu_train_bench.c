@@ -2,7 +2,7 @@
  * a Qwen2.5-0.5B-shaped model (hidden 896, 24 layers, 14 heads, 2 KV heads, intermediate 4864,
  * vocab 151936, tied embeddings, q/k/v biases) from random init, batches of B sequences of T
  * tokens (random ids, labels = ids), each step = zero_grad + forward + backward + AdamW over every
- * parameter on the device (sw_cuda_adamw). Prints, per GEMM precision: median step time,
+ * parameter on the device (the backend's adamw). Prints, per GEMM precision: median step time,
  * tokens/s, the forward / backward / optimizer split, peak device memory and MFU, then (with
  * --profile) the per-op CUDA-event breakdown of one more step.
  *
@@ -15,8 +15,8 @@
  * bf16) — the same count for every precision, so fp32/tf32 rows read as "fraction of bf16 peak".
  * Build: make CUDA=1 B=build/cuda (→ build/cuda/bench/gpu_train_bench); run on the GPU machine
  * (bench/gpu_train_bench.sh). */
-#include "sw_cuda.h"
 #include "sw_err.h"
+#include "sw_kernels.h"
 #include "sw_model.h"
 
 #include <stdio.h>
@@ -55,7 +55,7 @@ static int optimizer_step(struct bench_state *s) {
         struct sw_param *p = sw_model_param(s->m, i);
         if (!p->trainable) continue;
         int64_t n = p->value.ndim == 2 ? p->value.shape[0] * p->value.shape[1] : p->value.shape[0];
-        SW_TRY(sw_cuda_adamw(s->be, p->value.data, p->grad.data, s->mom1[i], s->mom2[i], n, 1e-4,
+        SW_TRY(s->be->adamw(s->be, p->value.data, p->grad.data, s->mom1[i], s->mom2[i], n, 1e-4,
                              0.9, 0.999, 1e-8, 0.1, p->decay, s->adam_step));
     }
     return 0;
@@ -131,10 +131,14 @@ static int run(const struct bench_opts *o) {
     c.pad_token_id = -1;
 
     struct bench_state s = {0};
-    struct sw_cuda_info info;
-    SW_TRY(sw_cuda_device_info(0, &info));
+    struct sw_device_info info;
     SW_TRY(sw_backend_open(SW_DEVICE_CUDA, &s.be));
-    int rc = sw_model_new(&c, s.be, &s.m);
+    int rc = s.be->device_info(s.be, &info);
+    if (rc < 0) {
+        sw_backend_close(s.be);
+        return rc;
+    }
+    rc = sw_model_new(&c, s.be, &s.m);
     double t0 = now_s();
     if (rc == 0) rc = sw_model_init_random(s.m, 1234, 0.02f);
     if (rc == 0) rc = sw_model_zero_grad(s.m);
@@ -160,7 +164,7 @@ static int run(const struct bench_opts *o) {
     double flops_tok = 6.0 * (double)(nparam - o->hidden * (2 * o->layers + 1) -
                                       o->layers * (o->heads + 2 * o->kv_heads) * (int64_t)D) +
                        6.0 * (double)o->layers * (double)o->heads * D * (double)o->seq;
-    printf("# device: %s (%d SMs, %.1f GiB)\n", info.name, info.sm_count,
+    printf("# device: %s (%d SMs, %.1f GiB)\n", info.name, info.compute_units,
            (double)info.total_bytes / (1 << 30));
     printf("# model: %lld params, %lld layers, hidden %lld, heads %lld/%lld, inter %lld, vocab "
            "%lld; batch %lld x %lld = %lld tokens/step; init %.1f s\n",
@@ -174,9 +178,9 @@ static int run(const struct bench_opts *o) {
     char list[64];
     snprintf(list, sizeof list, "%s", o->precision);
     for (char *tok = strtok(list, ","); rc == 0 && tok; tok = strtok(NULL, ",")) {
-        int prec;
-        rc = sw_cuda_parse_matmul_precision(tok, &prec);
-        if (rc == 0) rc = sw_cuda_set_matmul_precision(s.be, prec);
+        enum sw_matmul_precision prec;
+        rc = sw_matmul_precision_parse(tok, &prec);
+        if (rc == 0) rc = s.be->set_precision(s.be, prec);
         double loss = 0;
         for (int i = 0; rc == 0 && i < o->warmup; i++) rc = train_step(&s, NULL, NULL, NULL, &loss);
         double *ts = calloc((size_t)o->steps, sizeof(double));
@@ -190,8 +194,9 @@ static int run(const struct bench_opts *o) {
         if (rc == 0) {
             qsort(ts, (size_t)o->steps, sizeof(double), cmp_double);
             double med = ts[o->steps / 2];
-            size_t peak = 0;
-            sw_cuda_memory(s.be, NULL, &peak);
+            struct sw_mem_info mi = {0};
+            if (s.be->mem_info(s.be, &mi) < 0) sw_err_clear();
+            size_t peak = mi.peak;
             double tps = (double)N / med;
             printf("%-6s %10.0f %9.1f %8.1f %8.1f %8.1f %9.2f %6.1f %8.4f\n", tok, tps, med * 1e3,
                    tf * 1e3, tb * 1e3, to * 1e3, (double)peak / (1 << 30),
@@ -202,10 +207,10 @@ static int run(const struct bench_opts *o) {
         if (rc == 0 && o->profile) {
             printf("# per-op breakdown of one step (%s, CUDA events; ops synchronised only by the "
                    "stream)\n", tok);
-            rc = sw_cuda_profile_enable(s.be, 1);
+            rc = s.be->profile_enable(s.be, 1);
             if (rc == 0) rc = train_step(&s, NULL, NULL, NULL, &loss);
-            if (rc == 0) rc = sw_cuda_profile_enable(s.be, 0);
-            if (rc == 0) rc = sw_cuda_profile_report(s.be, stdout);
+            if (rc == 0) rc = s.be->profile_enable(s.be, 0);
+            if (rc == 0) rc = s.be->profile_report(s.be, stdout);
         }
     }
     printf("# scratch peak %.2f GiB\n", (double)sw_model_scratch_peak(s.m) / (1 << 30));

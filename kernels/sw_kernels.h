@@ -21,6 +21,13 @@
  *    no atomics, every reduction in a fixed order. The CPU ops split reductions by output column
  *    (never by thread), so they are even independent of the thread count, except matmul, whose
  *    summation order is OpenBLAS's (fixed for a fixed thread count).
+ *
+ * Besides the ops, the table carries everything a driver (sw-train, the benchmarks) needs from a
+ * device, so nothing above kernels/ includes a backend's own header: the optimizer pieces (AdamW,
+ * sums of squares, scaling), memory figures, the scratch reservation, the GEMM precision, per-op
+ * profiling, device information and close. The backend's knobs (the SW_CUDA_* environment
+ * variables, docs/cuda.md) are read in one place, sw_backend_opts_from_env, into struct
+ * sw_backend_opts, which sw_backend_open_opts takes.
  */
 #ifndef SW_KERNELS_H
 #define SW_KERNELS_H
@@ -29,6 +36,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Label value that contributes nothing to the loss (HF's ignore_index). */
 #define SW_IGNORE_INDEX (-100)
@@ -44,10 +52,70 @@ enum sw_op {
     SW_OP_ADD,
     SW_OP_DROPOUT,
     SW_OP_CROSS_ENTROPY,
-    SW_OP_KV_CACHE_WRITE,
-    SW_OP_PAGED_ATTENTION,
+    SW_OP_OPTIMIZER, /* adamw, sumsq, scale */
     SW_OP_COUNT
 };
+
+/* GEMM precision of a backend's matmuls (also the LM-head products of cross-entropy and, in the
+ * 16-bit modes, attention's tiles). FP32: exact float32 (parity tests; every backend's default,
+ * the only mode of the CPU). TF32: tensor cores on float32 operands (10-bit mantissa products,
+ * fp32 accumulation). BF16: operands rounded to bfloat16, fp32 accumulation and fp32 outputs —
+ * the arithmetic of PyTorch's bf16 autocast with fp32 master weights; parameters, gradients and
+ * activations stay float32. BF16_INLINE ("bf16i"): BF16 with the float32 → bfloat16 rounding
+ * left to the GEMM library (cuBLASLt's CUBLAS_COMPUTE_32F_FAST_16BF) instead of a conversion pass
+ * per operand. FP16: BF16 with IEEE half operands (10 mantissa bits, range ±65504: a larger
+ * operand becomes ±inf) — fp16 autocast's arithmetic; training in it needs loss scaling. */
+enum sw_matmul_precision {
+    SW_MATMUL_FP32 = 0,
+    SW_MATMUL_TF32 = 1,
+    SW_MATMUL_BF16 = 2,
+    SW_MATMUL_BF16_INLINE = 3,
+    SW_MATMUL_FP16 = 4,
+};
+#define SW_MATMUL_COUNT 5
+/* Parse "fp32" | "tf32" | "bf16" | "bf16i" | "fp16" into *out; SW_EINVAL (message naming the
+ * accepted values) otherwise. */
+int sw_matmul_precision_parse(const char *s, enum sw_matmul_precision *out);
+/* The name sw_matmul_precision_parse reads for a mode ("?" for an unknown value). */
+const char *sw_matmul_precision_name(int precision);
+
+/* Memory of a backend's device, in bytes (mem_info). */
+struct sw_mem_info {
+    size_t in_use; /* held now: CUDA, the stream-ordered pool (parameters, gradients, scratch,
+                      workspaces) plus cuBLASLt's workspace; CPU, the process's resident set */
+    size_t peak;   /* the high-water mark of in_use (CPU: the process's max RSS) */
+    size_t free;   /* what the device can still give: CUDA, cudaMemGetInfo's free (memory the
+                      pool caches for reuse is not counted); CPU, MemAvailable */
+    size_t total;  /* the device's memory (CPU: physical memory) */
+};
+
+/* What a backend runs on (device_info). */
+struct sw_device_info {
+    char name[256];         /* "NVIDIA H100 80GB HBM3", or the CPU's model name */
+    size_t total_bytes;     /* device memory (CPU: physical memory) */
+    int compute_units;      /* streaming multiprocessors (CUDA) or OpenMP threads (CPU) */
+    int cc_major, cc_minor; /* CUDA compute capability; 0 on the CPU */
+};
+
+/* Options of a backend, fixed when it opens. sw_backend_opts_init fills the built-in defaults;
+ * sw_backend_opts_from_env the defaults overridden by the environment (the SW_CUDA_* variables
+ * named below, documented in docs/cuda.md) — the one place they are read. The CPU backend has
+ * no options and ignores the struct. */
+struct sw_backend_opts {
+    int device_index;      /* SW_CUDA_DEVICE: which GPU (default 0) */
+    int matmul;            /* SW_CUDA_MATMUL: enum sw_matmul_precision at open; -1 (default) for
+                              the backend's default, fp32 */
+    char matmul_src[64];   /* "SW_CUDA_MATMUL=<value>" when the environment chose matmul (for
+                              messages that say what overrode what), else "" */
+    size_t ce_chunk_bytes; /* SW_CUDA_CE_CHUNK_BYTES: logits bytes per chunk of the fused
+                              cross-entropy (default 1 GiB) */
+    size_t ce_keep_bytes;  /* SW_CUDA_CE_KEEP_BYTES: most bytes the 16-bit modes' cross-entropy
+                              keeps its softmax gradient in from forward to backward (default
+                              4 GiB; 0 = always recompute) */
+};
+void sw_backend_opts_init(struct sw_backend_opts *o);
+/* Returns 0, or SW_EINVAL naming the variable and its value when one is malformed. */
+int sw_backend_opts_from_env(struct sw_backend_opts *o);
 
 struct sw_backend {
     const char *name;       /* "cpu", "cuda" */
@@ -73,6 +141,30 @@ struct sw_backend {
     int (*memset0)(struct sw_backend *be, void *dst, size_t bytes);
     /* Wait until every queued op finished (no-op on CPU). */
     int (*sync)(struct sw_backend *be);
+    /* Make the scratch arena one chunk of at least bytes, so a step that needs up to that much
+     * allocates nothing (without it the first step grows the arena piece by piece). Like
+     * scratch_reset it discards the arena's contents: call it between steps. Not counted in
+     * scratch_peak. Returns 0 or SW_ENOMEM (the arena is then empty and grows on demand). */
+    int (*scratch_reserve)(struct sw_backend *be, size_t bytes);
+    /* The device's memory now (struct sw_mem_info). Returns 0 or SW_EDEVICE. */
+    int (*mem_info)(struct sw_backend *be, struct sw_mem_info *out);
+
+    /* ---- device, precision, profiling, lifetime -------------------------------------------
+     * device_info: what the backend runs on. 0 or SW_EDEVICE.
+     * set_precision: the GEMM precision of the ops that follow (enum sw_matmul_precision);
+     *   SW_EINVAL for an unknown mode, SW_EUNSUPPORTED for one the backend lacks (the CPU has
+     *   fp32 only). get_precision: the mode in effect.
+     * profile_enable: on = 1 starts timing every op (a pair of device events around each; it
+     *   costs a little per launch), 0 stops. profile_report synchronises, prints to out a table
+     *   of total milliseconds, calls and share per op and shape (sorted by time), then clears
+     *   the records. SW_EUNSUPPORTED where the backend cannot time ops (the CPU).
+     * close: free the backend, its memory and the table itself (sw_backend_close calls it). */
+    int (*device_info)(struct sw_backend *be, struct sw_device_info *out);
+    int (*set_precision)(struct sw_backend *be, enum sw_matmul_precision precision);
+    enum sw_matmul_precision (*get_precision)(const struct sw_backend *be);
+    int (*profile_enable)(struct sw_backend *be, int on);
+    int (*profile_report)(struct sw_backend *be, FILE *out);
+    void (*close)(struct sw_backend *be);
 
     /* ---- matmul (nn.Linear) ----------------------------------------------------------------
      * matmul_fwd:  y[M,N] = alpha · x[M,K] · w[N,K]ᵀ + beta · y + b[N]   (b may be NULL)
@@ -181,34 +273,41 @@ struct sw_backend {
     int (*ce_logits_fwd)(struct sw_backend *be, float *loss, float *lse, const float *logits,
                          const int32_t *targets, int64_t N, int64_t V);
 
-    /* ---- paged KV cache (inference engine, lib/model/sw_model_infer.c) ---------------------
-     * A layer's cache is kcache/vcache [num_slots, Hk, D], num_slots = num_blocks·block_size;
-     * token t of a sequence lives in slot block_tables[s·max_blocks + t/block_size]·block_size +
-     * t % block_size. NULL members: the backend has no engine support (SW_EUNSUPPORTED).
-     * kv_cache_write: kcache[slot_mapping[n]] = k[n], vcache[...] = v[n] for n < N (k/v
-     *   [N, Hk, D]); a negative slot skips the token, one ≥ num_slots is SW_ERANGE.
-     * paged_attention_fwd: q[N, Hq, D] holds the new rows of nseq sequences, sequence s owning
-     *   rows [cu_q[s], cu_q[s+1]) and seq_lens[s] tokens in all (cached + new, the new K/V already
-     *   written), so its row i is at position seq_lens[s] − q_len + i and attends causally to the
-     *   keys 0..that position (GQA: query head h reads kv head h / (Hq/Hk)). out[N, Hq, D].
-     *   max_q_len / max_seq_len: host bounds for grid sizing (0 = not given). */
-    int (*kv_cache_write)(struct sw_backend *be, float *kcache, float *vcache, const float *k,
-                          const float *v, const int32_t *slot_mapping, int64_t N, int64_t Hk,
-                          int64_t D, int64_t num_slots);
-    int (*paged_attention_fwd)(struct sw_backend *be, float *out, const float *q,
-                               const float *kcache, const float *vcache,
-                               const int32_t *block_tables, int64_t max_blocks,
-                               const int32_t *cu_q, const int32_t *seq_lens, int nseq,
-                               int64_t max_q_len, int64_t max_seq_len, int64_t N, int64_t Hq,
-                               int64_t Hk, int64_t D, int64_t block_size, int64_t num_blocks,
-                               float scale);
+    /* ---- optimizer (the device-resident step of sw-train; lib/train/sw_optim.h) ------------
+     * adamw: one torch.optim.AdamW update of n float32 elements: p, exp_avg m and exp_avg_sq v
+     *   updated in place from grad g, in torch's order (sw_optim.h gives the formula): step is
+     *   the step count after increment (≥ 1, else SW_EINVAL); weight decay wd applies only when
+     *   decay is 1. The scalars (bias corrections, 1 − lr·wd, ...) are computed in double on the
+     *   host and rounded to float once, each element rounds as sw_optim's host update does, so
+     *   every backend takes the same step bit for bit (the CPU's is sw_adamw_step's arithmetic).
+     * sumsq: the sums of squares of count float32 arrays x[i] of n[i] elements (host arrays of
+     *   backend pointers and sizes) in double, into the HOST arrays out[count]; *total (may be
+     *   NULL) is their sum. Both in a fixed order that depends only on the sizes — the same bits
+     *   on every run (CUDA: every GPU); out[i] is non-finite exactly when x[i] holds a NaN or
+     *   ±Inf. The CPU sums chunks of 2^15 elements in order, as sw_grad_norm (whose result is
+     *   sqrt(*total) bit for bit); CUDA sums each array over a fixed grid, *total the out[i] in
+     *   order. Synchronises (the sums are on the host).
+     * scale: x[n] ← x[n] · f, one float32 rounding (sw_grad_clip's product, bit for bit). */
+    int (*adamw)(struct sw_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
+                 double lr, double beta1, double beta2, double eps, double wd, int decay,
+                 int64_t step);
+    int (*sumsq)(struct sw_backend *be, const float *const *x, const int64_t *n, int count,
+                 double *out, double *total);
+    int (*scale)(struct sw_backend *be, float *x, int64_t n, float f);
 };
 
 /* Open a backend for device (SW_DEVICE_CPU always; SW_DEVICE_CUDA when built with CUDA=1,
- * else SW_EUNSUPPORTED). The caller owns *out and frees it with sw_backend_close. */
+ * else SW_EUNSUPPORTED) with options o (NULL: sw_backend_opts_from_env's). The caller owns *out
+ * and frees it with sw_backend_close. CUDA: SW_EDEVICE (no GPU, driver error), SW_EUNSUPPORTED
+ * (a GPU older than compute capability 8.0), SW_EINVAL (a bad option) or SW_ENOMEM. */
+int sw_backend_open_opts(enum sw_device device, const struct sw_backend_opts *o,
+                         struct sw_backend **out);
+/* sw_backend_open_opts with the environment's options. */
 int sw_backend_open(enum sw_device device, struct sw_backend **out);
-/* Free a backend and its scratch memory. Accepts NULL. */
+/* Free a backend and all its memory (be->close). Accepts NULL. */
 void sw_backend_close(struct sw_backend *be);
+/* Whether this build has a backend for device (the CPU always; CUDA with make CUDA=1). */
+int sw_backend_available(enum sw_device device);
 
 /* The CPU backend's constructor (kernels/cpu/backend.c); sw_backend_open calls it. */
 int sw_cpu_backend_open(struct sw_backend **out);

@@ -63,6 +63,13 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
 int sw_cpu_ce_logits_fwd(struct sw_backend *be, float *loss, float *lse, const float *logits,
                          const int32_t *targets, int64_t N, int64_t V);
 
+int sw_cpu_adamw(struct sw_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
+                 double lr, double beta1, double beta2, double eps, double wd, int decay,
+                 int64_t step);
+int sw_cpu_sumsq(struct sw_backend *be, const float *const *x, const int64_t *n, int count,
+                 double *out, double *total);
+int sw_cpu_scale(struct sw_backend *be, float *x, int64_t n, float f);
+
 /* C[M,N] = alpha·op(A)·op(B) + beta·C (row-major; op = transpose when ta / tb), split over the
  * OpenMP threads by rows (M >= N) or columns of C, each slab one single-threaded OpenBLAS call
  * (kernels/cpu/sgemm.c says why). Called outside OpenMP regions; inside one it runs serially. */

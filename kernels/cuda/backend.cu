@@ -6,12 +6,14 @@
 //  - the per-step scratch arena: chunks bump-allocated in order; scratch_reset rewinds, and when
 //    the last step spilled into more than one chunk it replaces them by a single chunk of what
 //    that step asked for, so from the second step on a training loop allocates nothing;
-//    sw_cuda_scratch_reserve sizes that chunk up front (sw-train: the planned activations), so
-//    the first step does not spill either;
+//    scratch_reserve sizes that chunk up front (sw-train: the planned activations), so the
+//    first step does not spill either;
 //  - op workspaces (two, grown on demand) for temporaries inside one op call.
 // Copies: upload and download synchronise (the host buffer may be reused or read as soon as
 // they return); copy and memset0 are asynchronous. sync waits for the stream and reports any
 // deferred device-side data error (see cuda_ops.h).
+// Also here: the backend's other members (memory figures, GEMM precision, per-op profiler,
+// device information, close) and its options (struct sw_backend_opts, read at open).
 #include "cuda_ops.h"
 
 #include <cstdio>
@@ -92,9 +94,7 @@ sw_cuda_prof_scope::~sw_cuda_prof_scope() {
     if (idx >= 0) cudaEventRecord(c->prof[idx].e1, c->stream);
 }
 
-extern "C" int sw_cuda_profile_enable(struct sw_backend *be, int on) {
-    if (!be || be->device != SW_DEVICE_CUDA)
-        return sw_err_set(SW_EINVAL, "cuda profile: not a CUDA backend");
+static int cu_profile_enable(struct sw_backend *be, int on) {
     sw_cuda_ctx_of(be)->prof_on = on;
     return 0;
 }
@@ -111,9 +111,7 @@ static int prof_row_cmp(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-extern "C" int sw_cuda_profile_report(struct sw_backend *be, FILE *out) {
-    if (!be || be->device != SW_DEVICE_CUDA)
-        return sw_err_set(SW_EINVAL, "cuda profile: not a CUDA backend");
+static int cu_profile_report(struct sw_backend *be, FILE *out) {
     sw_cuda_ctx *c = sw_cuda_ctx_of(be);
     CK(cudaStreamSynchronize(c->stream));
     prof_row *rows = (prof_row *)calloc((size_t)(c->prof_n ? c->prof_n : 1), sizeof(prof_row));
@@ -154,9 +152,8 @@ extern "C" int sw_cuda_profile_report(struct sw_backend *be, FILE *out) {
 // ---- memory ---------------------------------------------------------------------------------
 
 static int cu_supports_op(const struct sw_backend *be, enum sw_op op) {
-    return op >= 0 && op < SW_OP_COUNT &&
-           (op != SW_OP_KV_CACHE_WRITE || be->kv_cache_write) &&
-           (op != SW_OP_PAGED_ATTENTION || be->paged_attention_fwd);
+    (void)be;
+    return op >= 0 && op < SW_OP_COUNT;
 }
 
 static void *dev_alloc(sw_cuda_ctx *c, size_t bytes, const char *what) {
@@ -280,9 +277,7 @@ static void cu_scratch_reset(struct sw_backend *be) {
     c->need = 0;
 }
 
-extern "C" int sw_cuda_scratch_reserve(struct sw_backend *be, size_t bytes) {
-    if (!be || be->device != SW_DEVICE_CUDA)
-        return sw_err_set(SW_EINVAL, "scratch reserve: not a CUDA backend");
+static int cu_scratch_reserve(struct sw_backend *be, size_t bytes) {
     sw_cuda_ctx *c = sw_cuda_ctx_of(be);
     size_t cap = (bytes + 255) & ~(size_t)255;
     if (c->nchunks == 1 && c->chunks[0].cap >= cap) {
@@ -350,53 +345,53 @@ void *sw_cuda_ws(sw_cuda_ctx *c, int which, size_t bytes) {
     return p;
 }
 
-extern "C" int sw_cuda_memory(struct sw_backend *be, size_t *in_use, size_t *peak) {
-    if (!be || be->device != SW_DEVICE_CUDA)
-        return sw_err_set(SW_EINVAL, "cuda memory: not a CUDA backend");
+// In use and peak: the stream-ordered pool (parameters, gradients, scratch arena, op
+// workspaces) plus cuBLASLt's workspace. Free and total: cudaMemGetInfo (optim.cu).
+static int cu_mem_info(struct sw_backend *be, struct sw_mem_info *out) {
     sw_cuda_ctx *c = sw_cuda_ctx_of(be);
     cudaMemPool_t pool;
     CK(cudaDeviceGetDefaultMemPool(&pool, c->device));
     unsigned long long used = 0, high = 0;
     CK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
     CK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
-    if (in_use) *in_use = (size_t)used + c->lt_ws_bytes;
-    if (peak) *peak = (size_t)high + c->lt_ws_bytes;
+    size_t fr = 0, tot = 0;
+    SW_TRY(sw_cuda_mem_free_total(c, &fr, &tot));
+    out->in_use = (size_t)used + c->lt_ws_bytes;
+    out->peak = (size_t)high + c->lt_ws_bytes;
+    out->free = fr;
+    out->total = tot;
     return 0;
 }
 
-// The names of enum sw_cuda_matmul_precision, by value.
-static const char *const prec_names[] = {"fp32", "tf32", "bf16", "bf16i", "fp16"};
-#define NPREC ((int)(sizeof prec_names / sizeof prec_names[0]))
-
-extern "C" int sw_cuda_parse_matmul_precision(const char *s, int *precision) {
-    for (int i = 0; s && i < NPREC; i++)
-        if (strcmp(s, prec_names[i]) == 0) {
-            *precision = i;
-            return 0;
-        }
-    return sw_err_set(SW_EINVAL, "matmul precision '%s': expected fp32, tf32, bf16, bf16i or fp16",
-                      s ? s : "(null)");
-}
-
-extern "C" const char *sw_cuda_matmul_precision_name(int precision) {
-    return precision >= 0 && precision < NPREC ? prec_names[precision] : "?";
+static int cu_device_info(struct sw_backend *be, struct sw_device_info *out) {
+    const sw_cuda_ctx *c = sw_cuda_ctx_of(be);
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", c->info.name);
+    out->total_bytes = c->info.total_bytes;
+    out->compute_units = c->info.sm_count;
+    out->cc_major = c->info.cc_major;
+    out->cc_minor = c->info.cc_minor;
+    return 0;
 }
 
 // The context's GEMM mode for a public precision (already range-checked).
 static void apply_precision(sw_cuda_ctx *c, int precision) {
     static const sw_cuda_gemm_prec map[] = {SW_CUDA_GEMM_FP32, SW_CUDA_GEMM_TF32, SW_CUDA_GEMM_BF16,
                                             SW_CUDA_GEMM_BF16, SW_CUDA_GEMM_FP16};
-    c->bf16_inline = precision == SW_CUDA_MATMUL_BF16_INLINE;
+    c->bf16_inline = precision == SW_MATMUL_BF16_INLINE;
     c->prec = map[precision];
+    c->precision = (enum sw_matmul_precision)precision;
 }
 
-extern "C" int sw_cuda_set_matmul_precision(struct sw_backend *be, int precision) {
-    if (!be || be->device != SW_DEVICE_CUDA)
-        return sw_err_set(SW_EINVAL, "matmul precision: not a CUDA backend");
-    if (precision < 0 || precision >= NPREC)
-        return sw_err_set(SW_EINVAL, "matmul precision: unknown mode %d", precision);
-    apply_precision(sw_cuda_ctx_of(be), precision);
+static int cu_set_precision(struct sw_backend *be, enum sw_matmul_precision precision) {
+    if ((int)precision < 0 || (int)precision >= SW_MATMUL_COUNT)
+        return sw_err_set(SW_EINVAL, "matmul precision: unknown mode %d", (int)precision);
+    apply_precision(sw_cuda_ctx_of(be), (int)precision);
     return 0;
+}
+
+static enum sw_matmul_precision cu_get_precision(const struct sw_backend *be) {
+    return ((const sw_cuda_ctx *)be->ctx)->precision;
 }
 
 // ---- lifecycle ------------------------------------------------------------------------------
@@ -424,10 +419,14 @@ static void ctx_free(sw_cuda_ctx *c) {
     free(c);
 }
 
-static int ctx_open(sw_cuda_ctx *c) {
-    const char *dev = getenv("SW_CUDA_DEVICE");
-    c->device = dev ? atoi(dev) : 0;
-    struct sw_cuda_info info;
+static int ctx_open(sw_cuda_ctx *c, const struct sw_backend_opts *o) {
+    if (o->matmul < -1 || o->matmul >= SW_MATMUL_COUNT)
+        return sw_err_set(SW_EINVAL, "matmul precision: unknown mode %d", o->matmul);
+    c->device = o->device_index;
+    // The cross-entropy budgets (0 chunk bytes: the built-in 1 GiB, as the variable always read).
+    c->ce_chunk_bytes = o->ce_chunk_bytes ? o->ce_chunk_bytes : (size_t)1 << 30;
+    c->ce_keep_bytes = o->ce_keep_bytes;
+    struct sw_cuda_info &info = c->info;
     SW_TRY(sw_cuda_device_info(c->device, &info));
     if (info.cc_major < 8)
         return sw_err_set(SW_EUNSUPPORTED, "cuda backend: %s (compute capability %d.%d) is too "
@@ -448,14 +447,13 @@ static int ctx_open(sw_cuda_ctx *c) {
         return sw_err_set(SW_EDEVICE, "cuda backend: cublasLtCreate failed");
     c->lt_ws_bytes = (size_t)64 << 20;
     CK(cudaMalloc(&c->lt_ws, c->lt_ws_bytes));
-    int prec = SW_CUDA_MATMUL_FP32;
-    const char *env = getenv("SW_CUDA_MATMUL");
-    if (env && *env) SW_TRY(sw_cuda_parse_matmul_precision(env, &prec));
-    apply_precision(c, prec);
+    apply_precision(c, o->matmul >= 0 ? o->matmul : (int)SW_MATMUL_FP32);
     return 0;
 }
 
-extern "C" int sw_cuda_backend_open(struct sw_backend **out) {
+static void cu_close(struct sw_backend *be);
+
+extern "C" int sw_cuda_backend_open(const struct sw_backend_opts *o, struct sw_backend **out) {
     *out = NULL;
     struct sw_backend *be = (struct sw_backend *)calloc(1, sizeof(*be));
     sw_cuda_ctx *c = (sw_cuda_ctx *)calloc(1, sizeof(*c));
@@ -463,7 +461,7 @@ extern "C" int sw_cuda_backend_open(struct sw_backend **out) {
         free(be), free(c);
         return sw_err_set(SW_ENOMEM, "cuda backend: out of memory");
     }
-    int rc = ctx_open(c);
+    int rc = ctx_open(c, o);
     if (rc < 0) {
         ctx_free(c);
         free(be);
@@ -483,6 +481,14 @@ extern "C" int sw_cuda_backend_open(struct sw_backend **out) {
     be->copy = cu_copy;
     be->memset0 = cu_memset0;
     be->sync = cu_sync;
+    be->scratch_reserve = cu_scratch_reserve;
+    be->mem_info = cu_mem_info;
+    be->device_info = cu_device_info;
+    be->set_precision = cu_set_precision;
+    be->get_precision = cu_get_precision;
+    be->profile_enable = cu_profile_enable;
+    be->profile_report = cu_profile_report;
+    be->close = cu_close;
     be->matmul_fwd = sw_cuda_matmul_fwd;
     be->matmul_bwd_dx = sw_cuda_matmul_bwd_dx;
     be->matmul_bwd_dw = sw_cuda_matmul_bwd_dw;
@@ -504,11 +510,15 @@ extern "C" int sw_cuda_backend_open(struct sw_backend **out) {
     be->ce_fused_fwd = sw_cuda_ce_fused_fwd;
     be->ce_fused_bwd = sw_cuda_ce_fused_bwd;
     be->ce_logits_fwd = sw_cuda_ce_logits_fwd;
+    be->adamw = sw_cuda_adamw;
+    be->sumsq = sw_cuda_sumsq;
+    be->scale = sw_cuda_scale;
     *out = be;
     return 0;
 }
 
-extern "C" void sw_cuda_backend_free(struct sw_backend *be) {
+// be->close (sw_backend_close).
+static void cu_close(struct sw_backend *be) {
     if (!be) return;
     ctx_free((sw_cuda_ctx *)be->ctx);
     free(be);

@@ -127,10 +127,8 @@ __global__ void k_ce_grad(T *g, const float *logits, const int32_t *targets, con
     }
 }
 
-static int64_t ce_chunk(int64_t N, int64_t V, int64_t chunk_rows) {
-    size_t budget = (size_t)1 << 30;
-    const char *env = getenv("SW_CUDA_CE_CHUNK_BYTES");
-    if (env && atoll(env) > 0) budget = (size_t)atoll(env);
+static int64_t ce_chunk(const sw_cuda_ctx *c, int64_t N, int64_t V, int64_t chunk_rows) {
+    size_t budget = c->ce_chunk_bytes; // SW_CUDA_CE_CHUNK_BYTES (struct sw_backend_opts)
     int64_t R = (int64_t)(budget / ((size_t)V * sizeof(float)));
     if (R < chunk_rows) R = chunk_rows;
     if (R < 1) R = 1;
@@ -152,7 +150,7 @@ static size_t al256(size_t n) { return (n + 255) & ~(size_t)255; }
 
 static int ce_ws_open(sw_cuda_ctx *c, const char *op, ce_ws *ws, const float *w, int64_t N,
                       int64_t V, int64_t C, int64_t chunk_rows, int want_g16) {
-    ws->R = ce_chunk(N, V, chunk_rows);
+    ws->R = ce_chunk(c, N, V, chunk_rows);
     ws->half = sw_cuda_half_mode(c);
     size_t R = (size_t)ws->R;
     size_t off_g = al256(R * (size_t)V * 4);
@@ -185,9 +183,7 @@ static int ce_logits(sw_cuda_ctx *c, const char *op, ce_ws *ws, const float *h, 
 // Room for a kept gradient of N × V 16-bit values: 1 when c->ce_keep holds it, 0 when it is over
 // budget or the allocation fails (the backward then recomputes; not an error).
 static int ce_keep_reserve(sw_cuda_ctx *c, int64_t N, int64_t V) {
-    size_t budget = (size_t)4 << 30;
-    const char *env = getenv("SW_CUDA_CE_KEEP_BYTES");
-    if (env && *env) budget = (size_t)atoll(env);
+    size_t budget = c->ce_keep_bytes; // SW_CUDA_CE_KEEP_BYTES (struct sw_backend_opts)
     size_t bytes = (size_t)N * (size_t)V * 2;
     if (bytes == 0 || bytes > budget) return 0;
     if (bytes <= c->ce_keep_cap) return 1;

@@ -87,8 +87,12 @@ struct sw_cuda_ctx {
     void *lt_ws;                  // cuBLASLt workspace
     size_t lt_ws_bytes;
     int sm_count;
-    enum sw_cuda_gemm_prec prec;  // GEMM precision (env SW_CUDA_MATMUL=fp32|tf32|bf16|bf16i|fp16)
+    struct sw_cuda_info info;     // the device (device_info)
+    enum sw_cuda_gemm_prec prec;  // GEMM precision (set_precision; SW_CUDA_MATMUL at open)
     int bf16_inline;              // bf16: let cuBLASLt round float32 operands (FAST_16BF)
+    enum sw_matmul_precision precision; // the public mode prec/bf16_inline came from
+    size_t ce_chunk_bytes;        // logits budget of a fused cross-entropy chunk (options)
+    size_t ce_keep_bytes;         // budget of the kept 16-bit CE gradient (options)
     // Scratch arena: chunks bump-allocated in order; reset rewinds and, if the last step needed
     // more than one chunk, replaces them by one chunk of what that step asked for (need).
     struct chunk { char *base; size_t cap, used; } *chunks;
@@ -283,5 +287,15 @@ int sw_cuda_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const floa
                          int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta);
 int sw_cuda_ce_logits_fwd(struct sw_backend *be, float *loss, float *lse, const float *logits,
                           const int32_t *targets, int64_t N, int64_t V);
+
+int sw_cuda_adamw(struct sw_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
+                  double lr, double beta1, double beta2, double eps, double wd, int decay,
+                  int64_t step);
+int sw_cuda_sumsq(struct sw_backend *be, const float *const *x, const int64_t *n, int count,
+                  double *out, double *total);
+int sw_cuda_scale(struct sw_backend *be, float *x, int64_t n, float f);
+
+// Backend services defined outside backend.cu (optim.cu): free/total device memory.
+int sw_cuda_mem_free_total(sw_cuda_ctx *c, size_t *free_bytes, size_t *total_bytes);
 
 #endif

@@ -1,6 +1,6 @@
 // elementwise.cu — residual add, axpy (gradient accumulation), inverted dropout whose mask is
-// recomputed from (seed, index) and never stored, and the fused AdamW update (sw_cuda_adamw)
-// a driver runs on device-resident parameters. All over n contiguous floats, grid-stride.
+// recomputed from (seed, index) and never stored, and the fused AdamW update (the adamw member,
+// sw_cuda_adamw) a driver runs on device-resident parameters. All over n contiguous floats, grid-stride.
 //
 // dropout_keep below is sw_dropout_keep of kernels/sw_kernels.h, written again for the device
 // (that header's inline function is host-only C): both must draw the same mask, which
@@ -85,9 +85,9 @@ __global__ void k_adamw(float *p, const float *g, float *m, float *v, int64_t n,
     }
 }
 
-extern "C" int sw_cuda_adamw(struct sw_backend *be, float *p, const float *g, float *m, float *v,
-                             int64_t n, double lr, double beta1, double beta2, double eps,
-                             double wd, int decay, int64_t step) {
+int sw_cuda_adamw(struct sw_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
+                  double lr, double beta1, double beta2, double eps, double wd, int decay,
+                  int64_t step) {
     if (!be || be->device != SW_DEVICE_CUDA)
         return sw_err_set(SW_EINVAL, "adamw: not a CUDA backend");
     if (step < 1) return sw_err_set(SW_EINVAL, "adamw: step %lld < 1", (long long)step);

@@ -5,7 +5,7 @@
 // cuBLASLt is column-major: a row-major C[M,N] is the column-major Cᵀ[N,M], so every product
 // C = op(A)·op(B) is issued as Cᵀ = op(B)ᵀ·op(A)ᵀ with the operands swapped (sw_cuda_gemm).
 //
-// Precision (sw_cuda_set_matmul_precision / SW_CUDA_MATMUL): fp32 (CUBLAS_COMPUTE_32F, exact
+// Precision (set_precision / SW_CUDA_MATMUL at open): fp32 (CUBLAS_COMPUTE_32F, exact
 // single precision, the parity mode), tf32 (CUBLAS_COMPUTE_32F_FAST_TF32 on the float32
 // operands) or bf16 (both operands rounded to bfloat16 into a workspace by one conversion
 // kernel each, then a bf16×bf16 → fp32 product with fp32 accumulation: the arithmetic of

@@ -1,7 +1,7 @@
 // optim.cu — what a device-resident optimizer step needs besides the AdamW update itself
 // (sw_cuda_adamw, elementwise.cu): per-tensor sums of squares for the global gradient norm,
-// deterministic in their order of summation, the clipping scale, and the device's free memory
-// for sw-train's memory plan. Declared in kernels/sw_cuda.h.
+// deterministic in their order of summation, the clipping scale (the sumsq and scale members of
+// struct sw_backend, kernels/sw_kernels.h), and the device's free memory for mem_info.
 //
 // sw_cuda_sumsq, per tensor x[n] (grid-stride, double accumulation):
 //   stage 1: SW_CUDA_SUMSQ_BLOCKS blocks × 256 threads; thread t of block b sums x[i]² for
@@ -57,11 +57,12 @@ static __global__ void k_scale(float *x, int64_t n, float f) {
         x[i] = __fmul_rn(x[i], f);
 }
 
-extern "C" int sw_cuda_sumsq(struct sw_backend *be, const float *const *x, const int64_t *n,
-                             int count, double *out) {
+int sw_cuda_sumsq(struct sw_backend *be, const float *const *x, const int64_t *n, int count,
+                  double *out, double *total) {
     if (!be || be->device != SW_DEVICE_CUDA)
         return sw_err_set(SW_EINVAL, "sumsq: not a CUDA backend");
     if (count < 0) return sw_err_set(SW_EINVAL, "sumsq: negative tensor count %d", count);
+    if (total) *total = 0;
     if (count == 0) return 0;
     for (int i = 0; i < count; i++)
         if (n[i] < 0 || (n[i] > 0 && !x[i]))
@@ -81,10 +82,18 @@ extern "C" int sw_cuda_sumsq(struct sw_backend *be, const float *const *x, const
     SW_CUDA_TRY(cudaMemcpyAsync(out, dout, (size_t)count * sizeof(double), cudaMemcpyDeviceToHost,
                                 c->stream));
     SW_CUDA_TRY(cudaStreamSynchronize(c->stream));
-    return sw_cuda_fault_check(c);
+    SW_TRY(sw_cuda_fault_check(c));
+    // The global sum in parameter order on the host (what sw-train added up before this member
+    // existed), so the gradient norm keeps its bits.
+    if (total) {
+        double t = 0;
+        for (int i = 0; i < count; i++) t += out[i];
+        *total = t;
+    }
+    return 0;
 }
 
-extern "C" int sw_cuda_scale(struct sw_backend *be, float *x, int64_t n, float f) {
+int sw_cuda_scale(struct sw_backend *be, float *x, int64_t n, float f) {
     if (!be || be->device != SW_DEVICE_CUDA)
         return sw_err_set(SW_EINVAL, "scale: not a CUDA backend");
     if (n < 0) return sw_err_set(SW_EINVAL, "scale: negative size %lld", (long long)n);
@@ -95,10 +104,7 @@ extern "C" int sw_cuda_scale(struct sw_backend *be, float *x, int64_t n, float f
     return 0;
 }
 
-extern "C" int sw_cuda_mem_info(struct sw_backend *be, size_t *free_bytes, size_t *total_bytes) {
-    if (!be || be->device != SW_DEVICE_CUDA)
-        return sw_err_set(SW_EINVAL, "memory info: not a CUDA backend");
-    sw_cuda_ctx *c = sw_cuda_ctx_of(be);
+int sw_cuda_mem_free_total(sw_cuda_ctx *c, size_t *free_bytes, size_t *total_bytes) {
     size_t fr = 0, tot = 0;
     SW_CUDA_TRY(cudaSetDevice(c->device));
     SW_CUDA_TRY(cudaMemGetInfo(&fr, &tot));

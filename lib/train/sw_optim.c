@@ -37,6 +37,7 @@ struct adamw_chunk {
 struct sw_adamw {
     struct sw_adamw_config cfg;
     int64_t steps;
+    int borrowed; /* the moment buffers are the caller's (sw_adamw_new_view) */
     int n;
     struct adamw_slot *slots;
     int nchunks;
@@ -84,6 +85,7 @@ void sw_adamw_free(struct sw_adamw *o) {
     if (!o) return;
     for (int i = 0; i < o->n; i++) {
         free(o->slots[i].name);
+        if (o->borrowed) continue;
         free(o->slots[i].m);
         free(o->slots[i].v);
     }
@@ -109,14 +111,16 @@ static int build_chunks(struct sw_adamw *o) {
     return 0;
 }
 
-int sw_adamw_new(const struct sw_adamw_config *cfg, const struct sw_optim_param *params, int n,
-                 struct sw_adamw **out) {
+/* sw_adamw_new, or sw_adamw_new_view when exp_avg / exp_avg_sq are given. */
+static int adamw_new(const struct sw_adamw_config *cfg, const struct sw_optim_param *params, int n,
+                     float *const *exp_avg, float *const *exp_avg_sq, struct sw_adamw **out) {
     *out = NULL;
     SW_TRY(check_config(cfg));
     if (n < 0) return sw_err_set(SW_EINVAL, "optimizer: negative parameter count");
     struct sw_adamw *o = calloc(1, sizeof *o);
     if (!o) return sw_err_set(SW_ENOMEM, "optimizer: out of memory");
     o->cfg = *cfg;
+    o->borrowed = exp_avg != NULL;
     o->slots = calloc(n ? (size_t)n : 1, sizeof *o->slots);
     if (!o->slots) {
         free(o);
@@ -139,6 +143,20 @@ int sw_adamw_new(const struct sw_adamw_config *cfg, const struct sw_optim_param 
         o->n = i + 1;
         s->name = strdup(p->name);
         s->numel = p->numel;
+        if (o->borrowed) {
+            s->m = exp_avg[i];
+            s->v = exp_avg_sq[i];
+            if (p->numel > 0 && (!s->m || !s->v)) {
+                rc = sw_err_set(SW_EINVAL, "optimizer: parameter '%s' has no moment buffers",
+                                p->name);
+                goto fail;
+            }
+            if (!s->name) {
+                rc = sw_err_set(SW_ENOMEM, "optimizer: out of memory");
+                goto fail;
+            }
+            continue;
+        }
         size_t bytes = (size_t)(p->numel ? p->numel : 1) * sizeof(float);
         s->m = calloc(1, bytes);
         s->v = calloc(1, bytes);
@@ -155,6 +173,21 @@ int sw_adamw_new(const struct sw_adamw_config *cfg, const struct sw_optim_param 
 fail:
     sw_adamw_free(o);
     return rc;
+}
+
+int sw_adamw_new(const struct sw_adamw_config *cfg, const struct sw_optim_param *params, int n,
+                 struct sw_adamw **out) {
+    return adamw_new(cfg, params, n, NULL, NULL, out);
+}
+
+int sw_adamw_new_view(const struct sw_adamw_config *cfg, const struct sw_optim_param *params,
+                      int n, float *const *exp_avg, float *const *exp_avg_sq,
+                      struct sw_adamw **out) {
+    *out = NULL;
+    if (n > 0 && (!exp_avg || !exp_avg_sq))
+        return sw_err_set(SW_EINVAL, "optimizer: a view needs its moment buffers");
+    static float *const none[1] = {NULL};
+    return adamw_new(cfg, params, n, n > 0 ? exp_avg : none, n > 0 ? exp_avg_sq : none, out);
 }
 
 int64_t sw_adamw_steps(const struct sw_adamw *o) {

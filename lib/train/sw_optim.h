@@ -15,7 +15,13 @@
  *
  * Determinism: work is split into fixed chunks of elements (independent of the thread count);
  * the gradient norm sums each chunk in double and adds the chunk sums in chunk order, so the
- * result is bit-identical for any number of OpenMP threads. */
+ * result is bit-identical for any number of OpenMP threads.
+ *
+ * sw-train itself steps through its backend (the adamw, sumsq and scale members of struct
+ * sw_backend, kernels/sw_kernels.h), whose CPU implementation is this file's arithmetic bit for
+ * bit (test/unit/test_kernels.c checks it); an sw_adamw is then the moments' host form for
+ * checkpoints (sw_ckpt_save / sw_ckpt_load_optimizer), as a copy or, on the CPU backend, a view
+ * (sw_adamw_new_view). */
 #ifndef SW_OPTIM_H
 #define SW_OPTIM_H
 
@@ -46,6 +52,13 @@ struct sw_adamw;
  * duplicate name, naming it) or SW_ENOMEM. */
 int sw_adamw_new(const struct sw_adamw_config *cfg, const struct sw_optim_param *params, int n,
                  struct sw_adamw **out);
+/* An optimizer over moment buffers the caller owns: exp_avg[i] and exp_avg_sq[i] hold
+ * params[i].numel floats each, are used in place (a checkpoint loads into them, a step updates
+ * them) and are not freed by sw_adamw_free. Same checks as sw_adamw_new, plus SW_EINVAL for a
+ * NULL buffer of a non-empty parameter. */
+int sw_adamw_new_view(const struct sw_adamw_config *cfg, const struct sw_optim_param *params,
+                      int n, float *const *exp_avg, float *const *exp_avg_sq,
+                      struct sw_adamw **out);
 /* Accepts NULL. */
 void sw_adamw_free(struct sw_adamw *o);
 

@@ -1,24 +1,24 @@
-/* sw_train_device — sw-train's optimizer on the CUDA backend. Parameters and gradients are the
- * model's device tensors; both AdamW moments are allocated next to them; a step computes the
- * gradient norm from per-tensor device sums of squares (sw_cuda_sumsq: one download of one
- * double per parameter tensor), clips (and in float16 runs unscales) with sw_cuda_scale and
- * updates with sw_cuda_adamw — no tensor crosses to the host. The update rounds exactly as
- * lib/sw_optim.c (the same float32 scalars, the same operation order), so CPU and CUDA runs
- * from the same gradients take the same step; the norm agrees with sw_grad_norm to ~1e-15 (another double summation order).
+/* sw_train_device — sw-train's optimizer, run by the backend on every device (the one optimizer
+ * path). Parameters and gradients are the model's tensors in backend memory; both AdamW moments
+ * are allocated next to them; a step computes the gradient norm from per-tensor sums of squares
+ * (be->sumsq: one download of one double per parameter tensor on a GPU), clips (and in float16
+ * runs unscales) with be->scale and updates with be->adamw — no tensor crosses to the host. The
+ * CPU backend's three members are lib/sw_optim.c's arithmetic bit for bit (the norm is
+ * sw_grad_norm's, the clip sw_grad_clip's, the update sw_adamw_step's); CUDA's update rounds the
+ * same way (the same float32 scalars and operation order) and its norm agrees with sw_grad_norm
+ * to ~1e-15 (another double summation order).
  *
- * Checkpoints stay the CPU's files: saving copies the moments into a temporary host sw_adamw
- * that sw_ckpt_save writes as optimizer.safetensors; resuming reads the file through a
- * temporary host sw_adamw (sw_ckpt_load_optimizer checks names and sizes) and uploads it. */
+ * Checkpoints are the same files on every device: saving hands sw_ckpt_save a host sw_adamw of
+ * the moments (on the CPU a view of them, elsewhere a downloaded copy) as optimizer.safetensors;
+ * resuming reads the file through such a host sw_adamw (sw_ckpt_load_optimizer checks names and
+ * sizes) — straight into the moments on the CPU, uploaded from a copy elsewhere. */
 #include "sw_train_impl.h"
 
-#include "sw_cuda.h"
 #include "sw_err.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef SW_CUDA
 
 void sw_train_dev_close(struct sw_trainer *t) {
     struct sw_train_dev *d = t->dev;
@@ -32,7 +32,12 @@ void sw_train_dev_close(struct sw_trainer *t) {
     t->dev = NULL;
 }
 
-/* Copy the moments of h (a host optimizer over t->op) to the device, or back. */
+/* Backend memory the host can address directly (the CPU backend's). */
+static int host_addressable(const struct sw_trainer *t) {
+    return t->be->device == SW_DEVICE_CPU;
+}
+
+/* Copy the moments of h (a host optimizer over t->op) to the backend, or back. */
 static int moments_copy(struct sw_trainer *t, struct sw_adamw *h, int to_device) {
     struct sw_train_dev *d = t->dev;
     for (int i = 0; i < t->np; i++) {
@@ -51,6 +56,14 @@ static int moments_copy(struct sw_trainer *t, struct sw_adamw *h, int to_device)
         }
     }
     return 0;
+}
+
+/* A host sw_adamw over t->op for the moments: a view of them where the host can address the
+ * backend's memory, else a new optimizer (zeroed host moments) the caller fills or reads. */
+static int host_adamw(struct sw_trainer *t, struct sw_adamw **h) {
+    struct sw_train_dev *d = t->dev;
+    if (host_addressable(t)) return sw_adamw_new_view(&d->cfg, t->op, t->np, d->m, d->v, h);
+    return sw_adamw_new(&d->cfg, t->op, t->np, h);
 }
 
 int sw_train_dev_open(struct sw_trainer *t, struct sw_ckpt *resume) {
@@ -77,13 +90,17 @@ int sw_train_dev_open(struct sw_trainer *t, struct sw_ckpt *resume) {
                 t, sw_err_wrap(SW_ENOMEM, "AdamW moments of '%s'", t->op[i].name),
                 "optimizer state", 2 * (size_t)sw_model_numel(t->m, 1) * sizeof(float));
     }
-    if (!resume) return 0;
-    /* Read (and check) optimizer.safetensors through a host optimizer, then upload. */
+    /* A host optimizer to read optimizer.safetensors into (a view on the CPU: the file lands in
+     * the moments). Without a checkpoint a view of the moments' pointers, never read through,
+     * still checks the hyperparameters (betas, eps, weight decay) on every device. */
     struct sw_adamw *h = NULL;
-    int rc = sw_adamw_new(&d->cfg, t->op, t->np, &h);
-    if (rc == 0) rc = sw_ckpt_load_optimizer(resume, h);
-    if (rc == 0) rc = moments_copy(t, h, 1);
-    if (rc == 0) d->steps = sw_adamw_steps(h);
+    int rc = resume ? host_adamw(t, &h)
+                    : sw_adamw_new_view(&d->cfg, t->op, t->np, d->m, d->v, &h);
+    if (rc == 0 && resume) {
+        rc = sw_ckpt_load_optimizer(resume, h);
+        if (rc == 0 && !host_addressable(t)) rc = moments_copy(t, h, 1);
+        if (rc == 0) d->steps = sw_adamw_steps(h);
+    }
     sw_adamw_free(h);
     return rc;
 }
@@ -92,12 +109,13 @@ int sw_train_dev_norm(struct sw_trainer *t, double *norm, int *first_bad) {
     struct sw_train_dev *d = t->dev;
     *norm = NAN;
     *first_bad = -1;
-    SW_TRY(sw_cuda_sumsq(t->be, d->g, d->n, t->np, d->sumsq));
     double total = 0;
-    for (int i = 0; i < t->np; i++) {
-        if (*first_bad < 0 && !isfinite(d->sumsq[i])) *first_bad = i;
-        total += d->sumsq[i];
-    }
+    SW_TRY(t->be->sumsq(t->be, d->g, d->n, t->np, d->sumsq, &total));
+    for (int i = 0; i < t->np; i++)
+        if (!isfinite(d->sumsq[i])) {
+            *first_bad = i;
+            break;
+        }
     *norm = sqrt(total);
     return 0;
 }
@@ -116,20 +134,20 @@ int sw_train_dev_update(struct sw_trainer *t, double norm, double lr, double uns
     }
     if (f != 1.0)
         for (int i = 0; i < t->np; i++)
-            SW_TRY(sw_cuda_scale(t->be, t->op[i].grad, d->n[i], (float)f));
+            SW_TRY(t->be->scale(t->be, t->op[i].grad, d->n[i], (float)f));
     d->steps++;
     for (int i = 0; i < t->np; i++)
-        SW_TRY(sw_cuda_adamw(t->be, t->op[i].data, t->op[i].grad, d->m[i], d->v[i], d->n[i], lr,
-                             d->cfg.beta1, d->cfg.beta2, d->cfg.eps, d->cfg.weight_decay,
-                             t->op[i].decay, d->steps));
+        SW_TRY(t->be->adamw(t->be, t->op[i].data, t->op[i].grad, d->m[i], d->v[i], d->n[i], lr,
+                            d->cfg.beta1, d->cfg.beta2, d->cfg.eps, d->cfg.weight_decay,
+                            t->op[i].decay, d->steps));
     return 0;
 }
 
 int sw_train_dev_host_optimizer(struct sw_trainer *t, struct sw_adamw **out) {
     *out = NULL;
     struct sw_adamw *h = NULL;
-    SW_TRY(sw_adamw_new(&t->dev->cfg, t->op, t->np, &h));
-    int rc = moments_copy(t, h, 0);
+    SW_TRY(host_adamw(t, &h));
+    int rc = host_addressable(t) ? 0 : moments_copy(t, h, 0);
     if (rc < 0) {
         sw_adamw_free(h);
         return rc;
@@ -138,34 +156,3 @@ int sw_train_dev_host_optimizer(struct sw_trainer *t, struct sw_adamw **out) {
     *out = h;
     return 0;
 }
-
-#else /* CPU-only build: open_backend refuses --device cuda before any of these runs. */
-
-static int no_cuda(void) {
-    return sw_err_set(SW_EUNSUPPORTED, "device optimizer: this sw was built without CUDA");
-}
-int sw_train_dev_open(struct sw_trainer *t, struct sw_ckpt *resume) {
-    (void)t, (void)resume;
-    return no_cuda();
-}
-int sw_train_dev_norm(struct sw_trainer *t, double *norm, int *first_bad) {
-    (void)t;
-    *norm = NAN;
-    *first_bad = -1;
-    return no_cuda();
-}
-int sw_train_dev_update(struct sw_trainer *t, double norm, double lr, double unscale) {
-    (void)t, (void)norm, (void)lr, (void)unscale;
-    return no_cuda();
-}
-int sw_train_dev_host_optimizer(struct sw_trainer *t, struct sw_adamw **out) {
-    (void)t;
-    *out = NULL;
-    return no_cuda();
-}
-void sw_train_dev_close(struct sw_trainer *t) {
-    free(t->dev);
-    t->dev = NULL;
-}
-
-#endif

@@ -1,6 +1,6 @@
 /* sw_train_impl — internals of the trainer shared by its files: micro-batches and the training
  * data source (sw_train_data.c), model/optimizer setup and resume checks (sw_train_setup.c),
- * the device-resident optimizer of the CUDA backend (sw_train_device.c), the memory plan and
+ * the backend-resident optimizer (sw_train_device.c), the memory plan and
  * out-of-memory reports (sw_train_memory.c), checkpoint assembly (sw_train_save.c) and the loop
  * (sw_train.c). */
 #ifndef SW_TRAIN_IMPL_H
@@ -82,12 +82,13 @@ int sw_train_data_skip(struct sw_train_data *d, int64_t n);
 int sw_train_data_count(const char *src, const struct sw_data_limits *lim, int64_t batch_size,
                         int64_t *micro_batches, int64_t *records, struct sw_data_shape *shape);
 
-/* The device-resident AdamW state of a CUDA run (sw_train_device.c): parameters and gradients
- * are the model's own device tensors (op[i].data/grad point at them), the moments live next to
- * them, and a step never copies a tensor to the host. */
+/* The AdamW state of a run, in the backend's memory (sw_train_device.c), on every device:
+ * parameters and gradients are the model's own tensors (op[i].data/grad point at them), the
+ * moments live next to them, and a step runs on the backend (its sumsq, scale and adamw
+ * members) without copying a tensor to the host. */
 struct sw_train_dev {
-    float **m, **v;     /* exp_avg / exp_avg_sq per trainable parameter (device) */
-    const float **g;    /* the gradients (device pointers), for sw_cuda_sumsq */
+    float **m, **v;     /* exp_avg / exp_avg_sq per trainable parameter (backend memory) */
+    const float **g;    /* the gradients (backend pointers), for be->sumsq */
     int64_t *n;         /* element counts */
     double *sumsq;      /* per-parameter Σ g² of the last step (host) */
     int64_t steps;      /* AdamW updates applied (torch's state["step"]) */
@@ -106,8 +107,9 @@ struct sw_train_mem {
 struct sw_trainer {
     const struct sw_train_opts *o;
     struct sw_backend *be;
-    /* precision (sw_train_setup.c): the dtype the run computes in, the CUDA GEMM mode (enum
-     * sw_cuda_matmul_precision; -1 on the CPU), and float16's loss scaler */
+    /* precision (sw_train_setup.c): the dtype the run computes in, the backend's GEMM mode
+     * (enum sw_matmul_precision; -1 on the CPU, which has fp32 only), and float16's loss
+     * scaler */
     const char *dtype; /* "float32" | "bfloat16" | "float16" */
     int matmul;
     int fp16;
@@ -121,8 +123,10 @@ struct sw_trainer {
     char *model_dir;        /* absolute --model path (tokenizer files, PEFT base) */
     char base_config_sha256[65];
     char tokenizer_sha256[65];
-    /* trainable parameters and their optimizer view: host AdamW (opt) on the CPU, the
-     * device-resident one (dev) on CUDA, where op[] holds device pointers */
+    /* trainable parameters (op[] holds backend pointers: host memory on the CPU, device
+     * memory on CUDA) and their optimizer, dev, on every backend. opt is no longer set (the
+     * backend's adamw replaced the host path); it stays NULL until sw_train.c and
+     * sw_train_save.c drop their host branches. */
     int np;
     struct sw_param **mp;
     struct sw_optim_param *op;
@@ -148,22 +152,26 @@ struct sw_trainer {
 };
 
 /* sw_train_setup.c — setup_model opens the backend and resolves the precision
- * (--torch_dtype / --bf16 / --fp16 against the device and $SW_CUDA_MATMUL; see docs/train.md),
- * applying it to a CUDA backend before the model exists. */
+ * (--torch_dtype / --bf16 / --fp16 against the device and the backend options' matmul mode,
+ * i.e. $SW_CUDA_MATMUL; see docs/train.md), applying it to the backend before the model exists.
+ * setup_optimizer opens sw_train_dev (below) on every backend. */
 int sw_train_setup_model(struct sw_trainer *t, struct sw_ckpt *resume);
 int sw_train_setup_optimizer(struct sw_trainer *t, struct sw_ckpt *resume);
 void sw_train_teardown(struct sw_trainer *t);
 
-/* sw_train_device.c — the optimizer on a CUDA backend (SW_EUNSUPPORTED in CPU-only builds).
- * open: moments allocated zeroed on the device, or uploaded from resume's optimizer.safetensors
- * (read through a temporary host sw_adamw, so the files are the CPU's). norm: the global L2
- * norm of every gradient (per-tensor device sums of squares added in parameter order in
- * double) and the index of the first parameter whose gradient is non-finite (-1 if none).
+/* sw_train_device.c — the optimizer, through the backend (the one optimizer path: the CPU
+ * backend's adamw/sumsq/scale are sw_optim's arithmetic bit for bit).
+ * open: moments allocated zeroed in backend memory, or filled from resume's
+ * optimizer.safetensors (read through a host sw_adamw — on the CPU a view of the moments
+ * themselves, elsewhere a copy that is uploaded — so the files are the same everywhere).
+ * norm: the global L2 norm of every gradient (be->sumsq's total: sw_grad_norm's bits on the CPU,
+ * per-tensor device sums added in parameter order on CUDA) and the index of the first parameter
+ * whose gradient is non-finite (-1 if none).
  * update: multiply the gradients by unscale (1/loss scale in float16 runs, else 1) and the clip
  * coefficient of the true norm (coef as sw_grad_clip) in one pass, then AdamW with learning rate
- * lr, all on the device.
- * host_optimizer: a host sw_adamw holding a copy of the moments and step count (for a
- * checkpoint; the caller frees it). close frees the device state. */
+ * lr, all on the backend.
+ * host_optimizer: a host sw_adamw with the moments and step count (for a checkpoint; the caller
+ * frees it): a view of them on the CPU, a downloaded copy elsewhere. close frees the state. */
 int sw_train_dev_open(struct sw_trainer *t, struct sw_ckpt *resume);
 int sw_train_dev_norm(struct sw_trainer *t, double *norm, int *first_bad);
 int sw_train_dev_update(struct sw_trainer *t, double norm, double lr, double unscale);

@@ -4,13 +4,14 @@
  * parameter, float32), the gradients and both AdamW moments (trainable parameters), and the
  * activations — the scratch arena a forward + backward of the largest micro-batch of the data
  * takes (sw_model_scratch_estimate: exact up to 256-byte rounding; with gradient checkpointing
- * the smaller figure), against the memory available when the run started (cudaMemGetInfo on
- * CUDA, MemAvailable on the CPU). At the end it prints the measured peaks (the CUDA pool's
- * high-water mark plus cuBLASLt's workspace, or the process's max RSS; and the scratch arena's
- * high-water mark next to the estimate).
+ * the smaller figure), against the memory available when the run started (the backend's
+ * mem_info: cudaMemGetInfo on CUDA, MemAvailable on the CPU). At the end it prints the measured
+ * peaks (mem_info's peak: the CUDA pool's high-water mark plus cuBLASLt's workspace, or the
+ * process's max RSS; and the scratch arena's high-water mark next to the estimate).
  *
- * On CUDA the planned activations are then reserved as the scratch arena (reserve_activations),
- * so the device peak is about the plan plus the op workspaces.
+ * On a GPU the planned activations are then reserved as the scratch arena (reserve_activations),
+ * so the device peak is about the plan plus the op workspaces. (Not on the CPU, where the
+ * arena grows on demand and host memory is not checked against the plan.)
  *
  * Out of memory is reported as such: SW_ENOMEM with the category that could not be allocated,
  * the bytes the category needs and what was free, e.g.
@@ -19,14 +20,12 @@
  *   or fewer tokens per micro-batch): model: activations (7340032 floats): cuda backend: ... */
 #include "sw_train_impl.h"
 
-#include "sw_cuda.h"
 #include "sw_err.h"
 #include "sw_log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 char *sw_train_fmt_bytes(char *buf, size_t cap, double b) {
     if (b >= 1024.0 * 1024 * 1024)
@@ -38,35 +37,17 @@ char *sw_train_fmt_bytes(char *buf, size_t cap, double b) {
     return buf;
 }
 
-static int on_cuda(const struct sw_trainer *t) {
-    return t->be && t->be->device == SW_DEVICE_CUDA;
+/* A backend with its own memory (a GPU), not the host's (the CPU backend). */
+static int device_memory(const struct sw_trainer *t) {
+    return t->be && t->be->device != SW_DEVICE_CPU;
 }
 
-/* MemAvailable of /proc/meminfo (what the kernel can give without swapping), else free pages. */
-static size_t host_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[128];
-    unsigned long long kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
-    if (f) fclose(f);
-    if (kb) return (size_t)kb * 1024;
-    long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    return pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz : 0;
-}
-
+/* Free and total memory of the backend's device (0 and 0 when it cannot tell). */
 static void mem_now(struct sw_trainer *t, size_t *avail, size_t *total) {
-    *avail = *total = 0;
-#ifdef SW_CUDA
-    if (on_cuda(t)) {
-        if (sw_cuda_mem_info(t->be, avail, total) < 0) sw_err_clear();
-        return;
-    }
-#endif
-    (void)t;
-    *avail = host_available();
-    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    *total = pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz : 0;
+    struct sw_mem_info mi = {0};
+    if (t->be->mem_info(t->be, &mi) < 0) sw_err_clear();
+    *avail = mi.free;
+    *total = mi.total;
 }
 
 void sw_train_mem_start(struct sw_trainer *t) {
@@ -111,7 +92,7 @@ int sw_train_mem_oom(struct sw_trainer *t, int rc, const char *category, size_t 
                            ? "; LoRA (--tuner_type lora) trains far fewer parameters"
                            : "";
     return sw_err_wrap(SW_ENOMEM, "out of %s memory for the %s (%s%s free of %s when training "
-                       "started%s)", on_cuda(t) ? "device" : "host", category, needs,
+                       "started%s)", device_memory(t) ? "device" : "host", category, needs,
                        sw_train_fmt_bytes(f, sizeof f, (double)t->mem.free0),
                        sw_train_fmt_bytes(tot, sizeof tot, (double)t->mem.total0), hint);
 }
@@ -121,45 +102,34 @@ int sw_train_mem_oom(struct sw_trainer *t, int rc, const char *category, size_t 
  * loss scale from 65536)". */
 static void device_words(struct sw_trainer *t, char *buf, size_t cap) {
     snprintf(buf, cap, "cpu");
-#ifdef SW_CUDA
-    if (on_cuda(t)) {
-        struct sw_cuda_info info;
-        const char *dev = getenv("SW_CUDA_DEVICE");
-        if (sw_cuda_device_info(dev ? atoi(dev) : 0, &info) < 0) {
-            sw_err_clear();
-            snprintf(info.name, sizeof info.name, "?");
-        }
-        char scale[64] = "";
-        if (t->fp16)
-            snprintf(scale, sizeof scale, ", %s loss scale %s%g",
-                     t->scaler.dynamic ? "dynamic" : "fixed", t->scaler.dynamic ? "from " : "",
-                     (double)t->scaler.scale);
-        snprintf(buf, cap, "cuda: %s, %s (%s GEMMs%s)", info.name, t->dtype,
-                 sw_cuda_matmul_precision_name(t->matmul), scale);
+    if (!device_memory(t)) return;
+    struct sw_device_info info;
+    if (t->be->device_info(t->be, &info) < 0) {
+        sw_err_clear();
+        snprintf(info.name, sizeof info.name, "?");
     }
-#else
-    (void)t;
-#endif
+    char scale[64] = "";
+    if (t->fp16)
+        snprintf(scale, sizeof scale, ", %s loss scale %s%g",
+                 t->scaler.dynamic ? "dynamic" : "fixed", t->scaler.dynamic ? "from " : "",
+                 (double)t->scaler.scale);
+    snprintf(buf, cap, "%s: %s, %s (%s GEMMs%s)", t->be->name, info.name, t->dtype,
+             sw_matmul_precision_name(t->matmul), scale);
 }
 
-/* CUDA: the planned activations (+1/32 for what the estimate misses) as the scratch arena's one
- * chunk before step 1. Without it the first step grows the arena chunk by chunk and the
- * consolidated arena used to end near twice the plan (bench/NOTES.md "Memory plan vs
- * measured"). If the slack does not fit, the plan alone; if that does not either, the
- * activations are what is out of memory. */
+/* The planned activations (+1/32 for what the estimate misses) as the scratch arena's one chunk
+ * before step 1. Without it the first step grows the arena chunk by chunk and the consolidated
+ * arena used to end near twice the plan (bench/NOTES.md "Memory plan vs measured"). If the
+ * slack does not fit, the plan alone; if that does not either, the activations are what is out
+ * of memory. */
 static int reserve_activations(struct sw_trainer *t) {
-#ifdef SW_CUDA
     size_t acts = t->mem.acts, want = acts + acts / 32;
-    int rc = sw_cuda_scratch_reserve(t->be, want);
+    int rc = t->be->scratch_reserve(t->be, want);
     if (rc == SW_ENOMEM) {
         sw_err_clear();
-        rc = sw_cuda_scratch_reserve(t->be, acts);
+        rc = t->be->scratch_reserve(t->be, acts);
     }
     return sw_train_mem_oom(t, rc, "activations", acts);
-#else
-    (void)t;
-    return 0;
-#endif
 }
 
 int sw_train_mem_plan(struct sw_trainer *t) {
@@ -194,10 +164,10 @@ int sw_train_mem_plan(struct sw_trainer *t) {
             dev, sw_train_fmt_bytes(w, sizeof w, (double)mm->weights),
             sw_train_fmt_bytes(g, sizeof g, (double)mm->grads),
             sw_train_fmt_bytes(op, sizeof op, (double)mm->optim), acts,
-            sw_train_fmt_bytes(all, sizeof all, (double)total), on_cuda(t) ? "device" : "host",
+            sw_train_fmt_bytes(all, sizeof all, (double)total), device_memory(t) ? "device" : "host",
             sw_train_fmt_bytes(fr, sizeof fr, (double)mm->free0),
             sw_train_fmt_bytes(tot, sizeof tot, (double)mm->total0));
-    if (!on_cuda(t) || mm->acts == 0) return 0;
+    if (!device_memory(t) || mm->acts == 0) return 0;
     /* Weights, gradients and moments are allocated by now: the arena must fit in the rest. */
     size_t avail, dtotal;
     mem_now(t, &avail, &dtotal);
@@ -217,17 +187,15 @@ void sw_train_mem_report(struct sw_trainer *t) {
     char a[32], b[32], c[32];
     size_t scratch = sw_model_scratch_peak(t->m);
     const char *est = t->mem.acts ? sw_train_fmt_bytes(c, sizeof c, (double)t->mem.acts) : "?";
-#ifdef SW_CUDA
-    size_t peak = 0;
-    if (on_cuda(t) && sw_cuda_memory(t->be, NULL, &peak) == 0) {
+    struct sw_mem_info mi;
+    if (device_memory(t) && t->be->mem_info(t->be, &mi) == 0) {
         sw_info("memory peak: device %s (CUDA pool high-water + cuBLASLt workspace); "
                 "activations %s in the scratch arena (planned %s)",
-                sw_train_fmt_bytes(a, sizeof a, (double)peak),
+                sw_train_fmt_bytes(a, sizeof a, (double)mi.peak),
                 sw_train_fmt_bytes(b, sizeof b, (double)scratch), est);
         return;
     }
     sw_err_clear();
-#endif
     sw_info("memory peak: %s resident (max RSS); activations %s in the scratch arena "
             "(planned %s)",
             sw_train_fmt_bytes(a, sizeof a, (double)sw_peak_rss_bytes()),

@@ -2,12 +2,11 @@
  * (from an HF folder, from a config with random init, or from a full checkpoint), LoRA adapters,
  * gradient checkpointing, the checks that a checkpoint belongs to this run (tuner, adapter
  * shape, base model), the trainable-parameter list (pointing at the model's own memory, host or
- * device), and the optimizer with its restored moments: sw_optim on the CPU, the
- * device-resident one of sw_train_device.c on CUDA. Allocation failures name their category
+ * device), and the optimizer with its restored moments (sw_train_device.c, in the backend's
+ * memory on every device). Allocation failures name their category
  * (sw_train_mem_oom). */
 #include "sw_train_impl.h"
 
-#include "sw_cuda.h"
 #include "sw_err.h"
 #include "sw_io.h"
 #include "sw_log.h"
@@ -70,29 +69,35 @@ static int file_sha256(const char *dir, const char *name, char hex[65]) {
     return rc;
 }
 
-static int open_backend(struct sw_trainer *t) {
+/* The backend of --device, opened with the environment's options (bo: what they were, for
+ * setup_precision; a CPU backend reads none, so a malformed SW_CUDA_* variable does not stop a
+ * CPU run). */
+static int open_backend(struct sw_trainer *t, struct sw_backend_opts *bo) {
     const char *dev = t->o->device ? t->o->device : "cpu";
     enum sw_device d;
+    sw_backend_opts_init(bo);
     if (strcmp(dev, "cpu") == 0) {
         d = SW_DEVICE_CPU;
     } else if (strcmp(dev, "cuda") == 0) {
-        if (!sw_cuda_available())
+        if (!sw_backend_available(SW_DEVICE_CUDA))
             return sw_err_set(SW_EUNSUPPORTED, "device cuda: this sw was built without CUDA "
                                                "(rebuild with make CUDA=1, or use --device cpu)");
         d = SW_DEVICE_CUDA;
+        int rc = sw_backend_opts_from_env(bo);
+        if (rc < 0) return sw_err_wrap(rc, "cuda backend");
     } else {
         return sw_err_set(SW_EUSAGE, "device: unknown device '%s' (cpu or cuda)", dev);
     }
-    return sw_backend_open(d, &t->be);
+    return sw_backend_open_opts(d, bo, &t->be);
 }
 
 /* ---- precision ----------------------------------------------------------------------------
  * --torch_dtype (ms-swift's name; fp32/bf16/fp16 accepted as spellings) and HF's --bf16 / --fp16
  * booleans name the dtype of the GEMMs and attention; parameters, gradients and AdamW state stay
  * float32 whatever it is (autocast with fp32 master weights). auto is float32 on the CPU and, on
- * CUDA, the mode $SW_CUDA_MATMUL names (the tests pin it that way) or else bfloat16. An explicit
- * dtype wins over $SW_CUDA_MATMUL, which still picks the variant when it names one of that
- * dtype (tf32 for float32, bf16i for bfloat16). */
+ * CUDA, the mode the backend options name ($SW_CUDA_MATMUL; the tests pin it that way) or else
+ * bfloat16. An explicit dtype wins over that mode, which still picks the variant when it names
+ * one of that dtype (tf32 for float32, bf16i for bfloat16). */
 
 /* "float32" | "bfloat16" | "float16" for a torch_dtype spelling; NULL for auto. */
 static const char *dtype_name(const char *s) {
@@ -116,16 +121,14 @@ static int requested_dtype(const struct sw_train_opts *o, const char **out) {
     return 0;
 }
 
-#ifdef SW_CUDA
-/* The dtype of a CUDA GEMM mode. */
+/* The dtype of a GEMM mode. */
 static const char *mode_dtype(int mode) {
-    return mode == SW_CUDA_MATMUL_BF16 || mode == SW_CUDA_MATMUL_BF16_INLINE ? "bfloat16"
-           : mode == SW_CUDA_MATMUL_FP16                                    ? "float16"
-                                                                            : "float32";
+    return mode == SW_MATMUL_BF16 || mode == SW_MATMUL_BF16_INLINE ? "bfloat16"
+           : mode == SW_MATMUL_FP16                                ? "float16"
+                                                                   : "float32";
 }
-#endif
 
-static int setup_precision(struct sw_trainer *t) {
+static int setup_precision(struct sw_trainer *t, const struct sw_backend_opts *bo) {
     const char *want;
     SW_TRY(requested_dtype(t->o, &want));
     t->matmul = -1;
@@ -142,31 +145,25 @@ static int setup_precision(struct sw_trainer *t) {
         t->dtype = "float32";
         return 0;
     }
-#ifdef SW_CUDA
-    int env = -1;
-    const char *e = getenv("SW_CUDA_MATMUL");
-    if (e && *e) SW_TRY(sw_cuda_parse_matmul_precision(e, &env)); /* the backend accepted it */
+    int env = bo->matmul; /* -1: the options (the environment) chose no mode */
     int mode;
     if (!want) {
-        mode = env >= 0 ? env : SW_CUDA_MATMUL_BF16;
+        mode = env >= 0 ? env : SW_MATMUL_BF16;
     } else if (env >= 0 && strcmp(mode_dtype(env), want) == 0) {
         mode = env;
     } else {
-        mode = strcmp(want, "bfloat16") == 0  ? SW_CUDA_MATMUL_BF16
-               : strcmp(want, "float16") == 0 ? SW_CUDA_MATMUL_FP16
-                                              : SW_CUDA_MATMUL_FP32;
+        mode = strcmp(want, "bfloat16") == 0  ? SW_MATMUL_BF16
+               : strcmp(want, "float16") == 0 ? SW_MATMUL_FP16
+                                              : SW_MATMUL_FP32;
         if (env >= 0)
-            sw_warn("SW_CUDA_MATMUL=%s ignored: torch_dtype %s asks for %s GEMMs", e, want,
-                    sw_cuda_matmul_precision_name(mode));
+            sw_warn("%s ignored: torch_dtype %s asks for %s GEMMs", bo->matmul_src, want,
+                    sw_matmul_precision_name(mode));
     }
-    SW_TRY(sw_cuda_set_matmul_precision(t->be, mode));
+    SW_TRY(t->be->set_precision(t->be, (enum sw_matmul_precision)mode));
     t->matmul = mode;
     t->dtype = mode_dtype(mode);
-    t->fp16 = mode == SW_CUDA_MATMUL_FP16;
+    t->fp16 = mode == SW_MATMUL_FP16;
     return 0;
-#else
-    return sw_err_set(SW_EUNSUPPORTED, "device cuda: this sw was built without CUDA");
-#endif
 }
 
 /* --loss_scale: checked whatever the dtype (a typo is an error, not silently ignored); the
@@ -312,8 +309,9 @@ static int build_params(struct sw_trainer *t) {
 int sw_train_setup_model(struct sw_trainer *t, struct sw_ckpt *resume) {
     const struct sw_train_opts *o = t->o;
     t->lora = o->tuner_type && strcmp(o->tuner_type, "lora") == 0;
-    SW_TRY(open_backend(t));
-    SW_TRY(setup_precision(t));
+    struct sw_backend_opts bo;
+    SW_TRY(open_backend(t, &bo));
+    SW_TRY(setup_precision(t, &bo));
     SW_TRY(setup_loss_scale(t));
     sw_train_mem_start(t);
     SW_TRY(load_config(t));
@@ -347,13 +345,7 @@ int sw_train_setup_model(struct sw_trainer *t, struct sw_ckpt *resume) {
 }
 
 int sw_train_setup_optimizer(struct sw_trainer *t, struct sw_ckpt *resume) {
-    const struct sw_train_opts *o = t->o;
-    if (t->be->device == SW_DEVICE_CUDA) return sw_train_dev_open(t, resume);
-    struct sw_adamw_config c = {o->adam_beta1, o->adam_beta2, o->adam_epsilon, o->weight_decay};
-    SW_TRY(sw_train_mem_oom(t, sw_adamw_new(&c, t->op, t->np, &t->opt), "optimizer state",
-                            2 * (size_t)sw_model_numel(t->m, 1) * sizeof(float)));
-    if (resume) SW_TRY(sw_ckpt_load_optimizer(resume, t->opt));
-    return 0;
+    return sw_train_dev_open(t, resume);
 }
 
 void sw_train_teardown(struct sw_trainer *t) {

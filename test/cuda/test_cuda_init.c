@@ -4,7 +4,6 @@
  * spans two pieces and its pad row 174,762 straddles the piece boundary (2^24 / 96 = 174,762.7),
  * so the piece offsets and the partial zeroing of the pad row are both exercised.
  * Runs on a machine with a GPU (make test-cuda). */
-#include "sw_cuda.h"
 #include "sw_err.h"
 #include "sw_model.h"
 #include "sw_parallel.h"

@@ -14,7 +14,6 @@
  * zeroed, the scratch arena's chunk growth and consolidation, device-side data errors (bad token
  * id, position, target, cu_seqlens) reported as SW_ERANGE / SW_EINVAL naming the row, the
  * backend usable afterwards, and run-to-run determinism (bit-identical) of the reductions. */
-#include "sw_cuda.h"
 #include "sw_err.h"
 #include "sw_kernels.h"
 #include "sw_optim.h"
@@ -199,7 +198,7 @@ static void test_matmul_fp16_range(void) {
     x[K + 2] = 7e4f; /* row 1 */
     float *d_x = DEVF(x, M * K), *d_w = DEVF(w, N * K), *d_y = DEVF(y, M * N);
     for (int m = 0; m < 2; m++) {
-        sw_cuda_set_matmul_precision(gpu, m ? SW_CUDA_MATMUL_BF16 : SW_CUDA_MATMUL_FP16);
+        gpu->set_precision(gpu, m ? SW_MATMUL_BF16 : SW_MATMUL_FP16);
         int rc = gpu->matmul_fwd(gpu, d_y, d_x, d_w, NULL, M, N, K, 1.0f, 0.0f);
         float *h = host(d_y, M * N);
         int row1_bad = 1, others_ok = 1;
@@ -230,26 +229,31 @@ static void test_matmul(void) {
     test_matmul_shape(33, 17, 9, 1, 1.0f, 0.0f, TOL_F32, "fp32");
     test_matmul_shape(5, 4, 0, 1, 1.0f, 0.5f, TOL_F32, "fp32"); /* K = 0: bias + beta·y only */
     /* fp16: 10-bit mantissa operands like tf32, rounded once per operand: 1e-2. */
-    const struct { int prec; const char *name; double tol; } modes[] = {
-        {SW_CUDA_MATMUL_TF32, "tf32", 5e-3}, {SW_CUDA_MATMUL_BF16, "bf16", 3e-2},
-        {SW_CUDA_MATMUL_BF16_INLINE, "bf16i", 3e-2}, {SW_CUDA_MATMUL_FP16, "fp16", 1e-2}};
+    const struct { enum sw_matmul_precision prec; const char *name; double tol; } modes[] = {
+        {SW_MATMUL_TF32, "tf32", 5e-3}, {SW_MATMUL_BF16, "bf16", 3e-2},
+        {SW_MATMUL_BF16_INLINE, "bf16i", 3e-2}, {SW_MATMUL_FP16, "fp16", 1e-2}};
     for (int m = 0; m < (int)(sizeof modes / sizeof modes[0]); m++) {
-        sw_cuda_set_matmul_precision(gpu, modes[m].prec);
+        gpu->set_precision(gpu, modes[m].prec);
         test_matmul_shape(37, 29, 61, 1, 1.0f, 0.0f, modes[m].tol, modes[m].name);
         test_matmul_shape(257, 300, 129, 0, 1.0f, 1.0f, modes[m].tol, modes[m].name);
         test_matmul_shape(512, 896, 896, 1, 1.0f, 0.0f, modes[m].tol, modes[m].name);
     }
     test_matmul_fp16_range();
-    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP32);
-    int p = -1, names = 1;
+    enum sw_matmul_precision p = SW_MATMUL_FP32;
+    int names = 1;
     const char *nm[] = {"fp32", "tf32", "bf16", "bf16i", "fp16"};
-    for (int i = 0; i < 5; i++)
-        names &= sw_cuda_parse_matmul_precision(nm[i], &p) == 0 && p == i &&
-                 strcmp(sw_cuda_matmul_precision_name(p), nm[i]) == 0;
-    OK(names && sw_cuda_parse_matmul_precision("fp8", &p) == SW_EINVAL &&
-           sw_cuda_set_matmul_precision(gpu, 5) == SW_EINVAL &&
-           sw_cuda_set_matmul_precision(cpu, SW_CUDA_MATMUL_FP16) == SW_EINVAL,
-       "matmul precision names parse and name back (fp16 included); bad modes refused");
+    for (int i = 0; i < 5; i++) {
+        names &= sw_matmul_precision_parse(nm[i], &p) == 0 && (int)p == i &&
+                 strcmp(sw_matmul_precision_name(p), nm[i]) == 0 &&
+                 gpu->set_precision(gpu, p) == 0 && gpu->get_precision(gpu) == p;
+    }
+    gpu->set_precision(gpu, SW_MATMUL_FP32);
+    OK(names && sw_matmul_precision_parse("fp8", &p) == SW_EINVAL &&
+           gpu->set_precision(gpu, (enum sw_matmul_precision)5) == SW_EINVAL &&
+           gpu->get_precision(gpu) == SW_MATMUL_FP32 &&
+           cpu->set_precision(cpu, SW_MATMUL_FP16) == SW_EUNSUPPORTED,
+       "matmul precision names parse and name back, set and get on the GPU (fp16 included); "
+       "bad modes refused, the CPU has fp32 only");
 }
 
 /* ---- embedding ------------------------------------------------------------------------------- */
@@ -426,9 +430,9 @@ static void test_attention(void) {
     test_attention_case("one 1024-token sequence", l7, NULL, 1, 2, 1, 64, 1);
     /* 16-bit modes: the tensor-core kernels (bf16 / fp16 operands, float32 softmax and
      * accumulators; attention_mma.cu), and once the first WMMA kernels (SW_CUDA_ATTN=wmma). */
-    static const struct { int prec; const char *env, *name; } modes[] = {
-        {SW_CUDA_MATMUL_BF16, NULL, "bf16"}, {SW_CUDA_MATMUL_FP16, NULL, "fp16"},
-        {SW_CUDA_MATMUL_BF16, "wmma", "bf16 wmma"}};
+    static const struct { enum sw_matmul_precision prec; const char *env, *name; } modes[] = {
+        {SW_MATMUL_BF16, NULL, "bf16"}, {SW_MATMUL_FP16, NULL, "fp16"},
+        {SW_MATMUL_BF16, "wmma", "bf16 wmma"}};
     int l8[] = {333, 64, 129}, l9[] = {300, 17};
     for (int m = 0; m < 3; m++) {
         char nm[9][96];
@@ -438,7 +442,7 @@ static void test_attention(void) {
                                "GQA 7, tiles 6+1+3", "head_dim 128, GQA 4, 5 tiles"};
         for (int i = 0; i < 9; i++) snprintf(nm[i], sizeof nm[0], "%s: %s", modes[m].name, cases[i]);
         if (modes[m].env) setenv("SW_CUDA_ATTN", modes[m].env, 1);
-        sw_cuda_set_matmul_precision(gpu, modes[m].prec);
+        gpu->set_precision(gpu, modes[m].prec);
         att_tol = 5e-2;
         test_attention_case(nm[0], l1, NULL, 1, 4, 2, 8, 1);
         test_attention_case(nm[1], l2, NULL, 5, 4, 1, 16, 1);
@@ -452,7 +456,7 @@ static void test_attention(void) {
         unsetenv("SW_CUDA_ATTN");
     }
     att_tol = TOL_F32;
-    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP32);
+    gpu->set_precision(gpu, SW_MATMUL_FP32);
 }
 
 /* ---- elementwise ------------------------------------------------------------------------------ */
@@ -580,22 +584,37 @@ static void test_ce(void) {
     test_ce_shape(1, 1, 1, 16, 0.0f, 1, TOL_F32, "fp32");
     test_ce_shape(37, 101, 13, 16, 0.0f, 1, TOL_F32, "fp32");
     test_ce_shape(300, 1003, 64, 16, 1.0f, 0, TOL_F32, "fp32");
-    /* Several chunks: a 1 MiB logits budget with V = 5000 gives 52-row chunks. */
-    setenv("SW_CUDA_CE_CHUNK_BYTES", "1048576", 1);
-    test_ce_shape(301, 5000, 96, 16, 0.0f, 1, TOL_F32, "fp32");
-    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_BF16);
-    test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 3e-2, "bf16");   /* gradient kept from the forward */
-    setenv("SW_CUDA_CE_KEEP_BYTES", "0", 1);                   /* ... and recomputed */
-    test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 3e-2, "bf16 recompute");
-    unsetenv("SW_CUDA_CE_KEEP_BYTES");
-    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP16);
-    test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 1e-2, "fp16");
-    test_ce_shape(37, 101, 13, 16, 0.0f, 0, 1e-2, "fp16");
-    setenv("SW_CUDA_CE_KEEP_BYTES", "0", 1); /* the overflow lands in the recomputed 16-bit g */
-    test_ce_fp16_overflow();
-    unsetenv("SW_CUDA_CE_KEEP_BYTES");
-    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP32);
-    unsetenv("SW_CUDA_CE_CHUNK_BYTES");
+    /* Several chunks: a 1 MiB logits budget with V = 5000 gives 52-row chunks. The budgets are
+     * backend options (SW_CUDA_CE_CHUNK_BYTES / SW_CUDA_CE_KEEP_BYTES), fixed at open: two more
+     * backends stand in for gpu, one that keeps the 16-bit gradient from forward to backward
+     * and one that recomputes it. */
+    struct sw_backend *main_gpu = gpu, *chunked = NULL, *recompute = NULL;
+    struct sw_backend_opts o;
+    sw_backend_opts_init(&o);
+    o.ce_chunk_bytes = (size_t)1 << 20;
+    int rc = sw_backend_open_opts(SW_DEVICE_CUDA, &o, &chunked);
+    o.ce_keep_bytes = 0;
+    if (rc == 0) rc = sw_backend_open_opts(SW_DEVICE_CUDA, &o, &recompute);
+    if (OK(rc == 0, "open CUDA backends with a 1 MiB cross-entropy chunk budget, keeping and "
+           "recomputing the gradient (%s)", rc ? sw_err_msg() : "ok")) {
+        gpu = chunked;
+        test_ce_shape(301, 5000, 96, 16, 0.0f, 1, TOL_F32, "fp32");
+        gpu->set_precision(gpu, SW_MATMUL_BF16);
+        test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 3e-2, "bf16"); /* gradient kept from the forward */
+        gpu = recompute;                                         /* ... and recomputed */
+        gpu->set_precision(gpu, SW_MATMUL_BF16);
+        test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 3e-2, "bf16 recompute");
+        gpu = chunked;
+        gpu->set_precision(gpu, SW_MATMUL_FP16);
+        test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 1e-2, "fp16");
+        test_ce_shape(37, 101, 13, 16, 0.0f, 0, 1e-2, "fp16");
+        gpu = recompute; /* the overflow lands in the recomputed 16-bit g */
+        gpu->set_precision(gpu, SW_MATMUL_FP16);
+        test_ce_fp16_overflow();
+    }
+    gpu = main_gpu;
+    sw_backend_close(chunked);
+    sw_backend_close(recompute);
 }
 
 /* ---- AdamW ------------------------------------------------------------------------------------ */
@@ -611,7 +630,7 @@ static void test_adamw(void) {
     int rc = sw_adamw_new(&cfg, &op, 1, &o);
     for (int s = 1; s <= 3 && rc == 0; s++) {
         rc = sw_adamw_step(o, &op, 1, 1e-3);
-        if (rc == 0) rc = sw_cuda_adamw(gpu, d_p, d_g, d_m, d_v, n, 1e-3, 0.9, 0.999, 1e-8, 0.1, 1, s);
+        if (rc == 0) rc = gpu->adamw(gpu, d_p, d_g, d_m, d_v, n, 1e-3, 0.9, 0.999, 1e-8, 0.1, 1, s);
     }
     if (OK(rc == 0, "adamw: 3 steps on both (%s)", rc ? sw_err_msg() : "ok")) {
         float *h = host(d_p, n);
@@ -691,8 +710,10 @@ int main(void) {
         sw_backend_close(cpu);
         return tap_done();
     }
-    struct sw_cuda_info info;
-    if (sw_cuda_device_info(0, &info) == 0) DIAG("device: %s, %d SMs", info.name, info.sm_count);
+    struct sw_device_info info;
+    if (gpu->device_info(gpu, &info) == 0)
+        DIAG("device: %s, %d SMs, compute capability %d.%d", info.name, info.compute_units,
+             info.cc_major, info.cc_minor);
     OK(strcmp(gpu->name, "cuda") == 0 && gpu->device == SW_DEVICE_CUDA, "backend is cuda");
     int all = 1;
     for (int op = 0; op < SW_OP_COUNT; op++) all &= gpu->supports_op(gpu, (enum sw_op)op);
@@ -717,9 +738,10 @@ int main(void) {
     test_adamw();
     test_faults();
 
-    size_t used = 0, peak = 0;
-    OK(sw_cuda_memory(gpu, &used, &peak) == 0 && peak >= used, "sw_cuda_memory: %zu in use, "
-       "peak %zu", used, peak);
+    struct sw_mem_info mi = {0};
+    rc = gpu->mem_info(gpu, &mi);
+    OK(rc == 0 && mi.peak >= mi.in_use && mi.free > 0 && mi.free <= mi.total,
+       "mem_info: %zu in use, peak %zu, %zu free of %zu", mi.in_use, mi.peak, mi.free, mi.total);
     sw_backend_close(gpu);
     sw_backend_close(cpu);
     return tap_done();

@@ -15,7 +15,6 @@
  * run on the loss · 1024 on both sides (sw-train's loss scaling: unscaled, this model's
  * per-token loss gradients, ~1e-6, sit in fp16's subnormal range and lose most of their bits).
  * Runs from the repository root on a machine with a GPU (make test-cuda). */
-#include "sw_cuda.h"
 #include "sw_err.h"
 #include "sw_model.h"
 #include "sw_safetensors.h"
@@ -300,16 +299,16 @@ static void test_random_model(void) {
     struct sw_batch b = {.B = 1, .T = T, .input_ids = ids, .labels = labels, .cu_seqlens = cu,
                          .n_seqs = 4};
     compare_models(mc, mg, &b, NULL, "pack", "random 128x3 (600 tokens)", TOL, TOL);
-    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_BF16);
+    gpu->set_precision(gpu, SW_MATMUL_BF16);
     compare_models(mc, mg, &b, NULL, "pack", "random 128x3 bf16 GEMMs", 2e-2, 1e-1);
-    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_TF32);
+    gpu->set_precision(gpu, SW_MATMUL_TF32);
     compare_models(mc, mg, &b, NULL, "pack", "random 128x3 tf32 GEMMs", 5e-3, 5e-2);
-    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP16);
+    gpu->set_precision(gpu, SW_MATMUL_FP16);
     bwd_scale = 1024.0f;
     compare_models(mc, mg, &b, NULL, "pack", "random 128x3 fp16 GEMMs (loss scale 1024)", 1e-2,
                    5e-2);
     bwd_scale = 1.0f;
-    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP32);
+    gpu->set_precision(gpu, SW_MATMUL_FP32);
     /* Determinism: two CUDA steps give bit-identical gradients. */
     struct sw_loss l;
     struct sw_param *p = sw_model_param_find(mg, "model.layers.0.self_attn.k_proj.weight");
@@ -335,7 +334,7 @@ int main(void) {
         sw_backend_close(cpu);
         return tap_done();
     }
-    sw_cuda_set_matmul_precision(gpu, SW_CUDA_MATMUL_FP32);
+    gpu->set_precision(gpu, SW_MATMUL_FP32);
     test_family("llama");
     test_family("qwen2");
     test_family("qwen3");

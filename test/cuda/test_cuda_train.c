@@ -2,8 +2,9 @@
  * sw_train_device.c) against its CPU path, through sw_train_run with sw-train's own option
  * parser, on the tiny models of test/fixtures/models/ and their tiny-data streams:
  *
- *  - the device pieces: sw_cuda_sumsq against sw_grad_norm's double sums (≤ 1e-12 relative;
- *    bit-identical run to run; NaN/Inf found per tensor), sw_cuda_scale against the host's
+ *  - the device pieces (the backend's sumsq, scale and mem_info members): sumsq against
+ *    sw_grad_norm's double sums (≤ 1e-12 relative; its total is the per-tensor sums added in
+ *    order; bit-identical run to run; NaN/Inf found per tensor), scale against the host's
  *    float product (bit-exact);
  *  - full training (tiny-qwen2, random init, 12 steps of 2 × 4 packed samples, lr 3e-3,
  *    clipping at 1.0 active) and LoRA with dropout (tiny-llama base written by a CPU run, r 4,
@@ -23,7 +24,7 @@
  *    scale), then trains (loss down, scale ≤ 2^40, AdamW steps = steps − skipped); resuming it
  *    from a checkpoint inside the skipping phase ends byte-identical (weights, moments, both
  *    state files);
- *  - the scratch arena: sw_cuda_scratch_reserve makes one chunk (contiguous allocations, not
+ *  - the scratch arena: scratch_reserve makes one chunk (contiguous allocations, not
  *    counted in scratch_peak), a step beyond it spills and is consolidated to what it asked
  *    for, an impossible reservation is SW_ENOMEM and leaves a working arena;
  *  - an over-sized model fails with SW_ENOMEM naming the weights and the sizes.
@@ -31,7 +32,6 @@
  * Runs from the repository root on a GPU machine (make test-cuda). SW_CUDA_MATMUL is set per
  * run (fp32 unless stated; --torch_dtype auto then takes it). */
 #include "sw_config.h"
-#include "sw_cuda.h"
 #include "sw_err.h"
 #include "sw_kernels.h"
 #include "sw_optim.h"
@@ -79,14 +79,16 @@ static void test_sumsq_scale(void) {
     double out[K], out2[K];
     const float *dp[K];
     for (int i = 0; i < K; i++) dp[i] = d[i];
-    rc = sw_cuda_sumsq(be, dp, sizes, K, out);
-    int rc2 = sw_cuda_sumsq(be, dp, sizes, K, out2);
+    double be_total = -1;
+    rc = be->sumsq(be, dp, sizes, K, out, &be_total);
+    int rc2 = be->sumsq(be, dp, sizes, K, out2, NULL);
     double total = 0;
     for (int i = 0; i < K; i++) total += out[i];
     double ref = sw_grad_norm(op, K), got = sqrt(total);
     OK(rc == 0 && rc2 == 0 && fabs(got - ref) <= 1e-12 * ref,
        "sumsq: device norm %.17g vs sw_grad_norm %.17g (rel %.2g ≤ 1e-12)", got, ref,
        fabs(got - ref) / ref);
+    OK(be_total == total, "sumsq: total is the per-tensor sums added in order");
     OK(memcmp(out, out2, sizeof out) == 0, "sumsq: bit-identical run to run");
     int exact_small = out[0] == 0.0 && out[1] == (double)h[1][0] * h[1][0];
     OK(exact_small, "sumsq: empty tensor 0, one element its square");
@@ -94,22 +96,23 @@ static void test_sumsq_scale(void) {
     float bad[2] = {NAN, INFINITY};
     be->upload(be, d[3] + 17, &bad[0], 4);
     be->upload(be, d[5] + sizes[5] - 1, &bad[1], 4);
-    rc = sw_cuda_sumsq(be, dp, sizes, K, out);
+    rc = be->sumsq(be, dp, sizes, K, out, NULL);
     OK(rc == 0 && isfinite(out[0]) && isfinite(out[2]) && isnan(out[3]) && isfinite(out[4]) &&
            isinf(out[5]),
        "sumsq: NaN / Inf elements give non-finite sums of their own tensors only");
     /* Clipping scale: the host's float product, bit for bit. */
     float coef = 0.3183099f;
-    rc = sw_cuda_scale(be, d[4], sizes[4], coef);
+    rc = be->scale(be, d[4], sizes[4], coef);
     float *back = malloc((size_t)sizes[4] * sizeof(float));
     if (rc == 0) rc = be->download(be, back, d[4], (size_t)sizes[4] * sizeof(float));
     int same = rc == 0;
     for (int64_t j = 0; same && j < sizes[4]; j++) same = back[j] == h[4][j] * coef;
     OK(same, "scale: x·f on the device equals the host's float product for %lld elements",
        (long long)sizes[4]);
-    size_t fr = 0, tot = 0;
-    rc = sw_cuda_mem_info(be, &fr, &tot);
-    OK(rc == 0 && fr > 0 && fr <= tot, "mem_info: %zu free of %zu", fr, tot);
+    struct sw_mem_info mi = {0};
+    rc = be->mem_info(be, &mi);
+    OK(rc == 0 && mi.free > 0 && mi.free <= mi.total && mi.in_use > 0 && mi.peak >= mi.in_use,
+       "mem_info: %zu free of %zu, %zu in use, peak %zu", mi.free, mi.total, mi.in_use, mi.peak);
     free(back);
     for (int i = 0; i < K; i++) {
         free(h[i]);
@@ -124,10 +127,11 @@ static void test_scratch_reserve(void) {
     int rc = sw_backend_open(SW_DEVICE_CUDA, &be);
     if (!OK(rc == 0, "open the CUDA backend (%s)", rc ? sw_err_msg() : "ok")) return;
     const size_t MiB = (size_t)1 << 20;
-    size_t used0 = 0, used1 = 0;
-    sw_cuda_memory(be, &used0, NULL);
-    rc = sw_cuda_scratch_reserve(be, 300 * MiB);
-    sw_cuda_memory(be, &used1, NULL);
+    struct sw_mem_info m0 = {0}, m1 = {0};
+    be->mem_info(be, &m0);
+    rc = be->scratch_reserve(be, 300 * MiB);
+    be->mem_info(be, &m1);
+    size_t used0 = m0.in_use, used1 = m1.in_use;
     OK(rc == 0 && used1 - used0 >= 300 * MiB && be->scratch_peak(be) == 0,
        "reserve 300 MiB: device use +%zu MiB, scratch_peak still 0 (%s)", (used1 - used0) / MiB,
        rc ? sw_err_msg() : "ok");
@@ -144,7 +148,7 @@ static void test_scratch_reserve(void) {
     OK(a && be->memset0(be, a, 350 * MiB) == 0 && be->sync(be) == 0,
        "after reset the same 350 MiB fit one consolidated chunk");
     be->scratch_reset(be);
-    rc = sw_cuda_scratch_reserve(be, (size_t)1 << 50);
+    rc = be->scratch_reserve(be, (size_t)1 << 50);
     OK(rc == SW_ENOMEM, "reserving 1 PiB is SW_ENOMEM: %s", sw_err_msg());
     a = be->scratch_alloc(be, 10 * MiB);
     OK(a && be->memset0(be, a, 10 * MiB) == 0 && be->sync(be) == 0,

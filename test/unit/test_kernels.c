@@ -5,12 +5,19 @@
  * padded attention keeps pad keys out, chunked fused cross-entropy equals the full-logits path,
  * dropout forward/backward agree, RoPE tables follow the formulas, and every op is
  * deterministic (two runs, and 1 vs 2 threads for the ops that promise it, bit-identical).
+ * The backend's other members on the CPU: the optimizer ops equal lib/train/sw_optim's host
+ * path bit for bit (adamw = sw_adamw_step over 3 steps with and without weight decay, sumsq's
+ * total = sw_grad_norm², scale = sw_grad_clip's product), sumsq finds non-finite tensors and
+ * does not depend on the thread count; memory and device figures, the scratch reservation, the
+ * precision (fp32 only: other modes SW_EUNSUPPORTED, unknown ones SW_EINVAL), profiling
+ * (SW_EUNSUPPORTED) and the options read from the SW_CUDA_* environment.
  *
  * Tolerance: rel(a, b) = max|a − b| / max(max|b|, 1e-6) over a tensor; float kernels vs double
  * references must be within 1e-4 (forward and gradient alike). */
 #include "sw_kernels.h"
 
 #include "sw_err.h"
+#include "sw_optim.h"
 #include "tap.h"
 
 #include <math.h>
@@ -596,14 +603,208 @@ static void test_determinism(void) {
     free(q), free(k), free(v), free(dout), free(x), free(w), free(wl), free(t);
 }
 
+/* ---- the optimizer ops against sw_optim --------------------------------------------------- */
+
+/* 3 AdamW steps of sw_adamw_step and of be->adamw from the same start, wd on and off, over two
+ * parameters (one decaying, one not) whose sizes cross the 2^15-element chunks. */
+static void test_adamw_vs_optim(double wd) {
+    enum { NP = 2 };
+    const int64_t n[NP] = {3 * 32768 + 17, 1001};
+    float *ph[NP], *pb[NP], *g[NP], *m[NP], *v[NP];
+    struct sw_optim_param op[NP];
+    for (int i = 0; i < NP; i++) {
+        ph[i] = frand(n[i], 1);
+        pb[i] = malloc((size_t)n[i] * sizeof(float));
+        memcpy(pb[i], ph[i], (size_t)n[i] * sizeof(float));
+        g[i] = frand(n[i], 0.01);
+        m[i] = fzero(n[i]);
+        v[i] = fzero(n[i]);
+        op[i] = (struct sw_optim_param){i ? "b.bias" : "w.weight", ph[i], g[i], n[i], i == 0};
+    }
+    struct sw_adamw_config cfg = {0.9, 0.999, 1e-8, wd};
+    struct sw_adamw *o = NULL;
+    int rc = sw_adamw_new(&cfg, op, NP, &o);
+    for (int64_t s = 1; s <= 3 && rc == 0; s++) {
+        for (int i = 0; i < NP; i++)
+            for (int64_t j = 0; j < n[i]; j += 97) g[i][j] = (float)(urand() * 0.02);
+        double lr = 1e-3 * (double)s;
+        rc = sw_adamw_step(o, op, NP, lr);
+        for (int i = 0; i < NP && rc == 0; i++)
+            rc = be->adamw(be, pb[i], g[i], m[i], v[i], n[i], lr, cfg.beta1, cfg.beta2, cfg.eps,
+                           cfg.weight_decay, op[i].decay, s);
+    }
+    int same = rc == 0;
+    for (int i = 0; i < NP && same; i++) {
+        float *hm, *hv;
+        sw_adamw_slot(o, i, NULL, &hm, &hv);
+        size_t b = (size_t)n[i] * sizeof(float);
+        same = !memcmp(pb[i], ph[i], b) && !memcmp(m[i], hm, b) && !memcmp(v[i], hv, b);
+    }
+    OK(same, "adamw (wd %g): 3 steps equal sw_adamw_step bit for bit (weights and both moments)",
+       wd);
+    sw_adamw_free(o);
+    for (int i = 0; i < NP; i++) free(ph[i]), free(pb[i]), free(g[i]), free(m[i]), free(v[i]);
+}
+
+static void test_optimizer_ops(void) {
+    test_adamw_vs_optim(0.1);
+    test_adamw_vs_optim(0.0);
+    float one = 1;
+    OK(be->adamw(be, &one, &one, &one, &one, 1, 1e-3, 0.9, 0.999, 1e-8, 0, 1, 0) == SW_EINVAL,
+       "adamw: step 0 is SW_EINVAL");
+
+    /* sumsq: sizes around the chunk (2^15) and the chunk group (256 chunks). */
+    enum { K = 6 };
+    const int64_t n[K] = {0, 1, 1000, 32768 + 5, 3 * 32768, 256 * 32768 + 100};
+    float *x[K];
+    struct sw_optim_param op[K];
+    for (int i = 0; i < K; i++) {
+        x[i] = frand(n[i] ? n[i] : 1, (double)(i + 1));
+        op[i] = (struct sw_optim_param){"p", x[i], x[i], n[i], 1};
+    }
+    const float *cx[K];
+    for (int i = 0; i < K; i++) cx[i] = x[i];
+    double out[K], out1[K], total = -1, total1 = -2, sum = 0;
+    int rc = be->sumsq(be, cx, n, K, out, &total);
+    int nth = omp_get_max_threads();
+    omp_set_num_threads(nth > 1 ? 1 : 2);
+    int rc1 = be->sumsq(be, cx, n, K, out1, &total1);
+    omp_set_num_threads(nth);
+    for (int i = 0; i < K; i++) sum += out[i];
+    double norm = sw_grad_norm(op, K);
+    OK(rc == 0 && sqrt(total) == norm, "sumsq: sqrt(total) %.17g is sw_grad_norm %.17g bit for "
+       "bit", sqrt(total), norm);
+    OK(rc1 == 0 && total1 == total && !memcmp(out, out1, sizeof out),
+       "sumsq: the same bits with %d and %d threads", nth, nth > 1 ? 1 : 2);
+    OK(fabs(sum - total) <= 1e-12 * total && out[0] == 0.0 &&
+           out[1] == (double)x[1][0] * (double)x[1][0],
+       "sumsq: per-tensor sums add up to the total; empty tensor 0, one element its square");
+    x[2][17] = NAN;
+    x[4][3 * 32768 - 1] = INFINITY;
+    rc = be->sumsq(be, cx, n, K, out, NULL);
+    OK(rc == 0 && isfinite(out[1]) && isnan(out[2]) && isfinite(out[3]) && isinf(out[4]) &&
+           isfinite(out[5]) && sw_grad_find_nonfinite(op, K) == 2,
+       "sumsq: NaN / Inf give non-finite sums of their own tensors only");
+    int64_t bad_n = -1;
+    OK(be->sumsq(be, cx, &bad_n, 1, out, NULL) == SW_EINVAL, "sumsq: a negative size is SW_EINVAL");
+
+    /* scale: sw_grad_clip's product. */
+    float *a = frand(n[5], 1), *b = malloc((size_t)n[5] * sizeof(float));
+    memcpy(b, a, (size_t)n[5] * sizeof(float));
+    struct sw_optim_param pa = {"a", a, a, n[5], 1};
+    double an = sw_grad_norm(&pa, 1);
+    double coef = sw_grad_clip(&pa, 1, 0.5 * an, an);
+    rc = be->scale(be, b, n[5], (float)coef);
+    OK(coef < 1 && rc == 0 && !memcmp(a, b, (size_t)n[5] * sizeof(float)),
+       "scale: equals sw_grad_clip's scaling (coefficient %.6g) bit for bit", coef);
+    free(a), free(b);
+    for (int i = 0; i < K; i++) free(x[i]);
+}
+
+/* ---- the backend's other members ----------------------------------------------------------- */
+
+static void test_services(void) {
+    struct sw_mem_info mi = {0};
+    int rc = be->mem_info(be, &mi);
+    OK(rc == 0 && mi.in_use > 0 && mi.peak >= mi.in_use && mi.total > 0 &&
+           mi.free <= mi.total,
+       "mem_info: %zu resident, peak %zu, %zu available of %zu", mi.in_use, mi.peak, mi.free,
+       mi.total);
+    struct sw_device_info di;
+    rc = be->device_info(be, &di);
+    OK(rc == 0 && di.name[0] && di.total_bytes == mi.total &&
+           di.compute_units == omp_get_max_threads() && di.cc_major == 0,
+       "device_info: '%s', %d threads", di.name, di.compute_units);
+
+    OK(be->get_precision(be) == SW_MATMUL_FP32 && be->set_precision(be, SW_MATMUL_FP32) == 0,
+       "precision: fp32, and setting fp32 works");
+    OK(be->set_precision(be, SW_MATMUL_BF16) == SW_EUNSUPPORTED &&
+           strstr(sw_err_msg(), "bf16") && be->set_precision(be, SW_MATMUL_FP16) == SW_EUNSUPPORTED &&
+           be->set_precision(be, (enum sw_matmul_precision)7) == SW_EINVAL &&
+           be->get_precision(be) == SW_MATMUL_FP32,
+       "precision: bf16/fp16 are SW_EUNSUPPORTED on the CPU, mode 7 SW_EINVAL; still fp32");
+    enum sw_matmul_precision p = SW_MATMUL_FP32;
+    int names = 1;
+    const char *nm[SW_MATMUL_COUNT] = {"fp32", "tf32", "bf16", "bf16i", "fp16"};
+    for (int i = 0; i < SW_MATMUL_COUNT; i++)
+        names &= sw_matmul_precision_parse(nm[i], &p) == 0 && (int)p == i &&
+                 !strcmp(sw_matmul_precision_name(p), nm[i]);
+    OK(names && sw_matmul_precision_parse("fp8", &p) == SW_EINVAL &&
+           !strcmp(sw_matmul_precision_name(9), "?"),
+       "precision names parse and name back; fp8 refused");
+    OK(be->profile_enable(be, 1) == SW_EUNSUPPORTED &&
+           be->profile_report(be, stdout) == SW_EUNSUPPORTED,
+       "profiling is SW_EUNSUPPORTED on the CPU");
+    OK(be->supports_op(be, SW_OP_OPTIMIZER), "supports_op: the optimizer ops");
+
+    /* The scratch reservation: one block, so two allocations that together fill it are
+     * contiguous (without it the first would open a 64 MiB block and the second a new one);
+     * not counted as use. */
+    const size_t MiB = (size_t)1 << 20;
+    be->scratch_reset(be);
+    size_t peak0 = be->scratch_peak(be);
+    rc = be->scratch_reserve(be, 80 * MiB);
+    OK(rc == 0 && be->scratch_peak(be) == peak0, "scratch_reserve: 80 MiB, peak unchanged (%zu)",
+       peak0);
+    char *s1 = be->scratch_alloc(be, 50 * MiB), *s2 = be->scratch_alloc(be, 30 * MiB);
+    OK(s1 && s2 == s1 + 50 * MiB, "scratch_reserve: 50 + 30 MiB are contiguous in the reserved "
+       "block");
+    size_t peak1 = be->scratch_peak(be);
+    OK(peak1 >= 80 * MiB, "scratch_peak counts the allocations (%zu)", peak1);
+    be->scratch_reset(be);
+    OK(be->scratch_alloc(be, MiB) != NULL, "the arena works after the reservation");
+    be->scratch_reset(be);
+}
+
+/* ---- options ------------------------------------------------------------------------------- */
+
+static void test_options(void) {
+    static const char *vars[] = {"SW_CUDA_DEVICE", "SW_CUDA_MATMUL", "SW_CUDA_CE_CHUNK_BYTES",
+                                 "SW_CUDA_CE_KEEP_BYTES"};
+    for (int i = 0; i < 4; i++) unsetenv(vars[i]);
+    struct sw_backend_opts o;
+    OK(sw_backend_opts_from_env(&o) == 0 && o.device_index == 0 && o.matmul == -1 &&
+           !o.matmul_src[0] && o.ce_chunk_bytes == (size_t)1 << 30 &&
+           o.ce_keep_bytes == (size_t)4 << 30,
+       "options: defaults without the environment");
+    setenv("SW_CUDA_DEVICE", "1", 1);
+    setenv("SW_CUDA_MATMUL", "bf16i", 1);
+    setenv("SW_CUDA_CE_CHUNK_BYTES", "1048576", 1);
+    setenv("SW_CUDA_CE_KEEP_BYTES", "0", 1);
+    OK(sw_backend_opts_from_env(&o) == 0 && o.device_index == 1 &&
+           o.matmul == SW_MATMUL_BF16_INLINE && !strcmp(o.matmul_src, "SW_CUDA_MATMUL=bf16i") &&
+           o.ce_chunk_bytes == (size_t)1 << 20 && o.ce_keep_bytes == 0,
+       "options: SW_CUDA_DEVICE, SW_CUDA_MATMUL, SW_CUDA_CE_CHUNK_BYTES, SW_CUDA_CE_KEEP_BYTES");
+    setenv("SW_CUDA_CE_CHUNK_BYTES", "0", 1);
+    OK(sw_backend_opts_from_env(&o) == 0 && o.ce_chunk_bytes == (size_t)1 << 30,
+       "options: a chunk budget of 0 is the default");
+    setenv("SW_CUDA_CE_KEEP_BYTES", "4G", 1);
+    int rc = sw_backend_opts_from_env(&o);
+    OK(rc == SW_EINVAL && strstr(sw_err_msg(), "SW_CUDA_CE_KEEP_BYTES=4G"),
+       "options: a malformed size is SW_EINVAL naming the variable (%s)", sw_err_msg());
+    unsetenv("SW_CUDA_CE_KEEP_BYTES");
+    setenv("SW_CUDA_DEVICE", "-1", 1);
+    OK(sw_backend_opts_from_env(&o) == SW_EINVAL, "options: SW_CUDA_DEVICE=-1 is SW_EINVAL");
+    setenv("SW_CUDA_MATMUL", "fp8", 1);
+    unsetenv("SW_CUDA_DEVICE");
+    rc = sw_backend_opts_from_env(&o);
+    OK(rc == SW_EINVAL && strstr(sw_err_msg(), "SW_CUDA_MATMUL"),
+       "options: SW_CUDA_MATMUL=fp8 is SW_EINVAL (%s)", sw_err_msg());
+    struct sw_backend *cpu2 = NULL;
+    OK(sw_backend_open(SW_DEVICE_CPU, &cpu2) == 0 && cpu2 && !strcmp(cpu2->name, "cpu"),
+       "the CPU backend reads no options: it opens with a malformed SW_CUDA_MATMUL");
+    sw_backend_close(cpu2);
+    for (int i = 0; i < 4; i++) unsetenv(vars[i]);
+}
+
 int main(void) {
     if (omp_get_max_threads() < 2) omp_set_num_threads(2);
     if (!OK(sw_backend_open(SW_DEVICE_CPU, &be) == 0, "open the CPU backend")) return tap_done();
     struct sw_backend *none = NULL;
-#ifndef SW_CUDA
-    OK(sw_backend_open(SW_DEVICE_CUDA, &none) == SW_EUNSUPPORTED && !none,
-       "no CUDA backend in a CPU build (SW_EUNSUPPORTED)");
-#endif
+    if (!sw_backend_available(SW_DEVICE_CUDA))
+        OK(sw_backend_open(SW_DEVICE_CUDA, &none) == SW_EUNSUPPORTED && !none,
+           "no CUDA backend in a CPU build (SW_EUNSUPPORTED)");
+    OK(sw_backend_available(SW_DEVICE_CPU), "the CPU backend is always available");
     OK(be->supports_op(be, SW_OP_ATTENTION) && !be->supports_op(be, SW_OP_COUNT), "supports_op");
     test_matmul();
     test_embedding();
@@ -614,6 +815,9 @@ int main(void) {
     test_elementwise();
     test_cross_entropy();
     test_determinism();
+    test_optimizer_ops();
+    test_services();
+    test_options();
     sw_backend_close(be);
     return tap_done();
 }

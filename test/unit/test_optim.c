@@ -1,7 +1,8 @@
 /* Unit tests for sw_optim: AdamW, clipping and the schedule against torch + transformers
  * (test/golden/optim/adamw.safetensors from test/golden/gen_optim.py), HF's weight-decay rule on
  * every parameter name of real Llama/Qwen2/Qwen3/PEFT models, determinism across thread counts,
- * non-finite detection and list validation. */
+ * non-finite detection, list validation, and views over caller-owned moments
+ * (sw_adamw_new_view: updated in place, equal to an owning optimizer, never freed). */
 #include "sw_err.h"
 #include "sw_optim.h"
 #include "sw_safetensors.h"
@@ -268,10 +269,52 @@ static void test_errors(void) {
     sw_adamw_free(NULL);
 }
 
+/* A view over the caller's moment buffers steps exactly as an owning optimizer, in place. */
+static void test_view(void) {
+    enum { N0 = 40000, N1 = 33 };
+    float *da = malloc(N0 * 4), *db = malloc(N0 * 4), *g = malloc(N0 * 4);
+    float *ea = malloc(N1 * 4), *eb = malloc(N1 * 4), *h = malloc(N1 * 4);
+    float *m[2] = {calloc(N0, 4), calloc(N1, 4)}, *v[2] = {calloc(N0, 4), calloc(N1, 4)};
+    fill(da, N0, 5), fill(g, N0, 6), fill(ea, N1, 7), fill(h, N1, 8);
+    memcpy(db, da, N0 * 4), memcpy(eb, ea, N1 * 4);
+    struct sw_optim_param pa[2] = {{"a.weight", da, g, N0, 1}, {"a.bias", ea, h, N1, 0}};
+    struct sw_optim_param pb[2] = {{"a.weight", db, g, N0, 1}, {"a.bias", eb, h, N1, 0}};
+    struct sw_adamw_config c = {0.9, 0.99, 1e-8, 0.05};
+    struct sw_adamw *own = NULL, *view = NULL;
+    int rc = sw_adamw_new(&c, pa, 2, &own);
+    if (rc == 0) rc = sw_adamw_new_view(&c, pb, 2, m, v, &view);
+    for (int s = 0; s < 3 && rc == 0; s++) {
+        rc = sw_adamw_step(own, pa, 2, 1e-2);
+        if (rc == 0) rc = sw_adamw_step(view, pb, 2, 1e-2);
+    }
+    float *om, *ov, *vm, *vv;
+    int64_t numel = 0;
+    sw_adamw_slot(own, 0, NULL, &om, &ov);
+    sw_adamw_slot(view, 0, &numel, &vm, &vv);
+    OK(rc == 0 && !memcmp(da, db, N0 * 4) && !memcmp(ea, eb, N1 * 4) && !memcmp(om, m[0], N0 * 4) &&
+           !memcmp(ov, v[0], N0 * 4),
+       "a view steps as an owning optimizer, bit for bit");
+    OK(vm == m[0] && vv == v[0] && numel == N0 && sw_adamw_steps(view) == 3,
+       "the view's slots are the caller's buffers");
+    sw_adamw_free(view); /* must not free m/v: they are read (and freed) below */
+    OK(m[0][0] == om[0] && v[1][N1 - 1] != 0.0f, "the buffers outlive the view");
+    float *none[2] = {m[0], NULL};
+    OK(sw_adamw_new_view(&c, pb, 2, none, v, &view) == SW_EINVAL && view == NULL,
+       "a view without a moment buffer is SW_EINVAL");
+    struct sw_adamw_config bad = {0.9, 1.5, 1e-8, 0.0};
+    OK(sw_adamw_new_view(&bad, pb, 2, m, v, &view) == SW_EINVAL &&
+           strstr(sw_err_msg(), "adam_beta2"),
+       "a view checks the hyperparameters too");
+    sw_adamw_free(own);
+    free(da), free(db), free(g), free(ea), free(eb), free(h);
+    for (int i = 0; i < 2; i++) free(m[i]), free(v[i]);
+}
+
 int main(void) {
     test_decay_rule();
     test_golden();
     test_determinism();
     test_errors();
+    test_view();
     return tap_done();
 }
