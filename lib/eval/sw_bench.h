@@ -215,6 +215,9 @@ struct sw_bench_local_opts {
     int64_t max_length;        /* 0: lm-eval's rule (config max_position_embeddings, ...) */
     int64_t batch_tokens;      /* tokens per forward (0: 4096) */
     int64_t shard;             /* requests per progress step (0: 256) */
+    const char *device;        /* "cpu" (NULL) or "cuda" */
+    int no_engine;             /* 1: packed forwards on the evaluation model instead of the
+                                  engine (the CUDA path always uses them) */
 };
 int sw_bench_local_new(const struct sw_bench_local_opts *o, struct sw_bench_backend **out);
 

@@ -27,6 +27,7 @@
  * synchronous batch API is implemented; this file's interface stays the same. */
 #include "sw_bench.h"
 
+#include "sw_bench_impl.h"
 #include "sw_conv.h"
 #include "sw_err.h"
 #include "sw_eval.h"
@@ -40,7 +41,9 @@
 #include <string.h>
 
 struct local {
-    struct sw_eval_model *em;
+    struct sw_engine *eng;       /* the engine (CPU default), or NULL: */
+    struct sw_eval_model *em;    /*   packed forwards on the evaluation model (CUDA, --engine false) */
+    const char *adapter_name;    /* the engine's name for the adapter, or NULL */
     struct sw_tokenizer *tok;
     const struct sw_template *tpl;
     int64_t max_length, batch_tokens;
@@ -98,8 +101,23 @@ static int cmp_slot_desc(const void *a, const void *b, void *ctx) {
     return (x->first > y->first) - (x->first < y->first);
 }
 
+/* Score on the engine: context = the model input without the positions that predict the
+ * continuation, i.e. (ctx + cont)[-(max_length + 1):][: -n_cont]; shared few-shot prefixes hit
+ * its prefix cache. */
+static int score_engine(struct local *L, struct treq *r, size_t n, double *ll, int *greedy) {
+    const int32_t **c = malloc((n ? n : 1) * sizeof(*c)), **t = malloc((n ? n : 1) * sizeof(*t));
+    int64_t *nc = malloc((n ? n : 1) * sizeof(int64_t)), *nt = malloc((n ? n : 1) * sizeof(int64_t));
+    int rc = (!c || !t || !nc || !nt) ? sw_err_set(SW_ENOMEM, "out of memory") : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        c[i] = r[i].inp, nc[i] = r[i].n_inp + 1 - r[i].n_cont, t[i] = r[i].cont, nt[i] = r[i].n_cont;
+    if (rc == 0) rc = sw_bench_engine_score(L->eng, L->adapter_name, c, nc, t, nt, n, ll, greedy);
+    free(c), free(t), free(nc), free(nt);
+    return rc;
+}
+
 /* Score n token requests: ll[i], greedy[i]. */
 static int score_tokens(struct local *L, struct treq *r, size_t n, double *ll, int *greedy) {
+    if (L->eng) return score_engine(L, r, n, ll, greedy);
     int64_t V = L->em->hf->config.vocab_size;
     /* distinct inputs */
     struct sw_strmap *m = sw_strmap_new(n * 2 + 16);
@@ -405,9 +423,59 @@ static int cut_at_stops(char *text, const char *const *until, int nuntil) {
     return 0;
 }
 
+/* Generate on the engine: the prompts of one shard in flight together (continuous batching);
+ * the context cut to its last max_length - max_gen_toks tokens. */
+static int generate_engine(struct local *L, const struct sw_bench_gen_req *q, size_t n,
+                           char **out) {
+    int32_t **ids = calloc(n ? n : 1, sizeof(int32_t *));
+    int64_t *lens = calloc(n ? n : 1, sizeof(int64_t));
+    int rc = (!ids || !lens) ? sw_err_set(SW_ENOMEM, "out of memory") : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct sw_tok_ids t = {0};
+        rc = encode(L, q[i].context, strlen(q[i].context), &t);
+        int64_t max_ctx = L->max_length - q[i].max_gen_toks;
+        if (rc == 0 && max_ctx < 1)
+            rc = sw_err_set(SW_EINVAL, "max_gen_toks %lld leaves no room for a context in %lld "
+                            "tokens", (long long)q[i].max_gen_toks, (long long)L->max_length);
+        if (rc == 0 && t.n == 0) rc = sw_err_set(SW_EINVAL, "an empty generation prompt");
+        if (rc == 0) {
+            int64_t skip = (int64_t)t.n > max_ctx ? (int64_t)t.n - max_ctx : 0;
+            lens[i] = (int64_t)t.n - skip;
+            ids[i] = malloc((size_t)lens[i] * sizeof(int32_t));
+            if (!ids[i]) rc = sw_err_set(SW_ENOMEM, "out of memory");
+            else memcpy(ids[i], t.ids + skip, (size_t)lens[i] * sizeof(int32_t));
+        }
+        sw_tok_ids_release(&t);
+    }
+    /* groups of equal settings, in order */
+    for (size_t a = 0; rc == 0 && a < n;) {
+        size_t b = a + 1;
+        while (b < n && q[b].max_gen_toks == q[a].max_gen_toks && q[b].nuntil == q[a].nuntil &&
+               q[b].until == q[a].until)
+            b++;
+        rc = sw_bench_engine_generate(L->eng, L->adapter_name, (const int32_t *const *)ids + a,
+                                      lens + a, b - a, q[a].max_gen_toks, q[a].until, q[a].nuntil,
+                                      out + a);
+        for (size_t i = a; rc == 0 && i < b; i++) cut_at_stops(out[i], q[i].until, q[i].nuntil);
+        a = b;
+    }
+    for (size_t i = 0; ids && i < n; i++) free(ids[i]);
+    free(ids), free(lens);
+    return rc;
+}
+
 static int local_generate(struct sw_bench_backend *b, const struct sw_bench_gen_req *q, size_t n,
                           char **out, sw_bench_done_fn done, void *ctx) {
     struct local *L = b->impl;
+    if (L->eng) {
+        size_t step = b->shard > 0 ? (size_t)b->shard : 64;
+        for (size_t s0 = 0; s0 < n; s0 += step) {
+            size_t s1 = s0 + step < n ? s0 + step : n;
+            SW_TRY(generate_engine(L, q + s0, s1 - s0, out + s0));
+            if (done) SW_TRY(done(ctx, s0, s1));
+        }
+        return 0;
+    }
     for (size_t i = 0; i < n; i++) {
         struct sw_tok_ids t = {0};
         int rc = encode(L, q[i].context, strlen(q[i].context), &t);
@@ -467,9 +535,51 @@ static int local_chat(struct sw_bench_backend *b, const char *system, const char
     return rc;
 }
 
+/* sw_eval_model_open on a chosen device (lib/infer's opens the CPU): the same steps, the
+ * adapter applied through the model's LoRA path to every layer. */
+static int open_model(const char *dir, const char *adapter_dir, enum sw_device dev,
+                      struct sw_eval_model **out) {
+    if (dev == SW_DEVICE_CPU) return sw_eval_model_open(dir, adapter_dir, out);
+    *out = NULL;
+    struct sw_eval_model *em = calloc(1, sizeof(*em));
+    if (!em) return sw_err_set(SW_ENOMEM, "out of memory");
+    int rc;
+    SW_TRY_GOTO(rc, sw_hfmodel_open(dir, &em->hf), fail);
+    SW_TRY_GOTO(rc, sw_backend_open(dev, &em->be), fail);
+    if ((rc = sw_model_new(&em->hf->config, em->be, &em->model)) < 0) {
+        sw_err_wrap(rc, "%s/config.json", dir);
+        goto fail;
+    }
+    SW_TRY_GOTO(rc, sw_model_load(em->model, em->hf->weights), fail);
+    if (adapter_dir) {
+        const struct sw_model_config *c = &em->hf->config;
+        SW_TRY_GOTO(rc, sw_adapter_open(adapter_dir, &em->adapter), fail);
+        SW_TRY_GOTO(rc, sw_adapter_check(em->adapter, c), fail);
+        char kinds[128];
+        sw_adapter_kinds_str(em->adapter, kinds, sizeof kinds);
+        if (!sw_adapter_covers_all_layers(em->adapter, c->num_hidden_layers)) {
+            rc = sw_err_set(SW_EUNSUPPORTED, "%s: the adapter covers %s in only some layers "
+                            "(merge it first: sw-quant merge-lora)", adapter_dir, kinds);
+            goto fail;
+        }
+        struct sw_lora_config lc = {.r = em->adapter->cfg.r, .alpha = em->adapter->cfg.alpha,
+                                    .use_rslora = em->adapter->cfg.use_rslora,
+                                    .target_modules = kinds};
+        SW_TRY_GOTO(rc, sw_model_lora_add(em->model, &lc), fail);
+        SW_TRY_GOTO(rc, sw_model_lora_load(em->model, em->adapter->weights), fail);
+    }
+    sw_model_set_training(em->model, 0);
+    *out = em;
+    return 0;
+fail:
+    sw_eval_model_close(em);
+    return rc;
+}
+
 static void local_free(struct sw_bench_backend *b) {
     struct local *L = b->impl;
     if (L) {
+        sw_bench_engine_close(L->eng);
         sw_eval_model_close(L->em);
         sw_tokenizer_free(L->tok);
         free(L);
@@ -492,18 +602,50 @@ int sw_bench_local_new(const struct sw_bench_local_opts *o, struct sw_bench_back
     b->generate = local_generate;
     b->chat_render = local_chat;
     b->shard = o->shard > 0 ? o->shard : 256;
-    int rc = sw_eval_model_open(o->model, o->adapter, &L->em);
-    if (rc == 0) rc = sw_tokenizer_load(o->model, &L->tok);
+    enum sw_device dev = SW_DEVICE_CPU;
+    if (o->device && strcmp(o->device, "cuda") == 0) dev = SW_DEVICE_CUDA;
+    else if (o->device && strcmp(o->device, "cpu") != 0) {
+        sw_bench_backend_free(b);
+        return sw_err_set(SW_EUSAGE, "--device '%s': cpu or cuda", o->device);
+    }
+    int use_engine = dev == SW_DEVICE_CPU && !o->no_engine;
+    int rc = 0;
+    if (use_engine) {
+        L->adapter_name = o->adapter ? "eval" : NULL;
+        /* the context length first (config.json), so that the engine holds it + 1 token */
+        struct sw_hfmodel *hf = NULL;
+        rc = sw_hfmodel_open(o->model, &hf);
+        if (rc == 0) {
+            int64_t mpe = hf->config.max_position_embeddings;
+            sw_hfmodel_close(hf);
+            rc = sw_tokenizer_load(o->model, &L->tok);
+            if (rc == 0) {
+                int64_t tmax = sw_tokenizer_model_max_length(L->tok);
+                L->max_length = o->max_length > 0 ? o->max_length
+                                : mpe > 0        ? mpe
+                                : tmax > 0 && tmax < ((int64_t)1 << 40) ? tmax
+                                                                         : 2048;
+                rc = sw_bench_engine_open(o->model, o->adapter, o->template_name,
+                                          L->max_length + 1,
+                                          o->batch_tokens > 0 ? o->batch_tokens : 4096, &L->eng);
+            }
+        }
+    } else {
+        rc = open_model(o->model, o->adapter, dev, &L->em);
+        if (rc == 0) rc = sw_tokenizer_load(o->model, &L->tok);
+    }
     if (rc < 0) {
         sw_bench_backend_free(b);
         return rc;
     }
-    const struct sw_model_config *c = &L->em->hf->config;
-    int64_t tmax = sw_tokenizer_model_max_length(L->tok);
-    L->max_length = o->max_length > 0                 ? o->max_length
-                    : c->max_position_embeddings > 0 ? c->max_position_embeddings
-                    : tmax > 0 && tmax < ((int64_t)1 << 40) ? tmax
-                                                       : 2048;
+    if (!use_engine) {
+        const struct sw_model_config *c = &L->em->hf->config;
+        int64_t tmax = sw_tokenizer_model_max_length(L->tok);
+        L->max_length = o->max_length > 0                 ? o->max_length
+                        : c->max_position_embeddings > 0 ? c->max_position_embeddings
+                        : tmax > 0 && tmax < ((int64_t)1 << 40) ? tmax
+                                                           : 2048;
+    }
     L->batch_tokens = o->batch_tokens > 0 ? o->batch_tokens : 4096;
     int32_t bos = sw_tokenizer_special_id(L->tok, SW_TOK_BOS);
     int32_t eos = sw_tokenizer_special_id(L->tok, SW_TOK_EOS);
@@ -518,7 +660,7 @@ int sw_bench_local_new(const struct sw_bench_local_opts *o, struct sw_bench_back
     }
     struct sw_generate_request rq = {.max_new_tokens = 256, .temperature = 0, .top_k = -1,
                                      .top_p = -1, .repetition_penalty = -1, .seed = 0};
-    sw_generate_params_resolve(&rq, L->em->hf, eos, &L->gen);
+    if (L->em) sw_generate_params_resolve(&rq, L->em->hf, eos, &L->gen);
     b->max_length = L->max_length;
     char id[8192];
     snprintf(id, sizeof id, "local:%s%s%s", o->model, o->adapter ? "+" : "",
@@ -528,8 +670,8 @@ int sw_bench_local_new(const struct sw_bench_local_opts *o, struct sw_bench_back
         sw_bench_backend_free(b);
         return sw_err_set(SW_ENOMEM, "out of memory");
     }
-    sw_info("model %s: max_length %lld, %lld tokens per forward", o->model,
-            (long long)L->max_length, (long long)L->batch_tokens);
+    sw_info("model %s: max_length %lld, %lld tokens per %s", o->model, (long long)L->max_length,
+            (long long)L->batch_tokens, L->eng ? "engine step" : "forward");
     *out = b;
     return 0;
 }

@@ -47,11 +47,20 @@ sys.exit(0 if a==b else 1)"
 
 @test "GSM8K (5-shot) and GSM8K-CoT (8-shot): generated text and both filters = lm-eval" {
     run "$EVAL" bench -q --model "$M" --eval_dataset gsm8k,gsm8k_cot --dataset_dir "$D" \
-        --max_gen_toks 24 --eval_limit 2 --eval_output_dir "$BATS_TMPDIR/gsm"
+        --max_gen_toks 24 --eval_output_dir "$BATS_TMPDIR/gsm"
     assert_success
-    assert_output --partial "| gsm8k | | 2 | strict_match |"
-    assert_output --partial "| gsm8k_cot | | 2 | flexible_extract |"
-    run python3 "$CMP" --limit 2 "$EXP" "$BATS_TMPDIR/gsm" gsm8k gsm8k_cot
+    assert_output --partial "| gsm8k | | 8 | strict_match |"
+    assert_output --partial "| gsm8k_cot | | 8 | flexible_extract |"
+    run python3 "$CMP" "$EXP" "$BATS_TMPDIR/gsm" gsm8k gsm8k_cot
+    assert_success
+    assert_output --partial "compared 16 items"
+}
+
+@test "without the engine (packed forwards, sw_generate): the same parity" {
+    run "$EVAL" bench -q --model "$M" --engine false --eval_dataset mmlu,gsm8k --dataset_dir "$D" \
+        --num_fewshot 5 --max_gen_toks 24 --eval_limit 1 --eval_output_dir "$BATS_TMPDIR/noeng"
+    assert_success
+    run python3 "$CMP" --limit 1 "$EXP" "$BATS_TMPDIR/noeng" mmlu gsm8k
     assert_success
     assert_output --partial "compared 4 items"
 }

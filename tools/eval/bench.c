@@ -21,6 +21,12 @@ static const struct sw_opt bench_table[] = {
      NULL},
     {"adapters", SW_OPT_STRING, F(adapters), NULL, "PEFT LoRA adapter folder to apply", 0, 0,
      NULL, "adapter"},
+    {"device", SW_OPT_CHOICE, F(device), "cpu", "where --model runs (cuda needs a CUDA=1 build)",
+     0, 0, "cpu|cuda", NULL},
+    {"engine", SW_OPT_BOOL, F(engine), "true",
+     "--model on the CPU through the inference engine (KV cache, prefix cache, continuous "
+     "batching); false: packed forwards without a cache (what --device cuda uses)", 0, 0, NULL,
+     NULL},
     {"template", SW_OPT_STRING, F(template_name), NULL,
      "chat template for --apply_chat_template (default: from tokenizer_config.json)", 0, 0, NULL,
      NULL},
@@ -94,7 +100,8 @@ int bench_backend_open(const struct bench_opts *o, struct sw_bench_backend **out
         return sw_err_set(SW_EUSAGE, "give either --model or --api_url, not both");
     if (o->model) {
         struct sw_bench_local_opts lo = {o->model, o->adapters, o->template_name, o->max_length,
-                                         o->batch_tokens, o->shard_size};
+                                         o->batch_tokens, o->shard_size, o->device,
+                                         !o->engine};
         return sw_bench_local_new(&lo, out);
     }
     if (o->api_url) {

@@ -10,12 +10,12 @@
 
 struct bench_opts {
     /* backend */
-    char *model, *adapters, *template_name, *api_url, *api_key, *eval_model;
+    char *model, *adapters, *template_name, *api_url, *api_key, *eval_model, *device;
     int64_t max_length, batch_tokens, shard_size, api_parallel, api_timeout;
     /* benchmarks */
     char *eval_dataset, *dataset_dir, *subjects, *eval_output_dir;
     int64_t num_fewshot, eval_limit, max_gen_toks, ppl_max_length, ppl_stride;
-    int apply_chat_template, no_cache;
+    int apply_chat_template, no_cache, engine;
     /* farm / worker */
     char *bind, *connect;
     double shard_timeout, wait;
