@@ -11,6 +11,8 @@ static const struct sw_cli_command commands[] = {
      "describe a .safetensors file, a shard index, an HF model folder or a GGUF file"},
     {"merge-lora", sw_quant_merge_lora_main, "fold a PEFT LoRA adapter into its base model"},
     {"gguf", sw_quant_gguf_main, "export an HF model folder as a GGUF file (f16 .. q4_k_m)"},
+    {"quantize", sw_quant_quantize_main,
+     "round-to-nearest HF folder: GPTQ packed int4/int8 (rtn) or compressed-tensors FP8"},
     {"dequant", sw_quant_dequant_main, "write a GGUF file's tensors as float32 safetensors"},
 };
 

@@ -22,6 +22,9 @@ int sw_quant_inspect_gguf(const char *path, int json, FILE *out);
 /* sw-quant gguf: export an HF model folder as a GGUF file (gguf.c). */
 int sw_quant_gguf_main(int argc, char **argv);
 
+/* sw-quant quantize: round-to-nearest HF folders (quantize.c). */
+int sw_quant_quantize_main(int argc, char **argv);
+
 /* sw-quant dequant FILE.gguf --output FILE.safetensors (dequant.c). */
 int sw_quant_dequant_main(int argc, char **argv);
 
