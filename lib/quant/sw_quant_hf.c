@@ -93,6 +93,110 @@ void sw_gptq_unpack(const int32_t *qweight, const int32_t *qzeros, const uint16_
     }
 }
 
+/* bitsandbytes' NF4 code (get_4bit_type("nf4")): quantiles of N(0, 1) scaled to [-1, 1]. */
+static const float nf4[16] = {
+    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+    -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+    0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
+    0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
+};
+
+const float *sw_nf4_code(void) { return nf4; }
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8), computed in float32 the
+ * way torch does it: for exponent i = 0..6, the midpoints of linspace(0.1, 1, 2^i + 1) scaled
+ * by ±10^(i−6); then 0 and 1; sorted. */
+const float *sw_bnb_dynamic_map(void) {
+    static float map[256];
+    static int done;
+    if (done) return map;
+    int k = 0;
+    for (int i = 0; i < 7; i++) {
+        int steps = (1 << i) + 1;
+        float b[65];
+        float start = 0.1f, end = 1.0f, step = (end - start) / (float)(steps - 1);
+        int half = steps / 2;
+        for (int j = 0; j < steps; j++)
+            b[j] = j < half ? start + step * (float)j : end - step * (float)(steps - j - 1);
+        float scale = (float)pow(10.0, (double)(i - 6));
+        for (int j = 0; j + 1 < steps; j++) {
+            float mean = (b[j] + b[j + 1]) / 2.0f;
+            map[k++] = scale * mean;
+            map[k++] = -scale * mean;
+        }
+    }
+    map[k++] = 0.0f;
+    map[k++] = 1.0f;
+    qsort(map, 256, sizeof *map, cmp_float);
+    done = 1;
+    return map;
+}
+
+/* Index of the code value nearest to v (the first one on ties, as torch.argmin). */
+static int nearest_code(const float *code, int n, float v) {
+    int best = 0;
+    float bd = fabsf(v - code[0]);
+    for (int k = 1; k < n; k++) {
+        float d = fabsf(v - code[k]);
+        if (d < bd) bd = d, best = k;
+    }
+    return best;
+}
+
+void sw_nf4_quantize(const float *x, int64_t n, uint8_t *packed, uint8_t *qabsmax,
+                     float *nested_absmax, float *offset) {
+    int64_t nb = (n + 63) / 64, nn = (nb + 255) / 256;
+    float *absmax = malloc((size_t)nb * sizeof *absmax);
+    uint8_t *q = malloc((size_t)n + 1);
+    if (!absmax || !q) {
+        free(absmax), free(q);
+        return;
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t lo = b * 64, hi = lo + 64 < n ? lo + 64 : n;
+        float a = 0;
+        for (int64_t i = lo; i < hi; i++) a = fmaxf(a, fabsf(x[i]));
+        absmax[b] = a;
+        for (int64_t i = lo; i < hi; i++) q[i] = a > 0 ? (uint8_t)nearest_code(nf4, 16, x[i] / a) : 0;
+    }
+    for (int64_t i = 0; i < (n + 1) / 2; i++)
+        packed[i] = (uint8_t)((q[2 * i] << 4) | (2 * i + 1 < n ? q[2 * i + 1] : 0));
+    double sum = 0;
+    for (int64_t b = 0; b < nb; b++) sum += absmax[b];
+    float off = (float)(sum / (double)nb);
+    const float *dm = sw_bnb_dynamic_map();
+    for (int64_t c = 0; c < nn; c++) {
+        int64_t lo = c * 256, hi = lo + 256 < nb ? lo + 256 : nb;
+        float a = 0;
+        for (int64_t b = lo; b < hi; b++) a = fmaxf(a, fabsf(absmax[b] - off));
+        nested_absmax[c] = a;
+        float inv = a > 0 ? 1.0f / a : 0.0f;
+        for (int64_t b = lo; b < hi; b++) {
+            float v = (absmax[b] - off) * inv;
+            v = v < -1 ? -1 : v > 1 ? 1 : v;
+            qabsmax[b] = (uint8_t)nearest_code(dm, 256, v);
+        }
+    }
+    *offset = off;
+    free(absmax), free(q);
+}
+
+void sw_nf4_dequantize(const uint8_t *packed, const uint8_t *qabsmax, const float *nested_absmax,
+                       float offset, int64_t n, float *y) {
+    const float *dm = sw_bnb_dynamic_map();
+    for (int64_t i = 0; i < n; i++) {
+        int64_t b = i / 64;
+        float a = dm[qabsmax[b]] * nested_absmax[b / 256] + offset;
+        int q = i % 2 == 0 ? packed[i / 2] >> 4 : packed[i / 2] & 15;
+        y[i] = nf4[q] * a;
+    }
+}
+
 void sw_fp8_quantize(const float *w, int64_t out, int64_t in, int per_tensor, uint8_t *q,
                      float *scale) {
     float gmax = 0;
@@ -193,6 +297,39 @@ static int quant_tensor(const struct sw_hfq_opts *o, const struct sw_st_entry *e
             if (rc == 0) snprintf(nm, sizeof nm, "%s.g_idx", base), rc = add_t(w, nm, SW_DTYPE_I32, 1, s_gi, gi);
             st->bytes_out += (uint64_t)(in / pf * out + ng * out / pf + in) * 4 + (uint64_t)ng * out * 2;
         }
+    } else if (rc == 0 && !strcmp(o->method, "nf4")) {
+        int64_t n = out * in, nb = (n + 63) / 64, nn = (nb + 255) / 256;
+        uint8_t *pk = keep(k, malloc((size_t)(n + 1) / 2));
+        uint8_t *qa = keep(k, malloc((size_t)nb));
+        float *na = keep(k, malloc((size_t)nn * sizeof(float)));
+        float *qm = keep(k, malloc(16 * sizeof(float)));
+        float *nqm = keep(k, malloc(256 * sizeof(float)));
+        float off = 0;
+        if (!pk || !qa || !na || !qm || !nqm) rc = sw_err_set(SW_ENOMEM, "out of memory");
+        if (rc == 0) {
+            sw_nf4_quantize(x, n, pk, qa, na, &off);
+            memcpy(qm, sw_nf4_code(), 16 * sizeof(float));
+            memcpy(nqm, sw_bnb_dynamic_map(), 256 * sizeof(float));
+        }
+        /* bitsandbytes' pack_dict_to_tensor: json.dumps of the non-tensor fields, as uint8 */
+        char js[512];
+        const char *dtn = e->dtype == SW_DTYPE_BF16 ? "bfloat16" : e->dtype == SW_DTYPE_F16 ? "float16" : "float32";
+        int jn = snprintf(js, sizeof js, "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"%s\", "
+                          "\"shape\": [%lld, %lld], \"nested_blocksize\": 256, \"nested_dtype\": "
+                          "\"float32\", \"nested_offset\": %.17g}", dtn, (long long)out, (long long)in,
+                          (double)off);
+        uint8_t *jb = keep(k, malloc((size_t)jn));
+        if (rc == 0 && !jb) rc = sw_err_set(SW_ENOMEM, "out of memory");
+        if (rc == 0) memcpy(jb, js, (size_t)jn);
+        int64_t s_w[2] = {(n + 1) / 2, 1}, s_a[1] = {nb}, s_na[1] = {nn}, s_qm[1] = {16},
+                s_nqm[1] = {256}, s_js[1] = {jn};
+        if (rc == 0) rc = add_t(w, e->name, SW_DTYPE_U8, 2, s_w, pk);
+        if (rc == 0) snprintf(nm, sizeof nm, "%s.absmax", e->name), rc = add_t(w, nm, SW_DTYPE_U8, 1, s_a, qa);
+        if (rc == 0) snprintf(nm, sizeof nm, "%s.quant_map", e->name), rc = add_t(w, nm, SW_DTYPE_F32, 1, s_qm, qm);
+        if (rc == 0) snprintf(nm, sizeof nm, "%s.nested_absmax", e->name), rc = add_t(w, nm, SW_DTYPE_F32, 1, s_na, na);
+        if (rc == 0) snprintf(nm, sizeof nm, "%s.nested_quant_map", e->name), rc = add_t(w, nm, SW_DTYPE_F32, 1, s_nqm, nqm);
+        if (rc == 0) snprintf(nm, sizeof nm, "%s.quant_state.bitsandbytes__nf4", e->name), rc = add_t(w, nm, SW_DTYPE_U8, 1, s_js, jb);
+        st->bytes_out += (uint64_t)((n + 1) / 2 + nb + nn * 4 + 16 * 4 + 256 * 4 + jn);
     } else if (rc == 0 && !strcmp(o->method, "fp8")) {
         uint8_t *q = keep(k, malloc((size_t)(out * in)));
         int64_t ns = o->per_tensor ? 1 : out;
@@ -220,7 +357,14 @@ static int quant_tensor(const struct sw_hfq_opts *o, const struct sw_st_entry *e
     return rc;
 }
 
-static json_t *quant_config(const struct sw_hfq_opts *o) {
+static json_t *quant_config(const struct sw_hfq_opts *o, const char *compute_dtype) {
+    if (!strcmp(o->method, "nf4"))
+        return json_pack("{s:s, s:b, s:b, s:s, s:s, s:s, s:b, s:b, s:b, s:n, s:f}", "quant_method",
+                         "bitsandbytes", "load_in_4bit", 1, "load_in_8bit", 0,
+                         "bnb_4bit_quant_type", "nf4", "bnb_4bit_compute_dtype", compute_dtype,
+                         "bnb_4bit_quant_storage", "uint8", "bnb_4bit_use_double_quant", 1,
+                         "llm_int8_has_fp16_weight", 0, "llm_int8_enable_fp32_cpu_offload", 0,
+                         "llm_int8_skip_modules", "llm_int8_threshold", 6.0);
     if (!strcmp(o->method, "rtn"))
         return json_pack("{s:s, s:i, s:I, s:b, s:b, s:s, s:f, s:b, s:b, s:b, s:{s:[s], s:s}}",
                          "quant_method", "gptq", "bits", o->bits, "group_size",
@@ -246,7 +390,9 @@ static int write_config(const struct sw_hfq_opts *o, const char *tmp) {
     if (!src || !dst) rc = sw_err_set(SW_ENOMEM, "out of memory");
     else if (!json_is_object(j)) rc = sw_err_set(SW_EFORMAT, "%s:%d: %s", src, jerr.line, j ? "not an object" : jerr.text);
     if (rc == 0) {
-        json_t *qc = quant_config(o);
+        const char *dt = json_string_value(json_object_get(j, "torch_dtype"));
+        if (!dt) dt = json_string_value(json_object_get(j, "dtype"));
+        json_t *qc = quant_config(o, dt && strcmp(dt, "float32") ? dt : "bfloat16");
         if (qc) json_object_del(qc, "quant_method_by");
         json_object_set_new(j, "quantization_config", qc);
         text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -283,15 +429,14 @@ static void rm_tree(const char *path) {
 
 int sw_quantize_hf(const struct sw_hfq_opts *o, struct sw_hfq_stats *st) {
     memset(st, 0, sizeof *st);
-    if (!strcmp(o->method, "nf4"))
-        return sw_err_set(SW_EUNSUPPORTED, "--quant_method nf4 (bitsandbytes layout) is not "
-                          "implemented yet; use rtn or fp8");
-    if (strcmp(o->method, "rtn") && strcmp(o->method, "fp8"))
+    if (strcmp(o->method, "rtn") && strcmp(o->method, "fp8") && strcmp(o->method, "nf4"))
         return sw_err_set(SW_EUSAGE, "--quant_method %s is not one of rtn, fp8, nf4", o->method);
     if (!strcmp(o->method, "rtn") && o->bits != 4 && o->bits != 8)
         return sw_err_set(SW_EUSAGE, "--quant_method rtn needs --quant_bits 4 or 8");
     if (!strcmp(o->method, "fp8") && o->bits != 8)
         return sw_err_set(SW_EUSAGE, "--quant_method fp8 needs --quant_bits 8");
+    if (!strcmp(o->method, "nf4") && o->bits != 4)
+        return sw_err_set(SW_EUSAGE, "--quant_method nf4 needs --quant_bits 4");
     if (o->group_size == 0 || o->group_size < -1)
         return sw_err_set(SW_EUSAGE, "--group_size must be positive or -1 (per channel)");
     if (!o->force && access(o->output_dir, F_OK) == 0)

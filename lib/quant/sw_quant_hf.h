@@ -19,7 +19,21 @@
  *   and transformers load): weight F8_E4M3 [out, in] and weight_scale [out, 1] (per channel) or
  *   [1] (per tensor) in the model's float dtype, W = weight · weight_scale, scale = absmax/448;
  *   input activations dynamic per token (W8A8 on Hopper).
- * - nf4 (4 bits): not yet written (see docs/quant.md).
+ * - nf4 (4 bits): bitsandbytes' serialisation of a Linear4bit with double quantization, what
+ *   transformers + bitsandbytes load (quantization_config quant_method "bitsandbytes",
+ *   load_in_4bit, bnb_4bit_quant_type nf4, bnb_4bit_use_double_quant):
+ *     weight                                  uint8 [(n+1)/2, 1]  two NF4 codes per byte, the
+ *                                             first element in the high nibble
+ *     weight.absmax                           uint8 [blocks of 64] the blocks' absmax minus
+ *                                             their mean, 8-bit blockwise (256) on the dynamic map
+ *     weight.nested_absmax                    f32 [ceil(blocks/256)]
+ *     weight.quant_map                        f32 [16] the NF4 code values
+ *     weight.nested_quant_map                 f32 [256] bitsandbytes' signed dynamic map
+ *     weight.quant_state.bitsandbytes__nf4    uint8 JSON {quant_type, blocksize 64, dtype,
+ *                                             shape, nested_blocksize 256, nested_dtype
+ *                                             float32, nested_offset}
+ *   W = quant_map[q] · (nested_quant_map[absmax_q] · nested_absmax + nested_offset), block by
+ *   block; codes are the nearest NF4 value of x / absmax (bitsandbytes' argmin).
  * The linear layers of the decoder blocks are quantized; embeddings, norms, lm_head and biases
  * are kept as they are. The folder (config.json, model.safetensors, generation_config.json and
  * the tokenizer files) is written into a temporary folder next to the output and renamed into
@@ -56,6 +70,17 @@ int sw_gptq_pack(const float *w, int64_t out, int64_t in, int bits, int64_t g, i
 void sw_gptq_unpack(const int32_t *qweight, const int32_t *qzeros, const uint16_t *scales,
                     const int32_t *g_idx, int64_t out, int64_t in, int bits, int64_t ngroups,
                     float *w);
+
+/* The NF4 code values and bitsandbytes' signed 8-bit dynamic map (create_dynamic_map). */
+const float *sw_nf4_code(void);
+const float *sw_bnb_dynamic_map(void);
+/* NF4 with double quantization of n values x: packed [(n+1)/2], qabsmax [ceil(n/64)],
+ * nested_absmax [ceil(ceil(n/64)/256)], *offset. */
+void sw_nf4_quantize(const float *x, int64_t n, uint8_t *packed, uint8_t *qabsmax,
+                     float *nested_absmax, float *offset);
+/* The inverse (bitsandbytes' dequantize_4bit), into y [n]. */
+void sw_nf4_dequantize(const uint8_t *packed, const uint8_t *qabsmax, const float *nested_absmax,
+                       float offset, int64_t n, float *y);
 
 /* FP8 E4M3 of W [out, in] with per-channel (scale [out]) or per-tensor (scale [1]) scales. */
 void sw_fp8_quantize(const float *w, int64_t out, int64_t in, int per_tensor, uint8_t *q,

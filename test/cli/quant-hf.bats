@@ -1,11 +1,13 @@
 #!/usr/bin/env bats
 # sw-quant quantize: round-to-nearest HF folders. GPTQ packed int32 (4-bit g128 sym and asym,
-# 8-bit per channel) and compressed-tensors FP8 (per channel, per tensor) exports of random
+# 8-bit per channel), compressed-tensors FP8 (per channel, per tensor) and bitsandbytes NF4
+# (double quantization) exports of random
 # models from test/golden/quant/make_model.py; config.json's quantization_config; the tensor
 # set (qweight/qzeros/scales/g_idx, weight + weight_scale); errors (group size that does not
 # divide, unknown method, existing output) leave nothing behind. When numpy is importable,
 # check_hf.py unpacks every weight the way the reference code does (AutoGPTQ/GPTQModel v1
-# unpacking; compressed-tensors' weight * weight_scale) and compares with the original weights.
+# unpacking; compressed-tensors' weight * weight_scale; bitsandbytes' dequantize_4bit with the
+# stored NF4 and dynamic maps) and compares with the original weights.
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
@@ -63,6 +65,13 @@ qc() { python3 -c "import json,sys; print(json.load(open(sys.argv[1] + '/config.
     assert_output --partial "ok fp8: 14 weights"
     run python3 "$GQ/check_hf.py" fp8 "$T/f8t" "$T/llama" 0.1
     assert_success
+    "$QUANT" quantize -q --model "$T/qwen2" --quant_method nf4 --quant_bits 4 --output_dir "$T/n4" --force
+    "$QUANT" quantize -q --model "$T/llama" --quant_method nf4 --quant_bits 4 --output_dir "$T/n4l" --force
+    run python3 "$GQ/check_hf.py" nf4 "$T/n4" "$T/qwen2" 0.15
+    assert_success
+    assert_output --partial "ok nf4: 14 weights"
+    run python3 "$GQ/check_hf.py" nf4 "$T/n4l" "$T/llama" 0.15
+    assert_success
 }
 
 @test "quantize: bad input is one line naming the tensor; nothing is written" {
@@ -73,9 +82,9 @@ qc() { python3 -c "import json,sys; print(json.load(open(sys.argv[1] + '/config.
     run "$QUANT" quantize --model "$T/qwen2" --quant_method fp8 --quant_bits 4 --output_dir "$T/x"
     assert_failure 2
     assert_output --partial "fp8 needs --quant_bits 8"
-    run "$QUANT" quantize --model "$T/qwen2" --quant_method nf4 --quant_bits 4 --output_dir "$T/x"
-    assert_failure
-    assert_output --partial "nf4"
+    run "$QUANT" quantize --model "$T/qwen2" --quant_method nf4 --quant_bits 8 --output_dir "$T/x"
+    assert_failure 2
+    assert_output --partial "nf4 needs --quant_bits 4"
     run "$QUANT" quantize --model "$T/qwen2" --quant_method awq --output_dir "$T/x"
     assert_failure 2
     run "$QUANT" quantize --model "$T/qwen2" --quant_method rtn --quant_bits 4 --output_dir "$T/g4"

@@ -117,6 +117,29 @@ int main(void) {
     float amax = 0;
     for (int k = 0; k < O2 * I2; k++) amax = fmaxf(amax, fabsf(x[k]));
     IS_NEAR(st, amax / 448, 1e-6, "per-tensor FP8 scale = absmax / 448");
+    /* NF4 with double quantization */
+    const float *code = sw_nf4_code(), *dm = sw_bnb_dynamic_map();
+    int sorted = 1;
+    for (int k = 1; k < 256; k++) sorted &= dm[k] >= dm[k - 1];
+    OK(code[0] == -1.0f && code[7] == 0.0f && code[15] == 1.0f, "NF4 table: -1, 0, 1 at 0, 7, 15");
+    OK(sorted && dm[255] == 1.0f && dm[0] < -0.99f && dm[0] > -1.0f,
+       "dynamic map: 256 sorted values up to 1 (%.6f .. %.6f)", dm[0], dm[255]);
+    int64_t n = O2 * I2 - 3; /* an odd count: the last byte holds one code */
+    int64_t nb = (n + 63) / 64, nn = (nb + 255) / 256;
+    uint8_t *pk = malloc((size_t)(n + 1) / 2), *qa = malloc((size_t)nb);
+    float *na = malloc((size_t)nn * 4), off = 0;
+    sw_nf4_quantize(x, n, pk, qa, na, &off);
+    sw_nf4_dequantize(pk, qa, na, off, n, y);
+    err = 0, ss = 0;
+    for (int64_t i = 0; i < n; i++) err += (y[i] - x[i]) * (y[i] - x[i]), ss += x[i] * x[i];
+    OK(sqrt(err / ss) < 0.12, "NF4 relative RMS error %.4f < 0.12", sqrt(err / ss));
+    float blk[64] = {0};
+    blk[0] = 1.0f, blk[1] = -1.0f, blk[2] = 0.5f;
+    uint8_t pb[32], qb;
+    float nb1, o1;
+    sw_nf4_quantize(blk, 64, pb, &qb, &nb1, &o1);
+    OK(pb[0] == 0xF0 && (pb[1] >> 4) == 12, "first element in the high nibble (0x%02x); 0.5 -> code 12 (0.4407)", pb[0]);
+    free(pk), free(qa), free(na);
     free(x), free(y), free(qw2), free(qz2), free(gi2), free(sc2), free(q8);
     return tap_done();
 }

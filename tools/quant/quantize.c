@@ -1,5 +1,6 @@
 /* sw-quant quantize — a round-to-nearest quantized HF folder in a layout other tools load:
- * GPTQ's packed int32 (rtn, 4 or 8 bits) or compressed-tensors FP8 (fp8). ms-swift's option
+ * GPTQ's packed int32 (rtn, 4 or 8 bits), compressed-tensors FP8 (fp8) or bitsandbytes NF4
+ * (nf4). ms-swift's option
  * names (--quant_method, --quant_bits, --group_size, --output_dir). The work is in
  * lib/quant/sw_quant_hf.c; this file parses the options and reports. */
 #include "quant.h"
@@ -25,10 +26,10 @@ static const struct sw_opt quantize_table[] = {
     {"output_dir", SW_OPT_STRING, offsetof(struct quantize_opts, output_dir), NULL,
      "folder to create; required", 0, 0, NULL, NULL},
     {"quant_method", SW_OPT_CHOICE, offsetof(struct quantize_opts, quant_method), "rtn",
-     "rtn: GPTQ packed-int32 layout; fp8: compressed-tensors FP8 E4M3; nf4: not yet", 0, 0,
+     "rtn: GPTQ packed-int32 layout; fp8: compressed-tensors FP8 E4M3; nf4: bitsandbytes", 0, 0,
      "rtn|fp8|nf4", NULL},
     {"quant_bits", SW_OPT_INT, offsetof(struct quantize_opts, quant_bits), "4",
-     "bits per weight: 4 or 8 (fp8: 8)", 4, 8, NULL, NULL},
+     "bits per weight: 4 or 8 (fp8: 8, nf4: 4)", 4, 8, NULL, NULL},
     {"group_size", SW_OPT_INT, offsetof(struct quantize_opts, group_size), "128",
      "rtn: weights per scale along a row; -1 = one scale per output channel", -1, 1e9, NULL, NULL},
     {"sym", SW_OPT_BOOL, offsetof(struct quantize_opts, sym), "true",
@@ -43,14 +44,15 @@ static const struct sw_opt quantize_table[] = {
 static const struct sw_cli quantize_cli = {
     .tool = "sw-quant",
     .command = "quantize",
-    .usage = "sw-quant quantize --model DIR --quant_method rtn|fp8 --quant_bits 4|8 "
+    .usage = "sw-quant quantize --model DIR --quant_method rtn|fp8|nf4 --quant_bits 4|8 "
              "[--group_size 128] --output_dir DIR",
     .summary =
         "Round-to-nearest quantization of the decoder's linear layers into an HF folder:\n"
         "rtn writes GPTQ's packed int32 layout (qweight/qzeros/scales/g_idx + quantization_config,\n"
         "loadable by transformers with a GPTQ kernel package); fp8 writes compressed-tensors FP8\n"
-        "E4M3 weights with per-channel (or per-tensor) scales. Embeddings, norms and lm_head are\n"
-        "kept. Written into a temporary folder and renamed when complete.",
+        "E4M3 weights with per-channel (or per-tensor) scales; nf4 writes bitsandbytes' NF4 with\n"
+        "double quantization (blocks of 64). Embeddings, norms and lm_head are kept. Written into\n"
+        "a temporary folder and renamed when complete.",
     .opts = quantize_table,
     .min_pos = 0,
     .max_pos = 0,
