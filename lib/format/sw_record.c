@@ -9,6 +9,8 @@
 
 #include "sw_err.h"
 
+#include <stdio.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -260,4 +262,18 @@ int sw_record_tensors_at(const struct sw_record *r, size_t i, const char **name,
     *name = kv->key.via.str.ptr;
     *name_len = kv->key.via.str.size;
     return 0;
+}
+
+int sw_record_errf(const struct sw_record *r, int code, const char *fmt, ...) {
+    char what[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (r->kind[0])
+        return sw_err_set(code, "%s: record %llu (%s) at byte %llu: %s", r->stream,
+                          (unsigned long long)r->index, r->kind, (unsigned long long)r->offset,
+                          what);
+    return sw_err_set(code, "%s: record %llu at byte %llu: %s", r->stream,
+                      (unsigned long long)r->index, (unsigned long long)r->offset, what);
 }

@@ -15,20 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sw_record_errf(const struct sw_record *r, int code, const char *fmt, ...) {
-    char what[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    if (r->kind[0])
-        return sw_err_set(code, "%s: record %llu (%s) at byte %llu: %s", r->stream,
-                          (unsigned long long)r->index, r->kind, (unsigned long long)r->offset,
-                          what);
-    return sw_err_set(code, "%s: record %llu at byte %llu: %s", r->stream,
-                      (unsigned long long)r->index, (unsigned long long)r->offset, what);
-}
-
 int sw_utf8_valid(const char *str, size_t len) {
     const uint8_t *s = (const uint8_t *)str;
     size_t i = 0;

@@ -15,6 +15,8 @@
 
 #include "sw_err.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 void sw_frame_reset(struct sw_frame *f) {
@@ -142,4 +144,22 @@ int sw_frame_scan(struct sw_frame *f, const uint8_t *buf, size_t len, uint64_t m
             f->depth--;
     }
     return 1;
+}
+
+int sw_buf_reserve(uint8_t **buf, size_t *cap, size_t need, size_t keep) {
+    if (need <= *cap) return 0;
+    size_t ncap = *cap ? *cap : SW_STREAM_BUF_INITIAL;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2)
+            return sw_err_set(SW_ENOMEM, "buffer of %zu bytes too large", need);
+        ncap *= 2;
+    }
+    void *p = NULL;
+    if (posix_memalign(&p, 64, ncap) != 0)
+        return sw_err_set(SW_ENOMEM, "out of memory for a %zu-byte stream buffer", ncap);
+    if (keep) memcpy(p, *buf, keep);
+    free(*buf);
+    *buf = p;
+    *cap = ncap;
+    return 0;
 }

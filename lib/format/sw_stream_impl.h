@@ -112,6 +112,8 @@ int sw_zmq_recv(struct sw_zmq *z, uint8_t **buf, size_t *cap, size_t *len, int d
 void sw_zmq_close(struct sw_zmq *z, int drop);
 
 /* Grow an aligned buffer to at least need bytes, keeping keep bytes from its start. */
+/* Initial size of a stream reader's buffer (bytes). */
+#define SW_STREAM_BUF_INITIAL ((size_t)256 * 1024)
 int sw_buf_reserve(uint8_t **buf, size_t *cap, size_t need, size_t keep);
 
 #endif

@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #define READ_CHUNK ((size_t)64 * 1024)
-#define INITIAL_CAP ((size_t)256 * 1024)
 
 enum src_type { SRC_FD, SRC_MEM, SRC_ZMQ };
 
@@ -65,24 +64,6 @@ struct sw_stream_reader {
 };
 
 static const msgpack_object empty_map = {.type = MSGPACK_OBJECT_MAP};
-
-int sw_buf_reserve(uint8_t **buf, size_t *cap, size_t need, size_t keep) {
-    if (need <= *cap) return 0;
-    size_t ncap = *cap ? *cap : INITIAL_CAP;
-    while (ncap < need) {
-        if (ncap > SIZE_MAX / 2)
-            return sw_err_set(SW_ENOMEM, "buffer of %zu bytes too large", need);
-        ncap *= 2;
-    }
-    void *p = NULL;
-    if (posix_memalign(&p, 64, ncap) != 0)
-        return sw_err_set(SW_ENOMEM, "out of memory for a %zu-byte stream buffer", ncap);
-    if (keep) memcpy(p, *buf, keep);
-    free(*buf);
-    *buf = p;
-    *cap = ncap;
-    return 0;
-}
 
 /* ---- errors ------------------------------------------------------------------------------- */
 
@@ -422,7 +403,7 @@ static int reader_new(struct sw_stream_reader **out, const char *name,
 
 /* Shared tail of every open: read the header, or free the reader on failure. */
 static int open_finish(struct sw_stream_reader **out, struct sw_stream_reader *r, int rc) {
-    if (rc == 0 && r->src != SRC_ZMQ) rc = sw_buf_reserve(&r->buf, &r->cap, INITIAL_CAP, 0);
+    if (rc == 0 && r->src != SRC_ZMQ) rc = sw_buf_reserve(&r->buf, &r->cap, SW_STREAM_BUF_INITIAL, 0);
     if (rc == 0) rc = read_header(r);
     if (rc < 0) {
         sw_stream_reader_free(r);

@@ -18,18 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-float *sw_model_scratch_f(struct sw_model *m, int64_t n) {
-    float *p = m->be->scratch_alloc(m->be, (size_t)(n > 0 ? n : 1) * sizeof(float));
-    if (!p) sw_err_wrap(SW_ENOMEM, "model: activations (%lld floats)", (long long)n);
-    return p;
-}
-
-int32_t *sw_model_scratch_i(struct sw_model *m, int64_t n) {
-    int32_t *p = m->be->scratch_alloc(m->be, (size_t)(n > 0 ? n : 1) * sizeof(int32_t));
-    if (!p) sw_err_wrap(SW_ENOMEM, "model: batch indices (%lld ints)", (long long)n);
-    return p;
-}
-
 #define ALLOC_F(ptr, n)                                                                        \
     do {                                                                                       \
         if (!((ptr) = sw_model_scratch_f(m, (n)))) return SW_ENOMEM;                           \

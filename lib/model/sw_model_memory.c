@@ -7,6 +7,8 @@
  * scratch peak, so a change to what the passes allocate must change this file too. */
 #include "sw_model_impl.h"
 
+#include "sw_err.h"
+
 /* The CUDA arena's granule (kernels/cuda/backend.cu rounds every scratch allocation to it). */
 #define GRANULE 256
 
@@ -83,4 +85,17 @@ size_t sw_model_scratch_estimate(const struct sw_model *m, int64_t N, int64_t ns
     for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
         take(&t, ws[i], 4);
     return t.bytes;
+}
+
+/* Scratch (per-step) buffers of the backend, for forward, backward and the linear layers. */
+float *sw_model_scratch_f(struct sw_model *m, int64_t n) {
+    float *p = m->be->scratch_alloc(m->be, (size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!p) sw_err_wrap(SW_ENOMEM, "model: activations (%lld floats)", (long long)n);
+    return p;
+}
+
+int32_t *sw_model_scratch_i(struct sw_model *m, int64_t n) {
+    int32_t *p = m->be->scratch_alloc(m->be, (size_t)(n > 0 ? n : 1) * sizeof(int32_t));
+    if (!p) sw_err_wrap(SW_ENOMEM, "model: batch indices (%lld ints)", (long long)n);
+    return p;
 }

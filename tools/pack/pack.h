@@ -1,11 +1,12 @@
 /* pack.h — shared declarations of sw-pack's pack/tokenize/detokenize subcommands (pack.c parses
- * options, pack_run.c drives the pipeline, pack_emit.c writes records, pack_stats.c reports).
+ * options, pack_run.c drives the pipeline, pack_stats.c reports; lib/data/sw_emit writes records).
  * The library does the work (sw_dataset, sw_template, sw_packing, sw_stream); these files only
  * connect it. docs/pack.md describes the options and the records. */
 #ifndef SW_PACK_TOOL_H
 #define SW_PACK_TOOL_H
 
 #include "sw_dataset.h"
+#include "sw_emit.h"
 #include "sw_packing.h"
 #include "sw_progress.h"
 #include "sw_stream.h"
@@ -51,8 +52,9 @@ enum pack_kind { KIND_UNSET = 0, KIND_SFT, KIND_PREFERENCE, KIND_KTO };
 struct pack_counts {
     uint64_t rows_read, rows_bad, rows_tokenized, rows_out, rows_truncated, rows_deleted;
     uint64_t rows_no_loss, rows_sampled;
-    uint64_t samples, tokens, loss_tokens, records, sequences, padded_tokens;
+    uint64_t tokens, loss_tokens;
     uint64_t max_sample_len;
+    struct sw_emit_counts out; /* records, samples, sequences, padding written (the emitter's) */
 };
 
 /* Everything the pipeline shares. */
@@ -71,21 +73,8 @@ struct pack_ctx {
     uint64_t checked;         /* rows whose tokenization was verified against whole text */
 };
 
-/* ---- emitting records (pack_emit.c) -------------------------------------------------------- */
-
-struct pack_emitter;
-
-/* A new emitter writing to w (borrowed); the mode follows the options (samples, padded batches,
- * padding-free batches, packed batches) and ctx->kind. */
-int pack_emitter_new(struct pack_emitter **e, struct pack_ctx *x, struct sw_stream_writer *w,
-                     struct pack_counts *counts);
-/* Hand over one OK item (its samples are moved out; the item is left empty). */
-int pack_emitter_add(struct pack_emitter *e, struct pack_item *it);
-/* Flush what is pending (last partial batch, last packing window). */
-int pack_emitter_finish(struct pack_emitter *e);
-void pack_emitter_free(struct pack_emitter *e);
-/* The stream_kind an emitter of these options writes. */
-const char *pack_stream_kind(const struct pack_ctx *x);
+/* The emitter options for this run (lib/data/sw_emit.h), from the options and ctx->kind. */
+void pack_emit_opts(const struct pack_ctx *x, struct sw_emit_opts *eo);
 
 /* ---- statistics (pack_stats.c) ------------------------------------------------------------- */
 

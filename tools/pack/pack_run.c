@@ -32,6 +32,29 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Default packing window with --streaming (samples). */
+#define STREAM_WINDOW 10000
+
+void pack_emit_opts(const struct pack_ctx *x, struct sw_emit_opts *eo) {
+    const struct pack_opts *o = x->o;
+    memset(eo, 0, sizeof *eo);
+    eo->kind = x->kind == KIND_PREFERENCE ? SW_EMIT_PREFERENCE
+               : x->kind == KIND_KTO      ? SW_EMIT_KTO
+                                          : SW_EMIT_SFT;
+    if (eo->kind != SW_EMIT_SFT || !o->batch) eo->mode = SW_EMIT_SAMPLES;
+    else if (o->packing) eo->mode = SW_EMIT_PACKED;
+    else if (o->padding_free) eo->mode = SW_EMIT_FLAT;
+    else eo->mode = SW_EMIT_PADDED;
+    eo->batch_size = (size_t)o->per_device_train_batch_size;
+    eo->max_length = (uint32_t)o->max_length;
+    eo->packing_window = (size_t)o->packing_window;
+    if (eo->packing_window == 0 && o->streaming) eo->packing_window = STREAM_WINDOW;
+    eo->strategy = x->strategy;
+    eo->seed = (uint64_t)o->data_seed;
+    eo->shuffle = o->dataset_shuffle;
+    eo->pad_id = x->pad_id;
+}
+
 static void item_release(struct pack_item *it) {
     sw_template_sample_release(&it->s);
     sw_template_sample_release(&it->r);
@@ -116,7 +139,7 @@ struct sink {
     size_t n_specs;
     char **hashes; /* per file of specs in order: hex or NULL (stdin) */
     struct sw_stream_writer *w;
-    struct pack_emitter *em;
+    struct sw_emitter *em;
     struct pack_counts counts;
     int have_counts_in_header;
 };
@@ -181,17 +204,19 @@ static int open_sink(struct pack_ctx *x, struct sink *s) {
 #undef TRYM
     char producer[64];
     snprintf(producer, sizeof producer, "sw-pack %s", SW_VERSION);
-    struct sw_stream_info info = {producer, pack_stream_kind(x), meta};
+    struct sw_emit_opts eo;
+    pack_emit_opts(x, &eo);
+    struct sw_stream_info info = {producer, sw_emit_stream_kind(&eo), meta};
     if (rc == 0) rc = sw_stream_open_write(&s->w, s->target, &info, NULL);
     sw_record_builder_free(meta);
-    if (rc == 0) rc = pack_emitter_new(&s->em, x, s->w, &s->counts);
+    if (rc == 0) rc = sw_emitter_new(&eo, s->w, &s->counts.out, &s->em);
     return rc;
 }
 
 /* The statistics trailer: an extension record readers skip unless they ask for it. */
 static int close_sink(struct pack_ctx *x, struct sink *s) {
     int rc = 0;
-    if (s->em) rc = pack_emitter_finish(s->em);
+    if (s->em) rc = sw_emitter_finish(s->em);
     if (rc == 0 && s->w) {
         struct sw_record_builder *b = sw_record_builder_new("x-pack-stats");
         json_t *j = pack_counts_json(x, &s->counts);
@@ -207,7 +232,7 @@ static int close_sink(struct pack_ctx *x, struct sink *s) {
         sw_record_builder_free(b);
         json_decref(j);
     }
-    pack_emitter_free(s->em);
+    sw_emitter_free(s->em);
     s->em = NULL;
     if (rc == 0 && s->w) rc = sw_stream_close(&s->w);
     sw_stream_writer_free(s->w);
@@ -280,7 +305,9 @@ static int emit_items(struct pack_ctx *x, struct sink *s, struct pack_item *item
     for (size_t i = 0; i < n; i++) {
         if (items[i].status != ITEM_OK) continue;
         if (!s->w) SW_TRY(open_sink(x, s));
-        SW_TRY(pack_emitter_add(s->em, &items[i]));
+        struct sw_emit_row row = {&items[i].s, &items[i].r, items[i].kto, x->files[items[i].file],
+                                  items[i].line};
+        SW_TRY(sw_emitter_add(s->em, &row));
     }
     return 0;
 }
@@ -551,8 +578,8 @@ int pack_run(const struct pack_opts *o) {
         if (o->stats) rc = pack_stats_write(o->stats, &x, &train.counts, val.target ? &val.counts : NULL, secs);
     }
     /* On error: drop unfinished streams (no end record; a file target is not created). */
-    pack_emitter_free(train.em);
-    pack_emitter_free(val.em);
+    sw_emitter_free(train.em);
+    sw_emitter_free(val.em);
     sw_stream_writer_free(train.w);
     sw_stream_writer_free(val.w);
     if (val.hashes != train.hashes) free_hashes(val.hashes, vspecs, n_vspecs);

@@ -40,7 +40,7 @@ int pack_put_json(struct sw_record_builder *b, const char *key, const json_t *v)
 }
 
 static double efficiency(const struct pack_ctx *x, const struct pack_counts *c) {
-    return sw_pack_efficiency(c->tokens, c->sequences, (uint32_t)x->o->max_length);
+    return sw_pack_efficiency(c->tokens, c->out.sequences, (uint32_t)x->o->max_length);
 }
 
 json_t *pack_counts_json(const struct pack_ctx *x, const struct pack_counts *c) {
@@ -58,14 +58,14 @@ json_t *pack_counts_json(const struct pack_ctx *x, const struct pack_counts *c) 
                           "max_sample_length", (json_int_t)c->max_sample_len);
     if (!j) return NULL;
     /* Record-level counts exist once records were written (not yet in a header). */
-    if (c->records) {
-        json_object_set_new(j, "records", json_integer((json_int_t)c->records));
-        json_object_set_new(j, "samples", json_integer((json_int_t)c->samples));
+    if (c->out.records) {
+        json_object_set_new(j, "records", json_integer((json_int_t)c->out.records));
+        json_object_set_new(j, "samples", json_integer((json_int_t)c->out.samples));
         if (x->o->packing) {
-            json_object_set_new(j, "sequences", json_integer((json_int_t)c->sequences));
+            json_object_set_new(j, "sequences", json_integer((json_int_t)c->out.sequences));
             json_object_set_new(j, "packing_efficiency", json_real(efficiency(x, c)));
         } else if (x->o->batch && !x->o->padding_free) {
-            json_object_set_new(j, "padding_tokens", json_integer((json_int_t)c->padded_tokens));
+            json_object_set_new(j, "padding_tokens", json_integer((json_int_t)c->out.padded_tokens));
         }
     }
     return j;
@@ -83,12 +83,12 @@ static void log_counts(const struct pack_ctx *x, const char *what, const struct 
     char extra[160] = "";
     if (x->o->packing && x->kind == KIND_SFT)
         snprintf(extra, sizeof extra, ", %llu packed sequences of %lld, efficiency %.2f%%",
-                 (unsigned long long)c->sequences, (long long)x->o->max_length, 100 * efficiency(x, c));
+                 (unsigned long long)c->out.sequences, (long long)x->o->max_length, 100 * efficiency(x, c));
     else if (x->kind == KIND_SFT && x->o->batch && !x->o->padding_free && c->tokens)
-        snprintf(extra, sizeof extra, ", %llu padding tokens (%.1f%%)", (unsigned long long)c->padded_tokens,
-                 100.0 * (double)c->padded_tokens / (double)(c->tokens + c->padded_tokens));
+        snprintf(extra, sizeof extra, ", %llu padding tokens (%.1f%%)", (unsigned long long)c->out.padded_tokens,
+                 100.0 * (double)c->out.padded_tokens / (double)(c->tokens + c->out.padded_tokens));
     sw_info("%s: %llu tokens (%llu trained), %llu records%s", what, (unsigned long long)c->tokens,
-            (unsigned long long)c->loss_tokens, (unsigned long long)c->records, extra);
+            (unsigned long long)c->loss_tokens, (unsigned long long)c->out.records, extra);
     (void)secs;
 }
 

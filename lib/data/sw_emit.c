@@ -1,11 +1,12 @@
-/* pack_emit — sw-pack's records: sample records, right-padded batches, padding-free batches
- * and bin-packed batches (docs/pack.md "Output records").
+/* sw_emit — tokenized samples into sws records: sample records, right-padded batches,
+ * padding-free batches and bin-packed batches (docs/pack.md "Output records"). sw-pack writes
+ * its streams through it; anything else that turns conversations into a training stream can.
  *
  * Packing keeps the waiting samples in a slot pool (slot = the id given to the packer), so memory
  * is bounded by the packing window, not by the dataset; with dataset_shuffle the packed sequences
  * of each window are emitted in a seeded random order (decreasing-size packing creates them
  * longest first, which would otherwise order the stream by length). */
-#include "pack.h"
+#include "sw_emit.h"
 
 #include "sw_err.h"
 #include "sw_rng.h"
@@ -15,20 +16,15 @@
 
 /* Philox stream id for the order of packed sequences (apart from the dataset shuffle's). */
 #define PACK_RNG_STREAM 0x7061636bULL /* "pack" */
-/* Default packing window with --streaming (samples). */
-#define STREAM_WINDOW 10000
-
-enum emit_mode { EMIT_SAMPLES, EMIT_PADDED, EMIT_FLAT, EMIT_PACKED };
-
-struct pack_emitter {
-    struct pack_ctx *x;
+struct sw_emitter {
+    struct sw_emit_opts o;
     struct sw_stream_writer *w;
-    struct pack_counts *c;
-    enum emit_mode mode;
+    struct sw_emit_counts *c;
+    enum sw_emit_mode mode;
     size_t bsz;
     struct sw_record_builder *b;
-    /* samples waiting for a batch (EMIT_PADDED / EMIT_FLAT), or the packed batch being built
-     * (EMIT_PACKED: slots of its samples) */
+    /* samples waiting for a batch (SW_EMIT_PADDED / SW_EMIT_FLAT), or the packed batch being built
+     * (SW_EMIT_PACKED: slots of its samples) */
     struct sw_template_sample *pend;
     size_t n_pend, cap_pend;
     uint64_t *batch_slots;
@@ -47,35 +43,33 @@ struct pack_emitter {
     size_t cap_tok, cap_seq;
 };
 
-const char *pack_stream_kind(const struct pack_ctx *x) {
-    if (x->kind != KIND_SFT || !x->o->batch) return "samples";
-    return x->o->packing ? "packed_batches" : "batches";
+const char *sw_emit_stream_kind(const struct sw_emit_opts *o) {
+    if (o->mode == SW_EMIT_SAMPLES) return "samples";
+    return o->mode == SW_EMIT_PACKED ? "packed_batches" : "batches";
 }
 
-int pack_emitter_new(struct pack_emitter **out, struct pack_ctx *x, struct sw_stream_writer *w,
-                     struct pack_counts *counts) {
-    struct pack_emitter *e = calloc(1, sizeof *e);
+int sw_emitter_new(const struct sw_emit_opts *o, struct sw_stream_writer *w,
+                   struct sw_emit_counts *counts, struct sw_emitter **out) {
+    *out = NULL;
+    if (o->mode != SW_EMIT_SAMPLES && (o->kind != SW_EMIT_SFT || o->batch_size == 0))
+        return sw_err_set(SW_EINVAL, "batches need SFT samples and a batch size >= 1");
+    struct sw_emitter *e = calloc(1, sizeof *e);
     if (!e || !(e->b = sw_record_builder_new("sample"))) {
         free(e);
         return sw_err_set(SW_ENOMEM, "out of memory");
     }
-    e->x = x;
+    e->o = *o;
     e->w = w;
     e->c = counts;
-    e->bsz = (size_t)x->o->per_device_train_batch_size;
-    if (x->kind != KIND_SFT || !x->o->batch) e->mode = EMIT_SAMPLES;
-    else if (x->o->packing) e->mode = EMIT_PACKED;
-    else if (x->o->padding_free) e->mode = EMIT_FLAT;
-    else e->mode = EMIT_PADDED;
-    size_t window = (size_t)x->o->packing_window;
-    if (window == 0 && x->o->streaming) window = STREAM_WINDOW;
-    sw_packer_init(&e->packer, (uint32_t)x->o->max_length, window, x->strategy);
-    sw_rng_init(&e->rng, (uint64_t)x->o->data_seed, PACK_RNG_STREAM);
+    e->mode = o->mode;
+    e->bsz = o->batch_size;
+    sw_packer_init(&e->packer, o->max_length, o->packing_window, o->strategy);
+    sw_rng_init(&e->rng, o->seed, PACK_RNG_STREAM);
     *out = e;
     return 0;
 }
 
-void pack_emitter_free(struct pack_emitter *e) {
+void sw_emitter_free(struct sw_emitter *e) {
     if (!e) return;
     for (size_t i = 0; i < e->n_pend; i++) sw_template_sample_release(&e->pend[i]);
     free(e->pend);
@@ -101,7 +95,7 @@ static int grow(void **p, size_t *cap, size_t want, size_t elem) {
 }
 
 /* Token buffers for a record of total tokens and nseq sequences. */
-static int reserve(struct pack_emitter *e, size_t total, size_t nseq) {
+static int reserve(struct sw_emitter *e, size_t total, size_t nseq) {
     if (total > e->cap_tok) {
         size_t c = e->cap_tok, c2;
         c2 = c;
@@ -132,7 +126,7 @@ static int put_2d(struct sw_record_builder *b, const char *key, enum sw_dtype dt
     return sw_record_put_tensor(b, key, &t);
 }
 
-static int write_record(struct pack_emitter *e) {
+static int write_record(struct sw_emitter *e) {
     SW_TRY(sw_stream_write(e->w, e->b));
     e->c->records++;
     return 0;
@@ -140,21 +134,21 @@ static int write_record(struct pack_emitter *e) {
 
 /* ---- sample records ---------------------------------------------------------------------- */
 
-static int emit_sample(struct pack_emitter *e, struct pack_item *it) {
+static int emit_sample(struct sw_emitter *e, struct sw_emit_row *it) {
     struct sw_record_builder *b = e->b;
     SW_TRY(sw_record_builder_reset(b, "sample"));
-    if (e->x->kind == KIND_PREFERENCE) {
-        SW_TRY(sw_record_put_i32(b, "chosen_input_ids", it->s.ids, (int64_t)it->s.n));
-        SW_TRY(sw_record_put_i32(b, "chosen_labels", it->s.labels, (int64_t)it->s.n));
-        SW_TRY(sw_record_put_i32(b, "rejected_input_ids", it->r.ids, (int64_t)it->r.n));
-        SW_TRY(sw_record_put_i32(b, "rejected_labels", it->r.labels, (int64_t)it->r.n));
+    if (e->o.kind == SW_EMIT_PREFERENCE) {
+        SW_TRY(sw_record_put_i32(b, "chosen_input_ids", it->s->ids, (int64_t)it->s->n));
+        SW_TRY(sw_record_put_i32(b, "chosen_labels", it->s->labels, (int64_t)it->s->n));
+        SW_TRY(sw_record_put_i32(b, "rejected_input_ids", it->r->ids, (int64_t)it->r->n));
+        SW_TRY(sw_record_put_i32(b, "rejected_labels", it->r->labels, (int64_t)it->r->n));
     } else {
-        SW_TRY(sw_record_put_i32(b, "input_ids", it->s.ids, (int64_t)it->s.n));
-        SW_TRY(sw_record_put_i32(b, "labels", it->s.labels, (int64_t)it->s.n));
-        if (e->x->kind == KIND_KTO) SW_TRY(sw_record_put_bool(b, "label", it->kto == SW_KTO_DESIRABLE));
+        SW_TRY(sw_record_put_i32(b, "input_ids", it->s->ids, (int64_t)it->s->n));
+        SW_TRY(sw_record_put_i32(b, "labels", it->s->labels, (int64_t)it->s->n));
+        if (e->o.kind == SW_EMIT_KTO) SW_TRY(sw_record_put_bool(b, "label", it->kto == SW_KTO_DESIRABLE));
     }
     SW_TRY(sw_record_put_map_begin(b, "meta"));
-    SW_TRY(sw_record_put_str(b, "file", e->x->files[it->file]));
+    SW_TRY(sw_record_put_str(b, "file", it->file ? it->file : ""));
     SW_TRY(sw_record_put_int(b, "line", it->line));
     SW_TRY(sw_record_put_end(b));
     SW_TRY(write_record(e));
@@ -165,7 +159,7 @@ static int emit_sample(struct pack_emitter *e, struct pack_item *it) {
 /* ---- batches of samples -------------------------------------------------------------------- */
 
 /* n samples laid out flat in one row: [1, total] with cu_seqlens; or right-padded [n, T]. */
-static int emit_batch(struct pack_emitter *e, struct sw_template_sample *const *s, size_t n, int flat,
+static int emit_batch(struct sw_emitter *e, struct sw_template_sample *const *s, size_t n, int flat,
                       size_t n_sequences) {
     size_t total = 0, tmax = 0, loss = 0;
     for (size_t i = 0; i < n; i++) {
@@ -192,7 +186,7 @@ static int emit_batch(struct pack_emitter *e, struct sw_template_sample *const *
                 e->mask[row + j] = j < k;
                 e->pos[row + j] = j < k ? (int32_t)j : 0;
                 if (j >= k) {
-                    e->ids[row + j] = e->x->pad_id;
+                    e->ids[row + j] = e->o.pad_id;
                     e->labels[row + j] = SW_LABEL_IGNORE;
                 }
             }
@@ -218,12 +212,12 @@ static int emit_batch(struct pack_emitter *e, struct sw_template_sample *const *
     return 0;
 }
 
-static int flush_pending(struct pack_emitter *e) {
+static int flush_pending(struct sw_emitter *e) {
     if (!e->n_pend) return 0;
     struct sw_template_sample **p = calloc(e->n_pend, sizeof *p);
     if (!p) return sw_err_set(SW_ENOMEM, "out of memory");
     for (size_t i = 0; i < e->n_pend; i++) p[i] = &e->pend[i];
-    int rc = emit_batch(e, p, e->n_pend, e->mode == EMIT_FLAT, 0);
+    int rc = emit_batch(e, p, e->n_pend, e->mode == SW_EMIT_FLAT, 0);
     free(p);
     for (size_t i = 0; i < e->n_pend; i++) sw_template_sample_release(&e->pend[i]);
     e->n_pend = 0;
@@ -232,7 +226,7 @@ static int flush_pending(struct pack_emitter *e) {
 
 /* ---- packing --------------------------------------------------------------------------------- */
 
-static int slot_get(struct pack_emitter *e, uint64_t *slot) {
+static int slot_get(struct sw_emitter *e, uint64_t *slot) {
     if (e->n_free) {
         *slot = e->free_slots[--e->n_free];
         return 0;
@@ -247,12 +241,12 @@ static int slot_get(struct pack_emitter *e, uint64_t *slot) {
     return 0;
 }
 
-static void slot_put(struct pack_emitter *e, uint64_t slot) {
+static void slot_put(struct sw_emitter *e, uint64_t slot) {
     sw_template_sample_release(&e->pool[slot]);
     e->free_slots[e->n_free++] = slot; /* capacity = pool_cap, never exceeded */
 }
 
-static int emit_packed_batch(struct pack_emitter *e) {
+static int emit_packed_batch(struct sw_emitter *e) {
     if (!e->bins_in_batch) return 0;
     size_t n = e->n_batch_slots;
     struct sw_template_sample **p = calloc(n ? n : 1, sizeof *p);
@@ -267,11 +261,11 @@ static int emit_packed_batch(struct pack_emitter *e) {
 }
 
 /* Emit the bins of one take, in random order when shuffling. */
-static int emit_bins(struct pack_emitter *e, struct sw_pack_bins *bins) {
+static int emit_bins(struct sw_emitter *e, struct sw_pack_bins *bins) {
     uint64_t *order = malloc((bins->n_bins ? bins->n_bins : 1) * sizeof *order);
     if (!order) return sw_err_set(SW_ENOMEM, "out of memory");
     for (size_t i = 0; i < bins->n_bins; i++) order[i] = i;
-    if (e->x->o->dataset_shuffle) sw_rng_shuffle_u64(&e->rng, order, bins->n_bins);
+    if (e->o.shuffle) sw_rng_shuffle_u64(&e->rng, order, bins->n_bins);
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < bins->n_bins; k++) {
         size_t b = order[k];
@@ -287,7 +281,7 @@ static int emit_bins(struct pack_emitter *e, struct sw_pack_bins *bins) {
     return rc;
 }
 
-static int take(struct pack_emitter *e, int final) {
+static int take(struct sw_emitter *e, int final) {
     struct sw_pack_bins bins;
     SW_TRY(sw_packer_take(&e->packer, final, &bins));
     int rc = emit_bins(e, &bins);
@@ -297,30 +291,30 @@ static int take(struct pack_emitter *e, int final) {
 
 /* ---- entry points ----------------------------------------------------------------------------- */
 
-int pack_emitter_add(struct pack_emitter *e, struct pack_item *it) {
+int sw_emitter_add(struct sw_emitter *e, struct sw_emit_row *it) {
     switch (e->mode) {
-    case EMIT_SAMPLES: return emit_sample(e, it);
-    case EMIT_PADDED:
-    case EMIT_FLAT:
+    case SW_EMIT_SAMPLES: return emit_sample(e, it);
+    case SW_EMIT_PADDED:
+    case SW_EMIT_FLAT:
         SW_TRY(grow((void **)&e->pend, &e->cap_pend, e->n_pend + 1, sizeof *e->pend));
-        e->pend[e->n_pend++] = it->s;
-        memset(&it->s, 0, sizeof it->s);
+        e->pend[e->n_pend++] = *it->s;
+        memset(it->s, 0, sizeof *it->s);
         return e->n_pend == e->bsz ? flush_pending(e) : 0;
-    case EMIT_PACKED: {
+    case SW_EMIT_PACKED: {
         uint64_t slot;
         SW_TRY(slot_get(e, &slot));
-        SW_TRY(sw_packer_push(&e->packer, slot, (uint32_t)it->s.n));
-        e->pool[slot] = it->s;
-        memset(&it->s, 0, sizeof it->s);
+        SW_TRY(sw_packer_push(&e->packer, slot, (uint32_t)it->s->n));
+        e->pool[slot] = *it->s;
+        memset(it->s, 0, sizeof *it->s);
         return sw_packer_ready(&e->packer) ? take(e, 0) : 0;
     }
     }
     return 0;
 }
 
-int pack_emitter_finish(struct pack_emitter *e) {
-    if (e->mode == EMIT_PADDED || e->mode == EMIT_FLAT) return flush_pending(e);
-    if (e->mode == EMIT_PACKED) {
+int sw_emitter_finish(struct sw_emitter *e) {
+    if (e->mode == SW_EMIT_PADDED || e->mode == SW_EMIT_FLAT) return flush_pending(e);
+    if (e->mode == SW_EMIT_PACKED) {
         SW_TRY(take(e, 1));
         return emit_packed_batch(e);
     }
