@@ -16,6 +16,8 @@ kernels/; a duplicate is itself an error). The rules:
      bench/ may include lib/'s private headers for white-box tests, never kernels/cpu|cuda ones).
   4. tools/<name>/ may include any lib/ header and kernels/sw_kernels.h, and its own folder's
      headers, never another tool's.
+  5. No `#if(def) ... SW_CUDA` outside kernels/ (and the build): lib/ and tools/ reach the device
+     through struct sw_backend only, so a CPU build and a CUDA build run the same code above it.
 
 Exits 0 when clean, 1 listing every violation as `file:line: message`.
 """
@@ -36,6 +38,7 @@ LAYERS = {
 }
 KERNELS_RANK = 2.5  # between data and model: model code is the first to call the backend
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+CUDA_IF = re.compile(r'^\s*#\s*(if|ifdef|ifndef|elif)\b.*\bSW_CUDA\b')
 
 
 def headers(root):
@@ -129,7 +132,10 @@ def main():
     known, problems = headers(root)
     for src in sources(root):
         with open(os.path.join(root, src), encoding="utf-8", errors="replace") as fh:
+            device_free = src.split(os.sep)[0] in ("lib", "tools")
             for n, line in enumerate(fh, 1):
+                if device_free and CUDA_IF.match(line):
+                    problems.append(f"{src}:{n}: #if on SW_CUDA outside kernels/ (use struct sw_backend)")
                 m = INCLUDE.match(line)
                 if not m:
                     continue
