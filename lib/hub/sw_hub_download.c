@@ -22,6 +22,7 @@
 #include "sw_log.h"
 #include "sw_sha256.h"
 #include "sw_signal.h"
+#include "sw_strmap.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -200,8 +201,7 @@ struct worker {
     struct pool *pool;
     struct slot *slot;
     void *curl;
-    int init_rc;
-    char init_err[512];
+    char buf[4 << 20]; /* write gathering for the partial file */
 };
 
 static void slot_set(struct pool *p, struct slot *s, const char *path, uint64_t done, uint64_t total) {
@@ -225,6 +225,8 @@ struct xfer {
     int checked, discard, fail, fail_code;
     char fail_msg[600];
     uint64_t flushed;  /* bytes handed to writeback */
+    char *buf;         /* libcurl hands over 16 KiB at a time: gathered here, written in big pwrites */
+    size_t buffered, cap;
     uint64_t moved;    /* bytes received in this attempt */
     uint64_t fetched;  /* payload bytes over all attempts */
     struct pool *pool;
@@ -256,6 +258,29 @@ static int xf_truncate(struct xfer *x) {
     if (hasher_init(x->hs, x->kind, x->size) < 0) return -1;
     xf_account(x, -(int64_t)x->have);
     x->have = x->flushed = 0;
+    x->buffered = 0;
+    return 0;
+}
+
+/* Write the gathered bytes at their place in the partial file (they end at have). Returns 0 or
+ * -1 with errno. */
+static int xf_flush(struct xfer *x) {
+    size_t off = 0;
+    uint64_t at = x->have - x->buffered;
+    while (off < x->buffered) {
+        ssize_t w = pwrite(x->fd, x->buf + off, x->buffered - off, (off_t)(at + off));
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -1;
+        off += (size_t)w;
+    }
+    x->buffered = 0;
+#ifdef SYNC_FILE_RANGE_WRITE
+    /* Start writeback as we go, so the fsync before the rename has little left to do. */
+    if (x->have - x->flushed >= (32u << 20)) {
+        (void)sync_file_range(x->fd, (off_t)x->flushed, (off_t)(x->have - x->flushed), SYNC_FILE_RANGE_WRITE);
+        x->flushed = x->have;
+    }
+#endif
     return 0;
 }
 
@@ -294,27 +319,26 @@ static size_t xf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
     if (bound >= 0 && x->have + n > (uint64_t)bound)
         return xf_fail(x, XF_FATAL, SW_ECORRUPT,
                        "'%s': the server sent more than the %lld bytes announced", x->path, (long long)bound);
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = pwrite(x->fd, ptr + off, n - off, (off_t)(x->have + off));
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0)
-            return xf_fail(x, XF_FATAL, SW_EIO, "'%s': write failed: %s", x->path, strerror(errno));
-        off += (size_t)w;
+    if (x->buffered + n > x->cap && x->buffered > 0 && xf_flush(x) < 0)
+        return xf_fail(x, XF_FATAL, SW_EIO, "'%s': write failed: %s", x->path, strerror(errno));
+    if (n > x->cap) { /* larger than the buffer: straight to the file */
+        x->have += n;
+        x->buffered = n;
+        char *keep = x->buf;
+        x->buf = ptr;
+        int bad = xf_flush(x) < 0;
+        x->buf = keep;
+        if (bad) return xf_fail(x, XF_FATAL, SW_EIO, "'%s': write failed: %s", x->path, strerror(errno));
+    } else {
+        memcpy(x->buf + x->buffered, ptr, n);
+        x->buffered += n;
+        x->have += n;
     }
     if (hasher_update(x->hs, ptr, n) < 0)
         return xf_fail(x, XF_FATAL, SW_EIO, "'%s': hashing failed", x->path);
-    x->have += n;
     x->moved += n;
     x->fetched += n;
     xf_account(x, (int64_t)n);
-#ifdef SYNC_FILE_RANGE_WRITE
-    /* Start writeback as we go, so the fsync before the rename has little left to do. */
-    if (x->have - x->flushed >= (32u << 20)) {
-        (void)sync_file_range(x->fd, (off_t)x->flushed, (off_t)(x->have - x->flushed), SYNC_FILE_RANGE_WRITE);
-        x->flushed = x->have;
-    }
-#endif
     return n;
 }
 
@@ -399,7 +423,8 @@ static int job_transfer(struct worker *w, struct sw_hub_job *j) {
         rc = hash_fd(fd, have, &hs, j->incomplete);
     }
     struct xfer x = {.fd = fd, .have = have, .size = f->size, .hs = &hs, .kind = kind,
-                     .flushed = have, .pool = p, .slot = w->slot, .path = f->path};
+                     .flushed = have, .pool = p, .slot = w->slot, .path = f->path,
+                     .buf = w->buf, .cap = sizeof w->buf};
     slot_set(p, w->slot, f->path, 0, f->size > 0 ? (uint64_t)f->size : 0);
     xf_account(&x, (int64_t)have);
     int attempt = 0;
@@ -421,6 +446,11 @@ static int job_transfer(struct worker *w, struct sw_hub_job *j) {
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, xf_progress);
         CURLcode cc = curl_easy_perform(c);
         int st_code = x.h.status;
+        /* What arrived is on disk before anything looks at the file or resumes from it. */
+        if (x.fail != XF_FATAL && x.buffered && xf_flush(&x) < 0) {
+            rc = sw_err_errno("write '%s'", j->incomplete);
+            break;
+        }
         if (cc == CURLE_ABORTED_BY_CALLBACK) {
             rc = sw_err_set(SW_EINTR, "interrupted");
             break;
@@ -519,7 +549,7 @@ static int job_transfer(struct worker *w, struct sw_hub_job *j) {
         snprintf(j->final, len, "%s/%s", j->blobs_dir, got);
     }
     if (rename(j->incomplete, j->final) < 0) return sw_err_errno("rename '%s' to '%s'", j->incomplete, j->final);
-    fsync_parent(j->final);
+    j->renamed = 1; /* its folder is fsynced once, after all the jobs (sw_hub_download_jobs) */
     f->state = SW_HUB_FILE_FETCH;
     return 0;
 }
@@ -716,6 +746,18 @@ int sw_hub_download_jobs(const struct sw_hub_net *n, struct sw_hub_job *jobs, si
         for (size_t i = 0; i < started; i++) pthread_join(th[i], NULL);
         report(&p, snap, nw, total, t0, 1, progress, ctx);
     }
+    /* Make the renames durable: one fsync per folder that received files. */
+    struct sw_strmap *dirs = sw_strmap_new(16);
+    for (size_t i = 0; i < njobs && dirs; i++) {
+        if (!jobs[i].renamed) continue;
+        const char *slash = strrchr(jobs[i].final, '/');
+        size_t len = slash ? (size_t)(slash - jobs[i].final) : 0;
+        if (!len || sw_strmap_get(dirs, jobs[i].final, len, NULL)) continue;
+        if (sw_strmap_put(dirs, jobs[i].final, len, 0) < 0) break;
+        fsync_parent(jobs[i].final);
+    }
+    sw_strmap_free(dirs);
+    sw_err_clear();
     for (size_t i = 0; i < nw && ws; i++) sw_hub_curl_free(ws[i].curl);
     free(ws);
     free(th);

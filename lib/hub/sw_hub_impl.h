@@ -149,6 +149,7 @@ struct sw_hub_job {
     int need_download; /* 0: final is in place (only link/metadata, or verification) */
     int verify_existing; /* hash final first; a mismatch removes it and downloads again */
     int force;         /* discard a partial file and download again */
+    int renamed;       /* a download was moved to final (its folder needs an fsync) */
     int rc;            /* outcome */
     char *err;         /* its message */
     uint64_t fetched;  /* bytes transferred */

@@ -165,11 +165,12 @@ same_tree() {
     "$FETCH" org/slow > "$BATS_TEST_TMPDIR/out1" 2> "$BATS_TEST_TMPDIR/err1" &
     pid=$!
     blobs="$HF_HOME/hub/models--org--slow/blobs"
-    for _ in $(seq 100); do
-        part="$(find "$blobs" -name '*.incomplete' -size +100k 2>/dev/null | head -1)"
+    for _ in $(seq 100); do # the partial file appears when the transfer starts (~5 s long)
+        part="$(find "$blobs" -name '*.incomplete' 2>/dev/null | head -1)"
         [ -n "$part" ] && break
         sleep 0.1
     done
+    sleep 1
     kill -INT "$pid"
     rc=0
     wait "$pid" || rc=$?

@@ -247,6 +247,9 @@ def parse_range(header, size):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "mock-hub/1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK stall every keep-alive response by ~40 ms.
+    disable_nagle_algorithm = True
     state = None  # set by main
     is_cdn = False
 
