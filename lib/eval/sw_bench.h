@@ -228,6 +228,11 @@ struct sw_bench_http_opts {
     int64_t timeout_s;     /* per request (0: 600) */
     int64_t parallel;      /* concurrent requests (0: 8) */
     int chat;              /* generation through /chat/completions */
+    const char *tokenizer; /* a local tokenizer (folder or tokenizer.json): log-likelihood
+                              prompts go as token ids, tokenized and truncated as lm-eval does;
+                              NULL: as text, the continuation found by text_offset */
+    int64_t max_length;    /* with tokenizer: context tokens (0: the server's max_model_len from
+                              /models, else 2048) */
 };
 int sw_bench_http_new(const struct sw_bench_http_opts *o, struct sw_bench_backend **out);
 

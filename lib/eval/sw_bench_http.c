@@ -13,9 +13,11 @@
  * Requests go out `parallel` at a time (curl multi) in waves; results are reported per wave. An
  * unreachable endpoint fails the first wave with curl's reason and the URL. */
 #include "sw_bench.h"
+#include "sw_bench_impl.h"
 
 #include "sw_err.h"
 #include "sw_log.h"
+#include "sw_tokenizer.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -26,6 +28,8 @@ struct http {
     char *base, *model, *auth;
     long timeout_s;
     int parallel, chat;
+    struct sw_tokenizer *tok; /* NULL: text prompts */
+    int64_t max_length;
 };
 
 struct resp {
@@ -131,7 +135,10 @@ static size_t u8chars(const char *s, size_t n) {
     return k;
 }
 
-static int parse_ll(struct http *H, json_t *j, size_t ctx_chars, struct sw_bench_ll_res *r) {
+/* ctx_chars: text prompts, the continuation starts at this text_offset; ncont > 0: token
+ * prompts, the continuation is the last ncont tokens. */
+static int parse_ll(struct http *H, json_t *j, size_t ctx_chars, int64_t ncont,
+                    struct sw_bench_ll_res *r) {
     json_t *lp = json_object_get(json_array_get(json_object_get(j, "choices"), 0), "logprobs");
     json_t *toks = json_object_get(lp, "tokens"), *tlp = json_object_get(lp, "token_logprobs"),
            *top = json_object_get(lp, "top_logprobs"), *off = json_object_get(lp, "text_offset");
@@ -141,8 +148,14 @@ static int parse_ll(struct http *H, json_t *j, size_t ctx_chars, struct sw_bench
                           "support echo + logprobs, which log-likelihood tasks need", H->base);
     double sum = 0;
     int g = 1, nt = 0;
-    for (size_t i = 0; i < json_array_size(tlp); i++) {
-        if ((size_t)json_integer_value(json_array_get(off, i)) < ctx_chars) continue;
+    size_t nt_all = json_array_size(tlp);
+    if (ncont > 0 && (size_t)ncont >= nt_all)
+        return sw_err_set(SW_EFORMAT, "%s/completions: %zu echoed tokens for a continuation of "
+                          "%lld", H->base, nt_all, (long long)ncont);
+    for (size_t i = 0; i < nt_all; i++) {
+        if (ncont > 0 ? i < nt_all - (size_t)ncont
+                      : (size_t)json_integer_value(json_array_get(off, i)) < ctx_chars)
+            continue;
         json_t *v = json_array_get(tlp, i);
         if (!json_is_number(v))
             return sw_err_set(SW_EFORMAT, "%s/completions: token_logprobs[%zu] is not a number",
@@ -171,22 +184,47 @@ static int http_loglik(struct sw_bench_backend *b, const struct sw_bench_ll_req 
                        struct sw_bench_ll_res *out, sw_bench_done_fn done, void *ctx) {
     struct http *H = b->impl;
     struct call *c = calloc((size_t)H->parallel, sizeof(*c));
-    if (!c) return sw_err_set(SW_ENOMEM, "out of memory");
+    int64_t *ncont = calloc((size_t)H->parallel, sizeof(int64_t));
+    if (!c || !ncont) {
+        free(c), free(ncont);
+        return sw_err_set(SW_ENOMEM, "out of memory");
+    }
     int rc = 0;
     for (size_t w0 = 0; rc == 0 && w0 < n; w0 += (size_t)H->parallel) {
         size_t w1 = w0 + (size_t)H->parallel < n ? w0 + (size_t)H->parallel : n;
         for (size_t i = w0; rc == 0 && i < w1; i++) {
-            size_t lc = strlen(q[i].context), lo = strlen(q[i].continuation);
-            char *p = malloc(lc + lo + 1);
-            if (!p) {
-                rc = sw_err_set(SW_ENOMEM, "out of memory");
-                break;
+            json_t *prompt = NULL;
+            if (H->tok) {
+                int32_t *ids = NULL;
+                int64_t nids = 0;
+                rc = sw_bench_tokenize_pair(H->tok, H->max_length, q[i].context,
+                                            q[i].continuation, &ids, &nids, &ncont[i - w0]);
+                if (rc == 0) {
+                    /* one prompt as a list of token-id lists: [[ids]] (a flat list longer than
+                     * a server's prompt-count limit is refused by some) */
+                    json_t *one = json_array();
+                    for (int64_t t = 0; t < nids; t++) json_array_append_new(one, json_integer(ids[t]));
+                    prompt = json_array();
+                    json_array_append_new(prompt, one);
+                }
+                free(ids);
+                if (rc < 0) break;
+            } else {
+                size_t lc = strlen(q[i].context), lo = strlen(q[i].continuation);
+                char *p = malloc(lc + lo + 1);
+                if (!p) {
+                    rc = sw_err_set(SW_ENOMEM, "out of memory");
+                    break;
+                }
+                memcpy(p, q[i].context, lc);
+                memcpy(p + lc, q[i].continuation, lo + 1);
+                prompt = json_string(p);
+                free(p);
+                ncont[i - w0] = 0;
             }
-            memcpy(p, q[i].context, lc);
-            memcpy(p + lc, q[i].continuation, lo + 1);
-            json_t *body = json_pack("{s:s,s:s,s:i,s:b,s:i,s:f}", "model", H->model, "prompt", p,
-                                     "max_tokens", 0, "echo", 1, "logprobs", 1, "temperature", 0.0);
-            free(p);
+            json_t *body = json_pack("{s:s,s:o,s:i,s:b,s:i,s:f}", "model", H->model, "prompt",
+                                     prompt, "max_tokens", 0, "echo", 1, "logprobs", 1,
+                                     "temperature", 0.0);
             rc = call_setup(H, &c[i - w0], "/completions", body);
             json_decref(body);
         }
@@ -194,13 +232,15 @@ static int http_loglik(struct sw_bench_backend *b, const struct sw_bench_ll_req 
         for (size_t i = w0; rc == 0 && i < w1; i++) {
             json_t *j;
             rc = call_json(H, &c[i - w0], "/completions", &j);
-            if (rc == 0) rc = parse_ll(H, j, u8chars(q[i].context, strlen(q[i].context)), &out[i]);
+            if (rc == 0)
+                rc = parse_ll(H, j, u8chars(q[i].context, strlen(q[i].context)), ncont[i - w0],
+                              &out[i]);
             json_decref(j);
         }
         for (size_t i = 0; i < w1 - w0; i++) call_release(&c[i]);
         if (rc == 0 && done) rc = done(ctx, w0, w1);
     }
-    free(c);
+    free(c), free(ncont);
     return rc;
 }
 
@@ -228,6 +268,28 @@ static int http_generate(struct sw_bench_backend *b, const struct sw_bench_gen_r
                 json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content",
                                                       q[i].user ? q[i].user : q[i].context));
                 json_object_set_new(body, "messages", msgs);
+            } else if (H->tok) {
+                /* token prompt: the context's last max_length - max_gen_toks tokens, as the
+                 * harness cuts it */
+                struct sw_tok_ids t = {0};
+                rc = sw_tokenizer_encode_append(H->tok, q[i].context, strlen(q[i].context), 0, &t);
+                int64_t keep = H->max_length - q[i].max_gen_toks;
+                if (rc == 0 && (keep < 1 || t.n == 0))
+                    rc = sw_err_set(SW_EINVAL, "generation: no room for the context (max_length "
+                                    "%lld, max_gen_toks %lld)", (long long)H->max_length,
+                                    (long long)q[i].max_gen_toks);
+                if (rc == 0) {
+                    size_t skip = (int64_t)t.n > keep ? t.n - (size_t)keep : 0;
+                    json_t *one = json_array(), *pr = json_array();
+                    for (size_t k = skip; k < t.n; k++) json_array_append_new(one, json_integer(t.ids[k]));
+                    json_array_append_new(pr, one);
+                    json_object_set_new(body, "prompt", pr);
+                }
+                sw_tok_ids_release(&t);
+                if (rc < 0) {
+                    json_decref(body);
+                    break;
+                }
             } else json_object_set_new(body, "prompt", json_string(q[i].context));
             rc = call_setup(H, &c[i - w0], path, body);
             json_decref(body);
@@ -264,6 +326,7 @@ static void http_free(struct sw_bench_backend *b) {
     struct http *H = b->impl;
     if (!H) return;
     free(H->base), free(H->model), free(H->auth);
+    sw_tokenizer_free(H->tok);
     free(H);
 }
 
@@ -307,6 +370,35 @@ int sw_bench_http_new(const struct sw_bench_http_opts *o, struct sw_bench_backen
         int rc = sw_err_set(SW_EUSAGE, "--api_url '%s': expected http://host:port/v1", o->url);
         sw_bench_backend_free(b);
         return rc;
+    }
+    if (o->tokenizer) {
+        int rc = sw_tokenizer_load(o->tokenizer, &H->tok);
+        if (rc == 0 && o->max_length > 0) H->max_length = o->max_length;
+        else if (rc == 0) {
+            /* the server's context length, as /models reports it (sw-serve, vLLM) */
+            struct call c;
+            json_t *none = json_object();
+            H->max_length = 2048;
+            if (call_setup(H, &c, "/models", none) == 0) {
+                curl_easy_setopt(c.h, CURLOPT_HTTPGET, 1L);
+                if (run_wave(&c, 1) == 0 && c.code == CURLE_OK && c.status == 200) {
+                    json_t *j = json_loads(c.resp.p ? c.resp.p : "", 0, NULL);
+                    json_t *m = json_object_get(json_array_get(json_object_get(j, "data"), 0),
+                                                "max_model_len");
+                    if (json_is_integer(m) && json_integer_value(m) > 0)
+                        H->max_length = json_integer_value(m);
+                    json_decref(j);
+                }
+            }
+            call_release(&c);
+            json_decref(none);
+        }
+        if (rc < 0) {
+            sw_bench_backend_free(b);
+            return rc;
+        }
+        sw_info("%s: token prompts (tokenizer %s), max_length %lld", o->url, o->tokenizer,
+                (long long)H->max_length);
     }
     *out = b;
     return 0;

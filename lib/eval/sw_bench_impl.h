@@ -8,6 +8,14 @@
 #include <stdint.h>
 
 struct sw_engine;
+struct sw_tokenizer;
+
+/* lm-eval's tokenization of a (context, continuation) pair and its left truncation, as one
+ * window: ids[0..n) = (ctx + cont)[-window:], the last ncont of them the continuation's
+ * (sw_bench_local.c). The HTTP backend sends such windows as token prompts with window =
+ * max_length, lm-eval's API-model rule (its HF backend's window is max_length + 1). */
+int sw_bench_tokenize_pair(const struct sw_tokenizer *tok, int64_t window, const char *ctx,
+                           const char *cont, int32_t **ids, int64_t *n, int64_t *ncont);
 
 /* Open the engine on the CPU for model (+ adapter, served under the name "eval"), able to hold
  * max_model_len tokens per sequence, batch_tokens new tokens per step. */

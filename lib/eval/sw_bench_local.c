@@ -252,17 +252,19 @@ static size_t trailing_space(const char *s) {
 }
 
 /* lm-eval's _encode_pair (+ the empty-context rule) into a treq. */
-static int encode_pair(struct local *L, const char *ctx, const char *cont, struct treq *r) {
+/* lm-eval's _encode_pair (+ the empty-context rule) into a treq, with tokenizer tok. */
+static int encode_pair_tok(const struct sw_tokenizer *tok, int32_t prefix, int64_t max_length,
+                           const char *ctx, const char *cont, struct treq *r) {
     struct sw_tok_ids w = {0}, c = {0};
     int rc = 0;
     if (!*ctx) {
-        rc = encode(L, cont, strlen(cont), &w);
+        rc = sw_tokenizer_encode_append(tok, cont, strlen(cont), 0, &w);
         if (rc == 0 && w.n == 0) rc = sw_err_set(SW_EINVAL, "empty continuation");
         if (rc == 0) {
-            int32_t p = L->prefix_token;
+            int32_t p = prefix;
             if (w.ids[0] == p && w.n > 1) /* the harness drops a duplicated prefix token */
-                rc = treq_make(r, &p, 1, w.ids + 1, (int64_t)w.n - 1, L->max_length);
-            else rc = treq_make(r, &p, 1, w.ids, (int64_t)w.n, L->max_length);
+                rc = treq_make(r, &p, 1, w.ids + 1, (int64_t)w.n - 1, max_length);
+            else rc = treq_make(r, &p, 1, w.ids, (int64_t)w.n, max_length);
         }
         goto out;
     }
@@ -273,15 +275,41 @@ static int encode_pair(struct local *L, const char *ctx, const char *cont, struc
     if (!whole) return sw_err_set(SW_ENOMEM, "out of memory");
     memcpy(whole, ctx, lc);
     memcpy(whole + lc, cont, lcont + 1);
-    rc = encode(L, whole, lc + lcont, &w);
-    if (rc == 0) rc = encode(L, ctx, lc - sp, &c);
+    rc = sw_tokenizer_encode_append(tok, whole, lc + lcont, 0, &w);
+    if (rc == 0) rc = sw_tokenizer_encode_append(tok, ctx, lc - sp, 0, &c);
     free(whole);
     if (rc == 0 && w.n <= c.n)
         rc = sw_err_set(SW_EINVAL, "the continuation '%s' adds no token after its context", cont);
     if (rc == 0) rc = treq_make(r, c.ids, (int64_t)c.n, w.ids + c.n, (int64_t)(w.n - c.n),
-                                L->max_length);
+                                max_length);
 out:
     sw_tok_ids_release(&w), sw_tok_ids_release(&c);
+    return rc;
+}
+
+static int encode_pair(struct local *L, const char *ctx, const char *cont, struct treq *r) {
+    return encode_pair_tok(L->tok, L->prefix_token, L->max_length, ctx, cont, r);
+}
+
+int sw_bench_tokenize_pair(const struct sw_tokenizer *tok, int64_t window, const char *ctx,
+                           const char *cont, int32_t **ids, int64_t *n, int64_t *ncont) {
+    int64_t max_length = window - 1; /* treq's model input is one shorter than the window */
+    int32_t bos = sw_tokenizer_special_id(tok, SW_TOK_BOS), eos = sw_tokenizer_special_id(tok, SW_TOK_EOS);
+    struct treq r;
+    memset(&r, 0, sizeof r);
+    *ids = NULL;
+    int rc = encode_pair_tok(tok, bos >= 0 ? bos : eos >= 0 ? eos : 0, max_length, ctx, cont, &r);
+    if (rc == 0) {
+        /* the whole window: the model input plus the last continuation token */
+        int32_t *v = realloc(r.inp, (size_t)(r.n_inp + 1) * sizeof(int32_t));
+        if (!v) rc = sw_err_set(SW_ENOMEM, "out of memory");
+        else {
+            v[r.n_inp] = r.cont[r.n_cont - 1];
+            r.inp = NULL;
+            *ids = v, *n = r.n_inp + 1, *ncont = r.n_cont;
+        }
+    }
+    free(r.inp), free(r.cont);
     return rc;
 }
 

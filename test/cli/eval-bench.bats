@@ -221,3 +221,27 @@ assert p.startswith('<|im_start|>system\n以下是中国关于') and p.endswith(
 print('ok')"
     assert_success
 }
+
+@test "--api_url against sw-serve: log-likelihood tasks and GSM8K = lm-eval (token prompts with --tokenizer)" {
+    SERVE="$(dirname "$EVAL")/sw-serve"
+    [ -x "$SERVE" ] || skip "no sw-serve binary next to sw-eval"
+    port=$(python3 -c "import socket;s=socket.socket();s.bind(('127.0.0.1',0));print(s.getsockname()[1])")
+    # max_model_len 1025 = the HF backend's window (max_length 1024 + 1) that the goldens used
+    "$SERVE" --model "$M" --host 127.0.0.1 --port "$port" --max_model_len 1025 2> "$BATS_TMPDIR/serve.log" &
+    spid=$!
+    for i in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+    run "$EVAL" bench -q --api_url "http://127.0.0.1:$port/v1" --tokenizer "$M" --eval_model model \
+        --eval_dataset mmlu,ceval,cmmlu --dataset_dir "$D" --num_fewshot 5 --eval_output_dir "$BATS_TMPDIR/api"
+    ok1=$status
+    run "$EVAL" bench -q --api_url "http://127.0.0.1:$port/v1" --tokenizer "$M" --max_length 1024 \
+        --eval_model model --eval_dataset gsm8k --dataset_dir "$D" --max_gen_toks 24 \
+        --eval_output_dir "$BATS_TMPDIR/api"
+    ok2=$status
+    kill "$spid"; wait "$spid" || true
+    [ "$ok1" = 0 ] && [ "$ok2" = 0 ]
+    run python3 "$CMP" "$EXP" "$BATS_TMPDIR/api" mmlu ceval cmmlu
+    assert_success
+    assert_output --partial "compared 56 items"
+    run python3 "$CMP" --server-text "$EXP" "$BATS_TMPDIR/api" gsm8k
+    assert_success
+}

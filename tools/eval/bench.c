@@ -37,6 +37,10 @@ static const struct sw_opt bench_table[] = {
     {"eval_model", SW_OPT_STRING, F(eval_model), NULL,
      "the request's model name for --api_url (default: the server's first model)", 0, 0, NULL,
      NULL},
+    {"tokenizer", SW_OPT_STRING, F(tokenizer), NULL,
+     "--api_url: a local tokenizer (folder or tokenizer.json): log-likelihood prompts go as "
+     "token ids, tokenized and truncated as lm-eval does (needed for byte-level BPE on CJK text)",
+     0, 0, NULL, NULL},
     {"api_parallel", SW_OPT_INT, F(api_parallel), "8", "concurrent requests to --api_url", 1,
      1024, NULL, NULL},
     {"api_timeout", SW_OPT_INT, F(api_timeout), "600", "seconds per request to --api_url", 1,
@@ -106,7 +110,8 @@ int bench_backend_open(const struct bench_opts *o, struct sw_bench_backend **out
     }
     if (o->api_url) {
         struct sw_bench_http_opts ho = {o->api_url, o->eval_model, o->api_key, o->api_timeout,
-                                        o->api_parallel, o->apply_chat_template};
+                                        o->api_parallel, o->apply_chat_template,
+                                        o->tokenizer, o->max_length};
         int rc = sw_bench_http_new(&ho, out);
         if (rc == 0) (*out)->shard = o->shard_size;
         return rc;

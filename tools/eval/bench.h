@@ -10,7 +10,7 @@
 
 struct bench_opts {
     /* backend */
-    char *model, *adapters, *template_name, *api_url, *api_key, *eval_model, *device;
+    char *model, *adapters, *template_name, *api_url, *api_key, *eval_model, *device, *tokenizer;
     int64_t max_length, batch_tokens, shard_size, api_parallel, api_timeout;
     /* benchmarks */
     char *eval_dataset, *dataset_dir, *subjects, *eval_output_dir;
