@@ -2,12 +2,14 @@
  *
  * A backend is a table of function pointers (struct sw_backend) plus its private state: memory
  * management (parameters, gradients and a per-step scratch arena, all in the backend's memory)
- * and the forward/backward ops a decoder-only transformer needs. Model code (lib/sw_model*.c)
+ * and the forward/backward ops a decoder-only transformer needs. Model code (lib/model/)
  * only ever calls through this table, so the same model code drives the CPU reference
  * (kernels/cpu/<op>.c, OpenMP + OpenBLAS) and the CUDA implementation (kernels/cuda/<op>.cu,
- * same op names with the sw_cuda_ prefix instead of sw_cpu_).
+ * same op names with the sw_cuda_ prefix instead of sw_cpu_). The ops are listed, with their
+ * shapes and semantics, once, in kernels/sw_ops.def; the members below, both backends'
+ * declarations and tables follow from that list.
  *
- * Conventions for every op below:
+ * Conventions for every op:
  *  - Pointers are device pointers of the backend (host pointers for the CPU backend); float is
  *    IEEE float32; tensors are contiguous, row-major, shapes written outermost first as
  *    [rows, cols]. Integer index arrays (token ids, positions, targets, cu_seqlens) are int32
@@ -41,18 +43,13 @@
 /* Label value that contributes nothing to the loss (HF's ignore_index). */
 #define SW_IGNORE_INDEX (-100)
 
-/* Ops a backend may or may not implement (supports_op). */
+/* Families of ops a backend may or may not implement (supports_op): SW_OP_MATMUL,
+ * SW_OP_EMBEDDING, SW_OP_RMSNORM, SW_OP_ROPE, SW_OP_ATTENTION, SW_OP_SWIGLU, SW_OP_ADD (add,
+ * axpy), SW_OP_DROPOUT, SW_OP_CROSS_ENTROPY, SW_OP_OPTIMIZER (adamw, sumsq, scale), ... — one
+ * per SW_FAMILY line of kernels/sw_ops.def, in its order. */
 enum sw_op {
-    SW_OP_MATMUL = 0,
-    SW_OP_EMBEDDING,
-    SW_OP_RMSNORM,
-    SW_OP_ROPE,
-    SW_OP_ATTENTION,
-    SW_OP_SWIGLU,
-    SW_OP_ADD,
-    SW_OP_DROPOUT,
-    SW_OP_CROSS_ENTROPY,
-    SW_OP_OPTIMIZER, /* adamw, sumsq, scale */
+#define SW_FAMILY(FAM) SW_OP_##FAM,
+#include "sw_ops.def"
     SW_OP_COUNT
 };
 
@@ -122,6 +119,7 @@ struct sw_backend {
     enum sw_device device;
     void *ctx;              /* implementation state (scratch arena, streams, handles) */
 
+    /* 1 when every op of the family is there (sw_backend_supports_op: the members are set). */
     int (*supports_op)(const struct sw_backend *be, enum sw_op op);
 
     /* ---- memory ---------------------------------------------------------------------------
@@ -166,134 +164,12 @@ struct sw_backend {
     int (*profile_report)(struct sw_backend *be, FILE *out);
     void (*close)(struct sw_backend *be);
 
-    /* ---- matmul (nn.Linear) ----------------------------------------------------------------
-     * matmul_fwd:  y[M,N] = alpha · x[M,K] · w[N,K]ᵀ + beta · y + b[N]   (b may be NULL)
-     * matmul_bwd_dx: dx[M,K] = alpha · dy[M,N] · w[N,K] + beta · dx
-     * matmul_bwd_dw: dw[N,K] = alpha · dy[M,N]ᵀ · x[M,K] + beta · dw
-     * bias_bwd:      db[N]   = Σ_m dy[m,:] + beta · db       (rows summed in order m = 0..M-1) */
-    int (*matmul_fwd)(struct sw_backend *be, float *y, const float *x, const float *w,
-                      const float *b, int64_t M, int64_t N, int64_t K, float alpha, float beta);
-    int (*matmul_bwd_dx)(struct sw_backend *be, float *dx, const float *dy, const float *w,
-                         int64_t M, int64_t N, int64_t K, float alpha, float beta);
-    int (*matmul_bwd_dw)(struct sw_backend *be, float *dw, const float *dy, const float *x,
-                         int64_t M, int64_t N, int64_t K, float alpha, float beta);
-    int (*bias_bwd)(struct sw_backend *be, float *db, const float *dy, int64_t M, int64_t N,
-                    float beta);
-
-    /* ---- embedding -------------------------------------------------------------------------
-     * fwd: out[N,C] = table[ids[n], :]; an id outside [0, V) is SW_ERANGE naming the row.
-     * bwd: dtable[V,C] += scatter of dout[N,C] by ids (rows added in order n = 0..N-1). */
-    int (*embedding_fwd)(struct sw_backend *be, float *out, const int32_t *ids, const float *table,
-                         int64_t N, int64_t V, int64_t C);
-    int (*embedding_bwd)(struct sw_backend *be, float *dtable, const float *dout,
-                         const int32_t *ids, int64_t N, int64_t V, int64_t C);
-
-    /* ---- RMSNorm (HF LlamaRMSNorm: w · x / sqrt(mean(x²) + eps)) --------------------------
-     * fwd: out[N,C], rstd[N] (saved for bwd: 1/sqrt(mean(x²)+eps)) from x[N,C], w[C].
-     * bwd: dx[N,C] = beta·dx + ∂; dw[C] += ∂ (NULL skips dw, for a frozen weight). */
-    int (*rmsnorm_fwd)(struct sw_backend *be, float *out, float *rstd, const float *x,
-                       const float *w, int64_t N, int64_t C, float eps);
-    int (*rmsnorm_bwd)(struct sw_backend *be, float *dx, float *dw, const float *dout,
-                       const float *x, const float *w, const float *rstd, int64_t N, int64_t C,
-                       float beta);
-
-    /* ---- RoPE (rotate-half, as HF Llama) ---------------------------------------------------
-     * In place on x[N,H,D] (D even): with c = cos[pos[n], i], s = sin[pos[n], i], i < D/2,
-     *   fwd: (x1, x2) ← (x1·c − x2·s, x2·c + x1·s)  for x1 = x[..., i], x2 = x[..., i + D/2]
-     *   bwd: the transpose (rotation by −θ), applied to the gradient in place.
-     * cos/sin are [P, D/2] tables (sw_rope_tables); pos[N] in [0, P) else SW_ERANGE. */
-    int (*rope_fwd)(struct sw_backend *be, float *x, const int32_t *pos, const float *cos,
-                    const float *sin, int64_t N, int64_t H, int64_t D, int64_t P);
-    int (*rope_bwd)(struct sw_backend *be, float *dx, const int32_t *pos, const float *cos,
-                    const float *sin, int64_t N, int64_t H, int64_t D, int64_t P);
-
-    /* ---- attention (causal, GQA, packed variable-length) -----------------------------------
-     * q[N,Hq,D], k[N,Hk,D], v[N,Hk,D] → out[N,Hq,D], lse[N,Hq] (natural-log logsumexp of the
-     * scaled scores of each query row, saved for the backward). Hq is a multiple of Hk: query
-     * head h reads kv head h / (Hq/Hk). The N tokens are nseq segments: segment s covers rows
-     * [cu_seqlens[s], cu_seqlens[s+1]) (cu_seqlens[0] = 0, cu_seqlens[nseq] = N, non-decreasing).
-     * max_len is the longest segment (a host value so a device kernel can size its grid
-     * without reading cu_seqlens back; 0 = not given); a longer segment is SW_EINVAL.
-     * kv_len[nseq] (NULL = full segments) is the number of valid leading tokens of a segment
-     * (right padding): query i (0-based inside its segment) attends to keys j with
-     * j ≤ i and j < kv_len — so padded query rows see every valid key, as HF's padded masks
-     * give, and no row ever sees another segment. kv_len[s] = 0 (a fully padded row) gives
-     * zero outputs, lse 0 and zero gradients.
-     * scale is usually 1/sqrt(D). The CPU version works one query row of one head at a time
-     * (O(T) scratch per thread), never a T×T matrix.
-     * bwd: dq[N,Hq,D], dk[N,Hk,D], dv[N,Hk,D] (overwritten) from dout[N,Hq,D] and the saved
-     * out and lse; recomputes probabilities flash-style. */
-    int (*attention_fwd)(struct sw_backend *be, float *out, float *lse, const float *q,
-                         const float *k, const float *v, const int32_t *cu_seqlens,
-                         const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
-                         int64_t Hq, int64_t Hk, int64_t D, float scale);
-    int (*attention_bwd)(struct sw_backend *be, float *dq, float *dk, float *dv,
-                         const float *dout, const float *q, const float *k, const float *v,
-                         const float *out, const float *lse, const int32_t *cu_seqlens,
-                         const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
-                         int64_t Hq, int64_t Hk, int64_t D, float scale);
-
-    /* ---- SwiGLU: out[n] = silu(gate[n]) · up[n] over n elements --------------------------
-     * bwd: dgate[n], dup[n] (overwritten) from dout[n], gate[n], up[n]. */
-    int (*swiglu_fwd)(struct sw_backend *be, float *out, const float *gate, const float *up,
-                      int64_t n);
-    int (*swiglu_bwd)(struct sw_backend *be, float *dgate, float *dup, const float *dout,
-                      const float *gate, const float *up, int64_t n);
-
-    /* ---- elementwise -----------------------------------------------------------------------
-     * add:  out[n] = a[n] + b[n]   (out may alias a or b; residual connections)
-     * axpy: y[n] += alpha · x[n]   (gradient accumulation) */
-    int (*add)(struct sw_backend *be, float *out, const float *a, const float *b, int64_t n);
-    int (*axpy)(struct sw_backend *be, float *y, const float *x, float alpha, int64_t n);
-
-    /* ---- dropout (inverted; mask from a counter-based hash, never stored) ----------------
-     * fwd: out[n] = x[n] · keep(seed, i) / (1 − p); bwd: dx[n] = dout[n] · the same factor.
-     * keep(seed, i) = sw_dropout_keep(seed, i, p): identical on every backend. */
-    int (*dropout_fwd)(struct sw_backend *be, float *out, const float *x, int64_t n, float p,
-                       uint64_t seed);
-    int (*dropout_bwd)(struct sw_backend *be, float *dx, const float *dout, int64_t n, float p,
-                       uint64_t seed);
-
-    /* ---- cross-entropy ---------------------------------------------------------------------
-     * targets[N]: class index in [0, V) or SW_IGNORE_INDEX (already shifted: the target of row
-     * n is the token that follows n). Loss of a row: lse(logits) − logits[target].
-     *
-     * Fused with the LM head, chunked (training): logits = h[N,C] · w[V,C]ᵀ are formed
-     * chunk_rows rows at a time in scratch ([chunk_rows, V]), never all at once.
-     *   ce_fused_fwd: loss[N] (0 for ignored rows), lse[N].
-     *   ce_fused_bwd: with g = grad_scale · (softmax(logits) − onehot(target)) per valid row
-     *     (0 for ignored rows): dh[N,C] = g · w + beta·dh; dw[V,C] += gᵀ · h (dw NULL skips).
-     * Full logits (eval / parity): ce_logits_fwd: loss[N], lse[N] from logits[N,V]. */
-    int (*ce_fused_fwd)(struct sw_backend *be, float *loss, float *lse, const float *h,
-                        const float *w, const int32_t *targets, int64_t N, int64_t V, int64_t C,
-                        int64_t chunk_rows);
-    int (*ce_fused_bwd)(struct sw_backend *be, float *dh, float *dw, const float *h,
-                        const float *w, const int32_t *targets, const float *lse, int64_t N,
-                        int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta);
-    int (*ce_logits_fwd)(struct sw_backend *be, float *loss, float *lse, const float *logits,
-                         const int32_t *targets, int64_t N, int64_t V);
-
-    /* ---- optimizer (the device-resident step of sw-train; lib/train/sw_optim.h) ------------
-     * adamw: one torch.optim.AdamW update of n float32 elements: p, exp_avg m and exp_avg_sq v
-     *   updated in place from grad g, in torch's order (sw_optim.h gives the formula): step is
-     *   the step count after increment (≥ 1, else SW_EINVAL); weight decay wd applies only when
-     *   decay is 1. The scalars (bias corrections, 1 − lr·wd, ...) are computed in double on the
-     *   host and rounded to float once, each element rounds as sw_optim's host update does, so
-     *   every backend takes the same step bit for bit (the CPU's is sw_adamw_step's arithmetic).
-     * sumsq: the sums of squares of count float32 arrays x[i] of n[i] elements (host arrays of
-     *   backend pointers and sizes) in double, into the HOST arrays out[count]; *total (may be
-     *   NULL) is their sum. Both in a fixed order that depends only on the sizes — the same bits
-     *   on every run (CUDA: every GPU); out[i] is non-finite exactly when x[i] holds a NaN or
-     *   ±Inf. The CPU sums chunks of 2^15 elements in order, as sw_grad_norm (whose result is
-     *   sqrt(*total) bit for bit); CUDA sums each array over a fixed grid, *total the out[i] in
-     *   order. Synchronises (the sums are on the host).
-     * scale: x[n] ← x[n] · f, one float32 rounding (sw_grad_clip's product, bit for bit). */
-    int (*adamw)(struct sw_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
-                 double lr, double beta1, double beta2, double eps, double wd, int decay,
-                 int64_t step);
-    int (*sumsq)(struct sw_backend *be, const float *const *x, const int64_t *n, int count,
-                 double *out, double *total);
-    int (*scale)(struct sw_backend *be, float *x, int64_t n, float f);
+    /* ---- the ops: one member per line of kernels/sw_ops.def, where each is documented -------
+     * (matmul, embedding, RMSNorm, RoPE, attention, SwiGLU, elementwise, dropout,
+     * cross-entropy, the optimizer's adamw/sumsq/scale, ...). NULL where the line says the
+     * backend lacks the op (supports_op of its family is then 0). */
+#define SW_OP(FAM, name, where, params) int(*name) params;
+#include "sw_ops.def"
 };
 
 /* Open a backend for device (SW_DEVICE_CPU always; SW_DEVICE_CUDA when built with CUDA=1,
@@ -308,6 +184,9 @@ int sw_backend_open(enum sw_device device, struct sw_backend **out);
 void sw_backend_close(struct sw_backend *be);
 /* Whether this build has a backend for device (the CPU always; CUDA with make CUDA=1). */
 int sw_backend_available(enum sw_device device);
+/* The supports_op member of every backend: op is a family (0 ≤ op < SW_OP_COUNT) whose ops are
+ * all set in be's table. */
+int sw_backend_supports_op(const struct sw_backend *be, enum sw_op op);
 
 /* The CPU backend's constructor (kernels/cpu/backend.c); sw_backend_open calls it. */
 int sw_cpu_backend_open(struct sw_backend **out);

@@ -5,6 +5,7 @@
  * set, max RSS) and the machine's (MemAvailable, physical memory); the GEMM precision is fp32
  * only; per-op profiling is not available (SW_EUNSUPPORTED). */
 #include "cpu_ops.h"
+#include "paged_ops.h"
 
 #include "sw_arena.h"
 #include "sw_err.h"
@@ -31,11 +32,6 @@ struct cpu_ctx {
 struct sw_cpu_ce_cache *sw_cpu_ce_cache_get(struct sw_backend *be) {
     if (!be || be->device != SW_DEVICE_CPU || !be->ctx) return NULL;
     return &((struct cpu_ctx *)be->ctx)->ce;
-}
-
-static int cpu_supports_op(const struct sw_backend *be, enum sw_op op) {
-    (void)be;
-    return op >= 0 && op < SW_OP_COUNT;
 }
 
 static void *cpu_alloc(struct sw_backend *be, size_t bytes) {
@@ -242,7 +238,7 @@ int sw_cpu_backend_open(struct sw_backend **out) {
         .name = "cpu",
         .device = SW_DEVICE_CPU,
         .ctx = c,
-        .supports_op = cpu_supports_op,
+        .supports_op = sw_backend_supports_op,
         .alloc = cpu_alloc,
         .free = cpu_free,
         .scratch_alloc = cpu_scratch_alloc,
@@ -261,30 +257,9 @@ int sw_cpu_backend_open(struct sw_backend **out) {
         .profile_enable = cpu_profile_enable,
         .profile_report = cpu_profile_report,
         .close = cpu_close,
-        .matmul_fwd = sw_cpu_matmul_fwd,
-        .matmul_bwd_dx = sw_cpu_matmul_bwd_dx,
-        .matmul_bwd_dw = sw_cpu_matmul_bwd_dw,
-        .bias_bwd = sw_cpu_bias_bwd,
-        .embedding_fwd = sw_cpu_embedding_fwd,
-        .embedding_bwd = sw_cpu_embedding_bwd,
-        .rmsnorm_fwd = sw_cpu_rmsnorm_fwd,
-        .rmsnorm_bwd = sw_cpu_rmsnorm_bwd,
-        .rope_fwd = sw_cpu_rope_fwd,
-        .rope_bwd = sw_cpu_rope_bwd,
-        .attention_fwd = sw_cpu_attention_fwd,
-        .attention_bwd = sw_cpu_attention_bwd,
-        .swiglu_fwd = sw_cpu_swiglu_fwd,
-        .swiglu_bwd = sw_cpu_swiglu_bwd,
-        .add = sw_cpu_add,
-        .axpy = sw_cpu_axpy,
-        .dropout_fwd = sw_cpu_dropout_fwd,
-        .dropout_bwd = sw_cpu_dropout_bwd,
-        .ce_fused_fwd = sw_cpu_ce_fused_fwd,
-        .ce_fused_bwd = sw_cpu_ce_fused_bwd,
-        .ce_logits_fwd = sw_cpu_ce_logits_fwd,
-        .adamw = sw_cpu_adamw,
-        .sumsq = sw_cpu_sumsq,
-        .scale = sw_cpu_scale,
+/* Every op of kernels/sw_ops.def: .name = sw_cpu_name. */
+#define SW_OP(FAM, name, where, params) .name = sw_cpu_##name,
+#include "sw_ops.def"
     };
     *out = be;
     check_blas_core();

@@ -1,74 +1,16 @@
 /* cpu_ops — declarations of the CPU reference kernels (kernels/cpu/<op>.c) that
- * kernels/cpu/backend.c puts into the CPU struct sw_backend. Each function has the signature and
- * the tensor shapes of the matching member of struct sw_backend in kernels/sw_kernels.h; they are
- * documented there once. Internal to kernels/: model code calls through the backend table. */
+ * kernels/cpu/backend.c puts into the CPU struct sw_backend, generated from the op list
+ * kernels/sw_ops.def (signatures, tensor shapes and semantics are written there once), and the
+ * helpers those kernels share. Internal to kernels/: model code calls through the backend
+ * table. */
 #ifndef SW_CPU_OPS_H
 #define SW_CPU_OPS_H
 
 #include "sw_kernels.h"
 
-int sw_cpu_matmul_fwd(struct sw_backend *be, float *y, const float *x, const float *w,
-                      const float *b, int64_t M, int64_t N, int64_t K, float alpha, float beta);
-int sw_cpu_matmul_bwd_dx(struct sw_backend *be, float *dx, const float *dy, const float *w,
-                         int64_t M, int64_t N, int64_t K, float alpha, float beta);
-int sw_cpu_matmul_bwd_dw(struct sw_backend *be, float *dw, const float *dy, const float *x,
-                         int64_t M, int64_t N, int64_t K, float alpha, float beta);
-int sw_cpu_bias_bwd(struct sw_backend *be, float *db, const float *dy, int64_t M, int64_t N,
-                    float beta);
-
-int sw_cpu_embedding_fwd(struct sw_backend *be, float *out, const int32_t *ids, const float *table,
-                         int64_t N, int64_t V, int64_t C);
-int sw_cpu_embedding_bwd(struct sw_backend *be, float *dtable, const float *dout,
-                         const int32_t *ids, int64_t N, int64_t V, int64_t C);
-
-int sw_cpu_rmsnorm_fwd(struct sw_backend *be, float *out, float *rstd, const float *x,
-                       const float *w, int64_t N, int64_t C, float eps);
-int sw_cpu_rmsnorm_bwd(struct sw_backend *be, float *dx, float *dw, const float *dout,
-                       const float *x, const float *w, const float *rstd, int64_t N, int64_t C,
-                       float beta);
-
-int sw_cpu_rope_fwd(struct sw_backend *be, float *x, const int32_t *pos, const float *cos,
-                    const float *sin, int64_t N, int64_t H, int64_t D, int64_t P);
-int sw_cpu_rope_bwd(struct sw_backend *be, float *dx, const int32_t *pos, const float *cos,
-                    const float *sin, int64_t N, int64_t H, int64_t D, int64_t P);
-
-int sw_cpu_attention_fwd(struct sw_backend *be, float *out, float *lse, const float *q,
-                         const float *k, const float *v, const int32_t *cu_seqlens,
-                         const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
-                         int64_t Hq, int64_t Hk, int64_t D, float scale);
-int sw_cpu_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv,
-                         const float *dout, const float *q, const float *k, const float *v,
-                         const float *out, const float *lse, const int32_t *cu_seqlens,
-                         const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
-                         int64_t Hq, int64_t Hk, int64_t D, float scale);
-
-int sw_cpu_swiglu_fwd(struct sw_backend *be, float *out, const float *gate, const float *up,
-                      int64_t n);
-int sw_cpu_swiglu_bwd(struct sw_backend *be, float *dgate, float *dup, const float *dout,
-                      const float *gate, const float *up, int64_t n);
-
-int sw_cpu_add(struct sw_backend *be, float *out, const float *a, const float *b, int64_t n);
-int sw_cpu_axpy(struct sw_backend *be, float *y, const float *x, float alpha, int64_t n);
-int sw_cpu_dropout_fwd(struct sw_backend *be, float *out, const float *x, int64_t n, float p,
-                       uint64_t seed);
-int sw_cpu_dropout_bwd(struct sw_backend *be, float *dx, const float *dout, int64_t n, float p,
-                       uint64_t seed);
-
-int sw_cpu_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const float *h,
-                        const float *w, const int32_t *targets, int64_t N, int64_t V, int64_t C,
-                        int64_t chunk_rows);
-int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float *h,
-                        const float *w, const int32_t *targets, const float *lse, int64_t N,
-                        int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta);
-int sw_cpu_ce_logits_fwd(struct sw_backend *be, float *loss, float *lse, const float *logits,
-                         const int32_t *targets, int64_t N, int64_t V);
-
-int sw_cpu_adamw(struct sw_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
-                 double lr, double beta1, double beta2, double eps, double wd, int decay,
-                 int64_t step);
-int sw_cpu_sumsq(struct sw_backend *be, const float *const *x, const int64_t *n, int count,
-                 double *out, double *total);
-int sw_cpu_scale(struct sw_backend *be, float *x, int64_t n, float f);
+/* The ops: sw_cpu_<name> for every line of kernels/sw_ops.def (the CPU implements them all). */
+#define SW_OP(FAM, name, where, params) int sw_cpu_##name params;
+#include "sw_ops.def"
 
 /* C[M,N] = alpha·op(A)·op(B) + beta·C (row-major; op = transpose when ta / tb), split over the
  * OpenMP threads by rows (M >= N) or columns of C, each slab one single-threaded OpenBLAS call

@@ -151,11 +151,6 @@ static int cu_profile_report(struct sw_backend *be, FILE *out) {
 
 // ---- memory ---------------------------------------------------------------------------------
 
-static int cu_supports_op(const struct sw_backend *be, enum sw_op op) {
-    (void)be;
-    return op >= 0 && op < SW_OP_COUNT;
-}
-
 static void *dev_alloc(sw_cuda_ctx *c, size_t bytes, const char *what) {
     void *p = NULL;
     cudaError_t e = cudaMallocAsync(&p, bytes ? bytes : 256, c->stream);
@@ -470,7 +465,7 @@ extern "C" int sw_cuda_backend_open(const struct sw_backend_opts *o, struct sw_b
     be->name = "cuda";
     be->device = SW_DEVICE_CUDA;
     be->ctx = c;
-    be->supports_op = cu_supports_op;
+    be->supports_op = sw_backend_supports_op;
     be->alloc = cu_alloc;
     be->free = cu_free;
     be->scratch_alloc = cu_scratch_alloc;
@@ -489,30 +484,11 @@ extern "C" int sw_cuda_backend_open(const struct sw_backend_opts *o, struct sw_b
     be->profile_enable = cu_profile_enable;
     be->profile_report = cu_profile_report;
     be->close = cu_close;
-    be->matmul_fwd = sw_cuda_matmul_fwd;
-    be->matmul_bwd_dx = sw_cuda_matmul_bwd_dx;
-    be->matmul_bwd_dw = sw_cuda_matmul_bwd_dw;
-    be->bias_bwd = sw_cuda_bias_bwd;
-    be->embedding_fwd = sw_cuda_embedding_fwd;
-    be->embedding_bwd = sw_cuda_embedding_bwd;
-    be->rmsnorm_fwd = sw_cuda_rmsnorm_fwd;
-    be->rmsnorm_bwd = sw_cuda_rmsnorm_bwd;
-    be->rope_fwd = sw_cuda_rope_fwd;
-    be->rope_bwd = sw_cuda_rope_bwd;
-    be->attention_fwd = sw_cuda_attention_fwd;
-    be->attention_bwd = sw_cuda_attention_bwd;
-    be->swiglu_fwd = sw_cuda_swiglu_fwd;
-    be->swiglu_bwd = sw_cuda_swiglu_bwd;
-    be->add = sw_cuda_add;
-    be->axpy = sw_cuda_axpy;
-    be->dropout_fwd = sw_cuda_dropout_fwd;
-    be->dropout_bwd = sw_cuda_dropout_bwd;
-    be->ce_fused_fwd = sw_cuda_ce_fused_fwd;
-    be->ce_fused_bwd = sw_cuda_ce_fused_bwd;
-    be->ce_logits_fwd = sw_cuda_ce_logits_fwd;
-    be->adamw = sw_cuda_adamw;
-    be->sumsq = sw_cuda_sumsq;
-    be->scale = sw_cuda_scale;
+    // Every op of kernels/sw_ops.def that CUDA implements (where ALL); CPU-only ones stay NULL.
+#define SW_CUDA_OP_WIRE_ALL(name) be->name = sw_cuda_##name;
+#define SW_CUDA_OP_WIRE_CPU(name)
+#define SW_OP(FAM, name, where, params) SW_CUDA_OP_WIRE_##where(name)
+#include "sw_ops.def"
     *out = be;
     return 0;
 }

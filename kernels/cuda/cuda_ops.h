@@ -1,8 +1,8 @@
 // cuda_ops.h — what the files of kernels/cuda/ share: the backend's private state (stream,
 // cuBLASLt handle, workspaces, device error flag, profiler), launch/error helpers and the
 // declarations of the sw_cuda_<op> kernels that kernels/cuda/backend.cu puts into the CUDA
-// struct sw_backend. Each op has the signature and tensor shapes of the member of the same name
-// in kernels/sw_kernels.h (documented there once). Internal to kernels/cuda/ (C++ only).
+// struct sw_backend, generated from the op list kernels/sw_ops.def (signatures, tensor shapes
+// and semantics are written there once). Internal to kernels/cuda/ (C++ only).
 #ifndef SW_CUDA_OPS_H
 #define SW_CUDA_OPS_H
 
@@ -203,48 +203,21 @@ const void *sw_cuda_memo_half(sw_cuda_ctx *c, const char *what, const float *src
 void sw_cuda_memo_end(sw_cuda_ctx *c, const void *written, size_t bytes);
 void sw_cuda_memo_clear(sw_cuda_ctx *c);
 
-// ---- ops --------------------------------------------------------------------------------------
-int sw_cuda_matmul_fwd(struct sw_backend *be, float *y, const float *x, const float *w,
-                       const float *b, int64_t M, int64_t N, int64_t K, float alpha, float beta);
-int sw_cuda_matmul_bwd_dx(struct sw_backend *be, float *dx, const float *dy, const float *w,
-                          int64_t M, int64_t N, int64_t K, float alpha, float beta);
-int sw_cuda_matmul_bwd_dw(struct sw_backend *be, float *dw, const float *dy, const float *x,
-                          int64_t M, int64_t N, int64_t K, float alpha, float beta);
-int sw_cuda_bias_bwd(struct sw_backend *be, float *db, const float *dy, int64_t M, int64_t N,
-                     float beta);
+// ---- ops: sw_cuda_<name> for every line of kernels/sw_ops.def that CUDA implements ------------
+// (where ALL; a line marked CPU has no CUDA kernel yet and its member stays NULL).
+#define SW_CUDA_OP_DECL_ALL(name, params) int sw_cuda_##name params;
+#define SW_CUDA_OP_DECL_CPU(name, params)
+#define SW_OP(FAM, name, where, params) SW_CUDA_OP_DECL_##where(name, params)
+#include "sw_ops.def"
 
-int sw_cuda_embedding_fwd(struct sw_backend *be, float *out, const int32_t *ids,
-                          const float *table, int64_t N, int64_t V, int64_t C);
-int sw_cuda_embedding_bwd(struct sw_backend *be, float *dtable, const float *dout,
-                          const int32_t *ids, int64_t N, int64_t V, int64_t C);
-
-int sw_cuda_rmsnorm_fwd(struct sw_backend *be, float *out, float *rstd, const float *x,
-                        const float *w, int64_t N, int64_t C, float eps);
-int sw_cuda_rmsnorm_bwd(struct sw_backend *be, float *dx, float *dw, const float *dout,
-                        const float *x, const float *w, const float *rstd, int64_t N, int64_t C,
-                        float beta);
+// ---- helpers of the ops ------------------------------------------------------------------------
 // Deterministic column sums used by rmsnorm dw and bias_bwd: out[C] = beta·out + Σ_n f(n, c)
 // over rows in two fixed-order stages (see rmsnorm.cu).
 int sw_cuda_colsum(sw_cuda_ctx *c, const char *what, float *out, const float *a, const float *b,
                    const float *rowscale, int64_t N, int64_t C, float beta);
 
-int sw_cuda_rope_fwd(struct sw_backend *be, float *x, const int32_t *pos, const float *cos,
-                     const float *sin, int64_t N, int64_t H, int64_t D, int64_t P);
-int sw_cuda_rope_bwd(struct sw_backend *be, float *dx, const int32_t *pos, const float *cos,
-                     const float *sin, int64_t N, int64_t H, int64_t D, int64_t P);
-
-int sw_cuda_attention_fwd(struct sw_backend *be, float *out, float *lse, const float *q,
-                          const float *k, const float *v, const int32_t *cu_seqlens,
-                          const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
-                          int64_t Hq, int64_t Hk, int64_t D, float scale);
-int sw_cuda_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv,
-                          const float *dout, const float *q, const float *k, const float *v,
-                          const float *out, const float *lse, const int32_t *cu_seqlens,
-                          const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
-                          int64_t Hq, int64_t Hk, int64_t D, float scale);
-
-// Tensor-core (bf16 operand) attention kernels of attention_bf16.cu, used by the two ops above
-// in bf16 GEMM mode; dp is head_dim rounded up to 16/32/64/128, ntiles from max_len, delta the
+// Tensor-core (bf16 operand) attention kernels of attention_bf16.cu, used by attention_fwd /
+// attention_bwd (attention.cu) in bf16 GEMM mode; dp is head_dim rounded up to 16/32/64/128, ntiles from max_len, delta the
 // Σ dout·out of the backward. Arguments checked by the callers.
 int sw_cuda_attention_fwd_bf16(sw_cuda_ctx *c, int dp, float *out, float *lse, const float *q,
                                const float *k, const float *v, const int32_t *cu,
@@ -266,34 +239,6 @@ int sw_cuda_attention_bwd_mma(sw_cuda_ctx *c, int dp, float *dq, float *dk, floa
                               const float *lse, const float *delta, const int32_t *cu,
                               const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq,
                               int Hk, int D, float scale);
-
-int sw_cuda_swiglu_fwd(struct sw_backend *be, float *out, const float *gate, const float *up,
-                       int64_t n);
-int sw_cuda_swiglu_bwd(struct sw_backend *be, float *dgate, float *dup, const float *dout,
-                       const float *gate, const float *up, int64_t n);
-
-int sw_cuda_add(struct sw_backend *be, float *out, const float *a, const float *b, int64_t n);
-int sw_cuda_axpy(struct sw_backend *be, float *y, const float *x, float alpha, int64_t n);
-int sw_cuda_dropout_fwd(struct sw_backend *be, float *out, const float *x, int64_t n, float p,
-                        uint64_t seed);
-int sw_cuda_dropout_bwd(struct sw_backend *be, float *dx, const float *dout, int64_t n, float p,
-                        uint64_t seed);
-
-int sw_cuda_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const float *h,
-                         const float *w, const int32_t *targets, int64_t N, int64_t V, int64_t C,
-                         int64_t chunk_rows);
-int sw_cuda_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float *h,
-                         const float *w, const int32_t *targets, const float *lse, int64_t N,
-                         int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta);
-int sw_cuda_ce_logits_fwd(struct sw_backend *be, float *loss, float *lse, const float *logits,
-                          const int32_t *targets, int64_t N, int64_t V);
-
-int sw_cuda_adamw(struct sw_backend *be, float *p, const float *g, float *m, float *v, int64_t n,
-                  double lr, double beta1, double beta2, double eps, double wd, int decay,
-                  int64_t step);
-int sw_cuda_sumsq(struct sw_backend *be, const float *const *x, const int64_t *n, int count,
-                  double *out, double *total);
-int sw_cuda_scale(struct sw_backend *be, float *x, int64_t n, float f);
 
 // Backend services defined outside backend.cu (optim.cu): free/total device memory.
 int sw_cuda_mem_free_total(sw_cuda_ctx *c, size_t *free_bytes, size_t *total_bytes);
