@@ -96,6 +96,8 @@ def build_model(vocab, eos):
     model.eval()
     model.save_pretrained(MODEL, safe_serialization=True)
     model.generation_config.save_pretrained(MODEL)
+    for f in os.listdir(MODEL):
+        os.chmod(os.path.join(MODEL, f), 0o644)
 
 
 def csv_rows(p, header=True):
@@ -243,10 +245,7 @@ def main():
                          else s["arguments"]["gen_args_0"]["arg_0"]}
                     if group == "gen":
                         e["response"] = s["resps"][0][0]
-                        e["strict"] = None
                         e["target"] = s["target"]
-                        for key, v in s.items():
-                            pass
                         e["filtered"] = s["filtered_resps"]
                         e["exact_match"] = s["exact_match"]
                         e["filter"] = s["filter"]
@@ -265,7 +264,7 @@ def main():
             for e in out["tasks"][task]["samples"]:
                 m = merged.setdefault(e["index"], {k: v for k, v in e.items()
                                                    if k not in ("filtered", "exact_match",
-                                                                "filter", "strict")})
+                                                                "filter")})
                 m[e["filter"]] = {"pred": e["filtered"][0] if isinstance(e["filtered"], list)
                                   else e["filtered"], "exact_match": e["exact_match"]}
             out["tasks"][task]["samples"] = [merged[k] for k in sorted(merged)]
