@@ -352,6 +352,7 @@ static int parse_sampling(struct parse *p, json_t *body) {
     SW_TRY(get_int(p, body, "truncate_prompt_tokens", 1, INT32_MAX, &i64, NULL));
     r->truncate_prompt_tokens = i64;
     SW_TRY(get_str(p, body, "user", &r->user));
+    SW_TRY(get_bool(p, body, "return_tokens_as_token_ids", &r->tokens_as_ids));
 
     /* stream and stream_options */
     SW_TRY(get_bool(p, body, "stream", &r->stream));
@@ -655,7 +656,8 @@ static const char *const known_common[] = {
     "stop", "stop_token_ids", "ignore_eos", "skip_special_tokens", "include_stop_str_in_output",
     "add_special_tokens", "prompt_logprobs", "truncate_prompt_tokens", "user", "stream",
     "stream_options", "logit_bias", "response_format", "best_of", "logprobs",
-    "spaces_between_special_tokens", "priority", "request_id", NULL};
+    "spaces_between_special_tokens", "priority", "request_id", "return_tokens_as_token_ids",
+    NULL};
 static const char *const known_chat[] = {"messages", "add_generation_prompt",
                                          "continue_final_message", "top_logprobs",
                                          "chat_template_kwargs", "chat_template", "tools",

@@ -10,7 +10,8 @@
  *     `param` ("messages[1].content", "temperature"), as vLLM's server reports it. Fields vLLM
  *     adds to OpenAI's (top_k, min_p, repetition_penalty, stop_token_ids, ignore_eos,
  *     min_tokens, skip_special_tokens, include_stop_str_in_output, add_special_tokens,
- *     prompt_logprobs, truncate_prompt_tokens, chat_template_kwargs.enable_thinking) are read
+ *     prompt_logprobs, truncate_prompt_tokens, return_tokens_as_token_ids,
+ *     chat_template_kwargs.enable_thinking) are read
  *     with vLLM's meaning. Unknown fields are ignored and listed in `ignored` (vLLM warns too).
  *   - Errors: {"error": {"message", "type", "param", "code"}} with the HTTP status.
  *   - Responses: a response assembler fed the engine's per-token events that writes either the
@@ -116,6 +117,8 @@ struct sw_openai_request {
                                      chat 0: the template writes them) */
     int enable_thinking;          /* chat_template_kwargs.enable_thinking: -1 unset, 0, 1 */
     int64_t truncate_prompt_tokens; /* keep only the last k prompt tokens (-1: off) */
+    int tokens_as_ids;            /* return_tokens_as_token_ids: logprobs name tokens
+                                     "token_id:N" (vLLM), so clients get exact ids */
     char *user;                   /* OpenAI's end-user id (logged), or NULL */
     char ignored[256];            /* unknown top-level fields, comma-separated, for a warning */
 };

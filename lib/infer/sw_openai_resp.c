@@ -303,7 +303,8 @@ int sw_openai_resp_set_prompt(struct sw_openai_resp *a, int i, const int32_t *id
 static char *token_text(const struct sw_openai_resp *a, int32_t id, size_t *len) {
     char *s = NULL;
     *len = 0;
-    if (a->o.tok && sw_tokenizer_decode(a->o.tok, &id, 1, 0, &s, len) == 0) return s;
+    if (!a->r->tokens_as_ids && a->o.tok && sw_tokenizer_decode(a->o.tok, &id, 1, 0, &s, len) == 0)
+        return s;
     free(s);
     char buf[32];
     int n = snprintf(buf, sizeof buf, "token_id:%d", id);

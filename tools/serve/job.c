@@ -233,6 +233,7 @@ int job_new(struct serve *s, struct sw_openai_request *req, struct serve_job **o
     jp->subs = calloc((size_t)j->n_prompts, sizeof *jp->subs);
     pthread_mutex_lock(&s->jobs_mu);
     s->jobs++;
+    s->jobs_started++;
     pthread_mutex_unlock(&s->jobs_mu);
     if (!j->ids || !j->n_ids || !j->engine_ids || !j->t_last || !j->finish || !jp->subs) {
         job_unref(j);

@@ -6,12 +6,14 @@
 
 #include "sw_config.h"
 #include "sw_err.h"
+#include "sw_kernels.h"
 #include "sw_log.h"
 #include "sw_parallel.h"
 #include "sw_signal.h"
 #include "sw_template.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,14 +232,10 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
     eo.adapters = ad;
     eo.n_adapters = nad;
     eo.max_loras = (int)o->max_loras;
-#ifdef SW_CUDA
     eo.device = strcmp(o->device, "cpu") == 0 ? SW_DEVICE_CPU : SW_DEVICE_CUDA;
-#else
-    if (rc == 0 && strcmp(o->device, "cuda") == 0)
+    if (rc == 0 && eo.device == SW_DEVICE_CUDA && !sw_backend_available(SW_DEVICE_CUDA))
         rc = sw_err_set(SW_EUNSUPPORTED, "--device cuda: this sw was built without CUDA (rebuild "
                         "with make CUDA=1, or use --device cpu)");
-    eo.device = SW_DEVICE_CPU;
-#endif
     eo.max_model_len = o->max_model_len;
     eo.max_num_seqs = (int)o->max_num_seqs;
     eo.max_waiting = (int)o->max_waiting;
@@ -274,9 +272,22 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
                 (long long)s.max_model_len, o->host, port, o->zmq_bind ? " and " : "",
                 o->zmq_bind ? o->zmq_bind : "");
         sw_info("ready in %.3f s", ready);
+        /* Idle: hand freed heap pages back to the system (glibc keeps them in its per-thread
+         * arenas otherwise), so a server's RSS returns to its idle level after a burst. */
+        uint64_t seen = 0;
+        int quiet = 0;
         while (!sw_signal_pending()) {
             struct timespec ts = {0, 50 * 1000 * 1000};
             nanosleep(&ts, NULL);
+            pthread_mutex_lock(&s.jobs_mu);
+            int64_t busy = s.jobs;
+            uint64_t ids = s.jobs_started;
+            pthread_mutex_unlock(&s.jobs_mu);
+            quiet = busy == 0 ? quiet + 1 : 0;
+            if (quiet == 10 && ids != seen) { /* 0.5 s without a request, after some */
+                malloc_trim(0);
+                seen = ids;
+            }
         }
         /* drain: stop accepting, let running requests finish, then abort the rest */
         s.draining = 1;

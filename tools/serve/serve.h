@@ -83,6 +83,7 @@ struct serve {
     pthread_mutex_t jobs_mu;    /* in-flight jobs (drain waits for 0) */
     pthread_cond_t jobs_cv;
     int64_t jobs;
+    uint64_t jobs_started;      /* ever (under jobs_mu) */
     uint64_t next_id;
     struct serve_http *http;
     struct serve_zmq *zmq;
@@ -116,6 +117,7 @@ struct serve_job {
     struct serve_event *head, **tail; /* under mu */
     int stream;                  /* copy of req.stream: wake on every event, not only at the end */
     int client_gone;             /* callback answers "abort" */
+    int hangup;                  /* the watchdog saw the client close its connection */
     /* counted by the engine callback (under mu), for metrics and logs */
     int64_t n_completion, n_cached;
     unsigned char *finish;       /* per choice: enum sw_finish_reason */
