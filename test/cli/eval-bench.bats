@@ -245,3 +245,22 @@ print('ok')"
     run python3 "$CMP" --server-text "$EXP" "$BATS_TMPDIR/api" gsm8k
     assert_success
 }
+
+@test "perplexity = lm-eval's loglikelihood_rolling (one window, and disjoint windows of 8 tokens)" {
+    for ml in 0 8; do
+        run "$EVAL" bench -q --model "$M" --eval_dataset ppl --dataset_dir "$D" --ppl_max_length $ml \
+            --eval_output_dir "$BATS_TMPDIR/ppl$ml"
+        assert_success
+    done
+    run python3 -c "
+import json
+g=json.load(open('$ROOT/test/golden/eval/expected_ppl.json'))['runs']
+for ml, key in (('0','1024'), ('8','8')):
+    s=[json.loads(l) for l in open('$BATS_TMPDIR/ppl%s/samples_ppl.jsonl'%ml)]
+    for x, ll, n in zip(s, g[key]['ll'], g[key]['tokens']):
+        assert abs(x['loglikelihood']-ll) <= 1e-4*max(1,abs(ll)), (ml, x['loglikelihood'], ll)
+        assert x['tokens']==n
+print('ok')"
+    assert_success
+    assert_output "ok"
+}
