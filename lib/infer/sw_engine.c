@@ -9,6 +9,7 @@
 #include "sw_tokenizer.h"
 
 #include <errno.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -236,13 +237,17 @@ static int alloc_step_arrays(struct sw_engine *e) {
     e->sched = malloc((size_t)S * sizeof(*e->sched));
     e->logits_rows = S + e->plp_cap;
     e->logits = malloc((size_t)(e->logits_rows * e->V) * sizeof(float));
-    e->row = malloc((size_t)e->V * sizeof(float));
+    e->n_samplers = omp_get_max_threads();
+    if (e->n_samplers < 1) e->n_samplers = 1;
+    e->rows = malloc((size_t)e->n_samplers * (size_t)e->V * sizeof(float));
+    e->samplers = calloc((size_t)e->n_samplers, sizeof(*e->samplers));
     e->running = malloc((size_t)S * sizeof(*e->running));
     e->running_cap = (int)S;
     if (!e->ids || !e->pos || !e->slots || !e->lrows || !e->cu || !e->lens || !e->bt ||
-        !e->lora || !e->sched || !e->logits || !e->row || !e->running)
+        !e->lora || !e->sched || !e->logits || !e->rows || !e->samplers || !e->running)
         return sw_err_set(SW_ENOMEM, "engine: out of memory for the step buffers");
-    return sw_sampler_init(&e->sampler, e->V);
+    for (int i = 0; i < e->n_samplers; i++) SW_TRY(sw_sampler_init(&e->samplers[i], e->V));
+    return 0;
 }
 
 static char *basename_dup(const char *dir) {
@@ -355,8 +360,9 @@ void sw_engine_close(struct sw_engine *e) {
     free(e->adapters);
     free(e->waiting), free(e->running), free(e->reqs), free(e->aborts);
     free(e->ids), free(e->pos), free(e->slots), free(e->lrows), free(e->cu), free(e->lens);
-    free(e->bt), free(e->lora), free(e->sched), free(e->logits), free(e->row);
-    sw_sampler_release(&e->sampler);
+    free(e->bt), free(e->lora), free(e->sched), free(e->logits), free(e->rows);
+    for (int i = 0; e->samplers && i < e->n_samplers; i++) sw_sampler_release(&e->samplers[i]);
+    free(e->samplers);
     sw_kv_blocks_free(e->bm);
     if (e->be) sw_kv_cache_release(&e->kv, e->be);
     sw_model_free(e->model);

@@ -52,6 +52,11 @@ struct eng_seq {
     int want_sample;              /* this step's last row is sampled */
     int64_t plp_row0, plp_n;      /* this step's prompt-logprob rows (first row index, count) */
     int64_t sample_row;
+    /* the step's sampled id and its logprobs, computed for all sequences in parallel */
+    int32_t pre_id;
+    int has_pre;
+    struct sw_token_logprobs pre_lp;
+    struct sw_logprob_entry pre_top[20];
 };
 
 struct eng_req {
@@ -109,8 +114,9 @@ struct sw_engine {
     struct eng_seq **running;     /* admission order */
     int n_running, running_cap;
     uint64_t admit_counter;
-    struct sw_sampler sampler;
-    float *logits, *row;          /* host [rows, V], [V] */
+    struct sw_sampler *samplers;  /* one per OpenMP thread: sampling runs in parallel */
+    float *logits, *rows;         /* host [rows, V]; [threads, V] scratch rows */
+    int n_samplers;
     int64_t logits_rows;
     /* per-step host arrays (capacity max_batched tokens / max_num_seqs sequences) */
     int32_t *ids, *pos, *slots, *cu, *lens, *bt, *lrows;

@@ -23,6 +23,7 @@
 #include "sw_log.h"
 #include "sw_tokenizer.h"
 
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -539,21 +540,33 @@ static int seq_append(struct eng_seq *s, int32_t id) {
     return 0;
 }
 
-/* Sample s's next id from the raw logits row, append it, check stops and deliver it. */
-static int seq_emit(struct sw_engine *e, struct eng_seq *s, const float *raw) {
+/* The next id of s from the raw logits row (a copy is processed in rows[thread]) and, when
+ * asked for, its logprobs into s->pre_lp / pre_top. Touches only s and the thread's scratch, so
+ * the step's sequences are sampled in parallel. */
+static int32_t seq_sample(struct sw_engine *e, struct eng_seq *s, const float *raw, int th) {
     struct eng_req *r = s->req;
-    memcpy(e->row, raw, (size_t)e->V * sizeof(float));
+    float *row = e->rows + (size_t)th * (size_t)e->V;
+    memcpy(row, raw, (size_t)e->V * sizeof(float));
     struct sw_sample_ctx c = {
         .prompt = r->prompt, .n_prompt = r->n_prompt, .output = s->tokens + r->n_prompt,
         .n_output = s->n_tokens - r->n_prompt, .banned = r->banned, .n_banned = r->n_banned,
         .seed = r->seed, .stream = (uint64_t)s->index};
-    int32_t id = sw_sample(&e->sampler, e->row, &r->p, &c);
+    int32_t id = sw_sample(&e->samplers[th], row, &r->p, &c);
+    if (id >= 0 && r->p.logprobs >= 0)
+        sw_logprobs(raw, e->V, id, r->p.logprobs, s->pre_top, &s->pre_lp, NULL);
+    return id;
+}
+
+/* Sample s's next id (or take the one sampled in parallel), append it, check stops, deliver. */
+static int seq_emit(struct sw_engine *e, struct eng_seq *s, const float *raw) {
+    struct eng_req *r = s->req;
+    int32_t id = s->has_pre ? s->pre_id : seq_sample(e, s, raw, 0);
+    s->has_pre = 0;
     if (id < 0) return id;
-    struct sw_logprob_entry top[20];
-    struct sw_token_logprobs lp, *lpp = NULL;
+    struct sw_token_logprobs *lpp = NULL;
     if (r->p.logprobs >= 0) {
-        sw_logprobs(raw, e->V, id, r->p.logprobs, top, &lp, NULL);
-        lpp = &lp;
+        s->pre_lp.top = s->pre_top;
+        lpp = &s->pre_lp;
     }
     SW_TRY(seq_append(s, id));
     pthread_mutex_lock(&e->mu);
@@ -670,6 +683,25 @@ static int seq_after(struct sw_engine *e, struct eng_seq *s) {
     return seq_emit(e, s, raw);
 }
 
+/* Sample every sequence of the step that samples one id (not a fork) in parallel: over a large
+ * vocabulary the argmax / filters of hundreds of rows are the host's biggest cost per step. */
+static void presample(struct sw_engine *e) {
+    int n = 0;
+    for (int i = 0; i < e->n_sched; i++) {
+        struct eng_seq *s = e->sched[i];
+        s->has_pre = 0;
+        if (s->want_sample && (s->req->forked || s->req->p.n == 1)) n++;
+    }
+    int par = (int64_t)n * e->V >= ((int64_t)1 << 21) && e->n_samplers > 1;
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(e->n_samplers) if (par)
+    for (int i = 0; i < e->n_sched; i++) {
+        struct eng_seq *s = e->sched[i];
+        if (!s->want_sample || !(s->req->forked || s->req->p.n == 1)) continue;
+        s->pre_id = seq_sample(e, s, e->logits + s->sample_row * e->V, omp_get_thread_num());
+        s->has_pre = 1;
+    }
+}
+
 static void update_gauges(struct sw_engine *e) {
     pthread_mutex_lock(&e->mu);
     e->st.running = e->n_running;
@@ -691,6 +723,7 @@ int sw_engine_step_locked(struct sw_engine *e) {
             /* A sequence ends (and its request may be freed) only while it is processed
              * itself: callbacks merely mark aborts, applied below. So every later entry of
              * sched is still alive. */
+            presample(e);
             for (failed_at = 0; failed_at < e->n_sched; failed_at++)
                 if ((rc = seq_after(e, e->sched[failed_at])) < 0) break;
         }
