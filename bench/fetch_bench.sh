@@ -65,22 +65,31 @@ for repo in ("bench/many", "bench/big"):
 EOF
 
 now() { date +%s.%N; }
+# CPU seconds (user + system) of the timed command, through GNU time when it is installed: on a
+# shared machine the CPU a tool burns is steadier than its wall time.
+cpu_run() {
+    if [ -x /usr/bin/time ]; then /usr/bin/time -f %U+%S -o "$TMP/cpu" "$@"; else : > "$TMP/cpu"; "$@"; fi
+}
+cpu_of() { if [ -s "$TMP/cpu" ]; then tail -1 "$TMP/cpu" | awk -F+ '{print $1 + $2}'; else echo nan; fi; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", b - a }'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 # $1 = repo, $2 = runs; fills $TMP/<repo>.{sw,hf,hfin}
 measure() {
     local repo=$1 runs=$2 name=${1#bench/} t0 t1
-    : > "$TMP/$name.sw"; : > "$TMP/$name.hf"; : > "$TMP/$name.hfin"
+    : > "$TMP/$name.sw"; : > "$TMP/$name.hf"; : > "$TMP/$name.hfin"; : > "$TMP/$name.swcpu"; : > "$TMP/$name.hfcpu"
     for i in $(seq 0 "$runs"); do # run 0 warms up (page cache, connections) and is not counted
         rm -rf "$TMP/cache-sw" "$TMP/cache-hf"; sync
         t0=$(now)
-        HF_HOME="$TMP/cache-sw" "$BIN/sw-fetch" -q "$repo" > "$TMP/sw.out"
+        HF_HOME="$TMP/cache-sw" cpu_run "$BIN/sw-fetch" -q "$repo" > "$TMP/sw.out"
         t1=$(now)
-        [ "$i" -gt 0 ] && elapsed "$t0" "$t1" >> "$TMP/$name.sw"
+        if [ "$i" -gt 0 ]; then
+            elapsed "$t0" "$t1" >> "$TMP/$name.sw"
+            cpu_of >> "$TMP/$name.swcpu"
+        fi
         rm -rf "$TMP/cache-sw"; sync
         t0=$(now)
-        HF_HOME="$TMP/cache-hf" python3 -c '
+        HF_HOME="$TMP/cache-hf" cpu_run python3 -c '
 import sys, time
 from huggingface_hub import snapshot_download
 t = time.perf_counter(); p = snapshot_download(sys.argv[1]); t = time.perf_counter() - t
@@ -89,6 +98,7 @@ print(p); print(t, file=sys.stderr)' "$repo" > "$TMP/hf.out" 2> "$TMP/hf.in"
         if [ "$i" -gt 0 ]; then
             elapsed "$t0" "$t1" >> "$TMP/$name.hf"
             tail -1 "$TMP/hf.in" >> "$TMP/$name.hfin"
+            cpu_of >> "$TMP/$name.hfcpu"
         fi
     done
     # Same files from both (checked on the last run's caches).
@@ -115,18 +125,21 @@ measure bench/big "$BIG_RUNS"
 CURL_MANY=$(curl_time many 8)
 CURL_BIG=$(curl_time big 1)
 
-row() { # name files bytes
-    local sw hf hfin
+row() { # name files bytes curl
+    local sw hf hfin swc hfc
     sw=$(median < "$TMP/$1.sw"); hf=$(median < "$TMP/$1.hf"); hfin=$(median < "$TMP/$1.hfin")
-    awk -v n="$1" -v f="$2" -v b="$3" -v sw="$sw" -v hf="$hf" -v hfin="$hfin" -v c="$4" 'BEGIN {
-        printf "| %s | %d | %.1f MB | %.2f s (%.0f MB/s) | %.2f s (%.0f MB/s) | %.2f s | %.2fx | %s |\n",
-            n, f, b / 1e6, sw, b / 1e6 / sw, hf, b / 1e6 / hf, hfin, hf / sw, (c == "n/a" ? c : sprintf("%.2f s", c)) }'
+    swc=$(median < "$TMP/$1.swcpu"); hfc=$(median < "$TMP/$1.hfcpu")
+    awk -v n="$1" -v f="$2" -v b="$3" -v sw="$sw" -v hf="$hf" -v hfin="$hfin" -v c="$4" \
+        -v swc="$swc" -v hfc="$hfc" 'BEGIN {
+        printf "| %s | %d | %.1f MB | %.2f s (%.0f MB/s) | %.2f s (%.0f MB/s) | %.2f s | %.2fx | %.2f s | %.2f s | %s |\n",
+            n, f, b / 1e6, sw, b / 1e6 / sw, hf, b / 1e6 / hf, hfin, hf / sw, swc, hfc,
+            (c == "n/a" ? c : sprintf("%.2f s", c)) }'
 }
 echo
 echo "medians of $RUNS runs (small files) and $BIG_RUNS runs (big file), fresh cache each run; load now $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| repo | files | bytes | sw-fetch | huggingface_hub (process) | snapshot_download alone | hf / sw | curl to /dev/null |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| repo | files | bytes | sw-fetch | huggingface_hub (process) | snapshot_download alone | hf / sw | sw-fetch CPU | huggingface_hub CPU | curl to /dev/null |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 row many "$NSMALL" "$SMALL_BYTES" "$CURL_MANY"
 row big 1 "$BIG_BYTES" "$CURL_BIG"
 echo
