@@ -412,6 +412,48 @@ int sw_path_is_dir(const char *path) {
     return S_ISDIR(st.st_mode) ? 1 : 0;
 }
 
+/* "ORG/NAME" with hub-legal characters ([A-Za-z0-9._-], not starting with '.' or '-'): what a
+ * user copies from a model page. */
+static int looks_like_hub_id(const char *s) {
+    const char *slash = strchr(s, '/');
+    if (!slash || strchr(slash + 1, '/') || slash == s || !slash[1]) return 0;
+    for (const char *p = s; *p; p++) {
+        if (p == slash) continue;
+        int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                 *p == '.' || *p == '_' || *p == '-';
+        if (!ok) return 0;
+    }
+    return s[0] != '.' && s[0] != '-' && slash[1] != '.' && slash[1] != '-';
+}
+
+int sw_model_dir_check(const char *what, const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT) return sw_err_errno("%s: cannot stat '%s'", what, path);
+        if (looks_like_hub_id(path))
+            return sw_err_set(SW_ENOTFOUND,
+                              "%s: no folder '%s' here; it looks like a hub id: download it with "
+                              "`sw-fetch %s`, then pass the folder it prints",
+                              what, path, path);
+        return sw_err_set(SW_ENOTFOUND, "%s: no such folder '%s'", what, path);
+    }
+    if (!S_ISDIR(st.st_mode))
+        return sw_err_set(SW_EINVAL,
+                          "%s: '%s' is a file, not a model folder (a Hugging Face model folder "
+                          "holds config.json and *.safetensors)",
+                          what, path);
+    char *cfg = sw_path_join(path, "config.json");
+    if (!cfg) return sw_err_set(SW_ENOMEM, "out of memory");
+    int rc = access(cfg, F_OK) == 0
+                 ? 0
+                 : sw_err_set(SW_ENOTFOUND,
+                              "%s: '%s' is not a model folder: it has no config.json (a Hugging "
+                              "Face model folder holds config.json and *.safetensors)",
+                              what, path);
+    free(cfg);
+    return rc;
+}
+
 /* mkdir one component; an existing folder is success, an existing file is not. */
 static int io_mkdir_one(const char *p) {
     if (mkdir(p, 0777) == 0) return 0;

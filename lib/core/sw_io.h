@@ -50,6 +50,13 @@ int sw_mkdir_p(const char *path);
 /* Join a folder and a file name into a malloc'ed string (NULL on ENOMEM). */
 char *sw_path_join(const char *dir, const char *name);
 
+/* Check that path is a model folder before anything is loaded from it, so a user gets the
+ * reason rather than the first file that happened to be missing: a missing path that looks like
+ * a hub id ("Qwen/Qwen2.5-0.5B") says to fetch it with sw-fetch first; a file or a folder
+ * without config.json is "not a model folder". what ("model", "--adapter") prefixes the
+ * message. Returns 0 or SW_ENOTFOUND / SW_EINVAL. */
+int sw_model_dir_check(const char *what, const char *path);
+
 /* Ignore SIGPIPE so writes to a closed pipe return EPIPE (reported as SW_EPIPE). */
 void sw_io_ignore_sigpipe(void);
 

@@ -89,6 +89,36 @@ static int copy_file(const char *dir, const char *name, const char *to) {
     return rc;
 }
 
+char *sw_generation_config_default_json(const struct sw_model_config *c) {
+    json_t *g = json_object();
+    if (!g) return NULL;
+    /* GenerationConfig.from_model_config keeps the token ids and marks its origin; what
+     * transformers writes with use_diff leaves out the unset (None) ids. */
+    json_object_set_new(g, "_from_model_config", json_true());
+    if (c->bos_token_id >= 0) json_object_set_new(g, "bos_token_id", json_integer(c->bos_token_id));
+    if (c->n_eos == 1) {
+        json_object_set_new(g, "eos_token_id", json_integer(c->eos_token_ids[0]));
+    } else if (c->n_eos > 1) {
+        json_t *a = json_array();
+        for (int i = 0; a && i < c->n_eos; i++)
+            json_array_append_new(a, json_integer(c->eos_token_ids[i]));
+        json_object_set_new(g, "eos_token_id", a);
+    }
+    if (c->pad_token_id >= 0) json_object_set_new(g, "pad_token_id", json_integer(c->pad_token_id));
+    char *text = json_dumps(g, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(g);
+    if (!text) return NULL;
+    size_t n = strlen(text);
+    char *t2 = realloc(text, n + 2);
+    if (!t2) {
+        free(text);
+        return NULL;
+    }
+    t2[n] = '\n';
+    t2[n + 1] = '\0';
+    return t2;
+}
+
 /* config.json of the base, with the dtype keys replaced when the output dtype changed. */
 static int write_config(const struct sw_merge_opts *o, const char *tmp, const char *dtype_name) {
     if (!dtype_name) return copy_file(o->model, "config.json", tmp);
@@ -292,6 +322,15 @@ static int write_folder(const struct sw_merge_opts *o, const struct sw_hfmodel *
         const char *f = copied_files[i];
         if (file_exists(o->model, f)) rc = copy_file(o->model, f, tmp);
         else if (file_exists(o->adapter, f)) rc = copy_file(o->adapter, f, tmp);
+    }
+    /* Neither folder has one: the default transformers derives from config.json. */
+    if (rc == 0 && !file_exists(o->model, "generation_config.json") &&
+        !file_exists(o->adapter, "generation_config.json")) {
+        char *text = sw_generation_config_default_json(&hf->config);
+        char *dst = sw_path_join(tmp, "generation_config.json");
+        rc = text && dst ? sw_write_file_atomic(dst, text, strlen(text))
+                         : sw_err_set(SW_ENOMEM, "out of memory");
+        free(text), free(dst);
     }
     if (rc == 0) rc = fsync_path(tmp, 1);
     return rc;

@@ -8,9 +8,12 @@
  * the base's order and dtype (or the requested one), and copies of generation_config.json and the
  * tokenizer files of the base folder (of the adapter folder for those the base lacks). It is
  * written into a temporary folder next to the output and renamed into place at the end, so the
- * output either does not exist or is complete. */
+ * output either does not exist or is complete. When neither folder has a generation_config.json,
+ * the one transformers derives from config.json is written (sw_generation_config_default_json). */
 #ifndef SW_MERGE_H
 #define SW_MERGE_H
+
+#include "sw_hfconfig.h"
 
 #include <stdint.h>
 
@@ -28,5 +31,10 @@ struct sw_merge_opts {
  * added to the float32 value of the base weight, then rounded once to the output dtype. Returns 0
  * or a negative error naming the file / tensor; on error the output is untouched. */
 int sw_merge_lora(const struct sw_merge_opts *o);
+
+/* The generation_config.json transformers' GenerationConfig.from_model_config derives from a
+ * model's config.json: {"_from_model_config": true} plus its bos/eos/pad token ids (those set),
+ * sorted, indented by 2, newline-terminated. malloc'ed; NULL when out of memory. */
+char *sw_generation_config_default_json(const struct sw_model_config *c);
 
 #endif

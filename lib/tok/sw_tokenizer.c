@@ -673,3 +673,38 @@ const uint8_t *sw_tokenizer_hash(const struct sw_tokenizer *tok) {
 const char *sw_tokenizer_hash_hex(const struct sw_tokenizer *tok) {
     return tok->sha_hex;
 }
+
+/* The digest sw_tokenizer_hash_hex would give, without building the tokenizer: the same file
+ * lookup as sw_tokenizer_load (tokenizer.json, else tokenizer.json.gz) and the same bytes
+ * (sw_read_file inflates gzip), so a stream packed from a folder that ships tokenizer.json.gz
+ * matches a model folder holding the plain file and vice versa. */
+int sw_tokenizer_dir_sha256(const char *dir, char hex[65], char **file) {
+    static const char *const names[] = {"tokenizer.json", "tokenizer.json.gz"};
+    hex[0] = '\0';
+    if (file) *file = NULL;
+    for (int i = 0; i < 2; i++) {
+        char *path = sw_path_join(dir, names[i]);
+        if (!path) return sw_err_set(SW_ENOMEM, "tokenizer: out of memory");
+        if (!sw_tok_file_exists(path)) {
+            free(path);
+            continue;
+        }
+        char *data = NULL;
+        size_t len = 0;
+        uint8_t d[32];
+        int rc = sw_read_file(path, &data, &len, SW_TOK_MAX_JSON);
+        if (rc == 0) rc = sw_sha256(data, len, d);
+        free(data);
+        if (rc < 0) {
+            free(path);
+            return rc;
+        }
+        sw_hex(d, 32, hex);
+        if (file)
+            *file = path;
+        else
+            free(path);
+        return 1;
+    }
+    return 0;
+}

@@ -111,5 +111,9 @@ int64_t sw_tokenizer_model_max_length(const struct sw_tokenizer *tok);
  * characters. Both borrowed. Stream headers record it so data and tokenizer stay matched. */
 const uint8_t *sw_tokenizer_hash(const struct sw_tokenizer *tok);
 const char *sw_tokenizer_hash_hex(const struct sw_tokenizer *tok);
+/* The same digest for the tokenizer a folder holds (tokenizer.json, else tokenizer.json.gz,
+ * inflated), without loading it: 1 with hex filled (and *file, when file is not NULL, the
+ * malloc'ed path it read), 0 when dir holds neither file (hex ""), or a negative error. */
+int sw_tokenizer_dir_sha256(const char *dir, char hex[65], char **file);
 
 #endif

@@ -6,6 +6,7 @@
 #include "sw_io.h"
 #include "sw_json.h"
 #include "sw_log.h"
+#include "sw_merge.h"
 #include "sw_sha256.h"
 
 #include <dirent.h>
@@ -20,10 +21,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Files copied from the input model folder when present. */
+/* Tokenizer and chat-template files, copied from the input model folder (or, when it has no
+ * tokenizer, from tokenizer_dir) when present. */
 static const char *const copied_files[] = {
-    "generation_config.json",
     "tokenizer.json",
+    "tokenizer.json.gz",
     "tokenizer_config.json",
     "special_tokens_map.json",
     "vocab.json",
@@ -444,11 +446,24 @@ static int save_config(const struct sw_ckpt_save_args *a, const char *tmp) {
     return rc;
 }
 
-static int copy_model_files(const char *model_dir, const char *tmp) {
-    if (!model_dir) return 0;
+static int has_file(const char *dir, const char *name) {
+    char *p = dir ? sw_path_join(dir, name) : NULL;
+    int ok = p && access(p, F_OK) == 0;
+    free(p);
+    return ok;
+}
+
+/* A checkpoint is a complete HF folder: the tokenizer files (the model folder's, or
+ * tokenizer_dir's when the model folder has no tokenizer or there is none) and a
+ * generation_config.json (the model folder's, else the one derived from config.json). */
+static int copy_model_files(const struct sw_ckpt_save_args *a, const char *tmp) {
+    const char *tok = a->model_dir;
+    if (!has_file(tok, "tokenizer.json") && !has_file(tok, "tokenizer.json.gz") &&
+        a->tokenizer_dir)
+        tok = a->tokenizer_dir;
     int rc = 0;
-    for (int i = 0; copied_files[i] && rc == 0; i++) {
-        char *src = sw_path_join(model_dir, copied_files[i]);
+    for (int i = 0; tok && copied_files[i] && rc == 0; i++) {
+        char *src = sw_path_join(tok, copied_files[i]);
         char *dst = sw_path_join(tmp, copied_files[i]);
         if (!src || !dst)
             rc = sw_err_set(SW_ENOMEM, "out of memory");
@@ -457,6 +472,20 @@ static int copy_model_files(const char *model_dir, const char *tmp) {
         free(src);
         free(dst);
     }
+    if (rc < 0) return rc;
+    char *dst = sw_path_join(tmp, "generation_config.json");
+    if (!dst) return sw_err_set(SW_ENOMEM, "out of memory");
+    if (has_file(a->model_dir, "generation_config.json")) {
+        char *src = sw_path_join(a->model_dir, "generation_config.json");
+        rc = src ? copy_file(src, dst) : sw_err_set(SW_ENOMEM, "out of memory");
+        free(src);
+    } else if (a->config) {
+        char *text = sw_generation_config_default_json(a->config);
+        rc = text ? sw_write_file_atomic(dst, text, strlen(text))
+                  : sw_err_set(SW_ENOMEM, "out of memory");
+        free(text);
+    }
+    free(dst);
     return rc;
 }
 
@@ -559,7 +588,7 @@ int sw_ckpt_save(const struct sw_ckpt_save_args *a, char **out_path) {
     int rc = 0;
     SW_TRY_GOTO(rc, save_weights(a, tmp), fail);
     SW_TRY_GOTO(rc, save_config(a, tmp), fail);
-    SW_TRY_GOTO(rc, copy_model_files(a->model_dir, tmp), fail);
+    SW_TRY_GOTO(rc, copy_model_files(a, tmp), fail);
     SW_TRY_GOTO(rc, save_optimizer(a, tmp), fail);
     SW_TRY_GOTO(rc, save_state(a, tmp), fail);
     SW_TRY_GOTO(rc, sw_ckpt_write_manifest(tmp), fail);

@@ -4,15 +4,18 @@
  *
  * A checkpoint is a folder other tools can use as is:
  *   full fine-tuning   an HF model folder: config.json, model.safetensors (or shards +
- *                      model.safetensors.index.json above max_shard_bytes), and, copied from
- *                      the input model folder when present, generation_config.json and the
- *                      tokenizer files (tokenizer.json, tokenizer_config.json,
- *                      special_tokens_map.json, vocab.json, merges.txt, tokenizer.model,
- *                      added_tokens.json, chat_template.jinja);
+ *                      model.safetensors.index.json above max_shard_bytes), generation_config.json
+ *                      (the input model folder's, else the one transformers derives from
+ *                      config.json) and the tokenizer files (tokenizer.json or .json.gz,
+ *                      tokenizer_config.json, special_tokens_map.json, vocab.json, merges.txt,
+ *                      tokenizer.model, added_tokens.json, chat_template.jinja/.json) of the input
+ *                      model folder, or of tokenizer_dir when it has none (a model trained from
+ *                      a config takes the stream's tokenizer);
  *   LoRA               a PEFT adapter folder: adapter_config.json (the keys PEFT writes, sorted,
  *                      indented by 2) and adapter_model.safetensors with PEFT's names
  *                      (base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight [r, in],
- *                      ...lora_B.weight [out, r]), plus the same tokenizer files;
+ *                      ...lora_B.weight [out, r]), plus the same tokenizer and generation
+ *                      files;
  * and, for resuming:
  *   trainer_state.json   HF TrainerState (global_step, epoch, best metric, log_history, ...)
  *   training_state.json  sw's state: steps, data position, schedule, tuner, base model identity,
@@ -108,6 +111,8 @@ struct sw_ckpt_save_args {
     const struct sw_adapter_config *lora_cfg;  /* LoRA: adapter_config.json (required) */
     const char *model_dir;                /* input model folder for tokenizer and generation
                                              config files (NULL: none copied) */
+    const char *tokenizer_dir;            /* tokenizer files from here when model_dir has no
+                                             tokenizer (NULL: none) */
     uint64_t max_shard_bytes;             /* 0 = SW_CKPT_DEFAULT_SHARD */
     struct sw_adamw *optimizer;           /* moments to save (NULL: no optimizer.safetensors) */
     const struct sw_ckpt_state *state;    /* required */

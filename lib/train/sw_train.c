@@ -10,13 +10,19 @@
 #include "sw_io.h"
 #include "sw_log.h"
 #include "sw_progress.h"
+#include "sw_record.h"
+#include "sw_run_dir.h"
 #include "sw_signal.h"
+#include "sw_tokenizer.h"
+#include "sw_train_report.h"
 
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Metrics accumulated between two log lines. */
 struct log_window {
@@ -24,6 +30,9 @@ struct log_window {
     int64_t steps, tokens;
     double t_start;
     double last_norm;
+    double last_tps; /* tokens/s of the last closed window: shown while a new one is empty */
+    int64_t step0;   /* global_step when this process started training (for the ETA) */
+    double t0;       /* when it did */
 };
 
 /* The scheduler's step count: completed steps less those float16's scaler skipped (HF Trainer
@@ -42,22 +51,104 @@ static double epoch_now(const struct sw_trainer *t) {
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
-static int open_resume(const struct sw_train_opts *o, struct sw_ckpt **ck) {
+/* The checkpoint to resume from (*path: its folder, malloc'ed, kept to choose the run folder). */
+static int open_resume(const struct sw_train_opts *o, struct sw_ckpt **ck, char **path) {
     *ck = NULL;
+    *path = NULL;
     if (!o->resume_from_checkpoint) return 0;
-    char *path = NULL;
     if (strcmp(o->resume_from_checkpoint, "latest") == 0) {
-        int rc = sw_ckpt_find_latest(o->output_dir, &path);
+        int rc = sw_run_dir_latest_checkpoint(o->output_dir, path);
         if (rc < 0) return sw_err_wrap(rc, "resume_from_checkpoint latest");
-    } else if (!(path = strdup(o->resume_from_checkpoint))) {
+    } else if (!(*path = strdup(o->resume_from_checkpoint))) {
         return sw_err_set(SW_ENOMEM, "out of memory");
     }
-    int rc = sw_ckpt_open(path, ck);
+    int rc = sw_ckpt_open(*path, ck);
     if (rc == 0)
-        sw_info("resuming from %s (step %lld)", path,
+        sw_info("resuming from %s (step %lld)", *path,
                 (long long)sw_ckpt_get_state(*ck)->global_step);
-    free(path);
     return rc < 0 ? sw_err_wrap(rc, "resume_from_checkpoint") : 0;
+}
+
+/* ---- the run folder ------------------------------------------------------------------------ */
+
+/* Decide where the run writes (t->run_dir; nothing is created yet): a resumed run continues its
+ * checkpoint's run folder when that lies in output_dir; otherwise a new vN-... folder
+ * (add_version) or output_dir itself, which must not hold another run's records. *fresh is 1
+ * when the folder is to be created (sw_run_dir_create). */
+static int choose_run_dir(struct sw_trainer *t, const char *resume_path, int *fresh) {
+    const struct sw_train_opts *o = t->o;
+    *fresh = 0;
+    if (resume_path) SW_TRY(sw_run_dir_of_checkpoint(o->output_dir, resume_path, &t->run_dir));
+    if (t->run_dir) return 0;
+    if (o->add_version) {
+        *fresh = 1;
+        return 0;
+    }
+    SW_TRY(sw_run_dir_check_unused(o->output_dir));
+    return (t->run_dir = strdup(o->output_dir)) ? 0 : sw_err_set(SW_ENOMEM, "out of memory");
+}
+
+/* Create the run folder chosen above (just before the first file is written, so that a run
+ * refused during set-up leaves nothing behind). */
+static int make_run_dir(struct sw_trainer *t, int fresh, int *made_parent) {
+    *made_parent = 0;
+    if (fresh) {
+        SW_TRY(sw_run_dir_create(t->o->output_dir, &t->run_dir, made_parent));
+    } else {
+        *made_parent = access(t->run_dir, F_OK) != 0;
+        SW_TRY(sw_mkdir_p(t->run_dir));
+    }
+    sw_info("run folder: %s", t->run_dir);
+    return sw_train_report_open(t->run_dir, t->o->report_to, t->o->logging_dir, &t->report);
+}
+
+/* init_from_config runs have no model folder to take tokenizer files from: use the tokenizer
+ * the stream was made with, found by the folder sw-pack recorded (as given, or next to the
+ * stream file) and accepted only when its content digest is the recorded one. */
+static int find_stream_tokenizer(struct sw_trainer *t) {
+    if (t->model_dir || !t->data.r) return 0;
+    const struct sw_stream_header *h = sw_stream_reader_header(t->data.r);
+    const msgpack_object *dir = h->meta ? sw_msgpack_map_get(h->meta, "tokenizer") : NULL;
+    const msgpack_object *sha = h->meta ? sw_msgpack_map_get(h->meta, "tokenizer_sha256") : NULL;
+    if (!dir || dir->type != MSGPACK_OBJECT_STR || !sha || sha->type != MSGPACK_OBJECT_STR ||
+        dir->via.str.size == 0 || dir->via.str.size >= PATH_MAX) {
+        sw_warn("%s: the stream does not name its tokenizer: checkpoints will hold no tokenizer "
+                "files (copy them in before sw-eval)",
+                t->data.src);
+        return 0;
+    }
+    char name[PATH_MAX];
+    snprintf(name, sizeof name, "%.*s", (int)dir->via.str.size, dir->via.str.ptr);
+    const char *want = sha->via.str.ptr;
+    uint32_t wn = sha->via.str.size;
+    if (wn > 7 && memcmp(want, "sha256:", 7) == 0) want += 7, wn -= 7;
+    char cands[2][PATH_MAX];
+    int nc = 0;
+    snprintf(cands[nc++], PATH_MAX, "%s", name);
+    const char *slash = strrchr(t->data.src, '/');
+    if (name[0] != '/' && slash && t->data.reopenable &&
+        snprintf(cands[nc], PATH_MAX, "%.*s/%s", (int)(slash - t->data.src), t->data.src, name) <
+            PATH_MAX)
+        nc++;
+    for (int i = 0; i < nc; i++) {
+        char hex[65];
+        if (sw_path_is_dir(cands[i]) != 1 || sw_tokenizer_dir_sha256(cands[i], hex, NULL) != 1) {
+            sw_err_clear();
+            continue;
+        }
+        if (wn == 64 && memcmp(hex, want, 64) == 0) {
+            sw_debug("checkpoints take their tokenizer files from %s", cands[i]);
+            return (t->files_dir = strdup(cands[i])) ? 0 : sw_err_set(SW_ENOMEM, "out of memory");
+        }
+        sw_warn("%s: not the tokenizer the stream was made with (its digest differs): "
+                "checkpoints will hold no tokenizer files",
+                cands[i]);
+        return 0;
+    }
+    sw_warn("%s: the stream's tokenizer folder '%s' is not here: checkpoints will hold no "
+            "tokenizer files (copy them in before sw-eval)",
+            t->data.src, name);
+    return 0;
 }
 
 /* The float16 scaler's state into the checkpoint state (at start and after every step). */
@@ -103,6 +194,12 @@ static void init_state(struct sw_trainer *t, const struct sw_ckpt *ck) {
 /* Open the training data, position it for a resume, and work out the total step count. */
 static int plan_data(struct sw_trainer *t) {
     const struct sw_train_opts *o = t->o;
+    /* The model folder's tokenizer content, whichever file holds it (tokenizer.json or the
+     * tokenizer.json.gz sw ships): what sw-pack records as the stream's tokenizer_sha256. */
+    if (t->model_dir) {
+        int found = sw_tokenizer_dir_sha256(t->model_dir, t->tokenizer_sha256, NULL);
+        if (found < 0) return found;
+    }
     struct sw_data_limits lim = {
         .vocab_size = t->cfg.vocab_size,
         .max_positions = t->cfg.max_position_embeddings > 0 ? t->cfg.max_position_embeddings : 2048,
@@ -111,6 +208,12 @@ static int plan_data(struct sw_trainer *t) {
     const char *src = o->dataset ? o->dataset : "-";
     SW_TRY(sw_train_data_open(&t->data, src, &lim, o->per_device_train_batch_size,
                               (int)o->dataset_timeout, sw_signal_pending));
+    if (!t->data.samples && o->per_device_train_batch_size != 1)
+        sw_warn("per_device_train_batch_size %lld has no effect: %s holds batches that sw-pack "
+                "made (one batch record is one micro-batch); set the batch size when packing "
+                "(sw-pack --per_device_train_batch_size, --max_length), or take more of them per "
+                "step with gradient_accumulation_steps",
+                (long long)o->per_device_train_batch_size, src);
     int64_t ga = o->gradient_accumulation_steps;
     if (t->data.reopenable) {
         int64_t mbs, recs;
@@ -341,6 +444,29 @@ static int log_train(struct sw_trainer *t, struct log_window *w) {
         .elapsed = now - t->t0,
     };
     SW_TRY(t->fp16 ? log_train_scaled(t, &row) : sw_metrics_log_train(t->metrics, &row));
+    /* HF Trainer prints each logging step's dict; ms-swift adds progress and time. */
+    int64_t done = row.step - w->step0;
+    double run_s = now - w->t0;
+    struct sw_train_line line = {
+        .loss = row.loss,
+        .grad_norm = row.grad_norm,
+        .learning_rate = row.learning_rate,
+        .tokens_per_sec = row.tokens_per_sec,
+        .epoch = row.epoch,
+        .mem_gib = (double)row.peak_mem_bytes / (1024.0 * 1024 * 1024),
+        .loss_scale = t->fp16 ? t->scaler.scale : 0,
+        .step = row.step,
+        .max_steps = t->total_steps,
+        .elapsed = row.elapsed,
+        .remaining = done > 0 ? run_s / (double)done * (double)(t->total_steps - row.step) : -1,
+    };
+    char text[512];
+    sw_train_report_line(text, sizeof text, &line);
+    sw_info("%s", text);
+    static const char *const tags[] = {"train/loss", "train/grad_norm", "train/learning_rate",
+                                       "train/epoch"};
+    double vals[] = {row.loss, row.grad_norm, row.learning_rate, row.epoch};
+    SW_TRY(sw_train_report_scalars(t->report, row.step, tags, vals, 4));
     json_t *h = json_object();
     if (h) {
         json_object_set_new(h, "epoch", json_real(row.epoch));
@@ -351,9 +477,13 @@ static int log_train(struct sw_trainer *t, struct log_window *w) {
         sw_ckpt_state_log(&t->st, h);
         json_decref(h);
     }
+    struct log_window keep = *w;
     memset(w, 0, sizeof *w);
     w->t_start = now;
     w->last_norm = NAN;
+    w->last_tps = isfinite(row.tokens_per_sec) ? row.tokens_per_sec : keep.last_tps;
+    w->step0 = keep.step0;
+    w->t0 = keep.t0;
     t->st.log_loss_sum = 0;
     t->st.log_steps = 0;
     return 0;
@@ -390,14 +520,19 @@ static int evaluate(struct sw_trainer *t) {
     }
     sw_info("step %lld: eval_loss %.6g over %lld tokens", (long long)st->global_step, eval_loss,
             (long long)count);
-    return 0;
+    static const char *const tag[] = {"eval/loss"};
+    return sw_train_report_scalars(t->report, st->global_step, tag, &eval_loss, 1);
 }
 
 static void show_progress(struct sw_trainer *t, struct sw_progress *p, double loss,
                           const struct log_window *w) {
     char extra[128], tps[32] = "?";
     double dt = sw_now_seconds() - w->t_start;
-    if (dt > 0 && w->tokens > 0) sw_progress_format_count(tps, sizeof tps, (double)w->tokens / dt);
+    /* Right after a log line the window is empty: show the rate of the one just closed. */
+    if (dt > 0 && w->tokens > 0)
+        sw_progress_format_count(tps, sizeof tps, (double)w->tokens / dt);
+    else if (w->last_tps > 0)
+        sw_progress_format_count(tps, sizeof tps, w->last_tps);
     snprintf(extra, sizeof extra, "loss %.4f  lr %.3g  %s tok/s", loss,
              sw_sched_lr(&t->sched, sched_step(t)), tps);
     sw_progress_set_extra(p, extra);
@@ -416,7 +551,9 @@ static int run_loop(struct sw_trainer *t) {
     struct log_window w = {.t_start = sw_now_seconds(),
                            .last_norm = NAN,
                            .loss_sum = st->log_loss_sum,
-                           .steps = st->log_steps};
+                           .steps = st->log_steps,
+                           .step0 = st->global_step,
+                           .t0 = sw_now_seconds()};
     int rc = 0;
     while (st->global_step < t->total_steps) {
         if (sw_signal_pending()) break;
@@ -469,10 +606,15 @@ int sw_train_run(const struct sw_train_opts *o) {
     t.t0 = sw_now_seconds();
     t.last_saved_step = -1;
     struct sw_ckpt *ck = NULL;
-    int rc = 0;
+    char *resume_path = NULL;
+    int rc = 0, tb = 0, fresh = 0, made_parent = 0, created = 0, fresh_metrics = 0;
     if (!o->output_dir || !*o->output_dir)
         return sw_err_set(SW_EUSAGE, "output_dir: must name a folder");
-    SW_TRY_GOTO(rc, open_resume(o, &ck), out);
+    SW_TRY(sw_train_report_parse(o->report_to, &tb));
+    /* A hub id or a folder that is not a model: say so before anything is loaded. */
+    if (o->model && !o->init_from_config) SW_TRY(sw_model_dir_check("model", o->model));
+    SW_TRY_GOTO(rc, open_resume(o, &ck, &resume_path), out);
+    SW_TRY_GOTO(rc, choose_run_dir(&t, resume_path, &fresh), out);
     SW_TRY_GOTO(rc, sw_train_setup_model(&t, ck), out);
     SW_TRY_GOTO(rc, sw_train_setup_optimizer(&t, ck), out);
     t.lr = o->learning_rate > 0 ? o->learning_rate : (t.lora ? 1e-4 : 1e-5);
@@ -488,22 +630,30 @@ int sw_train_run(const struct sw_train_opts *o) {
     json_object_set_new(t.args, "torch_dtype", json_string(t.dtype));
     json_object_set_new(t.args, "bf16", json_boolean(strcmp(t.dtype, "bfloat16") == 0));
     json_object_set_new(t.args, "fp16", json_boolean(t.fp16));
-    SW_TRY_GOTO(rc, sw_mkdir_p(o->output_dir), out);
     if (o->max_steps == 0) { /* the initial model only: a way to materialise a random init */
         SW_TRY_GOTO(rc, init_schedule(&t), out);
+        SW_TRY_GOTO(rc, make_run_dir(&t, fresh, &made_parent), out);
+        created = 1;
         SW_TRY_GOTO(rc, sw_train_save(&t), out);
         goto out;
     }
     SW_TRY_GOTO(rc, sw_signal_install(), out);
     SW_TRY_GOTO(rc, plan_data(&t), out);
+    SW_TRY_GOTO(rc, find_stream_tokenizer(&t), out);
     SW_TRY_GOTO(rc, init_schedule(&t), out);
     SW_TRY_GOTO(rc, load_val(&t), out);
-    char *mpath = sw_path_join(o->output_dir, "logging.jsonl");
+    /* Everything checked: the run folder is made only now. */
+    SW_TRY_GOTO(rc, make_run_dir(&t, fresh, &made_parent), out);
+    created = 1;
+    char *mpath = sw_path_join(t.run_dir, "logging.jsonl");
     if (!mpath) {
         rc = sw_err_set(SW_ENOMEM, "out of memory");
         goto out;
     }
-    rc = sw_metrics_open(mpath, t.st.global_step > 0 ? t.st.global_step : -1, &t.metrics);
+    /* A run continuing its folder keeps the lines up to the checkpoint's step. */
+    int64_t keep = !fresh && t.st.global_step > 0 ? t.st.global_step : -1;
+    fresh_metrics = keep < 0;
+    rc = sw_metrics_open(mpath, keep, &t.metrics);
     free(mpath);
     if (rc < 0) goto out;
     if (!(t.mbs = calloc((size_t)o->gradient_accumulation_steps, sizeof *t.mbs))) {
@@ -513,11 +663,16 @@ int sw_train_run(const struct sw_train_opts *o) {
     sw_model_set_training(t.m, 1);
     sw_model_set_seed(t.m, t.st.seed, t.st.dropout_forward_count);
     SW_TRY_GOTO(rc, sw_train_mem_plan(&t), out);
+    char mb[96];
+    if (t.data.samples)
+        snprintf(mb, sizeof mb, "micro-batches of %lld samples", (long long)o->per_device_train_batch_size);
+    else
+        snprintf(mb, sizeof mb, "micro-batches = the stream's batch records");
     sw_info("training %lld of %lld parameters (%s) for %lld steps, lr %g, %s schedule, %lld "
-            "warmup, %s",
+            "warmup, %s, %s x %lld per step",
             (long long)sw_model_numel(t.m, 1), (long long)sw_model_numel(t.m, 0),
             t.lora ? "lora" : "full", (long long)t.total_steps, t.lr, o->lr_scheduler_type,
-            (long long)t.st.warmup_steps, t.dtype);
+            (long long)t.st.warmup_steps, t.dtype, mb, (long long)o->gradient_accumulation_steps);
     rc = run_loop(&t);
     if (rc == 0) sw_train_mem_report(&t);
     if (rc == 0 && t.fp16) {
@@ -532,11 +687,26 @@ int sw_train_run(const struct sw_train_opts *o) {
     if (rc == 0 && sig) {
         rc = sw_err_set(SW_EINTR, "stopped by %s at step %lld; checkpoint-%lld saved in %s",
                         sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)t.st.global_step,
-                        (long long)t.last_saved_step, o->output_dir);
+                        (long long)t.last_saved_step, t.run_dir);
     }
 out:
     sw_signal_restore();
     sw_ckpt_close(ck);
+    free(resume_path);
+    sw_metrics_close(t.metrics);
+    t.metrics = NULL;
+    sw_train_report_close(t.report);
+    t.report = NULL;
+    if (rc < 0 && created) {
+        /* Remove what a failed run made but never wrote into; anything recorded stays. */
+        static const char *const made[] = {"logging.jsonl", "images", "runs", NULL};
+        sw_run_dir_cleanup(o->output_dir, t.run_dir, fresh || made_parent, made_parent,
+                           fresh_metrics ? made : made + 1);
+    }
+    free(t.run_dir);
+    t.run_dir = NULL;
+    free(t.files_dir);
+    t.files_dir = NULL;
     sw_train_teardown(&t);
     return rc;
 }

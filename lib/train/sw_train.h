@@ -63,6 +63,9 @@ struct sw_train_opts {
     char *nan_policy; /* sw's own: stop | skip */
     /* output */
     char *output_dir;
+    int add_version;   /* a vN-YYYYMMDD-HHMMSS run folder under output_dir (ms-swift) */
+    char *report_to;   /* tensorboard | none | all (event files in logging_dir) */
+    char *logging_dir; /* TensorBoard folder; NULL: <run folder>/runs */
     int64_t logging_steps, eval_steps, save_steps, save_total_limit;
     int save_only_model;          /* no optimizer/RNG state: smaller, but cannot resume exactly */
     int64_t max_shard_size;       /* bytes per model.safetensors shard */
@@ -72,9 +75,14 @@ struct sw_train_opts {
     const struct sw_opt *option_table;
 };
 
-/* Train with o (borrowed). Writes checkpoints and logging.jsonl under o->output_dir; progress and
- * diagnostics go to stderr through sw_log/sw_progress. Returns 0, SW_EINTR after a signal (a
- * checkpoint was saved), or a negative error with the message naming what and where. */
+/* Train with o (borrowed). Writes checkpoints, logging.jsonl, images/ (SVG) and (report_to
+ * tensorboard) runs/events.out.tfevents.* into the run folder: output_dir/vN-YYYYMMDD-HHMMSS
+ * (add_version), or output_dir itself, which must then hold no other run's records; a resumed
+ * run continues the run folder of its checkpoint when that lies in output_dir. Progress, one
+ * HF-style line per logging step and diagnostics go to stderr through sw_log/sw_progress. A run
+ * that fails before recording anything removes the folders it created. Returns 0, SW_EINTR
+ * after a signal (a checkpoint was saved), or a negative error with the message naming what and
+ * where. */
 int sw_train_run(const struct sw_train_opts *o);
 
 #endif

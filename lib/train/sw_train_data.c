@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 void sw_mb_release(struct sw_mb *mb) {
     free(mb->ids);
@@ -315,8 +316,8 @@ static int check_header(struct sw_train_data *d) {
         if (n != 64 || memcmp(s, d->lim.tokenizer_sha256, 64) != 0)
             return sw_err_set(SW_EINVAL,
                               "%s: the stream was tokenized with another tokenizer "
-                              "(%s %.*s, the model folder's tokenizer.json has sha256 %.12s...)",
-                              d->src, keys[i], (int)(n > 16 ? 16 : n), s, d->lim.tokenizer_sha256);
+                              "(%s %.16s..., the model folder's tokenizer has sha256 %.16s...)",
+                              d->src, keys[i], s, d->lim.tokenizer_sha256);
     }
     size_t len;
     const void *raw = sw_record_raw(sw_stream_reader_header_record(d->r), &len);
@@ -328,8 +329,29 @@ static int check_header(struct sw_train_data *d) {
 
 /* ---- source ------------------------------------------------------------------------------ */
 
+/* 1 when path holds JSON (a dataset file sw-pack reads), looking through gzip. */
+static int looks_like_json(const char *path) {
+    gzFile gz = gzopen(path, "rb");
+    if (!gz) return 0;
+    char buf[256];
+    int n = gzread(gz, buf, sizeof buf);
+    gzclose(gz);
+    for (int i = 0; i < n; i++) {
+        if (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n') continue;
+        return buf[i] == '{' || buf[i] == '[';
+    }
+    return 0;
+}
+
 static int reader_open(struct sw_train_data *d) {
-    SW_TRY(sw_stream_open_read(&d->r, d->src, &d->sopts));
+    int rc = sw_stream_open_read(&d->r, d->src, &d->sopts);
+    if (rc == SW_EFORMAT && d->reopenable && looks_like_json(d->src))
+        return sw_err_set(SW_EFORMAT,
+                          "%s is a JSON dataset, not an sws stream: run sw-pack first, e.g. "
+                          "sw-pack --tokenizer MODEL_DIR --dataset %s --output train.sws, then "
+                          "pass train.sws (or pipe: sw-pack ... | sw-train --dataset -)",
+                          d->src, d->src);
+    if (rc < 0) return rc;
     return check_header(d);
 }
 

@@ -149,6 +149,12 @@ struct sw_trainer {
     int n_val;
     json_t *args;
     double t0;
+    /* where this run writes (output_dir/vN-... or output_dir; sw_run_dir.h) and its reports
+     * (TensorBoard, plots; sw_train_report.h), set up in sw_train.c */
+    char *run_dir;
+    struct sw_train_report *report;
+    char *files_dir; /* where checkpoints take tokenizer files from when model_dir is NULL (the
+                        stream's tokenizer, for init_from_config runs); NULL: none */
 };
 
 /* sw_train_setup.c — setup_model opens the backend and resolves the precision

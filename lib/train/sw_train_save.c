@@ -2,11 +2,13 @@
  * full training, the LoRA A/B matrices for LoRA; downloaded first when they live on a device),
  * the optimizer moments (a host copy of the device-resident ones on CUDA, so the files are the
  * same), the adapter description, the state (steps, data position, RNG), and args.json built
- * from the option table the options were parsed with. */
+ * from the option table the options were parsed with; after each save the curves in
+ * <run>/images/ are redrawn. */
 #include "sw_train_impl.h"
 
 #include "sw_err.h"
 #include "sw_log.h"
+#include "sw_train_report.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -67,7 +69,7 @@ int sw_train_save(struct sw_trainer *t) {
         .base_model = t->model_dir,
     };
     struct sw_ckpt_save_args a = {
-        .output_dir = o->output_dir,
+        .output_dir = t->run_dir,
         .step = st->global_step,
         .lora = t->lora,
         .tensors = ts,
@@ -75,6 +77,7 @@ int sw_train_save(struct sw_trainer *t) {
         .config = &t->cfg,
         .lora_cfg = &lc,
         .model_dir = t->model_dir,
+        .tokenizer_dir = t->files_dir,
         .max_shard_bytes = o->max_shard_size > 0 ? (uint64_t)o->max_shard_size : 0,
         .optimizer = o->save_only_model ? NULL : opt,
         .state = st,
@@ -86,6 +89,11 @@ int sw_train_save(struct sw_trainer *t) {
     if (rc == 0) {
         sw_info("saved %s", path);
         t->last_saved_step = st->global_step;
+        /* ms-swift redraws its images/ at every save: the curves so far, from log_history. */
+        if (sw_train_report_plots(t->run_dir, st->log_history) < 0) {
+            sw_warn("%s", sw_err_msg());
+            sw_err_clear();
+        }
     }
     free(path);
     sw_adamw_free(dev_copy);

@@ -2,16 +2,21 @@
  * state, RNG, log history), the folder is complete and atomic (no .tmp left, same step replaced),
  * tokenizer files are copied byte for byte, sharding, save_total_limit keeps the newest and the
  * best, and every kind of damage on load (missing manifest, missing file, modified byte,
- * malformed JSON, missing key, wrong optimizer parameters) fails with the file named. */
+ * malformed JSON, missing key, wrong optimizer parameters) fails with the file named. Also the
+ * run folders (sw_run_dir: vN-YYYYMMDD-HHMMSS numbering, latest across runs, refusing a used
+ * folder, cleanup after a failed run) and the complete-HF-folder files of a checkpoint
+ * (tokenizer.json.gz, tokenizer_dir, a generation_config.json derived from config.json). */
 #include "sw_ckpt.h"
 #include "sw_err.h"
 #include "sw_io.h"
 #include "sw_log.h"
+#include "sw_run_dir.h"
 #include "tap.h"
 
 #include <dirent.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static char root[256];
@@ -406,6 +411,122 @@ static void test_prune_and_latest(void) {
     fixture_release(&fx);
 }
 
+/* Issue 10, defect 2: tokenizer.json.gz is copied, a model folder without a tokenizer takes
+ * tokenizer_dir's, and a generation_config.json is always there (the model folder's, else the
+ * one derived from config.json). */
+static void test_hf_folder_files(void) {
+    struct fixture fx;
+    fixture_init(&fx, 0);
+    char *tdir = pathf("%s", "tokdir");
+    mkdir(tdir, 0755);
+    write_str(pathf("%s", "tokdir/tokenizer.json.gz"), "not really gzip, copied byte for byte");
+    write_str(pathf("%s", "tokdir/tokenizer_config.json"), "{\"chat_template\": \"x\"}\n");
+    char *ndir = pathf("%s", "notok");
+    mkdir(ndir, 0755);
+    char out[1024];
+    snprintf(out, sizeof out, "%s", pathf("%s", "hf"));
+    struct sw_adapter_config lc = {4, 8, 0.05, 0, "q_proj", "/models/base"};
+    struct sw_ckpt_save_args a = {
+        .output_dir = out, .step = 1, .tensors = fx.t, .n_tensors = 2, .config = &fx.cfg,
+        .lora_cfg = &lc, .model_dir = ndir, .tokenizer_dir = tdir, .state = &fx.st,
+    };
+    IS_INT(sw_ckpt_save(&a, NULL), 0, "save with a tokenizer_dir (%s)", sw_err_msg());
+    OK(file_exists(pathf("%s", "hf/checkpoint-1/tokenizer.json.gz")) &&
+           file_exists(pathf("%s", "hf/checkpoint-1/tokenizer_config.json")),
+       "tokenizer.json.gz and tokenizer_config.json come from tokenizer_dir");
+    char *g = NULL;
+    size_t n = 0;
+    IS_INT(sw_read_file(pathf("%s", "hf/checkpoint-1/generation_config.json"), &g, &n, 0), 0,
+           "generation_config.json written without one in the model folder");
+    IS_STR(g, "{\n  \"_from_model_config\": true,\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2\n}\n",
+           "derived from config.json as transformers does (bos 1, eos 2, no pad)");
+    free(g);
+    IS_INT(sw_ckpt_verify_manifest(pathf("%s", "hf/checkpoint-1")), 0, "listed in the manifest");
+    /* A model folder with its own generation config wins. */
+    write_str(pathf("%s", "notok/generation_config.json"), "{\"do_sample\": true}\n");
+    a.step = 2;
+    IS_INT(sw_ckpt_save(&a, NULL), 0, "save 2");
+    IS_INT(sw_read_file(pathf("%s", "hf/checkpoint-2/generation_config.json"), &g, &n, 0), 0,
+           "read");
+    IS_STR(g, "{\"do_sample\": true}\n", "the model folder's generation_config.json is copied");
+    free(g);
+    fixture_release(&fx);
+}
+
+/* Issue 10, defect 3: ms-swift's run folders. */
+static void test_run_dirs(void) {
+    struct fixture fx;
+    fixture_init(&fx, 0);
+    char out[1024], *r0 = NULL, *r1 = NULL, *r2 = NULL, *p = NULL;
+    snprintf(out, sizeof out, "%s", pathf("%s", "runs/deeper"));
+    int made = 0;
+    IS_INT(sw_run_dir_create(out, &r0, &made), 0, "first run folder (%s)", sw_err_msg());
+    OK(made == 1, "output_dir did not exist: made_parent");
+    const char *base = r0 ? strrchr(r0, '/') + 1 : "";
+    OK(strncmp(base, "v0-", 3) == 0 && strlen(base) == 3 + 15 && base[11] == '-',
+       "v0-YYYYMMDD-HHMMSS: %s", base);
+    mkdir(pathf("%s", "runs/deeper/v7-old"), 0755);
+    mkdir(pathf("%s", "runs/deeper/vx"), 0755); /* not a version */
+    IS_INT(sw_run_dir_create(out, &r1, &made), 0, "second run folder");
+    OK(made == 0, "output_dir existed");
+    OK(r1 && strncmp(strrchr(r1, '/') + 1, "v8-", 3) == 0, "next version after v7: %s", r1);
+    IS_INT(sw_run_dir_create(out, &r2, NULL), 0, "third, same second");
+    OK(r2 && strncmp(strrchr(r2, '/') + 1, "v9-", 3) == 0, "v9, never the same folder: %s", r2);
+    IS_INT(sw_run_dir_latest_checkpoint(out, &p), SW_ENOTFOUND, "no checkpoint anywhere yet");
+    OK(strstr(sw_err_msg(), "vN-*"), "the message says where it looked: %s", sw_err_msg());
+    IS_INT(save(&fx, r0, 7, 0, NULL, 0, 0, NULL), 0, "v0/checkpoint-7");
+    IS_INT(save(&fx, r1, 2, 0, NULL, 0, 0, NULL), 0, "v8/checkpoint-2");
+    IS_INT(save(&fx, r1, 3, 0, NULL, 0, 0, NULL), 0, "v8/checkpoint-3");
+    IS_INT(sw_run_dir_latest_checkpoint(out, &p), 0, "latest found");
+    OK(p && r1 && strncmp(p, r1, strlen(r1)) == 0 && strstr(p, "/checkpoint-3"),
+       "the newest run's newest checkpoint (v8, not v9 without one nor v0's higher step): %s", p);
+    char *of = NULL;
+    IS_INT(sw_run_dir_of_checkpoint(out, p, &of), 0, "run folder of the checkpoint");
+    OK(of && strcmp(strrchr(of, '/'), strrchr(r1, '/')) == 0 && strncmp(of, out, strlen(out)) == 0,
+       "continues output_dir/v8-...: %s", of);
+    free(of), of = NULL;
+    IS_INT(sw_run_dir_of_checkpoint(pathf("%s", "runs"), p, &of), 0, "from another output_dir");
+    OK(of == NULL, "a checkpoint two levels down is not continued in place");
+    free(p), p = NULL;
+    /* add_version false: output_dir's own checkpoints count when newer (the versioned one is
+     * made an hour older rather than sleeping). */
+    IS_INT(save(&fx, out, 1, 0, NULL, 0, 0, NULL), 0, "output_dir/checkpoint-1 (unversioned)");
+    struct timeval old[2];
+    gettimeofday(&old[0], NULL);
+    old[0].tv_sec -= 3600;
+    old[1] = old[0];
+    char v8ck[1100];
+    snprintf(v8ck, sizeof v8ck, "%s/checkpoint-3", r1);
+    OK(utimes(v8ck, old) == 0, "backdate v8/checkpoint-3");
+    IS_INT(sw_run_dir_latest_checkpoint(out, &p), 0, "latest with an unversioned run");
+    IS_STR(p, pathf("%s", "runs/deeper/checkpoint-1"), "the newer, unversioned checkpoint");
+    free(p);
+    /* A folder holding a run is refused; empty or absent ones are not. */
+    IS_INT(sw_run_dir_check_unused(pathf("%s", "runs/nothing-here")), 0, "absent folder is fine");
+    IS_INT(sw_run_dir_check_unused(r2), 0, "empty folder is fine");
+    write_str(pathf("%s", "runs/empty.jsonl"), "");
+    IS_INT(sw_run_dir_check_unused(r0), SW_EINVAL, "a folder with checkpoint-7 is refused");
+    OK(strstr(sw_err_msg(), "checkpoint-7") && strstr(sw_err_msg(), "add_version"),
+       "names what it holds and how to go on: %s", sw_err_msg());
+    /* Cleanup after a failed run: empty things go, anything with data stays. */
+    char fresh[1024];
+    snprintf(fresh, sizeof fresh, "%s", pathf("%s", "fail/v0-x"));
+    mkdir(pathf("%s", "fail"), 0755);
+    mkdir(fresh, 0755);
+    write_str(pathf("%s", "fail/v0-x/logging.jsonl"), "");
+    mkdir(pathf("%s", "fail/v0-x/images"), 0755);
+    static const char *const made_files[] = {"logging.jsonl", "images", "runs", NULL};
+    sw_run_dir_cleanup(pathf("%s", "fail"), fresh, 1, 1, made_files);
+    OK(!file_exists(pathf("%s", "fail")), "empty log, empty images/, run folder and output_dir removed");
+    mkdir(pathf("%s", "fail"), 0755);
+    mkdir(fresh, 0755);
+    write_str(pathf("%s", "fail/v0-x/logging.jsonl"), "{\"step\": 5}\n");
+    sw_run_dir_cleanup(pathf("%s", "fail"), fresh, 1, 1, made_files);
+    OK(file_exists(pathf("%s", "fail/v0-x/logging.jsonl")), "a log with a line is kept");
+    free(r0), free(r1), free(r2);
+    fixture_release(&fx);
+}
+
 int main(void) {
     sw_log_set_level(SW_LOG_ERROR);
     const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -416,6 +537,8 @@ int main(void) {
     test_lora();
     test_damage();
     test_prune_and_latest();
+    test_hf_folder_files();
+    test_run_dirs();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) DIAG("could not remove %s", root);

@@ -46,7 +46,10 @@ const struct sw_opt sw_train_options[] = {
     {"warmup_steps", SW_OPT_FLOAT, F(warmup_steps), "0",
      "warmup steps (>= 1), or a fraction of the total (< 1)", 0, 1e12, NULL, NULL},
     {"per_device_train_batch_size", SW_OPT_INT, F(per_device_train_batch_size), "1",
-     "samples per micro-batch (packed back to back); a batch record is one micro-batch", 1, 1 << 20,
+     "samples per micro-batch of a stream of samples (packed back to back); a stream of "
+     "batches (sw-pack --packing / --per_device_train_batch_size) is read one batch record per "
+     "micro-batch and sw-pack's options set its size",
+     1, 1 << 20,
      NULL, NULL},
     {"gradient_accumulation_steps", SW_OPT_INT, F(gradient_accumulation_steps), "1",
      "micro-batches per optimizer step", 1, 1 << 20, NULL, NULL},
@@ -71,11 +74,23 @@ const struct sw_opt sw_train_options[] = {
      "omit the optimizer state (smaller; such checkpoints cannot be resumed)", 0, 0, NULL, NULL},
     {"max_shard_size", SW_OPT_INT, F(max_shard_size), "5000000000",
      "bytes per model.safetensors shard", 1, 1e15, NULL, NULL},
-    {"output_dir", SW_OPT_STRING, F(output_dir), "output", "where checkpoints and logging.jsonl go",
+    {"output_dir", SW_OPT_STRING, F(output_dir), "output",
+     "where runs go: each run writes checkpoint-<step>/, logging.jsonl, images/ and runs/ into "
+     "its own output_dir/vN-YYYYMMDD-HHMMSS/ (see add_version)",
+     0, 0, NULL, NULL},
+    {"add_version", SW_OPT_BOOL, F(add_version), "true",
+     "a vN-YYYYMMDD-HHMMSS folder per run under output_dir (ms-swift); false writes into "
+     "output_dir itself and refuses a folder that already holds a run's records",
      0, 0, NULL, NULL},
     {"resume_from_checkpoint", SW_OPT_STRING, F(resume_from_checkpoint), NULL,
-     "continue exactly from a checkpoint folder (\"latest\": output_dir's newest)", 0, 0, NULL,
-     NULL},
+     "continue exactly from a checkpoint folder (\"latest\": the newest checkpoint of "
+     "output_dir's newest run); a checkpoint inside output_dir continues its run folder",
+     0, 0, NULL, NULL},
+    {"report_to", SW_OPT_LIST, F(report_to), "tensorboard",
+     "tensorboard (event files in logging_dir, ms-swift's default), all, or none",
+     0, 0, NULL, NULL},
+    {"logging_dir", SW_OPT_STRING, F(logging_dir), NULL,
+     "TensorBoard folder (unset: <run folder>/runs)", 0, 0, NULL, NULL},
     {"device", SW_OPT_CHOICE, F(device), "cpu",
      "where to train (cuda: parameters, gradients and AdamW state stay on the GPU)", 0, 0,
      "cpu|cuda", NULL},
@@ -108,10 +123,11 @@ const struct sw_cli sw_train_cli = {
     NULL,
     "sw-train [options]",
     "Train a decoder (Llama, Qwen2, Qwen3) on an sws stream of token samples or packed batches: "
-    "full fine-tuning or LoRA, AdamW with HF's schedules, clipping and decay rule. Writes HF / "
-    "PEFT checkpoints to output_dir/checkpoint-<step>/ (resumable exactly) and metrics to "
-    "output_dir/logging.jsonl. Exit status: 0 done, 1 error, 2 usage, 130/143 stopped by "
-    "SIGINT/SIGTERM after saving a checkpoint.",
+    "full fine-tuning or LoRA, AdamW with HF's schedules, clipping and decay rule. Each run "
+    "writes into output_dir/vN-YYYYMMDD-HHMMSS/: HF / PEFT checkpoints (checkpoint-<step>/, "
+    "complete model folders, resumable exactly), metrics (logging.jsonl), plots (images/*.svg) "
+    "and TensorBoard event files (runs/). Exit status: 0 done, 1 error, 2 usage, 130/143 "
+    "stopped by SIGINT/SIGTERM after saving a checkpoint.",
     sw_train_options,
     0,
     0,
