@@ -23,8 +23,9 @@
 //     dQ += dS·K;
 //   dK/dV kernel, per key tile and kv head: for each query head of the group and each query
 //     tile at or after the key tile, Pᵀ and dSᵀ, then dV += Pᵀ·dO and dK += dSᵀ·Q.
-// In bf16 GEMM mode the same two ops run the tensor-core kernels of attention_bf16.cu instead
-// (bf16 operands, float32 softmax and accumulators), like SDPA under bf16 autocast.
+// In the 16-bit GEMM modes (bf16, fp16) the same two ops run the tensor-core kernels of
+// attention_mma.cu instead (16-bit operands, float32 softmax and accumulators), like SDPA under
+// autocast; the kernels here are the float32 modes' (fp32, tf32).
 // Malformed cu_seqlens / kv_len / a segment longer than max_len raise the device fault (reported
 // as SW_EINVAL at the next sync or download); the kernels clamp so they never read or write out
 // of bounds.
@@ -32,7 +33,6 @@
 #include "cuda_ops.h"
 
 #include <cstdlib>
-#include <cstring>
 
 #define ATT_B 64      // rows per tile (queries and keys)
 #define ATT_T 256     // threads per block
@@ -463,13 +463,6 @@ static int att_bwd_launch(sw_cuda_ctx *c, float *dq, float *dk, float *dv, const
     return 0;
 }
 
-// SW_CUDA_ATTN=wmma selects the first tensor-core kernels (attention_bf16.cu) in bf16 mode, for
-// A/B timing against attention_mma.cu.
-static int att_legacy_wmma(const sw_cuda_ctx *c) {
-    const char *e = getenv("SW_CUDA_ATTN");
-    return c->prec == SW_CUDA_GEMM_BF16 && e && strcmp(e, "wmma") == 0;
-}
-
 int sw_cuda_attention_fwd(struct sw_backend *be, float *out, float *lse, const float *q,
                           const float *k, const float *v, const int32_t *cu_seqlens,
                           const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
@@ -478,9 +471,6 @@ int sw_cuda_attention_fwd(struct sw_backend *be, float *out, float *lse, const f
     att_geom g;
     SW_TRY(att_prepare(c, "attention_fwd", cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
     if (N <= 0 || nseq == 0 || g.ntiles == 0) return 0;
-    if (att_legacy_wmma(c))
-        return sw_cuda_attention_fwd_bf16(c, pick_dp(D), out, lse, q, k, v, cu_seqlens, kv_len,
-                                          nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
     if (c->prec == SW_CUDA_GEMM_BF16 || c->prec == SW_CUDA_GEMM_FP16)
         return sw_cuda_attention_fwd_mma(c, pick_dp(D), out, lse, q, k, v, cu_seqlens, kv_len,
                                          nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
@@ -507,10 +497,6 @@ int sw_cuda_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv
     k_att_delta<<<(unsigned)((NH * 32 + 255) / 256), 256, 0, c->stream>>>(delta, dout, out, NH,
                                                                           (int)D);
     SW_CUDA_LAUNCHED("attention_bwd");
-    if (att_legacy_wmma(c))
-        return sw_cuda_attention_bwd_bf16(c, pick_dp(D), dq, dk, dv, dout, q, k, v, lse, delta,
-                                          cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq,
-                                          (int)Hk, (int)D, scale);
     if (c->prec == SW_CUDA_GEMM_BF16 || c->prec == SW_CUDA_GEMM_FP16)
         return sw_cuda_attention_bwd_mma(c, pick_dp(D), dq, dk, dv, dout, q, k, v, lse, delta,
                                          cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq,

@@ -1,4 +1,4 @@
-// attention_common.cuh — what the f32 (attention.cu) and tensor-core (attention_bf16.cu)
+// attention_common.cuh — what the f32 (attention.cu) and tensor-core (attention_mma.cu)
 // attention kernels share: reading one packed segment's bounds from cu_seqlens.
 #ifndef SW_CUDA_ATTENTION_COMMON_CUH
 #define SW_CUDA_ATTENTION_COMMON_CUH

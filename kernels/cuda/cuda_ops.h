@@ -216,20 +216,10 @@ void sw_cuda_memo_clear(sw_cuda_ctx *c);
 int sw_cuda_colsum(sw_cuda_ctx *c, const char *what, float *out, const float *a, const float *b,
                    const float *rowscale, int64_t N, int64_t C, float beta);
 
-// Tensor-core (bf16 operand) attention kernels of attention_bf16.cu, used by attention_fwd /
-// attention_bwd (attention.cu) in bf16 GEMM mode; dp is head_dim rounded up to 16/32/64/128, ntiles from max_len, delta the
+// FlashAttention-2-style kernels of attention_mma.cu (mma.sync, register-resident scores), used
+// by attention_fwd / attention_bwd (attention.cu) in the 16-bit modes; bf16 or fp16 tiles by
+// c->prec. dp is head_dim rounded up to 16/32/64/128, ntiles from max_len, delta the
 // Σ dout·out of the backward. Arguments checked by the callers.
-int sw_cuda_attention_fwd_bf16(sw_cuda_ctx *c, int dp, float *out, float *lse, const float *q,
-                               const float *k, const float *v, const int32_t *cu,
-                               const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq,
-                               int Hk, int D, float scale);
-int sw_cuda_attention_bwd_bf16(sw_cuda_ctx *c, int dp, float *dq, float *dk, float *dv,
-                               const float *dout, const float *q, const float *k, const float *v,
-                               const float *lse, const float *delta, const int32_t *cu,
-                               const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq,
-                               int Hk, int D, float scale);
-// FlashAttention-2-style kernels of attention_mma.cu (mma.sync, register-resident scores), the
-// default in the 16-bit modes; bf16 or fp16 tiles by c->prec. Same arguments as the pair above.
 int sw_cuda_attention_fwd_mma(sw_cuda_ctx *c, int dp, float *out, float *lse, const float *q,
                               const float *k, const float *v, const int32_t *cu,
                               const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq,
