@@ -302,25 +302,27 @@ uint32_t sw_pyrandom_u32(struct sw_pyrandom *r) {
 
 /* getrandbits(k) for 1 <= k <= 32, then _randbelow's rejection loop. */
 static int64_t randbelow(struct sw_pyrandom *r, int64_t n) {
+    if (n <= 0) return 0; /* never asked; n == 1 still draws (getrandbits(1) until 0), as CPython */
     int k = 0;
-    while (k < 63 && ((int64_t)1 << k) <= n) k++; /* n.bit_length() */
-    if (k > 32) {
-        /* getrandbits(k > 32): 32-bit words, least significant first, the last one shifted */
+    while (k < 63 && ((int64_t)1 << k) <= n) k++; /* n.bit_length(), 1..63 */
+    if (k <= 32) {
+        unsigned shift = (unsigned)(32 - k);
         for (;;) {
-            uint64_t v = 0;
-            int got = 0, left = k;
-            while (left > 0) {
-                uint32_t w = sw_pyrandom_u32(r);
-                if (left < 32) w >>= (32 - left);
-                v |= (uint64_t)w << got;
-                got += 32, left -= 32;
-            }
-            if ((int64_t)v < n) return (int64_t)v;
+            uint32_t v = sw_pyrandom_u32(r) >> shift;
+            if ((int64_t)v < n) return v;
         }
     }
+    /* getrandbits(k > 32): 32-bit words, least significant first, the last one shifted */
     for (;;) {
-        uint32_t v = sw_pyrandom_u32(r) >> (32 - k);
-        if ((int64_t)v < n) return v;
+        uint64_t v = 0;
+        int got = 0, left = k;
+        while (left > 0) {
+            uint32_t w = sw_pyrandom_u32(r);
+            if (left < 32) w >>= (unsigned)(32 - left);
+            v |= (uint64_t)w << got;
+            got += 32, left -= 32;
+        }
+        if ((int64_t)v < n) return (int64_t)v;
     }
 }
 

@@ -77,12 +77,25 @@ static double obj_num(const msgpack_object *o) {
 
 enum { SH_PENDING = 0, SH_OUT, SH_DONE };
 
+/* A worker as the farm knows it: its ROUTER routing id, when it last spoke, whether it was
+ * told that the work is over. */
+struct wk {
+    unsigned char id[256];
+    size_t idlen;
+    double last;
+    int told_done;
+    int busy; /* its last reply was a shard (it may take up to the shard timeout to speak again);
+                 else it was told to wait and asks again within a fraction of a second */
+};
+
 struct farm {
     void *ctx, *sock;
     char *bind;
     int64_t shard;
     double timeout_s;
     int workers_seen;
+    struct wk *wks;
+    size_t nwk;
     /* the current call */
     int kind; /* 0 ll, 1 gen, 2 roll; -1 idle */
     size_t n, nshards, ndone;
@@ -238,6 +251,22 @@ static int farm_serve_one(struct farm *f, int wait_ms, sw_bench_done_fn done, vo
         rc = sw_err_set(SW_EIO, "farm: receive: %s", zmq_strerror(errno));
         goto out;
     }
+    struct wk *w = NULL;
+    size_t il = zmq_msg_size(&rid);
+    for (size_t k = 0; k < f->nwk && !w; k++)
+        if (f->wks[k].idlen == il && memcmp(f->wks[k].id, zmq_msg_data(&rid), il) == 0)
+            w = &f->wks[k];
+    if (!w && il <= sizeof w->id) {
+        struct wk *p = realloc(f->wks, (f->nwk + 1) * sizeof(*p));
+        if (p) {
+            f->wks = p;
+            w = &p[f->nwk++];
+            memset(w, 0, sizeof *w);
+            memcpy(w->id, zmq_msg_data(&rid), il);
+            w->idlen = il;
+        }
+    }
+    if (w) w->last = now_s(), w->told_done = 0, w->busy = 0;
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     msgpack_sbuffer sb;
@@ -262,7 +291,11 @@ static int farm_serve_one(struct farm *f, int wait_ms, sw_bench_done_fn done, vo
                 f->state[s] = SH_OUT;
                 f->deadline[s] = now_s() + f->timeout_s;
                 pack_shard(f, (size_t)s, &sb);
-            } else pack_simple(&sb, finishing ? "done" : "wait", finishing ? -1 : 200);
+                if (w) w->busy = 1;
+            } else {
+                pack_simple(&sb, finishing ? "done" : "wait", finishing ? -1 : 200);
+                if (finishing && w) w->told_done = 1;
+            }
         }
     }
     if (rc == 0) rc = farm_send(f, &rid, &sb);
@@ -317,14 +350,27 @@ static void farm_free(struct sw_bench_backend *b) {
     if (f->sock) zmq_close(f->sock);
     if (f->ctx) zmq_ctx_term(f->ctx);
     free(f->bind);
+    free(f->wks);
     free(f);
+}
+
+/* Workers heard from within the shard timeout that have not been told "done" yet. */
+static int workers_pending(const struct farm *f) {
+    double t = now_s();
+    int n = 0;
+    for (size_t k = 0; k < f->nwk; k++)
+        if (!f->wks[k].told_done && t - f->wks[k].last < (f->wks[k].busy ? f->timeout_s : 2.0))
+            n++;
+    return n;
 }
 
 void sw_bench_farm_finish(struct sw_bench_backend *b, double linger_s) {
     struct farm *f = b->impl;
-    double end = now_s() + linger_s;
-    /* answer "done" to whoever asks while we linger, so the workers exit cleanly */
-    while (now_s() < end)
+    /* Answer "done" to whoever asks, so the workers exit cleanly: at least linger_s, and on
+     * while a worker that is alive (heard from within the shard timeout: it may be finishing a
+     * shard that another worker already answered) has not been told, up to the timeout. */
+    double start = now_s(), end = start + linger_s, cap = start + linger_s + f->timeout_s;
+    while (now_s() < end || (workers_pending(f) > 0 && now_s() < cap))
         if (farm_serve_one(f, 100, NULL, NULL, 1) < 0) break;
 }
 

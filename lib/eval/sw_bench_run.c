@@ -494,7 +494,7 @@ static int score_task(struct task_run *r, struct cache *cache, int chat, const c
             json_decref(s);
             break;
         }
-        char *line = json_dumps(s, JSON_COMPACT | JSON_ENSURE_ASCII * 0);
+        char *line = json_dumps(s, JSON_COMPACT);
         json_decref(s);
         if (!line || fprintf(af.fp, "%s\n", line) < 0) rc = sw_err_errno("cannot write '%s'", path);
         free(line);

@@ -71,6 +71,13 @@ static void test_pyrandom(void) {
     OK(memcmp(idx, p2, sizeof p2) == 0, "random.sample(40, 5)");
     sw_pyrandom_sample(&r, 40, 8, idx);
     OK(memcmp(idx, p3, sizeof p3) == 0, "random.sample(40, 8) (setsize grows with k)");
+    /* n == 1 still consumes draws: sample(range(2), 2) then sample(range(3), 1) */
+    sw_pyrandom_seed(&r, 1234);
+    sw_pyrandom_sample(&r, 2, 2, idx);
+    int64_t a0 = idx[0], a1 = idx[1];
+    sw_pyrandom_sample(&r, 3, 1, idx);
+    OK(a0 == 1 && a1 == 0 && idx[0] == 0, "random.sample(2, 2), then (3, 1): %lld %lld %lld",
+       (long long)a0, (long long)a1, (long long)idx[0]);
 }
 
 static void test_extract(void) {
