@@ -42,20 +42,20 @@ enum sw_hub_repo_type { SW_HUB_MODEL = 0, SW_HUB_DATASET = 1 };
 enum sw_hub_file_state {
     SW_HUB_FILE_FETCH = 0, /* downloaded (dry run: would be) */
     SW_HUB_FILE_CACHED,    /* already in place, nothing transferred */
-    SW_HUB_FILE_LINKED,    /* blob already in the cache (shared with another revision): linked only */
+    SW_HUB_FILE_LINKED, /* blob already in the cache (shared with another revision): linked only */
 };
 
 /* One file of a repo listing. Strings are owned by the listing/result that holds the file. */
 struct sw_hub_file {
-    char *path;         /* repo-relative, '/'-separated, validated (sw_hub_path_check) */
-    int64_t size;       /* bytes; -1 when the hub did not say */
-    char *etag;         /* blob name in the cache: sha256 (LFS) or git blob sha1; NULL if unknown */
-    char sha256[65];    /* lowercase hex, "" when unknown */
-    char oid[41];       /* git blob sha1 of the bytes (plain files) or of the LFS pointer; "" unknown */
-    char *pointer_oid;  /* for LFS files: the pointer's git oid (tree cache blob_id), else NULL */
-    int lfs;            /* stored in LFS (verified by sha256) */
+    char *path;      /* repo-relative, '/'-separated, validated (sw_hub_path_check) */
+    int64_t size;    /* bytes; -1 when the hub did not say */
+    char *etag;      /* blob name in the cache: sha256 (LFS) or git blob sha1; NULL if unknown */
+    char sha256[65]; /* lowercase hex, "" when unknown */
+    char oid[41]; /* git blob sha1 of the bytes (plain files) or of the LFS pointer; "" unknown */
+    char *pointer_oid; /* for LFS files: the pointer's git oid (tree cache blob_id), else NULL */
+    int lfs;           /* stored in LFS (verified by sha256) */
     enum sw_hub_file_state state;
-    char *local;        /* final path: snapshot entry or local_dir file (NULL before planning) */
+    char *local; /* final path: snapshot entry or local_dir file (NULL before planning) */
 };
 
 /* Progress, reported from the calling thread about 10 times a second and once at the end. */
@@ -89,14 +89,14 @@ struct sw_hub_opts {
     size_t nexclude;
     const char *const *files; /* exact repo paths to fetch (all must exist), in addition to globs */
     size_t nfiles;
-    int max_workers;          /* parallel downloads; default 8 */
-    int max_retries;          /* per file and per API call; default 5 */
-    double max_wait_s;        /* cap on one backoff or Retry-After wait; default 60 */
-    int offline;              /* -1: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE; 0 online; 1 cache only */
-    int dry_run;              /* list what would be fetched; writes nothing */
-    int force;                /* download again even what is cached */
-    int verify;               /* re-hash files already in place; corrupt ones are fetched again */
-    int quiet;                /* no progress bar from sw_hub_resolve_model's default display */
+    int max_workers;   /* parallel downloads; default 8 */
+    int max_retries;   /* per file and per API call; default 5 */
+    double max_wait_s; /* cap on one backoff or Retry-After wait; default 60 */
+    int offline;       /* -1: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE; 0 online; 1 cache only */
+    int dry_run;       /* list what would be fetched; writes nothing */
+    int force;         /* download again even what is cached */
+    int verify;        /* re-hash files already in place; corrupt ones are fetched again */
+    int quiet;         /* no progress bar from sw_hub_resolve_model's default display */
     sw_hub_progress_fn progress;
     void *progress_ctx;
 };
@@ -105,15 +105,15 @@ void sw_hub_opts_init(struct sw_hub_opts *o);
 
 /* The outcome of a fetch. */
 struct sw_hub_result {
-    char *folder;             /* snapshot folder in the cache, or the local_dir */
-    char *commit;             /* the revision's commit (ModelScope: a content id, docs/fetch.md) */
-    char *repo_dir;           /* <cache>/models--org--name (NULL with local_dir) */
+    char *folder;              /* snapshot folder in the cache, or the local_dir */
+    char *commit;              /* the revision's commit (ModelScope: a content id, docs/fetch.md) */
+    char *repo_dir;            /* <cache>/models--org--name (NULL with local_dir) */
     struct sw_hub_file *files; /* the selected files, in listing order */
     size_t nfiles;
     size_t nfetched, ncached, nlinked;
-    uint64_t bytes_fetched;   /* payload bytes transferred by this call */
-    uint64_t bytes_total;     /* size of the selected files */
-    int from_cache;           /* 1: resolved from the cache without the hub (offline or hub down) */
+    uint64_t bytes_fetched; /* payload bytes transferred by this call */
+    uint64_t bytes_total;   /* size of the selected files */
+    int from_cache;         /* 1: resolved from the cache without the hub (offline or hub down) */
 };
 void sw_hub_result_release(struct sw_hub_result *r);
 

@@ -81,7 +81,8 @@ static int hasher_final(struct hasher *h, char *hex, size_t cap) {
     } else {
         unsigned int dn = 0;
         n = 20;
-        if (EVP_DigestFinal_ex(h->c, d, &dn) != 1 || dn != 20) rc = sw_err_set(SW_EIO, "sha1: final failed");
+        if (EVP_DigestFinal_ex(h->c, d, &dn) != 1 || dn != 20)
+            rc = sw_err_set(SW_EIO, "sha1: final failed");
     }
     hasher_release(h);
     if (rc == 0 && cap > 2 * n) sw_hex(d, n, hex);
@@ -100,7 +101,8 @@ static int hash_fd(int fd, uint64_t len, struct hasher *h, const char *what) {
         ssize_t r = pread(fd, buf, want, (off_t)off);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) {
-            rc = r < 0 ? sw_err_errno("read '%s'", what) : sw_err_set(SW_ETRUNC, "'%s' shrank while hashing", what);
+            rc = r < 0 ? sw_err_errno("read '%s'", what)
+                       : sw_err_set(SW_ETRUNC, "'%s' shrank while hashing", what);
             break;
         }
         rc = hasher_update(h, buf, (size_t)r);
@@ -116,7 +118,8 @@ int sw_hub_hash_file(const char *path, int want_sha256, char *hex, size_t cap) {
     struct stat st;
     struct hasher h;
     int rc = fstat(fd, &st) < 0 ? sw_err_errno("stat '%s'", path) : 0;
-    if (rc == 0) rc = hasher_init(&h, want_sha256 ? HASH_SHA256 : HASH_GIT_SHA1, (int64_t)st.st_size);
+    if (rc == 0)
+        rc = hasher_init(&h, want_sha256 ? HASH_SHA256 : HASH_GIT_SHA1, (int64_t)st.st_size);
     if (rc == 0) {
         rc = hash_fd(fd, (uint64_t)st.st_size, &h, path);
         if (rc == 0)
@@ -149,8 +152,9 @@ int sw_hub_mkdirs_below(const char *root, const char *rel_dir) {
             }
         }
         if (S_ISLNK(st.st_mode)) {
-            rc = sw_err_set(SW_EIO, "'%s' is a symbolic link: refusing to write through it (it could "
-                                    "point outside '%s')",
+            rc = sw_err_set(SW_EIO,
+                            "'%s' is a symbolic link: refusing to write through it (it could "
+                            "point outside '%s')",
                             p, root);
             break;
         }
@@ -204,7 +208,8 @@ struct worker {
     char buf[4 << 20]; /* write gathering for the partial file */
 };
 
-static void slot_set(struct pool *p, struct slot *s, const char *path, uint64_t done, uint64_t total) {
+static void slot_set(struct pool *p, struct slot *s, const char *path, uint64_t done,
+                     uint64_t total) {
     pthread_mutex_lock(&p->mu);
     s->path = path;
     atomic_store(&s->done, done);
@@ -217,21 +222,21 @@ enum { XF_OK = 0, XF_RESTART = 1, XF_FATAL = 2 };
 
 struct xfer {
     int fd;
-    uint64_t have;     /* bytes in the partial file (and hashed) */
-    int64_t size;      /* expected, -1 unknown */
+    uint64_t have; /* bytes in the partial file (and hashed) */
+    int64_t size;  /* expected, -1 unknown */
     struct hasher *hs;
     enum hash_kind kind;
     struct sw_hub_headers h;
     int checked, discard, fail, fail_code;
     char fail_msg[600];
-    uint64_t flushed;  /* bytes handed to writeback */
-    char *buf;         /* libcurl hands over 16 KiB at a time: gathered here, written in big pwrites */
+    uint64_t flushed; /* bytes handed to writeback */
+    char *buf; /* libcurl hands over 16 KiB at a time: gathered here, written in big pwrites */
     size_t buffered, cap;
-    uint64_t moved;    /* bytes received in this attempt */
-    uint64_t fetched;  /* payload bytes over all attempts */
+    uint64_t moved;   /* bytes received in this attempt */
+    uint64_t fetched; /* payload bytes over all attempts */
     struct pool *pool;
     struct slot *slot;
-    const char *path;  /* repo path, for messages */
+    const char *path; /* repo path, for messages */
 };
 
 static size_t xf_fail(struct xfer *x, int how, int code, const char *fmt, ...)
@@ -277,7 +282,8 @@ static int xf_flush(struct xfer *x) {
 #ifdef SYNC_FILE_RANGE_WRITE
     /* Start writeback as we go, so the fsync before the rename has little left to do. */
     if (x->have - x->flushed >= (32u << 20)) {
-        (void)sync_file_range(x->fd, (off_t)x->flushed, (off_t)(x->have - x->flushed), SYNC_FILE_RANGE_WRITE);
+        (void)sync_file_range(x->fd, (off_t)x->flushed, (off_t)(x->have - x->flushed),
+                              SYNC_FILE_RANGE_WRITE);
         x->flushed = x->have;
     }
 #endif
@@ -296,29 +302,30 @@ static size_t xf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
                                (long long)x->h.range_start, (unsigned long long)x->have);
             if (x->size >= 0 && x->h.range_total >= 0 && x->h.range_total != x->size)
                 return xf_fail(x, XF_FATAL, SW_ECORRUPT,
-                               "'%s': the server has %lld bytes, the listing announced %lld", x->path,
-                               (long long)x->h.range_total, (long long)x->size);
+                               "'%s': the server has %lld bytes, the listing announced %lld",
+                               x->path, (long long)x->h.range_total, (long long)x->size);
         } else if (st == 200) {
             if (x->have > 0 && xf_truncate(x) < 0)
-                return xf_fail(x, XF_FATAL, SW_EIO, "'%s': cannot restart the partial file: %s", x->path,
-                               strerror(errno));
+                return xf_fail(x, XF_FATAL, SW_EIO, "'%s': cannot restart the partial file: %s",
+                               x->path, strerror(errno));
             if (x->size >= 0 && x->h.content_length >= 0 && x->h.content_length != x->size)
                 return xf_fail(x, XF_FATAL, SW_ECORRUPT,
-                               "'%s': the server sends %lld bytes, the listing announced %lld", x->path,
-                               (long long)x->h.content_length, (long long)x->size);
+                               "'%s': the server sends %lld bytes, the listing announced %lld",
+                               x->path, (long long)x->h.content_length, (long long)x->size);
         } else {
             x->discard = 1; /* an error page: its status is handled after the transfer */
         }
     }
     if (x->discard) return n;
     /* Bound what is written by what was announced (listing, else Content-Length/-Range). */
-    int64_t bound = x->size >= 0                   ? x->size
-                    : x->h.range_total >= 0        ? x->h.range_total
+    int64_t bound = x->size >= 0                                     ? x->size
+                    : x->h.range_total >= 0                          ? x->h.range_total
                     : x->h.content_length >= 0 && x->h.status == 200 ? x->h.content_length
-                                                   : -1;
+                                                                     : -1;
     if (bound >= 0 && x->have + n > (uint64_t)bound)
         return xf_fail(x, XF_FATAL, SW_ECORRUPT,
-                       "'%s': the server sent more than the %lld bytes announced", x->path, (long long)bound);
+                       "'%s': the server sent more than the %lld bytes announced", x->path,
+                       (long long)bound);
     if (x->buffered + n > x->cap && x->buffered > 0 && xf_flush(x) < 0)
         return xf_fail(x, XF_FATAL, SW_EIO, "'%s': write failed: %s", x->path, strerror(errno));
     if (n > x->cap) { /* larger than the buffer: straight to the file */
@@ -328,7 +335,8 @@ static size_t xf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
         x->buf = ptr;
         int bad = xf_flush(x) < 0;
         x->buf = keep;
-        if (bad) return xf_fail(x, XF_FATAL, SW_EIO, "'%s': write failed: %s", x->path, strerror(errno));
+        if (bad)
+            return xf_fail(x, XF_FATAL, SW_EIO, "'%s': write failed: %s", x->path, strerror(errno));
     } else {
         memcpy(x->buf + x->buffered, ptr, n);
         x->buffered += n;
@@ -365,7 +373,8 @@ static int lock_take(const char *path, const char *what) {
             close(fd);
             return sw_err_errno("lock '%s'", path);
         }
-        if (!said++) sw_log(SW_LOG_INFO, "waiting for another process that is downloading '%s'", what);
+        if (!said++)
+            sw_log(SW_LOG_INFO, "waiting for another process that is downloading '%s'", what);
         if (sw_signal_pending()) {
             close(fd);
             return sw_err_set(SW_EINTR, "interrupted");
@@ -422,14 +431,23 @@ static int job_transfer(struct worker *w, struct sw_hub_job *j) {
         sw_log(SW_LOG_DEBUG, "'%s': resuming at byte %llu", f->path, (unsigned long long)have);
         rc = hash_fd(fd, have, &hs, j->incomplete);
     }
-    struct xfer x = {.fd = fd, .have = have, .size = f->size, .hs = &hs, .kind = kind,
-                     .flushed = have, .pool = p, .slot = w->slot, .path = f->path,
-                     .buf = w->buf, .cap = sizeof w->buf};
+    struct xfer x = {.fd = fd,
+                     .have = have,
+                     .size = f->size,
+                     .hs = &hs,
+                     .kind = kind,
+                     .flushed = have,
+                     .pool = p,
+                     .slot = w->slot,
+                     .path = f->path,
+                     .buf = w->buf,
+                     .cap = sizeof w->buf};
     slot_set(p, w->slot, f->path, 0, f->size > 0 ? (uint64_t)f->size : 0);
     xf_account(&x, (int64_t)have);
     int attempt = 0;
     while (rc == 0) {
-        if (f->size >= 0 && x.have == (uint64_t)f->size && x.have > 0) break; /* all on disk already */
+        if (f->size >= 0 && x.have == (uint64_t)f->size && x.have > 0)
+            break; /* all on disk already */
         char range[48];
         snprintf(range, sizeof range, "%llu-", (unsigned long long)x.have);
         sw_hub_headers_reset(&x.h);
@@ -457,7 +475,8 @@ static int job_transfer(struct worker *w, struct sw_hub_job *j) {
         }
         if (x.fail == XF_FATAL) {
             rc = sw_err_set(x.fail_code, "%s", x.fail_msg);
-            if (x.fail_code == SW_ECORRUPT) (void)ftruncate(fd, 0); /* nothing of it can be trusted */
+            if (x.fail_code == SW_ECORRUPT)
+                (void)ftruncate(fd, 0); /* nothing of it can be trusted */
             break;
         }
         if (x.fail == XF_RESTART) {
@@ -467,7 +486,8 @@ static int job_transfer(struct worker *w, struct sw_hub_job *j) {
                 break;
             }
             if (attempt++ >= n->max_retries) {
-                rc = sw_err_set(SW_EIO, "'%s': the server keeps resuming at the wrong offset", f->path);
+                rc = sw_err_set(SW_EIO, "'%s': the server keeps resuming at the wrong offset",
+                                f->path);
                 break;
             }
             continue;
@@ -494,7 +514,8 @@ static int job_transfer(struct worker *w, struct sw_hub_job *j) {
         if (x.moved > 0) {
             attempt = 0;
             sw_log(SW_LOG_DEBUG, "'%s': transfer stopped at byte %llu (%s); resuming", f->path,
-                   (unsigned long long)x.have, cc != CURLE_OK ? curl_easy_strerror(cc) : "short body");
+                   (unsigned long long)x.have,
+                   cc != CURLE_OK ? curl_easy_strerror(cc) : "short body");
             continue;
         }
         if (attempt >= n->max_retries) {
@@ -509,14 +530,17 @@ static int job_transfer(struct worker *w, struct sw_hub_job *j) {
             break;
         }
         sw_log(SW_LOG_DEBUG, "'%s': %s; retry %d of %d", f->path,
-               cc != CURLE_OK ? curl_easy_strerror(cc) : "server busy", attempt + 1, n->max_retries);
+               cc != CURLE_OK ? curl_easy_strerror(cc) : "server busy", attempt + 1,
+               n->max_retries);
         rc = sw_hub_backoff(n, attempt, cc == CURLE_OK ? x.h.retry_after : -1);
         attempt++;
     }
     j->fetched += x.fetched;
     char got[72] = "";
-    if (rc == 0) rc = hasher_final(&hs, got, sizeof got);
-    else hasher_release(&hs);
+    if (rc == 0)
+        rc = hasher_final(&hs, got, sizeof got);
+    else
+        hasher_release(&hs);
     if (rc == 0 && f->size >= 0 && x.have != (uint64_t)f->size)
         rc = sw_err_set(SW_ECORRUPT, "'%s': got %llu bytes, the listing announced %lld", f->path,
                         (unsigned long long)x.have, (long long)f->size);
@@ -528,11 +552,13 @@ static int job_transfer(struct worker *w, struct sw_hub_job *j) {
     }
     /* The hub's own ids for what it sent must agree with the listing. */
     if (rc == 0 && f->lfs && x.h.linked_etag[0] && f->etag && strcmp(x.h.linked_etag, f->etag) != 0)
-        rc = sw_err_set(SW_ECORRUPT, "'%s': the hub's X-Linked-Etag %s differs from the listing's %s",
-                        f->path, x.h.linked_etag, f->etag);
-    if (rc == 0 && !f->lfs && f->oid[0] && x.h.etag[0] && strlen(x.h.etag) == 40 && strcmp(x.h.etag, f->oid) != 0)
-        rc = sw_err_set(SW_ECORRUPT, "'%s': the hub's ETag %s differs from the listing's %s", f->path,
-                        x.h.etag, f->oid);
+        rc = sw_err_set(SW_ECORRUPT,
+                        "'%s': the hub's X-Linked-Etag %s differs from the listing's %s", f->path,
+                        x.h.linked_etag, f->etag);
+    if (rc == 0 && !f->lfs && f->oid[0] && x.h.etag[0] && strlen(x.h.etag) == 40 &&
+        strcmp(x.h.etag, f->oid) != 0)
+        rc = sw_err_set(SW_ECORRUPT, "'%s': the hub's ETag %s differs from the listing's %s",
+                        f->path, x.h.etag, f->oid);
     if (rc == 0 && j->commit && x.h.repo_commit[0] && strcmp(x.h.repo_commit, j->commit) != 0)
         rc = sw_err_set(SW_ECORRUPT, "'%s': served from commit %s, not the listed %s", f->path,
                         x.h.repo_commit, j->commit);
@@ -545,10 +571,12 @@ static int job_transfer(struct worker *w, struct sw_hub_job *j) {
     if (rc < 0) return rc;
     if (!j->final) { /* no published id: the blob is named by the sha256 just computed */
         size_t len = strlen(j->blobs_dir) + strlen(got) + 2;
-        if (!(j->final = malloc(len)) || !(f->etag = strdup(got))) return sw_err_set(SW_ENOMEM, "out of memory");
+        if (!(j->final = malloc(len)) || !(f->etag = strdup(got)))
+            return sw_err_set(SW_ENOMEM, "out of memory");
         snprintf(j->final, len, "%s/%s", j->blobs_dir, got);
     }
-    if (rename(j->incomplete, j->final) < 0) return sw_err_errno("rename '%s' to '%s'", j->incomplete, j->final);
+    if (rename(j->incomplete, j->final) < 0)
+        return sw_err_errno("rename '%s' to '%s'", j->incomplete, j->final);
     j->renamed = 1; /* its folder is fsynced once, after all the jobs (sw_hub_download_jobs) */
     f->state = SW_HUB_FILE_FETCH;
     return 0;
@@ -586,7 +614,8 @@ static int job_finish(struct sw_hub_job *j) {
             free(target);
             return sw_err_set(SW_ENOMEM, "out of memory");
         }
-        snprintf(tmp, len, "%s.sw-tmp.%d.%lx", j->link, (int)getpid(), (unsigned long)pthread_self());
+        snprintf(tmp, len, "%s.sw-tmp.%d.%lx", j->link, (int)getpid(),
+                 (unsigned long)pthread_self());
         unlink(tmp);
         if (symlink(target, tmp) < 0)
             rc = sw_err_errno("symlink '%s'", tmp);
@@ -602,8 +631,8 @@ static int job_finish(struct sw_hub_job *j) {
         char buf[512];
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        int len = snprintf(buf, sizeof buf, "%s\n%s\n%.6f\n", j->commit ? j->commit : "", f->etag ? f->etag : "",
-                           (double)ts.tv_sec + ts.tv_nsec * 1e-9);
+        int len = snprintf(buf, sizeof buf, "%s\n%s\n%.6f\n", j->commit ? j->commit : "",
+                           f->etag ? f->etag : "", (double)ts.tv_sec + ts.tv_nsec * 1e-9);
         return sw_write_file_atomic(j->meta, buf, (size_t)len);
     }
     return 0;
@@ -618,8 +647,9 @@ static int job_run(struct worker *w, struct sw_hub_job *j) {
         slot_set(w->pool, w->slot, f->path, 0, 0);
         SW_TRY(sw_hub_hash_file(j->final, kind == HASH_SHA256, got, sizeof got));
         if (want[0] && strcmp(got, want) != 0) {
-            sw_log(SW_LOG_WARN, "'%s': the copy in place (%s) does not match its %s; fetching it again",
-                   f->path, j->final, kind == HASH_SHA256 ? "sha256" : "git blob sha1");
+            sw_log(SW_LOG_WARN,
+                   "'%s': the copy in place (%s) does not match its %s; fetching it again", f->path,
+                   j->final, kind == HASH_SHA256 ? "sha256" : "git blob sha1");
             if (unlink(j->final) < 0) return sw_err_errno("remove corrupt '%s'", j->final);
             j->need_download = 1;
         }
@@ -743,7 +773,8 @@ int sw_hub_download_jobs(const struct sw_hub_net *n, struct sw_hub_job *jobs, si
             }
         }
         pthread_mutex_unlock(&p.mu);
-        for (size_t i = 0; i < started; i++) pthread_join(th[i], NULL);
+        for (size_t i = 0; i < started; i++)
+            pthread_join(th[i], NULL);
         report(&p, snap, nw, total, t0, 1, progress, ctx);
     }
     /* Make the renames durable: one fsync per folder that received files. */
@@ -758,7 +789,8 @@ int sw_hub_download_jobs(const struct sw_hub_net *n, struct sw_hub_job *jobs, si
     }
     sw_strmap_free(dirs);
     sw_err_clear();
-    for (size_t i = 0; i < nw && ws; i++) sw_hub_curl_free(ws[i].curl);
+    for (size_t i = 0; i < nw && ws; i++)
+        sw_hub_curl_free(ws[i].curl);
     free(ws);
     free(th);
     free(snap);
@@ -769,19 +801,26 @@ int sw_hub_download_jobs(const struct sw_hub_net *n, struct sw_hub_job *jobs, si
     /* Failures: an interruption wins; otherwise every message is logged, the first returned. */
     size_t nfail = 0, first = njobs;
     for (size_t i = 0; i < njobs; i++) {
-        if (jobs[i].rc == SW_EINTR || (jobs[i].rc == 0 && i >= atomic_load(&p.next) && sw_signal_pending()))
-            return sw_err_set(SW_EINTR, "interrupted; partial downloads are kept and resume on the next run");
+        if (jobs[i].rc == SW_EINTR ||
+            (jobs[i].rc == 0 && i >= atomic_load(&p.next) && sw_signal_pending()))
+            return sw_err_set(SW_EINTR,
+                              "interrupted; partial downloads are kept and resume on the next run");
         if (jobs[i].rc < 0) {
             if (first == njobs) first = i;
             nfail++;
         }
     }
-    if (sw_signal_pending()) return sw_err_set(SW_EINTR, "interrupted; partial downloads are kept and resume on the next run");
+    if (sw_signal_pending())
+        return sw_err_set(SW_EINTR,
+                          "interrupted; partial downloads are kept and resume on the next run");
     if (!nfail) return 0;
     for (size_t i = first + 1; i < njobs; i++)
-        if (jobs[i].rc < 0) sw_log(SW_LOG_ERROR, "%s", jobs[i].err ? jobs[i].err : sw_strerror(jobs[i].rc));
+        if (jobs[i].rc < 0)
+            sw_log(SW_LOG_ERROR, "%s", jobs[i].err ? jobs[i].err : sw_strerror(jobs[i].rc));
     if (nfail > 1)
         return sw_err_set(jobs[first].rc, "%s (and %zu more files failed, see above)",
-                          jobs[first].err ? jobs[first].err : sw_strerror(jobs[first].rc), nfail - 1);
-    return sw_err_set(jobs[first].rc, "%s", jobs[first].err ? jobs[first].err : sw_strerror(jobs[first].rc));
+                          jobs[first].err ? jobs[first].err : sw_strerror(jobs[first].rc),
+                          nfail - 1);
+    return sw_err_set(jobs[first].rc, "%s",
+                      jobs[first].err ? jobs[first].err : sw_strerror(jobs[first].rc));
 }

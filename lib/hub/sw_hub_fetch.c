@@ -33,11 +33,11 @@ struct fetch {
     const char *repo_id;
     const char *revision;
     struct sw_hub_net net;
-    char *cache_root; /* NULL with local_dir */
+    char *cache_root;  /* NULL with local_dir */
     char *folder_name; /* models--org--name */
     char *repo_dir;
-    char what[160];   /* "model org/name" */
-    char page[600];   /* the repo's web page, for messages */
+    char what[160]; /* "model org/name" */
+    char page[600]; /* the repo's web page, for messages */
 };
 
 /* malloc'ed printf. */
@@ -53,7 +53,8 @@ static char *fmt(const char *f, ...) {
 
 void sw_hub_result_release(struct sw_hub_result *r) {
     if (!r) return;
-    for (size_t i = 0; i < r->nfiles; i++) sw_hub_file_release(&r->files[i]);
+    for (size_t i = 0; i < r->nfiles; i++)
+        sw_hub_file_release(&r->files[i]);
     free(r->files);
     free(r->folder);
     free(r->commit);
@@ -100,8 +101,9 @@ static int hf_tree(struct fetch *F, void *curl, const char *commit, struct sw_hu
         size_t el = strlen(F->net.endpoint);
         if (rc == 0 && b.h.link_next[0]) {
             if (strncmp(b.h.link_next, F->net.endpoint, el) != 0 || b.h.link_next[el] != '/')
-                rc = sw_err_set(SW_EFORMAT, "%s: the tree listing's next page is on another host (%s)",
-                                F->what, b.h.link_next);
+                rc = sw_err_set(SW_EFORMAT,
+                                "%s: the tree listing's next page is on another host (%s)", F->what,
+                                b.h.link_next);
             else if (++pages > 100000)
                 rc = sw_err_set(SW_ERANGE, "%s: more than 100000 listing pages", F->what);
             else if (!(url = strdup(b.h.link_next)))
@@ -116,7 +118,9 @@ static int hf_tree(struct fetch *F, void *curl, const char *commit, struct sw_hu
 static int hf_list(struct fetch *F, void *curl, struct sw_hub_listing *l, int *down) {
     const char *type = F->o->repo_type == SW_HUB_DATASET ? "datasets" : "models";
     char *rev = sw_hub_url_escape(F->revision, 0);
-    char *url = rev ? fmt("%s/api/%s/%s/revision/%s?blobs=true", F->net.endpoint, type, F->repo_id, rev) : NULL;
+    char *url =
+        rev ? fmt("%s/api/%s/%s/revision/%s?blobs=true", F->net.endpoint, type, F->repo_id, rev)
+            : NULL;
     free(rev);
     if (!url) return sw_err_set(SW_ENOMEM, "out of memory");
     struct sw_hub_body b;
@@ -125,7 +129,8 @@ static int hf_list(struct fetch *F, void *curl, struct sw_hub_listing *l, int *d
     sw_hub_body_release(&b);
     free(url);
     if (rc == 0 && !l->complete_meta) {
-        /* Some mirrors leave sizes and blob ids out of the revision answer: the tree API has them. */
+        /* Some mirrors leave sizes and blob ids out of the revision answer: the tree API has them.
+         */
         struct sw_hub_listing t = {0};
         rc = hf_tree(F, curl, l->commit, &t);
         if (rc == 0) {
@@ -146,8 +151,8 @@ static int ms_list(struct fetch *F, void *curl, struct sw_hub_listing *l, int *d
     int rc = 0;
     struct sw_hub_body b;
     if (F->o->repo_type == SW_HUB_MODEL) {
-        char *url = fmt("%s/api/v1/models/%s/repo/files?Revision=%s&Recursive=True", F->net.endpoint,
-                        F->repo_id, rev);
+        char *url = fmt("%s/api/v1/models/%s/repo/files?Revision=%s&Recursive=True",
+                        F->net.endpoint, F->repo_id, rev);
         rc = url ? sw_hub_get(&F->net, curl, url, API_MAX_BYTES, F->what, &b, down) : SW_ENOMEM;
         size_t count;
         if (rc == 0) rc = sw_hub_parse_ms_files(b.data, b.len, url, l, &count);
@@ -163,7 +168,8 @@ static int ms_list(struct fetch *F, void *curl, struct sw_hub_listing *l, int *d
         }
         free(url);
         for (int page = 1; rc == 0; page++) {
-            url = fmt("%s/api/v1/datasets/%lld/repo/tree?Revision=%s&Root=%%2F&Recursive=True&PageNumber=%d&PageSize=%d",
+            url = fmt("%s/api/v1/datasets/%lld/repo/"
+                      "tree?Revision=%s&Root=%%2F&Recursive=True&PageNumber=%d&PageSize=%d",
                       F->net.endpoint, (long long)id, rev, page, MS_PAGE);
             size_t count = 0;
             rc = url ? sw_hub_get(&F->net, curl, url, API_MAX_BYTES, F->what, &b, down) : SW_ENOMEM;
@@ -173,7 +179,8 @@ static int ms_list(struct fetch *F, void *curl, struct sw_hub_listing *l, int *d
             }
             free(url);
             if (count < MS_PAGE) break;
-            if (page > 100000) rc = sw_err_set(SW_ERANGE, "%s: more than 100000 listing pages", F->what);
+            if (page > 100000)
+                rc = sw_err_set(SW_ERANGE, "%s: more than 100000 listing pages", F->what);
         }
     }
     free(rev);
@@ -181,7 +188,8 @@ static int ms_list(struct fetch *F, void *curl, struct sw_hub_listing *l, int *d
     if (rc < 0) return rc;
     /* As modelscope's snapshot_download: the git bookkeeping files are not model files. */
     for (size_t i = 0; i < l->n;) {
-        if (strcmp(l->files[i].path, ".gitattributes") == 0 || strcmp(l->files[i].path, ".gitignore") == 0) {
+        if (strcmp(l->files[i].path, ".gitattributes") == 0 ||
+            strcmp(l->files[i].path, ".gitignore") == 0) {
             sw_hub_file_release(&l->files[i]);
             memmove(&l->files[i], &l->files[i + 1], (l->n - i - 1) * sizeof *l->files);
             l->n--;
@@ -201,14 +209,15 @@ static char *file_url(struct fetch *F, const struct sw_hub_file *f, const char *
     char *url = NULL;
     if (path && rev) {
         if (F->hub == SW_HUB_HF)
-            url = fmt("%s/%s%s/resolve/%s/%s", F->net.endpoint,
-                      F->o->repo_type == SW_HUB_DATASET ? "datasets/" : "", F->repo_id, commit, path);
+            url =
+                fmt("%s/%s%s/resolve/%s/%s", F->net.endpoint,
+                    F->o->repo_type == SW_HUB_DATASET ? "datasets/" : "", F->repo_id, commit, path);
         else if (F->o->repo_type == SW_HUB_DATASET)
-            url = fmt("%s/api/v1/datasets/%s/repo?Source=SDK&Revision=%s&FilePath=%s", F->net.endpoint,
-                      F->repo_id, rev, path);
+            url = fmt("%s/api/v1/datasets/%s/repo?Source=SDK&Revision=%s&FilePath=%s",
+                      F->net.endpoint, F->repo_id, rev, path);
         else
-            url = fmt("%s/api/v1/models/%s/repo?Revision=%s&FilePath=%s", F->net.endpoint, F->repo_id,
-                      rev, path);
+            url = fmt("%s/api/v1/models/%s/repo?Revision=%s&FilePath=%s", F->net.endpoint,
+                      F->repo_id, rev, path);
     }
     free(path);
     free(rev);
@@ -227,14 +236,16 @@ static int select_files(struct fetch *F, struct sw_hub_listing *l, struct sw_hub
             sw_log(SW_LOG_WARN, "file names given: --include/--exclude are ignored");
         for (size_t k = 0; k < o->nfiles; k++) {
             size_t i = 0;
-            while (i < l->n && !(l->files[i].path && strcmp(l->files[i].path, o->files[k]) == 0)) i++;
+            while (i < l->n && !(l->files[i].path && strcmp(l->files[i].path, o->files[k]) == 0))
+                i++;
             if (i == l->n) {
                 /* already selected (named twice)? */
                 int dup = 0;
-                for (size_t m = 0; m < r->nfiles; m++) dup |= strcmp(r->files[m].path, o->files[k]) == 0;
+                for (size_t m = 0; m < r->nfiles; m++)
+                    dup |= strcmp(r->files[m].path, o->files[k]) == 0;
                 if (dup) continue;
-                return sw_err_set(SW_ENOTFOUND, "%s has no file '%s' at revision %s", F->what, o->files[k],
-                                  F->revision);
+                return sw_err_set(SW_ENOTFOUND, "%s has no file '%s' at revision %s", F->what,
+                                  o->files[k], F->revision);
             }
             r->files[r->nfiles++] = l->files[i];
             memset(&l->files[i], 0, sizeof l->files[i]);
@@ -242,7 +253,8 @@ static int select_files(struct fetch *F, struct sw_hub_listing *l, struct sw_hub
         return 0;
     }
     for (size_t i = 0; i < l->n; i++) {
-        if (!sw_hub_filter(l->files[i].path, o->include, o->ninclude, o->exclude, o->nexclude)) continue;
+        if (!sw_hub_filter(l->files[i].path, o->include, o->ninclude, o->exclude, o->nexclude))
+            continue;
         r->files[r->nfiles++] = l->files[i];
         memset(&l->files[i], 0, sizeof l->files[i]);
     }
@@ -269,8 +281,10 @@ static int walk(const char *root, const char *rel, struct sw_hub_listing *l, int
         char *r = rel[0] ? fmt("%s/%s", rel, e->d_name) : strdup(e->d_name);
         char *full = r ? fmt("%s/%s", root, r) : NULL;
         struct stat st;
-        if (!r || !full) rc = sw_err_set(SW_ENOMEM, "out of memory");
-        else if (stat(full, &st) == 0 && S_ISDIR(st.st_mode) && depth < 64) rc = walk(root, r, l, depth + 1);
+        if (!r || !full)
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
+        else if (stat(full, &st) == 0 && S_ISDIR(st.st_mode) && depth < 64)
+            rc = walk(root, r, l, depth + 1);
         else if (stat(full, &st) == 0 && S_ISREG(st.st_mode)) {
             struct sw_hub_file *f;
             rc = sw_hub_listing_add(l, r, strlen(r), &f);
@@ -286,15 +300,17 @@ static int walk(const char *root, const char *rel, struct sw_hub_listing *l, int
 
 static int offline_resolve(struct fetch *F, struct sw_hub_result *r, int quiet_missing) {
     const struct sw_hub_opts *o = F->o;
-    const char *why = F->net.endpoint ? "the hub cannot be reached"
-                                      : "offline mode (HF_HUB_OFFLINE=1 or --offline) allows no download";
+    const char *why = F->net.endpoint
+                          ? "the hub cannot be reached"
+                          : "offline mode (HF_HUB_OFFLINE=1 or --offline) allows no download";
     if (o->local_dir) {
         /* As huggingface_hub: a non-empty local_dir is taken as it is. */
         DIR *d = opendir(o->local_dir);
         int any = 0;
         struct dirent *e;
         while (d && (e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, ".cache")) any = 1;
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, ".cache"))
+                any = 1;
         if (d) closedir(d);
         if (!any)
             return sw_err_set(SW_ENOTFOUND, "%s: '%s' is empty and %s", F->what, o->local_dir, why);
@@ -303,7 +319,9 @@ static int offline_resolve(struct fetch *F, struct sw_hub_result *r, int quiet_m
             struct stat st;
             int ok = p && stat(p, &st) == 0;
             free(p);
-            if (!ok) return sw_err_set(SW_ENOTFOUND, "%s: '%s' is not in '%s' and %s", F->what, o->files[k], o->local_dir, why);
+            if (!ok)
+                return sw_err_set(SW_ENOTFOUND, "%s: '%s' is not in '%s' and %s", F->what,
+                                  o->files[k], o->local_dir, why);
         }
         r->folder = strdup(o->local_dir);
         r->from_cache = 1;
@@ -318,7 +336,8 @@ static int offline_resolve(struct fetch *F, struct sw_hub_result *r, int quiet_m
         int rc = ref ? sw_read_file(ref, &data, &len, 4096) : SW_ENOMEM;
         free(ref);
         if (rc == 0) {
-            while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' ')) data[--len] = '\0';
+            while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+                data[--len] = '\0';
             if (is_commit(data)) snprintf(commit, sizeof commit, "%s", data);
         }
         free(data);
@@ -329,10 +348,11 @@ static int offline_resolve(struct fetch *F, struct sw_hub_result *r, int quiet_m
         free(snap);
         sw_err_clear();
         if (quiet_missing) return SW_ENOTFOUND;
-        return sw_err_set(SW_ENOTFOUND,
-                          "%s (revision %s) is not in the cache '%s', and %s; fetch it once with access "
-                          "to the hub (without HF_HUB_OFFLINE)",
-                          F->what, F->revision, F->cache_root, why);
+        return sw_err_set(
+            SW_ENOTFOUND,
+            "%s (revision %s) is not in the cache '%s', and %s; fetch it once with access "
+            "to the hub (without HF_HUB_OFFLINE)",
+            F->what, F->revision, F->cache_root, why);
     }
     /* What the snapshot should hold: the tree cache when there is one, else what is there. */
     struct sw_hub_listing l = {0};
@@ -340,7 +360,8 @@ static int offline_resolve(struct fetch *F, struct sw_hub_result *r, int quiet_m
     size_t len = 0;
     int have_tree = 0, rc = 0;
     if (tree && sw_read_file(tree, &data, &len, API_MAX_BYTES) == 0) {
-        if (sw_hub_parse_tree_cache(data, len, tree, &l) == 0 && sw_hub_listing_check(&l, tree) == 0) {
+        if (sw_hub_parse_tree_cache(data, len, tree, &l) == 0 &&
+            sw_hub_listing_check(&l, tree) == 0) {
             have_tree = 1;
         } else {
             sw_hub_listing_release(&l);
@@ -360,20 +381,23 @@ static int offline_resolve(struct fetch *F, struct sw_hub_result *r, int quiet_m
         f->state = SW_HUB_FILE_CACHED;
         f->local = fmt("%s/%s", snap, f->path);
         struct stat st;
-        if (!f->local) rc = sw_err_set(SW_ENOMEM, "out of memory");
+        if (!f->local)
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
         else if (stat(f->local, &st) != 0 || !S_ISREG(st.st_mode)) {
             if (missing++ < 3)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s'%.150s'", missing > 1 ? ", " : "", f->path);
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s'%.150s'",
+                         missing > 1 ? ", " : "", f->path);
         } else {
             r->bytes_total += (uint64_t)st.st_size;
             r->ncached++;
         }
     }
     if (rc == 0 && missing)
-        rc = sw_err_set(SW_ENOTFOUND,
-                        "%s (revision %s): the cached snapshot misses %zu of the requested files (%s%s) and "
-                        "%s; fetch it again with access to the hub",
-                        F->what, F->revision, missing, names, missing > 3 ? ", ..." : "", why);
+        rc = sw_err_set(
+            SW_ENOTFOUND,
+            "%s (revision %s): the cached snapshot misses %zu of the requested files (%s%s) and "
+            "%s; fetch it again with access to the hub",
+            F->what, F->revision, missing, names, missing > 3 ? ", ..." : "", why);
     if (rc == 0) {
         r->folder = snap;
         snap = NULL;
@@ -402,7 +426,8 @@ static int link_is(const char *link, const char *target) {
     return strcmp(cur, target) == 0;
 }
 
-static int plan_cache(struct fetch *F, struct sw_hub_result *r, const char *commit, struct sw_hub_job *jobs) {
+static int plan_cache(struct fetch *F, struct sw_hub_result *r, const char *commit,
+                      struct sw_hub_job *jobs) {
     const struct sw_hub_opts *o = F->o;
     char *snap = fmt("%s/snapshots/%s", F->repo_dir, commit);
     if (!snap) return sw_err_set(SW_ENOMEM, "out of memory");
@@ -427,7 +452,8 @@ static int plan_cache(struct fetch *F, struct sw_hub_result *r, const char *comm
             unsigned char d[20];
             unsigned int dn = 0;
             char hex[41], *key = fmt("%s%c%s", commit, 0, f->path);
-            EVP_Digest(key, key ? strlen(commit) + 1 + strlen(f->path) : 0, d, &dn, EVP_sha1(), NULL);
+            EVP_Digest(key, key ? strlen(commit) + 1 + strlen(f->path) : 0, d, &dn, EVP_sha1(),
+                       NULL);
             free(key);
             sw_hex(d, 20, hex);
             j->incomplete = fmt("%s/blobs/.sw-%s.incomplete", F->repo_dir, hex);
@@ -457,7 +483,8 @@ static int plan_cache(struct fetch *F, struct sw_hub_result *r, const char *comm
     return rc;
 }
 
-static int plan_local(struct fetch *F, struct sw_hub_result *r, const char *commit, struct sw_hub_job *jobs) {
+static int plan_local(struct fetch *F, struct sw_hub_result *r, const char *commit,
+                      struct sw_hub_job *jobs) {
     const struct sw_hub_opts *o = F->o;
     const char *root = o->local_dir;
     int rc = 0;
@@ -471,7 +498,8 @@ static int plan_local(struct fetch *F, struct sw_hub_result *r, const char *comm
         j->final = fmt("%s/%s", root, f->path);
         j->meta = fmt("%s/.cache/huggingface/download/%s.metadata", root, f->path);
         j->lock = fmt("%s/.cache/huggingface/download/%s.lock", root, f->path);
-        j->incomplete = fmt("%s/.cache/huggingface/download/%s.%s.incomplete", root, f->path, f->etag ? f->etag : "sw");
+        j->incomplete = fmt("%s/.cache/huggingface/download/%s.%s.incomplete", root, f->path,
+                            f->etag ? f->etag : "sw");
         f->local = j->final ? strdup(j->final) : NULL;
         if (!j->url || !j->final || !j->meta || !j->lock || !j->incomplete || !f->local) {
             rc = sw_err_set(SW_ENOMEM, "out of memory");
@@ -480,7 +508,8 @@ static int plan_local(struct fetch *F, struct sw_hub_result *r, const char *comm
         f->state = SW_HUB_FILE_FETCH;
         j->need_download = 1;
         if (o->force || !exists_regular(j->final, f->size)) continue;
-        /* In place: the metadata huggingface_hub (or we) wrote names the etag it was fetched for. */
+        /* In place: the metadata huggingface_hub (or we) wrote names the etag it was fetched for.
+         */
         char *data = NULL;
         size_t len = 0;
         int meta_ok = 0;
@@ -537,7 +566,9 @@ static int prepare_dirs(struct fetch *F, struct sw_hub_result *r) {
                 *slash = '\0';
                 rc = sw_hub_mkdirs_below(o->local_dir, dir);
                 char *meta = rc == 0 ? fmt(".cache/huggingface/download/%s", dir) : NULL;
-                if (rc == 0) rc = meta ? sw_hub_mkdirs_below(o->local_dir, meta) : sw_err_set(SW_ENOMEM, "out of memory");
+                if (rc == 0)
+                    rc = meta ? sw_hub_mkdirs_below(o->local_dir, meta)
+                              : sw_err_set(SW_ENOMEM, "out of memory");
                 free(meta);
             }
             free(dir);
@@ -553,7 +584,8 @@ static int prepare_dirs(struct fetch *F, struct sw_hub_result *r) {
     sw_err_clear();
     SW_TRY(sw_hub_mkdirs_below(F->cache_root, F->folder_name));
     char *rel = fmt("%s/.locks/%s", "", F->folder_name);
-    int rc = rel ? sw_hub_mkdirs_below(F->cache_root, rel + 1) : sw_err_set(SW_ENOMEM, "out of memory");
+    int rc =
+        rel ? sw_hub_mkdirs_below(F->cache_root, rel + 1) : sw_err_set(SW_ENOMEM, "out of memory");
     free(rel);
     SW_TRY(rc);
     SW_TRY(sw_hub_mkdirs_below(F->repo_dir, "blobs"));
@@ -585,7 +617,8 @@ static int write_ref_and_tree(struct fetch *F, const char *tree_json, const char
     if (tree_json) {
         char *p = fmt("%s/%s/%s.json", base, trees, commit);
         /* Best effort, as in huggingface_hub: the tree cache only saves listing calls later. */
-        if (p && sw_hub_mkdirs_below(base, trees) == 0) (void)sw_write_file_atomic(p, tree_json, strlen(tree_json));
+        if (p && sw_hub_mkdirs_below(base, trees) == 0)
+            (void)sw_write_file_atomic(p, tree_json, strlen(tree_json));
         free(p);
         sw_err_clear();
     }
@@ -615,7 +648,9 @@ int sw_hub_fetch(const char *repo_id, const struct sw_hub_opts *o, struct sw_hub
     SW_TRY(sw_hub_repo_id_check(repo_id));
     struct fetch F = {.o = o, .repo_id = repo_id};
     F.hub = sw_hub_kind_resolve(o->hub);
-    F.revision = o->revision && *o->revision ? o->revision : F.hub == SW_HUB_MODELSCOPE ? "master" : "main";
+    F.revision = o->revision && *o->revision  ? o->revision
+                 : F.hub == SW_HUB_MODELSCOPE ? "master"
+                                              : "main";
     SW_TRY(sw_hub_revision_check(F.revision));
     int offline = o->offline < 0 ? sw_hub_env_offline() : o->offline;
     const char *type = o->repo_type == SW_HUB_DATASET ? "dataset" : "model";
@@ -644,9 +679,11 @@ int sw_hub_fetch(const char *repo_id, const struct sw_hub_opts *o, struct sw_hub
     SW_TRY_GOTO(rc, sw_hub_endpoint(F.hub, o->endpoint, &F.net.endpoint), out);
     SW_TRY_GOTO(rc, sw_hub_token(F.hub, o->token, &F.net.token, &F.net.token_source), out);
     if (F.hub == SW_HUB_HF)
-        snprintf(F.page, sizeof F.page, "%s/%s%s", F.net.endpoint, o->repo_type == SW_HUB_DATASET ? "datasets/" : "", repo_id);
+        snprintf(F.page, sizeof F.page, "%s/%s%s", F.net.endpoint,
+                 o->repo_type == SW_HUB_DATASET ? "datasets/" : "", repo_id);
     else
-        snprintf(F.page, sizeof F.page, "%s/%s/%s", F.net.endpoint, o->repo_type == SW_HUB_DATASET ? "datasets" : "models", repo_id);
+        snprintf(F.page, sizeof F.page, "%s/%s/%s", F.net.endpoint,
+                 o->repo_type == SW_HUB_DATASET ? "datasets" : "models", repo_id);
     F.net.page = F.page;
     if (F.net.token) sw_log(SW_LOG_DEBUG, "using the token from %s", F.net.token_source);
 
@@ -665,7 +702,8 @@ int sw_hub_fetch(const char *repo_id, const struct sw_hub_opts *o, struct sw_hub
         struct sw_hub_result alt;
         memset(&alt, 0, sizeof alt);
         if (offline_resolve(&F, &alt, 1) == 0) {
-            sw_log(SW_LOG_WARN, "%s; using the cached snapshot %s", msg ? msg : "hub unreachable", alt.commit);
+            sw_log(SW_LOG_WARN, "%s; using the cached snapshot %s", msg ? msg : "hub unreachable",
+                   alt.commit);
             *r = alt;
             rc = 0;
         } else {
@@ -678,10 +716,12 @@ int sw_hub_fetch(const char *repo_id, const struct sw_hub_opts *o, struct sw_hub
     }
     if (rc == 0) rc = sw_hub_listing_check(&l, F.what);
     if (rc == 0 && !(r->commit = strdup(l.commit))) rc = sw_err_set(SW_ENOMEM, "out of memory");
-    if (rc == 0 && !o->local_dir && !(r->repo_dir = strdup(F.repo_dir))) rc = sw_err_set(SW_ENOMEM, "out of memory");
+    if (rc == 0 && !o->local_dir && !(r->repo_dir = strdup(F.repo_dir)))
+        rc = sw_err_set(SW_ENOMEM, "out of memory");
     /* The tree cache describes the whole listing: made before selection moves files out. */
     char *tree_json = NULL;
-    if (rc == 0 && !o->dry_run && F.hub == SW_HUB_HF && l.complete_meta && sw_hub_tree_cache_json(&l, &tree_json) < 0) {
+    if (rc == 0 && !o->dry_run && F.hub == SW_HUB_HF && l.complete_meta &&
+        sw_hub_tree_cache_json(&l, &tree_json) < 0) {
         tree_json = NULL;
         sw_err_clear();
     }
@@ -692,25 +732,32 @@ int sw_hub_fetch(const char *repo_id, const struct sw_hub_opts *o, struct sw_hub
         jobs = calloc(r->nfiles ? r->nfiles : 1, sizeof *jobs);
         if (!jobs) rc = sw_err_set(SW_ENOMEM, "out of memory");
     }
-    if (rc == 0) rc = o->local_dir ? plan_local(&F, r, r->commit, jobs) : plan_cache(&F, r, r->commit, jobs);
+    if (rc == 0)
+        rc = o->local_dir ? plan_local(&F, r, r->commit, jobs) : plan_cache(&F, r, r->commit, jobs);
     for (size_t i = 0; rc == 0 && i < r->nfiles; i++)
         if (r->files[i].size > 0) r->bytes_total += (uint64_t)r->files[i].size;
     if (rc == 0) {
-        r->folder = o->local_dir ? strdup(o->local_dir) : fmt("%s/snapshots/%s", F.repo_dir, r->commit);
+        r->folder =
+            o->local_dir ? strdup(o->local_dir) : fmt("%s/snapshots/%s", F.repo_dir, r->commit);
         if (!r->folder) rc = sw_err_set(SW_ENOMEM, "out of memory");
     }
     if (rc == 0 && !o->dry_run) {
         rc = prepare_dirs(&F, r);
         if (rc == 0) rc = write_ref_and_tree(&F, tree_json, r->commit);
-        if (rc == 0) rc = sw_hub_download_jobs(&F.net, jobs, r->nfiles, o->max_workers, o->progress, o->progress_ctx);
+        if (rc == 0)
+            rc = sw_hub_download_jobs(&F.net, jobs, r->nfiles, o->max_workers, o->progress,
+                                      o->progress_ctx);
     }
     free(tree_json);
     for (size_t i = 0; jobs && i < r->nfiles; i++) {
         struct sw_hub_file *f = &r->files[i];
         if (!o->dry_run) {
-            if (jobs[i].rc == 0 && f->state == SW_HUB_FILE_FETCH && jobs[i].need_download) r->nfetched++;
-            else if (jobs[i].rc == 0 && f->state == SW_HUB_FILE_LINKED) r->nlinked++;
-            else if (jobs[i].rc == 0) r->ncached++;
+            if (jobs[i].rc == 0 && f->state == SW_HUB_FILE_FETCH && jobs[i].need_download)
+                r->nfetched++;
+            else if (jobs[i].rc == 0 && f->state == SW_HUB_FILE_LINKED)
+                r->nlinked++;
+            else if (jobs[i].rc == 0)
+                r->ncached++;
         } else {
             r->nfetched += f->state == SW_HUB_FILE_FETCH;
             r->nlinked += f->state == SW_HUB_FILE_LINKED;

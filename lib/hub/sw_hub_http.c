@@ -70,7 +70,8 @@ void sw_hub_etag_normalize(const char *in, size_t len, char *out, size_t cap) {
         in++;
         len--;
     }
-    while (len && in[len - 1] == '"') len--;
+    while (len && in[len - 1] == '"')
+        len--;
     copy_value(out, cap, in, len);
 }
 
@@ -79,7 +80,8 @@ double sw_hub_parse_retry_after(const char *v, size_t len, double now) {
         v++;
         len--;
     }
-    while (len && isspace((unsigned char)v[len - 1])) len--;
+    while (len && isspace((unsigned char)v[len - 1]))
+        len--;
     if (len == 0) return -1;
     int64_t s = parse_u64(v, len);
     if (s >= 0) return (double)s;
@@ -95,25 +97,31 @@ double sw_hub_parse_retry_after(const char *v, size_t len, double now) {
 int sw_hub_parse_link_next(const char *v, size_t len, char *out, size_t cap) {
     size_t i = 0;
     while (i < len) {
-        while (i < len && v[i] != '<') i++;
+        while (i < len && v[i] != '<')
+            i++;
         if (i >= len) return -1;
         size_t u0 = ++i;
-        while (i < len && v[i] != '>') i++;
+        while (i < len && v[i] != '>')
+            i++;
         if (i >= len) return -1;
         size_t u1 = i++;
         /* parameters up to the next ',' outside <...> */
         size_t p0 = i;
-        while (i < len && v[i] != ',') i++;
+        while (i < len && v[i] != ',')
+            i++;
         size_t p1 = i;
         for (size_t k = p0; k + 3 <= p1; k++) {
             if (strncasecmp(v + k, "rel", 3) != 0) continue;
             size_t m = k + 3;
-            while (m < p1 && isspace((unsigned char)v[m])) m++;
+            while (m < p1 && isspace((unsigned char)v[m]))
+                m++;
             if (m >= p1 || v[m] != '=') continue;
             m++;
-            while (m < p1 && (isspace((unsigned char)v[m]) || v[m] == '"')) m++;
+            while (m < p1 && (isspace((unsigned char)v[m]) || v[m] == '"'))
+                m++;
             if (m + 4 <= p1 && strncasecmp(v + m, "next", 4) == 0 &&
-                (m + 4 == p1 || v[m + 4] == '"' || v[m + 4] == ';' || isspace((unsigned char)v[m + 4]))) {
+                (m + 4 == p1 || v[m + 4] == '"' || v[m + 4] == ';' ||
+                 isspace((unsigned char)v[m + 4]))) {
                 if (u1 - u0 >= cap) return -1;
                 copy_value(out, cap, v + u0, u1 - u0);
                 return 0;
@@ -129,13 +137,17 @@ static int name_is(const char *line, size_t nlen, const char *name) {
 }
 
 void sw_hub_headers_feed(struct sw_hub_headers *h, const char *line, size_t len, double now) {
-    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
     if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
         size_t i = 5;
-        while (i < len && line[i] != ' ') i++;
-        while (i < len && line[i] == ' ') i++;
+        while (i < len && line[i] != ' ')
+            i++;
+        while (i < len && line[i] == ' ')
+            i++;
         size_t d = i;
-        while (i < len && isdigit((unsigned char)line[i])) i++;
+        while (i < len && isdigit((unsigned char)line[i]))
+            i++;
         int64_t code = i - d == 3 ? parse_u64(line + d, 3) : -1;
         if (code >= 100) {
             /* 1xx interim answers (100 Continue) are not responses of their own. */
@@ -156,7 +168,8 @@ void sw_hub_headers_feed(struct sw_hub_headers *h, const char *line, size_t len,
         v++;
         vlen--;
     }
-    while (vlen && isspace((unsigned char)v[vlen - 1])) vlen--;
+    while (vlen && isspace((unsigned char)v[vlen - 1]))
+        vlen--;
     if (name_is(line, nlen, "content-length")) {
         h->content_length = parse_u64(v, vlen);
     } else if (name_is(line, nlen, "content-range")) {
@@ -188,7 +201,8 @@ void sw_hub_headers_feed(struct sw_hub_headers *h, const char *line, size_t len,
     } else if (name_is(line, nlen, "retry-after")) {
         h->retry_after = sw_hub_parse_retry_after(v, vlen, now);
     } else if (name_is(line, nlen, "link")) {
-        if (sw_hub_parse_link_next(v, vlen, h->link_next, sizeof h->link_next) < 0) h->link_next[0] = '\0';
+        if (sw_hub_parse_link_next(v, vlen, h->link_next, sizeof h->link_next) < 0)
+            h->link_next[0] = '\0';
     } else if (name_is(line, nlen, "content-encoding")) {
         copy_value(h->content_encoding, sizeof h->content_encoding, v, vlen);
     }
@@ -198,7 +212,9 @@ void sw_hub_headers_feed(struct sw_hub_headers *h, const char *line, size_t len,
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_rc;
-static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1; }
+static void curl_init(void) {
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
 
 struct hub_curl {
     CURL *c;
@@ -218,7 +234,8 @@ void *sw_hub_curl_new(const struct sw_hub_net *n) {
         return NULL;
     }
     char ua[160];
-    snprintf(ua, sizeof ua, "sw-fetch/%s; curl/%s", SW_VERSION, curl_version_info(CURLVERSION_NOW)->version);
+    snprintf(ua, sizeof ua, "sw-fetch/%s; curl/%s", SW_VERSION,
+             curl_version_info(CURLVERSION_NOW)->version);
     CURL *c = h->c;
     curl_easy_setopt(c, CURLOPT_USERAGENT, ua);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -227,7 +244,8 @@ void *sw_hub_curl_new(const struct sw_hub_net *n) {
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, n->connect_timeout_s > 0 ? n->connect_timeout_s : 10L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT,
+                     n->connect_timeout_s > 0 ? n->connect_timeout_s : 10L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, n->stall_timeout_s > 0 ? n->stall_timeout_s : 30L);
     curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
@@ -260,7 +278,9 @@ void sw_hub_curl_free(void *p) {
     free(h);
 }
 
-CURL *sw_hub_curl_handle(void *p) { return ((struct hub_curl *)p)->c; }
+CURL *sw_hub_curl_handle(void *p) {
+    return ((struct hub_curl *)p)->c;
+}
 
 char *sw_hub_url_escape(const char *s, int keep_slash) {
     static const char hex[] = "0123456789ABCDEF";
@@ -268,7 +288,8 @@ char *sw_hub_url_escape(const char *s, int keep_slash) {
     char *out = malloc(n * 3 + 1), *w = out;
     if (!out) return NULL;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~' || (keep_slash && *p == '/')) {
+        if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~' ||
+            (keep_slash && *p == '/')) {
             *w++ = (char)*p;
         } else {
             *w++ = '%';
@@ -292,12 +313,14 @@ int sw_hub_http_error(const struct sw_hub_net *n, const struct sw_hub_headers *h
                           : "pass a token with read access (--token, HF_TOKEN, or `hf auth login`)";
     int st = h->status;
     if (n->page) url = n->page;
-    if (strcmp(code, "GatedRepo") == 0 || ((st == 401 || st == 403) && msg && strstr(msg, "restricted"))) {
+    if (strcmp(code, "GatedRepo") == 0 ||
+        ((st == 401 || st == 403) && msg && strstr(msg, "restricted"))) {
         if (!n->token)
-            return sw_err_set(SW_EIO,
-                              "%s is gated (HTTP %d): accept its conditions on the hub's page for it "
-                              "(%s), then %s",
-                              what, st, url, how);
+            return sw_err_set(
+                SW_EIO,
+                "%s is gated (HTTP %d): accept its conditions on the hub's page for it "
+                "(%s), then %s",
+                what, st, url, how);
         return sw_err_set(SW_EIO,
                           "%s is gated and the token from %s is not granted access (HTTP %d): "
                           "request access on the hub's page for it (%s) with the account of that "
@@ -327,13 +350,14 @@ int sw_hub_http_error(const struct sw_hub_net *n, const struct sw_hub_headers *h
         return sw_err_set(SW_ENOTFOUND, "%s: not found on %s (HTTP 404)%s%s", what, n->endpoint,
                           msg ? ": " : "", msg ? msg : "");
     if (st == 429)
-        return sw_err_set(SW_EIO, "%s: the hub kept answering 429 Too Many Requests after %d retries",
-                          what, n->max_retries);
-    if (st >= 500)
-        return sw_err_set(SW_EIO, "%s: the hub kept failing with HTTP %d after %d retries", what, st,
+        return sw_err_set(SW_EIO,
+                          "%s: the hub kept answering 429 Too Many Requests after %d retries", what,
                           n->max_retries);
-    return sw_err_set(SW_EIO, "%s: unexpected HTTP %d from %s%s%s", what, st, url,
-                      msg ? ": " : "", msg ? msg : "");
+    if (st >= 500)
+        return sw_err_set(SW_EIO, "%s: the hub kept failing with HTTP %d after %d retries", what,
+                          st, n->max_retries);
+    return sw_err_set(SW_EIO, "%s: unexpected HTTP %d from %s%s%s", what, st, url, msg ? ": " : "",
+                      msg ? msg : "");
 }
 
 static double now_s(void) {
@@ -374,7 +398,8 @@ static size_t mem_write(char *p, size_t size, size_t nmemb, void *ud) {
     }
     if (m->len + n + 1 > m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 16384;
-        while (cap < m->len + n + 1) cap *= 2;
+        while (cap < m->len + n + 1)
+            cap *= 2;
         char *d = realloc(m->data, cap);
         if (!d) return 0;
         m->data = d;
@@ -411,10 +436,8 @@ int sw_hub_curl_transient(int code) {
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
-    case CURLE_HTTP3:
-        return 1;
-    default:
-        return 0;
+    case CURLE_HTTP3: return 1;
+    default: return 0;
     }
 }
 
@@ -470,7 +493,8 @@ int sw_hub_get(const struct sw_hub_net *n, void *hc, const char *url, size_t max
                             : n->max_retries;
             if (!retry || attempt >= limit) {
                 if (network_down && retry) *network_down = 1;
-                return sw_err_set(SW_EIO, "%s: cannot reach %s: %s", what, url, curl_easy_strerror(cc));
+                return sw_err_set(SW_EIO, "%s: cannot reach %s: %s", what, url,
+                                  curl_easy_strerror(cc));
             }
         } else if (st == 429 || st == 500 || st == 502 || st == 503 || st == 504) {
             if (attempt >= n->max_retries) {
@@ -482,7 +506,8 @@ int sw_hub_get(const struct sw_hub_net *n, void *hc, const char *url, size_t max
             return sw_hub_http_error(n, &b->h, what, url);
         }
         sw_log(SW_LOG_DEBUG, "%s: %s; retry %d of %d", url,
-               cc != CURLE_OK ? curl_easy_strerror(cc) : "server busy", attempt + 1, n->max_retries);
+               cc != CURLE_OK ? curl_easy_strerror(cc) : "server busy", attempt + 1,
+               n->max_retries);
         SW_TRY(sw_hub_backoff(n, attempt, cc == CURLE_OK ? b->h.retry_after : -1));
         attempt++;
     }

@@ -17,18 +17,18 @@
  * linked_*) are kept across the redirect chain, since the hub puts them on its 302 to the CDN;
  * the others describe the last response. */
 struct sw_hub_headers {
-    int status;                /* of the last status line; 0 before one */
-    int nresponses;            /* status lines seen */
-    int64_t content_length;    /* -1 when absent */
+    int status;                                  /* of the last status line; 0 before one */
+    int nresponses;                              /* status lines seen */
+    int64_t content_length;                      /* -1 when absent */
     int64_t range_start, range_end, range_total; /* Content-Range "bytes a-b/t"; -1 absent */
-    char etag[136];            /* ETag of the last response, normalized (no W/, no quotes) */
-    char linked_etag[136];     /* X-Linked-Etag (normalized) */
-    int64_t linked_size;       /* X-Linked-Size, -1 when absent */
-    char repo_commit[72];      /* X-Repo-Commit */
-    char error_code[64];       /* X-Error-Code (RepoNotFound, GatedRepo, RevisionNotFound, ...) */
-    char error_message[320];   /* X-Error-Message */
-    double retry_after;        /* seconds, from Retry-After (delta or HTTP date); -1 absent */
-    char link_next[2048];      /* URL of Link: <...>; rel="next", "" when absent */
+    char etag[136];          /* ETag of the last response, normalized (no W/, no quotes) */
+    char linked_etag[136];   /* X-Linked-Etag (normalized) */
+    int64_t linked_size;     /* X-Linked-Size, -1 when absent */
+    char repo_commit[72];    /* X-Repo-Commit */
+    char error_code[64];     /* X-Error-Code (RepoNotFound, GatedRepo, RevisionNotFound, ...) */
+    char error_message[320]; /* X-Error-Message */
+    double retry_after;      /* seconds, from Retry-After (delta or HTTP date); -1 absent */
+    char link_next[2048];    /* URL of Link: <...>; rel="next", "" when absent */
     char content_encoding[32];
 };
 
@@ -48,10 +48,10 @@ int sw_hub_parse_link_next(const char *v, size_t len, char *out, size_t cap);
 /* ---- listings ---- */
 
 struct sw_hub_listing {
-    char *commit;              /* 40 hex (HF sha; ModelScope: the content id computed here) */
+    char *commit; /* 40 hex (HF sha; ModelScope: the content id computed here) */
     struct sw_hub_file *files;
     size_t n, cap;
-    int complete_meta;         /* every file has size and etag (a tree cache can be written) */
+    int complete_meta; /* every file has size and etag (a tree cache can be written) */
 };
 void sw_hub_listing_release(struct sw_hub_listing *l);
 void sw_hub_file_release(struct sw_hub_file *f);
@@ -91,13 +91,13 @@ int sw_hub_parse_tree_cache(const char *json, size_t len, const char *name,
 struct sw_hub_net {
     enum sw_hub_kind hub;
     char *endpoint;
-    char *token;               /* NULL: anonymous */
+    char *token; /* NULL: anonymous */
     const char *token_source;
-    const char *page;          /* the repo's web page (where gated repos are accepted), or NULL */
+    const char *page; /* the repo's web page (where gated repos are accepted), or NULL */
     int max_retries;
     double max_wait_s;
-    long connect_timeout_s;    /* 10 */
-    long stall_timeout_s;      /* abort a transfer that moved no byte for this long (30) */
+    long connect_timeout_s; /* 10 */
+    long stall_timeout_s;   /* abort a transfer that moved no byte for this long (30) */
 };
 
 /* A fetched API answer. */
@@ -136,23 +136,23 @@ int sw_hub_backoff(const struct sw_hub_net *n, int attempt, double retry_after);
 /* One file to bring into place. */
 struct sw_hub_job {
     struct sw_hub_file *file;
-    char *url;         /* resolve / FilePath URL */
-    char *incomplete;  /* partial download, kept between runs */
-    char *final;       /* blob (cache) or local file; NULL when the hub published no id for the
-                        * file: then the blob is named by the sha256 computed while downloading */
-    char *blobs_dir;   /* cache mode: where such a blob goes */
-    char *lock;        /* flock file shared with huggingface_hub (NULL: none) */
-    char *link;        /* cache mode: snapshot entry to point at final; NULL for local_dir */
-    char *link_root;   /* cache mode: snapshots/<commit> (folders are made below it) */
-    char *meta;        /* local_dir mode: .cache/huggingface/download/<path>.metadata */
+    char *url;        /* resolve / FilePath URL */
+    char *incomplete; /* partial download, kept between runs */
+    char *final;      /* blob (cache) or local file; NULL when the hub published no id for the
+                       * file: then the blob is named by the sha256 computed while downloading */
+    char *blobs_dir;  /* cache mode: where such a blob goes */
+    char *lock;       /* flock file shared with huggingface_hub (NULL: none) */
+    char *link;       /* cache mode: snapshot entry to point at final; NULL for local_dir */
+    char *link_root;  /* cache mode: snapshots/<commit> (folders are made below it) */
+    char *meta;       /* local_dir mode: .cache/huggingface/download/<path>.metadata */
     const char *commit;
-    int need_download; /* 0: final is in place (only link/metadata, or verification) */
+    int need_download;   /* 0: final is in place (only link/metadata, or verification) */
     int verify_existing; /* hash final first; a mismatch removes it and downloads again */
-    int force;         /* discard a partial file and download again */
-    int renamed;       /* a download was moved to final (its folder needs an fsync) */
-    int rc;            /* outcome */
-    char *err;         /* its message */
-    uint64_t fetched;  /* bytes transferred */
+    int force;           /* discard a partial file and download again */
+    int renamed;         /* a download was moved to final (its folder needs an fsync) */
+    int rc;              /* outcome */
+    char *err;           /* its message */
+    uint64_t fetched;    /* bytes transferred */
 };
 void sw_hub_job_release(struct sw_hub_job *j);
 

@@ -29,7 +29,8 @@ void sw_hub_file_release(struct sw_hub_file *f) {
 
 void sw_hub_listing_release(struct sw_hub_listing *l) {
     if (!l) return;
-    for (size_t i = 0; i < l->n; i++) sw_hub_file_release(&l->files[i]);
+    for (size_t i = 0; i < l->n; i++)
+        sw_hub_file_release(&l->files[i]);
     free(l->files);
     free(l->commit);
     memset(l, 0, sizeof *l);
@@ -72,7 +73,8 @@ static json_t *load(const char *json, size_t len, const char *name, int *rc) {
 }
 
 /* An optional non-negative integer member; -1 when absent; SW_EFORMAT when of the wrong kind. */
-static int get_size(json_t *obj, const char *key, const char *name, const char *path, int64_t *out) {
+static int get_size(json_t *obj, const char *key, const char *name, const char *path,
+                    int64_t *out) {
     json_t *v = json_object_get(obj, key);
     *out = -1;
     if (!v || json_is_null(v)) return 0;
@@ -92,13 +94,15 @@ static int get_hex(json_t *obj, const char *key, size_t n, const char *name, con
     const char *s = json_string_value(v);
     char low[80];
     if (s && strlen(s) == n && n < sizeof low) {
-        for (size_t i = 0; i <= n; i++) low[i] = (char)tolower((unsigned char)s[i]);
+        for (size_t i = 0; i <= n; i++)
+            low[i] = (char)tolower((unsigned char)s[i]);
         if (is_hex(low, n)) {
             memcpy(out, low, n + 1);
             return 0;
         }
     }
-    return sw_err_set(SW_EFORMAT, "%s: file '%.200s': '%s' is not %zu hex digits", name, path, key, n);
+    return sw_err_set(SW_EFORMAT, "%s: file '%.200s': '%s' is not %zu hex digits", name, path, key,
+                      n);
 }
 
 static int set_etag(struct sw_hub_file *f, const char *etag) {
@@ -115,10 +119,12 @@ static int fill_file(struct sw_hub_file *f, json_t *lfs, const char *sha_key, co
         SW_TRY(get_hex(lfs, sha_key, 64, name, f->path, f->sha256));
         SW_TRY(get_size(lfs, "size", name, f->path, &lsize));
         if (!f->sha256[0])
-            return sw_err_set(SW_EFORMAT, "%s: file '%.200s': LFS entry without its sha256", name, f->path);
+            return sw_err_set(SW_EFORMAT, "%s: file '%.200s': LFS entry without its sha256", name,
+                              f->path);
         f->lfs = 1;
         f->size = lsize >= 0 ? lsize : size;
-        if (oid[0] && !(f->pointer_oid = strdup(oid))) return sw_err_set(SW_ENOMEM, "out of memory");
+        if (oid[0] && !(f->pointer_oid = strdup(oid)))
+            return sw_err_set(SW_ENOMEM, "out of memory");
         return set_etag(f, f->sha256);
     }
     if (lfs && !json_is_null(lfs))
@@ -134,7 +140,8 @@ static void update_meta(struct sw_hub_listing *l) {
         if (l->files[i].size < 0 || !l->files[i].etag) l->complete_meta = 0;
 }
 
-int sw_hub_parse_hf_revision(const char *json, size_t len, const char *name, struct sw_hub_listing *out) {
+int sw_hub_parse_hf_revision(const char *json, size_t len, const char *name,
+                             struct sw_hub_listing *out) {
     int rc = 0;
     json_t *root = load(json, len, name, &rc);
     if (!root) return rc;
@@ -148,7 +155,8 @@ int sw_hub_parse_hf_revision(const char *json, size_t len, const char *name, str
         return sw_err_set(SW_EFORMAT, "%s: no 'siblings' list in the hub's answer", name);
     }
     free(out->commit);
-    if (!(out->commit = strdup(json_string_value(sha)))) rc = sw_err_set(SW_ENOMEM, "out of memory");
+    if (!(out->commit = strdup(json_string_value(sha))))
+        rc = sw_err_set(SW_ENOMEM, "out of memory");
     size_t i;
     json_t *s;
     json_array_foreach(sib, i, s) {
@@ -159,7 +167,8 @@ int sw_hub_parse_hf_revision(const char *json, size_t len, const char *name, str
             break;
         }
         struct sw_hub_file *f;
-        if ((rc = sw_hub_listing_add(out, json_string_value(fn), json_string_length(fn), &f)) < 0) break;
+        if ((rc = sw_hub_listing_add(out, json_string_value(fn), json_string_length(fn), &f)) < 0)
+            break;
         int64_t size;
         char oid[41];
         if ((rc = get_size(s, "size", name, f->path, &size)) < 0) break;
@@ -171,7 +180,8 @@ int sw_hub_parse_hf_revision(const char *json, size_t len, const char *name, str
     return rc;
 }
 
-int sw_hub_parse_hf_tree(const char *json, size_t len, const char *name, struct sw_hub_listing *out) {
+int sw_hub_parse_hf_tree(const char *json, size_t len, const char *name,
+                         struct sw_hub_listing *out) {
     int rc = 0;
     json_t *root = load(json, len, name, &rc);
     if (!root) return rc;
@@ -189,7 +199,9 @@ int sw_hub_parse_hf_tree(const char *json, size_t len, const char *name, struct 
         }
         if (strcmp(json_string_value(type), "file") != 0) continue; /* folders */
         struct sw_hub_file *f;
-        if ((rc = sw_hub_listing_add(out, json_string_value(path), json_string_length(path), &f)) < 0) break;
+        if ((rc = sw_hub_listing_add(out, json_string_value(path), json_string_length(path), &f)) <
+            0)
+            break;
         int64_t size;
         char oid[41];
         if ((rc = get_size(e, "size", name, f->path, &size)) < 0) break;
@@ -212,12 +224,13 @@ static int ms_data(json_t *root, const char *name, json_t **data) {
                           (long long)json_integer_value(code), m ? ": " : "", m ? m : "");
     }
     *data = json_object_get(root, "Data");
-    if (!json_is_object(*data)) return sw_err_set(SW_EFORMAT, "%s: no 'Data' object in the hub's answer", name);
+    if (!json_is_object(*data))
+        return sw_err_set(SW_EFORMAT, "%s: no 'Data' object in the hub's answer", name);
     return 0;
 }
 
-int sw_hub_parse_ms_files(const char *json, size_t len, const char *name, struct sw_hub_listing *out,
-                          size_t *count) {
+int sw_hub_parse_ms_files(const char *json, size_t len, const char *name,
+                          struct sw_hub_listing *out, size_t *count) {
     int rc = 0;
     *count = 0;
     json_t *root = load(json, len, name, &rc), *data;
@@ -247,13 +260,16 @@ int sw_hub_parse_ms_files(const char *json, size_t len, const char *name, struct
         }
         if (strcmp(json_string_value(type), "tree") == 0) continue;
         struct sw_hub_file *f;
-        if ((rc = sw_hub_listing_add(out, json_string_value(path), json_string_length(path), &f)) < 0) break;
+        if ((rc = sw_hub_listing_add(out, json_string_value(path), json_string_length(path), &f)) <
+            0)
+            break;
         if ((rc = get_size(e, "Size", name, f->path, &f->size)) < 0) break;
         json_t *sha = json_object_get(e, "Sha256");
         if (json_is_string(sha) && json_string_length(sha) == 0) sha = NULL; /* unpublished */
         if (sha) {
             json_t *tmp = json_pack("{sO}", "Sha256", sha);
-            rc = tmp ? get_hex(tmp, "Sha256", 64, name, f->path, f->sha256) : sw_err_set(SW_ENOMEM, "out of memory");
+            rc = tmp ? get_hex(tmp, "Sha256", 64, name, f->path, f->sha256)
+                     : sw_err_set(SW_ENOMEM, "out of memory");
             json_decref(tmp);
             if (rc < 0) break;
         }
@@ -324,7 +340,8 @@ int sw_hub_listing_content_id(struct sw_hub_listing *l, char out[41]) {
         EVP_MD_CTX_free(ctx);
         return sw_err_set(SW_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < l->n; i++) v[i] = &l->files[i];
+    for (size_t i = 0; i < l->n; i++)
+        v[i] = &l->files[i];
     qsort(v, l->n, sizeof *v, cmp_path);
     EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
     for (size_t i = 0; i < l->n; i++) {
@@ -355,7 +372,8 @@ int sw_hub_tree_cache_json(const struct sw_hub_listing *l, char **json) {
     if (rc == 0) {
         json_object_set_new(root, "format_version", json_integer(1));
         json_object_set(root, "files", files);
-        for (size_t i = 0; i < l->n; i++) v[i] = &l->files[i];
+        for (size_t i = 0; i < l->n; i++)
+            v[i] = &l->files[i];
         qsort(v, l->n, sizeof *v, cmp_path); /* huggingface_hub writes the paths sorted */
     }
     for (size_t i = 0; i < l->n && rc == 0; i++) {
@@ -370,7 +388,8 @@ int sw_hub_tree_cache_json(const struct sw_hub_listing *l, char **json) {
             json_object_set_new(e, "lfs_sha256", json_string(f->sha256));
             json_object_set_new(e, "lfs_size", json_integer(f->size));
         }
-        if (!e || json_object_set_new(files, f->path, e) < 0) rc = sw_err_set(SW_ENOMEM, "out of memory");
+        if (!e || json_object_set_new(files, f->path, e) < 0)
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
     }
     if (rc == 0) {
         /* Byte for byte what huggingface_hub's json.dump(indent=1) writes (keys in its order). */
@@ -383,7 +402,8 @@ int sw_hub_tree_cache_json(const struct sw_hub_listing *l, char **json) {
     return rc;
 }
 
-int sw_hub_parse_tree_cache(const char *json, size_t len, const char *name, struct sw_hub_listing *out) {
+int sw_hub_parse_tree_cache(const char *json, size_t len, const char *name,
+                            struct sw_hub_listing *out) {
     int rc = 0;
     json_t *root = load(json, len, name, &rc);
     if (!root) return rc;

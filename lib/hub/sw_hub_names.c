@@ -23,7 +23,9 @@ void sw_hub_opts_init(struct sw_hub_opts *o) {
     o->offline = -1;
 }
 
-static int id_char(int c) { return isalnum(c) || c == '_' || c == '-' || c == '.'; }
+static int id_char(int c) {
+    return isalnum(c) || c == '_' || c == '-' || c == '.';
+}
 
 /* One part of an id: non-empty run of id characters not starting or ending with '.' or '-'
  * (huggingface_hub's \b boundaries). */
@@ -95,7 +97,8 @@ int sw_hub_path_check(const char *path) {
 int sw_hub_etag_check(const char *etag) {
     size_t n = etag ? strlen(etag) : 0;
     int ok = n > 0 && n <= 128 && etag[0] != '.';
-    for (size_t i = 0; ok && i < n; i++) ok = id_char((unsigned char)etag[i]);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = id_char((unsigned char)etag[i]);
     if (!ok)
         return sw_err_set(SW_EFORMAT, "the hub sent an unusable etag '%.140s' for a blob name",
                           etag ? etag : "");
@@ -122,19 +125,23 @@ char *sw_hub_repo_folder_name(enum sw_hub_repo_type type, const char *repo_id) {
 
 char *sw_hub_blob_link(const char *path, const char *etag) {
     size_t depth = 0;
-    for (const char *p = path; *p; p++) depth += *p == '/';
+    for (const char *p = path; *p; p++)
+        depth += *p == '/';
     size_t n = depth * 3 + strlen("../../blobs/") + strlen(etag) + 1;
     char *out = malloc(n);
     if (!out) return NULL;
     char *w = out;
-    for (size_t i = 0; i < depth; i++) w += sprintf(w, "../");
+    for (size_t i = 0; i < depth; i++)
+        w += sprintf(w, "../");
     sprintf(w, "../../blobs/%s", etag);
     return out;
 }
 
 /* ---- globs ---- */
 
-static int norm(int c) { return c == '\\' ? '/' : c; }
+static int norm(int c) {
+    return c == '\\' ? '/' : c;
+}
 
 /* Match one character against the class starting after '[' at p; *end receives the position
  * after the closing ']'. Returns -1 when the class is unclosed (then '[' is a literal). */
@@ -147,7 +154,8 @@ static int class_match(const char *p, int c, const char **end) {
     }
     const char *start = q;
     if (*q == ']') q++; /* a leading ']' is a member */
-    while (*q && *q != ']') q++;
+    while (*q && *q != ']')
+        q++;
     if (!*q) return -1;
     *end = q + 1;
     int hit = 0;
@@ -170,7 +178,8 @@ int sw_hub_glob_match(const char *pattern, const char *name) {
     while (*s) {
         int c = norm((unsigned char)*s);
         if (*p == '*') {
-            while (*p == '*') p++;
+            while (*p == '*')
+                p++;
             star_p = p;
             star_s = s;
             continue;
@@ -204,7 +213,8 @@ int sw_hub_glob_match(const char *pattern, const char *name) {
         p = star_p;
         s = ++star_s;
     }
-    while (*p == '*') p++;
+    while (*p == '*')
+        p++;
     return *p == '\0';
 }
 
@@ -246,7 +256,9 @@ static int env_true(const char *name) {
            strcasecmp(v, "true") == 0;
 }
 
-int sw_hub_env_offline(void) { return env_true("HF_HUB_OFFLINE") || env_true("TRANSFORMERS_OFFLINE"); }
+int sw_hub_env_offline(void) {
+    return env_true("HF_HUB_OFFLINE") || env_true("TRANSFORMERS_OFFLINE");
+}
 
 enum sw_hub_kind sw_hub_kind_resolve(enum sw_hub_kind k) {
     if (k != SW_HUB_AUTO) return k;
@@ -308,7 +320,8 @@ int sw_hub_endpoint(enum sw_hub_kind k, const char *explicit_url, char **out) {
     }
     if (rc < 0) return rc;
     size_t n = strlen(*out);
-    while (n > 0 && (*out)[n - 1] == '/') (*out)[--n] = '\0';
+    while (n > 0 && (*out)[n - 1] == '/')
+        (*out)[--n] = '\0';
     if (strncmp(*out, "http://", 7) != 0 && strncmp(*out, "https://", 8) != 0) {
         rc = sw_err_set(SW_EUSAGE, "hub endpoint '%s' is not an http:// or https:// URL", *out);
         free(*out);
@@ -327,8 +340,10 @@ static char *read_token_file(const char *path) {
     fclose(f);
     if (!line) return NULL;
     size_t n = strlen(line);
-    while (n && isspace((unsigned char)line[n - 1])) line[--n] = '\0';
-    while (*line && isspace((unsigned char)*line)) line++;
+    while (n && isspace((unsigned char)line[n - 1]))
+        line[--n] = '\0';
+    while (*line && isspace((unsigned char)*line))
+        line++;
     return *line ? strdup(line) : NULL;
 }
 

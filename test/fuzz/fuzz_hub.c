@@ -17,7 +17,7 @@ static void listing(int which, const char *s, size_t n) {
     struct sw_hub_listing l = {0};
     size_t count = 0;
     int64_t id;
-    int rc = which == 1 ? sw_hub_parse_hf_revision(s, n, "fuzz", &l)
+    int rc = which == 1   ? sw_hub_parse_hf_revision(s, n, "fuzz", &l)
              : which == 2 ? sw_hub_parse_hf_tree(s, n, "fuzz", &l)
              : which == 3 ? sw_hub_parse_ms_files(s, n, "fuzz", &l, &count)
              : which == 4 ? sw_hub_parse_tree_cache(s, n, "fuzz", &l)
@@ -29,14 +29,17 @@ static void listing(int which, const char *s, size_t n) {
             /* a checked listing's names are safe to join under a root */
             for (size_t i = 0; i < l.n; i++) {
                 if (sw_hub_path_check(l.files[i].path) != 0) abort();
-                char *link = l.files[i].etag ? sw_hub_blob_link(l.files[i].path, l.files[i].etag) : NULL;
+                char *link =
+                    l.files[i].etag ? sw_hub_blob_link(l.files[i].path, l.files[i].etag) : NULL;
                 free(link);
             }
             /* and its tree cache reads back to the same files */
             char *json = NULL;
             if (sw_hub_tree_cache_json(&l, &json) == 0) {
                 struct sw_hub_listing back = {0};
-                if (sw_hub_parse_tree_cache(json, strlen(json), "fuzz", &back) != 0 || back.n != l.n) abort();
+                if (sw_hub_parse_tree_cache(json, strlen(json), "fuzz", &back) != 0 ||
+                    back.n != l.n)
+                    abort();
                 sw_hub_listing_release(&back);
             }
             free(json);
@@ -69,9 +72,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (void)sw_hub_etag_check(h.linked_etag);
         break;
     }
-    case 1: case 2: case 3: case 4: case 5:
-        listing(which, s, n);
-        break;
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+    case 5: listing(which, s, n); break;
     case 6: {
         const char *name = z + strlen(z) + (strlen(z) < n ? 1 : 0);
         (void)sw_hub_glob_match(z, name);
@@ -80,7 +85,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         break;
     }
     case 7:
-        if (sw_hub_path_check(z) == 0 && (z[0] == '/' || strstr(z, "/../") || strncmp(z, "../", 3) == 0))
+        if (sw_hub_path_check(z) == 0 &&
+            (z[0] == '/' || strstr(z, "/../") || strncmp(z, "../", 3) == 0))
             abort(); /* an accepted name never climbs out */
         (void)sw_hub_looks_like_id(z);
         (void)sw_hub_revision_check(z);
@@ -96,9 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (void)sw_hub_parse_link_next(s, n, out, sizeof out);
         break;
     }
-    default:
-        (void)sw_hub_parse_retry_after(s, n, 1.0e9);
-        break;
+    default: (void)sw_hub_parse_retry_after(s, n, 1.0e9); break;
     }
     free(z);
     sw_err_clear();

@@ -30,7 +30,8 @@ static void write_file(const char *path, const char *text) {
 }
 
 static void test_ids(void) {
-    OK(sw_hub_looks_like_id("Qwen/Qwen2.5-0.5B-Instruct"), "org/name with dots and dashes is an id");
+    OK(sw_hub_looks_like_id("Qwen/Qwen2.5-0.5B-Instruct"),
+       "org/name with dots and dashes is an id");
     OK(sw_hub_looks_like_id("gpt2"), "a legacy id without org");
     OK(!sw_hub_looks_like_id("./models/x"), "./ path is not an id");
     OK(!sw_hub_looks_like_id("/abs/path"), "absolute path is not an id");
@@ -54,8 +55,8 @@ static void test_ids(void) {
     IS_INT(sw_hub_revision_check("/abs"), SW_EUSAGE, "absolute revision refused");
     IS_INT(sw_hub_revision_check("a//b"), SW_EUSAGE, "empty component refused");
 
-    static const char *bad[] = {"", "/etc/passwd", "../x", "a/../../x", "a/./b", "a//b", "a/",
-                                "x\\..\\y", "a\nb", "..", "."};
+    static const char *bad[] = {"",   "/etc/passwd", "../x", "a/../../x", "a/./b", "a//b",
+                                "a/", "x\\..\\y",    "a\nb", "..",        "."};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         IS_INT(sw_hub_path_check(bad[i]), SW_EFORMAT, "unsafe server name #%zu refused", i);
     IS_INT(sw_hub_path_check("model-00001-of-00002.safetensors"), 0, "plain name accepted");
@@ -65,7 +66,8 @@ static void test_ids(void) {
     longc[256] = '\0';
     IS_INT(sw_hub_path_check(longc), SW_EFORMAT, "a 256-byte component is refused");
 
-    IS_INT(sw_hub_etag_check("9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9"), 0, "sha256 etag");
+    IS_INT(sw_hub_etag_check("9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9"), 0,
+           "sha256 etag");
     IS_INT(sw_hub_etag_check("../../x"), SW_EFORMAT, "etag with '/' refused");
     IS_INT(sw_hub_etag_check(".hidden"), SW_EFORMAT, "etag starting with '.' refused");
     IS_INT(sw_hub_etag_check(""), SW_EFORMAT, "empty etag refused");
@@ -91,18 +93,41 @@ static void test_paths(void) {
 
 static void test_glob(void) {
     /* Expected values from Python's fnmatch.fnmatchcase (what huggingface_hub uses). */
-    static const struct { const char *pat, *name; int want; } g[] = {
-        {"*.json", "config.json", 1}, {"*.json", "sub/a.json", 1}, {"*", "a/b/c", 1},
-        {"sub/*", "sub/x/y", 1}, {"?.txt", "a.txt", 1}, {"?.txt", "ab.txt", 0},
-        {"[abc].md", "b.md", 1}, {"[!abc].md", "b.md", 0}, {"[!abc].md", "d.md", 1},
-        {"[a-c]x", "bx", 1}, {"[a-c]x", "dx", 0}, {"[]]x", "]x", 1}, {"[!]]x", "ax", 1},
-        {"[x", "[x", 1}, {"[x", "x", 0}, {"a*b*c", "aXbYc", 1}, {"a*b*c", "aXbY", 0},
-        {"*.safetensors", "model-00001-of-00002.safetensors", 1}, {"model*.bin", "model.bin", 1},
-        {"", "", 1}, {"*", "", 1}, {"a", "A", 0}, {"*/*", "a", 0}, {"[a-]x", "-x", 1},
-        {"**", "x/y", 1}, {"a?c", "a/c", 1}, {"tokenizer*", "tokenizer_config.json", 1},
+    static const struct {
+        const char *pat, *name;
+        int want;
+    } g[] = {
+        {"*.json", "config.json", 1},
+        {"*.json", "sub/a.json", 1},
+        {"*", "a/b/c", 1},
+        {"sub/*", "sub/x/y", 1},
+        {"?.txt", "a.txt", 1},
+        {"?.txt", "ab.txt", 0},
+        {"[abc].md", "b.md", 1},
+        {"[!abc].md", "b.md", 0},
+        {"[!abc].md", "d.md", 1},
+        {"[a-c]x", "bx", 1},
+        {"[a-c]x", "dx", 0},
+        {"[]]x", "]x", 1},
+        {"[!]]x", "ax", 1},
+        {"[x", "[x", 1},
+        {"[x", "x", 0},
+        {"a*b*c", "aXbYc", 1},
+        {"a*b*c", "aXbY", 0},
+        {"*.safetensors", "model-00001-of-00002.safetensors", 1},
+        {"model*.bin", "model.bin", 1},
+        {"", "", 1},
+        {"*", "", 1},
+        {"a", "A", 0},
+        {"*/*", "a", 0},
+        {"[a-]x", "-x", 1},
+        {"**", "x/y", 1},
+        {"a?c", "a/c", 1},
+        {"tokenizer*", "tokenizer_config.json", 1},
     };
     for (size_t i = 0; i < sizeof g / sizeof *g; i++)
-        IS_INT(sw_hub_glob_match(g[i].pat, g[i].name), g[i].want, "fnmatch('%s', '%s')", g[i].name, g[i].pat);
+        IS_INT(sw_hub_glob_match(g[i].pat, g[i].name), g[i].want, "fnmatch('%s', '%s')", g[i].name,
+               g[i].pat);
     IS_INT(sw_hub_glob_match("sub\\*.txt", "sub/a.txt"), 1, "backslash counts as '/'");
 
     const char *inc[] = {"*.json", "sub/"}, *exc[] = {"tokenizer*"};
@@ -123,7 +148,8 @@ static void test_headers(void) {
     /* The hub's 302 to the CDN carries the LFS ids; the CDN's 206 carries the bytes. */
     feed(&h, "HTTP/1.1 302 Found\r\n");
     feed(&h, "X-Repo-Commit: f98ab2bcf94547c32abffc31d5cd34c183849b82\r\n");
-    feed(&h, "x-linked-etag: \"9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9\"\r\n");
+    feed(&h,
+         "x-linked-etag: \"9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9\"\r\n");
     feed(&h, "X-Linked-Size: 100000\r\n");
     feed(&h, "ETag: \"dd81748cbcb4c6c827095492beaabb2855cf38c9\"\r\n");
     feed(&h, "Location: http://cdn/x\r\n");
@@ -134,8 +160,10 @@ static void test_headers(void) {
     feed(&h, "ETag: W/\"cdn-etag\"\r\n");
     IS_INT(h.status, 206, "status of the last response");
     IS_INT(h.nresponses, 2, "two responses");
-    IS_STR(h.repo_commit, "f98ab2bcf94547c32abffc31d5cd34c183849b82", "X-Repo-Commit kept across the redirect");
-    IS_STR(h.linked_etag, "9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9", "X-Linked-Etag unquoted");
+    IS_STR(h.repo_commit, "f98ab2bcf94547c32abffc31d5cd34c183849b82",
+           "X-Repo-Commit kept across the redirect");
+    IS_STR(h.linked_etag, "9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9",
+           "X-Linked-Etag unquoted");
     IS_INT(h.linked_size, 100000, "X-Linked-Size");
     IS_STR(h.etag, "cdn-etag", "ETag of the last response, W/ and quotes stripped");
     IS_INT(h.range_start, 1000, "Content-Range start");
@@ -167,11 +195,13 @@ static void test_headers(void) {
     IS_STR(h.error_code, "", "a new response clears the error fields");
 
     char out[256];
-    const char *link = "<https://hub/api/models/a/b/tree/main?cursor=x>; rel=\"next\", <https://hub/p>; rel=prev";
+    const char *link =
+        "<https://hub/api/models/a/b/tree/main?cursor=x>; rel=\"next\", <https://hub/p>; rel=prev";
     IS_INT(sw_hub_parse_link_next(link, strlen(link), out, sizeof out), 0, "Link next found");
     IS_STR(out, "https://hub/api/models/a/b/tree/main?cursor=x", "Link next URL");
     const char *prev = "<https://hub/p>; rel=\"prev\"";
-    IS_INT(sw_hub_parse_link_next(prev, strlen(prev), out, sizeof out), -1, "no next in a prev-only Link");
+    IS_INT(sw_hub_parse_link_next(prev, strlen(prev), out, sizeof out), -1,
+           "no next in a prev-only Link");
     const char *second = "<https://a>; rel=\"prev\", <https://b>; rel=next";
     sw_hub_parse_link_next(second, strlen(second), out, sizeof out);
     IS_STR(out, "https://b", "next as the second link, unquoted");
@@ -181,19 +211,27 @@ static void test_headers(void) {
 static void test_listings(void) {
     const char *rev =
         "{\"id\":\"org/tiny\",\"sha\":\"f98ab2bcf94547c32abffc31d5cd34c183849b82\",\"siblings\":["
-        "{\"rfilename\":\"config.json\",\"size\":8,\"blobId\":\"0187f3b09d66cef7911083ad49f890f5a6589589\"},"
-        "{\"rfilename\":\"model.safetensors\",\"size\":100000,\"blobId\":\"dd81748cbcb4c6c827095492beaabb2855cf38c9\","
-        "\"lfs\":{\"size\":100000,\"sha256\":\"9B4FCA83C263D86DDD36FE601634C0D42ED1F73C2B1530A2A65602A2391A85E9\",\"pointerSize\":131}},"
-        "{\"rfilename\":\"sub/readme.txt\",\"size\":3,\"blobId\":\"45b983be36b73c0788dc9cbcb76cbb80fc7bb057\"}]}";
+        "{\"rfilename\":\"config.json\",\"size\":8,\"blobId\":"
+        "\"0187f3b09d66cef7911083ad49f890f5a6589589\"},"
+        "{\"rfilename\":\"model.safetensors\",\"size\":100000,\"blobId\":"
+        "\"dd81748cbcb4c6c827095492beaabb2855cf38c9\","
+        "\"lfs\":{\"size\":100000,\"sha256\":"
+        "\"9B4FCA83C263D86DDD36FE601634C0D42ED1F73C2B1530A2A65602A2391A85E9\",\"pointerSize\":131}}"
+        ","
+        "{\"rfilename\":\"sub/"
+        "readme.txt\",\"size\":3,\"blobId\":\"45b983be36b73c0788dc9cbcb76cbb80fc7bb057\"}]}";
     struct sw_hub_listing l = {0};
     IS_INT(sw_hub_parse_hf_revision(rev, strlen(rev), "rev", &l), 0, "HF revision JSON parses");
     IS_INT(l.n, 3, "three siblings");
     IS_STR(l.commit, "f98ab2bcf94547c32abffc31d5cd34c183849b82", "commit");
     OK(l.complete_meta, "all files have size and etag");
-    IS_STR(l.files[0].etag, "0187f3b09d66cef7911083ad49f890f5a6589589", "plain file: etag = git blob id");
+    IS_STR(l.files[0].etag, "0187f3b09d66cef7911083ad49f890f5a6589589",
+           "plain file: etag = git blob id");
     OK(!l.files[0].lfs && l.files[1].lfs, "lfs flags");
-    IS_STR(l.files[1].etag, "9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9", "LFS: etag = sha256, lowercased");
-    IS_STR(l.files[1].pointer_oid, "dd81748cbcb4c6c827095492beaabb2855cf38c9", "LFS pointer oid kept");
+    IS_STR(l.files[1].etag, "9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9",
+           "LFS: etag = sha256, lowercased");
+    IS_STR(l.files[1].pointer_oid, "dd81748cbcb4c6c827095492beaabb2855cf38c9",
+           "LFS pointer oid kept");
     IS_INT(l.files[1].size, 100000, "LFS size");
     IS_INT(sw_hub_listing_check(&l, "rev"), 0, "listing is safe");
 
@@ -203,7 +241,8 @@ static void test_listings(void) {
     const char *want_tree =
         "{\n \"format_version\": 1,\n \"files\": {\n  \"config.json\": {\n   \"size\": 8,\n"
         "   \"blob_id\": \"0187f3b09d66cef7911083ad49f890f5a6589589\"\n  },\n"
-        "  \"model.safetensors\": {\n   \"size\": 100000,\n   \"blob_id\": \"dd81748cbcb4c6c827095492beaabb2855cf38c9\",\n"
+        "  \"model.safetensors\": {\n   \"size\": 100000,\n   \"blob_id\": "
+        "\"dd81748cbcb4c6c827095492beaabb2855cf38c9\",\n"
         "   \"lfs_sha256\": \"9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9\",\n"
         "   \"lfs_size\": 100000\n  },\n  \"sub/readme.txt\": {\n   \"size\": 3,\n"
         "   \"blob_id\": \"45b983be36b73c0788dc9cbcb76cbb80fc7bb057\"\n  }\n }\n}";
@@ -227,28 +266,39 @@ static void test_listings(void) {
 
     const char *tree =
         "[{\"type\":\"directory\",\"oid\":\"x\",\"size\":0,\"path\":\"sub\"},"
-        "{\"type\":\"file\",\"oid\":\"45b983be36b73c0788dc9cbcb76cbb80fc7bb057\",\"size\":3,\"path\":\"sub/readme.txt\"},"
-        "{\"type\":\"file\",\"oid\":\"dd81748cbcb4c6c827095492beaabb2855cf38c9\",\"size\":100000,\"path\":\"m.bin\","
-        "\"lfs\":{\"oid\":\"9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9\",\"size\":100000,\"pointerSize\":131}}]";
+        "{\"type\":\"file\",\"oid\":\"45b983be36b73c0788dc9cbcb76cbb80fc7bb057\",\"size\":3,"
+        "\"path\":\"sub/readme.txt\"},"
+        "{\"type\":\"file\",\"oid\":\"dd81748cbcb4c6c827095492beaabb2855cf38c9\",\"size\":100000,"
+        "\"path\":\"m.bin\","
+        "\"lfs\":{\"oid\":\"9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9\","
+        "\"size\":100000,\"pointerSize\":131}}]";
     IS_INT(sw_hub_parse_hf_tree(tree, strlen(tree), "tree", &l), 0, "HF tree page parses");
-    OK(l.n == 2 && l.files[1].lfs && strcmp(l.files[1].sha256, "9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9") == 0,
+    OK(l.n == 2 && l.files[1].lfs &&
+           strcmp(l.files[1].sha256,
+                  "9b4fca83c263d86ddd36fe601634c0d42ed1f73c2b1530a2a65602a2391a85e9") == 0,
        "tree: folders skipped, LFS oid is the sha256");
     sw_hub_listing_release(&l);
 
     const char *ms =
-        "{\"Code\":200,\"Data\":{\"Files\":[{\"Name\":\"sub\",\"Path\":\"sub\",\"Type\":\"tree\",\"Size\":0},"
+        "{\"Code\":200,\"Data\":{\"Files\":[{\"Name\":\"sub\",\"Path\":\"sub\",\"Type\":\"tree\","
+        "\"Size\":0},"
         "{\"Name\":\"a.txt\",\"Path\":\"sub/a.txt\",\"Type\":\"blob\",\"Size\":3,"
-        "\"Sha256\":\"98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4\",\"IsLFS\":false},"
-        "{\"Name\":\"b\",\"Path\":\"b\",\"Type\":\"blob\",\"Size\":5,\"Sha256\":\"\",\"IsLFS\":true}]},\"Success\":true}";
+        "\"Sha256\":\"98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4\",\"IsLFS\":"
+        "false},"
+        "{\"Name\":\"b\",\"Path\":\"b\",\"Type\":\"blob\",\"Size\":5,\"Sha256\":\"\",\"IsLFS\":"
+        "true}]},\"Success\":true}";
     size_t count = 0;
     IS_INT(sw_hub_parse_ms_files(ms, strlen(ms), "ms", &l, &count), 0, "ModelScope files parse");
     IS_INT(count, 3, "page count includes folders");
-    OK(l.n == 2 && strcmp(l.files[0].etag, "98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4") == 0,
+    OK(l.n == 2 && strcmp(l.files[0].etag,
+                          "98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4") == 0,
        "ModelScope blob etag = Sha256");
-    OK(l.files[1].etag == NULL && l.files[1].lfs && !l.complete_meta, "a file without Sha256 has no etag");
+    OK(l.files[1].etag == NULL && l.files[1].lfs && !l.complete_meta,
+       "a file without Sha256 has no etag");
     sw_hub_listing_release(&l);
     const char *ms_err = "{\"Code\":10010205001,\"Message\":\"model not found\",\"Data\":null}";
-    IS_INT(sw_hub_parse_ms_files(ms_err, strlen(ms_err), "ms", &l, &count), SW_EIO, "ModelScope error Code");
+    IS_INT(sw_hub_parse_ms_files(ms_err, strlen(ms_err), "ms", &l, &count), SW_EIO,
+           "ModelScope error Code");
     OK(strstr(sw_err_msg(), "model not found") != NULL, "carries the hub's Message");
     sw_hub_listing_release(&l);
     int64_t id = 0;
@@ -260,15 +310,21 @@ static void test_listings(void) {
     static const char *bad[] = {
         "{\"sha\":\"nothex\",\"siblings\":[]}",
         "{\"sha\":\"f98ab2bcf94547c32abffc31d5cd34c183849b82\"}",
-        "{\"sha\":\"f98ab2bcf94547c32abffc31d5cd34c183849b82\",\"siblings\":[{\"rfilename\":\"a\",\"size\":-1}]}",
-        "{\"sha\":\"f98ab2bcf94547c32abffc31d5cd34c183849b82\",\"siblings\":[{\"rfilename\":\"a\",\"blobId\":\"zz\"}]}",
-        "{\"sha\":\"f98ab2bcf94547c32abffc31d5cd34c183849b82\",\"siblings\":[{\"rfilename\":\"a\\u0000b\"}]}",
-        "{\"sha\":\"f98ab2bcf94547c32abffc31d5cd34c183849b82\",\"siblings\":[{\"rfilename\":\"a\",\"lfs\":{\"size\":1}}]}",
-        "[1,2", "",
+        "{\"sha\":\"f98ab2bcf94547c32abffc31d5cd34c183849b82\",\"siblings\":[{\"rfilename\":\"a\","
+        "\"size\":-1}]}",
+        "{\"sha\":\"f98ab2bcf94547c32abffc31d5cd34c183849b82\",\"siblings\":[{\"rfilename\":\"a\","
+        "\"blobId\":\"zz\"}]}",
+        "{\"sha\":\"f98ab2bcf94547c32abffc31d5cd34c183849b82\",\"siblings\":[{\"rfilename\":"
+        "\"a\\u0000b\"}]}",
+        "{\"sha\":\"f98ab2bcf94547c32abffc31d5cd34c183849b82\",\"siblings\":[{\"rfilename\":\"a\","
+        "\"lfs\":{\"size\":1}}]}",
+        "[1,2",
+        "",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         memset(&l, 0, sizeof l);
-        IS_INT(sw_hub_parse_hf_revision(bad[i], strlen(bad[i]), "bad", &l), SW_EFORMAT, "malformed revision JSON #%zu", i);
+        IS_INT(sw_hub_parse_hf_revision(bad[i], strlen(bad[i]), "bad", &l), SW_EFORMAT,
+               "malformed revision JSON #%zu", i);
         sw_hub_listing_release(&l);
     }
     struct sw_hub_file *f;
@@ -379,7 +435,8 @@ static void test_files(void) {
     IS_INT(sw_hub_hash_file(p, 0, hex, sizeof hex), 0, "git blob sha1 of a file");
     IS_STR(hex, "ce013625030ba8dba906f756967f9e9ca394464a", "equals `git hash-object`");
     sw_hub_hash_file(p, 1, hex, sizeof hex);
-    IS_STR(hex, "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03", "sha256 of a file");
+    IS_STR(hex, "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03",
+           "sha256 of a file");
 
     char root[300], outside[300], link[320], probe[400];
     snprintf(root, sizeof root, "%s/root", tmp);
@@ -403,7 +460,8 @@ static void test_resolve_offline(void) {
     IS_INT(sw_hub_resolve_model(tmp, NULL, &folder), 0, "an existing path is returned as is");
     IS_STR(folder, tmp, "same path");
     free(folder);
-    IS_INT(sw_hub_resolve_model("./no/such/dir", NULL, &folder), SW_ENOTFOUND, "a missing path that is no id");
+    IS_INT(sw_hub_resolve_model("./no/such/dir", NULL, &folder), SW_ENOTFOUND,
+           "a missing path that is no id");
     OK(strstr(sw_err_msg(), "no such file or folder") != NULL, "says so");
 
     const char *commit = "0123456789abcdef0123456789abcdef01234567";
@@ -441,9 +499,10 @@ static void test_resolve_online(void) {
     snprintf(repos, sizeof repos, "%s/repos", tmp);
     snprintf(portfile, sizeof portfile, "%s/port.json", tmp);
     snprintf(log, sizeof log, "%s/mock.log", tmp);
-    snprintf(cmd, sizeof cmd,
-             "python3 test/hub/hubtool.py make-repos %s && python3 test/hub/hubtool.py start %s %s %s",
-             repos, repos, portfile, log);
+    snprintf(
+        cmd, sizeof cmd,
+        "python3 test/hub/hubtool.py make-repos %s && python3 test/hub/hubtool.py start %s %s %s",
+        repos, repos, portfile, log);
     FILE *pp = popen(cmd, "r");
     int pid = 0;
     if (!pp || fscanf(pp, "%d", &pid) != 1) {
@@ -467,7 +526,8 @@ static void test_resolve_online(void) {
     o.offline = 0;
     o.quiet = 1;
     char *folder = NULL;
-    IS_INT(sw_hub_resolve_model("org/tiny", &o, &folder), 0, "online: org/tiny fetched through the cache");
+    IS_INT(sw_hub_resolve_model("org/tiny", &o, &folder), 0,
+           "online: org/tiny fetched through the cache");
     char p[600];
     snprintf(p, sizeof p, "%s/models--org--tiny/snapshots/", cache);
     OK(folder && strncmp(folder, p, strlen(p)) == 0, "into the snapshot folder");
@@ -486,7 +546,8 @@ static void test_resolve_online(void) {
     free(folder);
     o.revision = "v9";
     IS_INT(sw_hub_resolve_model("org/tiny", &o, &folder), SW_ENOTFOUND, "unknown revision");
-    OK(strstr(sw_err_msg(), "'org/tiny' is not a local path") != NULL, "message says what --model was");
+    OK(strstr(sw_err_msg(), "'org/tiny' is not a local path") != NULL,
+       "message says what --model was");
     o.revision = NULL;
     /* The hub gone: the cached snapshot still resolves (with a warning). */
     kill(pid, 15);

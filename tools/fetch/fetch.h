@@ -11,11 +11,11 @@
  * redrawn in place; SW_PROGRESS=1 prints an overall line every 5 seconds (for logs);
  * silent when stderr is not a terminal, with -q, or SW_PROGRESS=0. */
 struct fetch_display {
-    int mode;           /* enum sw_progress_mode */
-    char label[128];    /* "org/name" */
-    int lines_drawn;    /* terminal lines the last draw left (to move back over them) */
-    double t_last;      /* last draw (lines mode) */
-    double rate;        /* smoothed bytes/s, < 0 before a sample */
+    int mode;        /* enum sw_progress_mode */
+    char label[128]; /* "org/name" */
+    int lines_drawn; /* terminal lines the last draw left (to move back over them) */
+    double t_last;   /* last draw (lines mode) */
+    double rate;     /* smoothed bytes/s, < 0 before a sample */
     double t_rate;
     uint64_t done_rate;
 };

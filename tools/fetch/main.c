@@ -42,8 +42,8 @@ struct fetch_opts {
 static const struct sw_opt fetch_table[] = {
     {"revision", SW_OPT_STRING, offsetof(struct fetch_opts, revision), NULL,
      "branch, tag or commit (default main on HF, master on ModelScope)", 0, 0, NULL, NULL},
-    {"repo_type", SW_OPT_CHOICE, offsetof(struct fetch_opts, repo_type), "model", "kind of repo", 0, 0,
-     "model|dataset", NULL},
+    {"repo_type", SW_OPT_CHOICE, offsetof(struct fetch_opts, repo_type), "model", "kind of repo", 0,
+     0, "model|dataset", NULL},
     {"include", SW_OPT_LIST, offsetof(struct fetch_opts, include), NULL,
      "only files matching these globs (comma-separated, or repeat the option); '*' matches '/' too",
      0, 0, NULL, "allow_patterns"},
@@ -53,9 +53,11 @@ static const struct sw_opt fetch_table[] = {
     {"local_dir", SW_OPT_STRING, offsetof(struct fetch_opts, local_dir), NULL,
      "put the files in this plain folder instead of the cache", 0, 0, NULL, NULL},
     {"cache_dir", SW_OPT_STRING, offsetof(struct fetch_opts, cache_dir), NULL,
-     "hub cache folder (default HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)", 0, 0, NULL, NULL},
+     "hub cache folder (default HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)", 0, 0, NULL,
+     NULL},
     {"hub", SW_OPT_CHOICE, offsetof(struct fetch_opts, hub), NULL,
-     "which hub API to speak (default: hf, or modelscope when USE_HF=0)", 0, 0, "hf|modelscope", NULL},
+     "which hub API to speak (default: hf, or modelscope when USE_HF=0)", 0, 0, "hf|modelscope",
+     NULL},
     {"use_hf", SW_OPT_CHOICE, offsetof(struct fetch_opts, use_hf), NULL,
      "ms-swift's switch: true = Hugging Face, false = ModelScope (--hub wins)", 0, 0,
      "true|false|1|0", NULL},
@@ -86,13 +88,16 @@ static const struct sw_cli fetch_cli = {
     .command = NULL,
     .usage = "sw-fetch [options] ORG/NAME [FILE ...]",
     .summary =
-        "Download a model or dataset repo (all of it, the files named, or those --include/--exclude "
+        "Download a model or dataset repo (all of it, the files named, or those "
+        "--include/--exclude "
         "select) from a Hugging Face-style hub (HF_ENDPOINT, mirrors) or ModelScope (--hub "
-        "modelscope) into huggingface_hub's cache, where transformers, vLLM and sw's tools find it, "
+        "modelscope) into huggingface_hub's cache, where transformers, vLLM and sw's tools find "
+        "it, "
         "or into --local_dir. Interrupted downloads resume; every file is checked against the "
         "sha256 or git blob id the hub publishes before it is put in place. Prints the folder. "
         "Environment: HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_TOKEN, HF_TOKEN_PATH, HF_HUB_OFFLINE, "
-        "HF_HUB_DOWNLOAD_TIMEOUT, USE_HF, MODELSCOPE_DOMAIN, MODELSCOPE_CACHE, MODELSCOPE_API_TOKEN, "
+        "HF_HUB_DOWNLOAD_TIMEOUT, USE_HF, MODELSCOPE_DOMAIN, MODELSCOPE_CACHE, "
+        "MODELSCOPE_API_TOKEN, "
         "and libcurl's http_proxy/https_proxy/no_proxy. Exit status: 0 done, 1 failed, 2 usage, "
         "130/143 interrupted (partial downloads are kept).",
     .opts = fetch_table,
@@ -119,12 +124,15 @@ static char **merge_lists(int argc, char **argv, int *out_argc, char ***owned, i
                 char norm[32];
                 size_t len = strcspn(a + 2, "=");
                 if (len >= sizeof norm) continue;
-                for (size_t c = 0; c < len; c++) norm[c] = a[2 + c] == '-' ? '_' : a[2 + c];
+                for (size_t c = 0; c < len; c++)
+                    norm[c] = a[2 + c] == '-' ? '_' : a[2 + c];
                 norm[len] = '\0';
                 if (strcmp(norm, keys[k]) == 0) {
                     which = k % 2;
-                    if (a[2 + len] == '=') val = a + 3 + len;
-                    else if (i + 1 < argc) val = argv[++i];
+                    if (a[2 + len] == '=')
+                        val = a + 3 + len;
+                    else if (i + 1 < argc)
+                        val = argv[++i];
                 }
             }
         }
@@ -169,7 +177,8 @@ static const char **split_list(char *s, size_t *n) {
     *n = 0;
     if (!s || !*s) return NULL;
     size_t cap = 1;
-    for (const char *p = s; *p; p++) cap += *p == ',';
+    for (const char *p = s; *p; p++)
+        cap += *p == ',';
     const char **v = calloc(cap + 1, sizeof *v);
     if (!v) return NULL;
     for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ","))
@@ -187,13 +196,15 @@ static int run(struct fetch_opts *fo, char **pos, int npos) {
     const char *repo = pos[0];
     for (int i = 1; i < npos; i++)
         if (strpbrk(pos[i], "*?[")) /* a glob given as a file name: a common slip */
-            return sw_err_set(SW_EUSAGE, "'%s' looks like a pattern: use --include '%s' (file names "
-                                         "after the repo id are taken literally)",
+            return sw_err_set(SW_EUSAGE,
+                              "'%s' looks like a pattern: use --include '%s' (file names "
+                              "after the repo id are taken literally)",
                               pos[i], pos[i]);
     if (fo->hub)
         o.hub = strcmp(fo->hub, "modelscope") == 0 ? SW_HUB_MODELSCOPE : SW_HUB_HF;
     else if (fo->use_hf)
-        o.hub = strcmp(fo->use_hf, "true") == 0 || strcmp(fo->use_hf, "1") == 0 ? SW_HUB_HF : SW_HUB_MODELSCOPE;
+        o.hub = strcmp(fo->use_hf, "true") == 0 || strcmp(fo->use_hf, "1") == 0 ? SW_HUB_HF
+                                                                                : SW_HUB_MODELSCOPE;
     o.repo_type = strcmp(fo->repo_type, "dataset") == 0 ? SW_HUB_DATASET : SW_HUB_MODEL;
     o.revision = fo->revision;
     o.endpoint = fo->endpoint;
@@ -230,16 +241,20 @@ static int run(struct fetch_opts *fo, char **pos, int npos) {
         }
         uint64_t want = 0;
         for (size_t i = 0; i < r.nfiles; i++)
-            if (r.files[i].state == SW_HUB_FILE_FETCH && r.files[i].size > 0) want += (uint64_t)r.files[i].size;
-        sw_log(SW_LOG_INFO, "dry run: %zu files would be fetched (%llu bytes), %zu linked, %zu already in place%s",
-               r.nfetched, (unsigned long long)want, r.nlinked, r.ncached,
-               r.from_cache ? " (listed from the cache)" : "");
+            if (r.files[i].state == SW_HUB_FILE_FETCH && r.files[i].size > 0)
+                want += (uint64_t)r.files[i].size;
+        sw_log(
+            SW_LOG_INFO,
+            "dry run: %zu files would be fetched (%llu bytes), %zu linked, %zu already in place%s",
+            r.nfetched, (unsigned long long)want, r.nlinked, r.ncached,
+            r.from_cache ? " (listed from the cache)" : "");
     } else if (rc == 0) {
         if (r.from_cache)
             sw_log(SW_LOG_DEBUG, "%s resolved from the cache", repo);
         else
-            sw_log(SW_LOG_INFO, "%s: %zu files fetched (%llu bytes), %zu linked, %zu already in place",
-                   repo, r.nfetched, (unsigned long long)r.bytes_fetched, r.nlinked, r.ncached);
+            sw_log(SW_LOG_INFO,
+                   "%s: %zu files fetched (%llu bytes), %zu linked, %zu already in place", repo,
+                   r.nfetched, (unsigned long long)r.bytes_fetched, r.nlinked, r.ncached);
         if (printf("%s\n", r.folder) < 0) rc = sw_err_errno("write to stdout");
     }
     if (rc == 0 && fflush(stdout) != 0) rc = sw_err_errno("write to stdout");
@@ -258,14 +273,16 @@ int main(int argc, char **argv) {
     char **pos = NULL;
     int npos = 0;
     int rc = sw_cli_parse(&fetch_cli, &fo, margc, margv, &pos, &npos);
-    if (rc == 1) rc = 0; /* --help / --version */
+    if (rc == 1)
+        rc = 0; /* --help / --version */
     else if (rc == 0) {
         sw_signal_install();
         rc = run(&fo, pos, npos);
         free(pos);
         sw_config_release(fetch_table, &fo);
     }
-    for (int i = 0; i < nowned; i++) free(owned[i]);
+    for (int i = 0; i < nowned; i++)
+        free(owned[i]);
     free(owned);
     free(margv);
     if (rc == SW_EINTR) {

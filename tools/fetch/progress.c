@@ -40,12 +40,14 @@ static void bar(char *out, uint64_t done, uint64_t total) {
     int fill = total ? (int)(BAR * (double)done / (double)total) : 0;
     if (fill > BAR) fill = BAR;
     out[0] = '[';
-    for (int i = 0; i < BAR; i++) out[1 + i] = i < fill ? '#' : '.';
+    for (int i = 0; i < BAR; i++)
+        out[1 + i] = i < fill ? '#' : '.';
     out[BAR + 1] = ']';
     out[BAR + 2] = '\0';
 }
 
-/* A file name shortened from the left to at most w columns ("...ors-00001-of-00004.safetensors"). */
+/* A file name shortened from the left to at most w columns ("...ors-00001-of-00004.safetensors").
+ */
 static const char *shorten(const char *path, size_t w, char *buf, size_t cap) {
     size_t n = strlen(path);
     if (n <= w) return path;
@@ -71,7 +73,8 @@ void fetch_display_update(void *ctx, const struct sw_hub_progress *p) {
     }
     double rate = p->final || d->rate < 0 ? -1 : d->rate;
     char nums[200], b[BAR + 3];
-    sw_progress_format_rate(nums, sizeof nums, p->bytes_done, p->bytes_total, p->elapsed_s, rate, "B");
+    sw_progress_format_rate(nums, sizeof nums, p->bytes_done, p->bytes_total, p->elapsed_s, rate,
+                            "B");
     bar(b, p->bytes_done, p->bytes_total);
     if (d->mode == SW_PROGRESS_LINES) {
         if (!p->final && t - d->t_last < 5.0) return;
@@ -93,7 +96,8 @@ void fetch_display_update(void *ctx, const struct sw_hub_progress *p) {
             bar(fb, s->done, s->total);
             sw_progress_format_count(dn, sizeof dn, (double)s->done);
             sw_progress_format_count(tt, sizeof tt, (double)s->total);
-            fprintf(stderr, "  %-40s %s %s/%sB\n", shorten(s->path, 40, name, sizeof name), fb, dn, tt);
+            fprintf(stderr, "  %-40s %s %s/%sB\n", shorten(s->path, 40, name, sizeof name), fb, dn,
+                    tt);
             lines++;
         }
     }
