@@ -96,7 +96,7 @@ void fetch_display_update(void *ctx, const struct sw_hub_progress *p) {
             bar(fb, s->done, s->total);
             sw_progress_format_count(dn, sizeof dn, (double)s->done);
             sw_progress_format_count(tt, sizeof tt, (double)s->total);
-            fprintf(stderr, "  %-40s %s %s/%sB\n", shorten(s->path, 40, name, sizeof name), fb, dn,
+            fprintf(stderr, "  %-40s %s %s/%s B\n", shorten(s->path, 40, name, sizeof name), fb, dn,
                     tt);
             lines++;
         }
