@@ -231,4 +231,15 @@ EOF
     run python3 "$GQ/check_llama_cpp.py" "$EVAL" "$QUANT" "$T"
     echo "$output"
     assert_success
+    # the tokenizer metadata: llama.cpp tokenizes the corpus as `tokenizers` does (Llama 2 on
+    # every line; Llama 3 and Qwen3 except where llama.cpp's own pre-tokenizer differs: exotic
+    # contractions, no NFC, "</s>" forced to a control token)
+    R="$ROOT/test/golden/tokenizer"
+    [ -e "$T/tl2.gguf" ] || skip "the real-tokenizer exports of the test above are missing"
+    run python3 "$GQ/check_llama_cpp.py" tok "$T/tl2.gguf" "$R/llama2.ids.jsonl.gz" "$R/corpus.jsonl" 647
+    echo "$output"; assert_success
+    run python3 "$GQ/check_llama_cpp.py" tok "$T/tl3.gguf" "$R/llama3.ids.jsonl.gz" "$R/corpus.jsonl" 640
+    echo "$output"; assert_success
+    run python3 "$GQ/check_llama_cpp.py" tok "$T/tq3.gguf" "$R/qwen3.ids.jsonl.gz" "$R/corpus.jsonl" 620 nfc
+    echo "$output"; assert_success
 }

@@ -3,7 +3,12 @@
 `sw-quant gguf` wrote, and its logits match sw-eval's on the Hugging Face folder.
 
 Usage: check_llama_cpp.py SW_EVAL SW_QUANT WORKDIR
-WORKDIR must hold the models test/cli/quant-gguf.bats builds (qwen2, llama, qwen3). For each
+       check_llama_cpp.py tok FILE.gguf GOLDEN.ids.jsonl.gz CORPUS.jsonl MIN_LINES [nfc]
+The second form loads only the vocabulary of FILE.gguf in llama.cpp, tokenizes every line of
+the corpus (no BOS, special tokens parsed) and counts the lines whose ids equal the
+`tokenizers` goldens of test/golden/tokenizer/; fewer than MIN_LINES fails. `nfc` normalizes
+the text first (Qwen's tokenizer.json has an NFC normalizer that llama.cpp does not apply).
+The first form: WORKDIR must hold the models test/cli/quant-gguf.bats builds (qwen2, llama, qwen3). For each
 model, sw-eval computes the logits of 16 fixed token ids on the HF folder; llama.cpp evaluates
 the same ids on sw's F32, Q8_0 and Q4_K_M exports. F32 must agree to float rounding (this
 checks names, q/k permutation, rope, norms, biases and metadata); the quantized files must stay
@@ -52,7 +57,29 @@ def llama_logits(path, ids):
     return out
 
 
+def tok(path, golden, corpus, min_lines, nfc):
+    import gzip
+    import unicodedata
+    llm = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
+    lines = [json.loads(line) for line in open(corpus, encoding="utf-8")]
+    gold = [json.loads(line) for line in gzip.open(golden, "rt", encoding="utf-8")][1:]
+    same, first_bad = 0, None
+    for text, g in zip(lines, gold):
+        t = unicodedata.normalize("NFC", text) if nfc else text
+        got = llm.tokenize(t.encode("utf-8", "surrogatepass"), add_bos=False, special=True)
+        if got == g["ids"]:
+            same += 1
+        elif first_bad is None:
+            first_bad = (text[:30], got[:8], g["ids"][:8])
+    ok = same >= min_lines
+    print(f"{'ok' if ok else 'FAIL'} {os.path.basename(path)}: llama.cpp's tokenizer gives the tokenizers ids on "
+          f"{same}/{len(lines)} corpus lines (need {min_lines}); first difference {first_bad}")
+    return 0 if ok else 1
+
+
 def main():
+    if sys.argv[1] == "tok":
+        return tok(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), len(sys.argv) > 6)
     ev, q, work = sys.argv[1:4]
     ids = [5, 17, 42, 99, 7, 250, 3, 64, 128, 77, 31, 200, 11, 150, 89, 12]
     save_ids(os.path.join(work, "ids.safetensors"), ids)
