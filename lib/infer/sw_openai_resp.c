@@ -45,6 +45,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
 /* A JSON string of s[0..n), each invalid byte replaced by U+FFFD (jansson refuses invalid UTF-8,
  * and a response must never fail over a token that is half of a character). */
 static json_t *jstr(const char *s, size_t n) {
+    if (!s || !n) return json_string("");
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
@@ -609,7 +610,10 @@ int sw_openai_resp_event(struct sw_openai_resp *a, int i, const struct sw_engine
             json_t *ch = json_object();
             if (!ch) return nomem();
             json_object_set_new(ch, "index", json_integer(ci));
-            int has = 0;
+            /* one chunk per token, as vLLM sends them, even when the token adds no text yet
+             * (half a UTF-8 character, a held-back stop-string prefix): clients count tokens
+             * and time them by chunks */
+            int has = ev->token >= 0;
             json_t *lp = json_null();
             if (ev->logprobs && a->r->params.logprobs >= 0 && ev->token >= 0) {
                 if (comp) {
@@ -637,7 +641,7 @@ int sw_openai_resp_event(struct sw_openai_resp *a, int i, const struct sw_engine
                                                    ev->finish != SW_FINISH_NONE, &rs, &cs);
                 json_t *d = json_object();
                 if (rs.len) json_object_set_new(d, "reasoning_content", jstr(rs.p, rs.len));
-                if (cs.len) json_object_set_new(d, "content", jstr(cs.p, cs.len));
+                if (cs.len || !rs.len) json_object_set_new(d, "content", jstr(cs.p, cs.len));
                 has |= rs.len > 0 || cs.len > 0;
                 sw_obuf_release(&rs), sw_obuf_release(&cs);
                 json_object_set_new(ch, "delta", d);

@@ -161,6 +161,36 @@ print('ok')" "$output"
     assert_success
 }
 
+@test "adapters: name=path words after --adapters, a bare path; runtime load/unload (vLLM's endpoints)" {
+    cp -r "$T/lora" "$T/lora3"
+    start_server lora --model "$M" --adapters "a=$T/lora" "b=$T/lora" --allow_runtime_lora
+    run curl -s "$(url /v1/models lora)"
+    assert_output --partial '"id":"a"'
+    assert_output --partial '"id":"b"'
+    run curl -s -w '\n%{http_code}' "$(url /v1/load_lora_adapter lora)" -d "{\"lora_name\": \"c\", \"lora_path\": \"$T/lora3\"}"
+    assert_line --index 1 "200"
+    run curl -s -w '\n%{http_code}' "$(url /v1/completions lora)" -d '{"model": "c", "prompt": "hi", "max_tokens": 2}'
+    assert_line --index 1 "200"
+    assert_line --index 0 --partial '"model":"c"'
+    run curl -s -w '\n%{http_code}' "$(url /v1/load_lora_adapter lora)" -d "{\"lora_name\": \"d\", \"lora_path\": \"$T/nowhere\"}"
+    assert_line --index 1 "400"
+    assert_line --index 0 --partial "nowhere"
+    run curl -s -w '\n%{http_code}' "$(url /v1/unload_lora_adapter lora)" -d '{"lora_name": "c"}'
+    assert_line --index 1 "200"
+    run curl -s -w '\n%{http_code}' "$(url /v1/completions lora)" -d '{"model": "c", "prompt": "hi", "max_tokens": 2}'
+    assert_line --index 1 "404"
+    kill "$(cat "$T/lora.pid")"
+    # off by default (the main server)
+    run post /v1/load_lora_adapter "{\"lora_name\": \"c\", \"lora_path\": \"$T/lora3\"}"
+    assert_line --index 1 "404"
+    assert_line --index 0 --partial "allow_runtime_lora"
+    # a bare path is named after its folder
+    start_server bare --model "$M" --adapters "$T/lora3/"
+    run curl -s "$(url /v1/models bare)"
+    assert_output --partial '"id":"lora3"'
+    kill "$(cat "$T/bare.pid")"
+}
+
 @test "greedy ids over HTTP equal transformers' goldens and sw-eval generate's" {
     run python3 - "$(url /v1/completions)" "$EXP" "$EVAL" "$M" <<'EOF'
 import json, subprocess, sys, urllib.request

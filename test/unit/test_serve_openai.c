@@ -494,6 +494,27 @@ static void test_chat_response(const struct sw_tokenizer *tok) {
            "usage chunk counts");
     json_decref(cs);
     sw_obuf_release(&b);
+    sw_openai_resp_free(a);
+
+    /* a token that adds no text yet still makes its chunk (one per token, as vLLM); with
+     * return_tokens_as_token_ids the logprobs name it by id */
+    r.include_usage = 0, r.tokens_as_ids = 1, r.params.n = 1;
+    sw_openai_resp_new(&r, &o, &a);
+    sw_openai_resp_set_prompt(a, 0, pids, 3, NULL);
+    struct sw_engine_event quiet = tok_ev(0, H, "", &lp);
+    IS_INT(sw_openai_resp_event(a, 0, &quiet, &b), 0, "textless token event");
+    cs = chunks(&b, &done);
+    IS_INT(json_array_size(cs), 1, "a chunk for a token without text");
+    json_t *q = json_array_get(json_object_get(json_array_get(cs, 0), "choices"), 0);
+    IS_STR(json_string_value(json_object_get(json_object_get(q, "delta"), "content")), "",
+           "empty content delta");
+    char want[32];
+    snprintf(want, sizeof want, "token_id:%d", H);
+    IS_STR(json_string_value(json_object_get(json_array_get(json_object_get(json_object_get(q, "logprobs"),
+                                                                            "content"), 0), "token")),
+           want, "return_tokens_as_token_ids");
+    json_decref(cs);
+    sw_obuf_release(&b);
     struct sw_openai_error err;
     sw_openai_error_set(&err, 500, NULL, "boom");
     sw_openai_resp_stream_error(a, &err, &b);

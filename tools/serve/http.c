@@ -532,10 +532,11 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!hc) return;
     *con_cls = NULL;
     struct serve_job *j = hc->job;
+    /* COMPLETED_OK means the whole answer went out, whatever the watchdog saw after it */
     int gone = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
     if (j) {
         pthread_mutex_lock(&j->mu);
-        gone |= j->hangup;
+        gone |= j->hangup && !hc->responded;
         pthread_mutex_unlock(&j->mu);
         if (!job_finished(j)) job_abort(j); /* the client went away: free its blocks */
         pthread_mutex_lock(&j->mu);
@@ -544,8 +545,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
         pthread_mutex_unlock(&j->mu);
         list_del(hc);
     }
-    int status = hc->responded && !(j && j->hangup) ? hc->status : 499; /* nginx's "client closed
-                                                                          request" */
+    int status = hc->responded ? hc->status : 499; /* nginx's "client closed request" */
     const char *endpoint = hc->route_i >= 0 ? routes[hc->route_i].path : "other";
     serve_metrics_http(&h->s->metrics, endpoint, status);
     if (h->s->o->access_log) {
@@ -594,34 +594,56 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 static void *watchdog(void *arg) {
     struct serve_http *h = arg;
+    struct pollfd *pf = NULL;
+    struct serve_job **pj = NULL;
+    size_t cap = 0;
     while (!h->stop) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        struct serve_job *gone[256];
-        int ng = 0;
+        size_t n = 0;
         pthread_mutex_lock(&h->mu);
-        for (struct hconn *hc = h->conns; hc && ng < 256; hc = hc->next) {
+        for (struct hconn *hc = h->conns; hc; hc = hc->next) {
             struct serve_job *j = hc->job;
-            if (!j) continue;
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 64;
+                struct pollfd *npf = realloc(pf, nc * sizeof *pf);
+                if (npf) pf = npf;
+                struct serve_job **npj = realloc(pj, nc * sizeof *pj);
+                if (npj) pj = npj;
+                if (!npf || !npj) break;
+                cap = nc;
+            }
             pthread_mutex_lock(&j->mu);
-            /* the fd is valid while suspended: libmicrohttpd closes only resumed connections */
             if (hc->suspended && hc->fd >= 0 && !j->client_gone) {
-                struct pollfd p = {hc->fd, POLLRDHUP, 0};
-                if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-                    j->refs++;
-                    j->hangup = 1;
-                    gone[ng++] = j;
-                }
+                pf[n] = (struct pollfd){hc->fd, POLLRDHUP, 0};
+                pj[n++] = j;
             }
             pthread_mutex_unlock(&j->mu);
         }
+        /* One poll over every suspended socket, h->mu still held: a connection leaves the list
+         * (completed(), which needs h->mu) before libmicrohttpd closes its socket, so no fd
+         * here can be closed and reused meanwhile. A connection resumed since the scan is
+         * still open; a hang-up seen on it is real. */
+        int hits = n ? poll(pf, (nfds_t)n, 0) : 0;
+        size_t ng = 0;
+        for (size_t i = 0; hits > 0 && i < n; i++) {
+            if (!(pf[i].revents & (POLLRDHUP | POLLHUP | POLLERR))) continue;
+            struct serve_job *j = pj[i];
+            pthread_mutex_lock(&j->mu);
+            j->refs++;
+            j->hangup = 1;
+            pthread_mutex_unlock(&j->mu);
+            pj[ng++] = j;
+        }
         pthread_mutex_unlock(&h->mu);
-        for (int i = 0; i < ng; i++) {
-            sw_debug("client of %s hung up: aborting", gone[i]->id);
-            job_abort(gone[i]);
-            job_unref(gone[i]);
+        for (size_t i = 0; i < ng; i++) {
+            sw_debug("client of %s hung up: aborting", pj[i]->id);
+            job_abort(pj[i]);
+            job_unref(pj[i]);
         }
     }
+    free(pf);
+    free(pj);
     return NULL;
 }
 

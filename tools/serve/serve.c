@@ -266,11 +266,12 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
         s.metrics.ready_seconds = ready;
         pthread_mutex_unlock(&s.metrics.mu);
         const struct sw_template *t = sw_engine_template(s.engine);
-        sw_info("serving %s (%d adapter%s, template %s, max_model_len %lld) on http://%s:%d%s%s",
+        int v6 = strchr(o->host, ':') != NULL; /* http://[::1]:8000 */
+        sw_info("serving %s (%d adapter%s, template %s, max_model_len %lld) on http://%s%s%s:%d%s%s",
                 serve_model_name(&s), sw_engine_adapter_count(s.engine),
                 sw_engine_adapter_count(s.engine) == 1 ? "" : "s", t ? sw_template_name(t) : "none",
-                (long long)s.max_model_len, o->host, port, o->zmq_bind ? " and " : "",
-                o->zmq_bind ? o->zmq_bind : "");
+                (long long)s.max_model_len, v6 ? "[" : "", o->host, v6 ? "]" : "", port,
+                o->zmq_bind ? " and " : "", o->zmq_bind ? o->zmq_bind : "");
         sw_info("ready in %.3f s", ready);
         /* Idle: hand freed heap pages back to the system (glibc keeps them in its per-thread
          * arenas otherwise), so a server's RSS returns to its idle level after a burst. */
