@@ -714,9 +714,22 @@ int main(void) {
         DIAG("device: %s, %d SMs, compute capability %d.%d", info.name, info.compute_units,
              info.cc_major, info.cc_minor);
     OK(strcmp(gpu->name, "cuda") == 0 && gpu->device == SW_DEVICE_CUDA, "backend is cuda");
-    int all = 1;
-    for (int op = 0; op < SW_OP_COUNT; op++) all &= gpu->supports_op(gpu, (enum sw_op)op);
-    OK(all, "supports every op");
+    /* Every op the list (kernels/sw_ops.def) marks ALL is set; one marked CPU is NULL, and
+     * supports_op is 1 exactly for the families without such an op. */
+    int cpu_only[SW_OP_COUNT] = {0}, all = 1, n_all = 0, n_cpu = 0;
+#define SW_OP(FAM, name, where, params)                                                       \
+    {                                                                                          \
+        int want_ = strcmp(#where, "ALL") == 0;                                                \
+        n_all += want_, n_cpu += !want_;                                                       \
+        cpu_only[SW_OP_##FAM] |= !want_;                                                       \
+        all &= (gpu->name != NULL) == want_;                                                   \
+    }
+#include "sw_ops.def"
+    for (int f = 0; f < SW_OP_COUNT; f++)
+        all &= gpu->supports_op(gpu, (enum sw_op)f) == !cpu_only[f];
+    OK(all && !gpu->supports_op(gpu, SW_OP_COUNT),
+       "the %d ops of the list marked ALL are set, the %d marked CPU NULL; supports_op agrees",
+       n_all, n_cpu);
 
     test_memory();
     test_matmul();
