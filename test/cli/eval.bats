@@ -307,16 +307,42 @@ assert [r['index'] for r in rows] == [0, 1], rows
 assert all(len(r['ids']) <= 3 for r in rows), rows
 print('ok')"
     assert_success
-    # text mode prints the same text as --json, then a newline
+    # text mode prints the same text as --json (escaped: one line), then a newline
     run_split "$EVAL" generate --model "$GM" --prompt "Hello, how are"
     assert_success
     want=$(expected 'e["cases"]["prompt_hello"]["text"]')
-    run python3 -c "
-import json, sys
-got = open(sys.argv[1], encoding='utf-8').read()
-assert got == json.loads(sys.argv[2]) + '\\n', (got, sys.argv[2])
-print('ok')" "$BATS_TEST_TMPDIR/out" "$want"
+    run python3 -c "$unescape_check" "$BATS_TEST_TMPDIR/out" "$want"
     assert_success
+}
+
+# The text of a line of sw-eval generate's text mode, unescaped (\\ \n \r \t), equals the
+# expected text, and the output is exactly one line.
+unescape_check='
+import json, re, sys
+got = open(sys.argv[1], encoding="utf-8", errors="surrogateescape").read()
+assert got.endswith("\n") and got.count("\n") == 1, ("not one line", got)
+esc = {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
+text = re.sub(r"\\(.)", lambda m: esc[m.group(1)], got[:-1])
+want = json.loads(sys.argv[2])
+assert text.encode("utf-8", "surrogateescape") == want.encode("utf-8", "surrogateescape"), (text, want)
+print("ok")
+'
+
+@test "generate: text mode keeps one line per prompt when the text has newlines (issue 10)" {
+    want=$(expected 'e["cases"]["penalty"]["text"]')
+    [[ "$want" == *'\n'* ]] # the golden text of this case holds a newline
+    run_split "$EVAL" generate --model "$GM" --prompt "Practice makes" --repetition_penalty 1.3
+    assert_success
+    run python3 -c "$unescape_check" "$BATS_TEST_TMPDIR/out" "$want"
+    assert_success
+}
+
+@test "generate: a hub id or a folder that is not a model is named as such (issue 10)" {
+    run_split "$EVAL" generate --model Qwen/Qwen2.5-0.5B --prompt "x"
+    assert_one_line_error "looks like a hub id: download it with \`sw-fetch Qwen/Qwen2.5-0.5B\`"
+    mkdir -p "$BATS_TEST_TMPDIR/empty"
+    run_split "$EVAL" generate --model "$BATS_TEST_TMPDIR/empty" --prompt "x"
+    assert_one_line_error "is not a model folder: it has no config.json"
 }
 
 @test "generate: sampling is seeded; top_k 1 is greedy" {

@@ -113,6 +113,36 @@ assert_one_line_error() { # $1 = regex, $2 = status (default 1)
     [ "$status" -eq 2 ]
 }
 
+@test "merge-lora: --output_dir (ms-swift's name); a base without generation_config.json gets the one transformers derives (issue 10)" {
+    run "$QUANT" merge-lora --help
+    assert_output --partial "folder to create with the merged model (ms-swift export's name)"
+    assert_output --partial "default transformers derives from the base's config.json: its bos/eos/pad token ids"
+    cd "$BATS_TEST_TMPDIR"
+    cp -r "$BASE" base
+    rm base/generation_config.json
+    [ ! -e "$LORA/generation_config.json" ]
+    run "$QUANT" merge-lora -q --model base --adapter "$LORA" --output_dir merged
+    assert_success
+    [ -s merged/model.safetensors ] && [ -s merged/generation_config.json ]
+    grep -q '"_from_model_config": true' merged/generation_config.json
+    if python3 -c 'import transformers' 2>/dev/null; then
+        run python3 -c '
+import json, sys
+from transformers import AutoConfig, GenerationConfig
+want = GenerationConfig.from_model_config(AutoConfig.from_pretrained(sys.argv[1])).to_diff_dict()
+got = json.load(open(sys.argv[2]))
+# The token ids and the origin mark, as transformers derives them (transformers 5 also copies
+# settings such as use_cache that sw does not read).
+ids = {k: v for k, v in want.items() if k.endswith("_token_id") or k == "_from_model_config"}
+assert got == ids, (got, want)
+print("same as transformers:", got)' base merged/generation_config.json
+        assert_success
+    fi
+    run_split "$QUANT" merge-lora --model Qwen/Qwen2.5-0.5B --adapter "$LORA" --output_dir m2
+    assert_one_line_error "looks like a hub id"
+    [ ! -e m2 ]
+}
+
 @test "merge-lora: float32 all-linear adapter equals PEFT merge_and_unload" {
     out="$BATS_TEST_TMPDIR/merged"
     run "$QUANT" merge-lora --model "$BASE" --adapter "$LORA" --output "$out"

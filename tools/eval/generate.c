@@ -2,7 +2,8 @@
  * cache, continuous batching): greedy (transformers' greedy search, id for id) or sampled
  * (temperature, top-k, top-p, repetition penalty; seeded), from raw text (--prompt), one user
  * message (--query) or a file of conversations (--messages) rendered with the chat template.
- * Prints the generated text, or JSON lines with --json (see docs/eval.md). */
+ * Prints the generated text, one line per prompt (newlines escaped), or JSON lines with --json
+ * (see docs/eval.md). */
 #include "eval.h"
 
 #include "sw_config.h"
@@ -79,13 +80,14 @@ static const struct sw_cli generate_cli = {
     .usage = "sw-eval generate --model DIR [--adapter DIR] (--prompt TEXT | --query TEXT | "
              "--messages FILE) [options]",
     .summary =
-        "Generate text and print it (one line per prompt, in input order; JSON lines with\n"
-        "--json). Runs on sw's inference engine (KV cache, continuous batching: the rows of\n"
-        "--messages are generated together). Greedy decoding gives transformers' generate()\n"
-        "ids exactly; sampling applies the repetition penalty, temperature, top-k and top-p as\n"
-        "transformers does, with sw's own seeded generator (the same draws whatever else is in\n"
-        "the batch). Stops after an EOS id (generation_config.json, config.json, or the\n"
-        "tokenizer's eos_token) or max_new_tokens.",
+        "Generate text and print it: one line per prompt, in input order (newlines, tabs and\n"
+        "backslashes in the text print as \\n, \\t and \\\\, so a line is a prompt's whole answer),\n"
+        "or JSON lines with --json (the exact text). Runs on sw's inference engine (KV cache,\n"
+        "continuous batching: the rows of --messages are generated together). Greedy decoding\n"
+        "gives transformers' generate() ids exactly; sampling applies the repetition penalty,\n"
+        "temperature, top-k and top-p as transformers does, with sw's own seeded generator (the\n"
+        "same draws whatever else is in the batch). Stops after an EOS id\n"
+        "(generation_config.json, config.json, or the tokenizer's eos_token) or max_new_tokens.",
     .opts = generate_table,
     .min_pos = 0,
     .max_pos = 0,

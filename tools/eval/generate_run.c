@@ -15,6 +15,7 @@
 #include "sw_dataset.h"
 #include "sw_engine.h"
 #include "sw_err.h"
+#include "sw_io.h"
 #include "sw_log.h"
 #include "sw_template.h"
 #include "sw_tokenizer.h"
@@ -146,6 +147,24 @@ static int write_err(void) {
     return sw_err_errno("cannot write to stdout");
 }
 
+/* Text mode keeps its promise of one line per prompt: a backslash prints as \\, a newline as
+ * \n, a carriage return as \r and a tab as \t (JSON's escapes, so the text reads back with
+ * e.g. printf '%b'; --json gives the exact text). */
+static int write_escaped(FILE *out, const char *text, size_t n) {
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *esc = text[i] == '\\'  ? "\\\\"
+                          : text[i] == '\n' ? "\\n"
+                          : text[i] == '\r' ? "\\r"
+                          : text[i] == '\t' ? "\\t"
+                                            : NULL;
+        if (!esc) continue;
+        if (fwrite(text + run, 1, i - run, out) != i - run || fputs(esc, out) == EOF) return -1;
+        run = i + 1;
+    }
+    return fwrite(text + run, 1, n - run, out) == n - run ? 0 : -1;
+}
+
 /* Print a finished slot. */
 static int print_slot(struct gen_ctx *x, const struct slot *s) {
     if (s->oom) return sw_err_set(SW_ENOMEM, "out of memory");
@@ -174,7 +193,7 @@ static int print_slot(struct gen_ctx *x, const struct slot *s) {
         json_decref(j);
         if (bad || fputc('\n', x->out) == EOF) rc = write_err();
     } else {
-        if (fwrite(text, 1, tlen, x->out) != tlen || fputc('\n', x->out) == EOF) rc = write_err();
+        if (write_escaped(x->out, text, tlen) < 0 || fputc('\n', x->out) == EOF) rc = write_err();
     }
     if (rc == 0 && fflush(x->out) != 0) rc = write_err();
     free(text);
@@ -339,6 +358,9 @@ int sw_generate_run(const struct sw_generate_opts *o, FILE *out) {
     int given = !!o->prompt + !!o->query + !!o->messages;
     if (given != 1)
         return sw_err_set(SW_EUSAGE, "give exactly one of --prompt, --query and --messages");
+    /* A hub id or a folder that is not a model: say so, rather than name the first file the
+     * engine misses (the tokenizer). */
+    if (o->model) SW_TRY(sw_model_dir_check("--model", o->model));
     if (o->template_name && !sw_template_get(o->template_name))
         return sw_err_set(SW_EUSAGE, "unknown --template '%s' (%s)", o->template_name,
                           sw_template_names());

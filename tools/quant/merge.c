@@ -3,6 +3,7 @@
  * lib/sw_merge.c; this file parses the options. */
 #include "sw_config.h"
 #include "sw_err.h"
+#include "sw_io.h"
 #include "sw_merge.h"
 
 #include <stddef.h>
@@ -22,8 +23,9 @@ static const struct sw_opt merge_table[] = {
     {"adapter", SW_OPT_STRING, offsetof(struct merge_opts, adapter), NULL,
      "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors); required", 0, 0,
      NULL, NULL},
-    {"output", SW_OPT_STRING, offsetof(struct merge_opts, output), NULL,
-     "folder to create with the merged model; required", 0, 0, NULL, NULL},
+    {"output_dir", SW_OPT_STRING, offsetof(struct merge_opts, output), NULL,
+     "folder to create with the merged model (ms-swift export's name); required", 0, 0, NULL,
+     "output"},
     {"dtype", SW_OPT_CHOICE, offsetof(struct merge_opts, dtype), NULL,
      "dtype of the written float tensors (default: each base tensor's own)", 0, 0,
      "float32|bfloat16|float16", NULL},
@@ -37,13 +39,16 @@ static const struct sw_opt merge_table[] = {
 static const struct sw_cli merge_cli = {
     .tool = "sw-quant",
     .command = "merge-lora",
-    .usage = "sw-quant merge-lora --model DIR --adapter DIR --output DIR [--dtype T] [--force]",
+    .usage = "sw-quant merge-lora --model DIR --adapter DIR --output_dir DIR [--dtype T] "
+             "[--force]",
     .summary =
         "Merge a LoRA adapter into its base model: every adapted linear weight becomes\n"
         "W + scale * B * A (scale = lora_alpha / r, or / sqrt(r) with use_rslora), computed in\n"
         "float32 and rounded once to the output dtype. Writes config.json, model.safetensors\n"
-        "(sharded above --max_shard_size), generation_config.json and the tokenizer files into a\n"
-        "temporary folder and renames it to --output when complete.",
+        "(sharded above --max_shard_size), the tokenizer files (the base's, else the adapter\n"
+        "folder's) and generation_config.json (the base's, else the adapter folder's, else the\n"
+        "default transformers derives from the base's config.json: its bos/eos/pad token ids)\n"
+        "into a temporary folder and renames it to --output_dir (alias --output) when complete.",
     .opts = merge_table,
     .min_pos = 0,
     .max_pos = 0,
@@ -57,9 +62,9 @@ int sw_quant_merge_lora_main(int argc, char **argv) {
     if (rc != 0) return rc > 0 ? 0 : rc;
     free(pos);
     if (!o.model || !o.adapter || !o.output) {
-        rc = sw_err_set(SW_EUSAGE, "--model, --adapter and --output are required "
+        rc = sw_err_set(SW_EUSAGE, "--model, --adapter and --output_dir are required "
                         "(see sw-quant merge-lora --help)");
-    } else {
+    } else if ((rc = sw_model_dir_check("--model", o.model)) == 0) {
         struct sw_merge_opts m = {o.model, o.adapter, o.output, o.dtype,
                                   (uint64_t)o.max_shard_size, o.force};
         rc = sw_merge_lora(&m);
