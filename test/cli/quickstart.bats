@@ -16,6 +16,12 @@ setup() {
     assert_success
     assert_output --partial "== 5/5 generate"
     assert_output --partial "outputs:"
+    # The step banners come in their numbered order.
+    [ "$(grep -o '^== [0-9]/5' <<< "$output" | cut -c4 | tr -d '\n')" = "12345" ]
+    # It says what a 3.7M-parameter model's answer will look like before showing it.
+    assert_output --partial "What to expect: a 3.7M-parameter model"
+    # sw-train's own checkpoint carries the tokenizer (no copy step in the recipe).
+    refute_output --partial "cp data/tokenizers"
     [ -s "$QS/pt-train.sws" ] && [ -s "$QS/pt-val.sws" ] && [ -s "$QS/sft-train.sws" ]
     [ -s "$QS/pretrain/checkpoint-4/config.json" ]
     [ -s "$QS/pretrain/checkpoint-4/model.safetensors" ]
@@ -24,4 +30,6 @@ setup() {
     [ -s "$QS/sft-lora/checkpoint-2/adapter_model.safetensors" ]
     grep -q '"eval_loss"' "$QS/pretrain/logging.jsonl"
     grep -q '"eval_loss"' "$QS/sft-lora/logging.jsonl"
+    [ -s "$QS/pretrain/checkpoint-4/generation_config.json" ]
+    [ -s "$QS/pretrain/images/train_loss.svg" ]
 }

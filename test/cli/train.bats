@@ -634,3 +634,24 @@ PY
     assert_output --partial "raw.jsonl is a JSON dataset, not an sws stream: run sw-pack first"
     [ ! -e o ]
 }
+
+@test "scripts/show-metrics.sh takes an output_dir (the newest vN-* run), a run folder or a file" {
+    "$T" -q $(full_args) --max_steps 2 --output_dir out
+    "$T" -q $(full_args) --max_steps 4 --output_dir out
+    # Ten runs sort numerically: v10 after v9.
+    mkdir out/v10-20000101-000000 && cp out/v1-*/logging.jsonl out/v10-20000101-000000/
+    run "$ROOT/scripts/show-metrics.sh" out
+    assert_success
+    assert_line --index 0 "run: out/v10-20000101-000000"
+    assert_line --regexp "^ +4 +[0-9.]+ +[0-9]+$"
+    run "$ROOT/scripts/show-metrics.sh" out/v0-*
+    assert_success
+    refute_line --regexp "^ +4 "
+    run "$ROOT/scripts/show-metrics.sh" "$(echo out/v0-*/logging.jsonl)"
+    assert_success
+    assert_line --regexp "^ +2 +[0-9.]+"
+    mkdir empty
+    run "$ROOT/scripts/show-metrics.sh" empty
+    assert_failure
+    assert_output --partial "no logging.jsonl in 'empty'"
+}
