@@ -5,7 +5,6 @@
  * set, max RSS) and the machine's (MemAvailable, physical memory); the GEMM precision is fp32
  * only; per-op profiling is not available (SW_EUNSUPPORTED). */
 #include "cpu_ops.h"
-#include "paged_ops.h"
 
 #include "sw_arena.h"
 #include "sw_err.h"

@@ -16,7 +16,6 @@
  * is what lets the engine batch freely without changing a greedy result. */
 #include "cpu_ops.h"
 #include "fastmath.h"
-#include "paged_ops.h"
 
 #include "sw_err.h"
 
