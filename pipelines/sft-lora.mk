@@ -3,6 +3,7 @@
 #   base-data -> base            pre-train the 3.7M-parameter demo model on Tiny Shakespeare
 #                                (skipped with BASE=DIR: any Llama/Qwen2/Qwen3 HF folder)
 #   sft-data  -> sft -> merged   pack the Alpaca sample (ChatML), LoRA SFT, merge the adapter
+#   gguf                         the merged model as a GGUF file for llama.cpp (GGUF_TYPE=q8_0)
 #   eval-base, eval-adapter, eval-merged
 #                                perplexity on 50 held-out Alpaca answers (records 2000-2049,
 #                                pipelines/data/alpaca-heldout) before, with the adapter, merged
@@ -37,6 +38,7 @@ SWEEP_LRS     ?= 1e-3 3e-3
 SWEEP_RANKS   ?= 8 16
 SWEEP_WORKERS ?= 2
 SERVE_PORT    ?= 8000
+GGUF_TYPE     ?= q8_0
 
 ifeq ($(BASE),)
 base-data.tokenizer := $(SFT_TOKENIZER)
@@ -92,6 +94,10 @@ merged.model := $(sft_lora__base)
 merged.adapter := @sft
 $(call sw_merge,merged)
 
+gguf.model := @merged
+gguf.quant_type := $(GGUF_TYPE)
+$(call sw_gguf,gguf)
+
 # One evaluation template, three models: before, with the adapter, merged (the last two agree).
 heldout.eval_dataset := ppl
 heldout.dataset_dir := $(call sw_path,pipelines/data/alpaca-heldout)
@@ -107,10 +113,10 @@ sft_lora__rows := $(if $(BASE),,base) sft eval-base eval-adapter eval-merged
 $(call sw_report,$(SW_OUT)/report,$(call sw_dirs,$(sft_lora__rows)),$(sft_lora__rows))
 
 .PHONY: sft-lora sft-lora-sweep sft-lora-clean
-sft-lora: $(SW_OUT)/report.md
+sft-lora: $(SW_OUT)/report.md $(SW_STAMP.gguf)
 	@echo
 	@echo "outputs: $(SFT_LORA_OUT)/<stage>/ (run.json in each), $(SFT_LORA_OUT)/report.md, $(SFT_LORA_OUT)/report.csv"
-	@echo "merged model: $(SW_DIR.merged)/model   adapter: $$($(SW_STAGE) artifact $(SW_DIR.sft))"
+	@echo "merged model: $(SW_DIR.merged)/model   adapter: $$($(SW_STAGE) artifact $(SW_DIR.sft))   GGUF: $(SW_DIR.gguf)/model.gguf"
 
 # The sweep: one sft and one eval stage per (learning rate, rank), inheriting everything else from
 # the sft and heldout templates above; the evaluations fan out over sw-eval's ZeroMQ farm.

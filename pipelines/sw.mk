@@ -101,7 +101,8 @@ sw__resolve = $(if $(filter 1,$(words $2)),$(subst $(sw__space),$(sw__comma),$(s
 sw__inwords = $(if $(filter INPUTS,$2),$($1.INPUTS),$(call sw__elems,$($1.$2)))
 sw__inkeys = $(filter-out $(filter-out INPUTS,$(SW_SETTINGS)),$(call sw__keys,$1))
 sw__refs   = $(sort $(foreach k,$(call sw__inkeys,$1),$(foreach e,$(call sw__inwords,$1,$k),$(if $(filter @%,$e),$(call sw__refname,$e)))))
-sw__rawins = $(sort $(foreach k,$(call sw__inkeys,$1),$(foreach e,$(call sw__inwords,$1,$k),$(if $(filter @%,$e),,$(wildcard $(call sw__nohash,$e))))))
+sw__glob   = $(findstring *,$1)$(findstring ?,$1)$(findstring [,$1)
+sw__rawins = $(sort $(foreach k,$(call sw__inkeys,$1),$(foreach e,$(call sw__inwords,$1,$k),$(if $(filter @%,$e)$(call sw__glob,$e),,$(wildcard $(call sw__nohash,$e))))))
 # files of the raw inputs (folders listed recursively)
 sw__infiles = $(foreach p,$1,$(if $(wildcard $p/.),$(shell find '$p' -type f ! -path '*/.git/*' ! -path '*/.sw/*' ! -path '*/.sw-cache/*' 2>/dev/null | LC_ALL=C sort),$p))
 

@@ -10,6 +10,8 @@ load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
 
 setup_file() {
+    # isolated from an outer make (make test): its flags and jobserver are not this file's
+    unset MAKEFLAGS MFLAGS MAKELEVEL
     export ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
     export SW_BIN="${SW_BIN:-$ROOT/bin}"
     # one thread per tool: the same bytes run after run, and -j4 does not oversubscribe 2 cores
@@ -17,6 +19,10 @@ setup_file() {
     export A="$BATS_FILE_TMPDIR/a"
     # the sft-lora recipe, tiny: every stage once, reused by the tests below (in this order)
     run_sft "$A" > "$BATS_FILE_TMPDIR/a.log" 2>&1 || { cat "$BATS_FILE_TMPDIR/a.log" >&2; return 1; }
+}
+
+setup() {
+    unset MAKEFLAGS MFLAGS MAKELEVEL
 }
 
 # make on a recipe with the tiny settings (any extra VAR=value or goal after the folder)
@@ -44,7 +50,7 @@ hashes() {
 ran() { grep -c ': running (' <<< "$output" || true; }
 
 @test "sft-lora: every stage writes run.json (versions, options, hashes, time, memory, metrics); the report compares them" {
-    for s in base-data base sft-data sft merged eval-base eval-adapter eval-merged; do
+    for s in base-data base sft-data sft merged gguf eval-base eval-adapter eval-merged; do
         [ -s "$A/$s/run.json" ]
         ls "$A/$s"/.sw/stamp-* > /dev/null
     done
@@ -105,9 +111,9 @@ EOF
 @test "a changed option reruns exactly the stages below it" {
     run run_sft "$A" sft.learning_rate=1e-3
     assert_success
-    for s in sft merged eval-adapter eval-merged; do assert_output --partial "sw-stage: $s: running ("; done
+    for s in sft merged gguf eval-adapter eval-merged; do assert_output --partial "sw-stage: $s: running ("; done
     assert_output --partial "sw-stage: sft: running (option learning_rate: 3e-3 -> 1e-3)"
-    [ "$(ran)" -eq 4 ]
+    [ "$(ran)" -eq 5 ]
     run python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["options"]["learning_rate"])' "$A/sft/run.json"
     assert_output "1e-3"
     # an evaluation option: only the three evaluations
@@ -115,10 +121,10 @@ EOF
     assert_success
     for s in eval-base eval-adapter eval-merged; do assert_output --partial "sw-stage: $s: running (option eval_limit: 3 -> 2)"; done
     [ "$(ran)" -eq 3 ]
-    # back to the first options: those 5 stages rerun once more, and nothing after that
+    # back to the first options: those 6 stages rerun once more, and nothing after that
     run run_sft "$A"
     assert_success
-    [ "$(ran)" -eq 5 ]
+    [ "$(ran)" -eq 6 ]
     run run_sft "$A"
     assert_success
     [ "$(ran)" -eq 0 ]
@@ -218,7 +224,11 @@ up.ARTIFACTS := up.txt
 tmpl.COMMAND := cat \$\$1 \$\$1 > \$\$OUT/twice.txt
 twice.INPUTS := @up
 \$(call sw_cmd,twice,tmpl)
-all: \$(call sw_stamps,up twice)
+q.model := $ROOT/test/golden/eval/model
+q.quant_method := rtn
+q.group_size := 16
+\$(call sw_quantize,q)
+all: \$(call sw_stamps,up twice q)
 EOF
     run make -C "$w" --no-print-directory FAIL=1
     assert_failure
@@ -230,6 +240,9 @@ EOF
     run cat "$w/o/twice/twice.txt"
     assert_output "HELLO
 HELLO"
+    [ -s "$w/o/q/model/config.json" ]
+    run python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["outputs"]["artifacts"]["main"]["path"], r["metrics"]["size_bytes"] > 0, r["options_full"]["quant_bits"])' "$w/o/q/run.json"
+    assert_output "model True 4"
     run make -C "$w" --no-print-directory
     assert_output "make: Nothing to be done for 'all'."
     printf 'world\n' > "$w/in.txt"
@@ -255,4 +268,25 @@ HELLO"
     [ ! -e "$BATS_TEST_TMPDIR/top" ]
     run make -C "$ROOT" --no-print-directory ${SW_MAKEFLAGS:-BIN=$SW_BIN} -p -n -q
     assert_line ".DEFAULT_GOAL := all"
+}
+
+@test "a fetch stage downloads through sw-fetch into its folder (the mock hub) and is not fetched again" {
+    hub="$ROOT/test/hub/hubtool.py"
+    python3 "$hub" make-repos "$BATS_TEST_TMPDIR/repos"
+    python3 "$hub" start "$BATS_TEST_TMPDIR/repos" "$BATS_TEST_TMPDIR/port.json" "$BATS_TEST_TMPDIR/mock.log" > "$BATS_TEST_TMPDIR/mock.pid"
+    export HF_ENDPOINT="http://127.0.0.1:$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' "$BATS_TEST_TMPDIR/port.json")"
+    export HF_HOME="$BATS_TEST_TMPDIR/hf" SW_PROGRESS=0
+    w="$BATS_TEST_TMPDIR/f"
+    mkdir -p "$w"
+    printf 'include %s\nSW_OUT := o\nm.REPO := org/tiny\nm.include := *.json\n$(call sw_fetch,m)\nall: $(SW_STAMP.m)\n' \
+        "$ROOT/pipelines/sw.mk" > "$w/Makefile"
+    run make -C "$w" --no-print-directory
+    kill "$(cat "$BATS_TEST_TMPDIR/mock.pid")" 2>/dev/null || true
+    assert_success
+    cmp "$BATS_TEST_TMPDIR/repos/models/org/tiny/config.json" "$w/o/m/files/config.json"
+    [ ! -e "$w/o/m/files/model.safetensors" ]
+    run "$ROOT/scripts/sw-stage" artifact "$w/o/m"
+    assert_output "$w/o/m/files"
+    run make -C "$w" --no-print-directory
+    assert_output "make: Nothing to be done for 'all'."
 }
