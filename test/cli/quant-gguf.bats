@@ -225,12 +225,19 @@ EOF
     done
 }
 
-@test "llama.cpp (llama-cpp-python) loads sw's GGUF and its logits match sw-eval's" {
+@test "llama.cpp (llama-cpp-python): loads sw's GGUF, logits match sw-eval's, its quantizer gives sw's bytes" {
     python3 -c 'import llama_cpp' 2>/dev/null || skip "llama-cpp-python not installed (it compiles llama.cpp)"
     [ -x "$EVAL" ] || skip "sw-eval not built"
     run python3 "$GQ/check_llama_cpp.py" "$EVAL" "$QUANT" "$T"
     echo "$output"
     assert_success
+    # llama.cpp's own quantizer (llama_model_quantize on sw's F32 export) gives the same types
+    # and bytes as sw's export for every file type, mixes and fallbacks included
+    for m in qwen2 llama qwen3 odd; do
+        run python3 "$GQ/check_llama_cpp.py" quantizer "$QUANT" "$T/$m" "$T" q8_0 q4_0 q4_1 q5_0 q5_1 \
+            q4_k_s q4_k_m q5_k_s q5_k_m q6_k
+        echo "$output"; assert_success
+    done
     # the tokenizer metadata: llama.cpp tokenizes the corpus as `tokenizers` does (Llama 2 on
     # every line; Llama 3 and Qwen3 except where llama.cpp's own pre-tokenizer differs: exotic
     # contractions, no NFC, "</s>" forced to a control token)

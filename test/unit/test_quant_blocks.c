@@ -6,8 +6,9 @@
  * Q4_1, Q5_0, Q5_1 quantizations by `gguf.quants.quantize`: sw's bytes must be identical. It
  * also holds random blocks of every type sw reads (Q4_0 .. Q6_K, Q2_K, Q3_K) with their
  * `gguf.quants.dequantize` values: sw's dequantizer must give exactly those floats.
- * The K-quant quantizers have no bit-exact reference (ggml's own differ between its reference
- * and importance paths); they are checked for error bounds against the block's range, for
+ * The K-quant quantizers have no reference in gguf-py (its K-quant classes only dequantize);
+ * their bytes are compared with llama.cpp's own quantizer in test/cli/quant-gguf.bats where
+ * llama-cpp-python is installed. Here they are checked for error bounds against the block's range, for
  * beating the simpler 32-block format of the same bits, for determinism, for all-zero and
  * constant rows, and for the importance vector lowering the error where it asks. */
 #include "sw_err.h"

@@ -8,6 +8,10 @@ The second form loads only the vocabulary of FILE.gguf in llama.cpp, tokenizes e
 the corpus (no BOS, special tokens parsed) and counts the lines whose ids equal the
 `tokenizers` goldens of test/golden/tokenizer/; fewer than MIN_LINES fails. `nfc` normalizes
 the text first (Qwen's tokenizer.json has an NFC normalizer that llama.cpp does not apply).
+       check_llama_cpp.py quantizer SW_QUANT MODEL_DIR WORKDIR TYPE...
+The third form has llama.cpp's own quantizer (llama_model_quantize, as llama-quantize) turn
+sw's F32 export of MODEL_DIR into each TYPE and requires every tensor of sw's export of that
+type to have the same ggml type and the same bytes.
 The first form: WORKDIR must hold the models test/cli/quant-gguf.bats builds (qwen2, llama, qwen3). For each
 model, sw-eval computes the logits of 16 fixed token ids on the HF folder; llama.cpp evaluates
 the same ids on sw's F32, Q8_0 and Q4_K_M exports. F32 must agree to float rounding (this
@@ -77,7 +81,43 @@ def tok(path, golden, corpus, min_lines, nfc):
     return 0 if ok else 1
 
 
+FTYPES = {"q8_0": 7, "q4_0": 2, "q4_1": 3, "q5_0": 8, "q5_1": 9, "q4_k_s": 14, "q4_k_m": 15,
+          "q5_k_s": 16, "q5_k_m": 17, "q6_k": 18}
+
+
+def quantizer(q, model, work, types):
+    import ctypes
+    import gguf
+    name = os.path.basename(os.path.normpath(model))
+    f32 = os.path.join(work, f"{name}-qz-f32.gguf")
+    subprocess.run([q, "gguf", "-q", "--force", "--model", model, "--quant_type", "f32", "--output", f32], check=True)
+    failed = 0
+    for t in types:
+        lc, sw = os.path.join(work, f"{name}-qz-llamacpp-{t}.gguf"), os.path.join(work, f"{name}-qz-sw-{t}.gguf")
+        p = llama_cpp.llama_model_quantize_default_params()
+        p.ftype, p.nthread = FTYPES[t], 2
+        if llama_cpp.llama_model_quantize(f32.encode(), lc.encode(), ctypes.byref(p)) != 0:
+            print(f"FAIL {name} {t}: llama_model_quantize failed")
+            failed += 1
+            continue
+        subprocess.run([q, "gguf", "-q", "--force", "--model", model, "--quant_type", t, "--output", sw], check=True)
+        a = {x.name: x for x in gguf.GGUFReader(lc).tensors}
+        b = {x.name: x for x in gguf.GGUFReader(sw).tensors}
+        bad = sorted(set(a) ^ set(b))
+        for k in set(a) & set(b):
+            if a[k].tensor_type != b[k].tensor_type or not np.array_equal(
+                    np.asarray(a[k].data).view(np.uint8), np.asarray(b[k].data).view(np.uint8)):
+                bad.append(f"{k} ({a[k].tensor_type.name} vs sw {b[k].tensor_type.name})")
+        types_used = sorted({x.tensor_type.name for x in b.values()})
+        print(f"{'FAIL' if bad else 'ok'} {name} {t}: {len(a) - len(bad)}/{len(a)} tensors byte-identical to "
+              f"llama.cpp's quantizer ({', '.join(types_used)}){': ' + ', '.join(bad[:3]) if bad else ''}")
+        failed += bool(bad)
+    return 1 if failed else 0
+
+
 def main():
+    if sys.argv[1] == "quantizer":
+        return quantizer(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
     if sys.argv[1] == "tok":
         return tok(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), len(sys.argv) > 6)
     ev, q, work = sys.argv[1:4]
