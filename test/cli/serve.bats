@@ -597,9 +597,12 @@ EOF
 }
 
 @test "load: 200 concurrent streams, 40 hang-ups, exact ids, no leaked blocks, RSS back to idle" {
-    run python3 - "$(port)" "$EXP" "$(cat "$T/main.pid")" <<'EOF'
+    # under AddressSanitizer freed memory sits in its quarantine: RSS says nothing there
+    asan=0
+    ldd "$SERVE" 2>/dev/null | grep -q libasan && asan=1
+    run python3 - "$(port)" "$EXP" "$(cat "$T/main.pid")" "$asan" <<'EOF'
 import asyncio, json, random, sys, time, urllib.request
-port, exp, pid = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, exp, pid, asan = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 cases = json.load(open(exp))["cases"]
 names = ["prompt_fox", "prompt_hello", "stop", "penalty"]
 
@@ -689,7 +692,9 @@ after = rss()
 assert ok == 200, ok
 grow = (after - idle) / 2**20
 print(f"200 streams + 40 hang-ups in {secs:.2f} s; RSS idle {idle / 2**20:.1f} MiB, after {after / 2**20:.1f} MiB (+{grow:.2f})")
-assert grow < 4, f"RSS grew by {grow:.1f} MiB"
+assert grow < 4 or asan, f"RSS grew by {grow:.1f} MiB"
+if asan:
+    print("(RSS not checked: AddressSanitizer build)")
 print("load ok")
 EOF
     echo "$output"
@@ -817,4 +822,18 @@ EOF
     wait "$pid" # exit status 0
     grep -q "draining 2 requests" "$T/drain.err"
     grep -q "stopped" "$T/drain.err"
+    ! grep -q "Sanitizer" "$T/drain.err"
+}
+
+@test "the main server, after every test above, stops cleanly on SIGTERM (no sanitizer report)" {
+    pid=$(cat "$T/main.pid")
+    kill -TERM "$pid"
+    for i in $(seq 1 200); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    ! kill -0 "$pid" 2>/dev/null
+    grep -q "sw-serve: stopped" "$T/main.err"
+    run grep -A20 "Sanitizer" "$T/main.err"
+    assert_failure
 }
