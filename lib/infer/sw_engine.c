@@ -207,9 +207,25 @@ static int size_cache(struct sw_engine *e, int64_t *num_blocks) {
     if (o->kv_cache_bytes > 0) {
         want = (int64_t)((size_t)o->kv_cache_bytes / blk);
     } else if (e->be->device != SW_DEVICE_CPU) {
-        /* no device memory query in the backend interface yet: a fixed 4 GiB unless told */
-        want = (int64_t)(((size_t)4 << 30) / blk);
-        sw_info("kv cache: 4 GiB on %s (set kv_cache_bytes to change it)", e->be->name);
+        /* vLLM's rule: gpu_memory_utilization of the device's memory for everything, minus what
+         * is in use now (weights, adapters, workspaces) and the activations of the largest step
+         * (upper bound from the forward's buffer list), is the cache; never more than is free */
+        struct sw_mem_info mi;
+        SW_TRY(e->be->mem_info(e->be, &mi));
+        double util = o->gpu_memory_utilization > 0 ? o->gpu_memory_utilization : 0.9;
+        int64_t max_r = 0;
+        for (int i = 0; i < e->n_adapters; i++)
+            if (e->adapters[i]->a->cfg.r > max_r) max_r = e->adapters[i]->a->cfg.r;
+        double act = (double)sw_model_infer_scratch_bytes(e->model, e->max_batched,
+                                                          e->max_num_seqs + 1 + e->plp_cap,
+                                                          max_r > 0 ? max_r : 64);
+        double budget = util * (double)mi.total - (double)mi.in_use - act;
+        if (budget > (double)mi.free - act) budget = (double)mi.free - act;
+        want = budget > 0 ? (int64_t)(budget / (double)blk) : 0;
+        sw_info("kv cache: %.2f GiB on %s (gpu_memory_utilization %.2f of %.1f GiB; %.2f GiB in "
+                "use, %.2f GiB for activations)", (double)want * (double)blk / 1073741824.0,
+                e->be->name, util, mi.total / 1073741824.0, mi.in_use / 1073741824.0,
+                act / 1073741824.0);
     } else {
         want = per_seq * e->max_num_seqs;
         int64_t cap = (int64_t)(((size_t)1 << 30) / blk);
@@ -327,12 +343,13 @@ int sw_engine_open(const struct sw_engine_opts *o, struct sw_engine **out) {
     e->max_blocks_per_seq = (e->max_model_len + e->bs - 1) / e->bs;
     resolve_eos(e);
     int64_t nb = 0;
+    /* adapters first: their memory comes out of the cache's budget */
+    for (int i = 0; i < o->n_adapters; i++)
+        SW_TRY_GOTO(rc, adapter_load(e, o->adapters[i].name, o->adapters[i].path), fail);
     SW_TRY_GOTO(rc, size_cache(e, &nb), fail);
     SW_TRY_GOTO(rc, sw_kv_cache_init(&e->kv, e->be, c, nb, e->bs), fail);
     SW_TRY_GOTO(rc, sw_kv_blocks_new(nb, e->bs, o->enable_prefix_caching, &e->bm), fail);
     SW_TRY_GOTO(rc, alloc_step_arrays(e), fail);
-    for (int i = 0; i < o->n_adapters; i++)
-        SW_TRY_GOTO(rc, adapter_load(e, o->adapters[i].name, o->adapters[i].path), fail);
     pthread_mutex_lock(&e->mu);
     e->st.kv_blocks_total = nb;
     e->st.block_size = e->bs;

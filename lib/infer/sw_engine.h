@@ -58,8 +58,10 @@ struct sw_engine_opts {
     int max_num_seqs;             /* running sequences at once (0: 256) */
     int max_waiting;              /* queued requests before submit refuses with SW_ERANGE
                                      (0: unlimited) */
-    double gpu_memory_utilization; /* CUDA: fraction of device memory for weights, activations
-                                      and the KV cache (0: 0.9) */
+    double gpu_memory_utilization; /* CUDA: fraction of the device's memory for weights,
+                                      adapters, activations and the KV cache (0: 0.9); the cache
+                                      gets what is left (never more than is free). Adapters added
+                                      at run time are not counted in advance */
     int64_t kv_cache_bytes;       /* > 0: the KV cache budget in bytes (wins over the above);
                                      0: CUDA from gpu_memory_utilization, CPU what max_num_seqs
                                      sequences of max_model_len need, at most 1 GiB */
