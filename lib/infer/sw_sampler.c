@@ -182,7 +182,7 @@ void sw_logprobs(const float *x, int64_t V, int32_t id, int k, struct sw_logprob
     float mx = x[a];
     double z = 0;
     for (int64_t v = 0; v < V; v++) z += exp((double)x[v] - mx);
-    float lse = (float)(mx + log(z));
+    float lse = (float)(mx + log(z > 0 ? z : 1.0)); /* z ≥ 1: the max term is exp(0) */
     int32_t rank = 1;
     for (int64_t v = 0; v < V; v++) rank += x[v] > x[id];
     /* the k largest by insertion (k ≤ 20): descending value, ascending id on ties */
