@@ -11,7 +11,9 @@
  * produces; the sub-block scales are themselves quantized to 6 bits (Q4_K/Q5_K, against a
  * super-block d and dmin) or 8 bits (Q6_K), and the values are requantized with the scales
  * actually stored. Without an importance vector the weights are ggml's defaults (|x| plus the
- * RMS of the sub-block for Q4_K/Q5_K, x² for Q6_K); with one, w·sqrt(σ² + x²). */
+ * RMS of the sub-block for Q4_K/Q5_K, x² for Q6_K); with one, w·sqrt(σ² + x²). The 32-element
+ * formats with an importance vector use the same searches (llama.cpp's quantize_row_q4_0_impl
+ * etc.). */
 #pragma GCC optimize("fp-contract=off")
 #include "sw_ggml_quant.h"
 
@@ -149,7 +151,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
         int l = imax(0, imin(nmax, nearest(iscale * (x[i] - mn))));
         L[i] = (uint8_t)l;
         float diff = scale * l + mn - x[i];
-        best += w[i] * diff * diff;
+        best += w[i] * (diff * diff); /* ggml's association: the last bits pick the fit */
     }
     uint8_t Laux[32];
     for (int is = 0; is <= nstep; is++) {
@@ -172,7 +174,7 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
             float err = 0;
             for (int i = 0; i < n; i++) {
                 float diff = this_scale * Laux[i] + this_min - x[i];
-                err += w[i] * diff * diff;
+                err += w[i] * (diff * diff);
             }
             if (err < best) {
                 memcpy(L, Laux, (size_t)n);
@@ -420,6 +422,52 @@ static void q6_k_block(const float *x, uint8_t *y, const float *qw) {
     }
 }
 
+/* ---- 32-element formats with an importance vector (llama.cpp's *_impl paths): weights
+ * qw·sqrt(σ² + x²) with σ² the row's mean square; Q4_0/Q5_0 fit a symmetric scale, Q4_1/Q5_1
+ * a scale and offset, by the same searches as the K-quants. ---- */
+
+static void q4_0_block_w(const float *x, uint8_t *y, const float *qw, float sigma2) {
+    float w[QK];
+    int8_t L[QK];
+    for (int j = 0; j < QK; j++) w[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
+    f2h(y, fit_scale_sym(QK, 8, x, L, w));
+    for (int j = 0; j < 16; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+}
+
+static void q5_0_block_w(const float *x, uint8_t *y, const float *qw, float sigma2) {
+    float w[QK];
+    int8_t L[QK];
+    uint32_t qh = 0;
+    for (int j = 0; j < QK; j++) w[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
+    f2h(y, fit_scale_sym(QK, 16, x, L, w));
+    for (int j = 0; j < 16; j++) {
+        uint8_t a = (uint8_t)L[j], b = (uint8_t)L[j + 16];
+        y[6 + j] = (uint8_t)((a & 15) | ((b & 15) << 4));
+        qh |= (uint32_t)((a & 0x10u) >> 4) << j;
+        qh |= (uint32_t)((b & 0x10u) >> 4) << (j + 16);
+    }
+    memcpy(y + 2, &qh, 4);
+}
+
+static void qx_1_block_w(const float *x, uint8_t *y, const float *qw, float sigma2, int nmax) {
+    float w[QK], off;
+    uint8_t L[QK];
+    for (int j = 0; j < QK; j++) w[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
+    f2h(y, fit_scale_min(QK, nmax, x, w, L, &off, -0.9f, 0.05f, 36));
+    f2h(y + 2, -off);
+    if (nmax == 15) {
+        for (int j = 0; j < 16; j++) y[4 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+        return;
+    }
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; j++) {
+        y[8 + j] = (uint8_t)((L[j] & 15) | ((L[j + 16] & 15) << 4));
+        qh |= (uint32_t)((L[j] & 0x10u) >> 4) << j;
+        qh |= (uint32_t)((L[j + 16] & 0x10u) >> 4) << (j + 16);
+    }
+    memcpy(y + 4, &qh, 4);
+}
+
 /* ---- dequantizers ---- */
 
 static void dq_q8_0(const uint8_t *b, float *y) {
@@ -581,6 +629,20 @@ static void quantize_row(int type, const float *x, uint8_t *y, int64_t n, const 
     int64_t nb = n / sw_ggml_blck_size(type);
     size_t bs = sw_ggml_type_size(type);
     int64_t blck = sw_ggml_blck_size(type);
+    if (qw && (type == SW_GGML_Q4_0 || type == SW_GGML_Q4_1 || type == SW_GGML_Q5_0 ||
+               type == SW_GGML_Q5_1)) {
+        float sum_x2 = 0;
+        for (int64_t j = 0; j < n; j++) sum_x2 += x[j] * x[j];
+        float sigma2 = sum_x2 / (float)n;
+        for (int64_t b = 0; b < nb; b++) {
+            const float *xb = x + b * QK, *wb = qw + b * QK;
+            uint8_t *yb = y + (size_t)b * bs;
+            if (type == SW_GGML_Q4_0) q4_0_block_w(xb, yb, wb, sigma2);
+            else if (type == SW_GGML_Q5_0) q5_0_block_w(xb, yb, wb, sigma2);
+            else qx_1_block_w(xb, yb, wb, sigma2, type == SW_GGML_Q4_1 ? 15 : 31);
+        }
+        return;
+    }
     for (int64_t b = 0; b < nb; b++) {
         const float *xb = x + b * blck;
         uint8_t *yb = y + (size_t)b * bs;
@@ -617,8 +679,8 @@ int sw_ggml_quantize(int type, const float *src, void *dst, int64_t nrows, int64
     case SW_GGML_BF16: return sw_dtype_convert(SW_DTYPE_BF16, dst, SW_DTYPE_F32, src, n);
     default: break;
     }
-    int is_k = type == SW_GGML_Q4_K || type == SW_GGML_Q5_K || type == SW_GGML_Q6_K;
-    const float *qw = is_k ? imatrix : NULL;
+    /* Q8_0 ignores the importance vector, as in llama.cpp */
+    const float *qw = type == SW_GGML_Q8_0 ? NULL : imatrix;
 #pragma omp parallel for schedule(dynamic, 16) if (nrows * n_per_row > 65536)
     for (int64_t r = 0; r < nrows; r++)
         quantize_row(type, src + r * n_per_row, out + (size_t)r * row, n_per_row, qw);

@@ -34,8 +34,8 @@ int sw_ggml_can_dequantize(int type);
 
 /* Quantize nrows rows of n_per_row floats (src, row-major) into dst (nrows ×
  * sw_ggml_row_size(type, n_per_row) bytes). imatrix: NULL or n_per_row importance weights,
- * used by the K-quants only (llama.cpp also weights Q4_0..Q5_1 with it; sw keeps their
- * reference rounding, and Q8_0 ignores it in both). Rows run in parallel
+ * used as llama.cpp uses them (K-quants and Q4_0..Q5_1 switch to weighted fits; Q8_0 ignores
+ * them). Rows run in parallel
  * (OpenMP). Returns 0, or SW_EINVAL when n_per_row is not a multiple of the block size or the
  * type is not supported. */
 int sw_ggml_quantize(int type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,

@@ -238,6 +238,12 @@ EOF
             q4_k_s q4_k_m q5_k_s q5_k_m q6_k
         echo "$output"; assert_success
     done
+    # ... and with the same importance matrix (test 5's legacy .dat)
+    if [ -e "$T/im.dat" ]; then
+        run python3 "$GQ/check_llama_cpp.py" quantizer "$QUANT" "$T/qwen2" "$T" --imatrix "$T/im.dat" \
+            q4_0 q4_1 q5_0 q5_1 q4_k_s q4_k_m q5_k_m q6_k
+        echo "$output"; assert_success
+    fi
     # the tokenizer metadata: llama.cpp tokenizes the corpus as `tokenizers` does (Llama 2 on
     # every line; Llama 3 and Qwen3 except where llama.cpp's own pre-tokenizer differs: exotic
     # contractions, no NFC, "</s>" forced to a control token)

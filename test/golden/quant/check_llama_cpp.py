@@ -8,10 +8,12 @@ The second form loads only the vocabulary of FILE.gguf in llama.cpp, tokenizes e
 the corpus (no BOS, special tokens parsed) and counts the lines whose ids equal the
 `tokenizers` goldens of test/golden/tokenizer/; fewer than MIN_LINES fails. `nfc` normalizes
 the text first (Qwen's tokenizer.json has an NFC normalizer that llama.cpp does not apply).
-       check_llama_cpp.py quantizer SW_QUANT MODEL_DIR WORKDIR TYPE...
+       check_llama_cpp.py quantizer SW_QUANT MODEL_DIR WORKDIR [--imatrix FILE.dat] TYPE...
 The third form has llama.cpp's own quantizer (llama_model_quantize, as llama-quantize) turn
 sw's F32 export of MODEL_DIR into each TYPE and requires every tensor of sw's export of that
-type to have the same ggml type and the same bytes.
+type to have the same ggml type and the same bytes. --imatrix gives both the same legacy
+importance matrix (llama.cpp through llama_model_quantize_params.imatrix, values = sums /
+ncall as llama-quantize's load_imatrix computes them).
 The first form: WORKDIR must hold the models test/cli/quant-gguf.bats builds (qwen2, llama, qwen3). For each
 model, sw-eval computes the logits of 16 fixed token ids on the HF folder; llama.cpp evaluates
 the same ids on sw's F32, Q8_0 and Q4_K_M exports. F32 must agree to float rounding (this
@@ -85,9 +87,35 @@ FTYPES = {"q8_0": 7, "q4_0": 2, "q4_1": 3, "q5_0": 8, "q5_1": 9, "q4_k_s": 14, "
           "q5_k_s": 16, "q5_k_m": 17, "q6_k": 18}
 
 
+def load_legacy_imatrix(path):
+    raw = open(path, "rb").read()
+    n, off, out = struct.unpack_from("<i", raw)[0], 4, {}
+    for _ in range(n):
+        ln = struct.unpack_from("<i", raw, off)[0]
+        name = raw[off + 4:off + 4 + ln].decode()
+        off += 4 + ln
+        ncall, nval = struct.unpack_from("<ii", raw, off)
+        off += 8
+        v = np.frombuffer(raw, np.float32, nval, off).copy()
+        off += 4 * nval
+        out[name] = v / ncall if ncall > 0 else v
+    return out
+
+
 def quantizer(q, model, work, types):
     import ctypes
     import gguf
+    im, im_name = None, ""
+    if types and types[0] == "--imatrix":
+        im_name, types = types[1], types[2:]
+        im = load_legacy_imatrix(im_name)
+        keep = []  # the C array must outlive the calls
+        arr = (llama_cpp.llama_model_imatrix_data * (len(im) + 1))()
+        for i, (k, v) in enumerate(im.items()):
+            kb, vv = k.encode(), np.ascontiguousarray(v, np.float32)
+            keep += [kb, vv]
+            arr[i].name, arr[i].data, arr[i].size = kb, vv.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), len(vv)
+        arr[len(im)].name = None
     name = os.path.basename(os.path.normpath(model))
     f32 = os.path.join(work, f"{name}-qz-f32.gguf")
     subprocess.run([q, "gguf", "-q", "--force", "--model", model, "--quant_type", "f32", "--output", f32], check=True)
@@ -96,11 +124,14 @@ def quantizer(q, model, work, types):
         lc, sw = os.path.join(work, f"{name}-qz-llamacpp-{t}.gguf"), os.path.join(work, f"{name}-qz-sw-{t}.gguf")
         p = llama_cpp.llama_model_quantize_default_params()
         p.ftype, p.nthread = FTYPES[t], 2
+        if im is not None:
+            p.imatrix = ctypes.cast(arr, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
         if llama_cpp.llama_model_quantize(f32.encode(), lc.encode(), ctypes.byref(p)) != 0:
             print(f"FAIL {name} {t}: llama_model_quantize failed")
             failed += 1
             continue
-        subprocess.run([q, "gguf", "-q", "--force", "--model", model, "--quant_type", t, "--output", sw], check=True)
+        subprocess.run([q, "gguf", "-q", "--force", "--model", model, "--quant_type", t, "--output", sw]
+                       + (["--imatrix", im_name] if im is not None else []), check=True)
         a = {x.name: x for x in gguf.GGUFReader(lc).tensors}
         b = {x.name: x for x in gguf.GGUFReader(sw).tensors}
         bad = sorted(set(a) ^ set(b))
@@ -109,7 +140,7 @@ def quantizer(q, model, work, types):
                     np.asarray(a[k].data).view(np.uint8), np.asarray(b[k].data).view(np.uint8)):
                 bad.append(f"{k} ({a[k].tensor_type.name} vs sw {b[k].tensor_type.name})")
         types_used = sorted({x.tensor_type.name for x in b.values()})
-        print(f"{'FAIL' if bad else 'ok'} {name} {t}: {len(a) - len(bad)}/{len(a)} tensors byte-identical to "
+        print(f"{'FAIL' if bad else 'ok'} {name} {t}{' (imatrix)' if im is not None else ''}: {len(a) - len(bad)}/{len(a)} tensors byte-identical to "
               f"llama.cpp's quantizer ({', '.join(types_used)}){': ' + ', '.join(bad[:3]) if bad else ''}")
         failed += bool(bad)
     return 1 if failed else 0
