@@ -154,17 +154,21 @@ print('ok')"
     ep="ipc://$BATS_TMPDIR/farm.sock"
     out="$BATS_TMPDIR/farm"
     rm -rf "$out"
-    "$EVAL" worker -q --connect "$ep" --model "$M" --die_after 1 &
-    w1=$!
+    "$EVAL" farm --bind "$ep" --eval_dataset mmlu,ceval,cmmlu --dataset_dir "$D" --num_fewshot 5 \
+        --shard_timeout 3 --eval_output_dir "$out" > "$out.md" 2> "$out.log" &
+    farm=$!
+    # the first worker takes a shard and dies holding it; only then do the others start
+    run "$EVAL" worker --connect "$ep" --model "$M" --die_after 1
+    assert_success
+    assert_output --partial "leaving shard"
     "$EVAL" worker -q --connect "$ep" --model "$M" &
     w2=$!
     "$EVAL" worker -q --connect "$ep" --model "$M" &
     w3=$!
-    run "$EVAL" farm --bind "$ep" --eval_dataset mmlu,ceval,cmmlu --dataset_dir "$D" --num_fewshot 5 \
-        --shard_timeout 3 --eval_output_dir "$out"
-    assert_success
+    wait $farm
+    wait $w2 $w3
+    run cat "$out.log"
     assert_output --partial "handing it out again"
-    wait $w1 $w2 $w3
     run python3 -c "
 import json,sys
 a=json.load(open('$BATS_FILE_TMPDIR/mc/report.json'))['tasks']
@@ -227,7 +231,7 @@ print('ok')"
     [ -x "$SERVE" ] || skip "no sw-serve binary next to sw-eval"
     port=$(python3 -c "import socket;s=socket.socket();s.bind(('127.0.0.1',0));print(s.getsockname()[1])")
     # max_model_len 1025 = the HF backend's window (max_length 1024 + 1) that the goldens used
-    "$SERVE" --model "$M" --host 127.0.0.1 --port "$port" --max_model_len 1025 2> "$BATS_TMPDIR/serve.log" &
+    "$SERVE" --model "$M" --device cpu --host 127.0.0.1 --port "$port" --max_model_len 1025 2> "$BATS_TMPDIR/serve.log" &
     spid=$!
     for i in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
     run "$EVAL" bench -q --api_url "http://127.0.0.1:$port/v1" --tokenizer "$M" --eval_model model \
@@ -237,8 +241,9 @@ print('ok')"
         --eval_model model --eval_dataset gsm8k --dataset_dir "$D" --max_gen_toks 24 \
         --eval_output_dir "$BATS_TMPDIR/api"
     ok2=$status
-    kill "$spid"; wait "$spid" || true
-    [ "$ok1" = 0 ] && [ "$ok2" = 0 ]
+    kill "$spid" 2>/dev/null || true
+    wait "$spid" || true
+    if [ "$ok1" != 0 ] || [ "$ok2" != 0 ]; then cat "$BATS_TMPDIR/serve.log"; false; fi
     run python3 "$CMP" "$EXP" "$BATS_TMPDIR/api" mmlu ceval cmmlu
     assert_success
     assert_output --partial "compared 56 items"
