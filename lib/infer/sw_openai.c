@@ -805,7 +805,9 @@ static int mp_to_json(const msgpack_object *o, int depth, json_t **out) {
     case MSGPACK_OBJECT_STR:
         if (!utf8_ok((const unsigned char *)o->via.str.ptr, o->via.str.size))
             return sw_err_set(SW_EFORMAT, "msgpack: a string is not valid UTF-8");
-        *out = json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
+        /* an empty string may come with a NULL pointer */
+        *out = o->via.str.size ? json_stringn_nocheck(o->via.str.ptr, o->via.str.size)
+                               : json_string("");
         break;
     case MSGPACK_OBJECT_ARRAY: {
         json_t *a = json_array();
@@ -830,8 +832,9 @@ static int mp_to_json(const msgpack_object *o, int depth, json_t **out) {
                 json_decref(m);
                 return sw_err_set(SW_EFORMAT, "msgpack: a map key is not a string");
             }
-            if (!utf8_ok((const unsigned char *)k->via.str.ptr, k->via.str.size) ||
-                memchr(k->via.str.ptr, 0, k->via.str.size)) {
+            const char *kp = k->via.str.size ? k->via.str.ptr : "";
+            if (!utf8_ok((const unsigned char *)kp, k->via.str.size) ||
+                memchr(kp, 0, k->via.str.size)) {
                 json_decref(m);
                 return sw_err_set(SW_EFORMAT, "msgpack: a map key is not valid UTF-8 text");
             }
@@ -841,7 +844,7 @@ static int mp_to_json(const msgpack_object *o, int depth, json_t **out) {
                 json_decref(m);
                 return rc;
             }
-            if (json_object_setn_new_nocheck(m, k->via.str.ptr, k->via.str.size, x) != 0) {
+            if (json_object_setn_new_nocheck(m, kp, k->via.str.size, x) != 0) {
                 json_decref(m);
                 return sw_err_set(SW_ENOMEM, "out of memory");
             }

@@ -279,6 +279,16 @@ static void test_msgpack(void) {
        "trailing bytes refused");
     OK(sw_openai_msgpack_to_json(sb.data, sb.size - 3, &j) == SW_EFORMAT, "truncated refused");
     msgpack_sbuffer_clear(&sb);
+    msgpack_pack_map(&pk, 1), msgpack_pack_str(&pk, 0), msgpack_pack_str(&pk, 0);
+    IS_INT(sw_openai_msgpack_to_json(sb.data, sb.size, &j), 0, "empty key and value (fuzz)");
+    OK(j && json_is_string(json_object_get(j, "")) && json_string_length(json_object_get(j, "")) == 0,
+       "{\"\": \"\"}");
+    json_decref(j);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_map(&pk, 0xFFFFFFFFu);
+    OK(sw_openai_msgpack_to_json(sb.data, sb.size, &j) == SW_EFORMAT,
+       "a map declaring 2^32 entries in 5 bytes is refused before any allocation (fuzz)");
+    msgpack_sbuffer_clear(&sb);
     msgpack_pack_bin(&pk, 2), msgpack_pack_bin_body(&pk, "ab", 2);
     OK(sw_openai_msgpack_to_json(sb.data, sb.size, &j) == SW_EFORMAT, "binary refused");
     msgpack_sbuffer_clear(&sb);
