@@ -134,6 +134,11 @@ need_python() { # module...
     assert_output --partial "nowhere"
     run "$SERVE" --model "$M" --port 0 --device cpu --host 999.1.1.1
     [ "$status" -ne 0 ]
+    if ! ldd "$SERVE" 2>/dev/null | grep -q libcudart; then # a CPU-only build
+        run "$SERVE" --model "$M" --port 0 --device cuda
+        [ "$status" -eq 1 ]
+        assert_output --partial "built without CUDA"
+    fi
 }
 
 @test "ready: model loaded, port open, /health 200; start time logged and in /metrics" {

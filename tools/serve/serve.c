@@ -232,7 +232,11 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
     eo.adapters = ad;
     eo.n_adapters = nad;
     eo.max_loras = (int)o->max_loras;
-    eo.device = strcmp(o->device, "cpu") == 0 ? SW_DEVICE_CPU : SW_DEVICE_CUDA;
+    /* auto: the GPU when this build has its backend */
+    eo.device = strcmp(o->device, "cuda") == 0 ||
+                        (strcmp(o->device, "auto") == 0 && sw_backend_available(SW_DEVICE_CUDA))
+                    ? SW_DEVICE_CUDA
+                    : SW_DEVICE_CPU;
     if (rc == 0 && eo.device == SW_DEVICE_CUDA && !sw_backend_available(SW_DEVICE_CUDA))
         rc = sw_err_set(SW_EUNSUPPORTED, "--device cuda: this sw was built without CUDA (rebuild "
                         "with make CUDA=1, or use --device cpu)");
