@@ -134,6 +134,26 @@ int sw_hub_fetch(const char *repo_id, const struct sw_hub_opts *o, struct sw_hub
  * sw_hub_fetch; a missing local path that is no hub id is SW_ENOTFOUND. */
 int sw_hub_resolve_model(const char *model, const struct sw_hub_opts *o, char **folder);
 
+/* What a tool needs from a repo named on its command line (the files sw_hub_resolve_arg fetches).
+ */
+enum sw_hub_need {
+    SW_HUB_NEED_MODEL = 0, /* everything but weight formats sw does not read (*.bin, *.pth, *.pt,
+                            * *.msgpack, *.h5, *.ot, *.onnx, onnx/, *.gguf, original/,
+                            * consolidated*): config, tokenizer, safetensors (PEFT adapters too) */
+    SW_HUB_NEED_TOKENIZER, /* config and tokenizer files only (*.json, *.model, *.txt, *.tiktoken,
+                            * *.jinja): for --tokenizer */
+    SW_HUB_NEED_ALL,       /* every file */
+};
+
+/* The one call for a tool option that takes a folder or a hub id (--model, --adapters,
+ * --tokenizer): *arg (malloc'ed, e.g. owned by an sw_config options struct) is replaced by the
+ * resolved folder (malloc'ed; the old string freed) when it is a hub id, and left alone when it
+ * is an existing path or NULL. use_hf is ms-swift's option value ("true"/"1": HF, "false"/"0":
+ * ModelScope, NULL: USE_HF), revision and token may be NULL (defaults, environment). Errors as
+ * sw_hub_resolve_model. */
+int sw_hub_resolve_arg(char **arg, enum sw_hub_need need, const char *use_hf, const char *revision,
+                       const char *token);
+
 /* ---- pure helpers (no I/O; exposed for tools and tests) ---- */
 
 /* Whether s is shaped like a hub id rather than a local path: "org/name" or "name" made of

@@ -830,3 +830,33 @@ int sw_hub_resolve_model(const char *model, const struct sw_hub_opts *o, char **
     sw_hub_result_release(&r);
     return 0;
 }
+
+int sw_hub_resolve_arg(char **arg, enum sw_hub_need need, const char *use_hf, const char *revision,
+                       const char *token) {
+    static const char *const not_read[] = {"*.bin",  "*.pth",     "*.pt",         "*.msgpack",
+                                           "*.h5",   "*.ot",      "*.onnx",       "onnx/",
+                                           "*.gguf", "original/", "consolidated*"};
+    static const char *const tokenizer[] = {"*.json", "*.model", "*.txt", "*.tiktoken", "*.jinja"};
+    if (!arg || !*arg) return 0;
+    struct stat st;
+    if (stat(*arg, &st) == 0) return 0; /* a local path: nothing to do, no network */
+    struct sw_hub_opts o;
+    sw_hub_opts_init(&o);
+    if (use_hf && *use_hf)
+        o.hub =
+            strcmp(use_hf, "true") == 0 || strcmp(use_hf, "1") == 0 ? SW_HUB_HF : SW_HUB_MODELSCOPE;
+    o.revision = revision;
+    o.token = token;
+    if (need == SW_HUB_NEED_MODEL) {
+        o.exclude = not_read;
+        o.nexclude = sizeof not_read / sizeof *not_read;
+    } else if (need == SW_HUB_NEED_TOKENIZER) {
+        o.include = tokenizer;
+        o.ninclude = sizeof tokenizer / sizeof *tokenizer;
+    }
+    char *folder = NULL;
+    SW_TRY(sw_hub_resolve_model(*arg, &o, &folder));
+    free(*arg);
+    *arg = folder;
+    return 0;
+}

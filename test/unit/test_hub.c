@@ -490,6 +490,27 @@ static void test_resolve_offline(void) {
     o.offline = -1;
     IS_INT(sw_hub_resolve_model("org/m", &o, &folder), 0, "HF_HUB_OFFLINE=1 from the environment");
     free(folder);
+
+    /* sw_hub_resolve_arg: an option string replaced in place (or left alone). */
+    setenv("HF_HUB_CACHE", cache, 1);
+    char *arg = strdup("org/m");
+    IS_INT(sw_hub_resolve_arg(&arg, SW_HUB_NEED_TOKENIZER, NULL, NULL, NULL), 0,
+           "resolve_arg: hub id, offline");
+    snprintf(p, sizeof p, "%s/models--org--m/snapshots/%s", cache, commit);
+    IS_STR(arg, p, "resolve_arg: replaced by the snapshot folder");
+    char *same = arg;
+    IS_INT(sw_hub_resolve_arg(&arg, SW_HUB_NEED_MODEL, "true", NULL, NULL), 0,
+           "resolve_arg: a path is left alone");
+    OK(arg == same, "resolve_arg: same string, untouched");
+    free(arg);
+    char *none = NULL;
+    IS_INT(sw_hub_resolve_arg(&none, SW_HUB_NEED_MODEL, NULL, NULL, NULL), 0, "resolve_arg: NULL");
+    arg = strdup("org/absent");
+    IS_INT(sw_hub_resolve_arg(&arg, SW_HUB_NEED_MODEL, NULL, NULL, NULL), SW_ENOTFOUND,
+           "resolve_arg: offline and not cached");
+    IS_STR(arg, "org/absent", "resolve_arg: left alone on error");
+    free(arg);
+    unsetenv("HF_HUB_CACHE");
     unsetenv("HF_HUB_OFFLINE");
 }
 
@@ -544,6 +565,23 @@ static void test_resolve_online(void) {
     IS_STR(buf, "{\"model_type\": \"llama\", \"hidden_size\": 8}\n", "config.json content");
     free(data);
     free(folder);
+    /* resolve_arg for a tokenizer: config and tokenizer files, not the weights. */
+    char tcache[300];
+    snprintf(tcache, sizeof tcache, "%s/tok-cache", tmp);
+    setenv("HF_ENDPOINT", ep, 1);
+    setenv("HF_HUB_CACHE", tcache, 1);
+    unsetenv("USE_HF");
+    char *arg = strdup("org/tiny");
+    IS_INT(sw_hub_resolve_arg(&arg, SW_HUB_NEED_TOKENIZER, NULL, NULL, NULL), 0,
+           "resolve_arg: tokenizer files fetched");
+    snprintf(p, sizeof p, "%s/tokenizer.json", arg);
+    struct stat st;
+    OK(stat(p, &st) == 0, "tokenizer.json is there");
+    snprintf(p, sizeof p, "%s/model.safetensors", arg);
+    OK(stat(p, &st) != 0, "the weights are not");
+    free(arg);
+    unsetenv("HF_ENDPOINT");
+    unsetenv("HF_HUB_CACHE");
     o.revision = "v9";
     IS_INT(sw_hub_resolve_model("org/tiny", &o, &folder), SW_ENOTFOUND, "unknown revision");
     OK(strstr(sw_err_msg(), "'org/tiny' is not a local path") != NULL,
