@@ -48,7 +48,7 @@ head -c $((BIG_MB << 20)) /dev/urandom > "$TMP/repos/models/bench/big/model.safe
 SMALL_BYTES=$(du -sb "$TMP/repos/models/bench/many" | cut -f1)
 BIG_BYTES=$((BIG_MB << 20))
 
-MOCK_PID=$(python3 test/hub/hubtool.py start "$TMP/repos" "$TMP/port.json" "$TMP/mock.log")
+MOCK_PID=$(python3 test/hub/hubtool.py start "$TMP/repos" "$TMP/port.json" "$TMP/mock.log" $$)
 PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' "$TMP/port.json")
 export HF_ENDPOINT="http://127.0.0.1:$PORT" SW_PROGRESS=0 HF_HUB_DISABLE_PROGRESS_BARS=1 \
        HF_HUB_DISABLE_TELEMETRY=1

@@ -17,7 +17,8 @@ setup_file() {
     export REPOS="$BATS_FILE_TMPDIR/repos"
     export PORTFILE="$BATS_FILE_TMPDIR/port.json"
     python3 "$HUBTOOL" make-repos "$REPOS"
-    python3 "$HUBTOOL" start "$REPOS" "$PORTFILE" "$BATS_FILE_TMPDIR/mock.log" > "$BATS_FILE_TMPDIR/mock.pid"
+    python3 "$HUBTOOL" start "$REPOS" "$PORTFILE" "$BATS_FILE_TMPDIR/mock.log" "$BATS_ROOT_PID" \
+        > "$BATS_FILE_TMPDIR/mock.pid"
     export PORT="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' "$PORTFILE")"
 }
 

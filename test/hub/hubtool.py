@@ -3,8 +3,9 @@
 huggingface_hub for the interop commands when it is installed).
 
     hubtool.py make-repos ROOT            build the test repos (deterministic bytes) under ROOT
-    hubtool.py start ROOT PORTFILE LOG    start mock_hub.py in the background, wait until it listens,
-                                          print its pid
+    hubtool.py start ROOT PORTFILE LOG [WATCH_PID]
+                                          start mock_hub.py in the background, wait until it listens,
+                                          print its pid (it exits by itself once WATCH_PID is gone)
     hubtool.py stat PORTFILE KEY          one counter of /_mock/stats (range_starts as "path:start ...")
     hubtool.py reset PORTFILE             forget the mock's fault counters and stats
     hubtool.py ids FILE                   "<sha256> <git blob sha1>" of a file
@@ -81,12 +82,14 @@ def port(portfile):
         return json.load(f)["port"]
 
 
-def start(root, portfile, log):
+def start(root, portfile, log, watch_pid=None):
     if os.path.exists(portfile):
         os.unlink(portfile)
+    cmd = [sys.executable, os.path.join(HERE, "mock_hub.py"), "--root", root, "--port-file", portfile]
+    if watch_pid:
+        cmd += ["--watch-pid", str(watch_pid)]
     with open(log, "ab") as lf:
-        p = subprocess.Popen([sys.executable, os.path.join(HERE, "mock_hub.py"), "--root", root,
-                              "--port-file", portfile], stdout=lf, stderr=lf, stdin=subprocess.DEVNULL,
+        p = subprocess.Popen(cmd, stdout=lf, stderr=lf, stdin=subprocess.DEVNULL,
                              start_new_session=True)
     for _ in range(200):
         if os.path.exists(portfile):

@@ -42,6 +42,7 @@ Test hooks:
     GET /_mock/reset   forget fault counters and stats
 
 Usage: mock_hub.py --root DIR [--host 127.0.0.1] [--port 0] [--cdn-port 0] [--port-file F]
+                   [--watch-pid PID]  (exit when PID is gone, so a crashed test leaves no server)
 The port file receives {"port": P, "cdn_port": C} once both sockets listen.
 """
 import argparse
@@ -595,7 +596,19 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--cdn-port", type=int, default=0)
     ap.add_argument("--port-file")
+    ap.add_argument("--watch-pid", type=int, help="exit when this process is gone (no orphans)")
     a = ap.parse_args()
+    if a.watch_pid:
+        def watch():
+            while True:
+                time.sleep(1)
+                try:
+                    os.kill(a.watch_pid, 0)
+                except ProcessLookupError:
+                    os._exit(0)
+                except PermissionError:
+                    pass
+        threading.Thread(target=watch, daemon=True).start()
     state = State(os.path.abspath(a.root))
     hub_handler = type("HubHandler", (Handler,), {"state": state, "is_cdn": False})
     cdn_handler = type("CdnHandler", (Handler,), {"state": state, "is_cdn": True})

@@ -520,10 +520,10 @@ static void test_resolve_online(void) {
     snprintf(repos, sizeof repos, "%s/repos", tmp);
     snprintf(portfile, sizeof portfile, "%s/port.json", tmp);
     snprintf(log, sizeof log, "%s/mock.log", tmp);
-    snprintf(
-        cmd, sizeof cmd,
-        "python3 test/hub/hubtool.py make-repos %s && python3 test/hub/hubtool.py start %s %s %s",
-        repos, repos, portfile, log);
+    snprintf(cmd, sizeof cmd,
+             "python3 test/hub/hubtool.py make-repos %s && python3 test/hub/hubtool.py start %s %s "
+             "%s %d",
+             repos, repos, portfile, log, (int)getpid());
     FILE *pp = popen(cmd, "r");
     int pid = 0;
     if (!pp || fscanf(pp, "%d", &pid) != 1) {
