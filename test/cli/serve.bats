@@ -196,6 +196,30 @@ print('ok')" "$output"
     kill "$(cat "$T/bare.pid")"
 }
 
+@test "hub ids: --model, --adapters and --tokenizer resolved from the hub cache (offline)" {
+    # huggingface_hub's cache layout, made by hand: models--org--name/{snapshots/<commit>, refs/main}
+    hub="$BATS_TEST_TMPDIR/hf/hub"
+    c=0123456789abcdef0123456789abcdef01234567
+    for r in org--tiny org--tiny-lora; do
+        mkdir -p "$hub/models--$r/snapshots/$c" "$hub/models--$r/refs"
+        printf $c > "$hub/models--$r/refs/main"
+    done
+    cp "$M"/* "$hub/models--org--tiny/snapshots/$c/"
+    cp "$T"/lora/* "$hub/models--org--tiny-lora/snapshots/$c/"
+    HF_HOME="$BATS_TEST_TMPDIR/hf" HF_HUB_OFFLINE=1 SW_PROGRESS=0 \
+        start_server hub --model org/tiny --adapters org/tiny-lora --tokenizer org/tiny
+    run curl -s "$(url /v1/models hub)"
+    assert_output --partial '"id":"org/tiny"'
+    assert_output --partial '"id":"tiny-lora"'
+    run curl -s -w '\n%{http_code}' "$(url /v1/completions hub)" -d '{"model": "org/tiny", "prompt": "hi", "max_tokens": 2}'
+    assert_line --index 1 "200"
+    kill "$(cat "$T/hub.pid")"
+    # not a folder, not in the cache, offline: one clear error
+    HF_HOME="$BATS_TEST_TMPDIR/hf" HF_HUB_OFFLINE=1 run "$SERVE" --model org/none --port 0 --device cpu
+    [ "$status" -ne 0 ]
+    assert_output --partial "org/none"
+}
+
 @test "greedy ids over HTTP equal transformers' goldens and sw-eval generate's" {
     run python3 - "$(url /v1/completions)" "$EXP" "$EVAL" "$M" <<'EOF'
 import json, subprocess, sys, urllib.request

@@ -6,6 +6,7 @@
 
 #include "sw_config.h"
 #include "sw_err.h"
+#include "sw_hub.h"
 #include "sw_kernels.h"
 #include "sw_log.h"
 #include "sw_parallel.h"
@@ -24,8 +25,8 @@ int sw_serve_main(int argc, char **argv);
 #define F(x) offsetof(struct serve_opts, x)
 static const struct sw_opt serve_table[] = {
     {"model", SW_OPT_STRING, F(model), NULL,
-     "HF model folder or sw checkpoint (config.json, weights, tokenizer.json); required", 0, 0,
-     NULL, NULL},
+     "HF model folder or sw checkpoint (config.json, weights, tokenizer.json), or a hub id "
+     "(org/name: fetched into the hub cache, as sw-fetch does); required", 0, 0, NULL, NULL},
     {"adapters", SW_OPT_LIST, F(adapters), NULL,
      "LoRA adapters to serve, name=path[,name=path...] (a bare path is named after its folder; "
      "more name=path words may follow as arguments); a request's model picks one", 0, 0, NULL,
@@ -38,6 +39,14 @@ static const struct sw_opt serve_table[] = {
     {"template", SW_OPT_STRING, F(template_name), NULL,
      "chat template (default: recognised from tokenizer_config.json's chat_template, as sw-pack "
      "does)", 0, 0, NULL, NULL},
+    {"use_hf", SW_OPT_CHOICE, F(use_hf), NULL,
+     "hub ids: true = Hugging Face, false = ModelScope (default: $USE_HF, else Hugging Face)", 0,
+     0, "true|false|1|0", NULL},
+    {"model_revision", SW_OPT_STRING, F(model_revision), NULL,
+     "hub revision of --model (default main / master)", 0, 0, NULL, NULL},
+    {"hub_token", SW_OPT_STRING, F(hub_token), NULL,
+     "hub access token (default: HF_TOKEN, the huggingface_hub token file, MODELSCOPE_API_TOKEN)",
+     0, 0, NULL, NULL},
     {"host", SW_OPT_STRING, F(host), "127.0.0.1",
      "address to listen on (0.0.0.0 or :: for every interface)", 0, 0, NULL, NULL},
     {"port", SW_OPT_INT, F(port), "8000", "TCP port (0: any free port, printed at start)", 0,
@@ -114,9 +123,10 @@ static const struct sw_cli serve_cli = {
     .max_pos = -1,
 };
 
-/* Split "a=b,c" / positional words into engine adapters (strings owned by *store). */
-static int parse_adapters(const char *list, char **pos, int npos, struct sw_engine_adapter **out,
-                          int *n, char ***store, int *nstore) {
+/* Split "a=b,c" / positional words into engine adapters (strings owned by *store); a path that
+ * is a hub id is fetched (o's hub options). */
+static int parse_adapters(const struct serve_opts *o, const char *list, char **pos, int npos,
+                          struct sw_engine_adapter **out, int *n, char ***store, int *nstore) {
     *out = NULL, *n = 0, *store = NULL, *nstore = 0;
     int cap = npos + 1;
     for (const char *p = list; p && *p; p++) cap += *p == ',';
@@ -157,6 +167,10 @@ static int parse_adapters(const char *list, char **pos, int npos, struct sw_engi
             st[(*nstore)++] = path;
             if (!*name || !*path)
                 return free(copy), sw_err_set(SW_EUSAGE, "--adapters '%s': expected name=path", w);
+            int rc = sw_hub_resolve_arg(&st[*nstore - 1], SW_HUB_NEED_MODEL, o->use_hf, NULL,
+                                        o->hub_token);
+            if (rc < 0) return free(copy), sw_err_wrap(rc, "--adapters %s", name);
+            path = st[*nstore - 1];
             for (int j = 0; j < k; j++)
                 if (strcmp(a[j].name, name) == 0)
                     return free(copy), sw_err_set(SW_EUSAGE, "--adapters: the name '%s' is used "
@@ -223,7 +237,14 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
     struct sw_engine_adapter *ad = NULL;
     int nad = 0, nstore = 0;
     char **store = NULL;
-    if (rc == 0) rc = parse_adapters(o->adapters, pos, npos, &ad, &nad, &store, &nstore);
+    /* hub ids (org/name) become snapshot folders in the hub cache; paths stay as they are. A
+     * hub model is served under its id by default (vLLM's way), a folder under its name. */
+    char *given = o->model ? strdup(o->model) : NULL;
+    if (rc == 0) rc = sw_hub_resolve_arg(&o->model, SW_HUB_NEED_MODEL, o->use_hf,
+                                         o->model_revision, o->hub_token);
+    if (rc == 0) rc = sw_hub_resolve_arg(&o->tokenizer, SW_HUB_NEED_TOKENIZER, o->use_hf, NULL,
+                                         o->hub_token);
+    if (rc == 0) rc = parse_adapters(o, o->adapters, pos, npos, &ad, &nad, &store, &nstore);
     struct sw_engine_opts eo;
     sw_engine_opts_init(&eo);
     eo.model_dir = o->model;
@@ -252,7 +273,10 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
     if (rc == 0) rc = sw_engine_open(&eo, &s.engine);
     for (int i = 0; i < nstore; i++) free(store[i]);
     free(store), free(ad);
-    if (rc == 0) rc = split_names(&s, o->served_model_name, sw_engine_model_name(s.engine));
+    int from_hub = given && o->model && strcmp(given, o->model) != 0;
+    if (rc == 0)
+        rc = split_names(&s, o->served_model_name, from_hub ? given : sw_engine_model_name(s.engine));
+    free(given);
     if (rc == 0) {
         sw_engine_default_params(s.engine, &s.defaults);
         const struct sw_generation_config *gc = sw_engine_generation_config(s.engine);

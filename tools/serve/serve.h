@@ -59,7 +59,7 @@ int serve_metrics_render(struct serve *s, struct sw_obuf *out);
 
 struct serve_opts {
     char *model, *adapters, *tokenizer, *template_name, *served_model_name, *host, *api_key;
-    char *device, *reasoning_parser, *zmq_bind;
+    char *device, *reasoning_parser, *zmq_bind, *use_hf, *model_revision, *hub_token;
     int64_t port, max_model_len, max_num_seqs, max_waiting, block_size, max_num_batched_tokens;
     int64_t kv_cache_memory_bytes, max_loras, seed, max_request_bytes, http_threads;
     int64_t max_connections, timeout_keep_alive, drain_timeout, max_logprobs;
