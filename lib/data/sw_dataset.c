@@ -154,6 +154,7 @@ struct sw_dataset_iter {
     size_t n_specs;
     struct sw_dataset_opts opts;
     int apply_sample;              /* stop a spec after #N rows (streaming) */
+    int defer;                     /* #N specs yield rows as bytes (sw_dataset_load) */
     size_t spec, file;             /* position: next file to open is specs[spec].files[file] */
     struct sw_dataset_reader *rd;  /* open reader or NULL */
     uint32_t cur_file;             /* file-table index of rd */
@@ -248,8 +249,102 @@ static void iter_close_file(struct sw_dataset_iter *it) {
     it->file++;
 }
 
+/* A row kept as its bytes until #N sampling has chosen it, so that rows never chosen are never
+ * parsed (a bad row beyond the sample does not stop the load, and nothing is converted twice). */
+struct raw_row {
+    char *text;
+    size_t len;
+    uint32_t file;
+    long line;
+    enum sw_dataset_format fmt; /* its file's format */
+    int in_array;
+};
+
+struct raw_vec {
+    struct raw_row *v;
+    size_t n, cap;
+};
+
+static void raw_vec_release(struct raw_vec *x) {
+    for (size_t i = 0; i < x->n; i++) free(x->v[i].text);
+    free(x->v);
+    memset(x, 0, sizeof *x);
+}
+
+static int deferred(const struct sw_dataset_iter *it, size_t spec) {
+    return it->defer && spec < it->n_specs && it->specs[spec].sample >= 0;
+}
+
+/* Detect the open file's format from row (the first row of the file that parses). Returns 0, or
+ * SW_EFORMAT naming the keys. */
+static int detect_format(struct sw_dataset_iter *it, const json_t *row, const char *where) {
+    it->fmt = sw_dataset_detect(row);
+    if (it->fmt != SW_DSFMT_AUTO) {
+        sw_debug("%s: format '%s'", sw_dataset_reader_name(it->rd), sw_dataset_format_name(it->fmt));
+        return 0;
+    }
+    char keys[256] = "";
+    const char *k;
+    json_t *v;
+    size_t used = 0;
+    json_object_foreach((json_t *)row, k, v) {
+        int w = snprintf(keys + used, sizeof keys - used, "%s%s", used ? ", " : "", k);
+        if (w < 0 || (size_t)w >= sizeof keys - used) break;
+        used += (size_t)w;
+    }
+    (void)v;
+    return sw_err_set(SW_EFORMAT, "%s: cannot tell the dataset format from the keys (%s); "
+                      "use --dataset_format", where, keys);
+}
+
+/* The next row of a deferred (#N) spec as bytes into *raw. Rows are parsed only until their
+ * file's format is known. Same return values and bad-row handling as sw_dataset_iter_next. */
+static int iter_next_raw(struct sw_dataset_iter *it, struct raw_row *raw) {
+    const char *text;
+    size_t len;
+    long line;
+    int rc = sw_dataset_reader_next_raw(it->rd, &text, &len, &line);
+    if (rc <= 0) return rc;
+    it->stats.rows_read++;
+    it->rows_in_file++;
+    if (it->fmt == SW_DSFMT_AUTO) {
+        char where[512];
+        snprintf(where, sizeof where, "%s:%ld", sw_dataset_reader_name(it->rd), line);
+        json_t *row = NULL;
+        rc = sw_dataset_row_parse(sw_dataset_reader_name(it->rd), line, text, len,
+                                  sw_dataset_reader_in_array(it->rd), &row);
+        if (rc > 0) rc = detect_format(it, row, where);
+        json_decref(row);
+        if (rc == SW_EFORMAT && it->opts.skip_bad_rows) {
+            bad_row(it);
+            return 2; /* nothing kept: read on */
+        }
+        if (rc < 0) return rc;
+    }
+    raw->text = malloc(len ? len : 1);
+    if (!raw->text) return sw_err_set(SW_ENOMEM, "out of memory");
+    memcpy(raw->text, text, len);
+    raw->len = len;
+    raw->file = it->cur_file;
+    raw->line = line;
+    raw->fmt = it->fmt;
+    raw->in_array = sw_dataset_reader_in_array(it->rd);
+    return 1;
+}
+
+/* The next row: converted into *ex, or, for a deferred spec (is_raw set), as bytes into *raw. */
+static int iter_next(struct sw_dataset_iter *it, struct sw_example *ex, struct raw_row *raw,
+                     int *is_raw, size_t *spec_index);
+
 int sw_dataset_iter_next(struct sw_dataset_iter *it, struct sw_example *ex, size_t *spec_index) {
+    int is_raw = 0;
+    return iter_next(it, ex, NULL, &is_raw, spec_index);
+}
+
+static int iter_next(struct sw_dataset_iter *it, struct sw_example *ex, struct raw_row *raw,
+                     int *is_raw, size_t *spec_index) {
     sw_conv_init(&ex->conv);
+    *is_raw = 0;
     for (;;) {
         if (!it->rd) {
             int rc = iter_advance(it);
@@ -261,6 +356,18 @@ int sw_dataset_iter_next(struct sw_dataset_iter *it, struct sw_example *ex, size
             it->rd = NULL;
             it->file = s->n_files;
             continue;
+        }
+        if (raw && deferred(it, it->spec)) {
+            int rc = iter_next_raw(it, raw);
+            if (rc == 0) {
+                iter_close_file(it);
+                continue;
+            }
+            if (rc == 2) continue;
+            if (rc < 0) return rc;
+            *is_raw = 1;
+            if (spec_index) *spec_index = it->spec;
+            return 1;
         }
         json_t *row;
         long line;
@@ -282,26 +389,7 @@ int sw_dataset_iter_next(struct sw_dataset_iter *it, struct sw_example *ex, size
         it->rows_in_file++;
         char where[512];
         snprintf(where, sizeof where, "%s:%ld", sw_dataset_reader_name(it->rd), line);
-        if (it->fmt == SW_DSFMT_AUTO) {
-            it->fmt = sw_dataset_detect(row);
-            if (it->fmt == SW_DSFMT_AUTO) {
-                char keys[256] = "";
-                const char *k;
-                json_t *v;
-                size_t used = 0;
-                json_object_foreach(row, k, v) {
-                    int w = snprintf(keys + used, sizeof keys - used, "%s%s", used ? ", " : "", k);
-                    if (w < 0 || (size_t)w >= sizeof keys - used) break;
-                    used += (size_t)w;
-                }
-                (void)v;
-                rc = sw_err_set(SW_EFORMAT, "%s: cannot tell the dataset format from the keys (%s); "
-                                "use --dataset_format", where, keys);
-            } else {
-                sw_debug("%s: format '%s'", sw_dataset_reader_name(it->rd),
-                         sw_dataset_format_name(it->fmt));
-            }
-        }
+        if (it->fmt == SW_DSFMT_AUTO) rc = detect_format(it, row, where);
         if (rc >= 0) rc = sw_dataset_row_to_conv(row, it->fmt, where, &ex->conv);
         json_decref(row);
         if (rc == SW_EFORMAT && it->opts.skip_bad_rows) {
@@ -397,19 +485,18 @@ static int sample_indices(size_t len, uint64_t n, int shuffle, struct sw_rng *rn
     return 0;
 }
 
-/* Split and sample one spec's rows (all in `rows`) into train and val. */
-static int spec_select(const struct sw_dataset_spec *s, struct ex_vec *rows, const struct sw_dataset_opts *o,
-                       struct sw_rng *rng, struct ex_vec *train, struct ex_vec *val,
-                       struct sw_dataset_stats *st) {
-    size_t len = rows->n;
+/* The rows of one spec that go to validation and to training, as indices into its len rows, in
+ * ms-swift's order: the validation split first (split_ratio > 0: max(1, floor(min(len, N) *
+ * ratio)) rows, the first of a permutation when shuffle, else the last ones; *val in file
+ * order), then #N sampling of the rest (sample_indices; repeats when N is above it). *n_train is
+ * N minus the validation rows. Consumes rng exactly as the selection always has. */
+static int select_indices(const struct sw_dataset_spec *s, size_t len, const struct sw_dataset_opts *o,
+                          struct sw_rng *rng, uint64_t **val, uint64_t *n_val_out, uint64_t **train,
+                          uint64_t *n_train_out) {
+    *val = *train = NULL;
+    *n_val_out = *n_train_out = 0;
     uint64_t n = s->sample >= 0 ? (uint64_t)s->sample : len;
-    struct sw_example *src = rows->v;
-    rows->v = NULL;
-    rows->n = rows->cap = 0;
-    if (len == 0) {
-        free(src);
-        return sw_err_set(SW_EFORMAT, "dataset '%s': no rows", s->arg);
-    }
+    if (len == 0) return sw_err_set(SW_EFORMAT, "dataset '%s': no rows", s->arg);
     if (len < n) sw_info("dataset '%s': %llu rows sampled from %zu: repeating it %llu times and "
                          "adding %llu random rows", s->arg, (unsigned long long)n, len,
                          (unsigned long long)(n / len), (unsigned long long)(n % len));
@@ -418,61 +505,132 @@ static int spec_select(const struct sw_dataset_spec *s, struct ex_vec *rows, con
         uint64_t base = len < n ? len : n;
         n_val = (uint64_t)((double)base * o->split_ratio);
         if (n_val < 1) n_val = 1;
-        if (n_val >= n || n_val >= len) {
-            sw_examples_free(src, len);
+        if (n_val >= n || n_val >= len)
             return sw_err_set(SW_EUSAGE, "dataset '%s': split_dataset_ratio %g leaves no training rows",
                               s->arg, o->split_ratio);
-        }
     }
     /* train_test_split: shuffled -> the first n_val of a permutation are validation; else the last. */
     uint64_t *perm = malloc(len * sizeof *perm);
-    if (!perm) {
-        sw_examples_free(src, len);
+    uint64_t *v = malloc((n_val ? n_val : 1) * sizeof *v);
+    if (!perm || !v) {
+        free(perm), free(v);
         return sw_err_set(SW_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < len; i++) perm[i] = i;
-    int rc = 0;
-    struct sw_example *rest = src;
+    const uint64_t *tidx = perm;
     size_t n_rest = len;
     if (n_val) {
         if (o->shuffle) sw_rng_shuffle_u64(rng, perm, len);
-        uint64_t *vidx = o->shuffle ? perm : perm + (len - n_val);
-        uint64_t *tidx = o->shuffle ? perm + n_val : perm;
-        /* Split by moving: validation rows keep file order. */
+        const uint64_t *vidx = o->shuffle ? perm : perm + (len - n_val);
+        tidx = o->shuffle ? perm + n_val : perm;
+        n_rest = len - n_val;
+        /* Validation rows keep file order. */
         unsigned char *is_val = calloc(len, 1);
-        rest = malloc((len - n_val) * sizeof *rest);
-        if (!is_val || !rest) {
-            free(is_val), free(rest), free(perm);
-            sw_examples_free(src, len);
+        if (!is_val) {
+            free(perm), free(v);
             return sw_err_set(SW_ENOMEM, "out of memory");
         }
         for (uint64_t i = 0; i < n_val; i++) is_val[vidx[i]] = 1;
+        uint64_t k = 0;
         for (size_t i = 0; i < len; i++)
-            if (is_val[i] && rc == 0 && (rc = vec_push(val, &src[i])) == 0) is_val[i] = 2;
-        /* The training part in split order (as train_test_split returns it). */
-        n_rest = 0;
-        for (uint64_t i = 0; i < len - n_val; i++) rest[n_rest++] = src[tidx[i]];
-        for (size_t i = 0; i < len; i++)
-            if (is_val[i] == 1) sw_conv_release(&src[i].conv); /* only after a failed push */
+            if (is_val[i]) v[k++] = i;
         free(is_val);
-        free(src);
-        if (rc < 0) {
-            free(perm);
-            sw_examples_free(rest, n_rest);
-            return rc;
-        }
         n -= n_val;
     }
-    free(perm);
+    /* #N over the training part, in split order (as train_test_split returns it). */
     uint64_t *idx = NULL;
-    rc = sample_indices(n_rest, n, o->shuffle, rng, &idx);
+    int rc = sample_indices(n_rest, n, o->shuffle, rng, &idx);
+    if (rc == 0)
+        for (uint64_t k = 0; k < n; k++) idx[k] = tidx[idx[k]];
+    free(perm);
     if (rc < 0) {
-        sw_examples_free(rest, n_rest);
+        free(v);
         return rc;
     }
-    rc = take_indices(rest, n_rest, idx, n, train);
-    free(idx);
-    st->rows_sampled += n + n_val;
+    *val = v, *n_val_out = n_val;
+    *train = idx, *n_train_out = n;
+    return 0;
+}
+
+/* Split and sample one spec's converted rows (all in `rows`) into train and val. */
+static int spec_select(const struct sw_dataset_spec *s, struct ex_vec *rows, const struct sw_dataset_opts *o,
+                       struct sw_rng *rng, struct ex_vec *train, struct ex_vec *val,
+                       struct sw_dataset_stats *st) {
+    size_t len = rows->n;
+    struct sw_example *src = rows->v;
+    rows->v = NULL;
+    rows->n = rows->cap = 0;
+    uint64_t *vi, *ti, nv, nt;
+    int rc = select_indices(s, len, o, rng, &vi, &nv, &ti, &nt);
+    if (rc < 0) {
+        sw_examples_free(src, len);
+        return rc;
+    }
+    /* Validation rows are moved out (they are never repeated); take_indices moves the training
+     * rows, deep-copies repeats and releases the rest. */
+    for (uint64_t k = 0; k < nv && rc == 0; k++) {
+        rc = vec_push(val, &src[vi[k]]);
+        if (rc == 0) sw_conv_init(&src[vi[k]].conv);
+    }
+    if (rc == 0) {
+        rc = take_indices(src, len, ti, nt, train);
+    } else {
+        sw_examples_free(src, len);
+    }
+    free(vi), free(ti);
+    st->rows_sampled += nt + nv;
+    st->rows_repeated += nt + nv > len ? nt + nv - len : 0;
+    return rc;
+}
+
+/* Parse and convert one deferred row. */
+static int raw_convert(struct sw_dataset_iter *it, const struct raw_row *r, struct sw_example *ex) {
+    const char *name = sw_dataset_iter_file(it, r->file);
+    char where[512];
+    snprintf(where, sizeof where, "%s:%ld", name, r->line);
+    json_t *row = NULL;
+    int rc = sw_dataset_row_parse(name, r->line, r->text, r->len, r->in_array, &row);
+    if (rc > 0) rc = sw_dataset_row_to_conv(row, r->fmt, where, &ex->conv);
+    json_decref(row);
+    if (rc < 0) return rc;
+    ex->file = r->file;
+    ex->line = r->line;
+    return 0;
+}
+
+/* Split and sample one #N spec's rows, still bytes, and convert only the rows chosen: a row
+ * chosen twice (N above the row count) is converted twice; a bad one is an error, or with
+ * skip_bad_rows counted (once per time it was chosen) and left out. */
+static int spec_select_raw(struct sw_dataset_iter *it, const struct sw_dataset_spec *s,
+                           struct raw_vec *rows, const struct sw_dataset_opts *o, struct sw_rng *rng,
+                           struct ex_vec *train, struct ex_vec *val, struct sw_dataset_stats *st) {
+    size_t len = rows->n;
+    uint64_t *vi, *ti, nv, nt;
+    int rc = select_indices(s, len, o, rng, &vi, &nv, &ti, &nt);
+    unsigned char *chosen = rc == 0 ? calloc(len ? len : 1, 1) : NULL;
+    if (rc == 0 && !chosen) rc = sw_err_set(SW_ENOMEM, "out of memory");
+    uint64_t unique = 0;
+    for (uint64_t k = 0; rc == 0 && k < nv + nt; k++) {
+        uint64_t i = k < nv ? vi[k] : ti[k - nv];
+        struct sw_example ex;
+        sw_conv_init(&ex.conv);
+        unique += !chosen[i];
+        chosen[i] = 1;
+        rc = raw_convert(it, &rows->v[i], &ex);
+        if (rc == SW_EFORMAT && o->skip_bad_rows) {
+            bad_row(it);
+            rc = 0;
+            continue;
+        }
+        if (rc == 0 && (rc = vec_push(k < nv ? val : train, &ex)) < 0) sw_conv_release(&ex.conv);
+    }
+    if (rc == 0) {
+        st->rows_sampled += nt + nv;
+        st->rows_repeated += nt + nv - unique;
+        st->rows_unsampled += len - unique;
+    }
+    free(chosen), free(vi), free(ti);
+    raw_vec_release(rows);
     return rc;
 }
 
@@ -482,31 +640,54 @@ int sw_dataset_load(struct sw_dataset *ds, const struct sw_dataset_spec *specs, 
     struct sw_rng rng;
     sw_rng_init(&rng, o->seed, SW_RNG_STREAM_SHUFFLE);
     struct ex_vec train = {0}, val = {0}, rows = {0};
+    struct raw_vec raws = {0};
     struct sw_dataset_iter *it = NULL;
     int rc = iter_open(&it, specs, n_specs, o, 0);
     if (rc < 0) return rc;
+    it->defer = 1;
     size_t cur = 0;
     for (;;) {
         struct sw_example ex;
+        struct raw_row raw;
         size_t si = 0;
-        int got = sw_dataset_iter_next(it, &ex, &si);
+        int is_raw = 0;
+        int got = iter_next(it, &ex, &raw, &is_raw, &si);
         if (got < 0) {
             rc = got;
             break;
         }
         /* Rows arrive spec by spec: every spec before si (all of them at the end) is complete. */
         size_t upto = got ? si : n_specs;
-        while (rc == 0 && cur < upto) rc = spec_select(&specs[cur++], &rows, o, &rng, &train, &val, &ds->stats);
+        while (rc == 0 && cur < upto) {
+            rc = deferred(it, cur)
+                     ? spec_select_raw(it, &specs[cur], &raws, o, &rng, &train, &val, &ds->stats)
+                     : spec_select(&specs[cur], &rows, o, &rng, &train, &val, &ds->stats);
+            cur++;
+        }
         if (rc < 0) {
-            if (got) sw_conv_release(&ex.conv);
+            if (got && is_raw) free(raw.text);
+            else if (got) sw_conv_release(&ex.conv);
             break;
         }
         if (!got) break;
-        if ((rc = vec_push(&rows, &ex)) < 0) {
+        if (is_raw) {
+            if (raws.n == raws.cap) {
+                size_t cap = raws.cap ? raws.cap * 2 : 1024;
+                struct raw_row *v = realloc(raws.v, cap * sizeof *v);
+                if (!v) {
+                    free(raw.text);
+                    rc = sw_err_set(SW_ENOMEM, "out of memory");
+                    break;
+                }
+                raws.v = v, raws.cap = cap;
+            }
+            raws.v[raws.n++] = raw;
+        } else if ((rc = vec_push(&rows, &ex)) < 0) {
             sw_conv_release(&ex.conv);
             break;
         }
     }
+    raw_vec_release(&raws);
     ds->stats.rows_read = it->stats.rows_read;
     ds->stats.rows_bad = it->stats.rows_bad;
     if (rc == 0) {

@@ -37,6 +37,19 @@ int sw_dataset_reader_open(struct sw_dataset_reader **r, const char *path);
  * go on after it (sw_dataset_reader_recoverable() says whether it can); a broken container
  * (unterminated array, truncated gzip, I/O error) ends the reader. */
 int sw_dataset_reader_next(struct sw_dataset_reader *r, json_t **row, long *line);
+/* The next row's bytes without parsing them: *text (borrowed until the next call; not
+ * NUL-terminated) and *len, and the line it starts on. Returns 1, 0 at the end, or an error that
+ * ends the reader (a broken container). Parse it later with sw_dataset_row_parse. */
+int sw_dataset_reader_next_raw(struct sw_dataset_reader *r, const char **text, size_t *len,
+                               long *line);
+/* 1 when the file is a JSON array (rows are its elements), 0 for JSON lines. */
+int sw_dataset_reader_in_array(const struct sw_dataset_reader *r);
+/* Parse one row's bytes as sw_dataset_reader_next does: 1 with *row a new reference to the
+ * object, or SW_EFORMAT "name:line: ..." (a row cut short says it ends early). A "\u0000" in a
+ * string becomes the bytes C0 80 (Modified UTF-8: rows are used as NUL-terminated strings; the
+ * tokenizer encodes C0 80 as U+0000). */
+int sw_dataset_row_parse(const char *name, long line, const char *text, size_t len, int in_array,
+                         json_t **row);
 /* 1 when the last error from _next affected one row only and the next call continues. */
 int sw_dataset_reader_recoverable(const struct sw_dataset_reader *r);
 /* Name used in messages: the path, or "<stdin>". */
@@ -100,11 +113,14 @@ struct sw_dataset_opts {
     double split_ratio;            /* split_dataset_ratio in [0, 1) */
 };
 
-/* Counters every stage adds to (rows in = read, out = kept after all stages). */
+/* Counters every stage adds to. They add up:
+ *     rows_read + rows_repeated = rows_bad + rows_unsampled + rows_train + rows_val */
 struct sw_dataset_stats {
-    uint64_t rows_read;    /* rows parsed from the files (before sampling) */
-    uint64_t rows_bad;     /* rows skipped because of an error (skip_bad_rows) */
-    uint64_t rows_sampled; /* rows after #N sampling (repeats counted) */
+    uint64_t rows_read;      /* rows read from the files (before sampling) */
+    uint64_t rows_bad;       /* rows left out because of an error (skip_bad_rows) */
+    uint64_t rows_unsampled; /* rows read that #N sampling did not choose (never parsed) */
+    uint64_t rows_repeated;  /* extra copies #N above a dataset's row count adds */
+    uint64_t rows_sampled;   /* rows after #N sampling and the split (repeats counted) */
     uint64_t rows_train, rows_val;
 };
 
@@ -140,6 +156,9 @@ struct sw_dataset {
  * the first N; N above it: the whole dataset N / len times plus a random N % len rows, as
  * ms-swift's sample_dataset does); then the specs are concatenated and the training examples
  * shuffled with seed (Philox stream SW_RNG_STREAM_SHUFFLE). The validation rows keep file order.
+ * The rows of a #N spec are kept as bytes until sampling has chosen them: only the chosen rows
+ * are parsed and converted (a bad row that is not chosen costs nothing; a chosen one is an
+ * error, or counted with skip_bad_rows), and a file's format is detected from its first row.
  * Returns 0 or a negative error; *ds is released on error. */
 int sw_dataset_load(struct sw_dataset *ds, const struct sw_dataset_spec *specs, size_t n_specs,
                     const struct sw_dataset_opts *o);

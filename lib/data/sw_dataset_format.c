@@ -11,6 +11,7 @@
 #include "sw_dataset.h"
 
 #include "sw_err.h"
+#include "sw_log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,26 +386,80 @@ static int turns_equal(const struct sw_turn *a, const struct sw_turn *b) {
     return a->role == b->role && strcmp(a->content, b->content) == 0;
 }
 
-/* Anthropic HH-RLHF transcript: "\n\nHuman: q\n\nAssistant: a\n\nHuman: ...". */
+/* Python's str.strip() for ASCII whitespace: [*b, *e) shrinks. */
+static void strip_span(const char **b, const char **e) {
+    while (*b < *e && strchr(" \t\n\r\v\f", **b) && **b) (*b)++;
+    while (*e > *b && strchr(" \t\n\r\v\f", (*e)[-1]) && (*e)[-1]) (*e)--;
+}
+
+/* The next turn delimiter at or after p: "\n\nHuman:", "\n\nAssistant:" or the truncated
+ * "\n\nHum:" that occurs in the data (tried in that order at each position, as the regular
+ * expression alternation does). *len = its length; NULL when there is none. */
+static const char *next_delim(const char *p, size_t *len) {
+    static const char *const d[] = {"\n\nHuman:", "\n\nAssistant:", "\n\nHum:"};
+    for (const char *q = strstr(p, "\n\n"); q; q = strstr(q + 1, "\n\n"))
+        for (int i = 0; i < 3; i++)
+            if (strncmp(q, d[i], strlen(d[i])) == 0) return *len = strlen(d[i]), q;
+    return NULL;
+}
+
+/* Anthropic HH-RLHF transcript "\n\nHuman: q\n\nAssistant: a\n\nHuman: ...", split as
+ * ms-swift's HHRLHFPreprocessor does: the text stripped, cut at every "\n\nHuman:",
+ * "\n\nAssistant:" or "\n\nHum:", each part stripped, the leading "Human:" removed, and the
+ * parts paired in order into (user, assistant) turns — a last part without a partner (a
+ * transcript with an odd number of turns, e.g. one that ends with a human turn) is dropped. */
 static int parse_transcript(const char *s, const char *where, const char *field, struct sw_conv *c) {
-    static const char H[] = "\n\nHuman:", A[] = "\n\nAssistant:";
-    const char *p = s;
-    if (strncmp(p, H, sizeof H - 1) != 0)
+    const char *b = s, *e = s + strlen(s);
+    strip_span(&b, &e);
+    if (strncmp(b, "Human:", 6) != 0)
         return sw_err_set(SW_EFORMAT, "%s: field '%s': expected a '\\n\\nHuman:' transcript (or give "
                           "'prompt')", where, field);
-    while (*p) {
-        int human = strncmp(p, H, sizeof H - 1) == 0;
-        if (!human && strncmp(p, A, sizeof A - 1) != 0)
-            return sw_err_set(SW_EFORMAT, "%s: field '%s': malformed transcript", where, field);
-        p += human ? sizeof H - 1 : sizeof A - 1;
-        if (*p == ' ') p++;
-        const char *nh = strstr(p, H), *na = strstr(p, A);
-        const char *end = nh && (!na || nh < na) ? nh : na;
-        if (!end) end = p + strlen(p);
-        SW_TRY(sw_conv_add_n(c, human ? SW_ROLE_USER : SW_ROLE_ASSISTANT, p, (size_t)(end - p)));
-        p = end;
+    /* The parts, as spans of s (the text is not modified; the end of the stripped text bounds
+     * the last part). */
+    size_t cap = 8, n = 0;
+    const char **pb = malloc(cap * sizeof *pb), **pe = malloc(cap * sizeof *pe);
+    int rc = pb && pe ? 0 : sw_err_set(SW_ENOMEM, "out of memory");
+    const char *p = b;
+    while (rc == 0) {
+        size_t dl = 0;
+        const char *d = next_delim(p, &dl);
+        if (d && d >= e) d = NULL;
+        if (n == cap) {
+            cap *= 2;
+            const char **nb = realloc(pb, cap * sizeof *pb);
+            if (nb) pb = nb;
+            const char **ne = nb ? realloc(pe, cap * sizeof *pe) : NULL;
+            if (ne) pe = ne;
+            if (!nb || !ne) {
+                rc = sw_err_set(SW_ENOMEM, "out of memory");
+                break;
+            }
+        }
+        pb[n] = p;
+        pe[n] = d ? d : e;
+        strip_span(&pb[n], &pe[n]);
+        n++;
+        if (!d) break;
+        p = d + dl;
     }
-    return 0;
+    if (rc == 0) { /* parts[0] started with "Human:" */
+        pb[0] += 6;
+        strip_span(&pb[0], &pe[0]);
+    }
+    for (size_t i = 0; rc == 0 && i + 1 < n; i += 2) {
+        rc = sw_conv_add_n(c, SW_ROLE_USER, pb[i], (size_t)(pe[i] - pb[i]));
+        if (rc == 0)
+            rc = sw_conv_add_n(c, SW_ROLE_ASSISTANT, pb[i + 1], (size_t)(pe[i + 1] - pb[i + 1]));
+    }
+    if (rc == 0 && n % 2)
+        sw_debug("%s: field '%s': %zu turns; the last, unanswered one is dropped (as ms-swift does)",
+                 where, field, n);
+    if (rc == 0 && n < 2)
+        rc = sw_err_set(SW_EFORMAT, "%s: field '%s': the transcript has no assistant turn", where,
+                        field);
+    free(pb);
+    free(pe);
+    return rc;
 }
 
 /* The rejected conversation must equal the chosen one except for the final assistant answer. */

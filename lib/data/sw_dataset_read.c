@@ -173,29 +173,88 @@ static const char *json_kind(const json_t *v) {
     }
 }
 
-/* Parse the buffered row; the row starts on line `line`. */
-static int parse_row(struct sw_dataset_reader *r, long line, json_t **row) {
+/* Strings holding U+0000 ("\u0000" is valid JSON, and HF tokenizers encode the character) get it
+ * as the two bytes C0 80 (Modified UTF-8), because every consumer of a row keeps NUL-terminated
+ * strings; sw_tokenizer_encode reads C0 80 back as U+0000. */
+static int nul_to_mutf8(json_t *v) {
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x) SW_TRY(nul_to_mutf8(x));
+        return 0;
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) SW_TRY(nul_to_mutf8(x));
+        return 0;
+    }
+    if (!json_is_string(v)) return 0;
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v), nul = 0;
+    if (strlen(s) == n) return 0;
+    for (size_t i = 0; i < n; i++)
+        nul += s[i] == '\0';
+    char *t = malloc(n + nul + 1);
+    if (!t) return sw_err_set(SW_ENOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\0') {
+            t[k++] = (char)0xC0;
+            t[k++] = (char)0x80;
+        } else {
+            t[k++] = s[i];
+        }
+    }
+    t[k] = '\0';
+    int rc = json_string_setn_nocheck(v, t, k) == 0 ? 0 : sw_err_set(SW_ENOMEM, "out of memory");
+    free(t);
+    return rc;
+}
+
+int sw_dataset_row_parse(const char *name, long line, const char *text, size_t len, int in_array,
+                         json_t **row) {
+    *row = NULL;
     json_error_t e;
-    json_t *v = json_loadb(r->row, r->row_len, JSON_DECODE_ANY, &e);
-    r->recoverable = 1;
+    json_t *v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
     if (!v) {
-        /* jansson's line is relative to the row's first line. */
+        /* jansson's line is relative to the row's first line, and its "end of file" is the end
+         * of the row: say so, a row of a JSON lines file is one line. */
         long at = line + (e.line > 0 ? e.line - 1 : 0);
-        return sw_err_set(SW_EFORMAT, "%s:%ld: invalid JSON: %s (column %d)", r->name, at, e.text,
+        const char *eof = strstr(e.text, " near end of file");
+        if (eof)
+            return sw_err_set(SW_EFORMAT,
+                              "%s:%ld: invalid JSON: %.*s at the end of the %s (column %d): the "
+                              "row is incomplete%s",
+                              name, at, (int)(eof - e.text), e.text, in_array ? "element" : "line",
+                              e.column,
+                              in_array ? "" : " (JSON lines: one complete object per line)");
+        return sw_err_set(SW_EFORMAT, "%s:%ld: invalid JSON: %s (column %d)", name, at, e.text,
                           e.column);
     }
     if (!json_is_object(v)) {
         const char *k = json_kind(v);
         json_decref(v);
-        return sw_err_set(SW_EFORMAT, "%s:%ld: expected a JSON object as the row, got %s", r->name,
+        return sw_err_set(SW_EFORMAT, "%s:%ld: expected a JSON object as the row, got %s", name,
                           line, k);
     }
-    r->recoverable = 0;
+    int rc = nul_to_mutf8(v);
+    if (rc < 0) {
+        json_decref(v);
+        return rc;
+    }
     *row = v;
     return 1;
 }
 
-/* JSON lines: the next non-blank line. */
+/* Parse the buffered row; the row starts on line `line`. */
+static int parse_row(struct sw_dataset_reader *r, long line, json_t **row) {
+    int rc = sw_dataset_row_parse(r->name, line, r->row, r->row_len, r->mode == RD_ARRAY, row);
+    r->recoverable = rc == SW_EFORMAT;
+    return rc;
+}
+
+/* JSON lines: the next non-blank line (parsed when row is not NULL). */
 static int next_line(struct sw_dataset_reader *r, json_t **row, long *line) {
     for (;;) {
         r->row_len = 0;
@@ -208,7 +267,7 @@ static int next_line(struct sw_dataset_reader *r, json_t **row, long *line) {
         if (c < -1) return c == -100 ? SW_EIO : c;
         if (!blank) {
             *line = start;
-            return parse_row(r, start, row);
+            return row ? parse_row(r, start, row) : 1;
         }
         if (c == -1) {
             r->mode = RD_DONE;
@@ -290,7 +349,7 @@ static int next_element(struct sw_dataset_reader *r, json_t **row, long *line) {
     int rc = scan_value(r);
     if (rc < 0) return array_broken(r, rc, "the end of a value");
     *line = start;
-    return parse_row(r, start, row);
+    return row ? parse_row(r, start, row) : 1;
 end:
     rd_getc(r);
     c = skip_space(r);
@@ -300,8 +359,9 @@ end:
     return c < -1 ? c : 0;
 }
 
-int sw_dataset_reader_next(struct sw_dataset_reader *r, json_t **row, long *line) {
-    *row = NULL;
+/* The next row, parsed into *row, or (row NULL) only buffered. */
+static int reader_next(struct sw_dataset_reader *r, json_t **row, long *line) {
+    if (row) *row = NULL;
     *line = 0;
     r->recoverable = 0;
     if (r->failed) return sw_err_set(SW_ESTATE, "%s: reader already failed", r->name);
@@ -329,4 +389,24 @@ int sw_dataset_reader_next(struct sw_dataset_reader *r, json_t **row, long *line
     case RD_ARRAY: return next_element(r, row, line);
     default: return 0;
     }
+}
+
+int sw_dataset_reader_next(struct sw_dataset_reader *r, json_t **row, long *line) {
+    return reader_next(r, row, line);
+}
+
+int sw_dataset_reader_next_raw(struct sw_dataset_reader *r, const char **text, size_t *len,
+                               long *line) {
+    *text = NULL;
+    *len = 0;
+    int rc = reader_next(r, NULL, line);
+    if (rc == 1) {
+        *text = r->row_len ? r->row : "";
+        *len = r->row_len;
+    }
+    return rc;
+}
+
+int sw_dataset_reader_in_array(const struct sw_dataset_reader *r) {
+    return r->mode == RD_ARRAY;
 }

@@ -53,7 +53,8 @@ int sw_tokenizer_load_mem(const char *name, const char *json, size_t len,
 /* Free a tokenizer and every thread's scratch for it. No thread may be using it. Accepts NULL. */
 void sw_tokenizer_free(struct sw_tokenizer *tok);
 
-/* Encode len bytes of text (need not be NUL-terminated; invalid UTF-8 is repaired as above) and
+/* Encode len bytes of text (need not be NUL-terminated; invalid UTF-8 is repaired as above,
+ * except that the overlong pair C0 80 is U+0000 — how sw's NUL-terminated strings carry it) and
  * append the ids to *out. add_special_tokens != 0 applies the post-processor's template (BOS
  * etc.), like `tokenizers`' add_special_tokens=True. Added/special token strings in the text are
  * always matched (as `tokenizers` does). On error out->n is unchanged.

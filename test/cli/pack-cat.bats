@@ -172,3 +172,63 @@ compare_with_expect() {
     run python3 "$READ" "$G/tensors.sws"
     assert_success
 }
+
+# ---- --decode (issue 10: see the template and the loss mask) -------------------------------------
+
+@test "cat --decode shows each sequence as text with the loss mask visible (samples, padded and packed batches)" {
+    has_python || skip "python3 is needed to read the JSON lines"
+    TOK="$ROOT/data/tokenizers/qwen3" F="$ROOT/test/fixtures/datasets"
+    d="$BATS_TEST_TMPDIR"
+    "$PACK" --tokenizer "$TOK" --dataset "$F/alpaca.json" --dataset_shuffle false -q --output "$d/b.sws"
+    # The header names the tokenizer: --decode needs no --tokenizer here.
+    run "$PACK" cat --decode "$d/b.sws"
+    assert_success
+    printf '%s\n' "$output" > "$d/b.jsonl"
+    run python3 - "$d/b.jsonl" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert lines[0]["kind"] == "header" and lines[-1]["kind"] == "end"
+seqs = lines[1:-1]
+assert len(seqs) == 3, seqs
+s = seqs[0]
+assert s["input"].startswith("<|im_start|>user\nGive three tips for staying healthy.<|im_end|>\n<|im_start|>assistant\n"), s
+# ms-swift's print_inputs: the prompt is a run of -100, then the trained answer and <|im_end|>.
+assert s["labels"].startswith("[-100 * ") and "]1. Eat a balanced diet." in s["labels"], s
+assert s["labels"].rstrip("\n").endswith("<|im_end|>"), s
+assert 0 < s["trained"] < s["tokens"]
+# A two-turn conversation: both answers trained, each after its own masked run.
+multi = seqs[2]
+assert multi["labels"].count("[-100 * ") == 2 and "The weather is nice today." in multi["labels"], multi
+print("ok")
+PY
+    assert_success
+    assert_output "ok"
+    # Packed: one line per sequence of the row, in cu_seqlens order; the same texts.
+    "$PACK" --tokenizer "$TOK" --dataset "$F/alpaca.json" --dataset_shuffle false --packing \
+        --max_length 128 -q --output "$d/p.sws"
+    run bash -c "'$PACK' cat --decode --tokenizer '$TOK' '$d/p.sws' | grep -c '\"seq\":'"
+    assert_output "3"
+    run bash -c "'$PACK' cat --decode '$d/p.sws' | grep -o '\"labels\":\"[^\"]*' | sort"
+    want=$(grep -o '"labels":"[^"]*' "$d/b.jsonl" | sort)
+    [ "$output" = "$want" ]
+    # A tokenizer other than the stream's: a warning (the text would be wrong).
+    run "$PACK" cat --decode --tokenizer "$ROOT/data/tokenizers/llama3" "$d/b.sws"
+    assert_success
+    assert_output --partial "is not the tokenizer the stream was made with"
+}
+
+@test "cat --decode: pre-training text is trained but for its first token; a stream without a tokenizer needs --tokenizer" {
+    TOK="$ROOT/data/tokenizers/demo-bpe2k" F="$ROOT/test/fixtures/datasets"
+    d="$BATS_TEST_TMPDIR"
+    "$PACK" --tokenizer "$TOK" --dataset "$F/text.jsonl" -q --output "$d/t.sws"
+    run bash -c "'$PACK' cat --decode '$d/t.sws' | sed -n 2p"
+    assert_success
+    assert_output --regexp '"tokens":([0-9]+),"trained":[0-9]+,"input":"It was the best of times'
+    # Only the first token has no target (nothing predicts it).
+    assert_output --partial '"labels":"[-100 * 1] was the best of times'
+    [ "$(grep -o '"tokens":[0-9]*' <<< "$output" | cut -d: -f2)" -eq $(( $(grep -o '"trained":[0-9]*' <<< "$output" | cut -d: -f2) + 1 )) ]
+    # The fixture streams of sw-train name no tokenizer.
+    run "$PACK" cat --decode "$ROOT/test/fixtures/models/tiny-data/train.sws"
+    assert_failure 2
+    assert_output --partial "--decode needs --tokenizer DIR (the stream's header names no tokenizer)"
+}

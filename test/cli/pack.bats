@@ -194,10 +194,50 @@ trained_text() {
     assert_success
     assert_output --partial "malformed.jsonl:4: expected a JSON object"
     assert_output --partial "malformed.jsonl:5: field 'output': missing"
-    assert_output --partial "5 rows read, 3 bad (skipped)"
-    assert_output --partial "2 kept"
+    assert_output --partial "5 rows read = 2 kept + 0 deleted (over max_length 2048) + 0 without trained tokens + 3 bad (skipped)"
     run python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["train"]; print(s["rows_read"], s["rows_bad"], s["rows_out"])' "$BATS_TEST_TMPDIR/stats.json"
     assert_output "5 3 2"
+}
+
+@test "the statistics add up: read (+ repeated) = kept + deleted + no loss + bad + unsampled + to validation (issue 10)" {
+    # 2000 Alpaca rows, #60 with shuffle, a split, short max_length (deletions), bad rows.
+    d="$BATS_TEST_TMPDIR"
+    { zcat "$ROOT/data/alpaca_en/alpaca_sample.jsonl.gz" | head -40
+      printf '{"instruction": "cut short", "output":\n{"instruction": "no output"}\n'; } > "$d/mix.jsonl"
+    check='
+import json, sys
+s = json.load(open(sys.argv[1]))
+t, v = s["train"], s["validation"]
+lhs = t["rows_read"] + t["rows_repeated"]
+rhs = t["rows_out"] + t["rows_deleted"] + t["rows_no_loss"] + t["rows_bad"] + t["rows_unsampled"] + t["rows_to_validation"]
+assert lhs == rhs, ("train", lhs, rhs, t)
+vl = v["rows_read"] + v["rows_repeated"] + v["rows_from_split"]
+vr = v["rows_out"] + v["rows_deleted"] + v["rows_no_loss"] + v["rows_bad"] + v["rows_unsampled"] + v.get("rows_to_validation", 0)
+assert vl == vr, ("validation", vl, vr, v)
+assert v["rows_from_split"] == t["rows_to_validation"]
+print("ok", t["rows_read"], t["rows_unsampled"], t["rows_repeated"], t["rows_bad"], t["rows_deleted"])
+'
+    run "$PACK" --tokenizer "$TOK" --dataset "$ROOT/data/alpaca_en/alpaca_sample.jsonl.gz#60" \
+        --max_length 48 --split_dataset_ratio 0.1 --output "$d/t.sws" --val_output "$d/v.sws" \
+        --stats "$d/s1.json"
+    assert_success
+    assert_output --regexp "train: 2000 rows read = [0-9]+ kept \+ [1-9][0-9]* deleted \(over max_length 48\) \+ [0-9]+ without trained tokens \+ 0 bad \(skipped\) \+ 1940 unsampled \(#N\) \+ 6 to validation"
+    assert_output --regexp "validation: 6 rows from the split = [0-9]+ kept \+ [0-9]+ deleted"
+    run python3 -c "$check" "$d/s1.json"
+    assert_success
+    assert_output --partial "ok 2000 1940 0 0"
+    # #N above the row count (repeats), bad rows skipped; the bad rows past a #N sample are never
+    # parsed.
+    run "$PACK" --tokenizer "$TOK" --dataset "$d/mix.jsonl#50" --skip_bad_rows --max_length 64 \
+        --split_dataset_ratio 0.1 --output "$d/t2.sws" --val_output "$d/v2.sws" --stats "$d/s2.json"
+    assert_success
+    assert_output --regexp "train: 42 rows read \+ 8 repeated \(#N above the row count\) = "
+    run python3 -c "$check" "$d/s2.json"
+    assert_success
+    run "$PACK" --tokenizer "$TOK" --dataset "$d/mix.jsonl#10" --dataset_shuffle false \
+        --output "$d/t3.sws" --stats "$d/s3.json"
+    assert_success
+    assert_output --partial "train: 42 rows read = 10 kept + 0 deleted (over max_length 2048) + 0 without trained tokens + 0 bad (skipped) + 32 unsampled (#N)"
 }
 
 @test "stdin (-), gzip, FILE#N sampling with repeats, and a comma-separated list" {
@@ -326,4 +366,30 @@ trained_text() {
     assert_failure 1
     run bash -c "'$PACK' --tokenizer '$TOK' --dataset '$ALPACA' -q | head -c 100 > /dev/null; echo \${PIPESTATUS[0]}"
     assert_output "0"
+}
+
+@test "a JSON \\u0000 is accepted and encoded as tokenizers encodes U+0000; a cut-short line names itself (issue 10)" {
+    d="$BATS_TEST_TMPDIR"
+    printf '{"text": "a\\u0000b c\\u0000"}\n' > "$d/nul.jsonl"
+    run "$PACK" tokenize --tokenizer "$TOK" "$d/nul.jsonl"
+    assert_success
+    tok_ids=$(grep -o '\[[0-9,]*\]' <<< "$output")
+    if python3 -c 'import tokenizers' 2>/dev/null; then
+        want=$(python3 -c '
+import gzip, sys, tokenizers
+t = tokenizers.Tokenizer.from_str(gzip.open(sys.argv[1] + "/tokenizer.json.gz").read().decode())
+print(str(t.encode("a\x00b c\x00", add_special_tokens=False).ids).replace(" ", ""))' "$TOK")
+        [ "$tok_ids" = "$want" ]
+    fi
+    # The dataset reader takes the same row; the sample's ids are the tokenizer's (+ <|im_end|>).
+    run "$PACK" --tokenizer "$TOK" --dataset "$d/nul.jsonl" -q --output "$d/nul.sws"
+    assert_success
+    run bash -c "'$PACK' cat --full '$d/nul.sws' | sed -n 2p | grep -o '\"input_ids\":{[^}]*' | grep -o '\[\[[0-9,]*'"
+    [ "${output#[[}" = "$(tr -d '[]' <<< "$tok_ids"),151645" ]
+    # Defect 9: a broken line 2 of 3 is named as line 2, cut short.
+    printf '%s\n' '{"query": "a", "response": "b"}' '{"query": "a", "response": ' '{"query": "c", "response": "d"}' > "$d/cut.jsonl"
+    run "$PACK" --tokenizer "$TOK" --dataset "$d/cut.jsonl" --output "$d/cut.sws"
+    assert_failure 1
+    assert_output --partial "cut.jsonl:2: invalid JSON: unexpected token at the end of the line"
+    refute_output --partial "end of file"
 }

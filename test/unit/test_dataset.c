@@ -482,6 +482,104 @@ static void test_load(void) {
     sw_dataset_specs_free(s, n);
 }
 
+/* Issue 10, defects 9, 11, 12: what a new user's datasets hit. */
+static void test_issue10(void) {
+    /* 9: a JSON lines row cut short is named as that row, not "near end of file". */
+    const char *p = tmp_path("cut.jsonl");
+    write_file(p, "{\"query\": \"a\", \"response\": \"b\"}\n{\"query\": \"a\", \"response\": \n"
+                  "{\"query\": \"c\", \"response\": \"d\"}\n");
+    long lines[4];
+    int rc;
+    int n = read_all(p, lines, 4, &rc);
+    OK(n == 1 && rc == SW_EFORMAT && strstr(sw_err_msg(), "cut.jsonl:2: invalid JSON") &&
+           strstr(sw_err_msg(), "at the end of the line") && !strstr(sw_err_msg(), "end of file"),
+       "a cut-short line 2 says so: %s", sw_err_msg());
+
+    /* 12: "\u0000" is valid JSON: the row loads, the string keeps U+0000 as C0 80. */
+    p = tmp_path("nul.jsonl");
+    write_file(p, "{\"query\": \"a\\u0000b\", \"response\": \"x\\u0000\"}\n");
+    struct sw_conv c;
+    sw_conv_init(&c);
+    rc = conv_of(p, 1, &c, NULL);
+    OK(rc == 0 && c.n_turns == 2 && strcmp(c.turns[0].content, "a\xC0\x80" "b") == 0 &&
+           strcmp(c.turns[1].content, "x\xC0\x80") == 0,
+       "\\u0000 accepted and carried as C0 80 (%s)", rc ? sw_err_msg() : "ok");
+    sw_conv_release(&c);
+
+    /* 11: #N parses only the rows it chooses: a bad row beyond them does not stop the load. */
+    p = tmp_path("tail_bad.jsonl");
+    write_file(p, "{\"query\": \"q0\", \"response\": \"r0\"}\n{\"query\": \"q1\", \"response\": \"r1\"}\n"
+                  "{\"query\": \"q2\", \"response\": \"r2\"}\n{\"query\": \"q3\", \"response\":\n"
+                  "{\"query\": \"q4\"}\n");
+    char spec[300];
+    snprintf(spec, sizeof spec, "%s#2", p);
+    struct sw_dataset_opts o = {.format = SW_DSFMT_AUTO, .shuffle = 0, .seed = 42};
+    struct sw_dataset ds;
+    rc = load(spec, &o, &ds);
+    OK(rc == 0 && ds.n_train == 2 && !strcmp(ds.train[1].conv.turns[0].content, "q1"),
+       "#2 of a file with bad rows 4 and 5: the first two load (%s)", rc ? sw_err_msg() : "ok");
+    OK(ds.stats.rows_read == 5 && ds.stats.rows_unsampled == 3 && ds.stats.rows_bad == 0 &&
+           ds.stats.rows_repeated == 0,
+       "stats: 5 read, 3 unsampled (never parsed), 0 bad");
+    sw_dataset_release(&ds);
+    /* All rows without #N: the bad row is an error, as before. */
+    rc = load(p, &o, &ds);
+    OK(rc == SW_EFORMAT && strstr(sw_err_msg(), "tail_bad.jsonl:4"), "without #N row 4 stops: %s",
+       sw_err_msg());
+    /* A chosen bad row is an error naming it; skip_bad_rows counts it (once per time chosen). */
+    snprintf(spec, sizeof spec, "%s#5", p);
+    rc = load(spec, &o, &ds);
+    OK(rc == SW_EFORMAT && strstr(sw_err_msg(), "tail_bad.jsonl:4"), "#5 chooses row 4: %s",
+       sw_err_msg());
+    o.skip_bad_rows = 1;
+    snprintf(spec, sizeof spec, "%s#7", p);
+    sw_log_set_level(SW_LOG_ERROR);
+    rc = load(spec, &o, &ds);
+    sw_log_set_level(SW_LOG_WARN);
+    const struct sw_dataset_stats *st = &ds.stats;
+    OK(rc == 0 && ds.n_train == 5 && st->rows_bad == 2 && st->rows_repeated == 2 &&
+           st->rows_unsampled == 0 && st->rows_read + st->rows_repeated ==
+               st->rows_bad + st->rows_unsampled + st->rows_train + st->rows_val,
+       "#7 of 5 (rows 0, 1 twice) with 2 bad: 5 kept, 2 bad, 2 repeated; the counts add up (%s)",
+       rc ? sw_err_msg() : "ok");
+    sw_dataset_release(&ds);
+    /* The split and #N together: the counts still add up, with shuffle. */
+    o.skip_bad_rows = 0;
+    o.shuffle = 1;
+    o.split_ratio = 0.3;
+    const char *rows = make_rows(20);
+    snprintf(spec, sizeof spec, "%s#10", rows);
+    rc = load(spec, &o, &ds);
+    OK(rc == 0 && ds.n_val == 3 && ds.n_train == 7 && st->rows_unsampled == 10 &&
+           st->rows_read + st->rows_repeated ==
+               st->rows_bad + st->rows_unsampled + st->rows_train + st->rows_val,
+       "#10 of 20 with split 0.3: 7 + 3, 10 unsampled, the counts add up");
+    sw_dataset_release(&ds);
+    o.split_ratio = 0;
+
+    /* 11: hh-rlhf transcripts as ms-swift's HHRLHFPreprocessor splits them: stripped parts,
+     * "\n\nHum:" too, and an odd number of turns drops the unanswered last one. */
+    p = tmp_path("hh.jsonl");
+    write_file(p,
+               "{\"chosen\": \"\\n\\nHuman: Hi  \\n\\nAssistant:   Hello there\\n\\nHuman: Bye\", "
+               "\"rejected\": \"\\n\\nHuman: Hi  \\n\\nAssistant: Go away\\n\\nHuman: Bye\"}\n"
+               "{\"chosen\": \"\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHum: c\\n\\nAssistant: d\", "
+               "\"rejected\": \"\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHum: c\\n\\nAssistant: e\"}\n");
+    sw_conv_init(&c);
+    rc = conv_of(p, 1, &c, NULL);
+    OK(rc == 0 && c.n_turns == 2 && !strcmp(c.turns[0].content, "Hi") &&
+           !strcmp(c.turns[1].content, "Hello there") && c.rejected && !strcmp(c.rejected, "Go away"),
+       "odd turns: the trailing human turn is dropped, parts stripped (%s)",
+       rc ? sw_err_msg() : "ok");
+    sw_conv_release(&c);
+    sw_conv_init(&c);
+    rc = conv_of(p, 2, &c, NULL);
+    OK(rc == 0 && c.n_turns == 4 && !strcmp(c.turns[2].content, "c") &&
+           c.turns[2].role == SW_ROLE_USER && !strcmp(c.rejected, "e"),
+       "\"\\n\\nHum:\" is a turn delimiter (%s)", rc ? sw_err_msg() : "ok");
+    sw_conv_release(&c);
+}
+
 int main(void) {
     sw_log_init("test_dataset");
     sw_log_set_level(SW_LOG_WARN);
@@ -490,6 +588,7 @@ int main(void) {
     test_formats();
     test_specs();
     test_load();
+    test_issue10();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) DIAG("could not remove %s", tmpdir);

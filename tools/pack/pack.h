@@ -49,9 +49,17 @@ struct pack_item {
 /* What the stream carries: decided by the first row, and every row must agree. */
 enum pack_kind { KIND_UNSET = 0, KIND_SFT, KIND_PREFERENCE, KIND_KTO };
 
+/* Row counts add up (pack_stats.c prints the sum):
+ *     rows_read + rows_repeated + rows_from_split
+ *         = rows_out + rows_deleted + rows_no_loss + rows_bad + rows_unsampled + rows_to_val
+ * (rows_truncated is part of rows_out). */
 struct pack_counts {
     uint64_t rows_read, rows_bad, rows_tokenized, rows_out, rows_truncated, rows_deleted;
     uint64_t rows_no_loss, rows_sampled;
+    uint64_t rows_unsampled;  /* read, not chosen by #N (never parsed) */
+    uint64_t rows_repeated;   /* extra copies #N above the row count made */
+    uint64_t rows_to_val;     /* train: rows the split sent to validation */
+    uint64_t rows_from_split; /* validation: rows it got from the split */
     uint64_t tokens, loss_tokens;
     uint64_t max_sample_len;
     struct sw_emit_counts out; /* records, samples, sequences, padding written (the emitter's) */

@@ -382,10 +382,20 @@ static int run_memory(struct pack_ctx *x, struct sink *train, struct sink *val,
     }
     train->counts.rows_read = ds.stats.rows_read;
     train->counts.rows_bad = ds.stats.rows_bad;
+    train->counts.rows_unsampled = ds.stats.rows_unsampled;
+    train->counts.rows_repeated = ds.stats.rows_repeated;
+    train->counts.rows_to_val = ds.stats.rows_val;
     train->counts.rows_sampled = ds.stats.rows_train;
-    val->counts.rows_read = vspecs ? dv.stats.rows_read : ds.stats.rows_val;
-    val->counts.rows_bad = dv.stats.rows_bad;
-    val->counts.rows_sampled = vspecs ? dv.stats.rows_train : ds.stats.rows_val;
+    if (vspecs) {
+        val->counts.rows_read = dv.stats.rows_read;
+        val->counts.rows_bad = dv.stats.rows_bad;
+        val->counts.rows_unsampled = dv.stats.rows_unsampled;
+        val->counts.rows_repeated = dv.stats.rows_repeated;
+        val->counts.rows_sampled = dv.stats.rows_train;
+    } else {
+        val->counts.rows_from_split = ds.stats.rows_val;
+        val->counts.rows_sampled = ds.stats.rows_val;
+    }
     double t1 = now_s();
     sw_debug("read %zu + %zu rows in %.2f s", ds.n_train, ds.n_val + dv.n_train, t1 - t0);
     struct sw_progress p;

@@ -1,4 +1,5 @@
-/* pack_stats — sw-pack's summary: counts of rows (read, bad, deleted, truncated, kept), tokens,
+/* pack_stats — sw-pack's summary: counts of rows (read, bad, deleted, truncated, kept, unsampled,
+ * sent to validation; they add up, see struct pack_counts), tokens,
  * records and packing efficiency, as log lines on stderr, as JSON for --stats, and as msgpack in
  * the stream (header "counts" and the closing "x-pack-stats" record). Nothing is dropped without
  * a count here. */
@@ -44,9 +45,13 @@ static double efficiency(const struct pack_ctx *x, const struct pack_counts *c) 
 }
 
 json_t *pack_counts_json(const struct pack_ctx *x, const struct pack_counts *c) {
-    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
                           "rows_read", (json_int_t)c->rows_read,
+                          "rows_repeated", (json_int_t)c->rows_repeated,
+                          "rows_from_split", (json_int_t)c->rows_from_split,
                           "rows_bad", (json_int_t)c->rows_bad,
+                          "rows_unsampled", (json_int_t)c->rows_unsampled,
+                          "rows_to_validation", (json_int_t)c->rows_to_val,
                           "rows_sampled", (json_int_t)c->rows_sampled,
                           "rows_tokenized", (json_int_t)c->rows_tokenized,
                           "rows_deleted", (json_int_t)c->rows_deleted,
@@ -71,15 +76,35 @@ json_t *pack_counts_json(const struct pack_ctx *x, const struct pack_counts *c) 
     return j;
 }
 
+/* The row counts as a sum that adds up, every term named (terms that cannot apply are left
+ * out): "2000 rows read = 9 kept + 36 deleted (over max_length 64) + ... + 1950 unsampled (#N) +
+ * 5 to validation". */
 static void log_counts(const struct pack_ctx *x, const char *what, const struct pack_counts *c, double secs) {
-    sw_info("%s: %llu rows read, %llu bad%s, %llu deleted (over max_length %lld), %llu truncated, "
-            "%llu without trained tokens, %llu kept", what, (unsigned long long)c->rows_read,
-            (unsigned long long)c->rows_bad, c->rows_bad ? " (skipped)" : "",
-            (unsigned long long)c->rows_deleted, (long long)x->o->max_length,
-            (unsigned long long)c->rows_truncated, (unsigned long long)c->rows_no_loss,
-            (unsigned long long)c->rows_out);
-    if (c->rows_sampled != c->rows_read - c->rows_bad && c->rows_sampled)
-        sw_info("%s: %llu rows after sampling (#N) and splitting", what, (unsigned long long)c->rows_sampled);
+    char in[160], out[600];
+    int n = 0;
+    if (c->rows_from_split && !c->rows_read)
+        n = snprintf(in, sizeof in, "%llu rows from the split", (unsigned long long)c->rows_from_split);
+    else
+        n = snprintf(in, sizeof in, "%llu rows read", (unsigned long long)c->rows_read);
+    if (c->rows_repeated && n > 0)
+        snprintf(in + n, sizeof in - (size_t)n, " + %llu repeated (#N above the row count)",
+                 (unsigned long long)c->rows_repeated);
+    n = snprintf(out, sizeof out,
+                 "%llu kept + %llu deleted (over max_length %lld) + %llu without trained tokens + "
+                 "%llu bad (skipped)",
+                 (unsigned long long)c->rows_out, (unsigned long long)c->rows_deleted,
+                 (long long)x->o->max_length, (unsigned long long)c->rows_no_loss,
+                 (unsigned long long)c->rows_bad);
+    if (c->rows_unsampled && n > 0 && (size_t)n < sizeof out)
+        n += snprintf(out + n, sizeof out - (size_t)n, " + %llu unsampled (#N)",
+                      (unsigned long long)c->rows_unsampled);
+    if (c->rows_to_val && n > 0 && (size_t)n < sizeof out)
+        snprintf(out + n, sizeof out - (size_t)n, " + %llu to validation",
+                 (unsigned long long)c->rows_to_val);
+    sw_info("%s: %s = %s", what, in, out);
+    if (c->rows_truncated)
+        sw_info("%s: %llu of the kept rows truncated to max_length %lld", what,
+                (unsigned long long)c->rows_truncated, (long long)x->o->max_length);
     char extra[160] = "";
     if (x->o->packing && x->kind == KIND_SFT)
         snprintf(extra, sizeof extra, ", %llu packed sequences of %lld, efficiency %.2f%%",

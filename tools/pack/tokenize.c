@@ -78,7 +78,9 @@ struct line {
 /* {"text": s} -> {"ids":[...]} */
 static void do_tokenize(const struct sw_tokenizer *tok, int add_special, const char *name, struct line *l) {
     json_error_t e;
-    json_t *j = json_loads(l->text, 0, &e);
+    /* "\u0000" is valid JSON and HF tokenizers encode U+0000: keep it (the length below counts
+     * it). */
+    json_t *j = json_loads(l->text, JSON_ALLOW_NUL, &e);
     const char *s = NULL;
     size_t n = 0;
     json_t *t = j ? json_object_get(j, "text") : NULL;
