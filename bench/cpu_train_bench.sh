@@ -52,7 +52,7 @@ EOF
 # LoRA adapts a pretrained model: sw-train --max_steps 0 writes the random initial model as an
 # HF folder (checkpoint-0) that the LoRA runs load.
 SW_PROGRESS=0 bin/sw-train -q --init_from_config "$work/config.json" --tuner_type full \
-    --dataset "$work/train.sws" --max_steps 0 --output_dir "$work/base"
+    --dataset "$work/train.sws" --max_steps 0 --add_version false --output_dir "$work/base"
 base="$work/base/checkpoint-0"
 
 results="$work/results.jsonl"
@@ -65,7 +65,7 @@ for rep in $(seq "$REPEAT"); do
             --lora_rank 8 --lora_alpha 32 --lora_dropout 0 --target_modules all-linear \
             --weight_decay 0.1 \
             --dataset "$work/train.sws" --max_steps $((STEPS + WARMUP)) --logging_steps 1 \
-            --save_steps 1000000 --save_only_model --output_dir "$out"
+            --save_steps 1000000 --save_only_model --add_version false --output_dir "$out"
         sw_times "$out/logging.jsonl" "$mode" | tee -a "$results"
         rm -rf "$out"
         THREADS=$THREADS "$PY" bench/torch_cpu_train_bench.py run "$mode" "$STEPS" "$WARMUP" \

@@ -297,7 +297,8 @@ base_of() { # shape data
         rm -rf "$dir"
         run env "${SW_ENV[@]}" timeout "$RUN_TIMEOUT" "$SW_TRAIN" --device cpu --tuner_type full \
             --init_from_config "$(config_of "$shape")" --dataset "$2" \
-            --max_steps 0 --save_only_model --output_dir "$dir" >"$OUT/logs/base-$shape.log" 2>&1 ||
+            --max_steps 0 --save_only_model --add_version false --output_dir "$dir" \
+            >"$OUT/logs/base-$shape.log" 2>&1 ||
             return 1
     fi
     echo "$dir/checkpoint-0"
@@ -309,7 +310,7 @@ sw_side() { # id shape B T mode gc
     local args=(--device "$DEVICE" "${SW_PREC[@]}" --tuner_type "$mode"
         --dataset "$(data_of "$B" "$T")"
         --max_steps $((WARMUP + STEPS)) --logging_steps 1 --learning_rate 1e-4
-        --save_steps 1000000 --save_only_model --output_dir "$out")
+        --save_steps 1000000 --save_only_model --add_version false --output_dir "$out")
     [ "$gc" = 1 ] && args+=(--gradient_checkpointing true)
     if [ "$mode" = lora ]; then
         local base

@@ -311,7 +311,8 @@ assert all(a[k][3] == b[k][3] for k in a) and set(a) == set(b)"
 }
 
 @test "merge-lora: transformers loads the merged folder and reproduces PEFT's logits" {
-    python3 -c "import torch, transformers" 2>/dev/null || skip "torch and transformers are not importable"
+    python3 -c "import torch, transformers" 2>/dev/null ||
+        skip "python packages torch and transformers not installed (pip install torch transformers)"
     out="$BATS_TEST_TMPDIR/merged"
     "$QUANT" merge-lora -q --model "$BASE" --adapter "$LORA" --output "$out"
     run python3 - "$out" "$LORA/golden.safetensors" <<'EOF'

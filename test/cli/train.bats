@@ -33,8 +33,14 @@ full_args() {
         --gradient_accumulation_steps 2 --learning_rate 3e-3 --logging_steps 2
 }
 
+# The Python packages the parity checks need; MISSING names those that are not installed, for
+# the skip message (run-tests.sh lists skips by that message).
 has_python_stack() {
-    python3 -c 'import torch, transformers, peft, msgpack' 2>/dev/null
+    MISSING=""
+    for m in torch transformers peft msgpack; do
+        python3 -c "import $m" 2>/dev/null || MISSING="$MISSING $m"
+    done
+    [ -z "$MISSING" ]
 }
 
 # Offset in bytes of the first element of tensor $2 in safetensors file $1.
@@ -394,7 +400,7 @@ last_eval_loss() {
 }
 
 @test "transformers loads full checkpoints and reproduces sw's eval_loss (llama, qwen2, qwen3)" {
-    has_python_stack || skip "python3 with torch, transformers, peft and msgpack is not available"
+    has_python_stack || skip "python packages not installed:$MISSING (pip install$MISSING)"
     for cfg in tiny-llama tiny-qwen2 tiny-qwen3; do
         "$T" -q --init_from_config "$M/$cfg/config.json" --tuner_type full --dataset "$D/train.sws" \
             --val_dataset "$D/val.sws" --num_train_epochs 1 --per_device_train_batch_size 4 \
@@ -406,7 +412,7 @@ last_eval_loss() {
 }
 
 @test "PEFT loads LoRA checkpoints and reproduces sw's eval_loss" {
-    has_python_stack || skip "python3 with torch, transformers, peft and msgpack is not available"
+    has_python_stack || skip "python packages not installed:$MISSING (pip install$MISSING)"
     make_base base tiny-qwen2
     "$T" -q --model base/checkpoint-0 --lora_rank 4 --lora_alpha 16 --use_rslora \
         --target_modules q_proj,v_proj,down_proj --dataset "$D/train.sws" \

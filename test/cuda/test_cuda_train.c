@@ -168,6 +168,9 @@ static int train(const char *matmul, const char *fmt, ...) {
     char *argv[96];
     int argc = 0;
     argv[argc++] = "sw-train";
+    /* Fixed checkpoint paths (no vN-YYYYMMDD-HHMMSS run folder; every run has its own folder). */
+    argv[argc++] = "--add_version";
+    argv[argc++] = "false";
     for (char *t = strtok(line, " "); t && argc < 95; t = strtok(NULL, " ")) argv[argc++] = t;
     argv[argc] = NULL;
     setenv("SW_CUDA_MATMUL", matmul, 1);
