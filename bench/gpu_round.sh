@@ -11,7 +11,7 @@
 #   base/sw-train                                                                    (optional)
 #   .devlib/                                                   (bundled shared libraries)
 # Environment: ROWS (gpu_suite rows, "a c"), STEPS (8), WARMUP (3), TESTS (1 = run the CUDA
-# tests), EXTRA (a command run last, e.g. an engine benchmark).
+# tests; TEST_BINS picks them, TEST_TIMEOUT caps each, 300 s), EXTRA (a command run last).
 set -u -o pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUTDIR=${OUT:-${OUTDIR:-out/gpu-round}}
@@ -22,11 +22,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 git log --oneline -1 2>/dev/null | tee -a "$OUTDIR/gpu.txt"
 
 if [ "${TESTS:-1}" = 1 ]; then
-    for t in build/cuda/test/cuda/test_cuda_*; do
+    for t in ${TEST_BINS:-build/cuda/test/cuda/test_cuda_*}; do
         [ -x "$t" ] || continue
         n=$(basename "$t")
         start=$(date +%s)
-        "$t" > "$OUTDIR/$n.tap" 2>&1
+        timeout "${TEST_TIMEOUT:-300}" "$t" > "$OUTDIR/$n.tap" 2>&1
         rc=$?
         ok=$(grep -c '^ok ' "$OUTDIR/$n.tap"); bad=$(grep -c '^not ok ' "$OUTDIR/$n.tap")
         echo "$n: $ok ok, $bad not ok, exit $rc, $(( $(date +%s) - start )) s" | tee -a "$OUTDIR/tests.txt"
