@@ -23,7 +23,7 @@
  *     <think>...</think> section into reasoning_content as vLLM's reasoning parsers do.
  *   - msgpack → JSON: the ZeroMQ endpoint's requests are the same objects in msgpack.
  *
- * Everything here is pure (no I/O, no threads) and bounded-checked: it parses untrusted bytes and
+ * Everything here is pure (no I/O, no threads) and bounds-checked: it parses untrusted bytes and
  * is fuzzed by test/fuzz/fuzz_serve_request.c. */
 #ifndef SW_OPENAI_H
 #define SW_OPENAI_H

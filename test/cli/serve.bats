@@ -585,6 +585,23 @@ while True:
     if m.get("finish_reason"):
         assert m["finish_reason"] == "abort", m
 assert 3 <= n < 250, n
+# many requests in flight on one socket, streaming and not, n = 2: every one ends, with the golden ids
+names = ["prompt_fox", "prompt_hello", "stop"]
+for i in range(150):
+    c = cases[names[i % 3]]
+    send({"id": 1000 + i, "prompt": c["prompt"], "max_tokens": 24, "temperature": 0, "n": 2,
+          "stream": i % 2 == 0})
+ids, ended = {}, set()
+while len(ended) < 150:
+    m = recv()
+    if m.get("done"):
+        assert "error" not in m, m
+        ended.add(m["id"])
+    else:
+        ids.setdefault((m["id"], m["index"]), []).extend(m["token_ids"])
+for i in range(150):
+    for k in range(2):
+        assert ids[(1000 + i, k)] == cases[names[i % 3]]["ids"], (i, k, ids[(1000 + i, k)])
 # a malformed message gets an error, not silence
 s.send(b"\xc1garbage")
 m = recv()

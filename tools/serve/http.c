@@ -59,7 +59,7 @@ struct serve_http {
     struct MHD_Daemon *d;
     pthread_t watchdog;
     int watchdog_started;
-    volatile int stop;
+    int stop;           /* atomic */
     pthread_mutex_t mu; /* the list of connections with a job */
     struct hconn *conns;
     int listen_fd;      /* after quiesce: closed only after MHD_stop_daemon (its rule) */
@@ -91,7 +91,7 @@ static enum MHD_Result respond(struct hconn *hc, int status, const char *ctype, 
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     if (ctype) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    if (hc->h->s->draining || hc->too_large)
+    if (serve_draining(hc->h->s) || hc->too_large)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ok = MHD_queue_response(hc->conn, (unsigned)status, r);
     MHD_destroy_response(r);
@@ -376,7 +376,7 @@ static enum MHD_Result finish_completion(struct hconn *hc) {
     int nch = j->n_prompts * (j->req.params.n > 0 ? j->req.params.n : 1);
     for (int i = 0; i < nch; i++) {
         const char *f = sw_openai_resp_finish(j->resp, i);
-        if ((!f || strcmp(f, "abort") == 0) && s->draining)
+        if ((!f || strcmp(f, "abort") == 0) && serve_draining(s))
             return fail(hc, 503, NULL, "the server shut down before the request finished");
     }
     struct sw_obuf out = {0};
@@ -457,7 +457,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0))
                 hc->route_i = (int)i;
         }
-        if (s->draining) return fail(hc, 503, NULL, "the server is shutting down");
+        if (serve_draining(s)) return fail(hc, 503, NULL, "the server is shutting down");
         if (hc->route_i < 0) {
             if (known) return fail(hc, 405, NULL, "method %s is not allowed on %s", method, url);
             return fail(hc, 404, NULL, "no such endpoint: %s %s", method, url);
@@ -496,7 +496,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     hc->started = 1;
     switch (routes[hc->route_i].r) {
     case R_HEALTH:
-        if (s->draining) return fail(hc, 503, NULL, "the server is shutting down");
+        if (serve_draining(s)) return fail(hc, 503, NULL, "the server is shutting down");
         return respond(hc, 200, "application/json", "{}", 2);
     case R_VERSION: {
         json_t *o = json_object();
@@ -597,7 +597,7 @@ static void *watchdog(void *arg) {
     struct pollfd *pf = NULL;
     struct serve_job **pj = NULL;
     size_t cap = 0;
-    while (!h->stop) {
+    while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
         size_t n = 0;
@@ -734,7 +734,7 @@ void serve_http_quiesce(struct serve_http *h) {
 
 void serve_http_stop(struct serve_http *h) {
     if (!h) return;
-    h->stop = 1;
+    __atomic_store_n(&h->stop, 1, __ATOMIC_RELEASE);
     if (h->watchdog_started) pthread_join(h->watchdog, NULL);
     /* libmicrohttpd must not be stopped with suspended connections: resume them (their jobs are
      * over by now, so each answers and closes) */

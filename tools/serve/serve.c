@@ -319,7 +319,7 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
             }
         }
         /* drain: stop accepting, let running requests finish, then abort the rest */
-        s.draining = 1;
+        __atomic_store_n(&s.draining, 1, __ATOMIC_RELEASE);
         serve_http_quiesce(s.http);
         serve_zmq_quiesce(s.zmq);
         int64_t busy;

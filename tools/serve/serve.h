@@ -79,7 +79,7 @@ struct serve {
     int64_t max_model_len;
     int64_t created;            /* unix time of start (/v1/models) */
     struct serve_metrics metrics;
-    volatile int draining;      /* SIGTERM seen: new requests get 503 */
+    int draining;               /* SIGTERM seen: new requests get 503 (serve_draining) */
     pthread_mutex_t jobs_mu;    /* in-flight jobs (drain waits for 0) */
     pthread_cond_t jobs_cv;
     int64_t jobs;
@@ -168,6 +168,11 @@ struct serve_zmq;
 int serve_zmq_start(struct serve *s, const char *bind, struct serve_zmq **out);
 void serve_zmq_quiesce(struct serve_zmq *z);
 void serve_zmq_stop(struct serve_zmq *z);
+
+/* The drain flag, written by the main thread and read by every front end (atomic). */
+static inline int serve_draining(const struct serve *s) {
+    return __atomic_load_n(&s->draining, __ATOMIC_ACQUIRE);
+}
 
 /* One JSON access-log line on stderr (o is consumed). */
 void serve_access_log(struct serve *s, json_t *o);

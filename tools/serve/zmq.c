@@ -58,7 +58,7 @@ struct serve_zmq {
     int efd;
     pthread_t th;
     int started;
-    volatile int stop, quiesced;
+    int stop, quiesced;          /* atomic */
     pthread_mutex_t mu;          /* ready list */
     struct zreq *ready;
     struct zreq *all;            /* this thread only */
@@ -250,22 +250,36 @@ static void zreq_free(struct zreq *r) {
     free(r);
 }
 
+/* The job's wake hook (engine thread). j->mu stays held while r is queued: the ZeroMQ thread
+ * clears j->transport under j->mu before it takes r off the ready list and frees it, so r
+ * cannot go away under us, nor be queued again after it left (lock order: j->mu, then z->mu). */
 static void zmq_wake(struct serve_job *j) {
     pthread_mutex_lock(&j->mu);
     struct zreq *r = j->transport;
+    struct serve_zmq *z = r ? r->z : NULL;
+    if (r) {
+        pthread_mutex_lock(&z->mu);
+        if (!r->queued) {
+            r->queued = 1;
+            r->next_ready = z->ready;
+            z->ready = r;
+        }
+        pthread_mutex_unlock(&z->mu);
+    }
     pthread_mutex_unlock(&j->mu);
-    if (!r) return;
-    struct serve_zmq *z = r->z;
-    pthread_mutex_lock(&z->mu);
-    if (!r->queued) {
-        r->queued = 1;
-        r->next_ready = z->ready;
-        z->ready = r;
-    }
-    pthread_mutex_unlock(&z->mu);
     uint64_t one = 1;
-    if (write(z->efd, &one, sizeof one) < 0) { /* the counter saturates only at 2^64 − 2 */
+    if (z && write(z->efd, &one, sizeof one) < 0) { /* saturates only at 2^64 − 2 */
     }
+}
+
+/* Take r off the ready list if a wake queued it (under z->mu). */
+static void unqueue(struct serve_zmq *z, struct zreq *r) {
+    pthread_mutex_lock(&z->mu);
+    struct zreq **pp = &z->ready;
+    while (*pp && *pp != r) pp = &(*pp)->next_ready;
+    if (*pp) *pp = r->next_ready;
+    r->queued = 0;
+    pthread_mutex_unlock(&z->mu);
 }
 
 static int choice_add(struct zchoice *c, const struct sw_engine_event *ev, int k) {
@@ -387,7 +401,7 @@ static void handle_request(struct serve_zmq *z, const unsigned char *ident, size
         }
     }
     json_object_del(body, "type");
-    if (s->draining) {
+    if (serve_draining(s)) {
         sw_openai_error_set(&err, 503, NULL, "the server is shutting down");
         send_error(z, ident, ident_len, delim, id, &err);
         json_decref(id), json_decref(body);
@@ -437,11 +451,7 @@ static void handle_request(struct serve_zmq *z, const unsigned char *ident, size
         pthread_mutex_lock(&j->mu);
         j->transport = NULL;
         pthread_mutex_unlock(&j->mu);
-        pthread_mutex_lock(&z->mu); /* a wake may have queued it already */
-        struct zreq **pp = &z->ready;
-        while (*pp && *pp != r) pp = &(*pp)->next_ready;
-        if (*pp) *pp = r->next_ready;
-        pthread_mutex_unlock(&z->mu);
+        unqueue(z, r); /* a wake may have queued it already */
         job_unref(j);
         zreq_free(r);
         return;
@@ -457,8 +467,9 @@ static void zreq_finish(struct serve_zmq *z, struct zreq *r) {
     else z->all = r->next;
     if (r->next) r->next->prev = r->prev;
     pthread_mutex_lock(&j->mu);
-    j->transport = NULL;
+    j->transport = NULL; /* no wake queues r after this */
     pthread_mutex_unlock(&j->mu);
+    unqueue(z, r);
     job_account(j);
     if (z->s->o->access_log) {
         json_t *o = json_object();
@@ -479,7 +490,9 @@ static void zreq_finish(struct serve_zmq *z, struct zreq *r) {
 static void *zmq_thread(void *arg) {
     struct serve_zmq *z = arg;
     zmq_msg_t parts[4];
-    while (!z->stop) {
+    struct zreq **ready = NULL;
+    size_t cap_ready = 0;
+    while (!__atomic_load_n(&z->stop, __ATOMIC_ACQUIRE)) {
         zmq_pollitem_t items[2] = {{z->sock, 0, ZMQ_POLLIN, 0}, {NULL, z->efd, ZMQ_POLLIN, 0}};
         int n = zmq_poll(items, 2, 100);
         if (n < 0 && errno != EINTR) break;
@@ -489,14 +502,30 @@ static void *zmq_thread(void *arg) {
             }
         }
         /* replies first: they free engine capacity's bookkeeping soonest */
+        /* The ready list is copied out first: a wake during a pump pushes its request onto
+         * the (new) list through next_ready, which must not redirect this walk. A request's
+         * queued flag is cleared just before its pump, so an event arriving during the pump
+         * queues it again. */
         pthread_mutex_lock(&z->mu);
-        struct zreq *ready = z->ready;
-        z->ready = NULL;
-        for (struct zreq *r = ready; r; r = r->next_ready) r->queued = 0;
+        size_t nr = 0;
+        for (struct zreq *r = z->ready; r; r = r->next_ready) nr++;
+        if (nr > cap_ready) {
+            struct zreq **nrl = realloc(ready, nr * sizeof *ready);
+            if (nrl) ready = nrl, cap_ready = nr;
+        }
+        size_t k = 0;
+        struct zreq *rest = z->ready;
+        while (rest && k < cap_ready) {
+            ready[k++] = rest;
+            rest = rest->next_ready;
+        }
+        z->ready = rest; /* out of memory: the rest waits for the next round */
         pthread_mutex_unlock(&z->mu);
-        while (ready) {
-            struct zreq *r = ready;
-            ready = r->next_ready;
+        for (size_t i = 0; i < k; i++) {
+            struct zreq *r = ready[i];
+            pthread_mutex_lock(&z->mu);
+            r->queued = 0;
+            pthread_mutex_unlock(&z->mu);
             if (zreq_pump(r)) zreq_finish(z, r);
         }
         if (items[0].revents & ZMQ_POLLIN) {
@@ -535,6 +564,7 @@ static void *zmq_thread(void *arg) {
             }
         }
     }
+    free(ready);
     return NULL;
 }
 
@@ -572,7 +602,7 @@ int serve_zmq_start(struct serve *s, const char *bind, struct serve_zmq **out) {
 }
 
 void serve_zmq_quiesce(struct serve_zmq *z) {
-    if (z) z->quiesced = 1; /* new requests are answered 503 (s->draining); running ones finish */
+    if (z) __atomic_store_n(&z->quiesced, 1, __ATOMIC_RELEASE); /* new requests are answered 503 (s->draining); running ones finish */
 }
 
 void serve_zmq_stop(struct serve_zmq *z) {
@@ -582,7 +612,7 @@ void serve_zmq_stop(struct serve_zmq *z) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    z->stop = 1;
+    __atomic_store_n(&z->stop, 1, __ATOMIC_RELEASE);
     if (z->started) pthread_join(z->th, NULL);
     while (z->all) zreq_finish(z, z->all);
     zmq_close(z->sock);
