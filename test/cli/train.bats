@@ -626,9 +626,10 @@ PY
 }
 
 @test "a hub id, a raw JSONL dataset and a folder that is not a model get the next step to take" {
-    run "$T" --model Qwen/Qwen2.5-0.5B --dataset "$D/train.sws" --output_dir o
+    # a hub id is fetched (test/cli/hub-model.bats); offline and not cached it says so
+    HF_HOME="$PWD/hf" HF_HUB_OFFLINE=1 run "$T" --model Qwen/Qwen2.5-0.5B --dataset "$D/train.sws" --output_dir o
     assert_failure 1
-    assert_output --partial "looks like a hub id: download it with \`sw-fetch Qwen/Qwen2.5-0.5B\`, then pass the folder it prints"
+    assert_output --partial "'Qwen/Qwen2.5-0.5B' is not a local path and could not be had from the hub"
     mkdir notamodel
     run "$T" --model notamodel --dataset "$D/train.sws" --output_dir o
     assert_failure 1

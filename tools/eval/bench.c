@@ -8,6 +8,7 @@
 
 #include "sw_config.h"
 #include "sw_err.h"
+#include "sw_hub.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -17,10 +18,10 @@
 #define F(x) offsetof(struct bench_opts, x)
 static const struct sw_opt bench_table[] = {
     {"model", SW_OPT_STRING, F(model), NULL,
-     "HF model folder to evaluate in process (config.json, weights, tokenizer.json)", 0, 0, NULL,
-     NULL},
-    {"adapters", SW_OPT_STRING, F(adapters), NULL, "PEFT LoRA adapter folder to apply", 0, 0,
-     NULL, "adapter"},
+     "HF model folder to evaluate in process (config.json, weights, tokenizer.json) or hub id "
+     "(org/name)", 0, 0, NULL, NULL},
+    {"adapters", SW_OPT_STRING, F(adapters), NULL, "PEFT LoRA adapter folder or hub id to apply",
+     0, 0, NULL, "adapter"},
     {"device", SW_OPT_CHOICE, F(device), "cpu", "where --model runs (cuda needs a CUDA=1 build)",
      0, 0, "cpu|cuda", NULL},
     {"engine", SW_OPT_BOOL, F(engine), "true",
@@ -90,6 +91,7 @@ static const struct sw_opt bench_table[] = {
      "giving up", 0.01, 1e7, NULL, NULL},
     {"die_after", SW_OPT_INT, F(die_after), "0",
      "worker (tests): exit without answering the N-th shard", 0, 1e9, NULL, NULL},
+    SW_HUB_OPT_ROWS(struct bench_opts),
     SW_OPT_END,
 };
 #undef F
@@ -97,6 +99,14 @@ static const struct sw_opt bench_table[] = {
 const struct sw_opt *bench_opt_table(void);
 const struct sw_opt *bench_opt_table(void) {
     return bench_table;
+}
+
+int bench_hub_resolve(struct bench_opts *o) {
+    SW_TRY(sw_hub_resolve_arg(&o->model, SW_HUB_NEED_MODEL, o->use_hf, o->model_revision,
+                              o->hub_token));
+    SW_TRY(sw_hub_resolve_arg(&o->adapters, SW_HUB_NEED_MODEL, o->use_hf, NULL, o->hub_token));
+    return sw_hub_resolve_arg(&o->tokenizer, SW_HUB_NEED_TOKENIZER, o->use_hf, NULL,
+                              o->hub_token);
 }
 
 int bench_backend_open(const struct bench_opts *o, struct sw_bench_backend **out) {
@@ -160,6 +170,7 @@ int sw_eval_bench_main(int argc, char **argv) {
     struct sw_bench_backend *be = NULL;
     if (!o.eval_dataset) rc = sw_err_set(SW_EUSAGE, "--eval_dataset is required");
     else if (!o.eval_output_dir) rc = sw_err_set(SW_EUSAGE, "--eval_output_dir is required");
+    if (rc == 0) rc = bench_hub_resolve(&o);
     if (rc == 0) rc = bench_backend_open(&o, &be);
     if (rc == 0) {
         struct sw_bench_run_opts r;

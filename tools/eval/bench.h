@@ -18,6 +18,8 @@ struct bench_opts {
     int apply_chat_template, no_cache, engine;
     /* farm / worker */
     char *bind, *connect;
+    /* hub ids */
+    char *use_hf, *model_revision, *hub_token;
     double shard_timeout, wait;
     int64_t die_after;
 };
@@ -27,6 +29,9 @@ int sw_eval_bench_main(int argc, char **argv);
 int sw_eval_farm_main(int argc, char **argv);
 int sw_eval_worker_main(int argc, char **argv);
 
+/* Replace hub ids (org/name) in --model, --adapters and --tokenizer by their snapshot folders in
+ * the hub cache, fetching when needed and allowed (sw_hub_resolve_arg); paths stay. */
+int bench_hub_resolve(struct bench_opts *o);
 /* Open the backend of --model (+ --adapters) or --api_url. */
 int bench_backend_open(const struct bench_opts *o, struct sw_bench_backend **out);
 /* The run options from o. */

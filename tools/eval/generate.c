@@ -9,6 +9,7 @@
 #include "sw_config.h"
 #include "sw_err.h"
 #include "sw_eval.h"
+#include "sw_hub.h"
 #include "sw_template.h"
 
 #include <stddef.h>
@@ -19,6 +20,7 @@
 struct generate_opts {
     char *model, *adapter, *tokenizer, *prompt, *query, *messages, *system, *template_name;
     char *device;
+    char *use_hf, *model_revision, *hub_token;
     int64_t max_new_tokens, top_k, seed;
     double temperature, top_p, repetition_penalty;
     int json, skip_special_tokens;
@@ -27,10 +29,12 @@ struct generate_opts {
 #define F(x) offsetof(struct generate_opts, x)
 static const struct sw_opt generate_table[] = {
     {"model", SW_OPT_STRING, F(model), NULL,
-     "HF model folder (config.json, weights, tokenizer.json[.gz]); required", 0, 0, NULL, NULL},
-    {"adapter", SW_OPT_STRING, F(adapter), NULL, "PEFT LoRA adapter folder", 0, 0, NULL, NULL},
+     "HF model folder (config.json, weights, tokenizer.json[.gz]) or hub id (org/name); required",
+     0, 0, NULL, NULL},
+    {"adapter", SW_OPT_STRING, F(adapter), NULL, "PEFT LoRA adapter folder or hub id", 0, 0, NULL,
+     NULL},
     {"tokenizer", SW_OPT_STRING, F(tokenizer), NULL,
-     "tokenizer folder or tokenizer.json (default: the model folder)", 0, 0, NULL, NULL},
+     "tokenizer folder, tokenizer.json or hub id (default: the model folder)", 0, 0, NULL, NULL},
     {"prompt", SW_OPT_STRING, F(prompt), NULL,
      "raw text to continue (encoded with special tokens, e.g. BOS; no chat template)", 0, 0, NULL,
      NULL},
@@ -70,6 +74,7 @@ static const struct sw_opt generate_table[] = {
      0, NULL, NULL},
     {"skip_special_tokens", SW_OPT_BOOL, F(skip_special_tokens), "true",
      "drop special tokens (the EOS) from the printed text", 0, 0, NULL, NULL},
+    SW_HUB_OPT_ROWS(struct generate_opts),
     SW_OPT_END,
 };
 #undef F
@@ -102,7 +107,12 @@ int sw_eval_generate_main(int argc, char **argv) {
     free(pos);
     if (!o.model) {
         rc = sw_err_set(SW_EUSAGE, "--model is required (see sw-eval generate --help)");
-    } else {
+    } else if ((rc = sw_hub_resolve_arg(&o.model, SW_HUB_NEED_MODEL, o.use_hf, o.model_revision,
+                                        o.hub_token)) == 0 &&
+               (rc = sw_hub_resolve_arg(&o.adapter, SW_HUB_NEED_MODEL, o.use_hf, NULL,
+                                        o.hub_token)) == 0 &&
+               (rc = sw_hub_resolve_arg(&o.tokenizer, SW_HUB_NEED_TOKENIZER, o.use_hf, NULL,
+                                        o.hub_token)) == 0) {
         struct sw_generate_opts g = {
             .model = o.model,
             .adapter = o.adapter,

@@ -7,21 +7,24 @@
 #include "sw_config.h"
 #include "sw_err.h"
 #include "sw_eval.h"
+#include "sw_hub.h"
 
 #include <stddef.h>
 #include <stdlib.h>
 
 struct logits_opts {
     char *model, *adapter, *input, *output;
+    char *use_hf, *model_revision, *hub_token;
     int64_t max_tokens;
 };
 
 static const struct sw_opt logits_table[] = {
     {"model", SW_OPT_STRING, offsetof(struct logits_opts, model), NULL,
-     "HF model folder (config.json + model.safetensors or shards); required", 0, 0, NULL, NULL},
+     "HF model folder (config.json + model.safetensors or shards) or hub id (org/name); required",
+     0, 0, NULL, NULL},
     {"adapter", SW_OPT_STRING, offsetof(struct logits_opts, adapter), NULL,
-     "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)", 0, 0, NULL,
-     NULL},
+     "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) or hub id", 0, 0,
+     NULL, NULL},
     {"input", SW_OPT_STRING, offsetof(struct logits_opts, input), NULL,
      "safetensors file with input_ids [B, T] (int32/int64) and optional attention_mask, labels, "
      "position_ids; required", 0, 0, NULL, NULL},
@@ -30,6 +33,7 @@ static const struct sw_opt logits_table[] = {
      0, NULL, NULL},
     {"max_tokens", SW_OPT_INT, offsetof(struct logits_opts, max_tokens), "2048",
      "tokens per forward pass (rows are grouped to bound memory)", 1, 1e9, NULL, NULL},
+    SW_HUB_OPT_ROWS(struct logits_opts),
     SW_OPT_END,
 };
 
@@ -59,7 +63,10 @@ int sw_eval_logits_main(int argc, char **argv) {
     if (!o.model || !o.input || !o.output) {
         rc = sw_err_set(SW_EUSAGE, "--model, --input and --output are required "
                         "(see sw-eval logits --help)");
-    } else {
+    } else if ((rc = sw_hub_resolve_arg(&o.model, SW_HUB_NEED_MODEL, o.use_hf, o.model_revision,
+                                        o.hub_token)) == 0 &&
+               (rc = sw_hub_resolve_arg(&o.adapter, SW_HUB_NEED_MODEL, o.use_hf, NULL,
+                                        o.hub_token)) == 0) {
         struct sw_eval_logits_opts lo = {o.model, o.adapter, o.input, o.output, o.max_tokens};
         rc = sw_eval_logits_run(&lo);
     }

@@ -29,6 +29,7 @@ int sw_eval_worker_main(int argc, char **argv) {
     free(pos);
     struct sw_bench_backend *be = NULL;
     if (!o.connect) rc = sw_err_set(SW_EUSAGE, "--connect ENDPOINT is required");
+    if (rc == 0) rc = bench_hub_resolve(&o);
     if (rc == 0) rc = bench_backend_open(&o, &be);
     if (rc == 0) {
         struct sw_bench_worker_opts wo = {o.connect, o.wait, o.die_after};

@@ -5,6 +5,7 @@
 
 #include "sw_config.h"
 #include "sw_err.h"
+#include "sw_hub.h"
 #include "sw_log.h"
 
 #include <stddef.h>
@@ -15,7 +16,8 @@
 
 static const struct sw_opt pack_opt_table[] = {
     {"tokenizer", SW_OPT_STRING, O(tokenizer), NULL,
-     "tokenizer or model folder (tokenizer.json[.gz] + tokenizer_config.json); required", 0, 0, NULL, NULL},
+     "tokenizer or model folder (tokenizer.json[.gz] + tokenizer_config.json), or a hub id "
+     "(org/name: its tokenizer files are fetched into the hub cache); required", 0, 0, NULL, NULL},
     {"dataset", SW_OPT_LIST, O(dataset), NULL,
      "datasets, comma-separated: FILE (.json/.jsonl, gzip ok), FOLDER, - (stdin), each with an "
      "optional #N to sample N rows; required", 0, 0, NULL, NULL},
@@ -76,6 +78,7 @@ static const struct sw_opt pack_opt_table[] = {
      "validation stream (needs --val_dataset or --split_dataset_ratio)", 0, 0, NULL, NULL},
     {"stats", SW_OPT_STRING, O(stats), NULL, "also write the summary as JSON to this file", 0, 0,
      NULL, NULL},
+    SW_HUB_OPT_ROWS(struct pack_opts),
     SW_OPT_END,
 };
 
@@ -131,6 +134,9 @@ int sw_pack_pack_main(int argc, char **argv) {
         return 0;
     }
     if (rc == 0) rc = check_opts(&o);
+    if (rc == 0)
+        rc = sw_hub_resolve_arg(&o.tokenizer, SW_HUB_NEED_TOKENIZER, o.use_hf, o.model_revision,
+                                o.hub_token);
     if (rc == 0) rc = pack_run(&o);
     sw_config_release(pack_opt_table, &o);
     return rc;

@@ -29,6 +29,7 @@ struct pack_opts {
     int64_t check_tokenization;
     double split_dataset_ratio;
     char *output, *val_output, *stats;
+    char *use_hf, *model_revision, *hub_token; /* --tokenizer as a hub id */
 };
 
 /* Row outcome after tokenization. */

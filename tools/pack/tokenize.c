@@ -7,6 +7,7 @@
 
 #include "sw_config.h"
 #include "sw_err.h"
+#include "sw_hub.h"
 #include "sw_log.h"
 #include "sw_parallel.h"
 
@@ -21,27 +22,30 @@
 
 struct tok_opts {
     char *tokenizer;
+    char *use_hf, *model_revision, *hub_token;
     int add_special_tokens, skip_special_tokens;
     int64_t num_proc;
 };
 
 static const struct sw_opt tokenize_table[] = {
     {"tokenizer", SW_OPT_STRING, offsetof(struct tok_opts, tokenizer), NULL,
-     "tokenizer or model folder (tokenizer.json[.gz]); required", 0, 0, NULL, NULL},
+     "tokenizer or model folder (tokenizer.json[.gz]) or hub id (org/name); required", 0, 0, NULL, NULL},
     {"add_special_tokens", SW_OPT_BOOL, offsetof(struct tok_opts, add_special_tokens), "false",
      "apply the tokenizer's post-processor (BOS etc.), as transformers' add_special_tokens", 0, 0, NULL, NULL},
     {"dataset_num_proc", SW_OPT_INT, offsetof(struct tok_opts, num_proc), "0",
      "threads (0 = SW_NUM_THREADS or every core)", 0, 4096, NULL, NULL},
+    SW_HUB_OPT_ROWS(struct tok_opts),
     SW_OPT_END,
 };
 
 static const struct sw_opt detokenize_table[] = {
     {"tokenizer", SW_OPT_STRING, offsetof(struct tok_opts, tokenizer), NULL,
-     "tokenizer or model folder (tokenizer.json[.gz]); required", 0, 0, NULL, NULL},
+     "tokenizer or model folder (tokenizer.json[.gz]) or hub id (org/name); required", 0, 0, NULL, NULL},
     {"skip_special_tokens", SW_OPT_BOOL, offsetof(struct tok_opts, skip_special_tokens), "false",
      "drop special tokens from the text, as transformers' skip_special_tokens", 0, 0, NULL, NULL},
     {"dataset_num_proc", SW_OPT_INT, offsetof(struct tok_opts, num_proc), "0",
      "threads (0 = SW_NUM_THREADS or every core)", 0, 4096, NULL, NULL},
+    SW_HUB_OPT_ROWS(struct tok_opts),
     SW_OPT_END,
 };
 
@@ -231,6 +235,9 @@ static int main_common(const struct sw_cli *cli, const struct sw_opt *table, int
     char **pos = NULL;
     int npos = 0;
     int rc = sw_cli_parse(cli, &o, argc, argv, &pos, &npos);
+    if (rc == 0)
+        rc = sw_hub_resolve_arg(&o.tokenizer, SW_HUB_NEED_TOKENIZER, o.use_hf, o.model_revision,
+                                o.hub_token);
     if (rc == 0) rc = run(&o, npos ? pos[0] : NULL, detok);
     if (rc == 1) rc = 0;
     free(pos);

@@ -7,21 +7,26 @@
 #include "sw_config.h"
 #include "sw_err.h"
 #include "sw_gguf_export.h"
+#include "sw_hub.h"
 #include "sw_log.h"
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 struct gguf_opts {
     char *model, *adapter, *output, *quant_type, *imatrix, *name;
+    char *use_hf, *model_revision, *hub_token;
     int force;
 };
 
 static const struct sw_opt gguf_table[] = {
     {"model", SW_OPT_STRING, offsetof(struct gguf_opts, model), NULL,
-     "HF model folder (config.json, weights, tokenizer.json); required", 0, 0, NULL, NULL},
+     "HF model folder (config.json, weights, tokenizer.json) or hub id (org/name); required", 0,
+     0, NULL, NULL},
     {"adapter", SW_OPT_STRING, offsetof(struct gguf_opts, adapter), NULL,
-     "PEFT LoRA adapter folder to merge into the model first", 0, 0, NULL, NULL},
+     "PEFT LoRA adapter folder or hub id to merge into the model first", 0, 0, NULL, NULL},
     {"output", SW_OPT_STRING, offsetof(struct gguf_opts, output), NULL,
      "GGUF file to write; required", 0, 0, NULL, NULL},
     {"quant_type", SW_OPT_CHOICE, offsetof(struct gguf_opts, quant_type), "f16",
@@ -31,9 +36,10 @@ static const struct sw_opt gguf_table[] = {
      "importance matrix from llama-imatrix (GGUF or legacy .dat) for the K-quants", 0, 0,
      NULL, NULL},
     {"name", SW_OPT_STRING, offsetof(struct gguf_opts, name), NULL,
-     "general.name (default: the model folder's name)", 0, 0, NULL, NULL},
+     "general.name (default: the model folder's name; a hub id's NAME)", 0, 0, NULL, NULL},
     {"force", SW_OPT_BOOL, offsetof(struct gguf_opts, force), "false",
      "replace an existing output file", 0, 0, NULL, NULL},
+    SW_HUB_OPT_ROWS(struct gguf_opts),
     SW_OPT_END,
 };
 
@@ -55,6 +61,24 @@ static const struct sw_cli gguf_cli = {
     .max_pos = 0,
 };
 
+/* Hub ids become snapshot folders; a hub model keeps its repo NAME as general.name (the snapshot
+ * folder is named after a commit). */
+static int gguf_hub_resolve(struct gguf_opts *o) {
+    const char *given = o->model;
+    char *name = NULL;
+    if (!o->name && given && access(given, F_OK) != 0 && sw_hub_looks_like_id(given)) {
+        const char *slash = strrchr(given, '/');
+        if (!(name = strdup(slash ? slash + 1 : given))) return sw_err_set(SW_ENOMEM, "no memory");
+    }
+    int rc = sw_hub_resolve_arg(&o->model, SW_HUB_NEED_MODEL, o->use_hf, o->model_revision,
+                                o->hub_token);
+    if (rc == 0) rc = sw_hub_resolve_arg(&o->adapter, SW_HUB_NEED_MODEL, o->use_hf, NULL,
+                                         o->hub_token);
+    if (rc == 0 && name) o->name = name, name = NULL;
+    free(name);
+    return rc;
+}
+
 int sw_quant_gguf_main(int argc, char **argv) {
     struct gguf_opts o;
     char **pos = NULL;
@@ -64,7 +88,7 @@ int sw_quant_gguf_main(int argc, char **argv) {
     free(pos);
     if (!o.model || !o.output) {
         rc = sw_err_set(SW_EUSAGE, "--model and --output are required (see sw-quant gguf --help)");
-    } else {
+    } else if ((rc = gguf_hub_resolve(&o)) == 0) {
         struct sw_gguf_export_opts e = {o.model, o.adapter, o.output, o.quant_type, o.imatrix,
                                         o.name, o.force};
         struct sw_gguf_export_stats st;

@@ -10,6 +10,7 @@
 
 #include "sw_config.h"
 #include "sw_err.h"
+#include "sw_hub.h"
 #include "sw_hfconfig.h"
 #include "sw_hfmodel.h"
 #include "sw_io.h"
@@ -25,6 +26,7 @@
 
 struct inspect_opts {
     int json;
+    char *use_hf, *model_revision, *hub_token;
 };
 
 /* Whether p is an existing regular file (no error message is set either way). */
@@ -36,16 +38,18 @@ static int is_file(const char *p) {
 static const struct sw_opt inspect_table[] = {
     {"json", SW_OPT_BOOL, offsetof(struct inspect_opts, json), "false",
      "print one JSON document instead of text", 0, 0, NULL, NULL},
+    SW_HUB_OPT_ROWS(struct inspect_opts),
     SW_OPT_END,
 };
 
 static const struct sw_cli inspect_cli = {
     .tool = "sw-quant",
     .command = "inspect",
-    .usage = "sw-quant inspect [--json] PATH|FILE.gguf",
+    .usage = "sw-quant inspect [--json] PATH|FILE.gguf|ORG/NAME",
     .summary =
         "Validate and describe PATH: a .safetensors file, a model.safetensors.index.json, an "
-        "HF model folder (config.json + weights), or a GGUF file. Lists the architecture "
+        "HF model folder (config.json + weights), a GGUF file, or a hub id (fetched into the "
+        "hub cache like sw-fetch, HF_HUB_OFFLINE=1: from the cache). Lists the architecture "
         "(folders) or the metadata (GGUF), the tensors with dtype, shape and bytes, and the "
         "totals.",
     .opts = inspect_table,
@@ -359,7 +363,13 @@ int sw_quant_inspect_main(int argc, char **argv) {
     int rc = sw_cli_parse(&inspect_cli, &o, argc, argv, &pos, &npos);
     if (rc == 1) return 0; /* --help or --version was printed */
     if (rc < 0) return rc;
-    rc = sw_quant_inspect(pos[0], o.json, stdout);
+    /* a hub id (org/name that is no local path) is inspected in its snapshot folder */
+    char *path = strdup(pos[0]);
+    if (!path) rc = sw_err_set(SW_ENOMEM, "no memory");
+    else if (sw_hub_looks_like_id(path)) /* else a path: inspect names what is wrong with it */
+        rc = sw_hub_resolve_arg(&path, SW_HUB_NEED_MODEL, o.use_hf, o.model_revision, o.hub_token);
+    if (rc == 0) rc = sw_quant_inspect(path, o.json, stdout);
+    free(path);
     free(pos);
     sw_config_release(inspect_table, &o);
     return rc;

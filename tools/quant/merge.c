@@ -3,6 +3,7 @@
  * lib/sw_merge.c; this file parses the options. */
 #include "sw_config.h"
 #include "sw_err.h"
+#include "sw_hub.h"
 #include "sw_io.h"
 #include "sw_merge.h"
 
@@ -13,16 +14,17 @@ int sw_quant_merge_lora_main(int argc, char **argv);
 
 struct merge_opts {
     char *model, *adapter, *output, *dtype;
+    char *use_hf, *model_revision, *hub_token;
     int64_t max_shard_size;
     int force;
 };
 
 static const struct sw_opt merge_table[] = {
     {"model", SW_OPT_STRING, offsetof(struct merge_opts, model), NULL,
-     "base HF model folder; required", 0, 0, NULL, NULL},
+     "base HF model folder or hub id (org/name); required", 0, 0, NULL, NULL},
     {"adapter", SW_OPT_STRING, offsetof(struct merge_opts, adapter), NULL,
-     "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors); required", 0, 0,
-     NULL, NULL},
+     "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) or hub id; "
+     "required", 0, 0, NULL, NULL},
     {"output_dir", SW_OPT_STRING, offsetof(struct merge_opts, output), NULL,
      "folder to create with the merged model (ms-swift export's name); required", 0, 0, NULL,
      "output"},
@@ -33,6 +35,7 @@ static const struct sw_opt merge_table[] = {
      "bytes per model.safetensors shard (transformers' 5GB default)", 1, 9.2e18, NULL, NULL},
     {"force", SW_OPT_BOOL, offsetof(struct merge_opts, force), "false",
      "replace an existing output folder", 0, 0, NULL, NULL},
+    SW_HUB_OPT_ROWS(struct merge_opts),
     SW_OPT_END,
 };
 
@@ -64,7 +67,11 @@ int sw_quant_merge_lora_main(int argc, char **argv) {
     if (!o.model || !o.adapter || !o.output) {
         rc = sw_err_set(SW_EUSAGE, "--model, --adapter and --output_dir are required "
                         "(see sw-quant merge-lora --help)");
-    } else if ((rc = sw_model_dir_check("--model", o.model)) == 0) {
+    } else if ((rc = sw_hub_resolve_arg(&o.model, SW_HUB_NEED_MODEL, o.use_hf, o.model_revision,
+                                        o.hub_token)) == 0 &&
+               (rc = sw_hub_resolve_arg(&o.adapter, SW_HUB_NEED_MODEL, o.use_hf, NULL,
+                                        o.hub_token)) == 0 &&
+               (rc = sw_model_dir_check("--model", o.model)) == 0) {
         struct sw_merge_opts m = {o.model, o.adapter, o.output, o.dtype,
                                   (uint64_t)o.max_shard_size, o.force};
         rc = sw_merge_lora(&m);

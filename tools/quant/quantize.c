@@ -7,6 +7,7 @@
 
 #include "sw_config.h"
 #include "sw_err.h"
+#include "sw_hub.h"
 #include "sw_log.h"
 #include "sw_quant_hf.h"
 
@@ -16,13 +17,14 @@
 
 struct quantize_opts {
     char *model, *output_dir, *quant_method, *fp8_scale;
+    char *use_hf, *model_revision, *hub_token;
     int64_t quant_bits, group_size;
     int sym, force;
 };
 
 static const struct sw_opt quantize_table[] = {
     {"model", SW_OPT_STRING, offsetof(struct quantize_opts, model), NULL,
-     "HF model folder; required", 0, 0, NULL, NULL},
+     "HF model folder or hub id (org/name); required", 0, 0, NULL, NULL},
     {"output_dir", SW_OPT_STRING, offsetof(struct quantize_opts, output_dir), NULL,
      "folder to create; required", 0, 0, NULL, NULL},
     {"quant_method", SW_OPT_CHOICE, offsetof(struct quantize_opts, quant_method), "rtn",
@@ -38,6 +40,7 @@ static const struct sw_opt quantize_table[] = {
      "fp8: one scale per output channel or per tensor", 0, 0, "channel|tensor", NULL},
     {"force", SW_OPT_BOOL, offsetof(struct quantize_opts, force), "false",
      "replace an existing output folder", 0, 0, NULL, NULL},
+    SW_HUB_OPT_ROWS(struct quantize_opts),
     SW_OPT_END,
 };
 
@@ -67,7 +70,8 @@ int sw_quant_quantize_main(int argc, char **argv) {
     free(pos);
     if (!o.model || !o.output_dir) {
         rc = sw_err_set(SW_EUSAGE, "--model and --output_dir are required (see sw-quant quantize --help)");
-    } else {
+    } else if ((rc = sw_hub_resolve_arg(&o.model, SW_HUB_NEED_MODEL, o.use_hf, o.model_revision,
+                                        o.hub_token)) == 0) {
         struct sw_hfq_opts q = {o.model, o.output_dir, o.quant_method, (int)o.quant_bits,
                                 o.group_size, o.sym, !strcmp(o.fp8_scale, "tensor"), o.force};
         struct sw_hfq_stats st;

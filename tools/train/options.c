@@ -3,6 +3,7 @@
  * --help, YAML configs and args.json all come from this one table. */
 #include "train.h"
 
+#include "sw_hub.h"
 #include "sw_train.h"
 
 #include <stddef.h>
@@ -10,8 +11,9 @@
 #define F(x) offsetof(struct sw_train_opts, x)
 
 const struct sw_opt sw_train_options[] = {
-    {"model", SW_OPT_STRING, F(model), NULL, "HF model folder to train (config.json + safetensors)",
-     0, 0, NULL, NULL},
+    {"model", SW_OPT_STRING, F(model), NULL,
+     "HF model folder to train (config.json + safetensors), or a hub id (org/name: fetched into "
+     "the hub cache as sw-fetch does)", 0, 0, NULL, NULL},
     {"init_from_config", SW_OPT_STRING, F(init_from_config), NULL,
      "sw: config.json to build a randomly initialised model from (pre-training)", 0, 0, NULL, NULL},
     {"dataset", SW_OPT_STRING, F(dataset), "-",
@@ -96,7 +98,7 @@ const struct sw_opt sw_train_options[] = {
      "cpu|cuda", NULL},
     {"torch_dtype", SW_OPT_CHOICE, F(torch_dtype), "auto",
      "compute dtype of the GEMMs and attention (weights, gradients and AdamW state stay float32, "
-     "as with autocast); auto: float32 on cpu, bfloat16 on cuda (or $SW_CUDA_MATMUL's mode)",
+     "as with autocast); auto: float32 on cpu, the CUDA backend's default on cuda (bfloat16; docs/cuda.md)",
      0, 0, "auto|float32|bfloat16|float16|fp32|bf16|fp16", NULL},
     {"bf16", SW_OPT_BOOL, F(bf16), "false", "same as --torch_dtype bfloat16 (HF's flag)", 0, 0,
      NULL, NULL},
@@ -115,6 +117,7 @@ const struct sw_opt sw_train_options[] = {
      NULL},
     {"dataset_timeout", SW_OPT_INT, F(dataset_timeout), "0",
      "sw: ZeroMQ dataset: ms to wait for a record (0 = forever)", 0, 1e12, NULL, NULL},
+    SW_HUB_OPT_ROWS(struct sw_train_opts),
     SW_OPT_END,
 };
 

@@ -5,6 +5,7 @@
 
 #include "sw_config.h"
 #include "sw_err.h"
+#include "sw_hub.h"
 #include "sw_log.h"
 #include "sw_parallel.h"
 #include "sw_signal.h"
@@ -22,6 +23,15 @@ int sw_train_main(int argc, char **argv) {
     if (rc < 0) return sw_log_report(rc);
     free(pos);
     o.option_table = sw_train_options;
+    /* a hub id becomes its snapshot folder (what args.json then records); the token is dropped
+     * once used so that args.json, written from the option table, never holds it */
+    rc = sw_hub_resolve_arg(&o.model, SW_HUB_NEED_MODEL, o.use_hf, o.model_revision, o.hub_token);
+    free(o.hub_token);
+    o.hub_token = NULL;
+    if (rc < 0) {
+        sw_config_release(sw_train_options, &o);
+        return sw_log_report(rc);
+    }
     sw_parallel_init();
     rc = sw_train_run(&o);
     sw_config_release(sw_train_options, &o);
