@@ -37,7 +37,11 @@ static int push_row(struct sw_csv *c, size_t *cap, int64_t line, char **fields, 
     char **f = malloc((nf ? nf : 1) * sizeof(char *));
     if (!f) return sw_err_set(SW_ENOMEM, "csv: out of memory");
     memcpy(f, fields, nf * sizeof(char *));
-    c->rows[c->nrows++] = (struct sw_csv_row){line, nf, f};
+    /* Field by field (not a compound literal), so cppcheck sees f owned by the row. */
+    struct sw_csv_row *row = &c->rows[c->nrows++];
+    row->line = line;
+    row->nf = nf;
+    row->f = f;
     return 0;
 }
 

@@ -149,7 +149,11 @@ static int im_add(struct sw_imatrix *im, const char *name, size_t name_len, floa
     if (!nm) return sw_err_set(SW_ENOMEM, "out of memory");
     memcpy(nm, name, name_len);
     nm[name_len] = 0;
-    im->e[im->n++] = (struct im_entry){nm, v, n};
+    /* Field by field (not a compound literal), so cppcheck sees nm owned by the entry. */
+    struct im_entry *e = &im->e[im->n++];
+    e->name = nm;
+    e->v = v;
+    e->n = n;
     return 0;
 }
 
