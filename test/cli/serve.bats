@@ -637,9 +637,10 @@ EOF
     [ "$(metric 'sw_server_requests_in_flight')" = "0" ]
     [ "$(metric 'sw_kv_cache_blocks\{.*state="used"')" = "0" ]
     [ "$(metric 'sw_num_requests_running')" = "0" ]
-    aborted=$(metric 'sw_engine_requests_total\{.*state="aborted"')
-    [ "$aborted" -ge 12 ]
-    [ "$(grep -c '"client_disconnected":true' "$T/main.err")" -ge 12 ]
+    # How many of the 12 were aborted depends on speed: a tiny model can finish 250 tokens
+    # before the close, a loaded machine can close before the body reached the engine. The leak
+    # checks above are the property; the counts are shown, not asserted (a flaky count failed CI).
+    echo "# aborted: $(metric 'sw_engine_requests_total\{.*state="aborted"'), disconnect log lines: $(grep -c '"client_disconnected":true' "$T/main.err")" >&3
 }
 
 @test "load: 200 concurrent streams, 40 hang-ups, exact ids, no leaked blocks, RSS back to idle" {
