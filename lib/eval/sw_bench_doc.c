@@ -15,6 +15,7 @@
 #include "sw_bench.h"
 
 #include "sw_err.h"
+#include "sw_obuf.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -172,37 +173,18 @@ void sw_bench_strip(const char **s, size_t *n) {
     *n = len;
 }
 
-struct sbuf {
-    char *p;
-    size_t n, cap;
-};
-
-static int sb_add(struct sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *p = realloc(b->p, nc);
-        if (!p) return sw_err_set(SW_ENOMEM, "out of memory");
-        b->p = p, b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
-}
-
 int sw_doc_render(const struct sw_doc *d, const char *tpl, const char *where, char **out) {
-    struct sbuf b = {0};
+    struct sw_obuf b = {0};
     *out = NULL;
-    int rc = sb_add(&b, "", 0);
+    int rc = sw_obuf_add(&b, "", 0);
     const char *p = tpl;
     while (rc == 0 && *p) {
         const char *o = strstr(p, "{{");
         if (!o) {
-            rc = sb_add(&b, p, strlen(p));
+            rc = sw_obuf_add(&b, p, strlen(p));
             break;
         }
-        rc = sb_add(&b, p, (size_t)(o - p));
+        rc = sw_obuf_add(&b, p, (size_t)(o - p));
         if (rc < 0) break;
         const char *c = strstr(o + 2, "}}");
         if (!c) {
@@ -232,7 +214,7 @@ int sw_doc_render(const struct sw_doc *d, const char *tpl, const char *where, ch
         }
         size_t vn = strlen(v);
         if (strip) sw_bench_strip(&v, &vn);
-        rc = sb_add(&b, v, vn);
+        rc = sw_obuf_add(&b, v, vn);
         p = c + 2;
     }
     if (rc < 0) {

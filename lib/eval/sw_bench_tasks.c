@@ -24,6 +24,7 @@
 #include "sw_bench.h"
 
 #include "sw_err.h"
+#include "sw_obuf.h"
 #include "sw_io.h"
 #include "sw_log.h"
 
@@ -114,28 +115,6 @@ int sw_bench_task_subject(struct sw_bench_task *t, const char *name, const char 
 }
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-struct sbuf {
-    char *p;
-    size_t n, cap;
-};
-
-static int sb_add(struct sbuf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 1024;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *p = realloc(b->p, nc);
-        if (!p) return sw_err_set(SW_ENOMEM, "out of memory");
-        b->p = p, b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
-}
-static int sb_str(struct sbuf *b, const char *s) {
-    return sb_add(b, s, strlen(s));
-}
 
 /* Python's s.strip() as a new string. */
 static char *strip_dup(const char *s) {
@@ -339,18 +318,18 @@ static int read_mcq_csv(const char *path, enum csv_layout layout, struct mcq_fil
 }
 
 /* text(doc) of the MMLU / C-Eval / CMMLU templates: question.strip() + "\nA. " + A ... + tail. */
-static int mcq_text(const struct mcq *m, const char *tail, struct sbuf *b) {
+static int mcq_text(const struct mcq *m, const char *tail, struct sw_obuf *b) {
     char *q = strip_dup(m->q);
     if (!q) return sw_err_set(SW_ENOMEM, "out of memory");
-    int rc = sb_str(b, q);
+    int rc = sw_obuf_str(b, q);
     free(q);
     for (int k = 0; rc == 0 && k < m->nc; k++) {
         char h[8];
         snprintf(h, sizeof h, "\n%c. ", LETTERS[k]);
-        rc = sb_str(b, h);
-        if (rc == 0) rc = sb_str(b, m->c[k]);
+        rc = sw_obuf_str(b, h);
+        if (rc == 0) rc = sw_obuf_str(b, m->c[k]);
     }
-    if (rc == 0) rc = sb_str(b, tail);
+    if (rc == 0) rc = sw_obuf_str(b, tail);
     return rc;
 }
 
@@ -362,23 +341,23 @@ static int add_mcq_subject(struct sw_bench_task *t, int subj, const char *descri
         return sw_err_set(SW_EINVAL, "%s: %lld few-shot examples requested but the dev split has "
                           "%zu", dev_path ? dev_path : "dev split", (long long)k,
                           dev ? dev->n : (size_t)0);
-    struct sbuf shots = {0};
-    int rc = sb_add(&shots, "", 0);
+    struct sw_obuf shots = {0};
+    int rc = sw_obuf_add(&shots, "", 0);
     for (int64_t s = 0; rc == 0 && s < k; s++) {
         rc = mcq_text(&dev->rows[s], tail, &shots);
-        if (rc == 0) rc = sb_add(&shots, " ", 1);
-        if (rc == 0) rc = sb_add(&shots, &LETTERS[dev->rows[s].gold], 1);
-        if (rc == 0) rc = sb_add(&shots, "\n\n", 2);
+        if (rc == 0) rc = sw_obuf_add(&shots, " ", 1);
+        if (rc == 0) rc = sw_obuf_add(&shots, &LETTERS[dev->rows[s].gold], 1);
+        if (rc == 0) rc = sw_obuf_add(&shots, "\n\n", 2);
     }
     size_t n = test->n;
     if (limit > 0 && (size_t)limit < n) n = (size_t)limit;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const struct mcq *m = &test->rows[i];
-        struct sbuf user = {0}, prompt = {0};
-        rc = sb_add(&user, shots.p, shots.n);
+        struct sw_obuf user = {0}, prompt = {0};
+        rc = sw_obuf_add(&user, shots.p, shots.len);
         if (rc == 0) rc = mcq_text(m, tail, &user);
-        if (rc == 0) rc = sb_str(&prompt, description);
-        if (rc == 0) rc = sb_add(&prompt, user.p, user.n);
+        if (rc == 0) rc = sw_obuf_str(&prompt, description);
+        if (rc == 0) rc = sw_obuf_add(&prompt, user.p, user.len);
         char ch[MAX_CHOICES][2], co[MAX_CHOICES][3];
         char *chp[MAX_CHOICES], *cop[MAX_CHOICES];
         for (int c = 0; c < m->nc; c++) {
@@ -628,8 +607,8 @@ static int load_gsm8k(struct sw_bench_task *t, const struct sw_bench_task_opts *
         rc = need(&test.docs[i], "question", tp, &q);
         if (rc == 0) rc = need(&test.docs[i], "answer", tp, &a);
         if (rc < 0) break;
-        struct sbuf user = {0};
-        rc = sb_add(&user, "", 0);
+        struct sw_obuf user = {0};
+        rc = sw_obuf_add(&user, "", 0);
         if (!cot && k > 0) rc = sw_pyrandom_sample(&rnd, (int64_t)train.n, k, idx);
         for (int64_t s = 0; rc == 0 && s < k; s++) {
             const char *sq, *sa;
@@ -639,15 +618,15 @@ static int load_gsm8k(struct sw_bench_task *t, const struct sw_bench_task_opts *
                 if (rc == 0) rc = need(&train.docs[idx[s]], "answer", trp, &sa);
                 if (rc < 0) break;
             }
-            rc = sb_str(&user, cot ? "Q: " : "Question: ");
-            if (rc == 0) rc = sb_str(&user, sq);
-            if (rc == 0) rc = sb_str(&user, cot ? "\nA: " : "\nAnswer: ");
-            if (rc == 0) rc = sb_str(&user, sa);
-            if (rc == 0) rc = sb_str(&user, "\n\n");
+            rc = sw_obuf_str(&user, cot ? "Q: " : "Question: ");
+            if (rc == 0) rc = sw_obuf_str(&user, sq);
+            if (rc == 0) rc = sw_obuf_str(&user, cot ? "\nA: " : "\nAnswer: ");
+            if (rc == 0) rc = sw_obuf_str(&user, sa);
+            if (rc == 0) rc = sw_obuf_str(&user, "\n\n");
         }
-        if (rc == 0) rc = sb_str(&user, cot ? "Q: " : "Question: ");
-        if (rc == 0) rc = sb_str(&user, q);
-        if (rc == 0) rc = sb_str(&user, cot ? "\nA:" : "\nAnswer:");
+        if (rc == 0) rc = sw_obuf_str(&user, cot ? "Q: " : "Question: ");
+        if (rc == 0) rc = sw_obuf_str(&user, q);
+        if (rc == 0) rc = sw_obuf_str(&user, cot ? "\nA:" : "\nAnswer:");
         char *target = NULL;
         if (rc == 0) {
             /* gsm8k: the whole answer (the metric's "(?s).*#### " strips the working);
@@ -676,29 +655,29 @@ static int load_gsm8k(struct sw_bench_task *t, const struct sw_bench_task_opts *
 static char *hs_preprocess(const char *in) {
     char *s = strip_dup(in);
     if (!s) return NULL;
-    struct sbuf b = {0};
-    if (sb_add(&b, "", 0) < 0) goto oom;
+    struct sw_obuf b = {0};
+    if (sw_obuf_add(&b, "", 0) < 0) goto oom;
     for (const char *p = s; *p;) {
         if (strncmp(p, " [title]", 8) == 0) {
-            if (sb_add(&b, ". ", 2) < 0) goto oom;
+            if (sw_obuf_add(&b, ". ", 2) < 0) goto oom;
             p += 8;
         } else {
-            if (sb_add(&b, p, 1) < 0) goto oom;
+            if (sw_obuf_add(&b, p, 1) < 0) goto oom;
             p++;
         }
     }
     /* re.sub("\\[.*?\\]", "") */
-    struct sbuf c = {0};
-    if (sb_add(&c, "", 0) < 0) goto oom;
-    for (size_t i = 0; i < b.n;) {
+    struct sw_obuf c = {0};
+    if (sw_obuf_add(&c, "", 0) < 0) goto oom;
+    for (size_t i = 0; i < b.len;) {
         if (b.p[i] == '[') {
-            const char *e = memchr(b.p + i, ']', b.n - i);
+            const char *e = memchr(b.p + i, ']', b.len - i);
             if (e) {
                 i = (size_t)(e - b.p) + 1;
                 continue;
             }
         }
-        if (sb_add(&c, b.p + i, 1) < 0) {
+        if (sw_obuf_add(&c, b.p + i, 1) < 0) {
             free(c.p);
             goto oom;
         }
@@ -706,8 +685,8 @@ static char *hs_preprocess(const char *in) {
     }
     /* .replace("  ", " "): non-overlapping, left to right, one pass */
     size_t w = 0;
-    for (size_t i = 0; i < c.n;) {
-        if (i + 1 < c.n && c.p[i] == ' ' && c.p[i + 1] == ' ') c.p[w++] = ' ', i += 2;
+    for (size_t i = 0; i < c.len;) {
+        if (i + 1 < c.len && c.p[i] == ' ' && c.p[i + 1] == ' ') c.p[w++] = ' ', i += 2;
         else c.p[w++] = c.p[i++];
     }
     c.p[w] = '\0';
@@ -740,13 +719,13 @@ static int choice_doc(int hella, const struct sw_doc *d, const char *path, char 
         SW_TRY(need(d, "ctx_b", path, &cb));
         SW_TRY(need(d, "label", path, &lab));
         char *cap = capitalize(cb);
-        struct sbuf q = {0};
+        struct sw_obuf q = {0};
         int rc = cap ? 0 : SW_ENOMEM;
-        if (rc == 0) rc = sb_str(&q, al);
-        if (rc == 0) rc = sb_str(&q, ": ");
-        if (rc == 0) rc = sb_str(&q, ca);
-        if (rc == 0) rc = sb_str(&q, " ");
-        if (rc == 0) rc = sb_str(&q, cap);
+        if (rc == 0) rc = sw_obuf_str(&q, al);
+        if (rc == 0) rc = sw_obuf_str(&q, ": ");
+        if (rc == 0) rc = sw_obuf_str(&q, ca);
+        if (rc == 0) rc = sw_obuf_str(&q, " ");
+        if (rc == 0) rc = sw_obuf_str(&q, cap);
         free(cap);
         if (rc == 0) *text = hs_preprocess(q.p);
         free(q.p);
@@ -767,10 +746,10 @@ static int choice_doc(int hella, const struct sw_doc *d, const char *path, char 
         const char *q, *ak;
         SW_TRY(need(d, "question", path, &q));
         SW_TRY(need(d, "answerKey", path, &ak));
-        struct sbuf t = {0};
-        int rc = sb_str(&t, "Question: ");
-        if (rc == 0) rc = sb_str(&t, q);
-        if (rc == 0) rc = sb_str(&t, "\nAnswer:");
+        struct sw_obuf t = {0};
+        int rc = sw_obuf_str(&t, "Question: ");
+        if (rc == 0) rc = sw_obuf_str(&t, q);
+        if (rc == 0) rc = sw_obuf_str(&t, "\nAnswer:");
         if (rc < 0) return rc;
         *text = t.p;
         *gold = -1;
@@ -854,8 +833,8 @@ static int load_choice_jsonl(struct sw_bench_task *t, const struct sw_bench_task
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char *text = NULL, *ch[MAX_CHOICES], *co[MAX_CHOICES];
         int nc = 0, gold = -1;
-        struct sbuf user = {0};
-        rc = sb_add(&user, "", 0);
+        struct sw_obuf user = {0};
+        rc = sw_obuf_add(&user, "", 0);
         if (rc == 0 && k > 0) {
             if (!hella) rc = sw_pyrandom_sample(&rnd, (int64_t)train.n, k, idx);
             else rc = sample_excluding(&rnd, &train, &test.docs[i], k, idx);
@@ -864,15 +843,15 @@ static int load_choice_jsonl(struct sw_bench_task *t, const struct sw_bench_task
             char *st = NULL, *sch[MAX_CHOICES];
             int snc = 0, sg = -1;
             rc = choice_doc(hella, &train.docs[idx[s]], trp, &st, sch, &snc, &sg);
-            if (rc == 0) rc = sb_str(&user, st);
-            if (rc == 0) rc = sb_str(&user, " ");
-            if (rc == 0) rc = sb_str(&user, sch[sg]);
-            if (rc == 0) rc = sb_str(&user, "\n\n");
+            if (rc == 0) rc = sw_obuf_str(&user, st);
+            if (rc == 0) rc = sw_obuf_str(&user, " ");
+            if (rc == 0) rc = sw_obuf_str(&user, sch[sg]);
+            if (rc == 0) rc = sw_obuf_str(&user, "\n\n");
             free(st);
             for (int c = 0; c < snc; c++) free(sch[c]);
         }
         if (rc == 0) rc = choice_doc(hella, &test.docs[i], tp, &text, ch, &nc, &gold);
-        if (rc == 0) rc = sb_str(&user, text);
+        if (rc == 0) rc = sw_obuf_str(&user, text);
         int nco = 0;
         for (int c = 0; rc == 0 && c < nc; c++, nco++) {
             co[c] = malloc(strlen(ch[c]) + 2);

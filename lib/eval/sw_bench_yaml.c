@@ -21,6 +21,7 @@
 #include "sw_bench.h"
 
 #include "sw_err.h"
+#include "sw_obuf.h"
 #include "sw_io.h"
 
 #include <stdlib.h>
@@ -309,24 +310,6 @@ static char *resolve(const char *base_dir, const char *yaml_path, const char *f)
     return sw_path_join(dir, f);
 }
 
-struct sbuf {
-    char *p;
-    size_t n, cap;
-};
-static int sb_str(struct sbuf *b, const char *s) {
-    size_t n = strlen(s);
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 512;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *p = realloc(b->p, nc);
-        if (!p) return sw_err_set(SW_ENOMEM, "out of memory");
-        b->p = p, b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n + 1);
-    b->n += n;
-    return 0;
-}
-
 int sw_bench_yaml_load(const char *path, const char *text, size_t len,
                        const struct sw_bench_task_opts *o, struct sw_bench_task **out) {
     *out = NULL;
@@ -429,8 +412,8 @@ int sw_bench_yaml_load(const char *path, const char *text, size_t len,
         goto out;
     }
     /* The shots: the same for every row (first n). */
-    struct sbuf sh = {0};
-    rc = sb_str(&sh, "");
+    struct sw_obuf sh = {0};
+    rc = sw_obuf_str(&sh, "");
     for (int64_t i = 0; rc == 0 && i < k; i++) {
         const char *ch[MAXC], *ans;
         int nc = 0, g;
@@ -438,10 +421,10 @@ int sw_bench_yaml_load(const char *path, const char *text, size_t len,
         if (!gen) rc = doc_choices(&s, &shots[i], fp, ch, &nc);
         if (rc == 0) rc = doc_gold(&s, &shots[i], fp, ch, nc, &g, &ans);
         if (rc == 0) rc = sw_doc_render(&shots[i], s.doc_to_text, fp, &q);
-        if (rc == 0) rc = sb_str(&sh, q);
-        if (rc == 0) rc = sb_str(&sh, tdel);
-        if (rc == 0) rc = sb_str(&sh, gen ? ans : ch[g]);
-        if (rc == 0) rc = sb_str(&sh, fdel);
+        if (rc == 0) rc = sw_obuf_str(&sh, q);
+        if (rc == 0) rc = sw_obuf_str(&sh, tdel);
+        if (rc == 0) rc = sw_obuf_str(&sh, gen ? ans : ch[g]);
+        if (rc == 0) rc = sw_obuf_str(&sh, fdel);
         free(q);
     }
     size_t n = ntest;
@@ -454,11 +437,11 @@ int sw_bench_yaml_load(const char *path, const char *text, size_t len,
         if (rc == 0) rc = doc_gold(&s, &test[i], tp, ch, nc, &g, &ans);
         if (rc == 0) rc = sw_doc_render(&test[i], s.doc_to_text, tp, &q);
         if (rc == 0) rc = sw_doc_render(&test[i], s.description ? s.description : "", path, &desc);
-        struct sbuf user = {0}, prompt = {0};
-        if (rc == 0) rc = sb_str(&user, sh.p);
-        if (rc == 0) rc = sb_str(&user, q);
-        if (rc == 0) rc = sb_str(&prompt, desc);
-        if (rc == 0) rc = sb_str(&prompt, user.p);
+        struct sw_obuf user = {0}, prompt = {0};
+        if (rc == 0) rc = sw_obuf_str(&user, sh.p);
+        if (rc == 0) rc = sw_obuf_str(&user, q);
+        if (rc == 0) rc = sw_obuf_str(&prompt, desc);
+        if (rc == 0) rc = sw_obuf_str(&prompt, user.p);
         char *co[MAXC] = {0};
         for (int c = 0; rc == 0 && c < nc; c++) {
             co[c] = malloc(strlen(tdel) + strlen(ch[c]) + 1);
