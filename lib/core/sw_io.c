@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -99,17 +100,6 @@ int sw_atomic_open(struct sw_atomic_file *f, const char *path) {
     return 0;
 }
 
-/* fsync a folder so a rename into it is durable. File systems that cannot (EINVAL) are fine. */
-static int io_fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return sw_err_errno("cannot open folder '%s'", dir);
-    int rc = 0;
-    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
-        rc = sw_err_errno("cannot sync folder '%s'", dir);
-    close(fd);
-    return rc;
-}
-
 int sw_atomic_commit(struct sw_atomic_file *f) {
     if (!f->fp || !f->tmp || !f->path) {
         sw_atomic_abort(f);
@@ -131,7 +121,7 @@ int sw_atomic_commit(struct sw_atomic_file *f) {
         return rc;
     }
     char *dir = io_dirname(f->path);
-    rc = dir ? io_fsync_dir(dir) : sw_err_set(SW_ENOMEM, "out of memory");
+    rc = dir ? sw_fsync_path(dir, 1) : sw_err_set(SW_ENOMEM, "out of memory");
     free(dir);
     free(f->tmp); /* renamed: nothing left to remove */
     f->tmp = NULL;
@@ -499,4 +489,39 @@ char *sw_path_join(const char *dir, const char *name) {
 
 void sw_io_ignore_sigpipe(void) {
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---- folders: remove a tree, sync a path -------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* rm -rf path without touching sw_err: 0, or the errno of the first failure. */
+static int rm_tree_errno(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : errno;
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : (errno ? errno : EIO);
+}
+
+int sw_rm_tree(const char *path) {
+    int e = rm_tree_errno(path);
+    if (!e) return 0;
+    errno = e;
+    return sw_err_errno("cannot remove '%s'", path);
+}
+
+void sw_rm_tree_quiet(const char *path) {
+    (void)rm_tree_errno(path);
+}
+
+int sw_fsync_path(const char *path, int is_dir) {
+    int fd = open(path, (is_dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sw_err_errno("cannot open '%s' to sync it", path);
+    /* a folder on a file system that cannot sync one (EINVAL, EROFS) is fine */
+    int ok = fsync(fd) == 0 || errno == EINVAL || (is_dir && errno == EROFS);
+    int rc = ok ? 0 : sw_err_errno("cannot fsync '%s'", path);
+    close(fd);
+    return rc;
 }

@@ -47,6 +47,13 @@ int sw_write_full(FILE *fp, const void *buf, size_t n, const char *what);
 int sw_path_is_dir(const char *path);
 /* mkdir -p. */
 int sw_mkdir_p(const char *path);
+/* rm -rf path (a missing path is fine): 0 or an error naming it. sw_rm_tree_quiet is the
+ * best-effort form for clean-up after another error: it leaves sw_err's message alone. */
+int sw_rm_tree(const char *path);
+void sw_rm_tree_quiet(const char *path);
+/* fsync a file, or a folder (is_dir) so a rename inside it is durable; filesystems that cannot
+ * sync a folder (EINVAL) count as success. */
+int sw_fsync_path(const char *path, int is_dir);
 /* Join a folder and a file name into a malloc'ed string (NULL on ENOMEM). */
 char *sw_path_join(const char *dir, const char *name);
 

@@ -17,7 +17,6 @@
 #include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,28 +30,6 @@ static const char *const copied_files[] = {
     "special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
     "chat_template.jinja",
 };
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-/* rm -rf path (a missing path is fine). */
-static int rm_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : sw_err_errno("cannot stat '%s'", path);
-    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return sw_err_errno("cannot remove '%s'", path);
-    return 0;
-}
-
-static int fsync_path(const char *path, int is_dir) {
-    int fd = open(path, (is_dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return sw_err_errno("cannot open '%s' to sync it", path);
-    int rc = fsync(fd) == 0 || errno == EINVAL ? 0 : sw_err_errno("cannot fsync '%s'", path);
-    close(fd);
-    return rc;
-}
 
 /* The folder that holds path ("." when none), malloc'ed. */
 static char *parent_dir(const char *path) {
@@ -332,7 +309,7 @@ static int write_folder(const struct sw_merge_opts *o, const struct sw_hfmodel *
                          : sw_err_set(SW_ENOMEM, "out of memory");
         free(text), free(dst);
     }
-    if (rc == 0) rc = fsync_path(tmp, 1);
+    if (rc == 0) rc = sw_fsync_path(tmp, 1);
     return rc;
 }
 
@@ -356,8 +333,8 @@ static int install(const struct sw_merge_opts *o, const char *tmp, const char *p
         rc = sw_err_errno("cannot rename '%s' to '%s'", tmp, o->output);
         if (old && rename(old, o->output) != 0) sw_warn("left the old output at '%s'", old);
     }
-    if (rc == 0) rc = fsync_path(parent, 1);
-    if (rc == 0 && old) rc = rm_tree(old);
+    if (rc == 0) rc = sw_fsync_path(parent, 1);
+    if (rc == 0 && old) rc = sw_rm_tree(old);
     free(old);
     return rc;
 }
@@ -380,7 +357,7 @@ int sw_merge_lora(const struct sw_merge_opts *o) {
         goto out;
     }
     snprintf(tmp, n, "%s.tmp-%ld", o->output, (long)getpid());
-    SW_TRY_GOTO(rc, rm_tree(tmp), out);
+    SW_TRY_GOTO(rc, sw_rm_tree(tmp), out);
     if (mkdir(tmp, 0755) != 0) {
         rc = sw_err_errno("cannot create '%s'", tmp);
         goto out;
@@ -391,7 +368,7 @@ int sw_merge_lora(const struct sw_merge_opts *o) {
         int keep = rc;
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", sw_err_msg());
-        rm_tree(tmp);
+        sw_rm_tree_quiet(tmp);
         rc = sw_err_set(keep, "%s", msg);
         goto out;
     }

@@ -21,7 +21,6 @@
 #include "sw_progress.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,16 +72,6 @@ static int gguf_name(const char *hf, char *out, size_t cap) {
         }
     }
     return -1;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) == 0) nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Llama-3 rope scaling factors per frequency (convert_hf_to_gguf LlamaModel
@@ -329,11 +318,11 @@ int sw_gguf_export(const struct sw_gguf_export_opts *o, struct sw_gguf_export_st
     char *tmp = malloc(strlen(o->output) + 64);
     if (!tmp) return sw_err_set(SW_ENOMEM, "out of memory");
     sprintf(tmp, "%s.merge-tmp.%ld", o->output, (long)getpid());
-    rm_tree(tmp);
+    sw_rm_tree_quiet(tmp);
     struct sw_merge_opts mo = {o->model, o->adapter, tmp, "float32", 0, 0};
     int rc = sw_merge_lora(&mo);
     if (rc == 0) rc = export_folder(tmp, o, name, st);
-    rm_tree(tmp);
+    sw_rm_tree_quiet(tmp);
     free(tmp);
     return rc;
 }

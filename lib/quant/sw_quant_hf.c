@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -417,16 +416,6 @@ done:
     return rc;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) == 0) nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 int sw_quantize_hf(const struct sw_hfq_opts *o, struct sw_hfq_stats *st) {
     memset(st, 0, sizeof *st);
     if (strcmp(o->method, "rtn") && strcmp(o->method, "fp8") && strcmp(o->method, "nf4"))
@@ -463,7 +452,7 @@ int sw_quantize_hf(const struct sw_hfq_opts *o, struct sw_hfq_stats *st) {
     }
     if (rc < 0) goto out;
     sprintf(tmp, "%s.tmp-%ld", o->output_dir, (long)getpid());
-    rm_tree(tmp);
+    sw_rm_tree_quiet(tmp);
     if (mkdir(tmp, 0755) != 0) {
         rc = sw_err_errno("cannot create '%s'", tmp);
         goto out;
@@ -476,13 +465,13 @@ int sw_quantize_hf(const struct sw_hfq_opts *o, struct sw_hfq_stats *st) {
                                         "merges.txt", "tokenizer.model", "added_tokens.json",
                                         "chat_template.jinja"};
     for (size_t i = 0; rc == 0 && i < sizeof files / sizeof files[0]; i++) rc = copy_file(o->model, files[i], tmp);
-    if (rc == 0 && o->force) rm_tree(o->output_dir);
+    if (rc == 0 && o->force) sw_rm_tree_quiet(o->output_dir);
     if (rc == 0 && rename(tmp, o->output_dir) != 0) rc = sw_err_errno("cannot rename '%s' to '%s'", tmp, o->output_dir);
     if (rc < 0) {
         char msg[1024];
         int keep_rc = rc;
         snprintf(msg, sizeof msg, "%s", sw_err_msg());
-        rm_tree(tmp);
+        sw_rm_tree_quiet(tmp);
         rc = sw_err_set(keep_rc, "%s", msg);
     }
 out:

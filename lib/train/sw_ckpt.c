@@ -12,7 +12,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,28 +37,6 @@ static const char *const copied_files[] = {
 };
 
 /* ---- file-system helpers ------------------------------------------------------------------ */
-
-static int fsync_path(const char *path, int is_dir) {
-    int fd = open(path, (is_dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return sw_err_errno("cannot open '%s' to sync it", path);
-    int rc = fsync(fd) == 0 || errno == EINVAL ? 0 : sw_err_errno("cannot fsync '%s'", path);
-    close(fd);
-    return rc;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-/* rm -rf path (a missing path is fine). */
-static int rm_tree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : sw_err_errno("cannot stat '%s'", path);
-    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return sw_err_errno("cannot remove '%s'", path);
-    return 0;
-}
 
 /* Byte-exact copy of src to dst (created fresh), fsync'ed. */
 static int copy_file(const char *src, const char *dst) {
@@ -357,12 +334,12 @@ int sw_ckpt_prune(const char *output_dir, int limit, int64_t keep_step) {
             break;
         }
         sw_info("deleting %s (save_total_limit %d)", path, limit);
-        rc = rm_tree(path);
+        rc = sw_rm_tree(path);
         free(path);
         remaining--;
     }
     free_entries(e, n);
-    if (rc == 0) rc = fsync_path(output_dir, 1);
+    if (rc == 0) rc = sw_fsync_path(output_dir, 1);
     return rc;
 }
 
@@ -398,7 +375,7 @@ static void remove_stale_tmp(const char *output_dir) {
         char *path = sw_path_join(output_dir, e->d_name);
         if (path) {
             sw_debug("removing stale %s", path);
-            rm_tree(path);
+            sw_rm_tree_quiet(path);
             free(path);
         }
     }
@@ -550,13 +527,13 @@ static int save_state(const struct sw_ckpt_save_args *a, const char *tmp) {
 
 /* Put the finished tmp folder in place of final (which may exist: same step saved twice). */
 static int install(const char *output_dir, const char *tmp, const char *final, int64_t step) {
-    SW_TRY(fsync_path(tmp, 1));
+    SW_TRY(sw_fsync_path(tmp, 1));
     char old[4096];
     int had_old = 0;
     if (access(final, F_OK) == 0) {
         snprintf(old, sizeof old, "%s/.checkpoint-%" PRId64 ".old-%ld", output_dir, step,
                  (long)getpid());
-        SW_TRY(rm_tree(old));
+        SW_TRY(sw_rm_tree(old));
         if (rename(final, old) != 0) return sw_err_errno("cannot move '%s' aside", final);
         had_old = 1;
     }
@@ -565,8 +542,8 @@ static int install(const char *output_dir, const char *tmp, const char *final, i
         if (had_old) rename(old, final);
         return rc;
     }
-    SW_TRY(fsync_path(output_dir, 1));
-    if (had_old) SW_TRY(rm_tree(old));
+    SW_TRY(sw_fsync_path(output_dir, 1));
+    if (had_old) SW_TRY(sw_rm_tree(old));
     return 0;
 }
 
@@ -583,7 +560,7 @@ int sw_ckpt_save(const struct sw_ckpt_save_args *a, char **out_path) {
     int n2 = snprintf(final, sizeof final, "%s/checkpoint-%" PRId64, a->output_dir, a->step);
     if (n1 >= (int)sizeof tmp || n2 >= (int)sizeof final)
         return sw_err_set(SW_EINVAL, "checkpoint: output_dir path is too long");
-    SW_TRY(rm_tree(tmp));
+    SW_TRY(sw_rm_tree(tmp));
     if (mkdir(tmp, 0755) != 0) return sw_err_errno("cannot create '%s'", tmp);
     int rc = 0;
     SW_TRY_GOTO(rc, save_weights(a, tmp), fail);
@@ -599,6 +576,6 @@ int sw_ckpt_save(const struct sw_ckpt_save_args *a, char **out_path) {
     if (out_path && !(*out_path = strdup(final))) return sw_err_set(SW_ENOMEM, "out of memory");
     return 0;
 fail:
-    rm_tree(tmp);
+    sw_rm_tree_quiet(tmp);
     return sw_err_wrap(rc, "saving checkpoint-%" PRId64, a->step);
 }
