@@ -391,18 +391,12 @@ static int train_step(struct sw_trainer *t, int n, double *loss, double *norm) {
         return 0;
     }
     double lr = sw_sched_lr(&t->sched, sched_step(t));
-    if (t->dev) { /* CUDA: norm, clipping and AdamW on the device */
-        int bad;
-        SW_TRY(sw_train_dev_norm(t, norm, &bad));
-        if (t->fp16) return scaled_update(t, loss, norm, bad, lr);
-        if (!isfinite(*loss) || !isfinite(*norm)) return nonfinite_error(t, *loss, *norm, bad);
-        return sw_train_dev_update(t, *norm, lr, 1.0);
-    }
-    *norm = sw_grad_norm(t->op, t->np);
-    if (!isfinite(*loss) || !isfinite(*norm))
-        return nonfinite_error(t, *loss, *norm, sw_grad_find_nonfinite(t->op, t->np));
-    sw_grad_clip(t->op, t->np, t->o->max_grad_norm, *norm);
-    return sw_adamw_step(t->opt, t->op, t->np, lr);
+    /* norm, clipping and AdamW through the backend (sw_train_device.c), on every device */
+    int bad;
+    SW_TRY(sw_train_dev_norm(t, norm, &bad));
+    if (t->fp16) return scaled_update(t, loss, norm, bad, lr);
+    if (!isfinite(*loss) || !isfinite(*norm)) return nonfinite_error(t, *loss, *norm, bad);
+    return sw_train_dev_update(t, *norm, lr, 1.0);
 }
 
 /* ---- logging, evaluation ------------------------------------------------------------------ */

@@ -124,13 +124,11 @@ struct sw_trainer {
     char base_config_sha256[65];
     char tokenizer_sha256[65];
     /* trainable parameters (op[] holds backend pointers: host memory on the CPU, device
-     * memory on CUDA) and their optimizer, dev, on every backend. opt is no longer set (the
-     * backend's adamw replaced the host path); it stays NULL until sw_train.c and
-     * sw_train_save.c drop their host branches. */
+     * memory on CUDA) and their optimizer state, dev, driven through the backend on every
+     * device (sw_train_device.c) */
     int np;
     struct sw_param **mp;
     struct sw_optim_param *op;
-    struct sw_adamw *opt;
     struct sw_train_dev *dev;
     struct sw_train_mem mem;
     struct sw_data_shape shape; /* the largest micro-batch of the training data */

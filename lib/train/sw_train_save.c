@@ -52,14 +52,9 @@ int sw_train_save(struct sw_trainer *t) {
     struct sw_ckpt_state *st = &t->st;
     /* The data position (st->data_*) is the one of the last completed step, kept by the loop:
      * a gather cut short by a signal may have read further. */
-    struct sw_adamw *opt = t->opt, *dev_copy = NULL;
-    if (t->dev) {
-        st->optimizer_steps = t->dev->steps;
-        if (rc == 0 && !o->save_only_model) rc = sw_train_dev_host_optimizer(t, &dev_copy);
-        opt = dev_copy;
-    } else {
-        st->optimizer_steps = sw_adamw_steps(t->opt);
-    }
+    struct sw_adamw *opt = NULL;
+    st->optimizer_steps = t->dev->steps;
+    if (rc == 0 && !o->save_only_model) rc = sw_train_dev_host_optimizer(t, &opt);
     struct sw_adapter_config lc = {
         .r = t->lc.r,
         .alpha = t->lc.alpha,
@@ -96,7 +91,7 @@ int sw_train_save(struct sw_trainer *t) {
         }
     }
     free(path);
-    sw_adamw_free(dev_copy);
+    sw_adamw_free(opt);
     for (int i = 0; i < n; i++) {
         sw_tensor_release(&ts[i]);
         free(owned[i]);

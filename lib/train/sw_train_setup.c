@@ -352,7 +352,6 @@ void sw_train_teardown(struct sw_trainer *t) {
     sw_train_dev_close(t);
     free(t->op);
     free(t->mp);
-    sw_adamw_free(t->opt);
     sw_model_free(t->m);
     sw_backend_close(t->be);
     sw_hfmodel_close(t->hf);
