@@ -624,10 +624,20 @@ for i in range(12):
     s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
               b"Content-Length: %d\r\n\r\n" % len(body) + body)
     socks.append(s)
-time.sleep(0.3)
+# close as soon as the engine runs some of them (a fixed sleep let a tiny model finish all 250
+# tokens first, or closed before any request reached the engine on a loaded machine)
+import urllib.request
+running = 0
+for _ in range(1000):
+    m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port).read().decode()
+    running = max([int(float(l.split()[-1])) for l in m.splitlines()
+                   if l.startswith("sw_num_requests_running")] or [0])
+    if running > 0:
+        break
+    time.sleep(0.005)
 for s in socks:
     s.close()
-print("closed")
+print("closed with %d running" % running)
 EOF
     assert_success
     for i in $(seq 1 100); do
@@ -637,10 +647,10 @@ EOF
     [ "$(metric 'sw_server_requests_in_flight')" = "0" ]
     [ "$(metric 'sw_kv_cache_blocks\{.*state="used"')" = "0" ]
     [ "$(metric 'sw_num_requests_running')" = "0" ]
-    # How many of the 12 were aborted depends on speed: a tiny model can finish 250 tokens
-    # before the close, a loaded machine can close before the body reached the engine. The leak
-    # checks above are the property; the counts are shown, not asserted (a flaky count failed CI).
-    echo "# aborted: $(metric 'sw_engine_requests_total\{.*state="aborted"'), disconnect log lines: $(grep -c '"client_disconnected":true' "$T/main.err")" >&3
+    # the clients closed while requests were running: at least those were aborted (how many of
+    # the 12 had already finished or not yet started depends on the machine's speed)
+    [ "$(metric 'sw_engine_requests_total\{.*state="aborted"')" -ge 1 ]
+    [ "$(grep -c '"client_disconnected":true' "$T/main.err")" -ge 1 ]
 }
 
 @test "load: 200 concurrent streams, 40 hang-ups, exact ids, no leaked blocks, RSS back to idle" {
