@@ -220,8 +220,10 @@ static int score_tokens(struct local *L, struct treq *r, size_t n, double *ll, i
                     for (int64_t v = 1; v < V; v++)
                         if (x[v] > x[am]) am = v;
                     mx = x[am];
-                    double z = 0;
-                    for (int64_t v = 0; v < V; v++) z += exp((double)x[v] - mx);
+                    /* Σ exp(x − mx) in index order, from the first term (V >= 1): >= 1, since
+                     * the argmax's term is exp(0) */
+                    double z = exp((double)x[0] - mx);
+                    for (int64_t v = 1; v < V; v++) z += exp((double)x[v] - mx);
                     sum += (double)x[y] - mx - log(z);
                     if (am != y) g = 0;
                 }

@@ -831,7 +831,7 @@ static int load_choice_jsonl(struct sw_bench_task *t, const struct sw_bench_task
     int64_t *idx = calloc((size_t)(k + 1), sizeof(int64_t));
     if (!idx && rc == 0) rc = sw_err_set(SW_ENOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        char *text = NULL, *ch[MAX_CHOICES], *co[MAX_CHOICES];
+        char *text = NULL, *ch[MAX_CHOICES] = {0}, *co[MAX_CHOICES];
         int nc = 0, gold = -1;
         struct sw_obuf user = {0};
         rc = sw_obuf_add(&user, "", 0);
