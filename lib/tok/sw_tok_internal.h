@@ -107,6 +107,10 @@ int sw_tok_utf8_put(struct sw_tok_buf *b, int32_t cp);
 size_t sw_tok_utf8_valid(const char *s, size_t n);
 /* Append s to out, replacing each maximal invalid subsequence by U+FFFD (Rust from_utf8_lossy). */
 int sw_tok_utf8_lossy(const char *s, size_t n, struct sw_tok_buf *out);
+/* The text encode sees: invalid UTF-8 repaired as sw_tok_utf8_lossy does, except the overlong
+ * pair C0 80, which is U+0000: sw's NUL-terminated strings carry U+0000 that way (Modified
+ * UTF-8, e.g. a JSON "\u0000" read by the dataset reader), the character `tokenizers` sees. */
+int sw_tok_utf8_repair_text(const char *s, size_t n, struct sw_tok_buf *out);
 
 /* Unicode predicates on code points, as `tokenizers` applies them. */
 int sw_tok_is_whitespace(int32_t cp); /* char::is_whitespace: White_Space property */

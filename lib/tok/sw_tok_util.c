@@ -231,6 +231,21 @@ int sw_tok_utf8_lossy(const char *s, size_t n, struct sw_tok_buf *out) {
     return 0;
 }
 
+int sw_tok_utf8_repair_text(const char *s, size_t n, struct sw_tok_buf *out) {
+    size_t i = 0;
+    while (i < n) {
+        size_t end = i;
+        while (end + 1 < n && !((unsigned char)s[end] == 0xC0 && (unsigned char)s[end + 1] == 0x80))
+            end++;
+        if (end + 1 >= n) end = n;
+        SW_TRY(sw_tok_utf8_lossy(s + i, end - i, out));
+        if (end == n) break;
+        SW_TRY(sw_tok_buf_put(out, "", 1));
+        i = end + 2;
+    }
+    return 0;
+}
+
 /* ---- Unicode predicates ---- */
 
 int sw_tok_is_whitespace(int32_t c) {

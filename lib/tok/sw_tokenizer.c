@@ -534,23 +534,8 @@ int sw_tokenizer_encode_append(const struct sw_tokenizer *tok, const char *text,
     if (!text) text = "";
     const char *s = text;
     if (sw_tok_utf8_valid(text, len) != len) {
-        /* Invalid UTF-8 is repaired (U+FFFD), except the overlong pair C0 80: sw's
-         * NUL-terminated strings carry U+0000 that way (Modified UTF-8, e.g. a JSON "\u0000"
-         * read by the dataset reader), and it is the character U+0000 here, as `tokenizers`
-         * sees it. */
         sc->text.n = 0;
-        size_t i = 0;
-        while (i < len) {
-            size_t end = i;
-            while (end + 1 < len && !((unsigned char)text[end] == 0xC0 &&
-                                      (unsigned char)text[end + 1] == 0x80))
-                end++;
-            if (end + 1 >= len) end = len;
-            SW_TRY(sw_tok_utf8_lossy(text + i, end - i, &sc->text));
-            if (end == len) break;
-            SW_TRY(sw_tok_buf_put(&sc->text, "", 1));
-            i = end + 2;
-        }
+        SW_TRY(sw_tok_utf8_repair_text(text, len, &sc->text));
         s = sc->text.p;
         len = sc->text.n;
     }
