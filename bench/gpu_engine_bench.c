@@ -54,7 +54,8 @@ static int cmp_d(const void *a, const void *b) {
 static void stats(double *v, int n, double *mean, double *med, double *p99) {
     qsort(v, (size_t)n, sizeof(double), cmp_d);
     double s = 0;
-    for (int i = 0; i < n; i++) s += v[i];
+    for (int i = 0; i < n; i++)
+        s += v[i];
     *mean = n ? s / n : 0;
     *med = n ? (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2])) : 0;
     int k = (int)(0.99 * n + 0.999999) - 1; /* nearest-rank percentile */
@@ -68,19 +69,32 @@ int main(int argc, char **argv) {
     double kv_gib = 8;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
-        if (!strcmp(k, "--model")) model = v;
-        else if (!strcmp(k, "--tokenizer")) tok = v;
-        else if (!strcmp(k, "--device")) device = v;
-        else if (!strcmp(k, "--requests")) requests = atoi(v);
-        else if (!strcmp(k, "--concurrency")) conc = atoi(v);
-        else if (!strcmp(k, "--prompt-len")) plen = atoi(v);
-        else if (!strcmp(k, "--max-tokens")) maxt = atoi(v);
-        else if (!strcmp(k, "--block-size")) bs = atoi(v);
-        else if (!strcmp(k, "--kv-gib")) kv_gib = atof(v);
-        else if (!strcmp(k, "--batched-tokens")) batched = atoll(v);
-        else if (!strcmp(k, "--batch1-tokens")) b1 = atoll(v);
-        else if (!strcmp(k, "--adapters")) nad = atoi(v);
-        else if (!strcmp(k, "--adapter")) adapter = v;
+        if (!strcmp(k, "--model"))
+            model = v;
+        else if (!strcmp(k, "--tokenizer"))
+            tok = v;
+        else if (!strcmp(k, "--device"))
+            device = v;
+        else if (!strcmp(k, "--requests"))
+            requests = atoi(v);
+        else if (!strcmp(k, "--concurrency"))
+            conc = atoi(v);
+        else if (!strcmp(k, "--prompt-len"))
+            plen = atoi(v);
+        else if (!strcmp(k, "--max-tokens"))
+            maxt = atoi(v);
+        else if (!strcmp(k, "--block-size"))
+            bs = atoi(v);
+        else if (!strcmp(k, "--kv-gib"))
+            kv_gib = atof(v);
+        else if (!strcmp(k, "--batched-tokens"))
+            batched = atoll(v);
+        else if (!strcmp(k, "--batch1-tokens"))
+            b1 = atoll(v);
+        else if (!strcmp(k, "--adapters"))
+            nad = atoi(v);
+        else if (!strcmp(k, "--adapter"))
+            adapter = v;
         else {
             fprintf(stderr, "gpu_engine_bench: unknown option %s\n", k);
             return 2;
@@ -128,11 +142,13 @@ int main(int argc, char **argv) {
     /* warm-up (kernels, arena growth) */
     {
         struct req w = {0};
-        for (int k = 0; k < plen; k++) ids[k] = (int32_t)(k % V);
+        for (int k = 0; k < plen; k++)
+            ids[k] = (int32_t)(k % V);
         struct sw_sampling_params q = p;
         q.max_tokens = 4;
         sw_engine_submit(e, ids, plen, &q, NULL, cb, &w, NULL);
-        while (!w.done && sw_engine_step(e) >= 0) {}
+        while (!w.done && sw_engine_step(e) >= 0) {
+        }
     }
     double b1_tps = 0;
     if (b1 > 0) {
@@ -140,7 +156,8 @@ int main(int argc, char **argv) {
         struct sw_sampling_params q = p;
         q.max_tokens = b1;
         sw_engine_submit(e, ids, plen, &q, NULL, cb, &r, NULL);
-        while (!r.done && sw_engine_step(e) >= 0) {}
+        while (!r.done && sw_engine_step(e) >= 0) {
+        }
         b1_tps = r.n > 1 ? (r.n - 1) / (r.t_last - r.t_first) : 0;
     }
     struct req *rs = calloc((size_t)requests, sizeof(*rs));
@@ -175,15 +192,16 @@ int main(int argc, char **argv) {
     stats(tpot, requests, &pm, &pmed, &p99);
     struct sw_engine_stats st;
     sw_engine_stats(e, &st);
-    printf("{\"device\":\"%s\",\"requests\":%d,\"concurrency\":%d,\"prompt_len\":%d,"
-           "\"max_tokens\":%d,\"adapters\":%d,\"open_s\":%.3f,\"wall_s\":%.3f,"
-           "\"req_per_s\":%.3f,\"output_tok_per_s\":%.1f,\"total_tok_per_s\":%.1f,"
-           "\"ttft_ms\":{\"mean\":%.2f,\"median\":%.2f,\"p99\":%.2f},"
-           "\"tpot_ms\":{\"mean\":%.3f,\"median\":%.3f,\"p99\":%.3f},\"batch1_decode_tok_per_s\":%.1f,"
-           "\"steps\":%lld,\"preemptions\":%lld,\"kv_blocks\":%lld}\n",
-           device, requests, conc, plen, maxt, nad, t_open, wall, requests / wall, out / wall,
-           (out + (double)requests * plen) / wall, tm, tmed, t99, pm, pmed, p99, b1_tps,
-           (long long)st.steps, (long long)st.preemptions, (long long)st.kv_blocks_total);
+    printf(
+        "{\"device\":\"%s\",\"requests\":%d,\"concurrency\":%d,\"prompt_len\":%d,"
+        "\"max_tokens\":%d,\"adapters\":%d,\"open_s\":%.3f,\"wall_s\":%.3f,"
+        "\"req_per_s\":%.3f,\"output_tok_per_s\":%.1f,\"total_tok_per_s\":%.1f,"
+        "\"ttft_ms\":{\"mean\":%.2f,\"median\":%.2f,\"p99\":%.2f},"
+        "\"tpot_ms\":{\"mean\":%.3f,\"median\":%.3f,\"p99\":%.3f},\"batch1_decode_tok_per_s\":%.1f,"
+        "\"steps\":%lld,\"preemptions\":%lld,\"kv_blocks\":%lld}\n",
+        device, requests, conc, plen, maxt, nad, t_open, wall, requests / wall, out / wall,
+        (out + (double)requests * plen) / wall, tm, tmed, t99, pm, pmed, p99, b1_tps,
+        (long long)st.steps, (long long)st.preemptions, (long long)st.kv_blocks_total);
     free(ids), free(rs), free(ttft), free(tpot);
     sw_engine_close(e);
     return 0;

@@ -56,7 +56,7 @@ static int optimizer_step(struct bench_state *s) {
         if (!p->trainable) continue;
         int64_t n = p->value.ndim == 2 ? p->value.shape[0] * p->value.shape[1] : p->value.shape[0];
         SW_TRY(s->be->adamw(s->be, p->value.data, p->grad.data, s->mom1[i], s->mom2[i], n, 1e-4,
-                             0.9, 0.999, 1e-8, 0.1, p->decay, s->adam_step));
+                            0.9, 0.999, 1e-8, 0.1, p->decay, s->adam_step));
     }
     return 0;
 }
@@ -86,10 +86,15 @@ static int parse_args(int argc, char **argv, struct bench_opts *o) {
     *o = (struct bench_opts){24, 896, 14, 2, 4864, 151936, 8, 1024, 8, 2, 0, "bf16"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t *dst = !strcmp(a, "--layers") ? &o->layers : !strcmp(a, "--hidden") ? &o->hidden
-                     : !strcmp(a, "--heads") ? &o->heads : !strcmp(a, "--kv-heads") ? &o->kv_heads
-                     : !strcmp(a, "--inter") ? &o->inter : !strcmp(a, "--vocab") ? &o->vocab
-                     : !strcmp(a, "--batch") ? &o->batch : !strcmp(a, "--seq") ? &o->seq : NULL;
+        int64_t *dst = !strcmp(a, "--layers")     ? &o->layers
+                       : !strcmp(a, "--hidden")   ? &o->hidden
+                       : !strcmp(a, "--heads")    ? &o->heads
+                       : !strcmp(a, "--kv-heads") ? &o->kv_heads
+                       : !strcmp(a, "--inter")    ? &o->inter
+                       : !strcmp(a, "--vocab")    ? &o->vocab
+                       : !strcmp(a, "--batch")    ? &o->batch
+                       : !strcmp(a, "--seq")      ? &o->seq
+                                                  : NULL;
         if (!strcmp(a, "--profile")) {
             o->profile = 1;
         } else if (dst && v) {
@@ -182,7 +187,8 @@ static int run(const struct bench_opts *o) {
         rc = sw_matmul_precision_parse(tok, &prec);
         if (rc == 0) rc = s.be->set_precision(s.be, prec);
         double loss = 0;
-        for (int i = 0; rc == 0 && i < o->warmup; i++) rc = train_step(&s, NULL, NULL, NULL, &loss);
+        for (int i = 0; rc == 0 && i < o->warmup; i++)
+            rc = train_step(&s, NULL, NULL, NULL, &loss);
         double *ts = calloc((size_t)o->steps, sizeof(double));
         for (int i = 0; rc == 0 && i < o->steps; i++) {
             double a = now_s();
@@ -206,7 +212,8 @@ static int run(const struct bench_opts *o) {
         free(ts);
         if (rc == 0 && o->profile) {
             printf("# per-op breakdown of one step (%s, CUDA events; ops synchronised only by the "
-                   "stream)\n", tok);
+                   "stream)\n",
+                   tok);
             rc = s.be->profile_enable(s.be, 1);
             if (rc == 0) rc = train_step(&s, NULL, NULL, NULL, &loss);
             if (rc == 0) rc = s.be->profile_enable(s.be, 0);

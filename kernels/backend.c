@@ -93,7 +93,7 @@ int sw_backend_available(enum sw_device device) {
 
 int sw_backend_supports_op(const struct sw_backend *be, enum sw_op op) {
     if ((int)op < 0 || op >= SW_OP_COUNT) return 0;
-#define SW_OP(FAM, name, where, params)                                                       \
+#define SW_OP(FAM, name, where, params)                                                            \
     if (op == SW_OP_##FAM && !be->name) return 0;
 #include "sw_ops.def"
     return 1;

@@ -26,13 +26,15 @@ static float llama3_scale(float inv, const struct sw_rope_params *rp) {
 int sw_rope_tables(const struct sw_rope_params *rp, int64_t P, int64_t D, float *cos_t,
                    float *sin_t) {
     if (D <= 0 || D % 2 || P < 0 || rp->theta <= 0)
-        return sw_err_set(SW_EINVAL, "rope tables: head_dim %lld must be even and positive, "
-                          "rope_theta %g positive", (long long)D, rp->theta);
+        return sw_err_set(SW_EINVAL,
+                          "rope tables: head_dim %lld must be even and positive, "
+                          "rope_theta %g positive",
+                          (long long)D, rp->theta);
     if (rp->type == 1 && (rp->factor <= 0 || rp->high_freq_factor == rp->low_freq_factor ||
                           rp->low_freq_factor <= 0 || rp->original_max_position <= 0))
         return sw_err_set(SW_EINVAL, "rope tables: llama3 scaling needs factor > 0, "
-                          "low_freq_factor > 0, high_freq_factor != low_freq_factor and "
-                          "original_max_position_embeddings > 0");
+                                     "low_freq_factor > 0, high_freq_factor != low_freq_factor and "
+                                     "original_max_position_embeddings > 0");
     if (rp->type == 2 && rp->factor <= 0)
         return sw_err_set(SW_EINVAL, "rope tables: linear scaling needs factor > 0");
     int64_t half = D / 2;
@@ -40,8 +42,10 @@ int sw_rope_tables(const struct sw_rope_params *rp, int64_t P, int64_t D, float 
         float e = (float)(2 * i) / (float)D;
         float p = (float)pow((double)(float)rp->theta, (double)e);
         float inv = 1.0f / p;
-        if (rp->type == 1) inv = llama3_scale(inv, rp);
-        else if (rp->type == 2) inv = inv / (float)rp->factor;
+        if (rp->type == 1)
+            inv = llama3_scale(inv, rp);
+        else if (rp->type == 2)
+            inv = inv / (float)rp->factor;
         for (int64_t pos = 0; pos < P; pos++) {
             float ang = (float)pos * inv;
             cos_t[pos * half + i] = (float)cos((double)ang);

@@ -115,9 +115,9 @@ void sw_backend_opts_init(struct sw_backend_opts *o);
 int sw_backend_opts_from_env(struct sw_backend_opts *o);
 
 struct sw_backend {
-    const char *name;       /* "cpu", "cuda" */
+    const char *name; /* "cpu", "cuda" */
     enum sw_device device;
-    void *ctx;              /* implementation state (scratch arena, streams, handles) */
+    void *ctx; /* implementation state (scratch arena, streams, handles) */
 
     /* 1 when every op of the family is there (sw_backend_supports_op: the members are set). */
     int (*supports_op)(const struct sw_backend *be, enum sw_op op);
@@ -195,9 +195,9 @@ int sw_cpu_backend_open(struct sw_backend **out);
 
 /* RoPE frequency parameters (from sw_model_config). */
 struct sw_rope_params {
-    double theta;          /* rope_theta */
-    int type;              /* enum sw_rope_type: 0 default, 1 llama3, 2 linear */
-    double factor;         /* llama3 / linear */
+    double theta;                             /* rope_theta */
+    int type;                                 /* enum sw_rope_type: 0 default, 1 llama3, 2 linear */
+    double factor;                            /* llama3 / linear */
     double low_freq_factor, high_freq_factor; /* llama3 */
     double original_max_position;             /* llama3 */
 };

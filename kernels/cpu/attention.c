@@ -30,8 +30,8 @@
 #define SW_ATT_BQ 64
 
 struct att_item {
-    int s, h;         /* segment; query head (fwd) or kv head (bwd) */
-    int64_t i0, i1;   /* rows inside the segment */
+    int s, h;       /* segment; query head (fwd) or kv head (bwd) */
+    int64_t i0, i1; /* rows inside the segment */
 };
 
 struct att_geom {
@@ -44,16 +44,17 @@ static int att_check(const char *op, const int32_t *cu, const int32_t *kv_len, i
                      int64_t max_len, int64_t N, int64_t Hq, int64_t Hk, int64_t D,
                      struct att_geom *g) {
     if (nseq < 0 || !cu || cu[0] != 0 || cu[nseq] != N)
-        return sw_err_set(SW_EINVAL, "%s: cu_seqlens must start at 0 and end at N = %lld",
-                          op, (long long)N);
+        return sw_err_set(SW_EINVAL, "%s: cu_seqlens must start at 0 and end at N = %lld", op,
+                          (long long)N);
     if (Hq <= 0 || Hk <= 0 || Hq % Hk || D <= 0)
-        return sw_err_set(SW_EINVAL, "%s: %lld query heads not a multiple of %lld kv heads "
-                          "(head_dim %lld)", op, (long long)Hq, (long long)Hk, (long long)D);
+        return sw_err_set(SW_EINVAL,
+                          "%s: %lld query heads not a multiple of %lld kv heads "
+                          "(head_dim %lld)",
+                          op, (long long)Hq, (long long)Hk, (long long)D);
     g->maxlen = 0;
     for (int s = 0; s < nseq; s++) {
         int64_t L = (int64_t)cu[s + 1] - cu[s];
-        if (L < 0)
-            return sw_err_set(SW_EINVAL, "%s: cu_seqlens decreases at segment %d", op, s);
+        if (L < 0) return sw_err_set(SW_EINVAL, "%s: cu_seqlens decreases at segment %d", op, s);
         if (kv_len && (kv_len[s] < 0 || kv_len[s] > L))
             return sw_err_set(SW_EINVAL, "%s: kv_len %d of segment %d outside [0, %lld]", op,
                               (int)kv_len[s], s, (long long)L);
@@ -102,8 +103,8 @@ static inline int64_t visible(int64_t i, int64_t kvl) {
 
 int sw_cpu_attention_fwd(struct sw_backend *be, float *out, float *lse, const float *q,
                          const float *k, const float *v, const int32_t *cu_seqlens,
-                         const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
-                         int64_t Hq, int64_t Hk, int64_t D, float scale) {
+                         const int32_t *kv_len, int nseq, int64_t max_len, int64_t N, int64_t Hq,
+                         int64_t Hk, int64_t D, float scale) {
     (void)be;
     struct att_geom g;
     SW_TRY(att_check("attention_fwd", cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
@@ -117,7 +118,7 @@ int sw_cpu_attention_fwd(struct sw_backend *be, float *out, float *lse, const fl
         return sw_err_set(SW_ENOMEM, "attention_fwd: out of memory");
     }
     int64_t group = Hq / Hk, ldq = Hq * D, ldk = Hk * D;
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
     for (int64_t t = 0; t < nitems; t++) {
         const struct att_item *it = &items[t];
         float *S = sc + (size_t)omp_get_thread_num() * per;
@@ -133,18 +134,21 @@ int sw_cpu_attention_fwd(struct sw_backend *be, float *out, float *lse, const fl
             continue;
         }
         const float *kb = k + (base * Hk + kh) * D, *vb = v + (base * Hk + kh) * D;
-        sw_cpu_sgemm_1t(0, 1, rows, nk, D, scale, q + ((base + it->i0) * Hq + it->h) * D, ldq,
-                        kb, ldk, 0.0f, S, nk);
+        sw_cpu_sgemm_1t(0, 1, rows, nk, D, scale, q + ((base + it->i0) * Hq + it->h) * D, ldq, kb,
+                        ldk, 0.0f, S, nk);
         for (int64_t r = 0; r < rows; r++) {
             float *x = S + r * nk;
             int64_t vis = visible(it->i0 + r, kvl);
             float m = x[0];
-            for (int64_t j = 1; j < vis; j++) m = x[j] > m ? x[j] : m;
+            for (int64_t j = 1; j < vis; j++)
+                m = x[j] > m ? x[j] : m;
             float l = sw_vexpf(x, x, m, 1.0f, vis);
             float inv = 1.0f / l;
-            #pragma omp simd
-            for (int64_t j = 0; j < vis; j++) x[j] *= inv;
-            for (int64_t j = vis; j < nk; j++) x[j] = 0.0f;
+#pragma omp simd
+            for (int64_t j = 0; j < vis; j++)
+                x[j] *= inv;
+            for (int64_t j = vis; j < nk; j++)
+                x[j] = 0.0f;
             ls[r * Hq] = (float)(m + log((double)l));
         }
         sw_cpu_sgemm_1t(0, 0, rows, D, nk, 1.0f, S, nk, vb, ldk, 0.0f, o, ldq);
@@ -153,11 +157,11 @@ int sw_cpu_attention_fwd(struct sw_backend *be, float *out, float *lse, const fl
     return 0;
 }
 
-int sw_cpu_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv,
-                         const float *dout, const float *q, const float *k, const float *v,
-                         const float *out, const float *lse, const int32_t *cu_seqlens,
-                         const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
-                         int64_t Hq, int64_t Hk, int64_t D, float scale) {
+int sw_cpu_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv, const float *dout,
+                         const float *q, const float *k, const float *v, const float *out,
+                         const float *lse, const int32_t *cu_seqlens, const int32_t *kv_len,
+                         int nseq, int64_t max_len, int64_t N, int64_t Hq, int64_t Hk, int64_t D,
+                         float scale) {
     (void)be;
     struct att_geom g;
     SW_TRY(att_check("attention_bwd", cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
@@ -173,15 +177,16 @@ int sw_cpu_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv,
     }
     int64_t group = Hq / Hk, ldq = Hq * D, ldk = Hk * D;
 
-    /* Δ[r,h] = dout·out, the softmax-Jacobian correction of every row. */
-    #pragma omp parallel for schedule(static) num_threads(nth)
+/* Δ[r,h] = dout·out, the softmax-Jacobian correction of every row. */
+#pragma omp parallel for schedule(static) num_threads(nth)
     for (int64_t rh = 0; rh < N * Hq; rh++) {
         double s = 0;
-        for (int64_t d = 0; d < D; d++) s += (double)dout[rh * D + d] * out[rh * D + d];
+        for (int64_t d = 0; d < D; d++)
+            s += (double)dout[rh * D + d] * out[rh * D + d];
         delta[rh] = (float)s;
     }
 
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
     for (int64_t t = 0; t < nitems; t++) {
         const struct att_item *it = &items[t];
         float *P = buf + (size_t)omp_get_thread_num() * 2 * per, *dS = P + per;
@@ -212,9 +217,11 @@ int sw_cpu_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv,
                     float l = lse[r0 + r * Hq], dl = delta[r0 + r * Hq];
                     int64_t vis = visible(i0 + r, kvl);
                     sw_vexpf(p, p, l, 1.0f, vis);
-                    #pragma omp simd
-                    for (int64_t j = 0; j < vis; j++) ds[j] = p[j] * (ds[j] - dl);
-                    for (int64_t j = vis; j < nk; j++) p[j] = ds[j] = 0.0f;
+#pragma omp simd
+                    for (int64_t j = 0; j < vis; j++)
+                        ds[j] = p[j] * (ds[j] - dl);
+                    for (int64_t j = vis; j < nk; j++)
+                        p[j] = ds[j] = 0.0f;
                 }
                 sw_cpu_sgemm_1t(0, 0, rows, D, nk, scale, dS, nk, kb, ldk, 0.0f, dqb, ldq);
                 sw_cpu_sgemm_1t(1, 0, nk, D, rows, scale, dS, nk, qb, ldq, 1.0f, dkb, ldk);

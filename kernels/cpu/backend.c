@@ -160,7 +160,8 @@ static int cpu_device_info(struct sw_backend *be, struct sw_device_info *out) {
         char *colon = strchr(line, ':');
         if (strncmp(line, "model name", 10) != 0 || !colon) continue;
         char *v = colon + 1;
-        while (*v == ' ' || *v == '\t') v++;
+        while (*v == ' ' || *v == '\t')
+            v++;
         v[strcspn(v, "\n")] = '\0';
         if (*v) snprintf(out->name, sizeof out->name, "%s", v);
         break;
@@ -176,8 +177,10 @@ static int cpu_set_precision(struct sw_backend *be, enum sw_matmul_precision pre
     if ((int)precision < 0 || (int)precision >= SW_MATMUL_COUNT)
         return sw_err_set(SW_EINVAL, "matmul precision: unknown mode %d", (int)precision);
     if (precision != SW_MATMUL_FP32)
-        return sw_err_set(SW_EUNSUPPORTED, "matmul precision %s: the cpu backend computes in "
-                          "float32 only", sw_matmul_precision_name(precision));
+        return sw_err_set(SW_EUNSUPPORTED,
+                          "matmul precision %s: the cpu backend computes in "
+                          "float32 only",
+                          sw_matmul_precision_name(precision));
     return 0;
 }
 
@@ -217,8 +220,8 @@ static void check_blas_core(void) {
     if (generic && avx2 && !getenv("OPENBLAS_CORETYPE"))
         sw_warn("OpenBLAS chose its generic '%s' kernels on a CPU with AVX2%s (a CPU model it does "
                 "not recognise): matrix products run several times slower; set "
-                "OPENBLAS_CORETYPE=%s in the environment", core,
-                __builtin_cpu_supports("avx512f") ? " and AVX-512" : "",
+                "OPENBLAS_CORETYPE=%s in the environment",
+                core, __builtin_cpu_supports("avx512f") ? " and AVX-512" : "",
                 __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell");
 #endif
 }

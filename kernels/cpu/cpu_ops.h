@@ -18,9 +18,8 @@
 void sw_cpu_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 /* The same product in the calling thread only (for use inside OpenMP regions). */
-void sw_cpu_sgemm_1t(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
-                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                     float *C, int64_t ldc);
+void sw_cpu_sgemm_1t(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 /* What ce_fused_fwd leaves for ce_fused_bwd (kernels/cpu/cross_entropy.c): G = softmax −
  * onehot of every row with a target, [nvalid, V], when that fits SW_CPU_CE_CACHE_MAX bytes, so the
@@ -29,10 +28,10 @@ void sw_cpu_sgemm_1t(int ta, int tb, int64_t M, int64_t N, int64_t K, float alph
  * targets and lse values (copies kept here); otherwise it recomputes. One per CPU backend. */
 #define SW_CPU_CE_CACHE_MAX ((size_t)256 << 20)
 struct sw_cpu_ce_cache {
-    float *g;            /* [nvalid, V] */
-    size_t g_cap;        /* floats allocated */
-    int32_t *targets;    /* [N] copy */
-    float *lse;          /* [N] copy */
+    float *g;         /* [nvalid, V] */
+    size_t g_cap;     /* floats allocated */
+    int32_t *targets; /* [N] copy */
+    float *lse;       /* [N] copy */
     size_t n_cap;
     const float *h, *w;
     int64_t N, V, C;

@@ -5,13 +5,13 @@
  * int32 (SW_IGNORE_INDEX skips a row), loss[N] and lse[N] per row, dh[N,C], dw[V,C].
  * Only rows with a target are computed: they are gathered chunk_rows at a time into
  * hc[R,C], logits[R,V] = hc·wᵀ come from one sgemm, and each row's logsumexp is max + log Σ
- * exp (sw_expf, sums gathered in double). Ignored rows get loss 0 and lse 0. The backward recomputes the chunk's
- * logits, turns them into g = grad_scale·(softmax − onehot) in place, then dh rows = g·w and
- * dw += gᵀ·hc, chunk after chunk in order (deterministic). When G = softmax − onehot of all rows
- * fits SW_CPU_CE_CACHE_MAX, the forward stores it in the backend (struct sw_cpu_ce_cache) and the
- * matching backward uses it with alpha = grad_scale instead of recomputing the logits: a quarter
- * of the LM head's work saved; the last bits can differ from the recomputing path (where the
- * scale is multiplied in), but each path is deterministic. */
+ * exp (sw_expf, sums gathered in double). Ignored rows get loss 0 and lse 0. The backward
+ * recomputes the chunk's logits, turns them into g = grad_scale·(softmax − onehot) in place, then
+ * dh rows = g·w and dw += gᵀ·hc, chunk after chunk in order (deterministic). When G = softmax −
+ * onehot of all rows fits SW_CPU_CE_CACHE_MAX, the forward stores it in the backend (struct
+ * sw_cpu_ce_cache) and the matching backward uses it with alpha = grad_scale instead of recomputing
+ * the logits: a quarter of the LM head's work saved; the last bits can differ from the recomputing
+ * path (where the scale is multiplied in), but each path is deterministic. */
 #include "cpu_ops.h"
 #include "fastmath.h"
 
@@ -33,8 +33,10 @@ static int check_targets(const char *op, const int32_t *targets, int64_t N, int6
         n_ok++;
     }
     if (V <= 0 || V > INT_MAX || N > INT_MAX)
-        return sw_err_set(SW_ERANGE, "%s: %lld rows × %lld classes: need at least one class "
-                          "and both within OpenBLAS's int range", op, (long long)N, (long long)V);
+        return sw_err_set(SW_ERANGE,
+                          "%s: %lld rows × %lld classes: need at least one class "
+                          "and both within OpenBLAS's int range",
+                          op, (long long)N, (long long)V);
     *nvalid = n_ok;
     return 0;
 }
@@ -44,7 +46,8 @@ static int check_targets(const char *op, const int32_t *targets, int64_t N, int6
 static double row_lse(const float *x, int64_t V) {
     if (V <= 0) return -INFINITY;
     float m = x[0];
-    for (int64_t v = 1; v < V; v++) m = x[v] > m ? x[v] : m;
+    for (int64_t v = 1; v < V; v++)
+        m = x[v] > m ? x[v] : m;
     float tmp[256];
     double s = sw_vexpf(tmp, x, m, 1.0f, V < 256 ? V : 256); /* ≥ 1: holds exp(max − max) */
     for (int64_t v0 = 256; v0 < V; v0 += 256)
@@ -85,9 +88,9 @@ static void ce_ws_close(struct ce_ws *ws) {
 }
 
 /* Gather rows idx[r0..r0+R) of h into hc and form their logits. */
-static void ce_chunk_logits(struct ce_ws *ws, const float *h, const float *w, int64_t r0,
-                            int64_t R, int64_t V, int64_t C) {
-    #pragma omp parallel for schedule(static) if (R * C > 65536)
+static void ce_chunk_logits(struct ce_ws *ws, const float *h, const float *w, int64_t r0, int64_t R,
+                            int64_t V, int64_t C) {
+#pragma omp parallel for schedule(static) if (R * C > 65536)
     for (int64_t r = 0; r < R; r++)
         memcpy(ws->hc + r * C, h + ws->idx[r0 + r] * C, (size_t)C * sizeof(float));
     sw_cpu_sgemm(0, 1, R, V, C, 1.0f, ws->hc, C, w, C, 0.0f, ws->logits, V);
@@ -115,10 +118,9 @@ static int ce_cache_begin(struct sw_cpu_ce_cache *cc, int64_t nvalid, int64_t N,
 
 /* Whether the cache holds G for exactly these backward inputs. */
 static int ce_cache_hit(const struct sw_cpu_ce_cache *cc, const float *h, const float *w,
-                        const int32_t *targets, const float *lse, int64_t N, int64_t V,
-                        int64_t C) {
-    return cc && cc->valid && cc->h == h && cc->w == w && cc->N == N && cc->V == V &&
-           cc->C == C && memcmp(cc->targets, targets, (size_t)N * sizeof(int32_t)) == 0 &&
+                        const int32_t *targets, const float *lse, int64_t N, int64_t V, int64_t C) {
+    return cc && cc->valid && cc->h == h && cc->w == w && cc->N == N && cc->V == V && cc->C == C &&
+           memcmp(cc->targets, targets, (size_t)N * sizeof(int32_t)) == 0 &&
            memcmp(cc->lse, lse, (size_t)N * sizeof(float)) == 0;
 }
 
@@ -134,7 +136,7 @@ int sw_cpu_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const fl
     for (int64_t r0 = 0; r0 < ws.nvalid; r0 += ws.R) {
         int64_t R = ws.nvalid - r0 < ws.R ? ws.nvalid - r0 : ws.R;
         ce_chunk_logits(&ws, h, w, r0, R, V, C);
-        #pragma omp parallel for schedule(static) if (R * V > 65536)
+#pragma omp parallel for schedule(static) if (R * V > 65536)
         for (int64_t r = 0; r < R; r++) {
             int64_t n = ws.idx[r0 + r];
             const float *x = ws.logits + r * V;
@@ -158,9 +160,9 @@ int sw_cpu_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const fl
     return 0;
 }
 
-int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float *h,
-                        const float *w, const int32_t *targets, const float *lse, int64_t N,
-                        int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta) {
+int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float *h, const float *w,
+                        const int32_t *targets, const float *lse, int64_t N, int64_t V, int64_t C,
+                        int64_t chunk_rows, float grad_scale, float beta) {
     struct ce_ws ws;
     SW_TRY(ce_ws_open(&ws, "ce_fused_bwd", targets, N, V, C, chunk_rows, dh != NULL));
     struct sw_cpu_ce_cache *cc = sw_cpu_ce_cache_get(be);
@@ -169,8 +171,11 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
         for (int64_t n = 0; n < N; n++) {
             if (targets[n] != SW_IGNORE_INDEX) continue;
             float *d = dh + n * C;
-            if (beta == 0.0f) memset(d, 0, (size_t)C * sizeof(float));
-            else for (int64_t c = 0; c < C; c++) d[c] *= beta;
+            if (beta == 0.0f)
+                memset(d, 0, (size_t)C * sizeof(float));
+            else
+                for (int64_t c = 0; c < C; c++)
+                    d[c] *= beta;
         }
     }
     for (int64_t r0 = 0; r0 < ws.nvalid; r0 += ws.R) {
@@ -184,7 +189,7 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
             alpha = grad_scale;
         } else {
             ce_chunk_logits(&ws, h, w, r0, R, V, C);
-            #pragma omp parallel for schedule(static) if (R * V > 65536)
+#pragma omp parallel for schedule(static) if (R * V > 65536)
             for (int64_t r = 0; r < R; r++) {
                 int64_t n = ws.idx[r0 + r];
                 float *x = ws.logits + r * V;
@@ -195,12 +200,15 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
         }
         if (dh) {
             sw_cpu_sgemm(0, 0, R, C, V, alpha, g, V, w, C, 0.0f, ws.dhc, C);
-            #pragma omp parallel for schedule(static) if (R * C > 65536)
+#pragma omp parallel for schedule(static) if (R * C > 65536)
             for (int64_t r = 0; r < R; r++) {
                 float *d = dh + ws.idx[r0 + r] * C;
                 const float *s = ws.dhc + r * C;
-                if (beta == 0.0f) memcpy(d, s, (size_t)C * sizeof(float));
-                else for (int64_t c = 0; c < C; c++) d[c] = beta * d[c] + s[c];
+                if (beta == 0.0f)
+                    memcpy(d, s, (size_t)C * sizeof(float));
+                else
+                    for (int64_t c = 0; c < C; c++)
+                        d[c] = beta * d[c] + s[c];
             }
         }
         if (dw) sw_cpu_sgemm(1, 0, V, C, R, alpha, g, V, ws.hc, C, 1.0f, dw, C);
@@ -214,7 +222,7 @@ int sw_cpu_ce_logits_fwd(struct sw_backend *be, float *loss, float *lse, const f
     (void)be;
     int64_t nvalid;
     SW_TRY(check_targets("ce_logits_fwd", targets, N, V, &nvalid));
-    #pragma omp parallel for schedule(static) if (N * V > 65536)
+#pragma omp parallel for schedule(static) if (N * V > 65536)
     for (int64_t n = 0; n < N; n++) {
         const float *x = logits + n * V;
         double l = row_lse(x, V);

@@ -20,7 +20,7 @@ int sw_cpu_embedding_fwd(struct sw_backend *be, float *out, const int32_t *ids, 
                          int64_t N, int64_t V, int64_t C) {
     (void)be;
     SW_TRY(check_ids("embedding_fwd", ids, N, V));
-    #pragma omp parallel for schedule(static) if (N * C > 65536)
+#pragma omp parallel for schedule(static) if (N * C > 65536)
     for (int64_t n = 0; n < N; n++)
         memcpy(out + n * C, table + (int64_t)ids[n] * C, (size_t)C * sizeof(float));
     return 0;
@@ -31,14 +31,15 @@ int sw_cpu_embedding_bwd(struct sw_backend *be, float *dtable, const float *dout
     (void)be;
     SW_TRY(check_ids("embedding_bwd", ids, N, V));
     int64_t nblk = (C + SW_CPU_COL_BLOCK - 1) / SW_CPU_COL_BLOCK;
-    #pragma omp parallel for schedule(static) if (N * C > 65536)
+#pragma omp parallel for schedule(static) if (N * C > 65536)
     for (int64_t blk = 0; blk < nblk; blk++) {
         int64_t c0 = blk * SW_CPU_COL_BLOCK;
         int64_t c1 = c0 + SW_CPU_COL_BLOCK < C ? c0 + SW_CPU_COL_BLOCK : C;
         for (int64_t n = 0; n < N; n++) {
             float *row = dtable + (int64_t)ids[n] * C;
             const float *g = dout + n * C;
-            for (int64_t c = c0; c < c1; c++) row[c] += g[c];
+            for (int64_t c = c0; c < c1; c++)
+                row[c] += g[c];
         }
     }
     return 0;

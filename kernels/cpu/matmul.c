@@ -22,7 +22,8 @@ static void scale_rows(float *out, int64_t n, float beta) {
     if (beta == 0.0f)
         memset(out, 0, (size_t)n * sizeof(float));
     else if (beta != 1.0f)
-        for (int64_t i = 0; i < n; i++) out[i] *= beta;
+        for (int64_t i = 0; i < n; i++)
+            out[i] *= beta;
 }
 
 int sw_cpu_matmul_fwd(struct sw_backend *be, float *y, const float *x, const float *w,
@@ -33,9 +34,10 @@ int sw_cpu_matmul_fwd(struct sw_backend *be, float *y, const float *x, const flo
     if (b) {
         /* y = beta·y + b first, then the product accumulates onto it. */
         scale_rows(y, M * N, beta);
-        #pragma omp parallel for schedule(static) if (M * N > 65536)
+#pragma omp parallel for schedule(static) if (M * N > 65536)
         for (int64_t m = 0; m < M; m++)
-            for (int64_t n = 0; n < N; n++) y[m * N + n] += b[n];
+            for (int64_t n = 0; n < N; n++)
+                y[m * N + n] += b[n];
         beta = 1.0f;
     }
     if (K == 0) {
@@ -76,13 +78,14 @@ int sw_cpu_bias_bwd(struct sw_backend *be, float *db, const float *dy, int64_t M
                     float beta) {
     (void)be;
     int64_t nblk = (N + SW_CPU_COL_BLOCK - 1) / SW_CPU_COL_BLOCK;
-    #pragma omp parallel for schedule(static) if (M * N > 65536)
+#pragma omp parallel for schedule(static) if (M * N > 65536)
     for (int64_t blk = 0; blk < nblk; blk++) {
         int64_t c0 = blk * SW_CPU_COL_BLOCK;
         int64_t c1 = c0 + SW_CPU_COL_BLOCK < N ? c0 + SW_CPU_COL_BLOCK : N;
         double acc[SW_CPU_COL_BLOCK] = {0};
         for (int64_t m = 0; m < M; m++)
-            for (int64_t c = c0; c < c1; c++) acc[c - c0] += dy[m * N + c];
+            for (int64_t c = c0; c < c1; c++)
+                acc[c - c0] += dy[m * N + c];
         for (int64_t c = c0; c < c1; c++)
             db[c] = (float)(acc[c - c0] + (beta == 0.0f ? 0.0 : (double)beta * db[c]));
     }

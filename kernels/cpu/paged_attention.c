@@ -31,11 +31,12 @@ int sw_cpu_kv_cache_write(struct sw_backend *be, float *kcache, float *vcache, c
     (void)be;
     for (int64_t n = 0; n < N; n++)
         if (slot_mapping[n] >= num_slots)
-            return sw_err_set(SW_ERANGE, "kv_cache_write: slot %d of token %lld outside the "
-                              "cache's %lld slots", (int)slot_mapping[n], (long long)n,
-                              (long long)num_slots);
+            return sw_err_set(SW_ERANGE,
+                              "kv_cache_write: slot %d of token %lld outside the "
+                              "cache's %lld slots",
+                              (int)slot_mapping[n], (long long)n, (long long)num_slots);
     size_t row = (size_t)(Hk * D);
-    #pragma omp parallel for schedule(static) if (N > 64)
+#pragma omp parallel for schedule(static) if (N > 64)
     for (int64_t n = 0; n < N; n++) {
         int64_t s = slot_mapping[n];
         if (s < 0) continue; /* a token whose K/V is not kept (padding) */
@@ -52,43 +53,50 @@ struct pa_item {
 
 int sw_cpu_paged_attention_fwd(struct sw_backend *be, float *out, const float *q,
                                const float *kcache, const float *vcache,
-                               const int32_t *block_tables, int64_t max_blocks,
-                               const int32_t *cu_q, const int32_t *seq_lens, int nseq,
-                               int64_t max_q_len, int64_t max_seq_len, int64_t N, int64_t Hq,
-                               int64_t Hk, int64_t D, int64_t block_size, int64_t num_blocks,
-                               float scale) {
+                               const int32_t *block_tables, int64_t max_blocks, const int32_t *cu_q,
+                               const int32_t *seq_lens, int nseq, int64_t max_q_len,
+                               int64_t max_seq_len, int64_t N, int64_t Hq, int64_t Hk, int64_t D,
+                               int64_t block_size, int64_t num_blocks, float scale) {
     (void)be;
     (void)max_q_len;
     if (nseq < 0 || (nseq > 0 && (!cu_q || cu_q[0] != 0 || cu_q[nseq] != N)))
         return sw_err_set(SW_EINVAL, "paged_attention: cu_q must run from 0 to N = %lld",
                           (long long)N);
     if (Hq <= 0 || Hk <= 0 || Hq % Hk || D <= 0 || block_size <= 0)
-        return sw_err_set(SW_EINVAL, "paged_attention: %lld query heads not a multiple of %lld "
-                          "kv heads (head_dim %lld, block_size %lld)", (long long)Hq,
-                          (long long)Hk, (long long)D, (long long)block_size);
+        return sw_err_set(SW_EINVAL,
+                          "paged_attention: %lld query heads not a multiple of %lld "
+                          "kv heads (head_dim %lld, block_size %lld)",
+                          (long long)Hq, (long long)Hk, (long long)D, (long long)block_size);
     int64_t maxctx = 0, nitems = 0;
     for (int s = 0; s < nseq; s++) {
         int64_t ql = (int64_t)cu_q[s + 1] - cu_q[s], ctx = seq_lens[s];
         if (ql < 0 || ctx < ql)
-            return sw_err_set(SW_EINVAL, "paged_attention: sequence %d has %lld new rows but a "
-                              "context of %lld", s, (long long)ql, (long long)ctx);
+            return sw_err_set(SW_EINVAL,
+                              "paged_attention: sequence %d has %lld new rows but a "
+                              "context of %lld",
+                              s, (long long)ql, (long long)ctx);
         if ((ctx + block_size - 1) / block_size > max_blocks)
-            return sw_err_set(SW_EINVAL, "paged_attention: sequence %d needs %lld blocks, the "
-                              "table has %lld", s, (long long)((ctx + block_size - 1) / block_size),
+            return sw_err_set(SW_EINVAL,
+                              "paged_attention: sequence %d needs %lld blocks, the "
+                              "table has %lld",
+                              s, (long long)((ctx + block_size - 1) / block_size),
                               (long long)max_blocks);
         for (int64_t b = 0; b < (ctx + block_size - 1) / block_size; b++) {
             int32_t blk = block_tables[s * max_blocks + b];
             if (blk < 0 || blk >= num_blocks)
-                return sw_err_set(SW_ERANGE, "paged_attention: block %d of sequence %d (entry "
-                                  "%lld) outside [0, %lld)", (int)blk, s, (long long)b,
-                                  (long long)num_blocks);
+                return sw_err_set(SW_ERANGE,
+                                  "paged_attention: block %d of sequence %d (entry "
+                                  "%lld) outside [0, %lld)",
+                                  (int)blk, s, (long long)b, (long long)num_blocks);
         }
         if (ctx > maxctx) maxctx = ctx;
         nitems += Hk * ((ql + SW_PA_BQ - 1) / SW_PA_BQ);
     }
     if (max_seq_len > 0 && maxctx > max_seq_len)
-        return sw_err_set(SW_EINVAL, "paged_attention: a context of %lld tokens exceeds "
-                          "max_seq_len %lld", (long long)maxctx, (long long)max_seq_len);
+        return sw_err_set(SW_EINVAL,
+                          "paged_attention: a context of %lld tokens exceeds "
+                          "max_seq_len %lld",
+                          (long long)maxctx, (long long)max_seq_len);
     if (nitems == 0) return 0;
     struct pa_item *items = malloc((size_t)nitems * sizeof(*items));
     int nth = omp_get_max_threads();
@@ -104,20 +112,22 @@ int sw_cpu_paged_attention_fwd(struct sw_backend *be, float *out, const float *q
         int64_t ql = (int64_t)cu_q[s + 1] - cu_q[s];
         for (int64_t kh = 0; kh < Hk; kh++)
             for (int64_t i0 = 0; i0 < ql; i0 += SW_PA_BQ)
-                items[k++] = (struct pa_item){s, (int)kh, i0, i0 + SW_PA_BQ < ql ? i0 + SW_PA_BQ : ql};
+                items[k++] =
+                    (struct pa_item){s, (int)kh, i0, i0 + SW_PA_BQ < ql ? i0 + SW_PA_BQ : ql};
     }
     int64_t group = Hq / Hk, ldq = Hq * D, row = Hk * D;
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
     for (int64_t t = 0; t < nitems; t++) {
         const struct pa_item *it = &items[t];
         float *Kb = buf + (size_t)omp_get_thread_num() * per, *Vb = Kb + kv_per, *S = Vb + kv_per;
         int64_t ql = (int64_t)cu_q[it->s + 1] - cu_q[it->s], ctx = seq_lens[it->s];
-        int64_t first = ctx - ql;          /* position of the sequence's first new row */
-        int64_t nk = first + it->i1;       /* keys the item's last row sees */
+        int64_t first = ctx - ql;    /* position of the sequence's first new row */
+        int64_t nk = first + it->i1; /* keys the item's last row sees */
         int64_t rows = it->i1 - it->i0;
         const int32_t *bt = block_tables + (int64_t)it->s * max_blocks;
         for (int64_t j = 0; j < nk; j++) {
-            size_t slot = (size_t)bt[j / block_size] * (size_t)block_size + (size_t)(j % block_size);
+            size_t slot =
+                (size_t)bt[j / block_size] * (size_t)block_size + (size_t)(j % block_size);
             memcpy(Kb + j * D, kcache + slot * row + it->kh * D, (size_t)D * sizeof(float));
             memcpy(Vb + j * D, vcache + slot * row + it->kh * D, (size_t)D * sizeof(float));
         }
@@ -129,12 +139,15 @@ int sw_cpu_paged_attention_fwd(struct sw_backend *be, float *out, const float *q
                 float *x = S + r * nk;
                 int64_t vis = first + it->i0 + r + 1;
                 float m = x[0];
-                for (int64_t j = 1; j < vis; j++) m = x[j] > m ? x[j] : m;
+                for (int64_t j = 1; j < vis; j++)
+                    m = x[j] > m ? x[j] : m;
                 float l = sw_vexpf(x, x, m, 1.0f, vis);
                 float inv = 1.0f / l;
-                #pragma omp simd
-                for (int64_t j = 0; j < vis; j++) x[j] *= inv;
-                for (int64_t j = vis; j < nk; j++) x[j] = 0.0f;
+#pragma omp simd
+                for (int64_t j = 0; j < vis; j++)
+                    x[j] *= inv;
+                for (int64_t j = vis; j < nk; j++)
+                    x[j] = 0.0f;
             }
             sw_cpu_sgemm_1t(0, 0, rows, D, nk, 1.0f, S, nk, Vb, D, 0.0f, out + (r0 * Hq + h) * D,
                             ldq);

@@ -11,15 +11,17 @@
 int sw_cpu_rmsnorm_fwd(struct sw_backend *be, float *out, float *rstd, const float *x,
                        const float *w, int64_t N, int64_t C, float eps) {
     (void)be;
-    #pragma omp parallel for schedule(static) if (N * C > 16384)
+#pragma omp parallel for schedule(static) if (N * C > 16384)
     for (int64_t n = 0; n < N; n++) {
         const float *xr = x + n * C;
         double ss = 0;
-        for (int64_t c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
+        for (int64_t c = 0; c < C; c++)
+            ss += (double)xr[c] * xr[c];
         float r = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
         rstd[n] = r;
         float *o = out + n * C;
-        for (int64_t c = 0; c < C; c++) o[c] = w[c] * (xr[c] * r);
+        for (int64_t c = 0; c < C; c++)
+            o[c] = w[c] * (xr[c] * r);
     }
     return 0;
 }
@@ -29,12 +31,13 @@ int sw_cpu_rmsnorm_bwd(struct sw_backend *be, float *dx, float *dw, const float 
                        float beta) {
     (void)be;
     if (dx) {
-        #pragma omp parallel for schedule(static) if (N * C > 16384)
+#pragma omp parallel for schedule(static) if (N * C > 16384)
         for (int64_t n = 0; n < N; n++) {
             const float *xr = x + n * C, *g = dout + n * C;
             float r = rstd[n];
             double dot = 0;
-            for (int64_t c = 0; c < C; c++) dot += (double)g[c] * w[c] * ((double)xr[c] * r);
+            for (int64_t c = 0; c < C; c++)
+                dot += (double)g[c] * w[c] * ((double)xr[c] * r);
             double mean = dot / (double)C;
             float *d = dx + n * C;
             for (int64_t c = 0; c < C; c++) {
@@ -45,7 +48,7 @@ int sw_cpu_rmsnorm_bwd(struct sw_backend *be, float *dx, float *dw, const float 
     }
     if (dw) {
         int64_t nblk = (C + SW_CPU_COL_BLOCK - 1) / SW_CPU_COL_BLOCK;
-        #pragma omp parallel for schedule(static) if (N * C > 16384)
+#pragma omp parallel for schedule(static) if (N * C > 16384)
         for (int64_t blk = 0; blk < nblk; blk++) {
             int64_t c0 = blk * SW_CPU_COL_BLOCK;
             int64_t c1 = c0 + SW_CPU_COL_BLOCK < C ? c0 + SW_CPU_COL_BLOCK : C;
@@ -53,9 +56,11 @@ int sw_cpu_rmsnorm_bwd(struct sw_backend *be, float *dx, float *dw, const float 
             for (int64_t n = 0; n < N; n++) {
                 const float *xr = x + n * C, *g = dout + n * C;
                 double r = rstd[n];
-                for (int64_t c = c0; c < c1; c++) acc[c - c0] += (double)g[c] * xr[c] * r;
+                for (int64_t c = c0; c < c1; c++)
+                    acc[c - c0] += (double)g[c] * xr[c] * r;
             }
-            for (int64_t c = c0; c < c1; c++) dw[c] += (float)acc[c - c0];
+            for (int64_t c = c0; c < c1; c++)
+                dw[c] += (float)acc[c - c0];
         }
     }
     return 0;

@@ -13,7 +13,7 @@ static int rope_apply(const char *op, float *x, const int32_t *pos, const float 
             return sw_err_set(SW_ERANGE, "%s: position %d at row %lld outside the table [0, %lld)",
                               op, (int)pos[n], (long long)n, (long long)P);
     int64_t half = D / 2;
-    #pragma omp parallel for schedule(static) if (N * H * D > 65536)
+#pragma omp parallel for schedule(static) if (N * H * D > 65536)
     for (int64_t n = 0; n < N; n++) {
         const float *c = cos_t + (int64_t)pos[n] * half, *s = sin_t + (int64_t)pos[n] * half;
         for (int64_t h = 0; h < H; h++) {

@@ -17,9 +17,8 @@
 /* Below this many multiply-adds one call is cheaper than waking the team. */
 #define SW_SGEMM_SPLIT_MIN (1 << 18)
 
-void sw_cpu_sgemm_1t(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
-                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                     float *C, int64_t ldc) {
+void sw_cpu_sgemm_1t(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
@@ -38,7 +37,7 @@ void sw_cpu_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, 
     int by_rows = M >= N;
     int64_t len = by_rows ? M : N;
     if (len < nth) nth = (int)len;
-    #pragma omp parallel num_threads(nth)
+#pragma omp parallel num_threads(nth)
     {
         /* Slabs in multiples of 16 rows/columns (the kernels' register tiles), split by the team
          * actually running. */

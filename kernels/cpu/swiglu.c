@@ -5,20 +5,23 @@
 
 #include <math.h>
 
-static inline float sigmoidf(float g) { return 1.0f / (1.0f + expf(-g)); }
+static inline float sigmoidf(float g) {
+    return 1.0f / (1.0f + expf(-g));
+}
 
 int sw_cpu_swiglu_fwd(struct sw_backend *be, float *out, const float *gate, const float *up,
                       int64_t n) {
     (void)be;
-    #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) out[i] = gate[i] * sigmoidf(gate[i]) * up[i];
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++)
+        out[i] = gate[i] * sigmoidf(gate[i]) * up[i];
     return 0;
 }
 
 int sw_cpu_swiglu_bwd(struct sw_backend *be, float *dgate, float *dup, const float *dout,
                       const float *gate, const float *up, int64_t n) {
     (void)be;
-    #pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i], s = sigmoidf(g);
         float d = dout[i];

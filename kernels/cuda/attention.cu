@@ -34,16 +34,16 @@
 
 #include <cstdlib>
 
-#define ATT_B 64      // rows per tile (queries and keys)
-#define ATT_T 256     // threads per block
+#define ATT_B 64  // rows per tile (queries and keys)
+#define ATT_T 256 // threads per block
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 
 // Rows [row0, row0 + 64) of a [*, stride] matrix (head offset applied by the caller), columns
 // [0, D) into dst[64][DP+1]; rows ≥ nvalid and columns ≥ D are zero; values times mul.
 template <int DP>
-__device__ __forceinline__ void att_load(float *dst, const float *src, int64_t row0,
-                                         int64_t nvalid, int64_t stride, int D, float mul) {
+__device__ __forceinline__ void att_load(float *dst, const float *src, int64_t row0, int64_t nvalid,
+                                         int64_t stride, int D, float mul) {
     for (int idx = threadIdx.x; idx < ATT_B * DP; idx += ATT_T) {
         int r = idx / DP, d = idx % DP;
         float v = 0.0f;
@@ -53,11 +53,13 @@ __device__ __forceinline__ void att_load(float *dst, const float *src, int64_t r
 }
 
 __device__ __forceinline__ float hw_max(float v) { // max over the 16 lanes of a half-warp
-    for (int o = 8; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    for (int o = 8; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
 }
 __device__ __forceinline__ float hw_sum(float v) {
-    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    for (int o = 8; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 
@@ -68,18 +70,22 @@ __device__ __forceinline__ void att_abt(float (&s)[4][4], const float *A, const 
 #pragma unroll
     for (int a = 0; a < 4; a++)
 #pragma unroll
-        for (int b = 0; b < 4; b++) s[a][b] = 0.0f;
+        for (int b = 0; b < 4; b++)
+            s[a][b] = 0.0f;
 #pragma unroll 8
     for (int k = 0; k < DP; k++) {
         float x[4], y[4];
 #pragma unroll
-        for (int a = 0; a < 4; a++) x[a] = A[(ty + 16 * a) * (DP + 1) + k];
+        for (int a = 0; a < 4; a++)
+            x[a] = A[(ty + 16 * a) * (DP + 1) + k];
 #pragma unroll
-        for (int b = 0; b < 4; b++) y[b] = B[(tx + 16 * b) * (DP + 1) + k];
+        for (int b = 0; b < 4; b++)
+            y[b] = B[(tx + 16 * b) * (DP + 1) + k];
 #pragma unroll
         for (int a = 0; a < 4; a++)
 #pragma unroll
-            for (int b = 0; b < 4; b++) s[a][b] += x[a] * y[b];
+            for (int b = 0; b < 4; b++)
+                s[a][b] += x[a] * y[b];
     }
 }
 
@@ -91,12 +97,14 @@ __device__ __forceinline__ void att_pm(float (&acc)[4][DP / 16], const float *P,
     for (int k = 0; k < ATT_B; k++) {
         float p[4];
 #pragma unroll
-        for (int a = 0; a < 4; a++) p[a] = P[(ty + 16 * a) * (ATT_B + 1) + k];
+        for (int a = 0; a < 4; a++)
+            p[a] = P[(ty + 16 * a) * (ATT_B + 1) + k];
 #pragma unroll
         for (int b = 0; b < DP / 16; b++) {
             float m = M[k * (DP + 1) + tx + 16 * b];
 #pragma unroll
-            for (int a = 0; a < 4; a++) acc[a][b] += p[a] * m;
+            for (int a = 0; a < 4; a++)
+                acc[a][b] += p[a] * m;
         }
     }
 }
@@ -105,9 +113,9 @@ __device__ __forceinline__ void att_pm(float (&acc)[4][DP / 16], const float *P,
 
 template <int DP>
 __global__ void __launch_bounds__(ATT_T)
-k_att_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-          const int32_t *cu, const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq,
-          int Hk, int D, float scale_log2) {
+    k_att_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+              const int32_t *cu, const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq,
+              int Hk, int D, float scale_log2) {
     extern __shared__ float sm[];
     float *Qs = sm, *Ks = Qs + ATT_B * (DP + 1), *Vs = Ks + ATT_B * (DP + 1);
     float *Ps = Vs + ATT_B * (DP + 1);
@@ -128,7 +136,8 @@ k_att_fwd(float *out, float *lse, const float *q, const float *k, const float *v
     for (int a = 0; a < 4; a++) {
         m[a] = -INFINITY, l[a] = 0.0f;
 #pragma unroll
-        for (int c = 0; c < DP / 16; c++) acc[a][c] = 0.0f;
+        for (int c = 0; c < DP / 16; c++)
+            acc[a][c] = 0.0f;
     }
     // Keys this tile needs: j ≤ last row and j < kv_len.
     int64_t nkeys = i0 + nq < g.kvl ? i0 + nq : g.kvl;
@@ -166,7 +175,8 @@ k_att_fwd(float *out, float *lse, const float *q, const float *k, const float *v
             l[a] = l[a] * alpha + ps;
             m[a] = mnew;
 #pragma unroll
-            for (int c = 0; c < DP / 16; c++) acc[a][c] *= alpha;
+            for (int c = 0; c < DP / 16; c++)
+                acc[a][c] *= alpha;
         }
         __syncthreads();
         att_pm<DP>(acc, Ps, Vs, ty, tx);
@@ -195,17 +205,19 @@ __global__ void k_att_delta(float *delta, const float *dout, const float *out, i
     if (w >= NH) return;
     const float *a = dout + w * D, *b = out + w * D;
     float s = 0.0f;
-    for (int d = lane; d < D; d += 32) s += a[d] * b[d];
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    for (int d = lane; d < D; d += 32)
+        s += a[d] * b[d];
+    for (int o = 16; o > 0; o >>= 1)
+        s += __shfl_xor_sync(0xffffffffu, s, o);
     if (lane == 0) delta[w] = s;
 }
 
 template <int DP>
 __global__ void __launch_bounds__(ATT_T)
-k_att_bwd_dq(float *dq, const float *dout, const float *q, const float *k, const float *v,
-             const float *lse, const float *delta, const int32_t *cu, const int32_t *kv_len,
-             int nseq, int ntiles, int64_t N, int Hq, int Hk, int D, float scale,
-             float scale_log2) {
+    k_att_bwd_dq(float *dq, const float *dout, const float *q, const float *k, const float *v,
+                 const float *lse, const float *delta, const int32_t *cu, const int32_t *kv_len,
+                 int nseq, int ntiles, int64_t N, int Hq, int Hk, int D, float scale,
+                 float scale_log2) {
     extern __shared__ float sm[];
     float *Qs = sm, *Os = Qs + ATT_B * (DP + 1), *Ks = Os + ATT_B * (DP + 1);
     float *Vs = Ks + ATT_B * (DP + 1), *Ss = Vs + ATT_B * (DP + 1);
@@ -229,7 +241,8 @@ k_att_bwd_dq(float *dq, const float *dout, const float *q, const float *k, const
         lse2[a] = i < g.L ? lse[rh] * LOG2E : INFINITY;
         dl[a] = i < g.L ? delta[rh] : 0.0f;
 #pragma unroll
-        for (int c = 0; c < DP / 16; c++) acc[a][c] = 0.0f;
+        for (int c = 0; c < DP / 16; c++)
+            acc[a][c] = 0.0f;
     }
     att_load<DP>(Qs, q + g.base * qs + (int64_t)h * D, i0, nq, qs, D, 1.0f);
     att_load<DP>(Os, dout + g.base * qs + (int64_t)h * D, i0, nq, qs, D, 1.0f);
@@ -270,10 +283,10 @@ k_att_bwd_dq(float *dq, const float *dout, const float *q, const float *k, const
 
 template <int DP>
 __global__ void __launch_bounds__(ATT_T)
-k_att_bwd_dkv(float *dk, float *dv, const float *dout, const float *q, const float *k,
-              const float *v, const float *lse, const float *delta, const int32_t *cu,
-              const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq, int Hk, int D,
-              float scale, float scale_log2) {
+    k_att_bwd_dkv(float *dk, float *dv, const float *dout, const float *q, const float *k,
+                  const float *v, const float *lse, const float *delta, const int32_t *cu,
+                  const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq, int Hk, int D,
+                  float scale, float scale_log2) {
     extern __shared__ float sm[];
     float *Ks = sm, *Vs = Ks + ATT_B * (DP + 1), *Qs = Vs + ATT_B * (DP + 1);
     float *Os = Qs + ATT_B * (DP + 1), *Ps = Os + ATT_B * (DP + 1);
@@ -293,7 +306,8 @@ k_att_bwd_dkv(float *dk, float *dv, const float *dout, const float *q, const flo
 #pragma unroll
     for (int a = 0; a < 4; a++)
 #pragma unroll
-        for (int c = 0; c < DP / 16; c++) accK[a][c] = accV[a][c] = 0.0f;
+        for (int c = 0; c < DP / 16; c++)
+            accK[a][c] = accV[a][c] = 0.0f;
     if (j0 < g.kvl) {
         att_load<DP>(Ks, k + g.base * ks + (int64_t)kh * D, j0, nk, ks, D, 1.0f);
         att_load<DP>(Vs, v + g.base * ks + (int64_t)kh * D, j0, nk, ks, D, 1.0f);
@@ -359,7 +373,8 @@ __global__ void k_att_check(const int32_t *cu, const int32_t *kv_len, int nseq, 
         return;
     }
     int64_t L = (int64_t)cu[s + 1] - cu[s];
-    if (L < 0) sw_cuda_fault_raise(fault, SW_CUDA_FAULT_ATT_CU, s + 1, cu[s + 1], N);
+    if (L < 0)
+        sw_cuda_fault_raise(fault, SW_CUDA_FAULT_ATT_CU, s + 1, cu[s + 1], N);
     else if (kv_len && (kv_len[s] < 0 || kv_len[s] > L))
         sw_cuda_fault_raise(fault, SW_CUDA_FAULT_ATT_KVLEN, s, kv_len[s], L);
     else if (L > max_len)
@@ -368,8 +383,12 @@ __global__ void k_att_check(const int32_t *cu, const int32_t *kv_len, int nseq, 
 
 // ---- host side --------------------------------------------------------------------------------
 
-static size_t smem_fwd(int DP) { return sizeof(float) * (3 * ATT_B * (DP + 1) + ATT_B * (ATT_B + 1)); }
-static size_t smem_dq(int DP) { return sizeof(float) * (4 * ATT_B * (DP + 1) + ATT_B * (ATT_B + 1)); }
+static size_t smem_fwd(int DP) {
+    return sizeof(float) * (3 * ATT_B * (DP + 1) + ATT_B * (ATT_B + 1));
+}
+static size_t smem_dq(int DP) {
+    return sizeof(float) * (4 * ATT_B * (DP + 1) + ATT_B * (ATT_B + 1));
+}
 static size_t smem_dkv(int DP) {
     return sizeof(float) * (4 * ATT_B * (DP + 1) + 2 * ATT_B * (ATT_B + 1) + 2 * ATT_B);
 }
@@ -394,11 +413,15 @@ static int att_prepare(sw_cuda_ctx *c, const char *op, const int32_t *cu, const 
         return sw_err_set(SW_EINVAL, "%s: cu_seqlens must start at 0 and end at N = %lld", op,
                           (long long)N);
     if (Hq <= 0 || Hk <= 0 || Hq % Hk || D <= 0)
-        return sw_err_set(SW_EINVAL, "%s: %lld query heads not a multiple of %lld kv heads "
-                          "(head_dim %lld)", op, (long long)Hq, (long long)Hk, (long long)D);
+        return sw_err_set(SW_EINVAL,
+                          "%s: %lld query heads not a multiple of %lld kv heads "
+                          "(head_dim %lld)",
+                          op, (long long)Hq, (long long)Hk, (long long)D);
     if (!pick_dp(D))
-        return sw_err_set(SW_EUNSUPPORTED, "%s: head_dim %lld > 128 is not supported by the CUDA "
-                          "kernels", op, (long long)D);
+        return sw_err_set(SW_EUNSUPPORTED,
+                          "%s: head_dim %lld > 128 is not supported by the CUDA "
+                          "kernels",
+                          op, (long long)D);
     if (max_len <= 0) { // not given: read the table back (one sync)
         int32_t *h = (int32_t *)malloc((size_t)(nseq + 1) * sizeof(int32_t));
         if (!h) return sw_err_set(SW_ENOMEM, "%s: out of memory", op);
@@ -412,8 +435,8 @@ static int att_prepare(sw_cuda_ctx *c, const char *op, const int32_t *cu, const 
         SW_TRY(sw_cuda_check((int)e, "attention: reading cu_seqlens", __FILE__, __LINE__));
     }
     if (nseq > 0) {
-        k_att_check<<<(unsigned)((nseq + 1 + 255) / 256), 256, 0, c->stream>>>(
-            cu, kv_len, nseq, N, max_len, c->fault_d);
+        k_att_check<<<(unsigned)((nseq + 1 + 255) / 256), 256, 0, c->stream>>>(cu, kv_len, nseq, N,
+                                                                               max_len, c->fault_d);
         SW_CUDA_LAUNCHED(op);
     }
     g->max_len = max_len;
@@ -426,13 +449,12 @@ static int att_fwd_launch(sw_cuda_ctx *c, float *out, float *lse, const float *q
                           const float *v, const int32_t *cu, const int32_t *kv_len, int nseq,
                           int ntiles, int64_t N, int Hq, int Hk, int D, float scale) {
     size_t sm = smem_fwd(DP);
-    SW_TRY(sw_cuda_check((int)cudaFuncSetAttribute(k_att_fwd<DP>,
-                                                   cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   (int)sm),
+    SW_TRY(sw_cuda_check((int)cudaFuncSetAttribute(
+                             k_att_fwd<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm),
                          "cudaFuncSetAttribute(k_att_fwd)", __FILE__, __LINE__));
     int64_t blocks = (int64_t)ntiles * nseq * Hq;
-    k_att_fwd<DP><<<(unsigned)blocks, ATT_T, sm, c->stream>>>(
-        out, lse, q, k, v, cu, kv_len, nseq, ntiles, N, Hq, Hk, D, scale * LOG2E);
+    k_att_fwd<DP><<<(unsigned)blocks, ATT_T, sm, c->stream>>>(out, lse, q, k, v, cu, kv_len, nseq,
+                                                              ntiles, N, Hq, Hk, D, scale * LOG2E);
     SW_CUDA_LAUNCHED("attention_fwd");
     return 0;
 }
@@ -452,41 +474,49 @@ static int att_bwd_launch(sw_cuda_ctx *c, float *dq, float *dk, float *dv, const
                                                    (int)s2),
                          "cudaFuncSetAttribute(k_att_bwd_dkv)", __FILE__, __LINE__));
     int64_t bq = (int64_t)ntiles * nseq * Hq, bk = (int64_t)ntiles * nseq * Hk;
-    k_att_bwd_dq<DP><<<(unsigned)bq, ATT_T, s1, c->stream>>>(
-        dq, dout, q, k, v, lse, delta, cu, kv_len, nseq, ntiles, N, Hq, Hk, D, scale,
-        scale * LOG2E);
+    k_att_bwd_dq<DP><<<(unsigned)bq, ATT_T, s1, c->stream>>>(dq, dout, q, k, v, lse, delta, cu,
+                                                             kv_len, nseq, ntiles, N, Hq, Hk, D,
+                                                             scale, scale * LOG2E);
     SW_CUDA_LAUNCHED("attention_bwd");
-    k_att_bwd_dkv<DP><<<(unsigned)bk, ATT_T, s2, c->stream>>>(
-        dk, dv, dout, q, k, v, lse, delta, cu, kv_len, nseq, ntiles, N, Hq, Hk, D, scale,
-        scale * LOG2E);
+    k_att_bwd_dkv<DP><<<(unsigned)bk, ATT_T, s2, c->stream>>>(dk, dv, dout, q, k, v, lse, delta, cu,
+                                                              kv_len, nseq, ntiles, N, Hq, Hk, D,
+                                                              scale, scale * LOG2E);
     SW_CUDA_LAUNCHED("attention_bwd");
     return 0;
 }
 
 int sw_cuda_attention_fwd(struct sw_backend *be, float *out, float *lse, const float *q,
                           const float *k, const float *v, const int32_t *cu_seqlens,
-                          const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
-                          int64_t Hq, int64_t Hk, int64_t D, float scale) {
+                          const int32_t *kv_len, int nseq, int64_t max_len, int64_t N, int64_t Hq,
+                          int64_t Hk, int64_t D, float scale) {
     SW_CUDA_OP(be, "attention_fwd", N, Hq, D);
     att_geom g;
     SW_TRY(att_prepare(c, "attention_fwd", cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
     if (N <= 0 || nseq == 0 || g.ntiles == 0) return 0;
     if (c->prec == SW_CUDA_GEMM_BF16 || c->prec == SW_CUDA_GEMM_FP16)
-        return sw_cuda_attention_fwd_mma(c, pick_dp(D), out, lse, q, k, v, cu_seqlens, kv_len,
-                                         nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
+        return sw_cuda_attention_fwd_mma(c, pick_dp(D), out, lse, q, k, v, cu_seqlens, kv_len, nseq,
+                                         g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
     switch (pick_dp(D)) {
-    case 16: return att_fwd_launch<16>(c, out, lse, q, k, v, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
-    case 32: return att_fwd_launch<32>(c, out, lse, q, k, v, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
-    case 64: return att_fwd_launch<64>(c, out, lse, q, k, v, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
-    default: return att_fwd_launch<128>(c, out, lse, q, k, v, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
+    case 16:
+        return att_fwd_launch<16>(c, out, lse, q, k, v, cu_seqlens, kv_len, nseq, g.ntiles, N,
+                                  (int)Hq, (int)Hk, (int)D, scale);
+    case 32:
+        return att_fwd_launch<32>(c, out, lse, q, k, v, cu_seqlens, kv_len, nseq, g.ntiles, N,
+                                  (int)Hq, (int)Hk, (int)D, scale);
+    case 64:
+        return att_fwd_launch<64>(c, out, lse, q, k, v, cu_seqlens, kv_len, nseq, g.ntiles, N,
+                                  (int)Hq, (int)Hk, (int)D, scale);
+    default:
+        return att_fwd_launch<128>(c, out, lse, q, k, v, cu_seqlens, kv_len, nseq, g.ntiles, N,
+                                   (int)Hq, (int)Hk, (int)D, scale);
     }
 }
 
-int sw_cuda_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv,
-                          const float *dout, const float *q, const float *k, const float *v,
-                          const float *out, const float *lse, const int32_t *cu_seqlens,
-                          const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
-                          int64_t Hq, int64_t Hk, int64_t D, float scale) {
+int sw_cuda_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv, const float *dout,
+                          const float *q, const float *k, const float *v, const float *out,
+                          const float *lse, const int32_t *cu_seqlens, const int32_t *kv_len,
+                          int nseq, int64_t max_len, int64_t N, int64_t Hq, int64_t Hk, int64_t D,
+                          float scale) {
     SW_CUDA_OP(be, "attention_bwd", N, Hq, D);
     att_geom g;
     SW_TRY(att_prepare(c, "attention_bwd", cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
@@ -499,12 +529,20 @@ int sw_cuda_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv
     SW_CUDA_LAUNCHED("attention_bwd");
     if (c->prec == SW_CUDA_GEMM_BF16 || c->prec == SW_CUDA_GEMM_FP16)
         return sw_cuda_attention_bwd_mma(c, pick_dp(D), dq, dk, dv, dout, q, k, v, lse, delta,
-                                         cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq,
-                                         (int)Hk, (int)D, scale);
+                                         cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk,
+                                         (int)D, scale);
     switch (pick_dp(D)) {
-    case 16: return att_bwd_launch<16>(c, dq, dk, dv, dout, q, k, v, lse, delta, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
-    case 32: return att_bwd_launch<32>(c, dq, dk, dv, dout, q, k, v, lse, delta, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
-    case 64: return att_bwd_launch<64>(c, dq, dk, dv, dout, q, k, v, lse, delta, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
-    default: return att_bwd_launch<128>(c, dq, dk, dv, dout, q, k, v, lse, delta, cu_seqlens, kv_len, nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
+    case 16:
+        return att_bwd_launch<16>(c, dq, dk, dv, dout, q, k, v, lse, delta, cu_seqlens, kv_len,
+                                  nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
+    case 32:
+        return att_bwd_launch<32>(c, dq, dk, dv, dout, q, k, v, lse, delta, cu_seqlens, kv_len,
+                                  nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
+    case 64:
+        return att_bwd_launch<64>(c, dq, dk, dv, dout, q, k, v, lse, delta, cu_seqlens, kv_len,
+                                  nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
+    default:
+        return att_bwd_launch<128>(c, dq, dk, dv, dout, q, k, v, lse, delta, cu_seqlens, kv_len,
+                                   nseq, g.ntiles, N, (int)Hq, (int)Hk, (int)D, scale);
     }
 }

@@ -14,7 +14,7 @@ struct att_seg {
 };
 
 __device__ __forceinline__ att_seg att_segment(const int32_t *cu, const int32_t *kv_len, int s,
-                                              int64_t N) {
+                                               int64_t N) {
     att_seg g;
     g.base = cu[s];
     g.L = (int64_t)cu[s + 1] - g.base;

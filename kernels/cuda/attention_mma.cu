@@ -28,8 +28,8 @@
 
 #include <cuda_fp16.h>
 
-#define MT 128     // threads per block (4 warps)
-#define MB 64      // tile rows (queries or keys)
+#define MT 128 // threads per block (4 warps)
+#define MB 64  // tile rows (queries or keys)
 #define LOG2E_M 1.4426950408889634f
 #define LN2_M 0.6931471805599453f
 
@@ -78,7 +78,8 @@ template <> struct half_ops<__half> {
     }
 };
 
-// ---- shared-memory movement ----------------------------------------------------------------------
+// ---- shared-memory movement
+// ----------------------------------------------------------------------
 
 __device__ __forceinline__ uint32_t smem_addr(const void *p) {
     return (uint32_t)__cvta_generic_to_shared(p);
@@ -97,10 +98,12 @@ __device__ __forceinline__ void ldsm4t(uint32_t (&r)[4], const void *p) {
 }
 // 16 bytes global → shared, zero-filled when !valid (src is then not read).
 __device__ __forceinline__ void cp16(void *dst, const void *src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)),
-                 "l"(src), "r"(valid ? 16 : 0));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(valid ? 16 : 0));
 }
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_commit() {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
 template <int n> __device__ __forceinline__ void cp_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(n));
 }
@@ -115,8 +118,8 @@ __device__ __forceinline__ void tile_load(T *dst, const T *src, int64_t row0, in
     for (int idx = threadIdx.x; idx < MB * VPR; idx += MT) {
         int r = idx / VPR, cv = idx % VPR;
         bool ok = r < nvalid;
-        cp16(dst + r * LD + cv * 8, ok ? (const void *)(src + (row0 + r) * stride + cv * 8)
-                                       : (const void *)src, ok);
+        cp16(dst + r * LD + cv * 8,
+             ok ? (const void *)(src + (row0 + r) * stride + cv * 8) : (const void *)src, ok);
     }
 }
 
@@ -152,7 +155,8 @@ __device__ __forceinline__ void mma_abt(float (&acc)[8][4], const T *A, int a_r0
                                         int lane) {
     const int LD = DP + 8;
 #pragma unroll
-    for (int n = 0; n < 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+    for (int n = 0; n < 8; n++)
+        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
 #pragma unroll
     for (int kc = 0; kc < DP / 16; kc++) {
         uint32_t a[4];
@@ -171,7 +175,8 @@ __device__ __forceinline__ void mma_abt_reg(float (&acc)[8][4], const uint32_t (
                                             const T *B, int lane) {
     const int LD = DP + 8;
 #pragma unroll
-    for (int n = 0; n < 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
+    for (int n = 0; n < 8; n++)
+        acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.0f;
 #pragma unroll
     for (int kc = 0; kc < DP / 16; kc++) {
 #pragma unroll
@@ -205,9 +210,9 @@ __device__ __forceinline__ void mma_pm(float (&acc)[DP / 8][4], const uint32_t (
 // Write a warp's float accumulator rows (16 × DP, rows r_a = row0 + g and r_b = r_a + 8 of the
 // output, valid when < nvalid) times mul into out rows of stride ostride (floats), columns < D.
 template <int DP>
-__device__ __forceinline__ void store_rows(float *out, int64_t ostride, const float (&acc)[DP / 8][4],
-                                           int64_t ra, int64_t rb, bool va, bool vb, int D,
-                                           float mul_a, float mul_b, int lane) {
+__device__ __forceinline__ void
+store_rows(float *out, int64_t ostride, const float (&acc)[DP / 8][4], int64_t ra, int64_t rb,
+           bool va, bool vb, int D, float mul_a, float mul_b, int lane) {
     int t = lane & 3;
 #pragma unroll
     for (int dn = 0; dn < DP / 8; dn++) {
@@ -234,12 +239,13 @@ __global__ void k_mma_convert(T *dst, const float *src, int64_t NH, int D, int D
     }
 }
 
-// ---- forward ---------------------------------------------------------------------------------------
+// ---- forward
+// ---------------------------------------------------------------------------------------
 
 template <typename T, int DP>
 __global__ void __launch_bounds__(MT)
-k_att_fwd_mma(float *out, float *lse, const T *q, const T *k, const T *v, const int32_t *cu,
-              const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq, int Hk, int D) {
+    k_att_fwd_mma(float *out, float *lse, const T *q, const T *k, const T *v, const int32_t *cu,
+                  const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq, int Hk, int D) {
     const int LD = DP + 8, TILE = MB * LD;
     extern __shared__ __align__(128) unsigned char smem[];
     T *Qs = (T *)smem, *Ks = Qs + TILE, *Vs = Ks + 2 * TILE; // K, V: two stages each
@@ -268,11 +274,13 @@ k_att_fwd_mma(float *out, float *lse, const T *q, const T *k, const T *v, const 
     __syncthreads();
     uint32_t qf[DP / 16][4];
 #pragma unroll
-    for (int kc = 0; kc < DP / 16; kc++) load_a<LD>(qf[kc], Qs, warp * 16, kc * 16, lane);
+    for (int kc = 0; kc < DP / 16; kc++)
+        load_a<LD>(qf[kc], Qs, warp * 16, kc * 16, lane);
 
     float o[DP / 8][4];
 #pragma unroll
-    for (int dn = 0; dn < DP / 8; dn++) o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.0f;
+    for (int dn = 0; dn < DP / 8; dn++)
+        o[dn][0] = o[dn][1] = o[dn][2] = o[dn][3] = 0.0f;
     float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
     for (int jt = 0; jt < ntk; jt++) {
         int st = jt & 1;
@@ -346,13 +354,14 @@ k_att_fwd_mma(float *out, float *lse, const T *q, const T *k, const T *v, const 
     }
 }
 
-// ---- backward: dQ ----------------------------------------------------------------------------------
+// ---- backward: dQ
+// ----------------------------------------------------------------------------------
 
 template <typename T, int DP>
 __global__ void __launch_bounds__(MT)
-k_att_dq_mma(float *dq, const T *dout, const T *q, const T *k, const T *v, const float *lse,
-             const float *delta, const int32_t *cu, const int32_t *kv_len, int nseq, int ntiles,
-             int64_t N, int Hq, int Hk, int D, float scale, float scale_log2) {
+    k_att_dq_mma(float *dq, const T *dout, const T *q, const T *k, const T *v, const float *lse,
+                 const float *delta, const int32_t *cu, const int32_t *kv_len, int nseq, int ntiles,
+                 int64_t N, int Hq, int Hk, int D, float scale, float scale_log2) {
     const int LD = DP + 8, TILE = MB * LD;
     extern __shared__ __align__(128) unsigned char smem[];
     T *Qs = (T *)smem, *Dos = Qs + TILE, *Ks = Dos + TILE, *Vs = Ks + 2 * TILE;
@@ -384,7 +393,8 @@ k_att_dq_mma(float *dq, const T *dout, const T *q, const T *k, const T *v, const
     cp_commit();
     float acc[DP / 8][4];
 #pragma unroll
-    for (int dn = 0; dn < DP / 8; dn++) acc[dn][0] = acc[dn][1] = acc[dn][2] = acc[dn][3] = 0.0f;
+    for (int dn = 0; dn < DP / 8; dn++)
+        acc[dn][0] = acc[dn][1] = acc[dn][2] = acc[dn][3] = 0.0f;
     for (int jt = 0; jt < ntk; jt++) {
         int st = jt & 1;
         if (jt + 1 < ntk) {
@@ -424,18 +434,19 @@ k_att_dq_mma(float *dq, const T *dout, const T *q, const T *k, const T *v, const
                    ib < g.L, D, scale, scale, lane);
 }
 
-// ---- backward: dK, dV ------------------------------------------------------------------------------
+// ---- backward: dK, dV
+// ------------------------------------------------------------------------------
 
 template <typename T, int DP>
 __global__ void __launch_bounds__(MT)
-k_att_dkv_mma(float *pk, float *pv, const T *dout, const T *q, const T *k, const T *v,
-              const float *lse, const float *delta, const int32_t *cu, const int32_t *kv_len,
-              int nseq, int ntiles, int64_t N, int Hq, int Hk, int D, float scale,
-              float scale_log2) {
+    k_att_dkv_mma(float *pk, float *pv, const T *dout, const T *q, const T *k, const T *v,
+                  const float *lse, const float *delta, const int32_t *cu, const int32_t *kv_len,
+                  int nseq, int ntiles, int64_t N, int Hq, int Hk, int D, float scale,
+                  float scale_log2) {
     const int LD = DP + 8, TILE = MB * LD;
     extern __shared__ __align__(128) unsigned char smem[];
     T *Ks = (T *)smem, *Vs = Ks + TILE, *Qs = Vs + TILE, *Dos = Qs + 2 * TILE; // Q, dO: 2 stages
-    float *lse_s = (float *)(Dos + 2 * TILE), *dl_s = lse_s + 2 * MB;       // 2 stages each
+    float *lse_s = (float *)(Dos + 2 * TILE), *dl_s = lse_s + 2 * MB;          // 2 stages each
     // One block per (key tile, query head, segment); the heads of a GQA group write partial
     // dK/dV (pk/pv[h % group]), summed in head order by k_att_dkv_reduce.
     int64_t b = blockIdx.x;
@@ -449,14 +460,16 @@ k_att_dkv_mma(float *pk, float *pv, const T *dout, const T *q, const T *k, const
     int64_t qs = (int64_t)Hq * DP, ks = (int64_t)Hk * DP;
     int64_t nk = g.L - j0 < MB ? g.L - j0 : MB;
     int64_t ja = j0 + warp * 16 + gr, jb = ja + 8; // this lane's two key rows
-    float *dk = pk + (int64_t)(hq % group) * N * Hk * D, *dv = pv + (int64_t)(hq % group) * N * Hk * D;
+    float *dk = pk + (int64_t)(hq % group) * N * Hk * D,
+          *dv = pv + (int64_t)(hq % group) * N * Hk * D;
     const T *qb = q + g.base * qs + (int64_t)hq * DP, *ob = dout + g.base * qs + (int64_t)hq * DP;
 
     float accK[DP / 8][4], accV[DP / 8][4];
 #pragma unroll
     for (int dn = 0; dn < DP / 8; dn++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) accK[dn][e] = accV[dn][e] = 0.0f;
+        for (int e = 0; e < 4; e++)
+            accK[dn][e] = accV[dn][e] = 0.0f;
     int nqt = j0 < g.kvl ? (int)((g.L - j0 + MB - 1) / MB) : 0; // query tiles from the diagonal
     if (nqt > 0) {
         tile_load<T, DP>(Ks, k + g.base * ks + (int64_t)kh * DP, j0, nk, ks);
@@ -482,7 +495,8 @@ k_att_dkv_mma(float *pk, float *pv, const T *dout, const T *q, const T *k, const
             if (threadIdx.x < MB) {
                 int r = threadIdx.x;
                 int64_t i = i1 + r;
-                lse_s[(st ^ 1) * MB + r] = i < g.L ? lse[(g.base + i) * Hq + hq] * LOG2E_M : INFINITY;
+                lse_s[(st ^ 1) * MB + r] =
+                    i < g.L ? lse[(g.base + i) * Hq + hq] * LOG2E_M : INFINITY;
                 dl_s[(st ^ 1) * MB + r] = i < g.L ? delta[(g.base + i) * Hq + hq] : 0.0f;
             }
             cp_wait<1>();
@@ -528,20 +542,23 @@ __global__ void k_att_dkv_sum(float *dk, float *dv, const float *pk, const float
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += stride) {
         float a = 0.0f, b = 0.0f;
-        for (int g = 0; g < group; g++) a += pk[g * n + e], b += pv[g * n + e];
+        for (int g = 0; g < group; g++)
+            a += pk[g * n + e], b += pv[g * n + e];
         dk[e] = a;
         dv[e] = b;
     }
 }
 
-// ---- launchers -------------------------------------------------------------------------------------
+// ---- launchers
+// -------------------------------------------------------------------------------------
 
-template <int DP> static size_t smem_tiles(int n) { return (size_t)n * MB * (DP + 8) * 2; }
+template <int DP> static size_t smem_tiles(int n) {
+    return (size_t)n * MB * (DP + 8) * 2;
+}
 
-#define MMA_SMEM_ATTR(kern, bytes)                                                             \
-    SW_TRY(sw_cuda_check((int)cudaFuncSetAttribute(kern,                                       \
-                                                   cudaFuncAttributeMaxDynamicSharedMemorySize, \
-                                                   (int)(bytes)),                              \
+#define MMA_SMEM_ATTR(kern, bytes)                                                                 \
+    SW_TRY(sw_cuda_check((int)cudaFuncSetAttribute(                                                \
+                             kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)(bytes)),     \
                          "cudaFuncSetAttribute(" #kern ")", __FILE__, __LINE__))
 
 template <typename T, int DP>
@@ -558,23 +575,23 @@ static int mma_fwd(sw_cuda_ctx *c, float *out, float *lse, const T *q, const T *
 
 template <typename T, int DP>
 static int mma_bwd(sw_cuda_ctx *c, float *dq, float *dk, float *dv, const T *dout, const T *q,
-                   const T *k, const T *v, const float *lse, const float *delta,
-                   const int32_t *cu, const int32_t *kv_len, int nseq, int ntiles, int64_t N,
-                   int Hq, int Hk, int D, float scale, float *part) {
+                   const T *k, const T *v, const float *lse, const float *delta, const int32_t *cu,
+                   const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq, int Hk, int D,
+                   float scale, float *part) {
     size_t s1 = smem_tiles<DP>(6), s2 = smem_tiles<DP>(6) + 4 * MB * sizeof(float);
     MMA_SMEM_ATTR((k_att_dq_mma<T, DP>), s1);
     MMA_SMEM_ATTR((k_att_dkv_mma<T, DP>), s2);
     unsigned blocks = (unsigned)((int64_t)ntiles * nseq * Hq);
     k_att_dq_mma<T, DP><<<blocks, MT, s1, c->stream>>>(dq, dout, q, k, v, lse, delta, cu, kv_len,
-                                                        nseq, ntiles, N, Hq, Hk, D, scale,
-                                                        scale * LOG2E_M);
+                                                       nseq, ntiles, N, Hq, Hk, D, scale,
+                                                       scale * LOG2E_M);
     SW_CUDA_LAUNCHED("attention_bwd (tensor cores)");
     int group = Hq / Hk;
     int64_t n = N * Hk * D;
     float *pk = group > 1 ? part : dk, *pv = group > 1 ? part + (int64_t)group * n : dv;
     k_att_dkv_mma<T, DP><<<blocks, MT, s2, c->stream>>>(pk, pv, dout, q, k, v, lse, delta, cu,
-                                                         kv_len, nseq, ntiles, N, Hq, Hk, D,
-                                                         scale, scale * LOG2E_M);
+                                                        kv_len, nseq, ntiles, N, Hq, Hk, D, scale,
+                                                        scale * LOG2E_M);
     SW_CUDA_LAUNCHED("attention_bwd (tensor cores)");
     if (group > 1 && n > 0) {
         k_att_dkv_sum<<<sw_cuda_blocks(n, 256), 256, 0, c->stream>>>(dk, dv, pk, pv, n, group);
@@ -603,26 +620,34 @@ static int mma_inputs(sw_cuda_ctx *c, const char *op, int dp, int D, const float
         int64_t tot = rows[i] * dp;
         if (tot <= 0) continue;
         k_mma_convert<T><<<sw_cuda_blocks(tot, 256), 256, 0, c->stream>>>(dst[i], src[i], rows[i],
-                                                                         D, dp, mul[i]);
+                                                                          D, dp, mul[i]);
         SW_CUDA_LAUNCHED(op);
     }
     return 0;
 }
 
 template <typename T>
-static int fwd_typed(sw_cuda_ctx *c, int dp, float *out, float *lse, const float *q,
-                     const float *k, const float *v, const int32_t *cu, const int32_t *kv_len,
-                     int nseq, int ntiles, int64_t N, int Hq, int Hk, int D, float scale) {
+static int fwd_typed(sw_cuda_ctx *c, int dp, float *out, float *lse, const float *q, const float *k,
+                     const float *v, const int32_t *cu, const int32_t *kv_len, int nseq, int ntiles,
+                     int64_t N, int Hq, int Hk, int D, float scale) {
     const float *src[3] = {q, k, v};
     int64_t rows[3] = {N * Hq, N * Hk, N * Hk};
     float mul[3] = {scale * LOG2E_M, 1.0f, 1.0f}; // scores come out in the log2 domain
     T *b[3];
     SW_TRY(mma_inputs<T>(c, "attention_fwd (tensor cores)", dp, D, src, rows, mul, 3, b, 0, NULL));
     switch (dp) {
-    case 16: return mma_fwd<T, 16>(c, out, lse, b[0], b[1], b[2], cu, kv_len, nseq, ntiles, N, Hq, Hk, D);
-    case 32: return mma_fwd<T, 32>(c, out, lse, b[0], b[1], b[2], cu, kv_len, nseq, ntiles, N, Hq, Hk, D);
-    case 64: return mma_fwd<T, 64>(c, out, lse, b[0], b[1], b[2], cu, kv_len, nseq, ntiles, N, Hq, Hk, D);
-    default: return mma_fwd<T, 128>(c, out, lse, b[0], b[1], b[2], cu, kv_len, nseq, ntiles, N, Hq, Hk, D);
+    case 16:
+        return mma_fwd<T, 16>(c, out, lse, b[0], b[1], b[2], cu, kv_len, nseq, ntiles, N, Hq, Hk,
+                              D);
+    case 32:
+        return mma_fwd<T, 32>(c, out, lse, b[0], b[1], b[2], cu, kv_len, nseq, ntiles, N, Hq, Hk,
+                              D);
+    case 64:
+        return mma_fwd<T, 64>(c, out, lse, b[0], b[1], b[2], cu, kv_len, nseq, ntiles, N, Hq, Hk,
+                              D);
+    default:
+        return mma_fwd<T, 128>(c, out, lse, b[0], b[1], b[2], cu, kv_len, nseq, ntiles, N, Hq, Hk,
+                               D);
     }
 }
 
@@ -637,13 +662,21 @@ static int bwd_typed(sw_cuda_ctx *c, int dp, float *dq, float *dk, float *dv, co
     T *b[4];
     float *part = NULL;
     size_t part_bytes = Hq / Hk > 1 ? (size_t)2 * (size_t)(Hq / Hk) * (size_t)(N * Hk * D) * 4 : 0;
-    SW_TRY(mma_inputs<T>(c, "attention_bwd (tensor cores)", dp, D, src, rows, mul, 4, b,
-                         part_bytes, &part));
+    SW_TRY(mma_inputs<T>(c, "attention_bwd (tensor cores)", dp, D, src, rows, mul, 4, b, part_bytes,
+                         &part));
     switch (dp) {
-    case 16: return mma_bwd<T, 16>(c, dq, dk, dv, b[0], b[1], b[2], b[3], lse, delta, cu, kv_len, nseq, ntiles, N, Hq, Hk, D, scale, part);
-    case 32: return mma_bwd<T, 32>(c, dq, dk, dv, b[0], b[1], b[2], b[3], lse, delta, cu, kv_len, nseq, ntiles, N, Hq, Hk, D, scale, part);
-    case 64: return mma_bwd<T, 64>(c, dq, dk, dv, b[0], b[1], b[2], b[3], lse, delta, cu, kv_len, nseq, ntiles, N, Hq, Hk, D, scale, part);
-    default: return mma_bwd<T, 128>(c, dq, dk, dv, b[0], b[1], b[2], b[3], lse, delta, cu, kv_len, nseq, ntiles, N, Hq, Hk, D, scale, part);
+    case 16:
+        return mma_bwd<T, 16>(c, dq, dk, dv, b[0], b[1], b[2], b[3], lse, delta, cu, kv_len, nseq,
+                              ntiles, N, Hq, Hk, D, scale, part);
+    case 32:
+        return mma_bwd<T, 32>(c, dq, dk, dv, b[0], b[1], b[2], b[3], lse, delta, cu, kv_len, nseq,
+                              ntiles, N, Hq, Hk, D, scale, part);
+    case 64:
+        return mma_bwd<T, 64>(c, dq, dk, dv, b[0], b[1], b[2], b[3], lse, delta, cu, kv_len, nseq,
+                              ntiles, N, Hq, Hk, D, scale, part);
+    default:
+        return mma_bwd<T, 128>(c, dq, dk, dv, b[0], b[1], b[2], b[3], lse, delta, cu, kv_len, nseq,
+                               ntiles, N, Hq, Hk, D, scale, part);
     }
 }
 
@@ -652,8 +685,8 @@ int sw_cuda_attention_fwd_mma(sw_cuda_ctx *c, int dp, float *out, float *lse, co
                               const int32_t *kv_len, int nseq, int ntiles, int64_t N, int Hq,
                               int Hk, int D, float scale) {
     if (c->prec == SW_CUDA_GEMM_FP16)
-        return fwd_typed<__half>(c, dp, out, lse, q, k, v, cu, kv_len, nseq, ntiles, N, Hq, Hk,
-                                 D, scale);
+        return fwd_typed<__half>(c, dp, out, lse, q, k, v, cu, kv_len, nseq, ntiles, N, Hq, Hk, D,
+                                 scale);
     return fwd_typed<__nv_bfloat16>(c, dp, out, lse, q, k, v, cu, kv_len, nseq, ntiles, N, Hq, Hk,
                                     D, scale);
 }
@@ -666,6 +699,6 @@ int sw_cuda_attention_bwd_mma(sw_cuda_ctx *c, int dp, float *dq, float *dk, floa
     if (c->prec == SW_CUDA_GEMM_FP16)
         return bwd_typed<__half>(c, dp, dq, dk, dv, dout, q, k, v, lse, delta, cu, kv_len, nseq,
                                  ntiles, N, Hq, Hk, D, scale);
-    return bwd_typed<__nv_bfloat16>(c, dp, dq, dk, dv, dout, q, k, v, lse, delta, cu, kv_len,
-                                    nseq, ntiles, N, Hq, Hk, D, scale);
+    return bwd_typed<__nv_bfloat16>(c, dp, dq, dk, dv, dout, q, k, v, lse, delta, cu, kv_len, nseq,
+                                    ntiles, N, Hq, Hk, D, scale);
 }

@@ -34,26 +34,29 @@ int sw_cuda_fault_check(sw_cuda_ctx *c) {
     case SW_CUDA_FAULT_EMBED_FWD:
     case SW_CUDA_FAULT_EMBED_BWD:
         return sw_err_set(SW_ERANGE, "%s: token id %lld at row %lld outside vocabulary [0, %lld)",
-                          code == SW_CUDA_FAULT_EMBED_FWD ? "embedding_fwd" : "embedding_bwd",
-                          val, row, lim);
+                          code == SW_CUDA_FAULT_EMBED_FWD ? "embedding_fwd" : "embedding_bwd", val,
+                          row, lim);
     case SW_CUDA_FAULT_ROPE_FWD:
     case SW_CUDA_FAULT_ROPE_BWD:
         return sw_err_set(SW_ERANGE, "%s: position %lld at row %lld outside the table [0, %lld)",
                           code == SW_CUDA_FAULT_ROPE_FWD ? "rope_fwd" : "rope_bwd", val, row, lim);
     case SW_CUDA_FAULT_CE_TARGET:
-        return sw_err_set(SW_ERANGE, "cross_entropy: target %lld at row %lld outside vocabulary "
-                          "[0, %lld)", val, row, lim);
+        return sw_err_set(SW_ERANGE,
+                          "cross_entropy: target %lld at row %lld outside vocabulary "
+                          "[0, %lld)",
+                          val, row, lim);
     case SW_CUDA_FAULT_ATT_CU:
-        return sw_err_set(SW_EINVAL, "attention: cu_seqlens malformed at index %lld (value %lld, "
-                          "N = %lld): must start at 0, not decrease and end at N", row, val, lim);
+        return sw_err_set(SW_EINVAL,
+                          "attention: cu_seqlens malformed at index %lld (value %lld, "
+                          "N = %lld): must start at 0, not decrease and end at N",
+                          row, val, lim);
     case SW_CUDA_FAULT_ATT_KVLEN:
         return sw_err_set(SW_EINVAL, "attention: kv_len %lld of segment %lld outside [0, %lld]",
                           val, row, lim);
     case SW_CUDA_FAULT_ATT_MAXLEN:
         return sw_err_set(SW_EINVAL, "attention: segment %lld of %lld tokens exceeds max_len %lld",
                           row, val, lim);
-    default:
-        return sw_err_set(SW_EDEVICE, "cuda backend: unknown device fault %d", code);
+    default: return sw_err_set(SW_EDEVICE, "cuda backend: unknown device fault %d", code);
     }
 }
 
@@ -67,8 +70,8 @@ int sw_cuda_launch_check(const char *op) {
 
 // ---- profiler -------------------------------------------------------------------------------
 
-sw_cuda_prof_scope::sw_cuda_prof_scope(sw_cuda_ctx *ctx, const char *op, long long k0,
-                                       long long k1, long long k2)
+sw_cuda_prof_scope::sw_cuda_prof_scope(sw_cuda_ctx *ctx, const char *op, long long k0, long long k1,
+                                       long long k2)
     : c(ctx), idx(-1) {
     if (!c->prof_on) return;
     if (c->prof_n == c->prof_cap) {
@@ -189,7 +192,8 @@ static void cu_free(struct sw_backend *be, void *p) {
 // total capacity, left the arena at ~2× the activations from the first step on.)
 static size_t chunk_size(const sw_cuda_ctx *c, size_t n) {
     size_t total = 0;
-    for (int i = 0; i < c->nchunks; i++) total += c->chunks[i].cap;
+    for (int i = 0; i < c->nchunks; i++)
+        total += c->chunks[i].cap;
     size_t cap = total / 4;
     if (cap < ((size_t)64 << 20)) cap = (size_t)64 << 20;
     cap = (cap + 255) & ~(size_t)255;
@@ -244,7 +248,8 @@ static void *cu_scratch_alloc(struct sw_backend *be, size_t bytes) {
 // Replace every chunk by one of cap bytes (contents are dead: between steps only). On failure
 // the arena is left empty with the error set.
 static int arena_replace(sw_cuda_ctx *c, size_t cap) {
-    for (int i = 0; i < c->nchunks; i++) cudaFreeAsync(c->chunks[i].base, c->stream);
+    for (int i = 0; i < c->nchunks; i++)
+        cudaFreeAsync(c->chunks[i].base, c->stream);
     c->nchunks = 0;
     if (!c->chunks) {
         c->chunks = (sw_cuda_ctx::chunk *)malloc(sizeof(*c->chunks));
@@ -266,7 +271,8 @@ static void cu_scratch_reset(struct sw_backend *be) {
     // chunks' growth margin would stay allocated for the whole run.
     if (c->nchunks > 1 && arena_replace(c, c->need) < 0)
         sw_err_clear(); // the next scratch_alloc grows again and reports a real failure
-    for (int i = 0; i < c->nchunks; i++) c->chunks[i].used = 0;
+    for (int i = 0; i < c->nchunks; i++)
+        c->chunks[i].used = 0;
     c->cur = 0;
     c->in_use = 0;
     c->need = 0;
@@ -394,7 +400,8 @@ static enum sw_matmul_precision cu_get_precision(const struct sw_backend *be) {
 static void ctx_free(sw_cuda_ctx *c) {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
-    for (int i = 0; i < c->nchunks; i++) cudaFree(c->chunks[i].base);
+    for (int i = 0; i < c->nchunks; i++)
+        cudaFree(c->chunks[i].base);
     free(c->chunks);
     for (int i = 0; i < 2; i++)
         if (c->ws[i]) cudaFree(c->ws[i]);
@@ -424,9 +431,10 @@ static int ctx_open(sw_cuda_ctx *c, const struct sw_backend_opts *o) {
     struct sw_cuda_info &info = c->info;
     SW_TRY(sw_cuda_device_info(c->device, &info));
     if (info.cc_major < 8)
-        return sw_err_set(SW_EUNSUPPORTED, "cuda backend: %s (compute capability %d.%d) is too "
-                          "old: sw is built for Hopper (9.0)", info.name, info.cc_major,
-                          info.cc_minor);
+        return sw_err_set(SW_EUNSUPPORTED,
+                          "cuda backend: %s (compute capability %d.%d) is too "
+                          "old: sw is built for Hopper (9.0)",
+                          info.name, info.cc_major, info.cc_minor);
     c->sm_count = info.sm_count;
     CK(cudaSetDevice(c->device));
     CK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));

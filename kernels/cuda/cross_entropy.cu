@@ -66,7 +66,8 @@ __device__ float row_lse(const float *x, int64_t V) {
             ms_add(p, v.x), ms_add(p, v.y), ms_add(p, v.z), ms_add(p, v.w);
         }
     } else {
-        for (int64_t i = threadIdx.x; i < V; i += blockDim.x) ms_add(p, x[i]);
+        for (int64_t i = threadIdx.x; i < V; i += blockDim.x)
+            ms_add(p, x[i]);
     }
     for (int o = 16; o > 0; o >>= 1) {
         ms_pair q{__shfl_xor_sync(0xffffffffu, p.m, o), __shfl_xor_sync(0xffffffffu, p.s, o)};
@@ -98,7 +99,8 @@ __global__ void k_ce_rows(float *loss, float *lse, const float *logits, const in
     int32_t t = targets[r];
     bool ignored = t == SW_IGNORE_INDEX;
     bool bad = !ignored && (t < 0 || t >= V);
-    if (bad && threadIdx.x == 0) sw_cuda_fault_raise(fault, SW_CUDA_FAULT_CE_TARGET, row0 + r, t, V);
+    if (bad && threadIdx.x == 0)
+        sw_cuda_fault_raise(fault, SW_CUDA_FAULT_CE_TARGET, row0 + r, t, V);
     if ((ignored || bad) && !lse_all) {
         if (threadIdx.x == 0) loss[r] = 0.0f, lse[r] = 0.0f;
         return;
@@ -146,7 +148,9 @@ struct ce_ws {
     int half;      // sw_cuda_half_mode: the three above are in use
 };
 
-static size_t al256(size_t n) { return (n + 255) & ~(size_t)255; }
+static size_t al256(size_t n) {
+    return (n + 255) & ~(size_t)255;
+}
 
 static int ce_ws_open(sw_cuda_ctx *c, const char *op, ce_ws *ws, const float *w, int64_t N,
                       int64_t V, int64_t C, int64_t chunk_rows, int want_g16) {
@@ -158,8 +162,8 @@ static int ce_ws_open(sw_cuda_ctx *c, const char *op, ce_ws *ws, const float *w,
     size_t off_h = off_w + (ws->half ? al256((size_t)(V * C) * 2) : 0);
     size_t total = off_h + (ws->half ? al256(R * (size_t)C * 2) : 0);
     char *base = (char *)sw_cuda_ws(c, 0, total);
-    if (!base) return sw_err_wrap(SW_ENOMEM, "%s: chunk of %zu rows × %lld classes", op, R,
-                                  (long long)V);
+    if (!base)
+        return sw_err_wrap(SW_ENOMEM, "%s: chunk of %zu rows × %lld classes", op, R, (long long)V);
     ws->logits = (float *)base;
     ws->g16 = base + off_g;
     ws->w16 = base + off_w;
@@ -219,8 +223,7 @@ int sw_cuda_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const f
         int64_t R = N - r0 < ws.R ? N - r0 : ws.R;
         SW_TRY(ce_logits(c, "ce_fused_fwd", &ws, h, w, r0, R, V, C));
         k_ce_rows<<<(unsigned)R, CE_THREADS, 0, c->stream>>>(loss + r0, lse + r0, ws.logits,
-                                                              targets + r0, R, V, r0, 0,
-                                                              c->fault_d);
+                                                             targets + r0, R, V, r0, 0, c->fault_d);
         SW_CUDA_LAUNCHED("ce_fused_fwd");
         if (keep && c->prec == SW_CUDA_GEMM_FP16)
             k_ce_grad<__half><<<(unsigned)R, CE_THREADS, 0, c->stream>>>(
@@ -309,7 +312,7 @@ int sw_cuda_ce_logits_fwd(struct sw_backend *be, float *loss, float *lse, const 
     if (N <= 0) return 0;
     if (N > 0x7fffffff) return sw_err_set(SW_ERANGE, "ce_logits_fwd: too many rows");
     k_ce_rows<<<(unsigned)N, CE_THREADS, 0, c->stream>>>(loss, lse, logits, targets, N, V, 0, 1,
-                                                          c->fault_d);
+                                                         c->fault_d);
     SW_CUDA_LAUNCHED("ce_logits_fwd");
     return 0;
 }

@@ -29,16 +29,21 @@ extern "C" {
 // and turns it into SW_ERANGE / SW_EINVAL naming the op, the row and the value.
 enum sw_cuda_fault {
     SW_CUDA_FAULT_NONE = 0,
-    SW_CUDA_FAULT_EMBED_FWD, SW_CUDA_FAULT_EMBED_BWD, SW_CUDA_FAULT_ROPE_FWD,
-    SW_CUDA_FAULT_ROPE_BWD, SW_CUDA_FAULT_CE_TARGET, SW_CUDA_FAULT_ATT_CU,
-    SW_CUDA_FAULT_ATT_KVLEN, SW_CUDA_FAULT_ATT_MAXLEN,
+    SW_CUDA_FAULT_EMBED_FWD,
+    SW_CUDA_FAULT_EMBED_BWD,
+    SW_CUDA_FAULT_ROPE_FWD,
+    SW_CUDA_FAULT_ROPE_BWD,
+    SW_CUDA_FAULT_CE_TARGET,
+    SW_CUDA_FAULT_ATT_CU,
+    SW_CUDA_FAULT_ATT_KVLEN,
+    SW_CUDA_FAULT_ATT_MAXLEN,
 };
 struct sw_cuda_faultrec {
-    int code;          // enum sw_cuda_fault, first writer wins (atomicCAS from 0)
+    int code; // enum sw_cuda_fault, first writer wins (atomicCAS from 0)
     int pad;
-    long long row;     // row / segment index
-    long long value;   // offending value
-    long long limit;   // the bound it broke
+    long long row;   // row / segment index
+    long long value; // offending value
+    long long limit; // the bound it broke
 };
 __device__ inline void sw_cuda_fault_raise(sw_cuda_faultrec *f, int code, long long row,
                                            long long value, long long limit) {
@@ -62,7 +67,12 @@ struct sw_cuda_prof_rec {
 
 // BF16 and FP16 are the two 16-bit modes: GEMM operands, attention tiles and the CE gradient in
 // that type, fp32 accumulation ("half" below means whichever of the two the mode uses).
-enum sw_cuda_gemm_prec { SW_CUDA_GEMM_FP32 = 0, SW_CUDA_GEMM_TF32, SW_CUDA_GEMM_BF16, SW_CUDA_GEMM_FP16 };
+enum sw_cuda_gemm_prec {
+    SW_CUDA_GEMM_FP32 = 0,
+    SW_CUDA_GEMM_TF32,
+    SW_CUDA_GEMM_BF16,
+    SW_CUDA_GEMM_FP16
+};
 
 struct sw_cuda_gemm_plan; // cached cuBLASLt descriptors + algorithm (matmul.cu)
 
@@ -84,23 +94,27 @@ struct sw_cuda_ctx {
     int device;
     cudaStream_t stream;
     cublasLtHandle_t lt;
-    void *lt_ws;                  // cuBLASLt workspace
+    void *lt_ws; // cuBLASLt workspace
     size_t lt_ws_bytes;
     int sm_count;
-    struct sw_cuda_info info;     // the device (device_info)
-    enum sw_cuda_gemm_prec prec;  // GEMM precision (set_precision; SW_CUDA_MATMUL at open)
-    int bf16_inline;              // bf16: let cuBLASLt round float32 operands (FAST_16BF)
+    struct sw_cuda_info info;           // the device (device_info)
+    enum sw_cuda_gemm_prec prec;        // GEMM precision (set_precision; SW_CUDA_MATMUL at open)
+    int bf16_inline;                    // bf16: let cuBLASLt round float32 operands (FAST_16BF)
     enum sw_matmul_precision precision; // the public mode prec/bf16_inline came from
-    size_t ce_chunk_bytes;        // logits budget of a fused cross-entropy chunk (options)
-    size_t ce_keep_bytes;         // budget of the kept 16-bit CE gradient (options)
+    size_t ce_chunk_bytes;              // logits budget of a fused cross-entropy chunk (options)
+    size_t ce_keep_bytes;               // budget of the kept 16-bit CE gradient (options)
     // Scratch arena: chunks bump-allocated in order; reset rewinds and, if the last step needed
     // more than one chunk, replaces them by one chunk of what that step asked for (need).
-    struct chunk { char *base; size_t cap, used; } *chunks;
+    struct chunk {
+        char *base;
+        size_t cap, used;
+    } * chunks;
     int nchunks, cur;
     size_t in_use, peak;
     size_t need; // bytes handed out since the last reset (256-byte granules, no chunk tails)
     // Workspaces private to one op call (stream-ordered, grown on demand): ws[0] for an op's
-    // own temporaries, ws[1] for GEMM operand conversion (an op may call a GEMM while holding ws[0]).
+    // own temporaries, ws[1] for GEMM operand conversion (an op may call a GEMM while holding
+    // ws[0]).
     void *ws[2];
     size_t ws_bytes[2];
     // Device error record (mapped pinned host memory) and its device alias.
@@ -119,7 +133,12 @@ struct sw_cuda_ctx {
     // ce_fused_bwd of the same (h, w, targets, shape, mode) (cross_entropy.cu).
     void *ce_keep;
     size_t ce_keep_cap;
-    struct { const float *h, *w; const int32_t *t; int64_t N, V, C; int prec; } ce_key;
+    struct {
+        const float *h, *w;
+        const int32_t *t;
+        int64_t N, V, C;
+        int prec;
+    } ce_key;
 };
 
 static inline sw_cuda_ctx *sw_cuda_ctx_of(struct sw_backend *be) {
@@ -148,21 +167,21 @@ struct sw_cuda_prof_scope {
 };
 
 // Common entry of every op: the profiler scope plus the fault check.
-#define SW_CUDA_OP(be, opname, ...)                                                            \
-    sw_cuda_ctx *c = sw_cuda_ctx_of(be);                                                       \
-    sw_cuda_prof_scope prof_scope_(c, opname, ##__VA_ARGS__);                                  \
-    sw_cuda_epoch++;                                                                           \
+#define SW_CUDA_OP(be, opname, ...)                                                                \
+    sw_cuda_ctx *c = sw_cuda_ctx_of(be);                                                           \
+    sw_cuda_prof_scope prof_scope_(c, opname, ##__VA_ARGS__);                                      \
+    sw_cuda_epoch++;                                                                               \
     SW_TRY(sw_cuda_fault_check(c))
 // The same for the GEMM ops (matmul.cu), which keep the operand memo.
-#define SW_CUDA_GEMM_OP(be, opname, ...)                                                       \
-    sw_cuda_ctx *c = sw_cuda_ctx_of(be);                                                       \
-    sw_cuda_prof_scope prof_scope_(c, opname, ##__VA_ARGS__);                                  \
+#define SW_CUDA_GEMM_OP(be, opname, ...)                                                           \
+    sw_cuda_ctx *c = sw_cuda_ctx_of(be);                                                           \
+    sw_cuda_prof_scope prof_scope_(c, opname, ##__VA_ARGS__);                                      \
     SW_TRY(sw_cuda_fault_check(c))
 
-#define SW_CUDA_LAUNCHED(opname)                                                               \
-    do {                                                                                       \
-        sw_cuda_epoch++;                                                                       \
-        SW_TRY(sw_cuda_launch_check(opname));                                                  \
+#define SW_CUDA_LAUNCHED(opname)                                                                   \
+    do {                                                                                           \
+        sw_cuda_epoch++;                                                                           \
+        SW_TRY(sw_cuda_launch_check(opname));                                                      \
     } while (0)
 
 // Blocks for a grid-stride elementwise kernel over n items.

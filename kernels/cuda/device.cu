@@ -26,7 +26,8 @@ extern "C" int sw_cuda_device_info(int device, struct sw_cuda_info *info) {
     if (device < 0 || device >= count)
         return sw_err_set(SW_EDEVICE, "CUDA device %d not present (%d found)", device, count);
     cudaDeviceProp p;
-    rc = sw_cuda_check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties", __FILE__, __LINE__);
+    rc = sw_cuda_check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties", __FILE__,
+                       __LINE__);
     if (rc < 0) return rc;
     snprintf(info->name, sizeof info->name, "%s", p.name);
     info->total_bytes = p.totalGlobalMem;

@@ -1,6 +1,7 @@
 // elementwise.cu — residual add, axpy (gradient accumulation), inverted dropout whose mask is
 // recomputed from (seed, index) and never stored, and the fused AdamW update (the adamw member,
-// sw_cuda_adamw) a driver runs on device-resident parameters. All over n contiguous floats, grid-stride.
+// sw_cuda_adamw) a driver runs on device-resident parameters. All over n contiguous floats,
+// grid-stride.
 //
 // dropout_keep below is sw_dropout_keep of kernels/sw_kernels.h, written again for the device
 // (that header's inline function is host-only C): both must draw the same mask, which

@@ -18,21 +18,24 @@ __global__ void k_embed_fwd(float *out, const int32_t *ids, const float *table, 
     float *o = out + n * C;
     if (id < 0 || id >= V) {
         if (threadIdx.x == 0) sw_cuda_fault_raise(fault, SW_CUDA_FAULT_EMBED_FWD, n, id, V);
-        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) o[c] = 0.0f;
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+            o[c] = 0.0f;
         return;
     }
     const float *t = table + (int64_t)id * C;
     if ((C & 3) == 0 && (((uintptr_t)table | (uintptr_t)out) & 15) == 0) {
         const float4 *t4 = (const float4 *)t;
         float4 *o4 = (float4 *)o;
-        for (int64_t c = threadIdx.x; c < C / 4; c += blockDim.x) o4[c] = t4[c];
+        for (int64_t c = threadIdx.x; c < C / 4; c += blockDim.x)
+            o4[c] = t4[c];
     } else {
-        for (int64_t c = threadIdx.x; c < C; c += blockDim.x) o[c] = t[c];
+        for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+            o[c] = t[c];
     }
 }
 
-__global__ void k_embed_keys(int32_t *keys, int32_t *rows, const int32_t *ids, int64_t N,
-                             int64_t V, sw_cuda_faultrec *fault) {
+__global__ void k_embed_keys(int32_t *keys, int32_t *rows, const int32_t *ids, int64_t N, int64_t V,
+                             sw_cuda_faultrec *fault) {
     int64_t n = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (n >= N) return;
     int32_t id = ids[n];
@@ -51,17 +54,19 @@ __global__ void k_embed_bwd_runs(float *dtable, const float *dout, const int32_t
     int32_t id = skeys[i];
     if (id < 0 || (i > 0 && skeys[i - 1] == id)) return;
     int64_t end = i + 1;
-    while (end < N && skeys[end] == id) end++;
+    while (end < N && skeys[end] == id)
+        end++;
     float *row = dtable + (int64_t)id * C;
     for (int64_t col = threadIdx.x; col < C; col += blockDim.x) {
         float acc = row[col];
-        for (int64_t j = i; j < end; j++) acc += dout[(int64_t)srows[j] * C + col];
+        for (int64_t j = i; j < end; j++)
+            acc += dout[(int64_t)srows[j] * C + col];
         row[col] = acc;
     }
 }
 
-int sw_cuda_embedding_fwd(struct sw_backend *be, float *out, const int32_t *ids,
-                          const float *table, int64_t N, int64_t V, int64_t C) {
+int sw_cuda_embedding_fwd(struct sw_backend *be, float *out, const int32_t *ids, const float *table,
+                          int64_t N, int64_t V, int64_t C) {
     SW_CUDA_OP(be, "embedding_fwd", N, V, C);
     if (N <= 0 || C <= 0) return 0;
     if (N > 0x7fffffff)
@@ -88,7 +93,7 @@ int sw_cuda_embedding_bwd(struct sw_backend *be, float *dtable, const float *dou
     int32_t *keys = (int32_t *)ws, *rows = (int32_t *)(ws + arr);
     int32_t *skeys = (int32_t *)(ws + 2 * arr), *srows = (int32_t *)(ws + 3 * arr);
     k_embed_keys<<<(unsigned)((N + 255) / 256), 256, 0, c->stream>>>(keys, rows, ids, N, V,
-                                                                      c->fault_d);
+                                                                     c->fault_d);
     SW_CUDA_LAUNCHED("embedding_bwd");
     cudaError_t e = cub::DeviceRadixSort::SortPairs(ws + 4 * arr, tmp_bytes, keys, skeys, rows,
                                                     srows, n, 0, 32, c->stream);

@@ -19,7 +19,8 @@
 unsigned long long sw_cuda_epoch = 1;
 
 void sw_cuda_memo_clear(sw_cuda_ctx *c) {
-    for (int i = 0; i < SW_CUDA_MEMO_SLOTS; i++) c->memo[i].src = NULL;
+    for (int i = 0; i < SW_CUDA_MEMO_SLOTS; i++)
+        c->memo[i].src = NULL;
 }
 
 void sw_cuda_memo_begin(sw_cuda_ctx *c) {
@@ -45,7 +46,8 @@ const void *sw_cuda_memo_half(sw_cuda_ctx *c, const char *what, const float *src
             s->last_use = ++c->memo_tick;
             return s->buf;
         }
-        unsigned long long key = s->src ? s->last_use : 0, best = c->memo[victim].src ? c->memo[victim].last_use : 0;
+        unsigned long long key = s->src ? s->last_use : 0,
+                           best = c->memo[victim].src ? c->memo[victim].last_use : 0;
         if (key < best) victim = i;
     }
     sw_cuda_memo_slot *s = &c->memo[victim];

@@ -37,8 +37,8 @@ struct sw_cuda_gemm_plan {
 
 static int lt_check(cublasStatus_t s, const char *what, const char *call) {
     if (s == CUBLAS_STATUS_SUCCESS) return 0;
-    return sw_err_set(s == CUBLAS_STATUS_ALLOC_FAILED ? SW_ENOMEM : SW_EDEVICE,
-                      "%s: %s failed: %s", what, call, cublasLtGetStatusString(s));
+    return sw_err_set(s == CUBLAS_STATUS_ALLOC_FAILED ? SW_ENOMEM : SW_EDEVICE, "%s: %s failed: %s",
+                      what, call, cublasLtGetStatusString(s));
 }
 #define LT(call) SW_TRY(lt_check((call), what, #call))
 
@@ -51,7 +51,8 @@ static void plan_release(sw_cuda_gemm_plan *p) {
 }
 
 void sw_cuda_gemm_plans_free(sw_cuda_ctx *c) {
-    for (int i = 0; i < c->nplans; i++) plan_release(&c->plans[i]);
+    for (int i = 0; i < c->nplans; i++)
+        plan_release(&c->plans[i]);
     free(c->plans);
     c->plans = NULL;
     c->nplans = c->cap_plans = 0;
@@ -61,13 +62,14 @@ void sw_cuda_gemm_plans_free(sw_cuda_ctx *c) {
 static int ptr_align(const void *p) {
     uintptr_t a = (uintptr_t)p;
     int al = 256;
-    while (al > 4 && (a % (uintptr_t)al)) al >>= 1;
+    while (al > 4 && (a % (uintptr_t)al))
+        al >>= 1;
     return al;
 }
 
 // Build descriptors and pick an algorithm; with_bias tries the BIAS epilogue.
-static int plan_build(sw_cuda_ctx *c, const char *what, sw_cuda_gemm_plan *p, int with_bias,
-                      int aA, int aB, int aC) {
+static int plan_build(sw_cuda_ctx *c, const char *what, sw_cuda_gemm_plan *p, int with_bias, int aA,
+                      int aB, int aC) {
     cudaDataType_t ab = p->prec == SW_CUDA_GEMM_BF16   ? CUDA_R_16BF
                         : p->prec == SW_CUDA_GEMM_FP16 ? CUDA_R_16F
                                                        : CUDA_R_32F;
@@ -127,8 +129,8 @@ static int plan_get(sw_cuda_ctx *c, const char *what, int prec, int ta, int tb, 
     int align = aA | (aB << 9) | (aC << 18);
     for (int i = 0; i < c->nplans; i++) {
         sw_cuda_gemm_plan *p = &c->plans[i];
-        if (p->prec == prec && p->ta == ta && p->tb == tb && p->M == M && p->N == N &&
-            p->K == K && p->has_bias == has_bias && p->beta_nz == beta_nz && p->align == align) {
+        if (p->prec == prec && p->ta == ta && p->tb == tb && p->M == M && p->N == N && p->K == K &&
+            p->has_bias == has_bias && p->beta_nz == beta_nz && p->align == align) {
             *out = p;
             return 0;
         }
@@ -191,7 +193,8 @@ __global__ void k_f32_to_half(typename Cvt::T *dst, const float *src, int64_t n)
         }
         return;
     }
-    for (int64_t j = i; j < n; j += stride) dst[j] = Cvt::one(src[j]);
+    for (int64_t j = i; j < n; j += stride)
+        dst[j] = Cvt::one(src[j]);
 }
 
 // y[M,N] = beta·y + b[n] (beta 0 never reads y).
@@ -236,8 +239,8 @@ int sw_cuda_to_half(sw_cuda_ctx *c, const char *what, void *dst, const float *sr
     if (c->prec != SW_CUDA_GEMM_FP16)
         return sw_err_set(SW_EINVAL, "%s: 16-bit conversion outside the bf16/fp16 modes", what);
     if (n <= 0) return 0;
-    k_f32_to_half<cvt_f16><<<sw_cuda_blocks(n / 4 + 1, 256), 256, 0, c->stream>>>((__half *)dst,
-                                                                                 src, n);
+    k_f32_to_half<cvt_f16>
+        <<<sw_cuda_blocks(n / 4 + 1, 256), 256, 0, c->stream>>>((__half *)dst, src, n);
     SW_CUDA_LAUNCHED(what);
     return 0;
 }
@@ -246,8 +249,8 @@ int sw_cuda_gemm_mixed(sw_cuda_ctx *c, const char *what, float *C, const void *A
                        const void *B, int b_half, const float *bias, int64_t M, int64_t N,
                        int64_t K, int ta, int tb, float alpha, float beta) {
     if (M < 0 || N < 0 || K < 0)
-        return sw_err_set(SW_EINVAL, "%s: negative dimensions %lldx%lldx%lld", what,
-                          (long long)M, (long long)N, (long long)K);
+        return sw_err_set(SW_EINVAL, "%s: negative dimensions %lldx%lldx%lld", what, (long long)M,
+                          (long long)N, (long long)K);
     if (M == 0 || N == 0) return 0;
     if (K == 0) { // empty sum: C = beta·C (+ bias)
         if (bias) {
@@ -264,10 +267,12 @@ int sw_cuda_gemm_mixed(sw_cuda_ctx *c, const char *what, float *C, const void *A
     int pprec = c->prec;
     if (half) sw_cuda_memo_begin(c);
     if (c->prec == SW_CUDA_GEMM_BF16 && c->bf16_inline && !a_half && !b_half)
-        pprec = PLAN_F32_FAST16BF; // cuBLASLt rounds the float32 operands itself
+        pprec = PLAN_F32_FAST16BF;           // cuBLASLt rounds the float32 operands itself
     else if (half && (!a_half || !b_half)) { // float32 operands: their (memoised) 16-bit copies
-        if (!a_half && !(pa = sw_cuda_memo_half(c, what, (const float *)A, M * K))) return SW_ENOMEM;
-        if (!b_half && !(pb = sw_cuda_memo_half(c, what, (const float *)B, N * K))) return SW_ENOMEM;
+        if (!a_half && !(pa = sw_cuda_memo_half(c, what, (const float *)A, M * K)))
+            return SW_ENOMEM;
+        if (!b_half && !(pb = sw_cuda_memo_half(c, what, (const float *)B, N * K)))
+            return SW_ENOMEM;
     }
     sw_cuda_gemm_plan *p = NULL;
     SW_TRY(plan_get(c, what, pprec, ta, tb, M, N, K, bias != NULL, beta != 0.0f, pa, pb, C, &p));

@@ -87,7 +87,8 @@ int sw_cuda_sumsq(struct sw_backend *be, const float *const *x, const int64_t *n
     // existed), so the gradient norm keeps its bits.
     if (total) {
         double t = 0;
-        for (int i = 0; i < count; i++) t += out[i];
+        for (int i = 0; i < count; i++)
+            t += out[i];
         *total = t;
     }
     return 0;

@@ -47,15 +47,16 @@ int sw_cuda_kv_cache_write(struct sw_backend *be, float *kcache, float *vcache, 
 }
 
 __device__ __forceinline__ float warp_sum(float x) {
-    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    for (int o = 16; o > 0; o >>= 1)
+        x += __shfl_xor_sync(0xffffffffu, x, o);
     return x;
 }
 
 __global__ void __launch_bounds__(PA_WARPS * 32)
-k_paged_attention(float *out, const float *q, const float *kc, const float *vc,
-                  const int32_t *bt, int64_t max_blocks, const int32_t *cu, const int32_t *lens,
-                  int nseq, int64_t Hq, int64_t Hk, int64_t D, int64_t bs, int64_t num_blocks,
-                  float scale) {
+    k_paged_attention(float *out, const float *q, const float *kc, const float *vc,
+                      const int32_t *bt, int64_t max_blocks, const int32_t *cu, const int32_t *lens,
+                      int nseq, int64_t Hq, int64_t Hk, int64_t D, int64_t bs, int64_t num_blocks,
+                      float scale) {
     __shared__ float qs[PA_DMAX];
     __shared__ float wm[PA_WARPS], wl[PA_WARPS];
     __shared__ float wacc[PA_WARPS][PA_DMAX];
@@ -65,19 +66,23 @@ k_paged_attention(float *out, const float *q, const float *kc, const float *vc,
     int lo = 0, hi = nseq - 1;
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
-        if (cu[mid] <= row) lo = mid;
-        else hi = mid - 1;
+        if (cu[mid] <= row)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     const int s = lo;
     const int64_t qlen = (int64_t)cu[s + 1] - cu[s], ctx = lens[s];
     const int64_t nk = ctx - qlen + (row - cu[s]) + 1; // keys 0..position
     const int64_t kvh = h / (Hq / Hk), rowkv = Hk * D;
     const float *qr = q + (row * Hq + h) * D;
-    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) qs[d] = qr[d] * scale;
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x)
+        qs[d] = qr[d] * scale;
     __syncthreads();
     float m = -FLT_MAX, l = 0.0f, acc[PA_DMAX / 32];
 #pragma unroll
-    for (int i = 0; i < PA_DMAX / 32; i++) acc[i] = 0.0f;
+    for (int i = 0; i < PA_DMAX / 32; i++)
+        acc[i] = 0.0f;
     const int32_t *table = bt + (int64_t)s * max_blocks;
     for (int64_t j = warp; j < nk; j += PA_WARPS) {
         int64_t blk = table[j / bs];
@@ -85,7 +90,8 @@ k_paged_attention(float *out, const float *q, const float *kc, const float *vc,
         int64_t slot = blk * bs + j % bs;
         const float *kp = kc + slot * rowkv + kvh * D, *vp = vc + slot * rowkv + kvh * D;
         float dot = 0.0f;
-        for (int64_t d = lane; d < D; d += 32) dot += qs[d] * kp[d];
+        for (int64_t d = lane; d < D; d += 32)
+            dot += qs[d] * kp[d];
         dot = warp_sum(dot);
         float mn = fmaxf(m, dot);
         float corr = __expf(m - mn), p = __expf(dot - mn);
@@ -105,9 +111,11 @@ k_paged_attention(float *out, const float *q, const float *kc, const float *vc,
     }
     __syncthreads();
     float M = -FLT_MAX;
-    for (int w = 0; w < PA_WARPS; w++) M = fmaxf(M, wm[w]);
+    for (int w = 0; w < PA_WARPS; w++)
+        M = fmaxf(M, wm[w]);
     float L = 0.0f;
-    for (int w = 0; w < PA_WARPS; w++) L += wl[w] > 0.0f ? wl[w] * __expf(wm[w] - M) : 0.0f;
+    for (int w = 0; w < PA_WARPS; w++)
+        L += wl[w] > 0.0f ? wl[w] * __expf(wm[w] - M) : 0.0f;
     float *o = out + (row * Hq + h) * D;
     for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
         float x = 0.0f;
@@ -127,9 +135,10 @@ int sw_cuda_paged_attention_fwd(struct sw_backend *be, float *out, const float *
     SW_CUDA_OP(be, "paged_attention", N, Hq, D);
     (void)max_q_len, (void)max_seq_len;
     if (Hq <= 0 || Hk <= 0 || Hq % Hk || D <= 0 || block_size <= 0 || nseq < 0)
-        return sw_err_set(SW_EINVAL, "paged_attention: %lld query heads not a multiple of %lld "
-                          "kv heads (head_dim %lld, block_size %lld)", (long long)Hq,
-                          (long long)Hk, (long long)D, (long long)block_size);
+        return sw_err_set(SW_EINVAL,
+                          "paged_attention: %lld query heads not a multiple of %lld "
+                          "kv heads (head_dim %lld, block_size %lld)",
+                          (long long)Hq, (long long)Hk, (long long)D, (long long)block_size);
     if (D > PA_DMAX)
         return sw_err_set(SW_EUNSUPPORTED, "paged_attention: head_dim %lld > %d on CUDA",
                           (long long)D, PA_DMAX);

@@ -14,12 +14,13 @@
 #define COLSUM_RB 64
 
 __device__ __forceinline__ float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
 
-__global__ void k_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w,
-                              int64_t N, int64_t C, float eps) {
+__global__ void k_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int64_t N,
+                              int64_t C, float eps) {
     int64_t n = (int64_t)blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32;
     int lane = threadIdx.x & 31;
     if (n >= N) return;
@@ -34,7 +35,8 @@ __global__ void k_rmsnorm_fwd(float *out, float *rstd, const float *x, const flo
             ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
         }
     } else {
-        for (int64_t c = lane; c < C; c += 32) ss += xr[c] * xr[c];
+        for (int64_t c = lane; c < C; c += 32)
+            ss += xr[c] * xr[c];
     }
     ss = warp_sum(ss);
     float r = (float)(1.0 / sqrt((double)ss / (double)C + (double)eps));
@@ -48,7 +50,8 @@ __global__ void k_rmsnorm_fwd(float *out, float *rstd, const float *x, const flo
             o4[c] = make_float4(g.x * (v.x * r), g.y * (v.y * r), g.z * (v.z * r), g.w * (v.w * r));
         }
     } else {
-        for (int64_t c = lane; c < C; c += 32) o[c] = w[c] * (xr[c] * r);
+        for (int64_t c = lane; c < C; c += 32)
+            o[c] = w[c] * (xr[c] * r);
     }
 }
 
@@ -62,8 +65,10 @@ __global__ void k_rmsnorm_bwd_dx(float *dx, const float *dout, const float *x, c
     // In double, as the CPU reference: for tiny C (C = 1 is the extreme) dx is a difference of
     // nearly equal terms, and float would leave only rounding noise.
     double dot = 0.0;
-    for (int64_t c = lane; c < C; c += 32) dot += (double)g[c] * w[c] * ((double)xr[c] * r);
-    for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+    for (int64_t c = lane; c < C; c += 32)
+        dot += (double)g[c] * w[c] * ((double)xr[c] * r);
+    for (int o = 16; o > 0; o >>= 1)
+        dot += __shfl_xor_sync(0xffffffffu, dot, o);
     double mean = dot / (double)C;
     float *d = dx + n * C;
     for (int64_t c = lane; c < C; c += 32) {
@@ -98,7 +103,8 @@ __global__ void k_colsum_stage2(float *out, const double *part, int64_t nrb, int
     int64_t col = (int64_t)blockIdx.x * 32 + tc;
     double acc = 0;
     if (col < C)
-        for (int64_t i = tr; i < nrb; i += 8) acc += part[i * C + col];
+        for (int64_t i = tr; i < nrb; i += 8)
+            acc += part[i * C + col];
     sh[tr][tc] = acc;
     __syncthreads();
     if (tr == 0 && col < C) {
@@ -146,8 +152,8 @@ int sw_cuda_rmsnorm_bwd(struct sw_backend *be, float *dx, float *dw, const float
     if (dw) SW_TRY(sw_cuda_colsum(c, "rmsnorm_bwd", dw, dout, x, rstd, N, C, 1.0f));
     if (dx) {
         unsigned blocks = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
-        k_rmsnorm_bwd_dx<<<blocks, 32 * ROWS_PER_BLOCK, 0, c->stream>>>(dx, dout, x, w, rstd, N,
-                                                                         C, beta);
+        k_rmsnorm_bwd_dx<<<blocks, 32 * ROWS_PER_BLOCK, 0, c->stream>>>(dx, dout, x, w, rstd, N, C,
+                                                                        beta);
         SW_CUDA_LAUNCHED("rmsnorm_bwd");
     }
     return 0;

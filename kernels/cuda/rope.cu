@@ -34,15 +34,14 @@ static int rope_run(struct sw_backend *be, const char *op, float *x, const int32
     int64_t total = N * H * (D / 2);
     if (total <= 0) return 0;
     k_rope<<<sw_cuda_blocks(total, 256), 256, 0, c->stream>>>(x, pos, cos_t, sin_t, N, H, D, P,
-                                                               sign, code, c->fault_d);
+                                                              sign, code, c->fault_d);
     SW_CUDA_LAUNCHED(op);
     return 0;
 }
 
 int sw_cuda_rope_fwd(struct sw_backend *be, float *x, const int32_t *pos, const float *cos_t,
                      const float *sin_t, int64_t N, int64_t H, int64_t D, int64_t P) {
-    return rope_run(be, "rope_fwd", x, pos, cos_t, sin_t, N, H, D, P, 1.0f,
-                    SW_CUDA_FAULT_ROPE_FWD);
+    return rope_run(be, "rope_fwd", x, pos, cos_t, sin_t, N, H, D, P, 1.0f, SW_CUDA_FAULT_ROPE_FWD);
 }
 
 int sw_cuda_rope_bwd(struct sw_backend *be, float *dx, const int32_t *pos, const float *cos_t,

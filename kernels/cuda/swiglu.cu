@@ -4,9 +4,13 @@
 // σ uses expf (not the fast __expf) so results stay within float32 rounding of the CPU's.
 #include "cuda_ops.h"
 
-__device__ __forceinline__ float sigmoid_f(float g) { return 1.0f / (1.0f + expf(-g)); }
+__device__ __forceinline__ float sigmoid_f(float g) {
+    return 1.0f / (1.0f + expf(-g));
+}
 
-__device__ __forceinline__ float swiglu1(float g, float u) { return g * sigmoid_f(g) * u; }
+__device__ __forceinline__ float swiglu1(float g, float u) {
+    return g * sigmoid_f(g) * u;
+}
 __device__ __forceinline__ void swiglu1_bwd(float d, float g, float u, float &dg, float &du) {
     float s = sigmoid_f(g);
     du = d * g * s;
@@ -16,8 +20,7 @@ __device__ __forceinline__ void swiglu1_bwd(float d, float g, float u, float &dg
 // Memory-bound: 16-byte loads and stores when every pointer allows (the [N, F] activations of
 // the model always do), elementwise otherwise. The four-lane and one-lane paths compute the
 // same expression, so results do not depend on alignment.
-__global__ void k_swiglu_fwd(float *out, const float *gate, const float *up, int64_t n,
-                             int vec) {
+__global__ void k_swiglu_fwd(float *out, const float *gate, const float *up, int64_t n, int vec) {
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
     int64_t i0 = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (vec) {
@@ -30,7 +33,8 @@ __global__ void k_swiglu_fwd(float *out, const float *gate, const float *up, int
         }
         return;
     }
-    for (int64_t i = i0; i < n; i += stride) out[i] = swiglu1(gate[i], up[i]);
+    for (int64_t i = i0; i < n; i += stride)
+        out[i] = swiglu1(gate[i], up[i]);
 }
 
 __global__ void k_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate,
@@ -52,7 +56,8 @@ __global__ void k_swiglu_bwd(float *dgate, float *dup, const float *dout, const 
         }
         return;
     }
-    for (int64_t i = i0; i < n; i += stride) swiglu1_bwd(dout[i], gate[i], up[i], dgate[i], dup[i]);
+    for (int64_t i = i0; i < n; i += stride)
+        swiglu1_bwd(dout[i], gate[i], up[i], dgate[i], dup[i]);
 }
 
 static int aligned16(const void *a, const void *b, const void *c, const void *d, const void *e) {

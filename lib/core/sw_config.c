@@ -21,7 +21,8 @@
 /* Keys are compared with '-' and '_' treated alike, so --max-length == --max_length. */
 static void key_normalize(const char *in, size_t n, char *out) {
     size_t i = 0;
-    for (; i < n && i < KEY_MAX - 1 && in[i]; i++) out[i] = in[i] == '-' ? '_' : in[i];
+    for (; i < n && i < KEY_MAX - 1 && in[i]; i++)
+        out[i] = in[i] == '-' ? '_' : in[i];
     out[i] = '\0';
 }
 
@@ -35,7 +36,8 @@ static size_t edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 64 || lb > 64) return (size_t)-1;
     size_t row[65];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
     for (size_t i = 1; i <= la; i++) {
         size_t diag = row[0];
         row[0] = i;
@@ -130,7 +132,8 @@ static int opt_assign(const struct sw_opt *o, void *dst, const char *v, const ch
     case SW_OPT_BOOL: {
         int b;
         if (parse_bool(v, &b) < 0)
-            return sw_err_set(SW_EUSAGE, "%s: '%s' expects true or false, got '%s'", where, o->key, v);
+            return sw_err_set(SW_EUSAGE, "%s: '%s' expects true or false, got '%s'", where, o->key,
+                              v);
         *(int *)slot = b;
         return 0;
     }
@@ -141,7 +144,8 @@ static int opt_assign(const struct sw_opt *o, void *dst, const char *v, const ch
             /* Accept integral floats such as 1e3 (YAML users write them). */
             double d = strtod(v, &end);
             if (end == v || *end || d != floor(d) || fabs(d) > 9.0e15)
-                return sw_err_set(SW_EUSAGE, "%s: '%s' expects an integer, got '%s'", where, o->key, v);
+                return sw_err_set(SW_EUSAGE, "%s: '%s' expects an integer, got '%s'", where, o->key,
+                                  v);
             x = (long long)d;
         }
         SW_TRY(check_range(o, (double)x, v, where));
@@ -243,9 +247,11 @@ static int yaml_read_list(struct yaml_walk *w, char **out) {
         }
         size_t n = ev.data.scalar.length;
         if (len + n + 2 > cap) {
-            while (len + n + 2 > cap) cap *= 2;
+            while (len + n + 2 > cap)
+                cap *= 2;
             char *nb = realloc(buf, cap);
-            if (!nb) return yaml_event_delete(&ev), free(buf), sw_err_set(SW_ENOMEM, "out of memory");
+            if (!nb)
+                return yaml_event_delete(&ev), free(buf), sw_err_set(SW_ENOMEM, "out of memory");
             buf = nb;
         }
         if (len) buf[len++] = ',';
@@ -297,7 +303,8 @@ static int yaml_walk_doc(struct yaml_walk *w, const struct sw_opt *opts, void *d
         case YAML_DOCUMENT_END_EVENT: break;
         case YAML_STREAM_END_EVENT: done = 1; break;
         case YAML_MAPPING_START_EVENT:
-            if (in_map) rc = yaml_fail(w, (int)ev.start_mark.line + 1, "nested mappings are not options");
+            if (in_map)
+                rc = yaml_fail(w, (int)ev.start_mark.line + 1, "nested mappings are not options");
             in_map = 1;
             break;
         case YAML_MAPPING_END_EVENT: in_map = 0; break;
@@ -305,7 +312,8 @@ static int yaml_walk_doc(struct yaml_walk *w, const struct sw_opt *opts, void *d
             if (!in_map) {
                 /* An empty document parses as one empty plain scalar: accept it. */
                 if (ev.data.scalar.length == 0) break;
-                rc = yaml_fail(w, (int)ev.start_mark.line + 1, "expected a mapping of option: value");
+                rc = yaml_fail(w, (int)ev.start_mark.line + 1,
+                               "expected a mapping of option: value");
             } else {
                 rc = yaml_apply_pair(w, opts, dst, &ev);
             }
@@ -378,7 +386,8 @@ void sw_config_print_help(const struct sw_cli *cli, FILE *out) {
     fprintf(out, "usage: %s\n", cli->usage);
     if (cli->summary) fprintf(out, "\n%s\n", cli->summary);
     if (cli->opts && cli->opts->key) {
-        fprintf(out, "\noptions (--key value, --key=value, or key: value in --config FILE.yaml):\n");
+        fprintf(out,
+                "\noptions (--key value, --key=value, or key: value in --config FILE.yaml):\n");
         for (const struct sw_opt *o = cli->opts; o->key; o++) {
             fprintf(out, "  --%-28s %-6s %s\n", o->key, type_name(o), o->help ? o->help : "");
             fprintf(out, "  %-30s        default: %s", "", o->def ? o->def : "(unset)");
@@ -392,18 +401,21 @@ void sw_config_print_help(const struct sw_cli *cli, FILE *out) {
             fprintf(out, "\n");
         }
     }
-    fprintf(out, "\ncommon options:\n"
-                 "  --config FILE.yaml    read options from a YAML mapping (command line wins)\n"
-                 "  -q, --quiet           only errors on stderr    -v, --verbose  more detail\n"
-                 "  -h, --help            this text                --version      print the version\n"
-                 "environment: SW_LOG=error|warn|info|debug|trace, SW_NUM_THREADS=N, SW_PROGRESS=0|1\n");
+    fprintf(out,
+            "\ncommon options:\n"
+            "  --config FILE.yaml    read options from a YAML mapping (command line wins)\n"
+            "  -q, --quiet           only errors on stderr    -v, --verbose  more detail\n"
+            "  -h, --help            this text                --version      print the version\n"
+            "environment: SW_LOG=error|warn|info|debug|trace, SW_NUM_THREADS=N, SW_PROGRESS=0|1\n");
 }
 
 void sw_print_version(const char *tool, FILE *out) {
     fprintf(out, "%s %s (%s)\n", tool, SW_VERSION, SW_GIT_REV);
 }
 
-static int is_flag(const char *a) { return a[0] == '-' && a[1] != '\0'; }
+static int is_flag(const char *a) {
+    return a[0] == '-' && a[1] != '\0';
+}
 
 /* First pass: help, version, verbosity and the config file, which must act before overrides. */
 static int scan_common(const struct sw_cli *cli, int argc, char **argv, const char **config) {
@@ -418,7 +430,8 @@ static int scan_common(const struct sw_cli *cli, int argc, char **argv, const ch
             sw_print_version(cli->tool, stdout);
             return 1;
         }
-        if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) sw_log_set_level(SW_LOG_ERROR);
+        if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)
+            sw_log_set_level(SW_LOG_ERROR);
         else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             enum sw_log_level lv = sw_log_get_level();
             sw_log_set_level(lv < SW_LOG_TRACE ? lv + 1 : lv);
@@ -454,14 +467,16 @@ static int apply_override(const struct sw_cli *cli, void *dst, int argc, char **
     if (eq) return opt_assign(o, dst, eq + 1, where);
     if (o->type == SW_OPT_BOOL) {
         int b;
-        if (*i + 1 < argc && parse_bool(argv[*i + 1], &b) == 0) return opt_assign(o, dst, argv[++*i], where);
+        if (*i + 1 < argc && parse_bool(argv[*i + 1], &b) == 0)
+            return opt_assign(o, dst, argv[++*i], where);
         return opt_assign(o, dst, "true", where);
     }
     if (*i + 1 >= argc) return sw_err_set(SW_EUSAGE, "%s needs a value", where);
     return opt_assign(o, dst, argv[++*i], where);
 }
 
-int sw_cli_parse(const struct sw_cli *cli, void *dst, int argc, char **argv, char ***pos, int *npos) {
+int sw_cli_parse(const struct sw_cli *cli, void *dst, int argc, char **argv, char ***pos,
+                 int *npos) {
     const char *config = NULL;
     *pos = NULL;
     *npos = 0;
@@ -495,7 +510,8 @@ int sw_cli_parse(const struct sw_cli *cli, void *dst, int argc, char **argv, cha
     if (rc == 0 && n < cli->min_pos)
         rc = sw_err_set(SW_EUSAGE, "missing argument; usage: %s", cli->usage);
     if (rc == 0 && cli->max_pos >= 0 && n > cli->max_pos)
-        rc = sw_err_set(SW_EUSAGE, "unexpected argument '%s'; usage: %s", list[cli->max_pos], cli->usage);
+        rc = sw_err_set(SW_EUSAGE, "unexpected argument '%s'; usage: %s", list[cli->max_pos],
+                        cli->usage);
     if (rc < 0) {
         free(list);
         sw_config_release(cli->opts, dst);
@@ -509,7 +525,8 @@ int sw_cli_parse(const struct sw_cli *cli, void *dst, int argc, char **argv, cha
 /* ---- tools made of subcommands ---- */
 
 static void suite_usage(const struct sw_cli_suite *s, FILE *out) {
-    fprintf(out, "usage: %s <command> [options] [args]\n       %s <command> --help\n\n%s\n\ncommands:\n",
+    fprintf(out,
+            "usage: %s <command> [options] [args]\n       %s <command> --help\n\n%s\n\ncommands:\n",
             s->tool, s->tool, s->summary);
     for (size_t i = 0; i < s->ncommands; i++)
         fprintf(out, "  %-10s %s\n", s->commands[i].name, s->commands[i].summary);
@@ -535,8 +552,10 @@ int sw_cli_main(const struct sw_cli_suite *s, int argc, char **argv) {
     for (size_t i = 0; i < s->ncommands; i++)
         if (strcmp(cmd, s->commands[i].name) == 0)
             return sw_log_report(s->commands[i].run(argc - 1, argv + 1));
-    if (s->default_run && cmd[0] == '-' && cmd[1] == '-') return sw_log_report(s->default_run(argc, argv));
-    return sw_log_report(sw_err_set(SW_EUSAGE, "unknown command '%s' (see %s --help)", cmd, s->tool));
+    if (s->default_run && cmd[0] == '-' && cmd[1] == '-')
+        return sw_log_report(s->default_run(argc, argv));
+    return sw_log_report(
+        sw_err_set(SW_EUSAGE, "unknown command '%s' (see %s --help)", cmd, s->tool));
 }
 
 json_t *sw_config_to_json(const struct sw_opt *opts, const void *dst) {

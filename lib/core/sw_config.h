@@ -24,16 +24,17 @@ enum sw_opt_type {
 };
 
 struct sw_opt {
-    const char *key;       /* ms-swift argument name, e.g. "learning_rate" */
+    const char *key; /* ms-swift argument name, e.g. "learning_rate" */
     enum sw_opt_type type;
-    size_t offset;         /* offsetof(struct my_opts, field) */
-    const char *def;       /* default as text; NULL = unset (strings stay NULL, numbers 0) */
-    const char *help;      /* one line */
-    double min, max;       /* inclusive range for INT/FLOAT when min < max */
-    const char *choices;   /* "a|b|c" for CHOICE */
-    const char *alias;     /* an accepted older name ("train_type" for "tuner_type"), or NULL */
+    size_t offset;       /* offsetof(struct my_opts, field) */
+    const char *def;     /* default as text; NULL = unset (strings stay NULL, numbers 0) */
+    const char *help;    /* one line */
+    double min, max;     /* inclusive range for INT/FLOAT when min < max */
+    const char *choices; /* "a|b|c" for CHOICE */
+    const char *alias;   /* an accepted older name ("train_type" for "tuner_type"), or NULL */
 };
-#define SW_OPT_END {0}
+#define SW_OPT_END                                                                                 \
+    { 0 }
 
 /* What a command accepts. opts ends with SW_OPT_END (key == NULL). */
 struct sw_cli {
@@ -50,7 +51,8 @@ struct sw_cli {
  * array owned by dst's release: free(*pos)). Returns 1 when --help or --version was printed
  * (exit 0), or a negative sw_err (SW_EUSAGE for usage errors) with the message set.
  * -q/-v adjust the log level directly. */
-int sw_cli_parse(const struct sw_cli *cli, void *dst, int argc, char **argv, char ***pos, int *npos);
+int sw_cli_parse(const struct sw_cli *cli, void *dst, int argc, char **argv, char ***pos,
+                 int *npos);
 
 /* Building blocks, exposed for tests and for tools with custom flows. */
 int sw_config_defaults(const struct sw_opt *opts, void *dst);

@@ -63,6 +63,7 @@ float sw_fp8_e5m2_to_f32(uint8_t b);
  * float to integer maps NaN to 0; integer to integer is exact and clamps to the target's range;
  * BOOL sources read nonzero as 1; same-dtype conversions (Q4 and BOOL included) copy bytes.
  * Large n (> 65536) runs on OpenMP threads. */
-int sw_dtype_convert(enum sw_dtype dst_dt, void *dst, enum sw_dtype src_dt, const void *src, size_t n);
+int sw_dtype_convert(enum sw_dtype dst_dt, void *dst, enum sw_dtype src_dt, const void *src,
+                     size_t n);
 
 #endif

@@ -56,9 +56,13 @@ int sw_err_wrap(int code, const char *fmt, ...) {
     return code;
 }
 
-const char *sw_err_msg(void) { return err_msg; }
+const char *sw_err_msg(void) {
+    return err_msg;
+}
 
-void sw_err_clear(void) { err_msg[0] = '\0'; }
+void sw_err_clear(void) {
+    err_msg[0] = '\0';
+}
 
 const char *sw_strerror(int code) {
     switch (code) {

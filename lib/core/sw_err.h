@@ -50,23 +50,23 @@ const char *sw_strerror(int code);
 int sw_err_exit_code(int code);
 
 /* Forward a negative return value to the caller. */
-#define SW_TRY(expr)                                                                           \
-    do {                                                                                       \
-        int sw_try_rc_ = (expr);                                                               \
-        if (sw_try_rc_ < 0) return sw_try_rc_;                                                 \
+#define SW_TRY(expr)                                                                               \
+    do {                                                                                           \
+        int sw_try_rc_ = (expr);                                                                   \
+        if (sw_try_rc_ < 0) return sw_try_rc_;                                                     \
     } while (0)
 
 /* Jump to a cleanup label with rc set when expr fails (for functions that own resources). */
-#define SW_TRY_GOTO(rc, expr, label)                                                           \
-    do {                                                                                       \
-        (rc) = (expr);                                                                         \
-        if ((rc) < 0) goto label;                                                              \
+#define SW_TRY_GOTO(rc, expr, label)                                                               \
+    do {                                                                                           \
+        (rc) = (expr);                                                                             \
+        if ((rc) < 0) goto label;                                                                  \
     } while (0)
 
 /* Broken invariant: a bug in sw, not bad input. Aborts with file:line. */
-#define SW_ASSERT(cond)                                                                        \
-    do {                                                                                       \
-        if (!(cond)) sw_assert_fail(#cond, __FILE__, __LINE__);                                \
+#define SW_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond)) sw_assert_fail(#cond, __FILE__, __LINE__);                                    \
     } while (0)
 void sw_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
 

@@ -10,9 +10,9 @@
 
 /* An output file that appears at its final path only on commit. */
 struct sw_atomic_file {
-    char *path;  /* final path */
-    char *tmp;   /* "<dir>/.<base>.tmp.<pid>.XXXXXX" (mkstemp) */
-    FILE *fp;    /* write through this */
+    char *path; /* final path */
+    char *tmp;  /* "<dir>/.<base>.tmp.<pid>.XXXXXX" (mkstemp) */
+    FILE *fp;   /* write through this */
 };
 
 /* Create the temp file next to path. Returns 0 or SW_EIO/SW_ENOTFOUND with the message set. */

@@ -91,4 +91,3 @@ char *sw_json_dump(const json_t *v) {
     t[n + 1] = '\0';
     return t;
 }
-

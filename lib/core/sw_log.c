@@ -13,7 +13,9 @@ static enum sw_log_level log_level = SW_LOG_INFO;
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static volatile int log_partial_line;
 
-void sw_log_set_partial_line(int active) { log_partial_line = active; }
+void sw_log_set_partial_line(int active) {
+    log_partial_line = active;
+}
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};
 
@@ -28,7 +30,8 @@ int sw_log_parse_level(const char *s, enum sw_log_level *out) {
         *out = SW_LOG_WARN;
         return 0;
     }
-    return sw_err_set(SW_EINVAL, "SW_LOG: unknown level '%s' (use error, warn, info, debug or trace)", s);
+    return sw_err_set(SW_EINVAL,
+                      "SW_LOG: unknown level '%s' (use error, warn, info, debug or trace)", s);
 }
 
 void sw_log_init(const char *tool) {
@@ -38,9 +41,15 @@ void sw_log_init(const char *tool) {
     if (env && *env && sw_log_parse_level(env, &lv) == 0) log_level = lv;
 }
 
-const char *sw_log_tool(void) { return log_tool; }
-void sw_log_set_level(enum sw_log_level level) { log_level = level; }
-enum sw_log_level sw_log_get_level(void) { return log_level; }
+const char *sw_log_tool(void) {
+    return log_tool;
+}
+void sw_log_set_level(enum sw_log_level level) {
+    log_level = level;
+}
+enum sw_log_level sw_log_get_level(void) {
+    return log_level;
+}
 
 void sw_logv(enum sw_log_level level, const char *fmt, va_list ap) {
     if (level > log_level) return;
@@ -48,7 +57,8 @@ void sw_logv(enum sw_log_level level, const char *fmt, va_list ap) {
     char line[2048];
     vsnprintf(line, sizeof line, fmt, ap);
     pthread_mutex_lock(&log_mu);
-    fprintf(stderr, "%s%s: %s%s\n", log_partial_line ? "\r\033[K" : "", log_tool, prefix[level], line);
+    fprintf(stderr, "%s%s: %s%s\n", log_partial_line ? "\r\033[K" : "", log_tool, prefix[level],
+            line);
     pthread_mutex_unlock(&log_mu);
 }
 

@@ -10,7 +10,8 @@
 
 enum sw_log_level { SW_LOG_ERROR = 0, SW_LOG_WARN, SW_LOG_INFO, SW_LOG_DEBUG, SW_LOG_TRACE };
 
-/* Name printed before messages ("sw-pack"); the pointer is kept, pass a literal. Also reads SW_LOG. */
+/* Name printed before messages ("sw-pack"); the pointer is kept, pass a literal. Also reads SW_LOG.
+ */
 void sw_log_init(const char *tool);
 const char *sw_log_tool(void);
 void sw_log_set_level(enum sw_log_level level);

@@ -11,7 +11,8 @@
 int sw_obuf_add(struct sw_obuf *b, const void *s, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         char *p = realloc(b->p, cap);
         if (!p) return sw_err_set(SW_ENOMEM, "out of memory");
         b->p = p;

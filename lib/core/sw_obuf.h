@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 struct sw_obuf {
-    char *p;   /* NUL-terminated when len > 0 or after any append */
+    char *p; /* NUL-terminated when len > 0 or after any append */
     size_t len, cap;
 };
 /* Append n bytes. Returns 0 or SW_ENOMEM. */

@@ -14,10 +14,10 @@
 
 #define PLOT_W 640
 #define PLOT_H 400
-#define PLOT_L 72  /* left margin: y tick labels */
+#define PLOT_L 72 /* left margin: y tick labels */
 #define PLOT_R 20
-#define PLOT_T 40  /* title */
-#define PLOT_B 56  /* x tick labels and the axis label */
+#define PLOT_T 40 /* title */
+#define PLOT_B 56 /* x tick labels and the axis label */
 
 struct buf {
     char *s;
@@ -146,8 +146,8 @@ char *sw_plot_svg(const char *title, const char *xlabel, const struct sw_plot_se
         pad_range(&x0, &x1, 0);
         pad_range(&y0, &y1, 1);
         double sx = pw / (x1 - x0), sy = ph / (y1 - y0);
-#define PX(v) (PLOT_L + ((v) - x0) * sx)
-#define PY(v) (PLOT_T + ph - ((v) - y0) * sy)
+#define PX(v) (PLOT_L + ((v)-x0) * sx)
+#define PY(v) (PLOT_T + ph - ((v)-y0) * sy)
         double t[32];
         char lab[32];
         int nt = sw_plot_ticks(y0, y1, 6, t, 32);

@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 struct sw_plot_series {
-    const char *name;  /* legend text (NULL: not in the legend) */
+    const char *name; /* legend text (NULL: not in the legend) */
     const double *x, *y;
     size_t n;
     const char *color; /* an SVG colour, e.g. "#1f77b4" */

@@ -34,7 +34,8 @@ struct sw_tensor {
 /* Describe a contiguous tensor over borrowed data (may be NULL for a shape-only tensor).
  * Returns 0, or SW_EINVAL for ndim outside 0..8, a negative dimension or an unknown dtype, or
  * SW_ERANGE when the byte size overflows int64. */
-int sw_tensor_init(struct sw_tensor *t, enum sw_dtype dtype, int ndim, const int64_t *shape, void *data);
+int sw_tensor_init(struct sw_tensor *t, enum sw_dtype dtype, int ndim, const int64_t *shape,
+                   void *data);
 /* Like init, and allocate zeroed, 64-byte-aligned data owned by the tensor. */
 int sw_tensor_alloc(struct sw_tensor *t, enum sw_dtype dtype, int ndim, const int64_t *shape);
 /* Like init, with data from the arena (not zeroed; freed with the arena). */
@@ -47,7 +48,8 @@ int sw_tensor_set_name(struct sw_tensor *t, const char *name);
 
 /* Number of elements; 1 for a 0-d tensor. Returns -1 on int64 overflow. */
 int64_t sw_tensor_numel(const struct sw_tensor *t);
-/* Bytes of the contiguous data (numel × element size, Q4 rounded up); SIZE_MAX if numel overflows. */
+/* Bytes of the contiguous data (numel × element size, Q4 rounded up); SIZE_MAX if numel overflows.
+ */
 size_t sw_tensor_nbytes(const struct sw_tensor *t);
 /* 1 if the strides are the row-major packed layout (dimensions of size 1 may have any stride;
  * a tensor with no elements is contiguous), else 0. */

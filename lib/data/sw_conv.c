@@ -24,7 +24,8 @@ static void turn_release(struct sw_turn *t) {
 
 void sw_conv_release(struct sw_conv *c) {
     if (!c) return;
-    for (size_t i = 0; i < c->n_turns; i++) turn_release(&c->turns[i]);
+    for (size_t i = 0; i < c->n_turns; i++)
+        turn_release(&c->turns[i]);
     free(c->turns);
     free(c->system);
     free(c->rejected);
@@ -115,7 +116,8 @@ int sw_conv_copy(struct sw_conv *dst, const struct sw_conv *src) {
         d->loss = s->loss;
         if ((rc = sw_conv_set_str(&d->reasoning, s->reasoning)) < 0) goto fail;
         for (size_t k = 0; k < s->n_tool_calls; k++)
-            if ((rc = sw_turn_add_tool_call(d, s->tool_calls[k].name, s->tool_calls[k].arguments)) < 0)
+            if ((rc = sw_turn_add_tool_call(d, s->tool_calls[k].name, s->tool_calls[k].arguments)) <
+                0)
                 goto fail;
     }
     return 0;

@@ -25,7 +25,7 @@ struct sw_turn {
     char *reasoning;   /* assistant reasoning_content, or NULL when the row gave none */
     struct sw_tool_call *tool_calls;
     size_t n_tool_calls;
-    int loss;          /* the row's per-message "loss" override: -1 unset, 0 or 1 (ms-swift) */
+    int loss; /* the row's per-message "loss" override: -1 unset, 0 or 1 (ms-swift) */
 };
 
 /* KTO label values. */
@@ -35,9 +35,9 @@ struct sw_conv {
     char *system;          /* system prompt from the row, or NULL (then --system / default) */
     struct sw_turn *turns; /* conversation order */
     size_t n_turns, cap_turns;
-    char *rejected;        /* rejected final assistant answer (preference data), or NULL */
-    int kto_label;         /* SW_KTO_NONE, or 0/1 */
-    char *text;            /* plain pre-training text (then n_turns == 0), or NULL */
+    char *rejected; /* rejected final assistant answer (preference data), or NULL */
+    int kto_label;  /* SW_KTO_NONE, or 0/1 */
+    char *text;     /* plain pre-training text (then n_turns == 0), or NULL */
 };
 
 /* Zero a conversation (kto_label = SW_KTO_NONE). */

@@ -29,8 +29,8 @@ static int has_suffix(const char *s, const char *suf) {
 }
 
 static int is_data_file(const char *name) {
-    return has_suffix(name, ".json") || has_suffix(name, ".jsonl") || has_suffix(name, ".json.gz") ||
-           has_suffix(name, ".jsonl.gz");
+    return has_suffix(name, ".json") || has_suffix(name, ".jsonl") ||
+           has_suffix(name, ".json.gz") || has_suffix(name, ".jsonl.gz");
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -56,14 +56,18 @@ static int list_folder(struct sw_dataset_spec *s) {
     while (rc == 0 && (e = readdir(d))) {
         if (e->d_name[0] == '.' || !is_data_file(e->d_name)) continue;
         char *p = sw_path_join(s->path, e->d_name);
-        if (!p) rc = sw_err_set(SW_ENOMEM, "out of memory");
-        else rc = spec_add_file(s, p);
+        if (!p)
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
+        else
+            rc = spec_add_file(s, p);
     }
     closedir(d);
     if (rc < 0) return rc;
     if (s->n_files == 0)
-        return sw_err_set(SW_ENOTFOUND, "dataset '%s': the folder has no *.json, *.jsonl, *.json.gz or "
-                          "*.jsonl.gz files", s->arg);
+        return sw_err_set(SW_ENOTFOUND,
+                          "dataset '%s': the folder has no *.json, *.jsonl, *.json.gz or "
+                          "*.jsonl.gz files",
+                          s->arg);
     qsort(s->files, s->n_files, sizeof *s->files, cmp_str);
     return 0;
 }
@@ -78,14 +82,17 @@ static int spec_parse_one(const char *arg, size_t len, struct sw_dataset_spec *s
     char *hash = strrchr(s->path, '#');
     if (hash && hash[1]) {
         char *p = hash + 1;
-        while (isdigit((unsigned char)*p)) p++;
+        while (isdigit((unsigned char)*p))
+            p++;
         if (!*p) {
             char *end;
             errno = 0;
             long long n = strtoll(hash + 1, &end, 10);
             if (errno || n <= 0)
-                return sw_err_set(SW_EUSAGE, "dataset '%s': the sample count after '#' must be a "
-                                  "positive integer", s->arg);
+                return sw_err_set(SW_EUSAGE,
+                                  "dataset '%s': the sample count after '#' must be a "
+                                  "positive integer",
+                                  s->arg);
             s->sample = n;
             *hash = '\0';
         }
@@ -107,7 +114,8 @@ int sw_dataset_specs_parse(const char *list, struct sw_dataset_spec **specs, siz
     *n = 0;
     if (!list || !*list) return sw_err_set(SW_EUSAGE, "no dataset given");
     size_t cap = 1;
-    for (const char *p = list; *p; p++) cap += *p == ',';
+    for (const char *p = list; *p; p++)
+        cap += *p == ',';
     struct sw_dataset_spec *s = calloc(cap, sizeof *s);
     if (!s) return sw_err_set(SW_ENOMEM, "out of memory");
     size_t k = 0;
@@ -115,8 +123,10 @@ int sw_dataset_specs_parse(const char *list, struct sw_dataset_spec **specs, siz
     for (const char *p = list; rc == 0;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        while (len && isspace((unsigned char)*p)) p++, len--;
-        while (len && isspace((unsigned char)p[len - 1])) len--;
+        while (len && isspace((unsigned char)*p))
+            p++, len--;
+        while (len && isspace((unsigned char)p[len - 1]))
+            len--;
         if (len) {
             rc = spec_parse_one(p, len, &s[k]);
             k++;
@@ -141,7 +151,8 @@ void sw_dataset_specs_free(struct sw_dataset_spec *specs, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(specs[i].arg);
         free(specs[i].path);
-        for (size_t j = 0; j < specs[i].n_files; j++) free(specs[i].files[j]);
+        for (size_t j = 0; j < specs[i].n_files; j++)
+            free(specs[i].files[j]);
         free(specs[i].files);
     }
     free(specs);
@@ -153,14 +164,14 @@ struct sw_dataset_iter {
     const struct sw_dataset_spec *specs;
     size_t n_specs;
     struct sw_dataset_opts opts;
-    int apply_sample;              /* stop a spec after #N rows (streaming) */
-    int defer;                     /* #N specs yield rows as bytes (sw_dataset_load) */
-    size_t spec, file;             /* position: next file to open is specs[spec].files[file] */
-    struct sw_dataset_reader *rd;  /* open reader or NULL */
-    uint32_t cur_file;             /* file-table index of rd */
-    enum sw_dataset_format fmt;    /* format of the open file (AUTO until its first good row) */
+    int apply_sample;             /* stop a spec after #N rows (streaming) */
+    int defer;                    /* #N specs yield rows as bytes (sw_dataset_load) */
+    size_t spec, file;            /* position: next file to open is specs[spec].files[file] */
+    struct sw_dataset_reader *rd; /* open reader or NULL */
+    uint32_t cur_file;            /* file-table index of rd */
+    enum sw_dataset_format fmt;   /* format of the open file (AUTO until its first good row) */
     uint64_t rows_in_file, taken_in_spec;
-    const char **table;            /* file names in order of opening (borrowed from specs) */
+    const char **table; /* file names in order of opening (borrowed from specs) */
     size_t n_table;
     struct sw_dataset_stats stats;
 };
@@ -169,14 +180,16 @@ static int iter_open(struct sw_dataset_iter **out, const struct sw_dataset_spec 
                      const struct sw_dataset_opts *o, int apply_sample) {
     struct sw_dataset_iter *it = calloc(1, sizeof *it);
     size_t total = 0;
-    for (size_t i = 0; i < n; i++) total += specs[i].n_files;
+    for (size_t i = 0; i < n; i++)
+        total += specs[i].n_files;
     if (!it || !(it->table = calloc(total ? total : 1, sizeof *it->table))) {
         free(it);
         return sw_err_set(SW_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < specs[i].n_files; j++)
-            it->table[it->n_table++] = strcmp(specs[i].files[j], "-") ? specs[i].files[j] : "<stdin>";
+            it->table[it->n_table++] =
+                strcmp(specs[i].files[j], "-") ? specs[i].files[j] : "<stdin>";
     it->specs = specs;
     it->n_specs = n;
     it->opts = *o;
@@ -193,8 +206,12 @@ int sw_dataset_iter_open(struct sw_dataset_iter **it, const struct sw_dataset_sp
 const char *sw_dataset_iter_file(const struct sw_dataset_iter *it, uint32_t i) {
     return i < it->n_table ? it->table[i] : "?";
 }
-size_t sw_dataset_iter_n_files(const struct sw_dataset_iter *it) { return it->n_table; }
-const struct sw_dataset_stats *sw_dataset_iter_stats(const struct sw_dataset_iter *it) { return &it->stats; }
+size_t sw_dataset_iter_n_files(const struct sw_dataset_iter *it) {
+    return it->n_table;
+}
+const struct sw_dataset_stats *sw_dataset_iter_stats(const struct sw_dataset_iter *it) {
+    return &it->stats;
+}
 
 void sw_dataset_iter_free(struct sw_dataset_iter *it) {
     if (!it) return;
@@ -205,7 +222,8 @@ void sw_dataset_iter_free(struct sw_dataset_iter *it) {
 
 static uint32_t table_index(const struct sw_dataset_iter *it) {
     size_t k = 0;
-    for (size_t i = 0; i < it->spec; i++) k += it->specs[i].n_files;
+    for (size_t i = 0; i < it->spec; i++)
+        k += it->specs[i].n_files;
     return (uint32_t)(k + it->file);
 }
 
@@ -221,11 +239,13 @@ static void bad_row(struct sw_dataset_iter *it) {
     sw_err_clear();
 }
 
-/* Open the next file, moving to the next spec as needed. Returns 1, 0 when all are done, or error. */
+/* Open the next file, moving to the next spec as needed. Returns 1, 0 when all are done, or error.
+ */
 static int iter_advance(struct sw_dataset_iter *it) {
     while (it->spec < it->n_specs) {
         const struct sw_dataset_spec *s = &it->specs[it->spec];
-        int spec_full = it->apply_sample && s->sample >= 0 && it->taken_in_spec >= (uint64_t)s->sample;
+        int spec_full =
+            it->apply_sample && s->sample >= 0 && it->taken_in_spec >= (uint64_t)s->sample;
         if (it->file >= s->n_files || spec_full) {
             it->spec++;
             it->file = 0;
@@ -242,8 +262,7 @@ static int iter_advance(struct sw_dataset_iter *it) {
 }
 
 static void iter_close_file(struct sw_dataset_iter *it) {
-    if (it->rows_in_file == 0 && it->rd)
-        sw_warn("%s: no rows", sw_dataset_reader_name(it->rd));
+    if (it->rows_in_file == 0 && it->rd) sw_warn("%s: no rows", sw_dataset_reader_name(it->rd));
     sw_dataset_reader_free(it->rd);
     it->rd = NULL;
     it->file++;
@@ -266,7 +285,8 @@ struct raw_vec {
 };
 
 static void raw_vec_release(struct raw_vec *x) {
-    for (size_t i = 0; i < x->n; i++) free(x->v[i].text);
+    for (size_t i = 0; i < x->n; i++)
+        free(x->v[i].text);
     free(x->v);
     memset(x, 0, sizeof *x);
 }
@@ -280,7 +300,8 @@ static int deferred(const struct sw_dataset_iter *it, size_t spec) {
 static int detect_format(struct sw_dataset_iter *it, const json_t *row, const char *where) {
     it->fmt = sw_dataset_detect(row);
     if (it->fmt != SW_DSFMT_AUTO) {
-        sw_debug("%s: format '%s'", sw_dataset_reader_name(it->rd), sw_dataset_format_name(it->fmt));
+        sw_debug("%s: format '%s'", sw_dataset_reader_name(it->rd),
+                 sw_dataset_format_name(it->fmt));
         return 0;
     }
     char keys[256] = "";
@@ -293,8 +314,10 @@ static int detect_format(struct sw_dataset_iter *it, const json_t *row, const ch
         used += (size_t)w;
     }
     (void)v;
-    return sw_err_set(SW_EFORMAT, "%s: cannot tell the dataset format from the keys (%s); "
-                      "use --dataset_format", where, keys);
+    return sw_err_set(SW_EFORMAT,
+                      "%s: cannot tell the dataset format from the keys (%s); "
+                      "use --dataset_format",
+                      where, keys);
 }
 
 /* The next row of a deferred (#N) spec as bytes into *raw. Rows are parsed only until their
@@ -409,7 +432,8 @@ static int iter_next(struct sw_dataset_iter *it, struct sw_example *ex, struct r
 
 void sw_examples_free(struct sw_example *ex, size_t n) {
     if (!ex) return;
-    for (size_t i = 0; i < n; i++) sw_conv_release(&ex[i].conv);
+    for (size_t i = 0; i < n; i++)
+        sw_conv_release(&ex[i].conv);
     free(ex);
 }
 
@@ -417,7 +441,8 @@ void sw_dataset_release(struct sw_dataset *ds) {
     if (!ds) return;
     sw_examples_free(ds->train, ds->n_train);
     sw_examples_free(ds->val, ds->n_val);
-    for (size_t i = 0; i < ds->n_files; i++) free(ds->files[i]);
+    for (size_t i = 0; i < ds->n_files; i++)
+        free(ds->files[i]);
     free(ds->files);
     memset(ds, 0, sizeof *ds);
 }
@@ -476,10 +501,13 @@ static int sample_indices(size_t len, uint64_t n, int shuffle, struct sw_rng *rn
     }
     uint64_t reps = len ? n / len : 0, rem = len ? n % len : 0, k = 0;
     for (uint64_t r = 0; r < reps; r++)
-        for (size_t i = 0; i < len; i++) v[k++] = i;
-    for (size_t i = 0; i < len; i++) perm[i] = i;
+        for (size_t i = 0; i < len; i++)
+            v[k++] = i;
+    for (size_t i = 0; i < len; i++)
+        perm[i] = i;
     if (rem && shuffle) sw_rng_shuffle_u64(rng, perm, len);
-    for (uint64_t i = 0; i < rem; i++) v[k++] = perm[i];
+    for (uint64_t i = 0; i < rem; i++)
+        v[k++] = perm[i];
     free(perm);
     *idx = v;
     return 0;
@@ -490,33 +518,38 @@ static int sample_indices(size_t len, uint64_t n, int shuffle, struct sw_rng *rn
  * ratio)) rows, the first of a permutation when shuffle, else the last ones; *val in file
  * order), then #N sampling of the rest (sample_indices; repeats when N is above it). *n_train is
  * N minus the validation rows. Consumes rng exactly as the selection always has. */
-static int select_indices(const struct sw_dataset_spec *s, size_t len, const struct sw_dataset_opts *o,
-                          struct sw_rng *rng, uint64_t **val, uint64_t *n_val_out, uint64_t **train,
-                          uint64_t *n_train_out) {
+static int select_indices(const struct sw_dataset_spec *s, size_t len,
+                          const struct sw_dataset_opts *o, struct sw_rng *rng, uint64_t **val,
+                          uint64_t *n_val_out, uint64_t **train, uint64_t *n_train_out) {
     *val = *train = NULL;
     *n_val_out = *n_train_out = 0;
     uint64_t n = s->sample >= 0 ? (uint64_t)s->sample : len;
     if (len == 0) return sw_err_set(SW_EFORMAT, "dataset '%s': no rows", s->arg);
-    if (len < n) sw_info("dataset '%s': %llu rows sampled from %zu: repeating it %llu times and "
-                         "adding %llu random rows", s->arg, (unsigned long long)n, len,
-                         (unsigned long long)(n / len), (unsigned long long)(n % len));
+    if (len < n)
+        sw_info("dataset '%s': %llu rows sampled from %zu: repeating it %llu times and "
+                "adding %llu random rows",
+                s->arg, (unsigned long long)n, len, (unsigned long long)(n / len),
+                (unsigned long long)(n % len));
     uint64_t n_val = 0;
     if (o->split_ratio > 0) {
         uint64_t base = len < n ? len : n;
         n_val = (uint64_t)((double)base * o->split_ratio);
         if (n_val < 1) n_val = 1;
         if (n_val >= n || n_val >= len)
-            return sw_err_set(SW_EUSAGE, "dataset '%s': split_dataset_ratio %g leaves no training rows",
+            return sw_err_set(SW_EUSAGE,
+                              "dataset '%s': split_dataset_ratio %g leaves no training rows",
                               s->arg, o->split_ratio);
     }
-    /* train_test_split: shuffled -> the first n_val of a permutation are validation; else the last. */
+    /* train_test_split: shuffled -> the first n_val of a permutation are validation; else the last.
+     */
     uint64_t *perm = malloc(len * sizeof *perm);
     uint64_t *v = malloc((n_val ? n_val : 1) * sizeof *v);
     if (!perm || !v) {
         free(perm), free(v);
         return sw_err_set(SW_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < len; i++) perm[i] = i;
+    for (size_t i = 0; i < len; i++)
+        perm[i] = i;
     const uint64_t *tidx = perm;
     size_t n_rest = len;
     if (n_val) {
@@ -530,7 +563,8 @@ static int select_indices(const struct sw_dataset_spec *s, size_t len, const str
             free(perm), free(v);
             return sw_err_set(SW_ENOMEM, "out of memory");
         }
-        for (uint64_t i = 0; i < n_val; i++) is_val[vidx[i]] = 1;
+        for (uint64_t i = 0; i < n_val; i++)
+            is_val[vidx[i]] = 1;
         uint64_t k = 0;
         for (size_t i = 0; i < len; i++)
             if (is_val[i]) v[k++] = i;
@@ -541,7 +575,8 @@ static int select_indices(const struct sw_dataset_spec *s, size_t len, const str
     uint64_t *idx = NULL;
     int rc = sample_indices(n_rest, n, o->shuffle, rng, &idx);
     if (rc == 0)
-        for (uint64_t k = 0; k < n; k++) idx[k] = tidx[idx[k]];
+        for (uint64_t k = 0; k < n; k++)
+            idx[k] = tidx[idx[k]];
     free(perm);
     if (rc < 0) {
         free(v);
@@ -553,9 +588,9 @@ static int select_indices(const struct sw_dataset_spec *s, size_t len, const str
 }
 
 /* Split and sample one spec's converted rows (all in `rows`) into train and val. */
-static int spec_select(const struct sw_dataset_spec *s, struct ex_vec *rows, const struct sw_dataset_opts *o,
-                       struct sw_rng *rng, struct ex_vec *train, struct ex_vec *val,
-                       struct sw_dataset_stats *st) {
+static int spec_select(const struct sw_dataset_spec *s, struct ex_vec *rows,
+                       const struct sw_dataset_opts *o, struct sw_rng *rng, struct ex_vec *train,
+                       struct ex_vec *val, struct sw_dataset_stats *st) {
     size_t len = rows->n;
     struct sw_example *src = rows->v;
     rows->v = NULL;
@@ -602,8 +637,9 @@ static int raw_convert(struct sw_dataset_iter *it, const struct raw_row *r, stru
  * chosen twice (N above the row count) is converted twice; a bad one is an error, or with
  * skip_bad_rows counted (once per time it was chosen) and left out. */
 static int spec_select_raw(struct sw_dataset_iter *it, const struct sw_dataset_spec *s,
-                           struct raw_vec *rows, const struct sw_dataset_opts *o, struct sw_rng *rng,
-                           struct ex_vec *train, struct ex_vec *val, struct sw_dataset_stats *st) {
+                           struct raw_vec *rows, const struct sw_dataset_opts *o,
+                           struct sw_rng *rng, struct ex_vec *train, struct ex_vec *val,
+                           struct sw_dataset_stats *st) {
     size_t len = rows->n;
     uint64_t *vi, *ti, nv, nt;
     int rc = select_indices(s, len, o, rng, &vi, &nv, &ti, &nt);
@@ -665,8 +701,10 @@ int sw_dataset_load(struct sw_dataset *ds, const struct sw_dataset_spec *specs, 
             cur++;
         }
         if (rc < 0) {
-            if (got && is_raw) free(raw.text);
-            else if (got) sw_conv_release(&ex.conv);
+            if (got && is_raw)
+                free(raw.text);
+            else if (got)
+                sw_conv_release(&ex.conv);
             break;
         }
         if (!got) break;
@@ -714,9 +752,11 @@ int sw_dataset_load(struct sw_dataset *ds, const struct sw_dataset_spec *specs, 
             sw_dataset_release(ds);
             return sw_err_set(SW_ENOMEM, "out of memory");
         }
-        for (size_t i = 0; i < ds->n_train; i++) perm[i] = i;
+        for (size_t i = 0; i < ds->n_train; i++)
+            perm[i] = i;
         sw_rng_shuffle_u64(&rng, perm, ds->n_train);
-        for (size_t i = 0; i < ds->n_train; i++) sh[i] = ds->train[perm[i]];
+        for (size_t i = 0; i < ds->n_train; i++)
+            sh[i] = ds->train[perm[i]];
         free(ds->train);
         ds->train = sh;
         free(perm);

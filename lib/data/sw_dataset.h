@@ -81,19 +81,21 @@ enum sw_dataset_format sw_dataset_detect(const json_t *row);
 int sw_dataset_row_to_conv(const json_t *row, enum sw_dataset_format fmt, const char *where,
                            struct sw_conv *out);
 
-/* ---- 3. dataset arguments and loading ---------------------------------------------------------- */
+/* ---- 3. dataset arguments and loading ----------------------------------------------------------
+ */
 
 /* One dataset argument, expanded. */
 struct sw_dataset_spec {
-    char *arg;      /* as given, e.g. "data/x#100" */
-    char *path;     /* without the #N suffix */
+    char *arg;        /* as given, e.g. "data/x#100" */
+    char *path;       /* without the #N suffix */
     long long sample; /* N of #N, or -1 for every row */
-    char **files;   /* the files it reads ("-" for stdin), sorted for a folder */
+    char **files;     /* the files it reads ("-" for stdin), sorted for a folder */
     size_t n_files;
 };
 
 /* Split a comma-separated list of dataset arguments and expand each (folders listed, files checked
- * to exist). Returns 0 with *specs (array of *n) or SW_ENOTFOUND / SW_EUSAGE naming the argument. */
+ * to exist). Returns 0 with *specs (array of *n) or SW_ENOTFOUND / SW_EUSAGE naming the argument.
+ */
 int sw_dataset_specs_parse(const char *list, struct sw_dataset_spec **specs, size_t *n);
 void sw_dataset_specs_free(struct sw_dataset_spec *specs, size_t n);
 

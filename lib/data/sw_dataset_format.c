@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const fmt_names[] = {"auto", "alpaca", "sharegpt", "messages",
-                                        "query", "preference", "kto", "text"};
+static const char *const fmt_names[] = {"auto",  "alpaca",     "sharegpt", "messages",
+                                        "query", "preference", "kto",      "text"};
 
 const char *sw_dataset_format_name(enum sw_dataset_format f) {
     return (unsigned)f < sizeof fmt_names / sizeof *fmt_names ? fmt_names[f] : "?";
@@ -56,13 +56,16 @@ static json_t *get_any(const json_t *obj, const char *const *keys, const char **
     return NULL;
 }
 
-static int has_any(const json_t *obj, const char *const *keys) { return get_any(obj, keys, NULL) != NULL; }
+static int has_any(const json_t *obj, const char *const *keys) {
+    return get_any(obj, keys, NULL) != NULL;
+}
 
 static const char *const K_MESSAGES[] = {"messages", "conversations", "conversation", NULL};
 static const char *const K_SYSTEM[] = {"system", "system_prompt", NULL};
-static const char *const K_QUERY[] = {"query", "prompt", "question", "instruction", "input", "problem", NULL};
-static const char *const K_RESPONSE[] = {"response", "answer", "output", "completion", "solution",
-                                         "target", NULL};
+static const char *const K_QUERY[] = {"query", "prompt",  "question", "instruction",
+                                      "input", "problem", NULL};
+static const char *const K_RESPONSE[] = {"response", "answer", "output", "completion",
+                                         "solution", "target", NULL};
 static const char *const K_ROLE[] = {"role", "from", NULL};
 static const char *const K_CONTENT[] = {"content", "value", NULL};
 
@@ -78,7 +81,8 @@ enum sw_dataset_format sw_dataset_detect(const json_t *row) {
         if (first && json_object_get(first, "from")) return SW_DSFMT_SHAREGPT;
         return strcmp(mk, "messages") == 0 ? SW_DSFMT_MESSAGES : SW_DSFMT_SHAREGPT;
     }
-    if (json_object_get(row, "chosen") && json_object_get(row, "rejected")) return SW_DSFMT_PREFERENCE;
+    if (json_object_get(row, "chosen") && json_object_get(row, "rejected"))
+        return SW_DSFMT_PREFERENCE;
     if (json_object_get(row, "instruction") && has_any(row, K_RESPONSE) &&
         !json_object_get(row, "query"))
         return SW_DSFMT_ALPACA;
@@ -94,7 +98,8 @@ enum sw_dataset_format sw_dataset_detect(const json_t *row) {
 /* ---- field helpers ------------------------------------------------------------------------ */
 
 static int bad_type(const char *where, const char *field, const char *want, const json_t *got) {
-    return sw_err_set(SW_EFORMAT, "%s: field '%s': expected %s, got %s", where, field, want, kind(got));
+    return sw_err_set(SW_EFORMAT, "%s: field '%s': expected %s, got %s", where, field, want,
+                      kind(got));
 }
 
 static int missing(const char *where, const char *field) {
@@ -102,7 +107,8 @@ static int missing(const char *where, const char *field) {
 }
 
 /* *out = the string value (borrowed), NULL when v is NULL or JSON null and nullable. */
-static int want_str(const json_t *v, const char *where, const char *field, int nullable, const char **out) {
+static int want_str(const json_t *v, const char *where, const char *field, int nullable,
+                    const char **out) {
     *out = NULL;
     if (!v || json_is_null(v)) {
         if (nullable) return 0;
@@ -124,9 +130,12 @@ static int content_text(const json_t *v, const char *where, const char *field, c
     json_array_foreach(v, i, part) {
         json_t *t = json_is_object(part) ? json_object_get(part, "text") : NULL;
         json_t *ty = json_is_object(part) ? json_object_get(part, "type") : NULL;
-        if (!t || !json_is_string(t) || (ty && (!json_is_string(ty) || strcmp(json_string_value(ty), "text"))))
-            return sw_err_set(SW_EFORMAT, "%s: field '%s[%zu]': only text parts ({\"type\": \"text\", "
-                              "\"text\": ...}) are supported", where, field, i);
+        if (!t || !json_is_string(t) ||
+            (ty && (!json_is_string(ty) || strcmp(json_string_value(ty), "text"))))
+            return sw_err_set(SW_EFORMAT,
+                              "%s: field '%s[%zu]': only text parts ({\"type\": \"text\", "
+                              "\"text\": ...}) are supported",
+                              where, field, i);
         len += json_string_length(t);
     }
     char *s = malloc(len + 1);
@@ -142,7 +151,9 @@ static int content_text(const json_t *v, const char *where, const char *field, c
     return 0;
 }
 
-static int add_turn(struct sw_conv *c, enum sw_role role, const char *s) { return sw_conv_add(c, role, s); }
+static int add_turn(struct sw_conv *c, enum sw_role role, const char *s) {
+    return sw_conv_add(c, role, s);
+}
 
 /* The system prompt of the row (system / system_prompt keys), if any. */
 static int take_system(const json_t *row, const char *where, struct sw_conv *c) {
@@ -157,7 +168,8 @@ static int take_system(const json_t *row, const char *where, struct sw_conv *c) 
 static int take_history(const json_t *row, const char *where, struct sw_conv *c) {
     json_t *h = json_object_get(row, "history");
     if (!h || json_is_null(h)) return 0;
-    if (!json_is_array(h)) return bad_type(where, "history", "a list of [query, response] pairs", h);
+    if (!json_is_array(h))
+        return bad_type(where, "history", "a list of [query, response] pairs", h);
     size_t i;
     json_t *pair;
     char field[64];
@@ -174,7 +186,8 @@ static int take_history(const json_t *row, const char *where, struct sw_conv *c)
     return 0;
 }
 
-/* ---- message lists ---------------------------------------------------------------------------- */
+/* ---- message lists ----------------------------------------------------------------------------
+ */
 
 static int role_parse(const char *s, enum sw_role *r, int *is_tool_call) {
     static const struct {
@@ -182,13 +195,20 @@ static int role_parse(const char *s, enum sw_role *r, int *is_tool_call) {
         enum sw_role role;
         int tool_call;
     } map[] = {
-        {"user", SW_ROLE_USER, 0},          {"human", SW_ROLE_USER, 0},
-        {"assistant", SW_ROLE_ASSISTANT, 0}, {"gpt", SW_ROLE_ASSISTANT, 0},
-        {"bot", SW_ROLE_ASSISTANT, 0},       {"system", SW_ROLE_SYSTEM, 0},
-        {"tool", SW_ROLE_TOOL, 0},           {"tool_response", SW_ROLE_TOOL, 0},
-        {"function_response", SW_ROLE_TOOL, 0}, {"observation", SW_ROLE_TOOL, 0},
-        {"observations", SW_ROLE_TOOL, 0},   {"ipython", SW_ROLE_TOOL, 0},
-        {"tool_call", SW_ROLE_ASSISTANT, 1}, {"function_call", SW_ROLE_ASSISTANT, 1},
+        {"user", SW_ROLE_USER, 0},
+        {"human", SW_ROLE_USER, 0},
+        {"assistant", SW_ROLE_ASSISTANT, 0},
+        {"gpt", SW_ROLE_ASSISTANT, 0},
+        {"bot", SW_ROLE_ASSISTANT, 0},
+        {"system", SW_ROLE_SYSTEM, 0},
+        {"tool", SW_ROLE_TOOL, 0},
+        {"tool_response", SW_ROLE_TOOL, 0},
+        {"function_response", SW_ROLE_TOOL, 0},
+        {"observation", SW_ROLE_TOOL, 0},
+        {"observations", SW_ROLE_TOOL, 0},
+        {"ipython", SW_ROLE_TOOL, 0},
+        {"tool_call", SW_ROLE_ASSISTANT, 1},
+        {"function_call", SW_ROLE_ASSISTANT, 1},
     };
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
         if (strcmp(s, map[i].name) == 0) {
@@ -201,7 +221,8 @@ static int role_parse(const char *s, enum sw_role *r, int *is_tool_call) {
 
 /* One tool call object: {"type": "function", "function": {name, arguments}} or {name, arguments};
  * arguments may be a JSON string (kept as is) or a value (serialised like Python's json.dumps). */
-static int add_tool_call(struct sw_turn *t, const json_t *tc, const char *where, const char *field) {
+static int add_tool_call(struct sw_turn *t, const json_t *tc, const char *where,
+                         const char *field) {
     if (!json_is_object(tc)) return bad_type(where, field, "an object", tc);
     json_t *fn = json_object_get(tc, "function");
     if (fn && json_is_object(fn)) tc = fn;
@@ -222,9 +243,11 @@ static int add_tool_call(struct sw_turn *t, const json_t *tc, const char *where,
 
 /* Convert a list of messages; the first system message becomes c->system. Tool-call messages
  * fold into the preceding assistant turn (or a new empty one). field names the list. */
-static int take_messages(const json_t *msgs, const char *where, const char *field, struct sw_conv *c) {
+static int take_messages(const json_t *msgs, const char *where, const char *field,
+                         struct sw_conv *c) {
     if (!json_is_array(msgs)) return bad_type(where, field, "a list of messages", msgs);
-    if (json_array_size(msgs) == 0) return sw_err_set(SW_EFORMAT, "%s: field '%s': empty", where, field);
+    if (json_array_size(msgs) == 0)
+        return sw_err_set(SW_EFORMAT, "%s: field '%s': empty", where, field);
     size_t i;
     json_t *m;
     char f[96];
@@ -261,8 +284,10 @@ static int take_messages(const json_t *msgs, const char *where, const char *fiel
             json_error_t e;
             json_t *call = json_loads(content, 0, &e);
             if (!call) {
-                rc = sw_err_set(SW_EFORMAT, "%s: field '%s': a tool call must be a JSON object "
-                                "{\"name\", \"arguments\"}: %s", where, f2, e.text);
+                rc = sw_err_set(SW_EFORMAT,
+                                "%s: field '%s': a tool call must be a JSON object "
+                                "{\"name\", \"arguments\"}: %s",
+                                where, f2, e.text);
                 goto out;
             }
             rc = add_tool_call(last, call, where, f2);
@@ -334,8 +359,10 @@ static int take_message_list(const json_t *row, const char *where, struct sw_con
     json_t *tools = json_object_get(row, "tools");
     if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0) &&
         !(json_is_string(tools) && json_string_length(tools) == 0))
-        return sw_err_set(SW_EFORMAT, "%s: field 'tools': tool definitions are not supported by "
-                          "sw-pack (tool calls and tool results in messages are)", where);
+        return sw_err_set(SW_EFORMAT,
+                          "%s: field 'tools': tool definitions are not supported by "
+                          "sw-pack (tool calls and tool results in messages are)",
+                          where);
     json_t *first = json_is_array(msgs) ? json_array_get(msgs, 0) : NULL;
     if (first && json_is_object(first) && !get_any(first, K_ROLE, NULL) &&
         !get_any(first, K_CONTENT, NULL))
@@ -346,9 +373,11 @@ static int take_message_list(const json_t *row, const char *where, struct sw_con
     return c->system ? 0 : take_system(row, where, c);
 }
 
-/* ---- query/response and alpaca -------------------------------------------------------------------- */
+/* ---- query/response and alpaca
+ * -------------------------------------------------------------------- */
 
-static int take_query_response(const json_t *row, const char *where, struct sw_conv *c, int alpaca) {
+static int take_query_response(const json_t *row, const char *where, struct sw_conv *c,
+                               int alpaca) {
     SW_TRY(take_system(row, where, c));
     SW_TRY(take_history(row, where, c));
     const char *q = NULL, *r, *qk = NULL, *rk = NULL;
@@ -388,8 +417,10 @@ static int turns_equal(const struct sw_turn *a, const struct sw_turn *b) {
 
 /* Python's str.strip() for ASCII whitespace: [*b, *e) shrinks. */
 static void strip_span(const char **b, const char **e) {
-    while (*b < *e && strchr(" \t\n\r\v\f", **b) && **b) (*b)++;
-    while (*e > *b && strchr(" \t\n\r\v\f", (*e)[-1]) && (*e)[-1]) (*e)--;
+    while (*b < *e && strchr(" \t\n\r\v\f", **b) && **b)
+        (*b)++;
+    while (*e > *b && strchr(" \t\n\r\v\f", (*e)[-1]) && (*e)[-1])
+        (*e)--;
 }
 
 /* The next turn delimiter at or after p: "\n\nHuman:", "\n\nAssistant:" or the truncated
@@ -408,12 +439,15 @@ static const char *next_delim(const char *p, size_t *len) {
  * "\n\nAssistant:" or "\n\nHum:", each part stripped, the leading "Human:" removed, and the
  * parts paired in order into (user, assistant) turns — a last part without a partner (a
  * transcript with an odd number of turns, e.g. one that ends with a human turn) is dropped. */
-static int parse_transcript(const char *s, const char *where, const char *field, struct sw_conv *c) {
+static int parse_transcript(const char *s, const char *where, const char *field,
+                            struct sw_conv *c) {
     const char *b = s, *e = s + strlen(s);
     strip_span(&b, &e);
     if (strncmp(b, "Human:", 6) != 0)
-        return sw_err_set(SW_EFORMAT, "%s: field '%s': expected a '\\n\\nHuman:' transcript (or give "
-                          "'prompt')", where, field);
+        return sw_err_set(SW_EFORMAT,
+                          "%s: field '%s': expected a '\\n\\nHuman:' transcript (or give "
+                          "'prompt')",
+                          where, field);
     /* The parts, as spans of s (the text is not modified; the end of the stripped text bounds
      * the last part). */
     size_t cap = 8, n = 0;
@@ -452,8 +486,9 @@ static int parse_transcript(const char *s, const char *where, const char *field,
             rc = sw_conv_add_n(c, SW_ROLE_ASSISTANT, pb[i + 1], (size_t)(pe[i + 1] - pb[i + 1]));
     }
     if (rc == 0 && n % 2)
-        sw_debug("%s: field '%s': %zu turns; the last, unanswered one is dropped (as ms-swift does)",
-                 where, field, n);
+        sw_debug(
+            "%s: field '%s': %zu turns; the last, unanswered one is dropped (as ms-swift does)",
+            where, field, n);
     if (rc == 0 && n < 2)
         rc = sw_err_set(SW_EFORMAT, "%s: field '%s': the transcript has no assistant turn", where,
                         field);
@@ -463,18 +498,21 @@ static int parse_transcript(const char *s, const char *where, const char *field,
 }
 
 /* The rejected conversation must equal the chosen one except for the final assistant answer. */
-static int take_rejected_conv(const struct sw_conv *chosen, const struct sw_conv *rej, const char *where,
-                              const char *field, struct sw_conv *c) {
+static int take_rejected_conv(const struct sw_conv *chosen, const struct sw_conv *rej,
+                              const char *where, const char *field, struct sw_conv *c) {
     const struct sw_turn *last = rej->n_turns ? &rej->turns[rej->n_turns - 1] : NULL;
     if (!last || last->role != SW_ROLE_ASSISTANT)
-        return sw_err_set(SW_EFORMAT, "%s: field '%s': does not end with an assistant turn", where, field);
+        return sw_err_set(SW_EFORMAT, "%s: field '%s': does not end with an assistant turn", where,
+                          field);
     if (rej->n_turns != chosen->n_turns)
-        return sw_err_set(SW_EFORMAT, "%s: field '%s': has %zu turns but the chosen conversation has %zu "
-                          "(they may differ only in the last assistant turn)", where, field,
-                          rej->n_turns, chosen->n_turns);
+        return sw_err_set(SW_EFORMAT,
+                          "%s: field '%s': has %zu turns but the chosen conversation has %zu "
+                          "(they may differ only in the last assistant turn)",
+                          where, field, rej->n_turns, chosen->n_turns);
     for (size_t i = 0; i + 1 < rej->n_turns; i++)
         if (!turns_equal(&rej->turns[i], &chosen->turns[i]))
-            return sw_err_set(SW_EFORMAT, "%s: field '%s': turn %zu differs from the chosen "
+            return sw_err_set(SW_EFORMAT,
+                              "%s: field '%s': turn %zu differs from the chosen "
                               "conversation (they may differ only in the last assistant turn)",
                               where, field, i);
     return sw_conv_set_str(&c->rejected, last->content);
@@ -511,8 +549,10 @@ static int take_preference(const json_t *row, const char *where, struct sw_conv 
     json_t *prompt = get_any(row, (const char *const[]){"prompt", "query", "question", NULL}, &pk);
     if (json_is_array(ch)) {
         /* TRL conversational form: [prompt messages] + chosen/rejected message lists. */
-        if (!json_is_array(rj)) return bad_type(where, "rejected", "a list of messages like 'chosen'", rj);
-        if (prompt && json_is_array(prompt)) SW_TRY(take_messages(prompt, where, pk, c));
+        if (!json_is_array(rj))
+            return bad_type(where, "rejected", "a list of messages like 'chosen'", rj);
+        if (prompt && json_is_array(prompt))
+            SW_TRY(take_messages(prompt, where, pk, c));
         else if (prompt) {
             const char *p;
             SW_TRY(want_str(prompt, where, pk, 0, &p));
@@ -524,7 +564,8 @@ static int take_preference(const json_t *row, const char *where, struct sw_conv 
         sw_conv_init(&rej);
         int rc = 0;
         /* The rejected list is compared against the chosen one with the prompt turns included. */
-        for (size_t i = 0; i < base && rc == 0; i++) rc = sw_conv_add(&rej, c->turns[i].role, c->turns[i].content);
+        for (size_t i = 0; i < base && rc == 0; i++)
+            rc = sw_conv_add(&rej, c->turns[i].role, c->turns[i].content);
         if (rc == 0) rc = take_messages(rj, where, "rejected", &rej);
         if (rc == 0) rc = take_rejected_conv(c, &rej, where, "rejected", c);
         sw_conv_release(&rej);
@@ -550,14 +591,18 @@ static int take_preference(const json_t *row, const char *where, struct sw_conv 
 }
 
 static int take_kto(const json_t *row, const char *where, struct sw_conv *c) {
-    if (has_any(row, K_MESSAGES)) SW_TRY(take_message_list(row, where, c));
-    else SW_TRY(take_query_response(row, where, c, 0));
+    if (has_any(row, K_MESSAGES))
+        SW_TRY(take_message_list(row, where, c));
+    else
+        SW_TRY(take_query_response(row, where, c, 0));
     json_t *l = json_object_get(row, "label");
     if (!l) return missing(where, "label");
-    if (json_is_boolean(l)) c->kto_label = json_is_true(l);
+    if (json_is_boolean(l))
+        c->kto_label = json_is_true(l);
     else if (json_is_integer(l) && (json_integer_value(l) == 0 || json_integer_value(l) == 1))
         c->kto_label = (int)json_integer_value(l);
-    else return bad_type(where, "label", "a boolean", l);
+    else
+        return bad_type(where, "label", "a boolean", l);
     return 0;
 }
 
@@ -566,8 +611,9 @@ static int check_conv(const struct sw_conv *c, const char *where) {
     if (c->text) return 0;
     if (c->n_turns == 0) return sw_err_set(SW_EFORMAT, "%s: the conversation has no turns", where);
     if (c->turns[c->n_turns - 1].role != SW_ROLE_ASSISTANT)
-        return sw_err_set(SW_EFORMAT, "%s: the conversation ends with a %s turn, not an assistant turn",
-                          where, sw_role_name(c->turns[c->n_turns - 1].role));
+        return sw_err_set(SW_EFORMAT,
+                          "%s: the conversation ends with a %s turn, not an assistant turn", where,
+                          sw_role_name(c->turns[c->n_turns - 1].role));
     return 0;
 }
 

@@ -5,7 +5,8 @@
  * JSON lines are split at '\n'; a JSON array is cut into elements by a small structural scanner
  * (depth and string state only) and each element is parsed by jansson on its own. That keeps the
  * line number of every element (jansson alone reports none for array members), lets a malformed
- * element be reported and skipped while its neighbours still load, and never holds the whole array. */
+ * element be reported and skipped while its neighbours still load, and never holds the whole array.
+ */
 #include "sw_dataset.h"
 
 #include "sw_err.h"
@@ -28,11 +29,11 @@ struct sw_dataset_reader {
     unsigned char *buf; /* input chunk [pos, len) */
     size_t pos, len;
     int eof, failed;
-    long line;          /* line of the next byte */
+    long line; /* line of the next byte */
     enum rd_mode mode;
-    int first_elem;     /* array mode: no element read yet */
+    int first_elem; /* array mode: no element read yet */
     int recoverable;
-    char *row;          /* the current row's bytes */
+    char *row; /* the current row's bytes */
     size_t row_len, row_cap;
 };
 
@@ -137,8 +138,12 @@ int sw_dataset_reader_open(struct sw_dataset_reader **out, const char *path) {
     return 0;
 }
 
-const char *sw_dataset_reader_name(const struct sw_dataset_reader *r) { return r->name; }
-int sw_dataset_reader_recoverable(const struct sw_dataset_reader *r) { return r->recoverable; }
+const char *sw_dataset_reader_name(const struct sw_dataset_reader *r) {
+    return r->name;
+}
+int sw_dataset_reader_recoverable(const struct sw_dataset_reader *r) {
+    return r->recoverable;
+}
 
 void sw_dataset_reader_free(struct sw_dataset_reader *r) {
     if (!r) return;
@@ -149,7 +154,9 @@ void sw_dataset_reader_free(struct sw_dataset_reader *r) {
     free(r);
 }
 
-static int is_space(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static int is_space(int c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 /* Skip whitespace; returns the next byte without consuming it (or -1 / error). */
 static int skip_space(struct sw_dataset_reader *r) {
@@ -326,7 +333,9 @@ static int array_broken(struct sw_dataset_reader *r, int c, const char *what) {
     r->mode = RD_DONE;
     r->recoverable = 0;
     if (c < -1) return c == -100 ? SW_EIO : c;
-    if (c == -1) return sw_err_set(SW_ETRUNC, "%s:%ld: the JSON array ends early (%s)", r->name, r->line, what);
+    if (c == -1)
+        return sw_err_set(SW_ETRUNC, "%s:%ld: the JSON array ends early (%s)", r->name, r->line,
+                          what);
     return sw_err_set(SW_EFORMAT, "%s:%ld: malformed JSON array: expected %s, got '%c'", r->name,
                       r->line, what, c);
 }
@@ -355,7 +364,8 @@ end:
     c = skip_space(r);
     r->mode = RD_DONE;
     if (c >= 0)
-        return sw_err_set(SW_EFORMAT, "%s:%ld: unexpected data after the JSON array", r->name, r->line);
+        return sw_err_set(SW_EFORMAT, "%s:%ld: unexpected data after the JSON array", r->name,
+                          r->line);
     return c < -1 ? c : 0;
 }
 

@@ -71,9 +71,11 @@ int sw_emitter_new(const struct sw_emit_opts *o, struct sw_stream_writer *w,
 
 void sw_emitter_free(struct sw_emitter *e) {
     if (!e) return;
-    for (size_t i = 0; i < e->n_pend; i++) sw_template_sample_release(&e->pend[i]);
+    for (size_t i = 0; i < e->n_pend; i++)
+        sw_template_sample_release(&e->pend[i]);
     free(e->pend);
-    for (size_t i = 0; i < e->pool_cap; i++) sw_template_sample_release(&e->pool[i]);
+    for (size_t i = 0; i < e->pool_cap; i++)
+        sw_template_sample_release(&e->pool[i]);
     free(e->pool);
     free(e->free_slots);
     free(e->batch_slots);
@@ -86,7 +88,8 @@ void sw_emitter_free(struct sw_emitter *e) {
 static int grow(void **p, size_t *cap, size_t want, size_t elem) {
     if (want <= *cap) return 0;
     size_t c = *cap ? *cap : 64;
-    while (c < want) c *= 2;
+    while (c < want)
+        c *= 2;
     void *n = realloc(*p, c * elem);
     if (!n) return sw_err_set(SW_ENOMEM, "out of memory");
     *p = n;
@@ -145,7 +148,8 @@ static int emit_sample(struct sw_emitter *e, struct sw_emit_row *it) {
     } else {
         SW_TRY(sw_record_put_i32(b, "input_ids", it->s->ids, (int64_t)it->s->n));
         SW_TRY(sw_record_put_i32(b, "labels", it->s->labels, (int64_t)it->s->n));
-        if (e->o.kind == SW_EMIT_KTO) SW_TRY(sw_record_put_bool(b, "label", it->kto == SW_KTO_DESIRABLE));
+        if (e->o.kind == SW_EMIT_KTO)
+            SW_TRY(sw_record_put_bool(b, "label", it->kto == SW_KTO_DESIRABLE));
     }
     SW_TRY(sw_record_put_map_begin(b, "meta"));
     SW_TRY(sw_record_put_str(b, "file", it->file ? it->file : ""));
@@ -192,15 +196,18 @@ static int emit_batch(struct sw_emitter *e, struct sw_template_sample *const *s,
             }
         }
     }
-    for (size_t i = 0; i < slots; i++) loss += e->labels[i] != SW_LABEL_IGNORE;
+    for (size_t i = 0; i < slots; i++)
+        loss += e->labels[i] != SW_LABEL_IGNORE;
     struct sw_record_builder *b = e->b;
     SW_TRY(sw_record_builder_reset(b, "batch"));
     int64_t rows = flat ? 1 : (int64_t)n, cols = flat ? (int64_t)total : (int64_t)tmax;
     SW_TRY(put_2d(b, "input_ids", SW_DTYPE_I32, rows, cols, e->ids));
     SW_TRY(put_2d(b, "labels", SW_DTYPE_I32, rows, cols, e->labels));
     SW_TRY(put_2d(b, "position_ids", SW_DTYPE_I32, rows, cols, e->pos));
-    if (flat) SW_TRY(sw_record_put_i32(b, "cu_seqlens", e->cu, (int64_t)n + 1));
-    else SW_TRY(put_2d(b, "attention_mask", SW_DTYPE_U8, rows, cols, e->mask));
+    if (flat)
+        SW_TRY(sw_record_put_i32(b, "cu_seqlens", e->cu, (int64_t)n + 1));
+    else
+        SW_TRY(put_2d(b, "attention_mask", SW_DTYPE_U8, rows, cols, e->mask));
     SW_TRY(sw_record_put_uint(b, "num_samples", n));
     SW_TRY(sw_record_put_uint(b, "num_tokens", total));
     SW_TRY(sw_record_put_uint(b, "num_loss_tokens", loss));
@@ -216,10 +223,12 @@ static int flush_pending(struct sw_emitter *e) {
     if (!e->n_pend) return 0;
     struct sw_template_sample **p = calloc(e->n_pend, sizeof *p);
     if (!p) return sw_err_set(SW_ENOMEM, "out of memory");
-    for (size_t i = 0; i < e->n_pend; i++) p[i] = &e->pend[i];
+    for (size_t i = 0; i < e->n_pend; i++)
+        p[i] = &e->pend[i];
     int rc = emit_batch(e, p, e->n_pend, e->mode == SW_EMIT_FLAT, 0);
     free(p);
-    for (size_t i = 0; i < e->n_pend; i++) sw_template_sample_release(&e->pend[i]);
+    for (size_t i = 0; i < e->n_pend; i++)
+        sw_template_sample_release(&e->pend[i]);
     e->n_pend = 0;
     return rc;
 }
@@ -236,7 +245,8 @@ static int slot_get(struct sw_emitter *e, uint64_t *slot) {
     memset(e->pool + old, 0, (e->pool_cap - old) * sizeof *e->pool);
     size_t fc = e->n_free;
     SW_TRY(grow((void **)&e->free_slots, &fc, e->pool_cap, sizeof *e->free_slots));
-    for (size_t i = e->pool_cap; i-- > old + 1;) e->free_slots[e->n_free++] = i;
+    for (size_t i = e->pool_cap; i-- > old + 1;)
+        e->free_slots[e->n_free++] = i;
     *slot = old;
     return 0;
 }
@@ -251,10 +261,12 @@ static int emit_packed_batch(struct sw_emitter *e) {
     size_t n = e->n_batch_slots;
     struct sw_template_sample **p = calloc(n ? n : 1, sizeof *p);
     if (!p) return sw_err_set(SW_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) p[i] = &e->pool[e->batch_slots[i]];
+    for (size_t i = 0; i < n; i++)
+        p[i] = &e->pool[e->batch_slots[i]];
     int rc = emit_batch(e, p, n, 1, e->bins_in_batch);
     free(p);
-    for (size_t i = 0; i < n; i++) slot_put(e, e->batch_slots[i]);
+    for (size_t i = 0; i < n; i++)
+        slot_put(e, e->batch_slots[i]);
     e->n_batch_slots = 0;
     e->bins_in_batch = 0;
     return rc;
@@ -264,13 +276,15 @@ static int emit_packed_batch(struct sw_emitter *e) {
 static int emit_bins(struct sw_emitter *e, struct sw_pack_bins *bins) {
     uint64_t *order = malloc((bins->n_bins ? bins->n_bins : 1) * sizeof *order);
     if (!order) return sw_err_set(SW_ENOMEM, "out of memory");
-    for (size_t i = 0; i < bins->n_bins; i++) order[i] = i;
+    for (size_t i = 0; i < bins->n_bins; i++)
+        order[i] = i;
     if (e->o.shuffle) sw_rng_shuffle_u64(&e->rng, order, bins->n_bins);
     int rc = 0;
     for (size_t k = 0; rc == 0 && k < bins->n_bins; k++) {
         size_t b = order[k];
         size_t cnt = bins->start[b + 1] - bins->start[b];
-        rc = grow((void **)&e->batch_slots, &e->cap_batch_slots, e->n_batch_slots + cnt, sizeof *e->batch_slots);
+        rc = grow((void **)&e->batch_slots, &e->cap_batch_slots, e->n_batch_slots + cnt,
+                  sizeof *e->batch_slots);
         for (size_t j = bins->start[b]; rc == 0 && j < bins->start[b + 1]; j++)
             e->batch_slots[e->n_batch_slots++] = bins->item[j];
         e->bins_in_batch++;
@@ -289,7 +303,8 @@ static int take(struct sw_emitter *e, int final) {
     return rc;
 }
 
-/* ---- entry points ----------------------------------------------------------------------------- */
+/* ---- entry points -----------------------------------------------------------------------------
+ */
 
 int sw_emitter_add(struct sw_emitter *e, struct sw_emit_row *it) {
     switch (e->mode) {

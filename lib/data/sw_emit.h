@@ -29,13 +29,13 @@ enum sw_emit_kind { SW_EMIT_SFT = 0, SW_EMIT_PREFERENCE, SW_EMIT_KTO };
 struct sw_emit_opts {
     enum sw_emit_mode mode;
     enum sw_emit_kind kind;
-    size_t batch_size;                 /* samples (or packed sequences) per batch record */
-    uint32_t max_length;               /* packed sequence length */
-    size_t packing_window;             /* samples per packing round; 0 = all */
+    size_t batch_size;     /* samples (or packed sequences) per batch record */
+    uint32_t max_length;   /* packed sequence length */
+    size_t packing_window; /* samples per packing round; 0 = all */
     enum sw_pack_strategy strategy;
-    uint64_t seed;                     /* order of packed sequences when shuffle */
+    uint64_t seed; /* order of packed sequences when shuffle */
     int shuffle;
-    int32_t pad_id;                    /* right padding of SW_EMIT_PADDED */
+    int32_t pad_id; /* right padding of SW_EMIT_PADDED */
 };
 
 /* Counters the emitter adds to (the caller owns them and may read them at any time). */

@@ -41,7 +41,8 @@ void sw_pack_positions(const uint32_t *len, size_t n, int32_t *cu_seqlens, int32
     if (cu_seqlens) cu_seqlens[0] = 0;
     for (size_t i = 0; i < n; i++) {
         if (position_ids)
-            for (uint32_t k = 0; k < len[i]; k++) position_ids[off + k] = (int32_t)k;
+            for (uint32_t k = 0; k < len[i]; k++)
+                position_ids[off + k] = (int32_t)k;
         off += len[i];
         if (cu_seqlens) cu_seqlens[i + 1] = (int32_t)off;
     }
@@ -62,7 +63,8 @@ static int cmp_desc(const void *a, const void *b) {
 
 static size_t pow2_at_least(size_t n) {
     size_t p = 1;
-    while (p < n) p <<= 1;
+    while (p < n)
+        p <<= 1;
     return p;
 }
 
@@ -72,22 +74,25 @@ static long first_nonzero_from(const uint32_t *tree, size_t size, size_t w) {
     if (tree[i]) return (long)w;
     /* Climb while i is a right child; then try its right sibling's subtree. */
     for (;;) {
-        while (i > 1 && (i & 1)) i >>= 1;
+        while (i > 1 && (i & 1))
+            i >>= 1;
         if (i <= 1) return -1;
         i++;
         if (tree[i]) break;
     }
-    while (i < size) i = tree[2 * i] ? 2 * i : 2 * i + 1;
+    while (i < size)
+        i = tree[2 * i] ? 2 * i : 2 * i + 1;
     return (long)(i - size);
 }
 
 static void count_add(uint32_t *tree, size_t size, size_t leaf, int delta) {
-    for (size_t i = leaf + size; i >= 1; i >>= 1) tree[i] = (uint32_t)((int64_t)tree[i] + delta);
+    for (size_t i = leaf + size; i >= 1; i >>= 1)
+        tree[i] = (uint32_t)((int64_t)tree[i] + delta);
 }
 
 struct bins_build {
-    uint64_t *fill;      /* per bin */
-    size_t *bin_of;      /* per sorted item */
+    uint64_t *fill; /* per bin */
+    size_t *bin_of; /* per sorted item */
     size_t n_bins;
 };
 
@@ -100,7 +105,8 @@ static int place_bfd(const struct item *it, size_t n, uint32_t cap, struct bins_
         free(tree), free(head), free(next);
         return sw_err_set(SW_ENOMEM, "out of memory");
     }
-    for (size_t r = 0; r <= cap; r++) head[r] = -1;
+    for (size_t r = 0; r <= cap; r++)
+        head[r] = -1;
     for (size_t k = 0; k < n; k++) {
         uint32_t w = it[k].len;
         long r = first_nonzero_from(tree, size, w);
@@ -133,7 +139,8 @@ static int place_ffd(const struct item *it, size_t n, uint32_t cap, struct bins_
         size_t b;
         if (mx[1] >= w) {
             size_t i = 1;
-            while (i < size) i = mx[2 * i] >= w ? 2 * i : 2 * i + 1;
+            while (i < size)
+                i = mx[2 * i] >= w ? 2 * i : 2 * i + 1;
             b = i - size;
         } else {
             b = bb->n_bins++;
@@ -143,7 +150,8 @@ static int place_ffd(const struct item *it, size_t n, uint32_t cap, struct bins_
         bb->bin_of[k] = b;
         size_t i = b + size;
         mx[i] = (uint32_t)(cap - bb->fill[b]);
-        for (i >>= 1; i >= 1; i >>= 1) mx[i] = mx[2 * i] > mx[2 * i + 1] ? mx[2 * i] : mx[2 * i + 1];
+        for (i >>= 1; i >= 1; i >>= 1)
+            mx[i] = mx[2 * i] > mx[2 * i + 1] ? mx[2 * i] : mx[2 * i + 1];
     }
     free(mx);
     return 0;
@@ -172,7 +180,8 @@ int sw_pack(const uint32_t *len, size_t n, uint32_t cap, enum sw_pack_strategy s
             return sw_err_set(SW_ERANGE, "packing: sample %zu has %u tokens (allowed: 1..%u)", i,
                               len[i], cap);
     struct item *it = malloc((n ? n : 1) * sizeof *it);
-    struct bins_build bb = {malloc((n ? n : 1) * sizeof(uint64_t)), malloc((n ? n : 1) * sizeof(size_t)), 0};
+    struct bins_build bb = {malloc((n ? n : 1) * sizeof(uint64_t)),
+                            malloc((n ? n : 1) * sizeof(size_t)), 0};
     out->start = calloc(n + 1, sizeof *out->start);
     out->item = malloc((n ? n : 1) * sizeof *out->item);
     int rc = 0;
@@ -180,22 +189,29 @@ int sw_pack(const uint32_t *len, size_t n, uint32_t cap, enum sw_pack_strategy s
         rc = sw_err_set(SW_ENOMEM, "out of memory");
         goto done;
     }
-    for (size_t i = 0; i < n; i++) it[i] = (struct item){len[i], i};
+    for (size_t i = 0; i < n; i++)
+        it[i] = (struct item){len[i], i};
     if (s != SW_PACK_SEQUENTIAL) qsort(it, n, sizeof *it, cmp_desc);
-    if (s == SW_PACK_BFD) rc = place_bfd(it, n, cap, &bb);
-    else if (s == SW_PACK_FFD) rc = place_ffd(it, n, cap, &bb);
-    else place_sequential(it, n, cap, &bb);
+    if (s == SW_PACK_BFD)
+        rc = place_bfd(it, n, cap, &bb);
+    else if (s == SW_PACK_FFD)
+        rc = place_ffd(it, n, cap, &bb);
+    else
+        place_sequential(it, n, cap, &bb);
     if (rc < 0) goto done;
     /* Counting sort of items by bin keeps each bin's placement order. */
-    for (size_t k = 0; k < n; k++) out->start[bb.bin_of[k] + 1]++;
-    for (size_t b = 0; b < bb.n_bins; b++) out->start[b + 1] += out->start[b];
+    for (size_t k = 0; k < n; k++)
+        out->start[bb.bin_of[k] + 1]++;
+    for (size_t b = 0; b < bb.n_bins; b++)
+        out->start[b + 1] += out->start[b];
     size_t *pos = malloc((bb.n_bins ? bb.n_bins : 1) * sizeof *pos);
     if (!pos) {
         rc = sw_err_set(SW_ENOMEM, "out of memory");
         goto done;
     }
     memcpy(pos, out->start, bb.n_bins * sizeof *pos);
-    for (size_t k = 0; k < n; k++) out->item[pos[bb.bin_of[k]]++] = it[k].idx;
+    for (size_t k = 0; k < n; k++)
+        out->item[pos[bb.bin_of[k]]++] = it[k].idx;
     free(pos);
     out->n_bins = bb.n_bins;
     out->n_items = n;
@@ -227,7 +243,8 @@ void sw_packer_release(struct sw_packer *p) {
 
 int sw_packer_push(struct sw_packer *p, uint64_t id, uint32_t len) {
     if (len == 0 || len > p->cap)
-        return sw_err_set(SW_ERANGE, "packing: a sample has %u tokens (allowed: 1..%u)", len, p->cap);
+        return sw_err_set(SW_ERANGE, "packing: a sample has %u tokens (allowed: 1..%u)", len,
+                          p->cap);
     if (p->n == p->cap_items) {
         size_t cap = p->cap_items ? p->cap_items * 2 : 1024;
         uint64_t *a = realloc(p->ids, cap * sizeof *a);
@@ -248,7 +265,9 @@ int sw_packer_ready(const struct sw_packer *p) {
     return p->window && p->n - p->n_carried >= p->window;
 }
 
-size_t sw_packer_pending(const struct sw_packer *p) { return p->n; }
+size_t sw_packer_pending(const struct sw_packer *p) {
+    return p->n;
+}
 
 int sw_packer_take(struct sw_packer *p, int final, struct sw_pack_bins *out) {
     SW_TRY(sw_pack(p->lens, p->n, p->cap, p->strategy, out));
@@ -278,7 +297,8 @@ int sw_packer_take(struct sw_packer *p, int final, struct sw_pack_bins *out) {
         }
         /* Drop the kept bin from the output. */
         size_t w = out->start[keep];
-        for (size_t r = out->start[keep + 1]; r < out->n_items; r++) out->item[w++] = out->item[r];
+        for (size_t r = out->start[keep + 1]; r < out->n_items; r++)
+            out->item[w++] = out->item[r];
         for (size_t b = keep; b + 1 < out->n_bins; b++) {
             out->start[b + 1] = out->start[b + 2] - n_keep;
             out->fill[b] = out->fill[b + 1];
@@ -286,7 +306,8 @@ int sw_packer_take(struct sw_packer *p, int final, struct sw_pack_bins *out) {
         out->n_bins--;
         out->n_items -= n_keep;
     }
-    for (size_t k = 0; k < out->n_items; k++) out->item[k] = p->ids[out->item[k]];
+    for (size_t k = 0; k < out->n_items; k++)
+        out->item[k] = p->ids[out->item[k]];
     for (size_t k = 0; k < n_keep; k++) {
         p->ids[k] = kid[k];
         p->lens[k] = klen[k];

@@ -32,9 +32,9 @@ const char *sw_pack_strategy_name(enum sw_pack_strategy s);
 /* Bins as item lists: bin b holds item[start[b] .. start[b + 1]) and fill[b] tokens. */
 struct sw_pack_bins {
     size_t n_bins;
-    size_t *start;   /* n_bins + 1 */
-    uint64_t *item;  /* item indices (sw_pack) or ids (sw_packer_take), bin after bin */
-    uint64_t *fill;  /* n_bins */
+    size_t *start;  /* n_bins + 1 */
+    uint64_t *item; /* item indices (sw_pack) or ids (sw_packer_take), bin after bin */
+    uint64_t *fill; /* n_bins */
     size_t n_items;
 };
 void sw_pack_bins_release(struct sw_pack_bins *b);

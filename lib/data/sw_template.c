@@ -4,8 +4,8 @@
  * Each renderer transcribes one Jinja template (the model family's tokenizer_config.json
  * chat_template, or ms-swift's TemplateMeta for `default`) statement by statement, so the text
  * equals what apply_chat_template produces; what the Jinja cannot say (which part is trained) is
- * ms-swift's rule. Python string methods used by the Jinja (strip, trim, split) are mirrored exactly,
- * Unicode whitespace included. */
+ * ms-swift's rule. Python string methods used by the Jinja (strip, trim, split) are mirrored
+ * exactly, Unicode whitespace included. */
 #include "sw_template.h"
 
 #include "sw_err.h"
@@ -45,15 +45,22 @@ const struct sw_template *sw_template_get(const char *name) {
     return NULL;
 }
 
-const char *sw_template_names(void) { return "chatml|default|llama|llama3|qwen|qwen2_5|qwen3"; }
-const char *sw_template_name(const struct sw_template *t) { return t->name; }
-const char *sw_template_default_system(const struct sw_template *t) { return t->default_system; }
+const char *sw_template_names(void) {
+    return "chatml|default|llama|llama3|qwen|qwen2_5|qwen3";
+}
+const char *sw_template_name(const struct sw_template *t) {
+    return t->name;
+}
+const char *sw_template_default_system(const struct sw_template *t) {
+    return t->default_system;
+}
 
 const struct sw_template *sw_template_detect(const char *jinja) {
     if (!jinja) return NULL;
     if (strstr(jinja, "<|im_start|>")) {
         if (strstr(jinja, "<think>")) return sw_template_get("qwen3");
-        if (strstr(jinja, "You are Qwen, created by Alibaba Cloud")) return sw_template_get("qwen2_5");
+        if (strstr(jinja, "You are Qwen, created by Alibaba Cloud"))
+            return sw_template_get("qwen2_5");
         if (strstr(jinja, "You are a helpful assistant")) return sw_template_get("qwen");
         return sw_template_get("chatml");
     }
@@ -81,12 +88,12 @@ static size_t ws_at(const unsigned char *s, size_t n) {
     unsigned c = s[0];
     if (c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f)) return 1;
     if (n >= 2 && c == 0xc2 && (s[1] == 0x85 || s[1] == 0xa0)) return 2;
-    if (n >= 3 && c == 0xe1 && s[1] == 0x9a && s[2] == 0x80) return 3;           /* U+1680 */
-    if (n >= 3 && c == 0xe2 && s[1] == 0x80 && ((s[2] >= 0x80 && s[2] <= 0x8a) || s[2] == 0xa8 ||
-                                                 s[2] == 0xa9 || s[2] == 0xaf))
-        return 3;                                                                /* U+2000..200A, 2028, 2029, 202F */
-    if (n >= 3 && c == 0xe2 && s[1] == 0x81 && s[2] == 0x9f) return 3;           /* U+205F */
-    if (n >= 3 && c == 0xe3 && s[1] == 0x80 && s[2] == 0x80) return 3;           /* U+3000 */
+    if (n >= 3 && c == 0xe1 && s[1] == 0x9a && s[2] == 0x80) return 3; /* U+1680 */
+    if (n >= 3 && c == 0xe2 && s[1] == 0x80 &&
+        ((s[2] >= 0x80 && s[2] <= 0x8a) || s[2] == 0xa8 || s[2] == 0xa9 || s[2] == 0xaf))
+        return 3; /* U+2000..200A, 2028, 2029, 202F */
+    if (n >= 3 && c == 0xe2 && s[1] == 0x81 && s[2] == 0x9f) return 3; /* U+205F */
+    if (n >= 3 && c == 0xe3 && s[1] == 0x80 && s[2] == 0x80) return 3; /* U+3000 */
     return 0;
 }
 
@@ -109,7 +116,8 @@ static void py_strip(const char *s, size_t *b, size_t *e, const char *chars, int
         *b += w;
     }
     while (right && *e > *b) {
-        size_t w = chars ? (strchr(chars, u[*e - 1]) && u[*e - 1] ? 1 : 0) : ws_before(u + *b, *e - *b);
+        size_t w =
+            chars ? (strchr(chars, u[*e - 1]) && u[*e - 1] ? 1 : 0) : ws_before(u + *b, *e - *b);
         if (!w) break;
         *e -= w;
     }
@@ -144,7 +152,8 @@ static int put(struct sw_template_render *r, const char *s, size_t n, int traine
     if (n == 0) return 0;
     if (r->len + n + 1 > r->cap) {
         size_t cap = r->cap ? r->cap : 1024;
-        while (cap < r->len + n + 1) cap *= 2;
+        while (cap < r->len + n + 1)
+            cap *= 2;
         char *t = realloc(r->text, cap);
         if (!t) return sw_err_set(SW_ENOMEM, "out of memory");
         r->text = t;
@@ -163,7 +172,7 @@ static int put(struct sw_template_render *r, const char *s, size_t n, int traine
             r->cap_pieces = cap;
         }
         r->pieces[r->n_pieces++] = (struct sw_template_piece){r->len, n, (unsigned char)!!trained,
-                                                               (unsigned char)!!special};
+                                                              (unsigned char)!!special};
     }
     r->len += n;
     r->text[r->len] = '\0';
@@ -183,7 +192,8 @@ struct ctx {
     long last_round; /* first turn index of the last round (after the last user/tool turn) */
 };
 
-/* Priority as in ms-swift: the row's system, then --system, then the template default. "" = none. */
+/* Priority as in ms-swift: the row's system, then --system, then the template default. "" = none.
+ */
 static const char *resolve_system(const struct sw_template *t, const struct ctx *x) {
     const char *s = x->c->system;
     if (!s) s = x->o->system;
@@ -201,7 +211,9 @@ static int turn_trained(const struct ctx *x, size_t i) {
 }
 
 /* Everything that is not an assistant turn's answer: trained only under loss_scale all. */
-static int prompt_trained(const struct ctx *x) { return x->o->loss == SW_LOSS_ALL; }
+static int prompt_trained(const struct ctx *x) {
+    return x->o->loss == SW_LOSS_ALL;
+}
 
 /* The content of assistant turn i (the rejected answer in place of the last one when asked). */
 static const char *turn_content(const struct ctx *x, size_t i) {
@@ -212,7 +224,8 @@ static const char *turn_content(const struct ctx *x, size_t i) {
 /* Hermes-style tool calls as Qwen's templates write them:
  * "<tool_call>\n{\"name\": \"f\", \"arguments\": {...}}\n</tool_call>", '\n' between calls and
  * after non-empty content. */
-static int put_tool_calls(struct sw_template_render *r, const struct sw_turn *t, int has_content, int tr) {
+static int put_tool_calls(struct sw_template_render *r, const struct sw_turn *t, int has_content,
+                          int tr) {
     for (size_t k = 0; k < t->n_tool_calls; k++) {
         if (k > 0 || has_content) PUT(r, "\n", tr);
         PUT(r, "<tool_call>\n{\"name\": \"", tr);
@@ -228,12 +241,14 @@ static int check_alternating(const struct ctx *x, const char *tname) {
     for (size_t i = 0; i < x->c->n_turns; i++) {
         enum sw_role want = i % 2 == 0 ? SW_ROLE_USER : SW_ROLE_ASSISTANT;
         if (x->c->turns[i].role != want)
-            return sw_err_set(SW_EFORMAT, "%s: template '%s' needs turns alternating user/assistant "
-                              "starting with user; turn %zu is %s", x->where, tname, i,
-                              sw_role_name(x->c->turns[i].role));
+            return sw_err_set(SW_EFORMAT,
+                              "%s: template '%s' needs turns alternating user/assistant "
+                              "starting with user; turn %zu is %s",
+                              x->where, tname, i, sw_role_name(x->c->turns[i].role));
         if (x->c->turns[i].n_tool_calls)
-            return sw_err_set(SW_EFORMAT, "%s: template '%s' does not support tool calls (turn %zu)",
-                              x->where, tname, i);
+            return sw_err_set(SW_EFORMAT,
+                              "%s: template '%s' does not support tool calls (turn %zu)", x->where,
+                              tname, i);
     }
     return 0;
 }
@@ -258,7 +273,8 @@ static int chatml_tool(struct sw_template_render *r, const struct ctx *x, size_t
     return 0;
 }
 
-static int chatml_plain(struct sw_template_render *r, const struct ctx *x, const char *role, const char *content) {
+static int chatml_plain(struct sw_template_render *r, const struct ctx *x, const char *role,
+                        const char *content) {
     int p = prompt_trained(x);
     SPECIAL(r, "<|im_start|>", p);
     PUT(r, role, p);
@@ -342,7 +358,8 @@ static int has_tool_response_wrap(const char *s) {
            strcmp(s + n - 16, "</tool_response>") == 0;
 }
 
-static int render_chatml(const struct sw_template *t, const struct ctx *x, struct sw_template_render *r) {
+static int render_chatml(const struct sw_template *t, const struct ctx *x,
+                         struct sw_template_render *r) {
     const char *sys = resolve_system(t, x);
     if (sys) SW_TRY(chatml_plain(r, x, "system", sys));
     long lqi = (long)x->c->n_turns - 1;
@@ -401,7 +418,8 @@ static int llama3_message(struct sw_template_render *r, const char *role, const 
     return 0;
 }
 
-static int render_llama3(const struct sw_template *t, const struct ctx *x, struct sw_template_render *r) {
+static int render_llama3(const struct sw_template *t, const struct ctx *x,
+                         struct sw_template_render *r) {
     const char *sys = resolve_system(t, x);
     int p = prompt_trained(x);
     SPECIAL(r, "<|begin_of_text|>", p);
@@ -424,13 +442,14 @@ static int render_llama3(const struct sw_template *t, const struct ctx *x, struc
 
 /* ---- Llama 2 ------------------------------------------------------------------------------ */
 
-static int render_llama2(const struct sw_template *t, const struct ctx *x, struct sw_template_render *r) {
+static int render_llama2(const struct sw_template *t, const struct ctx *x,
+                         struct sw_template_render *r) {
     SW_TRY(check_alternating(x, t->name));
     const char *sys = resolve_system(t, x);
     int p = prompt_trained(x);
     for (size_t i = 0; i < x->c->n_turns; i++) {
-        const char *content = x->c->turns[i].role == SW_ROLE_ASSISTANT ? turn_content(x, i)
-                                                                         : x->c->turns[i].content;
+        const char *content =
+            x->c->turns[i].role == SW_ROLE_ASSISTANT ? turn_content(x, i) : x->c->turns[i].content;
         size_t b = 0, e = strlen(content);
         if (x->c->turns[i].role == SW_ROLE_USER) {
             SPECIAL(r, "<s>", p);
@@ -485,15 +504,18 @@ static int render_default(const struct sw_template *t, const struct ctx *x,
         if (i + 1 >= x->c->n_turns) break; /* generation prompt */
         int tr = turn_trained(x, i + 1);
         PUT(r, turn_content(x, i + 1), tr);
-        if (i + 2 < x->c->n_turns) PUT(r, "\n\n", p); /* chat_sep: not trained in ms-swift */
-        else if (tk && tk->eos) SPECIAL(r, tk->eos, tr);
+        if (i + 2 < x->c->n_turns)
+            PUT(r, "\n\n", p); /* chat_sep: not trained in ms-swift */
+        else if (tk && tk->eos)
+            SPECIAL(r, tk->eos, tr);
     }
     return 0;
 }
 
 /* ---- entry point ----------------------------------------------------------------------------- */
 
-static int render_text(const struct ctx *x, const struct sw_template_tokens *tk, struct sw_template_render *r) {
+static int render_text(const struct ctx *x, const struct sw_template_tokens *tk,
+                       struct sw_template_render *r) {
     if (tk && tk->bos) SPECIAL(r, tk->bos, 1);
     PUT(r, x->c->text, 1);
     if (tk && tk->eos) SPECIAL(r, tk->eos, 1);
@@ -514,11 +536,14 @@ int sw_template_render(const struct sw_template *t, const struct sw_conv *c,
         }
     if (c->text) return render_text(&x, tk, out);
     if (!t)
-        return sw_err_set(SW_EINVAL, "%s: a chat template is needed for this row (give --template: %s)",
+        return sw_err_set(SW_EINVAL,
+                          "%s: a chat template is needed for this row (give --template: %s)",
                           x.where, sw_template_names());
-    if (c->n_turns == 0) return sw_err_set(SW_EFORMAT, "%s: the conversation has no turns", x.where);
+    if (c->n_turns == 0)
+        return sw_err_set(SW_EFORMAT, "%s: the conversation has no turns", x.where);
     if (!o->add_generation_prompt && c->turns[c->n_turns - 1].role != SW_ROLE_ASSISTANT)
-        return sw_err_set(SW_EFORMAT, "%s: the conversation does not end with an assistant turn", x.where);
+        return sw_err_set(SW_EFORMAT, "%s: the conversation does not end with an assistant turn",
+                          x.where);
     if (o->rejected && !c->rejected)
         return sw_err_set(SW_EFORMAT, "%s: no rejected answer to render", x.where);
     switch (t->kind) {

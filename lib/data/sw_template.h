@@ -11,12 +11,12 @@
  *            the last user query open with "<think>\n{reasoning}\n</think>\n\n" (the final one
  *            always, an empty block when there is no reasoning); earlier turns lose their
  *            reasoning
- *   llama3   <|begin_of_text|>, <|start_header_id|>role<|end_header_id|>\n\n{content|trim}<|eot_id|>
- *   llama    Llama-2 chat: <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{query} [/INST] {answer} </s>,
- *            with ms-swift's default Llama-2 system prompt
- *   default  ms-swift's default template: [BOS]{system}\n\n### Human:\n{query}\n\n### Assistant:\n
- *            {answer}\n\n... [EOS], default system "You are a helpful assistant."
- * The system prompt is, in order of priority (as in ms-swift): the row's, --system, the
+ *   llama3   <|begin_of_text|>,
+ * <|start_header_id|>role<|end_header_id|>\n\n{content|trim}<|eot_id|> llama    Llama-2 chat:
+ * <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{query} [/INST] {answer} </s>, with ms-swift's default
+ * Llama-2 system prompt default  ms-swift's default template: [BOS]{system}\n\n###
+ * Human:\n{query}\n\n### Assistant:\n {answer}\n\n... [EOS], default system "You are a helpful
+ * assistant." The system prompt is, in order of priority (as in ms-swift): the row's, --system, the
  * template's default; an empty --system means none.
  *
  * Rendering happens in two steps. sw_template_render() writes the conversation as text pieces,
@@ -67,7 +67,7 @@ int sw_loss_scale_parse(const char *s, enum sw_loss_scale *out);
 const char *sw_loss_scale_name(enum sw_loss_scale l);
 
 struct sw_template_opts {
-    const char *system;        /* --system: NULL = not given; "" = no system prompt */
+    const char *system; /* --system: NULL = not given; "" = no system prompt */
     enum sw_loss_scale loss;
     int add_generation_prompt; /* end with the assistant header (inference); the conversation may
                                   then end with a user or tool turn */
@@ -94,7 +94,8 @@ void sw_template_render_release(struct sw_template_render *r);
 /* Special token strings of the tokenizer in use, needed by templates whose markers are the
  * tokenizer's own BOS/EOS (default, plain text). NULL members mean "none". */
 struct sw_template_tokens {
-    const char *bos; /* the text the tokenizer's post-processor puts before a text ("<s>"), or NULL */
+    const char
+        *bos; /* the text the tokenizer's post-processor puts before a text ("<s>"), or NULL */
     const char *eos; /* eos_token, or NULL */
 };
 

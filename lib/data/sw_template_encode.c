@@ -33,7 +33,8 @@ void sw_template_sample_release(struct sw_template_sample *s) {
 static int sample_reserve(struct sw_template_sample *s, size_t n) {
     if (n <= s->cap) return 0;
     size_t cap = s->cap ? s->cap : 256;
-    while (cap < n) cap *= 2;
+    while (cap < n)
+        cap *= 2;
     int32_t *a = realloc(s->ids, cap * sizeof *a);
     if (!a) return sw_err_set(SW_ENOMEM, "out of memory");
     s->ids = a;
@@ -76,8 +77,10 @@ static int boundary_token(const struct sw_tokenizer *tok, const char *run, size_
     pre->n = 0;
     SW_TRY(sw_tokenizer_encode_append(tok, run, b, 0, pre));
     size_t k = 0;
-    while (k < pre->n && k < all->n && pre->ids[k] == all->ids[k]) k++;
-    if (k < pre->n && prev_trained && k < all->n) k++; /* the straddling token belongs to the trained side */
+    while (k < pre->n && k < all->n && pre->ids[k] == all->ids[k])
+        k++;
+    if (k < pre->n && prev_trained && k < all->n)
+        k++; /* the straddling token belongs to the trained side */
     *out = k;
     return 0;
 }
@@ -99,7 +102,8 @@ static int encode_run(const struct sw_tokenizer *tok, const struct sw_template_r
             if (end_tok < start_tok) end_tok = start_tok;
         }
         SW_TRY(sample_reserve(out, out->n + (end_tok - start_tok)));
-        for (size_t k = start_tok; k < end_tok; k++) sample_push(out, s->run.ids[k], tr);
+        for (size_t k = start_tok; k < end_tok; k++)
+            sample_push(out, s->run.ids[k], tr);
         start_tok = end_tok;
     }
     return 0;
@@ -118,15 +122,18 @@ int sw_template_encode(const struct sw_template *t, const struct sw_tokenizer *t
         if (pc->special) {
             int32_t id = sw_tokenizer_token_to_id(tok, r->text + pc->off, pc->len);
             if (id < 0)
-                return sw_err_set(SW_ENOTFOUND, "template '%s': token '%.*s' is not in the tokenizer's "
+                return sw_err_set(SW_ENOTFOUND,
+                                  "template '%s': token '%.*s' is not in the tokenizer's "
                                   "vocabulary (wrong --template for this tokenizer?)",
-                                  t ? sw_template_name(t) : "text", (int)pc->len, r->text + pc->off);
+                                  t ? sw_template_name(t) : "text", (int)pc->len,
+                                  r->text + pc->off);
             SW_TRY(sample_push(out, id, pc->trained));
             p++;
             continue;
         }
         size_t q = p;
-        while (q < r->n_pieces && !r->pieces[q].special) q++;
+        while (q < r->n_pieces && !r->pieces[q].special)
+            q++;
         SW_TRY(encode_run(tok, r, p, q, scratch, out));
         p = q;
     }
@@ -140,12 +147,15 @@ int sw_template_verify(const struct sw_tokenizer *tok, const struct sw_template_
     size_t n = 0;
     SW_TRY(sw_tokenizer_encode(tok, r->text, r->len, 0, &ids, &n));
     size_t k = 0;
-    while (k < n && k < s->n && ids[k] == s->ids[k]) k++;
+    while (k < n && k < s->n && ids[k] == s->ids[k])
+        k++;
     int rc = 0;
     if (k < n || k < s->n)
-        rc = sw_err_set(SW_ECORRUPT, "%s: template tokenization differs from whole-text tokenization "
-                        "at token %zu (%d vs %d; %zu vs %zu tokens)", where ? where : "conversation", k,
-                        k < s->n ? s->ids[k] : -1, k < n ? ids[k] : -1, s->n, n);
+        rc = sw_err_set(SW_ECORRUPT,
+                        "%s: template tokenization differs from whole-text tokenization "
+                        "at token %zu (%d vs %d; %zu vs %zu tokens)",
+                        where ? where : "conversation", k, k < s->n ? s->ids[k] : -1,
+                        k < n ? ids[k] : -1, s->n, n);
     free(ids);
     return rc;
 }
@@ -172,6 +182,7 @@ int sw_template_truncate(struct sw_template_sample *s, size_t max_length, enum s
 
 size_t sw_template_sample_trained(const struct sw_template_sample *s) {
     size_t k = 0;
-    for (size_t i = 0; i < s->n; i++) k += s->labels[i] != SW_LABEL_IGNORE;
+    for (size_t i = 0; i < s->n; i++)
+        k += s->labels[i] != SW_LABEL_IGNORE;
     return k;
 }

@@ -78,16 +78,16 @@ enum sw_bench_gen_metric {
 };
 
 struct sw_bench_item {
-    int subject;      /* index into the task's subjects */
-    int64_t index;    /* row of the test file, from 0 (data rows, header excluded) */
-    char *prompt;     /* the plain-text context: description + shots + question */
-    char *system;     /* for a chat template: the description (NULL when none) */
-    char *user;       /* for a chat template: shots + question, trailing delimiter removed */
-    int nchoices;     /* MC */
-    char **choices;   /* MC: the choice strings ("A"), acc_norm divides by their length */
-    char **conts;     /* MC: continuations: target delimiter + choice (" A") */
-    int gold;         /* MC: gold choice index (never out of range: readers refuse that) */
-    char *target;     /* MC: the gold choice; GEN: the reference answer; PPL: the text */
+    int subject;    /* index into the task's subjects */
+    int64_t index;  /* row of the test file, from 0 (data rows, header excluded) */
+    char *prompt;   /* the plain-text context: description + shots + question */
+    char *system;   /* for a chat template: the description (NULL when none) */
+    char *user;     /* for a chat template: shots + question, trailing delimiter removed */
+    int nchoices;   /* MC */
+    char **choices; /* MC: the choice strings ("A"), acc_norm divides by their length */
+    char **conts;   /* MC: continuations: target delimiter + choice (" A") */
+    int gold;       /* MC: gold choice index (never out of range: readers refuse that) */
+    char *target;   /* MC: the gold choice; GEN: the reference answer; PPL: the text */
 };
 
 struct sw_bench_subject {
@@ -117,12 +117,12 @@ struct sw_bench_task {
 };
 
 struct sw_bench_task_opts {
-    const char *name;        /* mmlu, ceval, cmmlu, gsm8k, gsm8k_cot, arc, hellaswag,
-                                custom_mcq (CEval-style CSV), general_qa, ppl, or a *.yaml path */
-    const char *dir;         /* dataset folder (for a name: DIR/<name>/ when it exists, else DIR) */
-    const char *subjects;    /* comma list, NULL/"" = all found */
-    int64_t num_fewshot;     /* < 0: the task's default */
-    int64_t limit;           /* items per subject (0 = all), lm-eval's --limit */
+    const char *name;     /* mmlu, ceval, cmmlu, gsm8k, gsm8k_cot, arc, hellaswag,
+                             custom_mcq (CEval-style CSV), general_qa, ppl, or a *.yaml path */
+    const char *dir;      /* dataset folder (for a name: DIR/<name>/ when it exists, else DIR) */
+    const char *subjects; /* comma list, NULL/"" = all found */
+    int64_t num_fewshot;  /* < 0: the task's default */
+    int64_t limit;        /* items per subject (0 = all), lm-eval's --limit */
     int64_t ppl_max_length, ppl_stride;
 };
 
@@ -160,16 +160,16 @@ int sw_pyrandom_sample(struct sw_pyrandom *r, int64_t n, int64_t k, int64_t *idx
 /* ---- requests and backends ----------------------------------------------------------------- */
 
 struct sw_bench_ll_req {
-    const char *context;      /* plain text, or already chat-rendered */
+    const char *context; /* plain text, or already chat-rendered */
     const char *continuation;
 };
 struct sw_bench_ll_res {
-    double ll;     /* sum of the continuation tokens' log-probabilities */
-    int greedy;    /* 1 when every continuation token is the argmax */
-    int ntok;      /* continuation tokens */
+    double ll;  /* sum of the continuation tokens' log-probabilities */
+    int greedy; /* 1 when every continuation token is the argmax */
+    int ntok;   /* continuation tokens */
 };
 struct sw_bench_gen_req {
-    const char *context;      /* plain text, or already chat-rendered */
+    const char *context;       /* plain text, or already chat-rendered */
     const char *system, *user; /* the chat parts, for endpoints that apply the template */
     const char *const *until;
     int nuntil;
@@ -187,8 +187,8 @@ struct sw_bench_roll_res {
 typedef int (*sw_bench_done_fn)(void *ctx, size_t begin, size_t end);
 
 struct sw_bench_backend {
-    const char *kind;  /* "local", "http", "farm" */
-    char *identity;    /* what the run cache keys results by: model (+ adapter) or URL + model */
+    const char *kind;   /* "local", "http", "farm" */
+    char *identity;     /* what the run cache keys results by: model (+ adapter) or URL + model */
     int64_t max_length; /* context tokens (lm-eval's max_length); 0 when unknown (http) */
     /* Chat: render (system, user) with the chat template and the generation prompt into a
      * malloc'ed string; NULL when the backend cannot (then generation goes through the
@@ -204,7 +204,7 @@ struct sw_bench_backend {
                    sw_bench_done_fn done, void *ctx);
     void (*free)(struct sw_bench_backend *b);
     void *impl;
-    int64_t shard;     /* requests handed out per shard / processed per progress step */
+    int64_t shard; /* requests handed out per shard / processed per progress step */
 };
 void sw_bench_backend_free(struct sw_bench_backend *b);
 
@@ -239,11 +239,11 @@ int sw_bench_http_new(const struct sw_bench_http_opts *o, struct sw_bench_backen
 /* The farm backend: binds endpoint, hands shards of `shard` requests to workers, re-issues a
  * shard whose worker has not answered in timeout_s seconds. identity is the workers' model. */
 struct sw_bench_farm_opts {
-    const char *bind;      /* e.g. tcp://0.0.0.0:5555 */
-    const char *identity;  /* cache key: what the workers run */
-    int64_t shard;         /* requests per shard (0: 64) */
-    double timeout_s;      /* re-issue after (0: 600) */
-    int64_t max_length;    /* for rolling windows: the workers' max_length (needed up front) */
+    const char *bind;     /* e.g. tcp://0.0.0.0:5555 */
+    const char *identity; /* cache key: what the workers run */
+    int64_t shard;        /* requests per shard (0: 64) */
+    double timeout_s;     /* re-issue after (0: 600) */
+    int64_t max_length;   /* for rolling windows: the workers' max_length (needed up front) */
 };
 int sw_bench_farm_new(const struct sw_bench_farm_opts *o, struct sw_bench_backend **out);
 /* Tell connected workers that the work is over (they exit), waiting up to linger_s seconds. */
@@ -254,8 +254,8 @@ void sw_bench_farm_finish(struct sw_bench_backend *b, double linger_s);
  * many shards without answering the last one (tests: a worker that dies mid-shard). */
 struct sw_bench_worker_opts {
     const char *connect;
-    double wait_s;       /* give up after this long without the farm (0: 60) */
-    int64_t die_after;   /* tests: exit without answering the die_after-th shard (0: never) */
+    double wait_s;     /* give up after this long without the farm (0: 60) */
+    int64_t die_after; /* tests: exit without answering the die_after-th shard (0: never) */
 };
 int sw_bench_worker_run(const struct sw_bench_worker_opts *o, struct sw_bench_backend *be);
 
@@ -281,15 +281,15 @@ double sw_bench_pooled_stderr(const double *se, const double *n, size_t k);
 /* ---- the run (sw_bench_run.c) -------------------------------------------------------------- */
 
 struct sw_bench_run_opts {
-    const char *tasks;        /* comma list for --eval_dataset */
+    const char *tasks; /* comma list for --eval_dataset */
     const char *dataset_dir;
     const char *subjects;
     int64_t num_fewshot;
     int64_t limit;
     int apply_chat_template;
-    const char *out_dir;      /* report.json, samples_<task>.jsonl, cache.jsonl */
-    int no_cache;             /* ignore and do not write the run cache */
-    int64_t max_gen_toks;     /* > 0: overrides the generation tasks' max_gen_toks */
+    const char *out_dir;  /* report.json, samples_<task>.jsonl, cache.jsonl */
+    int no_cache;         /* ignore and do not write the run cache */
+    int64_t max_gen_toks; /* > 0: overrides the generation tasks' max_gen_toks */
     int64_t ppl_max_length, ppl_stride;
 };
 /* Load every task, answer the requests not in the run cache with be, score, write out_dir and

@@ -60,7 +60,8 @@ int sw_doc_set(struct sw_doc *d, const char *key, const char *val) {
 }
 
 void sw_doc_release(struct sw_doc *d) {
-    for (size_t i = 0; i < d->n; i++) free(d->keys[i]), free(d->vals[i]);
+    for (size_t i = 0; i < d->n; i++)
+        free(d->keys[i]), free(d->vals[i]);
     free(d->keys), free(d->vals);
     memset(d, 0, sizeof *d);
 }
@@ -102,8 +103,10 @@ static int flatten(struct sw_doc *d, const char *prefix, const json_t *v, int de
         const char *k;
         json_t *x;
         json_object_foreach((json_t *)v, k, x) {
-            if (*prefix) snprintf(key, sizeof key, "%s.%s", prefix, k);
-            else snprintf(key, sizeof key, "%s", k);
+            if (*prefix)
+                snprintf(key, sizeof key, "%s.%s", prefix, k);
+            else
+                snprintf(key, sizeof key, "%s", k);
             SW_TRY(flatten(d, key, x, depth + 1));
         }
         return 0;
@@ -129,11 +132,13 @@ static int flatten(struct sw_doc *d, const char *prefix, const json_t *v, int de
 int sw_doc_from_json(struct sw_doc *d, const char *text, size_t len, const char *where) {
     json_error_t e;
     json_t *o = json_loadb(text, len, JSON_ALLOW_NUL, &e);
-    if (!o) return sw_err_set(SW_EFORMAT, "%s: invalid JSON: %s (column %d)", where, e.text,
-                              e.column);
+    if (!o)
+        return sw_err_set(SW_EFORMAT, "%s: invalid JSON: %s (column %d)", where, e.text, e.column);
     int rc;
-    if (!json_is_object(o)) rc = sw_err_set(SW_EFORMAT, "%s: a row must be a JSON object", where);
-    else rc = flatten(d, "", o, 0);
+    if (!json_is_object(o))
+        rc = sw_err_set(SW_EFORMAT, "%s: a row must be a JSON object", where);
+    else
+        rc = flatten(d, "", o, 0);
     json_decref(o);
     if (rc < 0 && rc != SW_ENOMEM) sw_err_wrap(rc, "%s", where);
     return rc;
@@ -145,19 +150,20 @@ static size_t space_len(const unsigned char *s, size_t n) {
     if (n >= 1 && (s[0] == ' ' || (s[0] >= 9 && s[0] <= 13) || (s[0] >= 0x1c && s[0] <= 0x1f)))
         return 1;
     if (n >= 2 && s[0] == 0xC2 && (s[1] == 0x85 || s[1] == 0xA0)) return 2;
-    if (n >= 3 && s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80) return 3;   /* U+3000 */
+    if (n >= 3 && s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80) return 3; /* U+3000 */
     if (n >= 3 && s[0] == 0xE2 && s[1] == 0x80 &&
         ((s[2] >= 0x80 && s[2] <= 0x8A) || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF))
-        return 3;                                                            /* U+2000.. */
-    if (n >= 3 && s[0] == 0xE2 && s[1] == 0x81 && s[2] == 0x9F) return 3;   /* U+205F */
-    if (n >= 3 && s[0] == 0xE1 && s[1] == 0x9A && s[2] == 0x80) return 3;   /* U+1680 */
+        return 3;                                                         /* U+2000.. */
+    if (n >= 3 && s[0] == 0xE2 && s[1] == 0x81 && s[2] == 0x9F) return 3; /* U+205F */
+    if (n >= 3 && s[0] == 0xE1 && s[1] == 0x9A && s[2] == 0x80) return 3; /* U+1680 */
     return 0;
 }
 
 void sw_bench_strip(const char **s, size_t *n) {
     const unsigned char *p = (const unsigned char *)*s;
     size_t len = *n, k;
-    while (len && (k = space_len(p, len)) > 0) p += k, len -= k;
+    while (len && (k = space_len(p, len)) > 0)
+        p += k, len -= k;
     /* trailing: test every possible suffix start (1..3 bytes) */
     for (;;) {
         size_t cut = 0;
@@ -193,8 +199,10 @@ int sw_doc_render(const struct sw_doc *d, const char *tpl, const char *where, ch
         }
         /* expression: trim spaces, optional .strip() suffix */
         const char *e = o + 2, *ee = c;
-        while (e < ee && *e == ' ') e++;
-        while (ee > e && ee[-1] == ' ') ee--;
+        while (e < ee && *e == ' ')
+            e++;
+        while (ee > e && ee[-1] == ' ')
+            ee--;
         int strip = 0;
         if (ee - e > 8 && memcmp(ee - 8, ".strip()", 8) == 0) strip = 1, ee -= 8;
         char key[512];
@@ -241,15 +249,14 @@ void sw_pyrandom_seed(struct sw_pyrandom *r, uint32_t seed) {
     mt_init(r, 19650218u);
     int i = 1, j = 0;
     for (int k = 624 > klen ? 624 : klen; k; k--) {
-        r->mt[i] = (r->mt[i] ^ ((r->mt[i - 1] ^ (r->mt[i - 1] >> 30)) * 1664525u)) + key[j] +
-                   (uint32_t)j;
+        r->mt[i] =
+            (r->mt[i] ^ ((r->mt[i - 1] ^ (r->mt[i - 1] >> 30)) * 1664525u)) + key[j] + (uint32_t)j;
         i++, j++;
         if (i >= 624) r->mt[0] = r->mt[623], i = 1;
         if (j >= klen) j = 0;
     }
     for (int k = 623; k; k--) {
-        r->mt[i] = (r->mt[i] ^ ((r->mt[i - 1] ^ (r->mt[i - 1] >> 30)) * 1566083941u)) -
-                   (uint32_t)i;
+        r->mt[i] = (r->mt[i] ^ ((r->mt[i - 1] ^ (r->mt[i - 1] >> 30)) * 1566083941u)) - (uint32_t)i;
         i++;
         if (i >= 624) r->mt[0] = r->mt[623], i = 1;
     }
@@ -286,7 +293,8 @@ uint32_t sw_pyrandom_u32(struct sw_pyrandom *r) {
 static int64_t randbelow(struct sw_pyrandom *r, int64_t n) {
     if (n <= 0) return 0; /* never asked; n == 1 still draws (getrandbits(1) until 0), as CPython */
     int k = 0;
-    while (k < 63 && ((int64_t)1 << k) <= n) k++; /* n.bit_length(), 1..63 */
+    while (k < 63 && ((int64_t)1 << k) <= n)
+        k++; /* n.bit_length(), 1..63 */
     if (k <= 32) {
         unsigned shift = (unsigned)(32 - k);
         for (;;) {
@@ -309,14 +317,16 @@ static int64_t randbelow(struct sw_pyrandom *r, int64_t n) {
 }
 
 int sw_pyrandom_sample(struct sw_pyrandom *r, int64_t n, int64_t k, int64_t *idx) {
-    if (k < 0 || k > n) return sw_err_set(SW_EINVAL, "sample larger than population (%lld of %lld)",
-                                          (long long)k, (long long)n);
+    if (k < 0 || k > n)
+        return sw_err_set(SW_EINVAL, "sample larger than population (%lld of %lld)", (long long)k,
+                          (long long)n);
     int64_t setsize = 21;
     if (k > 5) setsize += (int64_t)pow(4.0, ceil(log((double)k * 3) / log(4.0)));
     if (n <= setsize) {
         int64_t *pool = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
         if (!pool) return sw_err_set(SW_ENOMEM, "out of memory");
-        for (int64_t i = 0; i < n; i++) pool[i] = i;
+        for (int64_t i = 0; i < n; i++)
+            pool[i] = i;
         for (int64_t i = 0; i < k; i++) {
             int64_t j = randbelow(r, n - i);
             idx[i] = pool[j];

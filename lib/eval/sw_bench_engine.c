@@ -40,7 +40,8 @@ int sw_bench_engine_score(struct sw_engine *e, const char *adapter, const int32_
     for (size_t i = 0; rc == 0 && i < n; i++)
         q[i] = (struct sw_score_request){ctx[i], nctx[i], cont[i], ncont[i]};
     if (rc == 0) rc = sw_engine_score(e, q, (int)n, adapter, r);
-    for (size_t i = 0; rc == 0 && i < n; i++) ll[i] = r[i].logprob, greedy[i] = r[i].is_greedy;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        ll[i] = r[i].logprob, greedy[i] = r[i].is_greedy;
     free(q), free(r);
     return rc;
 }
@@ -69,11 +70,14 @@ int sw_bench_engine_generate(struct sw_engine *e, const char *adapter, const int
     const struct sw_tokenizer *tok = sw_engine_tokenizer(e);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         size_t len = 0;
-        if (g[i].n > 0) rc = sw_tokenizer_decode(tok, g[i].seqs[0].ids, (size_t)g[i].seqs[0].n_ids, 1,
-                                                 &out[i], &len);
-        else if (!(out[i] = strdup(""))) rc = sw_err_set(SW_ENOMEM, "out of memory");
+        if (g[i].n > 0)
+            rc = sw_tokenizer_decode(tok, g[i].seqs[0].ids, (size_t)g[i].seqs[0].n_ids, 1, &out[i],
+                                     &len);
+        else if (!(out[i] = strdup("")))
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < n; i++) sw_generation_release(&g[i]);
+    for (size_t i = 0; i < n; i++)
+        sw_generation_release(&g[i]);
     free(g);
     return rc;
 }

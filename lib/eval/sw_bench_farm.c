@@ -149,10 +149,12 @@ static void pack_shard(struct farm *f, size_t s, msgpack_sbuffer *sb) {
     if (f->kind == 0) {
         pk_str(&pk, "ctx");
         msgpack_pack_array(&pk, e - b);
-        for (size_t i = b; i < e; i++) pk_str(&pk, f->llq[i].context);
+        for (size_t i = b; i < e; i++)
+            pk_str(&pk, f->llq[i].context);
         pk_str(&pk, "cont");
         msgpack_pack_array(&pk, e - b);
-        for (size_t i = b; i < e; i++) pk_str(&pk, f->llq[i].continuation);
+        for (size_t i = b; i < e; i++)
+            pk_str(&pk, f->llq[i].continuation);
     } else if (f->kind == 1) {
         pk_str(&pk, "gen");
         msgpack_pack_array(&pk, e - b);
@@ -164,12 +166,14 @@ static void pack_shard(struct farm *f, size_t s, msgpack_sbuffer *sb) {
             pk_str(&pk, q->user);
             msgpack_pack_int64(&pk, q->max_gen_toks);
             msgpack_pack_array(&pk, (size_t)q->nuntil);
-            for (int u = 0; u < q->nuntil; u++) pk_str(&pk, q->until[u]);
+            for (int u = 0; u < q->nuntil; u++)
+                pk_str(&pk, q->until[u]);
         }
     } else {
         pk_str(&pk, "texts");
         msgpack_pack_array(&pk, e - b);
-        for (size_t i = b; i < e; i++) pk_str(&pk, f->texts[i]);
+        for (size_t i = b; i < e; i++)
+            pk_str(&pk, f->texts[i]);
         pk_str(&pk, "max_length");
         msgpack_pack_int64(&pk, f->roll_ml);
         pk_str(&pk, "stride");
@@ -178,11 +182,11 @@ static void pack_shard(struct farm *f, size_t s, msgpack_sbuffer *sb) {
 }
 
 /* Take a worker's results for shard s (ignored when malformed or already done). */
-static int take_results(struct farm *f, const msgpack_object *m, sw_bench_done_fn done,
-                        void *ctx) {
+static int take_results(struct farm *f, const msgpack_object *m, sw_bench_done_fn done, void *ctx) {
     int64_t s = obj_int(m, "shard", -1);
     if (f->kind < 0 || s < 0 || (size_t)s >= f->nshards || f->state[s] == SH_DONE) return 0;
-    size_t b = (size_t)s * (size_t)f->shard, e = b + (size_t)f->shard < f->n ? b + (size_t)f->shard : f->n;
+    size_t b = (size_t)s * (size_t)f->shard,
+           e = b + (size_t)f->shard < f->n ? b + (size_t)f->shard : f->n;
     size_t k = e - b;
     if (f->kind == 0) {
         const msgpack_object *ll = obj_arr(m, "ll", k), *g = obj_arr(m, "g", k),
@@ -193,10 +197,11 @@ static int take_results(struct farm *f, const msgpack_object *m, sw_bench_done_f
             return 0;
         }
         for (size_t i = 0; i < k; i++)
-            f->llr[b + i] = (struct sw_bench_ll_res){obj_num(&ll->via.array.ptr[i]),
-                                                     g->via.array.ptr[i].type == MSGPACK_OBJECT_BOOLEAN &&
-                                                         g->via.array.ptr[i].via.boolean,
-                                                     (int)obj_num(&t->via.array.ptr[i])};
+            f->llr[b + i] =
+                (struct sw_bench_ll_res){obj_num(&ll->via.array.ptr[i]),
+                                         g->via.array.ptr[i].type == MSGPACK_OBJECT_BOOLEAN &&
+                                             g->via.array.ptr[i].via.boolean,
+                                         (int)obj_num(&t->via.array.ptr[i])};
     } else if (f->kind == 1) {
         const msgpack_object *tx = obj_arr(m, "text", k);
         if (!tx) return 0;
@@ -315,7 +320,8 @@ static int farm_call(struct farm *f, int kind, size_t n, sw_bench_done_fn done, 
     f->deadline = calloc(f->nshards ? f->nshards : 1, sizeof(double));
     int rc = (!f->state || !f->deadline) ? sw_err_set(SW_ENOMEM, "out of memory") : 0;
     sw_info("farm: %zu requests in %zu shards of %lld", n, f->nshards, (long long)f->shard);
-    while (rc == 0 && f->ndone < f->nshards) rc = farm_serve_one(f, 200, done, ctx, 0);
+    while (rc == 0 && f->ndone < f->nshards)
+        rc = farm_serve_one(f, 200, done, ctx, 0);
     free(f->state), free(f->deadline);
     f->state = NULL, f->deadline = NULL;
     f->kind = -1;
@@ -359,8 +365,7 @@ static int workers_pending(const struct farm *f) {
     double t = now_s();
     int n = 0;
     for (size_t k = 0; k < f->nwk; k++)
-        if (!f->wks[k].told_done && t - f->wks[k].last < (f->wks[k].busy ? f->timeout_s : 2.0))
-            n++;
+        if (!f->wks[k].told_done && t - f->wks[k].last < (f->wks[k].busy ? f->timeout_s : 2.0)) n++;
     return n;
 }
 
@@ -398,8 +403,10 @@ int sw_bench_farm_new(const struct sw_bench_farm_opts *o, struct sw_bench_backen
     f->ctx = zmq_ctx_new();
     f->sock = f->ctx ? zmq_socket(f->ctx, ZMQ_ROUTER) : NULL;
     int rc = 0;
-    if (!b->identity || !f->bind) rc = sw_err_set(SW_ENOMEM, "out of memory");
-    else if (!f->sock) rc = sw_err_set(SW_EIO, "farm: cannot create a socket: %s", zmq_strerror(errno));
+    if (!b->identity || !f->bind)
+        rc = sw_err_set(SW_ENOMEM, "out of memory");
+    else if (!f->sock)
+        rc = sw_err_set(SW_EIO, "farm: cannot create a socket: %s", zmq_strerror(errno));
     else {
         int linger = 1000;
         zmq_setsockopt(f->sock, ZMQ_LINGER, &linger, sizeof linger);
@@ -425,7 +432,8 @@ struct wconn {
 static int wconn_open(struct wconn *c) {
     if (c->sock) zmq_close(c->sock);
     c->sock = zmq_socket(c->ctx, ZMQ_REQ);
-    if (!c->sock) return sw_err_set(SW_EIO, "worker: cannot create a socket: %s", zmq_strerror(errno));
+    if (!c->sock)
+        return sw_err_set(SW_EIO, "worker: cannot create a socket: %s", zmq_strerror(errno));
     int linger = 0, tmo = 1000;
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
@@ -455,8 +463,10 @@ static int wconn_call(struct wconn *c, const msgpack_sbuffer *req, double wait_s
             if (errno == EINTR) return sw_err_set(SW_EINTR, "worker: interrupted");
         }
         if (now_s() > end)
-            return sw_err_set(SW_EIO, "worker: no answer from the farm at '%s' for %.0f s (is "
-                              "`sw-eval farm --bind` running there?)", c->ep, wait_s);
+            return sw_err_set(SW_EIO,
+                              "worker: no answer from the farm at '%s' for %.0f s (is "
+                              "`sw-eval farm --bind` running there?)",
+                              c->ep, wait_s);
         SW_TRY(wconn_open(c)); /* a REQ socket that timed out must be replaced */
     }
 }
@@ -467,7 +477,8 @@ static int do_shard(struct sw_bench_backend *be, const msgpack_object *m, msgpac
     int64_t s = obj_int(m, "shard", -1);
     int rc = 0;
     if (obj_is(m, "kind", "ll")) {
-        const msgpack_object *cx = sw_msgpack_map_get(m, "ctx"), *co = sw_msgpack_map_get(m, "cont");
+        const msgpack_object *cx = sw_msgpack_map_get(m, "ctx"),
+                             *co = sw_msgpack_map_get(m, "cont");
         if (!cx || !co || cx->type != MSGPACK_OBJECT_ARRAY || co->type != MSGPACK_OBJECT_ARRAY ||
             cx->via.array.size != co->via.array.size)
             return sw_err_set(SW_EFORMAT, "worker: malformed shard from the farm");
@@ -479,8 +490,10 @@ static int do_shard(struct sw_bench_backend *be, const msgpack_object *m, msgpac
         for (size_t i = 0; rc == 0 && i < n; i++) {
             strs[2 * i] = obj_strdup(&cx->via.array.ptr[i]);
             strs[2 * i + 1] = obj_strdup(&co->via.array.ptr[i]);
-            if (!strs[2 * i] || !strs[2 * i + 1]) rc = sw_err_set(SW_EFORMAT, "worker: bad shard");
-            else q[i] = (struct sw_bench_ll_req){strs[2 * i], strs[2 * i + 1]};
+            if (!strs[2 * i] || !strs[2 * i + 1])
+                rc = sw_err_set(SW_EFORMAT, "worker: bad shard");
+            else
+                q[i] = (struct sw_bench_ll_req){strs[2 * i], strs[2 * i + 1]};
         }
         int64_t keep = be->shard;
         be->shard = (int64_t)(n ? n : 1); /* one batch set per shard, as the farm cut it */
@@ -491,13 +504,17 @@ static int do_shard(struct sw_bench_backend *be, const msgpack_object *m, msgpac
             pk_str(&pk, "t"), pk_str(&pk, "res");
             pk_str(&pk, "shard"), msgpack_pack_int64(&pk, s);
             pk_str(&pk, "ll"), msgpack_pack_array(&pk, n);
-            for (size_t i = 0; i < n; i++) msgpack_pack_double(&pk, r[i].ll);
+            for (size_t i = 0; i < n; i++)
+                msgpack_pack_double(&pk, r[i].ll);
             pk_str(&pk, "g"), msgpack_pack_array(&pk, n);
-            for (size_t i = 0; i < n; i++) r[i].greedy ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+            for (size_t i = 0; i < n; i++)
+                r[i].greedy ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
             pk_str(&pk, "nt"), msgpack_pack_array(&pk, n);
-            for (size_t i = 0; i < n; i++) msgpack_pack_int64(&pk, r[i].ntok);
+            for (size_t i = 0; i < n; i++)
+                msgpack_pack_int64(&pk, r[i].ntok);
         }
-        for (size_t i = 0; strs && i < 2 * n; i++) free(strs[i]);
+        for (size_t i = 0; strs && i < 2 * n; i++)
+            free(strs[i]);
         free(strs), free(q), free(r);
         return rc;
     }
@@ -527,10 +544,12 @@ static int do_shard(struct sw_bench_backend *be, const msgpack_object *m, msgpac
             keep[i][0] = obj_strdup(&e->via.array.ptr[0]);
             keep[i][1] = obj_strdup(&e->via.array.ptr[1]);
             keep[i][2] = obj_strdup(&e->via.array.ptr[2]);
-            for (size_t k = 0; k < nu; k++) keep[i][3 + k] = obj_strdup(&u->via.array.ptr[k]);
-            q[i] = (struct sw_bench_gen_req){keep[i][0], keep[i][1] && *keep[i][1] ? keep[i][1] : NULL,
-                                             keep[i][2], (const char *const *)keep[i] + 3, (int)nu,
-                                             (int64_t)obj_num(&e->via.array.ptr[3])};
+            for (size_t k = 0; k < nu; k++)
+                keep[i][3 + k] = obj_strdup(&u->via.array.ptr[k]);
+            q[i] =
+                (struct sw_bench_gen_req){keep[i][0], keep[i][1] && *keep[i][1] ? keep[i][1] : NULL,
+                                          keep[i][2], (const char *const *)keep[i] + 3,
+                                          (int)nu,    (int64_t)obj_num(&e->via.array.ptr[3])};
             if (!keep[i][0]) rc = sw_err_set(SW_EFORMAT, "worker: malformed generation request");
         }
         if (rc == 0) rc = be->generate(be, q, n, out, NULL, NULL);
@@ -539,11 +558,13 @@ static int do_shard(struct sw_bench_backend *be, const msgpack_object *m, msgpac
             pk_str(&pk, "t"), pk_str(&pk, "res");
             pk_str(&pk, "shard"), msgpack_pack_int64(&pk, s);
             pk_str(&pk, "text"), msgpack_pack_array(&pk, n);
-            for (size_t i = 0; i < n; i++) pk_str(&pk, out[i]);
+            for (size_t i = 0; i < n; i++)
+                pk_str(&pk, out[i]);
         }
         for (size_t i = 0; i < n; i++) {
             if (keep && keep[i]) {
-                for (size_t k = 0; keep[i][k] || k < 3; k++) free(keep[i][k]);
+                for (size_t k = 0; keep[i][k] || k < 3; k++)
+                    free(keep[i][k]);
                 free(keep[i]);
             }
             if (out) free(out[i]);
@@ -560,7 +581,8 @@ static int do_shard(struct sw_bench_backend *be, const msgpack_object *m, msgpac
         struct sw_bench_roll_res *r = calloc(n ? n : 1, sizeof(*r));
         if (!t || !r) rc = sw_err_set(SW_ENOMEM, "out of memory");
         for (size_t i = 0; rc == 0 && i < n; i++)
-            if (!(t[i] = obj_strdup(&tx->via.array.ptr[i]))) rc = sw_err_set(SW_EFORMAT, "bad shard");
+            if (!(t[i] = obj_strdup(&tx->via.array.ptr[i])))
+                rc = sw_err_set(SW_EFORMAT, "bad shard");
         if (rc == 0)
             rc = be->rolling(be, (const char *const *)t, n, obj_int(m, "max_length", 0),
                              obj_int(m, "stride", 0), r, NULL, NULL);
@@ -569,11 +591,14 @@ static int do_shard(struct sw_bench_backend *be, const msgpack_object *m, msgpac
             pk_str(&pk, "t"), pk_str(&pk, "res");
             pk_str(&pk, "shard"), msgpack_pack_int64(&pk, s);
             pk_str(&pk, "ll"), msgpack_pack_array(&pk, n);
-            for (size_t i = 0; i < n; i++) msgpack_pack_double(&pk, r[i].ll);
+            for (size_t i = 0; i < n; i++)
+                msgpack_pack_double(&pk, r[i].ll);
             pk_str(&pk, "nt"), msgpack_pack_array(&pk, n);
-            for (size_t i = 0; i < n; i++) msgpack_pack_int64(&pk, r[i].ntok);
+            for (size_t i = 0; i < n; i++)
+                msgpack_pack_int64(&pk, r[i].ntok);
         }
-        for (size_t i = 0; t && i < n; i++) free(t[i]);
+        for (size_t i = 0; t && i < n; i++)
+            free(t[i]);
         free(t), free(r);
         return rc;
     }
@@ -621,7 +646,8 @@ int sw_bench_worker_run(const struct sw_bench_worker_opts *o, struct sw_bench_ba
             }
             rc = do_shard(be, &up.data, &req);
         } else {
-            if (obj_is(&up.data, "t", "wait")) usleep((useconds_t)(obj_int(&up.data, "ms", 200) * 1000));
+            if (obj_is(&up.data, "t", "wait"))
+                usleep((useconds_t)(obj_int(&up.data, "ms", 200) * 1000));
             msgpack_pack_map(&pk, 1);
             pk_str(&pk, "t"), pk_str(&pk, "get");
         }

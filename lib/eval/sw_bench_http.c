@@ -88,7 +88,8 @@ static void call_release(struct call *c) {
 static int run_wave(struct call *c, size_t n) {
     CURLM *m = curl_multi_init();
     if (!m) return sw_err_set(SW_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) curl_multi_add_handle(m, c[i].h);
+    for (size_t i = 0; i < n; i++)
+        curl_multi_add_handle(m, c[i].h);
     int running = 1;
     while (running) {
         if (curl_multi_perform(m, &running) != CURLM_OK) break;
@@ -117,9 +118,10 @@ static int call_json(struct http *H, struct call *c, const char *path, json_t **
     json_error_t e;
     json_t *j = c->resp.p ? json_loads(c->resp.p, 0, &e) : NULL;
     if (c->status != 200) {
-        const char *msg = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-        int rc = sw_err_set(SW_EIO, "%s%s: HTTP %ld%s%s", H->base, path, c->status,
-                            msg ? ": " : "", msg ? msg : "");
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        int rc = sw_err_set(SW_EIO, "%s%s: HTTP %ld%s%s", H->base, path, c->status, msg ? ": " : "",
+                            msg ? msg : "");
         json_decref(j);
         return rc;
     }
@@ -143,15 +145,19 @@ static int parse_ll(struct http *H, json_t *j, size_t ctx_chars, int64_t ncont,
     json_t *toks = json_object_get(lp, "tokens"), *tlp = json_object_get(lp, "token_logprobs"),
            *top = json_object_get(lp, "top_logprobs"), *off = json_object_get(lp, "text_offset");
     if (!json_is_array(tlp) || !json_is_array(off) || json_array_size(off) != json_array_size(tlp))
-        return sw_err_set(SW_EUNSUPPORTED, "%s/completions: no echoed prompt logprobs "
+        return sw_err_set(SW_EUNSUPPORTED,
+                          "%s/completions: no echoed prompt logprobs "
                           "(choices[0].logprobs.token_logprobs / text_offset): the server does not "
-                          "support echo + logprobs, which log-likelihood tasks need", H->base);
+                          "support echo + logprobs, which log-likelihood tasks need",
+                          H->base);
     double sum = 0;
     int g = 1, nt = 0;
     size_t nt_all = json_array_size(tlp);
     if (ncont > 0 && (size_t)ncont >= nt_all)
-        return sw_err_set(SW_EFORMAT, "%s/completions: %zu echoed tokens for a continuation of "
-                          "%lld", H->base, nt_all, (long long)ncont);
+        return sw_err_set(SW_EFORMAT,
+                          "%s/completions: %zu echoed tokens for a continuation of "
+                          "%lld",
+                          H->base, nt_all, (long long)ncont);
     for (size_t i = 0; i < nt_all; i++) {
         if (ncont > 0 ? i < nt_all - (size_t)ncont
                       : (size_t)json_integer_value(json_array_get(off, i)) < ctx_chars)
@@ -169,13 +175,15 @@ static int parse_ll(struct http *H, json_t *j, size_t ctx_chars, int64_t ncont,
             json_t *x;
             double bv = -1e300;
             json_object_foreach(t, k, x) if (json_number_value(x) > bv) bv = json_number_value(x),
-                                                                      best = k;
+                                                                        best = k;
             if (best && strcmp(best, tok) != 0) g = 0;
         }
     }
     if (nt == 0)
-        return sw_err_set(SW_EFORMAT, "%s/completions: no token of the continuation in the echoed "
-                          "prompt", H->base);
+        return sw_err_set(SW_EFORMAT,
+                          "%s/completions: no token of the continuation in the echoed "
+                          "prompt",
+                          H->base);
     *r = (struct sw_bench_ll_res){sum, g, nt};
     return 0;
 }
@@ -197,13 +205,14 @@ static int http_loglik(struct sw_bench_backend *b, const struct sw_bench_ll_req 
             if (H->tok) {
                 int32_t *ids = NULL;
                 int64_t nids = 0;
-                rc = sw_bench_tokenize_pair(H->tok, H->max_length, q[i].context,
-                                            q[i].continuation, &ids, &nids, &ncont[i - w0]);
+                rc = sw_bench_tokenize_pair(H->tok, H->max_length, q[i].context, q[i].continuation,
+                                            &ids, &nids, &ncont[i - w0]);
                 if (rc == 0) {
                     /* one prompt as a list of token-id lists: [[ids]] (a flat list longer than
                      * a server's prompt-count limit is refused by some) */
                     json_t *one = json_array();
-                    for (int64_t t = 0; t < nids; t++) json_array_append_new(one, json_integer(ids[t]));
+                    for (int64_t t = 0; t < nids; t++)
+                        json_array_append_new(one, json_integer(ids[t]));
                     prompt = json_array();
                     json_array_append_new(prompt, one);
                 }
@@ -222,9 +231,9 @@ static int http_loglik(struct sw_bench_backend *b, const struct sw_bench_ll_req 
                 free(p);
                 ncont[i - w0] = 0;
             }
-            json_t *body = json_pack("{s:s,s:o,s:i,s:b,s:i,s:f}", "model", H->model, "prompt",
-                                     prompt, "max_tokens", 0, "echo", 1, "logprobs", 1,
-                                     "temperature", 0.0);
+            json_t *body =
+                json_pack("{s:s,s:o,s:i,s:b,s:i,s:f}", "model", H->model, "prompt", prompt,
+                          "max_tokens", 0, "echo", 1, "logprobs", 1, "temperature", 0.0);
             rc = call_setup(H, &c[i - w0], "/completions", body);
             json_decref(body);
         }
@@ -237,7 +246,8 @@ static int http_loglik(struct sw_bench_backend *b, const struct sw_bench_ll_req 
                               &out[i]);
             json_decref(j);
         }
-        for (size_t i = 0; i < w1 - w0; i++) call_release(&c[i]);
+        for (size_t i = 0; i < w1 - w0; i++)
+            call_release(&c[i]);
         if (rc == 0 && done) rc = done(ctx, w0, w1);
     }
     free(c), free(ncont);
@@ -257,14 +267,14 @@ static int http_generate(struct sw_bench_backend *b, const struct sw_bench_gen_r
             json_t *stop = json_array();
             for (int u = 0; u < q[i].nuntil && u < 4; u++)
                 json_array_append_new(stop, json_string(q[i].until[u]));
-            json_t *body = json_pack("{s:s,s:I,s:f,s:o}", "model", H->model, "max_tokens",
-                                     (json_int_t)q[i].max_gen_toks, "temperature", 0.0, "stop",
-                                     stop);
+            json_t *body =
+                json_pack("{s:s,s:I,s:f,s:o}", "model", H->model, "max_tokens",
+                          (json_int_t)q[i].max_gen_toks, "temperature", 0.0, "stop", stop);
             if (H->chat) {
                 json_t *msgs = json_array();
                 if (q[i].system)
-                    json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "system",
-                                                          "content", q[i].system));
+                    json_array_append_new(
+                        msgs, json_pack("{s:s,s:s}", "role", "system", "content", q[i].system));
                 json_array_append_new(msgs, json_pack("{s:s,s:s}", "role", "user", "content",
                                                       q[i].user ? q[i].user : q[i].context));
                 json_object_set_new(body, "messages", msgs);
@@ -275,13 +285,15 @@ static int http_generate(struct sw_bench_backend *b, const struct sw_bench_gen_r
                 rc = sw_tokenizer_encode_append(H->tok, q[i].context, strlen(q[i].context), 0, &t);
                 int64_t keep = H->max_length - q[i].max_gen_toks;
                 if (rc == 0 && (keep < 1 || t.n == 0))
-                    rc = sw_err_set(SW_EINVAL, "generation: no room for the context (max_length "
-                                    "%lld, max_gen_toks %lld)", (long long)H->max_length,
-                                    (long long)q[i].max_gen_toks);
+                    rc = sw_err_set(SW_EINVAL,
+                                    "generation: no room for the context (max_length "
+                                    "%lld, max_gen_toks %lld)",
+                                    (long long)H->max_length, (long long)q[i].max_gen_toks);
                 if (rc == 0) {
                     size_t skip = (int64_t)t.n > keep ? t.n - (size_t)keep : 0;
                     json_t *one = json_array(), *pr = json_array();
-                    for (size_t k = skip; k < t.n; k++) json_array_append_new(one, json_integer(t.ids[k]));
+                    for (size_t k = skip; k < t.n; k++)
+                        json_array_append_new(one, json_integer(t.ids[k]));
                     json_array_append_new(pr, one);
                     json_object_set_new(body, "prompt", pr);
                 }
@@ -290,7 +302,8 @@ static int http_generate(struct sw_bench_backend *b, const struct sw_bench_gen_r
                     json_decref(body);
                     break;
                 }
-            } else json_object_set_new(body, "prompt", json_string(q[i].context));
+            } else
+                json_object_set_new(body, "prompt", json_string(q[i].context));
             rc = call_setup(H, &c[i - w0], path, body);
             json_decref(body);
         }
@@ -299,9 +312,10 @@ static int http_generate(struct sw_bench_backend *b, const struct sw_bench_gen_r
             json_t *j;
             rc = call_json(H, &c[i - w0], path, &j);
             json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
-            const char *t = H->chat ? json_string_value(json_object_get(json_object_get(ch, "message"),
-                                                                        "content"))
-                                    : json_string_value(json_object_get(ch, "text"));
+            const char *t =
+                H->chat
+                    ? json_string_value(json_object_get(json_object_get(ch, "message"), "content"))
+                    : json_string_value(json_object_get(ch, "text"));
             if (rc == 0 && !t)
                 rc = sw_err_set(SW_EFORMAT, "%s%s: no choices[0].%s in the answer", H->base, path,
                                 H->chat ? "message.content" : "text");
@@ -315,7 +329,8 @@ static int http_generate(struct sw_bench_backend *b, const struct sw_bench_gen_r
             }
             json_decref(j);
         }
-        for (size_t i = 0; i < w1 - w0; i++) call_release(&c[i]);
+        for (size_t i = 0; i < w1 - w0; i++)
+            call_release(&c[i]);
         if (rc == 0 && done) rc = done(ctx, w0, w1);
     }
     free(c);
@@ -348,7 +363,8 @@ int sw_bench_http_new(const struct sw_bench_http_opts *o, struct sw_bench_backen
     H->base = strdup(o->url);
     if (H->base) {
         size_t l = strlen(H->base);
-        while (l && H->base[l - 1] == '/') H->base[--l] = 0;
+        while (l && H->base[l - 1] == '/')
+            H->base[--l] = 0;
     }
     H->model = strdup(o->model ? o->model : "default");
     H->timeout_s = o->timeout_s > 0 ? (long)o->timeout_s : 600;
@@ -373,7 +389,8 @@ int sw_bench_http_new(const struct sw_bench_http_opts *o, struct sw_bench_backen
     }
     if (o->tokenizer) {
         int rc = sw_tokenizer_load(o->tokenizer, &H->tok);
-        if (rc == 0 && o->max_length > 0) H->max_length = o->max_length;
+        if (rc == 0 && o->max_length > 0)
+            H->max_length = o->max_length;
         else if (rc == 0) {
             /* the server's context length, as /models reports it (sw-serve, vLLM) */
             struct call c;

@@ -41,9 +41,9 @@
 #include <string.h>
 
 struct local {
-    struct sw_engine *eng;       /* the engine (CPU default), or NULL: */
-    struct sw_eval_model *em;    /*   packed forwards on the evaluation model (CUDA, --engine false) */
-    const char *adapter_name;    /* the engine's name for the adapter, or NULL */
+    struct sw_engine *eng;    /* the engine (CPU default), or NULL: */
+    struct sw_eval_model *em; /*   packed forwards on the evaluation model (CUDA, --engine false) */
+    const char *adapter_name; /* the engine's name for the adapter, or NULL */
     struct sw_tokenizer *tok;
     const struct sw_template *tpl;
     int64_t max_length, batch_tokens;
@@ -53,15 +53,16 @@ struct local {
 
 /* One token-level scoring request: the model input and which of its positions score what. */
 struct treq {
-    int32_t *inp;   /* model input (owned) */
+    int32_t *inp; /* model input (owned) */
     int64_t n_inp;
-    int32_t *cont;  /* continuation tokens (owned); the last n_cont positions of inp predict them */
+    int32_t *cont; /* continuation tokens (owned); the last n_cont positions of inp predict them */
     int64_t n_cont;
-    int64_t slot;   /* index of the distinct input this request uses */
+    int64_t slot; /* index of the distinct input this request uses */
 };
 
 static void treq_release(struct treq *r, size_t n) {
-    for (size_t i = 0; i < n; i++) free(r[i].inp), free(r[i].cont);
+    for (size_t i = 0; i < n; i++)
+        free(r[i].inp), free(r[i].cont);
 }
 
 /* Build a treq from context and continuation ids (lm-eval's truncation). */
@@ -106,10 +107,12 @@ static int cmp_slot_desc(const void *a, const void *b, void *ctx) {
  * its prefix cache. */
 static int score_engine(struct local *L, struct treq *r, size_t n, double *ll, int *greedy) {
     const int32_t **c = malloc((n ? n : 1) * sizeof(*c)), **t = malloc((n ? n : 1) * sizeof(*t));
-    int64_t *nc = malloc((n ? n : 1) * sizeof(int64_t)), *nt = malloc((n ? n : 1) * sizeof(int64_t));
+    int64_t *nc = malloc((n ? n : 1) * sizeof(int64_t)),
+            *nt = malloc((n ? n : 1) * sizeof(int64_t));
     int rc = (!c || !t || !nc || !nt) ? sw_err_set(SW_ENOMEM, "out of memory") : 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
-        c[i] = r[i].inp, nc[i] = r[i].n_inp + 1 - r[i].n_cont, t[i] = r[i].cont, nt[i] = r[i].n_cont;
+        c[i] = r[i].inp, nc[i] = r[i].n_inp + 1 - r[i].n_cont, t[i] = r[i].cont,
+        nt[i] = r[i].n_cont;
     if (rc == 0) rc = sw_bench_engine_score(L->eng, L->adapter_name, c, nc, t, nt, n, ll, greedy);
     free(c), free(t), free(nc), free(nt);
     return rc;
@@ -157,10 +160,12 @@ static int score_tokens(struct local *L, struct treq *r, size_t n, double *ll, i
     }
     memcpy(sorted, slots, ns * sizeof(*sorted));
     qsort_r(sorted, ns, sizeof(*sorted), cmp_slot_desc, r);
-    for (size_t s = 0; s < ns; s++) order[s] = r[sorted[s].first].slot;
+    for (size_t s = 0; s < ns; s++)
+        order[s] = r[sorted[s].first].slot;
     free(sorted);
     int64_t maxrows = 0;
-    for (size_t i = 0; i < n; i++) maxrows = r[i].n_cont > maxrows ? r[i].n_cont : maxrows;
+    for (size_t i = 0; i < n; i++)
+        maxrows = r[i].n_cont > maxrows ? r[i].n_cont : maxrows;
     rows = malloc((size_t)(maxrows > 0 ? maxrows : 1) * (size_t)V * sizeof(float));
     if (!rows) {
         free(order);
@@ -168,14 +173,17 @@ static int score_tokens(struct local *L, struct treq *r, size_t n, double *ll, i
         goto out;
     }
     /* requests by slot, to visit each batch's users */
-    int64_t *head = malloc((ns ? ns : 1) * sizeof(int64_t)), *next = malloc((n ? n : 1) * sizeof(int64_t));
+    int64_t *head = malloc((ns ? ns : 1) * sizeof(int64_t)),
+            *next = malloc((n ? n : 1) * sizeof(int64_t));
     if (!head || !next) {
         free(order), free(head), free(next);
         rc = sw_err_set(SW_ENOMEM, "out of memory");
         goto out;
     }
-    for (size_t s = 0; s < ns; s++) head[s] = -1;
-    for (size_t i = n; i-- > 0;) next[i] = head[r[i].slot], head[r[i].slot] = (int64_t)i;
+    for (size_t s = 0; s < ns; s++)
+        head[s] = -1;
+    for (size_t i = n; i-- > 0;)
+        next[i] = head[r[i].slot], head[r[i].slot] = (int64_t)i;
     for (size_t b0 = 0; rc == 0 && b0 < ns;) {
         int64_t tokens = 0;
         size_t b1 = b0;
@@ -197,8 +205,8 @@ static int score_tokens(struct local *L, struct treq *r, size_t n, double *ll, i
             off += sl->n;
             cu[s - b0 + 1] = (int32_t)off;
         }
-        struct sw_batch mb = {.B = 1, .T = tokens, .input_ids = ids, .cu_seqlens = cu,
-                              .n_seqs = (int)(b1 - b0)};
+        struct sw_batch mb = {
+            .B = 1, .T = tokens, .input_ids = ids, .cu_seqlens = cu, .n_seqs = (int)(b1 - b0)};
         rc = sw_model_forward(L->em->model, &mb, NULL);
         for (size_t s = b0; rc == 0 && s < b1; s++) {
             int64_t sl = order[s];
@@ -223,7 +231,8 @@ static int score_tokens(struct local *L, struct treq *r, size_t n, double *ll, i
                     /* Σ exp(x − mx) in index order, from the first term (V >= 1): >= 1, since
                      * the argmax's term is exp(0) */
                     double z = exp((double)x[0] - mx);
-                    for (int64_t v = 1; v < V; v++) z += exp((double)x[v] - mx);
+                    for (int64_t v = 1; v < V; v++)
+                        z += exp((double)x[v] - mx);
                     sum += (double)x[y] - mx - log(z);
                     if (am != y) g = 0;
                 }
@@ -266,7 +275,8 @@ static int encode_pair_tok(const struct sw_tokenizer *tok, int32_t prefix, int64
             int32_t p = prefix;
             if (w.ids[0] == p && w.n > 1) /* the harness drops a duplicated prefix token */
                 rc = treq_make(r, &p, 1, w.ids + 1, (int64_t)w.n - 1, max_length);
-            else rc = treq_make(r, &p, 1, w.ids, (int64_t)w.n, max_length);
+            else
+                rc = treq_make(r, &p, 1, w.ids, (int64_t)w.n, max_length);
         }
         goto out;
     }
@@ -282,8 +292,8 @@ static int encode_pair_tok(const struct sw_tokenizer *tok, int32_t prefix, int64
     free(whole);
     if (rc == 0 && w.n <= c.n)
         rc = sw_err_set(SW_EINVAL, "the continuation '%s' adds no token after its context", cont);
-    if (rc == 0) rc = treq_make(r, c.ids, (int64_t)c.n, w.ids + c.n, (int64_t)(w.n - c.n),
-                                max_length);
+    if (rc == 0)
+        rc = treq_make(r, c.ids, (int64_t)c.n, w.ids + c.n, (int64_t)(w.n - c.n), max_length);
 out:
     sw_tok_ids_release(&w), sw_tok_ids_release(&c);
     return rc;
@@ -296,7 +306,8 @@ static int encode_pair(struct local *L, const char *ctx, const char *cont, struc
 int sw_bench_tokenize_pair(const struct sw_tokenizer *tok, int64_t window, const char *ctx,
                            const char *cont, int32_t **ids, int64_t *n, int64_t *ncont) {
     int64_t max_length = window - 1; /* treq's model input is one shorter than the window */
-    int32_t bos = sw_tokenizer_special_id(tok, SW_TOK_BOS), eos = sw_tokenizer_special_id(tok, SW_TOK_EOS);
+    int32_t bos = sw_tokenizer_special_id(tok, SW_TOK_BOS),
+            eos = sw_tokenizer_special_id(tok, SW_TOK_EOS);
     struct treq r;
     memset(&r, 0, sizeof r);
     *ids = NULL;
@@ -304,7 +315,8 @@ int sw_bench_tokenize_pair(const struct sw_tokenizer *tok, int64_t window, const
     if (rc == 0) {
         /* the whole window: the model input plus the last continuation token */
         int32_t *v = realloc(r.inp, (size_t)(r.n_inp + 1) * sizeof(int32_t));
-        if (!v) rc = sw_err_set(SW_ENOMEM, "out of memory");
+        if (!v)
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
         else {
             v[r.n_inp] = r.cont[r.n_cont - 1];
             r.inp = NULL;
@@ -403,7 +415,8 @@ static int local_rolling(struct sw_bench_backend *b, const char *const *texts, s
         if (rc == 0 && (!ll || !g)) rc = sw_err_set(SW_ENOMEM, "out of memory");
         if (rc == 0 && nr) rc = score_tokens(L, r, nr, ll, g);
         double sum = 0;
-        for (size_t w = 0; rc == 0 && w < nr; w++) sum += ll[w];
+        for (size_t w = 0; rc == 0 && w < nr; w++)
+            sum += ll[w];
         out[i] = (struct sw_bench_roll_res){sum, (int64_t)t.n};
         treq_release(r, nr);
         free(r), free(ll), free(g);
@@ -465,15 +478,19 @@ static int generate_engine(struct local *L, const struct sw_bench_gen_req *q, si
         rc = encode(L, q[i].context, strlen(q[i].context), &t);
         int64_t max_ctx = L->max_length - q[i].max_gen_toks;
         if (rc == 0 && max_ctx < 1)
-            rc = sw_err_set(SW_EINVAL, "max_gen_toks %lld leaves no room for a context in %lld "
-                            "tokens", (long long)q[i].max_gen_toks, (long long)L->max_length);
+            rc = sw_err_set(SW_EINVAL,
+                            "max_gen_toks %lld leaves no room for a context in %lld "
+                            "tokens",
+                            (long long)q[i].max_gen_toks, (long long)L->max_length);
         if (rc == 0 && t.n == 0) rc = sw_err_set(SW_EINVAL, "an empty generation prompt");
         if (rc == 0) {
             int64_t skip = (int64_t)t.n > max_ctx ? (int64_t)t.n - max_ctx : 0;
             lens[i] = (int64_t)t.n - skip;
             ids[i] = malloc((size_t)lens[i] * sizeof(int32_t));
-            if (!ids[i]) rc = sw_err_set(SW_ENOMEM, "out of memory");
-            else memcpy(ids[i], t.ids + skip, (size_t)lens[i] * sizeof(int32_t));
+            if (!ids[i])
+                rc = sw_err_set(SW_ENOMEM, "out of memory");
+            else
+                memcpy(ids[i], t.ids + skip, (size_t)lens[i] * sizeof(int32_t));
         }
         sw_tok_ids_release(&t);
     }
@@ -486,10 +503,12 @@ static int generate_engine(struct local *L, const struct sw_bench_gen_req *q, si
         rc = sw_bench_engine_generate(L->eng, L->adapter_name, (const int32_t *const *)ids + a,
                                       lens + a, b - a, q[a].max_gen_toks, q[a].until, q[a].nuntil,
                                       out + a);
-        for (size_t i = a; rc == 0 && i < b; i++) cut_at_stops(out[i], q[i].until, q[i].nuntil);
+        for (size_t i = a; rc == 0 && i < b; i++)
+            cut_at_stops(out[i], q[i].until, q[i].nuntil);
         a = b;
     }
-    for (size_t i = 0; ids && i < n; i++) free(ids[i]);
+    for (size_t i = 0; ids && i < n; i++)
+        free(ids[i]);
     free(ids), free(lens);
     return rc;
 }
@@ -511,8 +530,10 @@ static int local_generate(struct sw_bench_backend *b, const struct sw_bench_gen_
         int rc = encode(L, q[i].context, strlen(q[i].context), &t);
         int64_t max_ctx = L->max_length - q[i].max_gen_toks;
         if (rc == 0 && max_ctx < 1)
-            rc = sw_err_set(SW_EINVAL, "max_gen_toks %lld leaves no room for a context in %lld "
-                            "tokens", (long long)q[i].max_gen_toks, (long long)L->max_length);
+            rc = sw_err_set(SW_EINVAL,
+                            "max_gen_toks %lld leaves no room for a context in %lld "
+                            "tokens",
+                            (long long)q[i].max_gen_toks, (long long)L->max_length);
         int64_t skip = rc == 0 && (int64_t)t.n > max_ctx ? (int64_t)t.n - max_ctx : 0;
         struct sw_generate_params p = L->gen;
         p.max_new_tokens = q[i].max_gen_toks;
@@ -545,11 +566,11 @@ static int local_chat(struct sw_bench_backend *b, const char *system, const char
     *out = NULL;
     if (!L->tpl)
         return sw_err_set(SW_EINVAL, "--apply_chat_template: the model folder has no chat template "
-                          "sw recognises (give --template)");
+                                     "sw recognises (give --template)");
     struct sw_conv c;
     sw_conv_init(&c);
-    struct sw_template_opts o = {.system = system ? system : "", .loss = SW_LOSS_DEFAULT,
-                                 .add_generation_prompt = 1};
+    struct sw_template_opts o = {
+        .system = system ? system : "", .loss = SW_LOSS_DEFAULT, .add_generation_prompt = 1};
     struct sw_template_tokens tk;
     struct sw_template_render r;
     memset(&r, 0, sizeof r);
@@ -588,11 +609,14 @@ static int open_model(const char *dir, const char *adapter_dir, enum sw_device d
         char kinds[128];
         sw_adapter_kinds_str(em->adapter, kinds, sizeof kinds);
         if (!sw_adapter_covers_all_layers(em->adapter, c->num_hidden_layers)) {
-            rc = sw_err_set(SW_EUNSUPPORTED, "%s: the adapter covers %s in only some layers "
-                            "(merge it first: sw-quant merge-lora)", adapter_dir, kinds);
+            rc = sw_err_set(SW_EUNSUPPORTED,
+                            "%s: the adapter covers %s in only some layers "
+                            "(merge it first: sw-quant merge-lora)",
+                            adapter_dir, kinds);
             goto fail;
         }
-        struct sw_lora_config lc = {.r = em->adapter->cfg.r, .alpha = em->adapter->cfg.alpha,
+        struct sw_lora_config lc = {.r = em->adapter->cfg.r,
+                                    .alpha = em->adapter->cfg.alpha,
                                     .use_rslora = em->adapter->cfg.use_rslora,
                                     .target_modules = kinds};
         SW_TRY_GOTO(rc, sw_model_lora_add(em->model, &lc), fail);
@@ -633,7 +657,8 @@ int sw_bench_local_new(const struct sw_bench_local_opts *o, struct sw_bench_back
     b->chat_render = local_chat;
     b->shard = o->shard > 0 ? o->shard : 256;
     enum sw_device dev = SW_DEVICE_CPU;
-    if (o->device && strcmp(o->device, "cuda") == 0) dev = SW_DEVICE_CUDA;
+    if (o->device && strcmp(o->device, "cuda") == 0)
+        dev = SW_DEVICE_CUDA;
     else if (o->device && strcmp(o->device, "cpu") != 0) {
         sw_bench_backend_free(b);
         return sw_err_set(SW_EUSAGE, "--device '%s': cpu or cuda", o->device);
@@ -651,12 +676,11 @@ int sw_bench_local_new(const struct sw_bench_local_opts *o, struct sw_bench_back
             rc = sw_tokenizer_load(o->model, &L->tok);
             if (rc == 0) {
                 int64_t tmax = sw_tokenizer_model_max_length(L->tok);
-                L->max_length = o->max_length > 0 ? o->max_length
-                                : mpe > 0        ? mpe
+                L->max_length = o->max_length > 0                       ? o->max_length
+                                : mpe > 0                               ? mpe
                                 : tmax > 0 && tmax < ((int64_t)1 << 40) ? tmax
-                                                                         : 2048;
-                rc = sw_bench_engine_open(o->model, o->adapter, o->template_name,
-                                          L->max_length + 1,
+                                                                        : 2048;
+                rc = sw_bench_engine_open(o->model, o->adapter, o->template_name, L->max_length + 1,
                                           o->batch_tokens > 0 ? o->batch_tokens : 4096, &L->eng);
             }
         }
@@ -671,10 +695,10 @@ int sw_bench_local_new(const struct sw_bench_local_opts *o, struct sw_bench_back
     if (!use_engine) {
         const struct sw_model_config *c = &L->em->hf->config;
         int64_t tmax = sw_tokenizer_model_max_length(L->tok);
-        L->max_length = o->max_length > 0                 ? o->max_length
-                        : c->max_position_embeddings > 0 ? c->max_position_embeddings
+        L->max_length = o->max_length > 0                       ? o->max_length
+                        : c->max_position_embeddings > 0        ? c->max_position_embeddings
                         : tmax > 0 && tmax < ((int64_t)1 << 40) ? tmax
-                                                           : 2048;
+                                                                : 2048;
     }
     L->batch_tokens = o->batch_tokens > 0 ? o->batch_tokens : 4096;
     int32_t bos = sw_tokenizer_special_id(L->tok, SW_TOK_BOS);
@@ -688,8 +712,12 @@ int sw_bench_local_new(const struct sw_bench_local_opts *o, struct sw_bench_back
         sw_bench_backend_free(b);
         return rc;
     }
-    struct sw_generate_request rq = {.max_new_tokens = 256, .temperature = 0, .top_k = -1,
-                                     .top_p = -1, .repetition_penalty = -1, .seed = 0};
+    struct sw_generate_request rq = {.max_new_tokens = 256,
+                                     .temperature = 0,
+                                     .top_k = -1,
+                                     .top_p = -1,
+                                     .repetition_penalty = -1,
+                                     .seed = 0};
     if (L->em) sw_generate_params_resolve(&rq, L->em->hf, eos, &L->gen);
     b->max_length = L->max_length;
     char id[8192];

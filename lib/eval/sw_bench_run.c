@@ -47,7 +47,8 @@ static void key_of(const char *identity, const char *kind, const char *a, const 
     memset(d, 0, sizeof d);
     const char *parts[5] = {identity, kind, a, b ? b : "", c ? c : ""};
     if (sw_sha256_init(&h) == 0) {
-        for (int i = 0; i < 5; i++) sw_sha256_update(&h, parts[i], strlen(parts[i]) + 1);
+        for (int i = 0; i < 5; i++)
+            sw_sha256_update(&h, parts[i], strlen(parts[i]) + 1);
         sw_sha256_final(&h, d);
     }
     sw_sha256_release(&h);
@@ -116,7 +117,8 @@ static int cache_open(struct cache *c, const char *out_dir, int use) {
 
 static void cache_close(struct cache *c) {
     if (c->fp) fclose(c->fp);
-    for (size_t i = 0; i < c->n; i++) json_decref(c->vals[i]);
+    for (size_t i = 0; i < c->n; i++)
+        json_decref(c->vals[i]);
     free(c->vals);
     sw_strmap_free(c->map);
     free(c->path);
@@ -165,10 +167,13 @@ static int on_done(void *ctx, size_t b, size_t e) {
     struct pending *p = ctx;
     for (size_t i = b; i < e; i++) {
         json_t *v;
-        if (p->ll) v = json_pack("{s:f,s:b,s:i}", "ll", p->ll[i].ll, "g", p->ll[i].greedy, "t",
-                                 p->ll[i].ntok);
-        else if (p->text) v = json_pack("{s:s}", "text", p->text[i] ? p->text[i] : "");
-        else v = json_pack("{s:f,s:I}", "ll", p->roll[i].ll, "n", (json_int_t)p->roll[i].ntok);
+        if (p->ll)
+            v = json_pack("{s:f,s:b,s:i}", "ll", p->ll[i].ll, "g", p->ll[i].greedy, "t",
+                          p->ll[i].ntok);
+        else if (p->text)
+            v = json_pack("{s:s}", "text", p->text[i] ? p->text[i] : "");
+        else
+            v = json_pack("{s:f,s:I}", "ll", p->roll[i].ll, "n", (json_int_t)p->roll[i].ntok);
         SW_TRY(cache_add(p->cache, p->keys[i], v));
     }
     return cache_sync(p->cache);
@@ -184,14 +189,16 @@ struct task_run {
 
 static void task_run_release(struct task_run *r) {
     if (r->ctx)
-        for (size_t i = 0; i < r->t->nitems; i++) free(r->ctx[i]);
+        for (size_t i = 0; i < r->t->nitems; i++)
+            free(r->ctx[i]);
     free(r->ctx), free(r->keys), free(r->koff);
     sw_bench_task_free(r->t);
 }
 
 static char *gen_params(const struct sw_bench_task *t) {
     json_t *u = json_array();
-    for (int i = 0; i < t->nuntil; i++) json_array_append_new(u, json_string(t->until[i]));
+    for (int i = 0; i < t->nuntil; i++)
+        json_array_append_new(u, json_string(t->until[i]));
     json_t *o = json_pack("{s:o,s:I}", "until", u, "max_gen_toks", (json_int_t)t->max_gen_toks);
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(o);
@@ -223,9 +230,11 @@ static int prepare(struct task_run *r, struct sw_bench_backend *be, int chat) {
         } else if (chat && be->chat_render) {
             rc = be->chat_render(be, it->system, it->user, &r->ctx[i]);
         } else if (chat && t->kind == SW_BENCH_MC) {
-            rc = sw_err_set(SW_EUNSUPPORTED, "%s: --apply_chat_template with log-likelihood "
+            rc = sw_err_set(SW_EUNSUPPORTED,
+                            "%s: --apply_chat_template with log-likelihood "
                             "tasks needs the template on this side (give the tokenizer's model "
-                            "folder, or run without it)", t->name);
+                            "folder, or run without it)",
+                            t->name);
         } else {
             r->ctx[i] = strdup(it->prompt);
         }
@@ -256,15 +265,18 @@ static int answer(struct task_run *runs, size_t nr, struct sw_bench_backend *be,
         for (size_t i = 0; i < t->nitems; i++)
             for (size_t j = runs[k].koff[i]; j < runs[k].koff[i + 1]; j++) {
                 if (cache_get(cache, runs[k].keys[j])) continue;
-                if (t->kind == SW_BENCH_MC) nll++;
-                else if (t->kind == SW_BENCH_GEN) ngen++;
-                else nroll++;
+                if (t->kind == SW_BENCH_MC)
+                    nll++;
+                else if (t->kind == SW_BENCH_GEN)
+                    ngen++;
+                else
+                    nroll++;
             }
     }
     size_t tot = nll + ngen + nroll;
     if (tot == 0) return 0;
-    sw_info("%zu log-likelihood, %zu generation, %zu perplexity requests to answer (%s)", nll,
-            ngen, nroll, be->kind);
+    sw_info("%zu log-likelihood, %zu generation, %zu perplexity requests to answer (%s)", nll, ngen,
+            nroll, be->kind);
     struct sw_bench_ll_req *llq = calloc(nll ? nll : 1, sizeof(*llq));
     struct sw_bench_ll_res *llr = calloc(nll ? nll : 1, sizeof(*llr));
     struct sw_bench_gen_req *gq = calloc(ngen ? ngen : 1, sizeof(*gq));
@@ -272,7 +284,7 @@ static int answer(struct task_run *runs, size_t nr, struct sw_bench_backend *be,
     const char **rq = calloc(nroll ? nroll : 1, sizeof(char *));
     struct sw_bench_roll_res *rr = calloc(nroll ? nroll : 1, sizeof(*rr));
     char(*kll)[65] = malloc((nll ? nll : 1) * 65), (*kg)[65] = malloc((ngen ? ngen : 1) * 65),
-         (*kr)[65] = malloc((nroll ? nroll : 1) * 65);
+    (*kr)[65] = malloc((nroll ? nroll : 1) * 65);
     int64_t roll_ml = 0, roll_stride = 0;
     int rc = 0;
     if (!llq || !llr || !gq || !gt || !rq || !rr || !kll || !kg || !kr) {
@@ -301,9 +313,9 @@ static int answer(struct task_run *runs, size_t nr, struct sw_bench_backend *be,
                                                       chat ? it->choices[c] : it->conts[c]};
                     memcpy(kll[a++], key, 65);
                 } else if (t->kind == SW_BENCH_GEN) {
-                    gq[g] = (struct sw_bench_gen_req){runs[k].ctx[i], it->system, it->user,
-                                                      (const char *const *)t->until, t->nuntil,
-                                                      t->max_gen_toks};
+                    gq[g] = (struct sw_bench_gen_req){runs[k].ctx[i], it->system,
+                                                      it->user,       (const char *const *)t->until,
+                                                      t->nuntil,      t->max_gen_toks};
                     memcpy(kg[g++], key, 65);
                 } else {
                     rq[p] = it->target;
@@ -318,7 +330,8 @@ static int answer(struct task_run *runs, size_t nr, struct sw_bench_backend *be,
         rc = be->loglik(be, llq, a, llr, on_done, &pd);
     }
     if (rc == 0 && g) {
-        if (!be->generate) rc = sw_err_set(SW_EUNSUPPORTED, "%s backend cannot generate", be->kind);
+        if (!be->generate)
+            rc = sw_err_set(SW_EUNSUPPORTED, "%s backend cannot generate", be->kind);
         else {
             struct pending pd = {cache, kg, NULL, gt, NULL};
             rc = be->generate(be, gq, g, gt, on_done, &pd);
@@ -326,15 +339,18 @@ static int answer(struct task_run *runs, size_t nr, struct sw_bench_backend *be,
     }
     if (rc == 0 && p) {
         if (!be->rolling)
-            rc = sw_err_set(SW_EUNSUPPORTED, "perplexity needs token-level log-likelihoods: the "
-                            "%s backend cannot give them", be->kind);
+            rc = sw_err_set(SW_EUNSUPPORTED,
+                            "perplexity needs token-level log-likelihoods: the "
+                            "%s backend cannot give them",
+                            be->kind);
         else {
             struct pending pd = {cache, kr, NULL, NULL, rr};
             rc = be->rolling(be, rq, p, roll_ml, roll_stride, rr, on_done, &pd);
         }
     }
 out:
-    for (size_t i = 0; gt && i < ngen; i++) free(gt[i]);
+    for (size_t i = 0; gt && i < ngen; i++)
+        free(gt[i]);
     free(llq), free(llr), free(gq), free(gt), free(rq), free(rr), free(kll), free(kg), free(kr);
     return rc;
 }
@@ -356,8 +372,10 @@ static size_t count_words(const char *s) {
     while (*p) {
         if (*p == ' ' || (*p >= 9 && *p <= 13)) {
             n++;
-            while (*p == ' ' || (*p >= 9 && *p <= 13)) p++;
-        } else p++;
+            while (*p == ' ' || (*p >= 9 && *p <= 13))
+                p++;
+        } else
+            p++;
     }
     return n;
 }
@@ -395,9 +413,12 @@ static int score_task(struct task_run *r, struct cache *cache, int chat, const c
     double *mx[2] = {calloc(n ? n : 1, sizeof(double)), calloc(n ? n : 1, sizeof(double))};
     int *subj = calloc(n ? n : 1, sizeof(int));
     const char *mname[2];
-    if (t->kind == SW_BENCH_MC) mname[0] = "acc", mname[1] = "acc_norm";
-    else if (t->gen_metric == SW_GEN_GSM8K) mname[0] = "strict_match", mname[1] = "flexible_extract";
-    else mname[0] = "exact_match", mname[1] = NULL;
+    if (t->kind == SW_BENCH_MC)
+        mname[0] = "acc", mname[1] = "acc_norm";
+    else if (t->gen_metric == SW_GEN_GSM8K)
+        mname[0] = "strict_match", mname[1] = "flexible_extract";
+    else
+        mname[0] = "exact_match", mname[1] = NULL;
     char fname[512];
     snprintf(fname, sizeof fname, "samples_%s.jsonl", t->name);
     for (char *c = fname; *c; c++)
@@ -421,7 +442,8 @@ static int score_task(struct task_run *r, struct cache *cache, int chat, const c
             for (int c = 0; c < it->nchoices; c++) {
                 json_t *v = cache_get(cache, r->keys[r->koff[i] + c]);
                 if (!v) {
-                    rc = sw_err_set(SW_ESTATE, "no result for %s item %zu choice %d", t->name, i, c);
+                    rc =
+                        sw_err_set(SW_ESTATE, "no result for %s item %zu choice %d", t->name, i, c);
                     break;
                 }
                 double ll = json_real_value(json_object_get(v, "ll"));
@@ -499,8 +521,10 @@ static int score_task(struct task_run *r, struct cache *cache, int chat, const c
         if (!line || fprintf(af.fp, "%s\n", line) < 0) rc = sw_err_errno("cannot write '%s'", path);
         free(line);
     }
-    if (rc == 0) rc = sw_atomic_commit(&af);
-    else sw_atomic_abort(&af);
+    if (rc == 0)
+        rc = sw_atomic_commit(&af);
+    else
+        sw_atomic_abort(&af);
     json_t *tr = json_object();
     if (rc == 0 && t->kind == SW_BENCH_PPL) {
         json_object_set_new(tr, "n", json_integer((json_int_t)n));
@@ -545,7 +569,8 @@ static int score_task(struct task_run *r, struct cache *cache, int chat, const c
                 json_object_set_new(so, k, num(a.se));
             }
             agg_of(mx[m], subj, n, -1, &all);
-            double pooled = t->nsubjects > 1 ? sw_bench_pooled_stderr(se, sn, t->nsubjects) : all.se;
+            double pooled =
+                t->nsubjects > 1 ? sw_bench_pooled_stderr(se, sn, t->nsubjects) : all.se;
             char k[64];
             json_object_set_new(tr, mname[m], num(all.mean));
             snprintf(k, sizeof k, "%s_stderr", mname[m]);
@@ -605,15 +630,19 @@ static int score_task(struct task_run *r, struct cache *cache, int chat, const c
                     json_t *e = json_object_get(so, k);
                     fprintf(md, "| %s | %s | %lld | %s | %.4f | ", t->name, t->subjects[s].name,
                             (long long)json_integer_value(json_object_get(so, "n")), mname[m], v);
-                    if (json_is_number(e)) fprintf(md, "%.4f |\n", json_number_value(e));
-                    else fprintf(md, "N/A |\n");
+                    if (json_is_number(e))
+                        fprintf(md, "%.4f |\n", json_number_value(e));
+                    else
+                        fprintf(md, "N/A |\n");
                 }
             }
         json_object_set_new(tr, "subjects", subs);
     }
     (void)chat;
-    if (rc == 0) json_object_set_new(report, t->name, tr);
-    else json_decref(tr);
+    if (rc == 0)
+        json_object_set_new(report, t->name, tr);
+    else
+        json_decref(tr);
     free(mx[0]), free(mx[1]), free(subj), free(path);
     return rc;
 }
@@ -640,14 +669,15 @@ int sw_bench_run(const struct sw_bench_run_opts *o, struct sw_bench_backend *be,
         }
         runs = p;
         memset(&runs[nr], 0, sizeof runs[nr]);
-        struct sw_bench_task_opts to = {name, o->dataset_dir, o->subjects, o->num_fewshot,
+        struct sw_bench_task_opts to = {name,     o->dataset_dir,    o->subjects,  o->num_fewshot,
                                         o->limit, o->ppl_max_length, o->ppl_stride};
         rc = sw_bench_task_load(&to, &runs[nr].t);
         if (rc == 0 && o->max_gen_toks > 0) runs[nr].t->max_gen_toks = o->max_gen_toks;
         if (rc == 0) nr++;
     }
     free(list);
-    for (size_t k = 0; rc == 0 && k < nr; k++) rc = prepare(&runs[k], be, o->apply_chat_template);
+    for (size_t k = 0; rc == 0 && k < nr; k++)
+        rc = prepare(&runs[k], be, o->apply_chat_template);
     if (rc == 0) rc = cache_open(&cache, o->out_dir, !o->no_cache);
     if (rc == 0) rc = answer(runs, nr, be, o->apply_chat_template, &cache);
     json_t *report = json_object(), *tasks = json_object();
@@ -667,7 +697,8 @@ int sw_bench_run(const struct sw_bench_run_opts *o, struct sw_bench_backend *be,
                                       o->tasks));
         char *txt = json_dumps(report, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
         char *path = sw_path_join(o->out_dir, "report.json");
-        if (!txt || !path) rc = sw_err_set(SW_ENOMEM, "out of memory");
+        if (!txt || !path)
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
         else {
             size_t l = strlen(txt);
             txt[l] = '\n';
@@ -677,7 +708,8 @@ int sw_bench_run(const struct sw_bench_run_opts *o, struct sw_bench_backend *be,
     }
     json_decref(report);
     cache_close(&cache);
-    for (size_t k = 0; k < nr; k++) task_run_release(&runs[k]);
+    for (size_t k = 0; k < nr; k++)
+        task_run_release(&runs[k]);
     free(runs);
     return rc;
 }

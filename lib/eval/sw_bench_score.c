@@ -46,8 +46,8 @@ static int findall_select(const char *pattern, const char *text, int select, cha
     *out = NULL;
     int err;
     PCRE2_SIZE eoff;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &err,
-                                   &eoff, NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &err, &eoff, NULL);
     if (!re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(err, msg, sizeof msg);
@@ -70,7 +70,8 @@ static int findall_select(const char *pattern, const char *text, int select, cha
         if (rc < 0) break;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         uint32_t n = ngroups + 1 < 16 ? ngroups + 1 : 16;
-        for (uint32_t g = 0; g < n; g++) best[2 * g] = ov[2 * g], best[2 * g + 1] = ov[2 * g + 1];
+        for (uint32_t g = 0; g < n; g++)
+            best[2 * g] = ov[2 * g], best[2 * g + 1] = ov[2 * g + 1];
         found = 1;
         if (select == 0) break;
         pos = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
@@ -80,7 +81,8 @@ static int findall_select(const char *pattern, const char *text, int select, cha
         /* one group: findall gives that group; several: a tuple, first non-empty; none: all */
         const char *s = NULL;
         size_t sl = 0;
-        if (ngroups == 0) s = text + best[0], sl = best[1] - best[0];
+        if (ngroups == 0)
+            s = text + best[0], sl = best[1] - best[0];
         else {
             uint32_t n = ngroups < 15 ? ngroups : 15;
             for (uint32_t g = 1; g <= n; g++) {
@@ -152,7 +154,8 @@ static char *normalize(const char *s) {
         cur = n;
     }
     if (cur)
-        for (char *p = cur; *p; p++) *p = (char)tolower((unsigned char)*p);
+        for (char *p = cur; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
     return cur;
 }
 
@@ -165,7 +168,8 @@ int sw_bench_gsm8k_match(const char *pred, const char *ref) {
 
 void sw_bench_mean_stderr(const double *x, size_t n, double *mean, double *se) {
     double s = 0;
-    for (size_t i = 0; i < n; i++) s += x[i];
+    for (size_t i = 0; i < n; i++)
+        s += x[i];
     double mu = n ? s / (double)n : NAN;
     if (mean) *mean = mu;
     if (!se) return;
@@ -174,13 +178,15 @@ void sw_bench_mean_stderr(const double *x, size_t n, double *mean, double *se) {
         return;
     }
     double v = 0;
-    for (size_t i = 0; i < n; i++) v += (x[i] - mu) * (x[i] - mu);
+    for (size_t i = 0; i < n; i++)
+        v += (x[i] - mu) * (x[i] - mu);
     *se = sqrt(v / (double)(n - 1)) / sqrt((double)n);
 }
 
 double sw_bench_pooled_stderr(const double *se, const double *n, size_t k) {
     double num = 0, tot = 0;
-    for (size_t i = 0; i < k; i++) num += (n[i] - 1) * se[i] * se[i] * n[i], tot += n[i];
+    for (size_t i = 0; i < k; i++)
+        num += (n[i] - 1) * se[i] * se[i] * n[i], tot += n[i];
     if (tot - (double)k <= 0) return NAN;
     return sqrt(num / (tot - (double)k) / tot);
 }

@@ -50,11 +50,14 @@ static void item_release(struct sw_bench_item *it) {
 
 void sw_bench_task_free(struct sw_bench_task *t) {
     if (!t) return;
-    for (size_t i = 0; i < t->nitems; i++) item_release(&t->items[i]);
+    for (size_t i = 0; i < t->nitems; i++)
+        item_release(&t->items[i]);
     free(t->items);
-    for (size_t i = 0; i < t->nsubjects; i++) free(t->subjects[i].name), free(t->subjects[i].group);
+    for (size_t i = 0; i < t->nsubjects; i++)
+        free(t->subjects[i].name), free(t->subjects[i].group);
     free(t->subjects);
-    for (int i = 0; i < t->nuntil; i++) free(t->until[i]);
+    for (int i = 0; i < t->nuntil; i++)
+        free(t->until[i]);
     free(t->until);
     free(t->strict_regex);
     free(t->name);
@@ -84,7 +87,8 @@ int sw_bench_task_add(struct sw_bench_task *t, const struct sw_bench_item *it) {
     if (it->nchoices > 0) {
         d->choices = calloc((size_t)it->nchoices, sizeof(char *));
         d->conts = calloc((size_t)it->nchoices, sizeof(char *));
-        if (!d->choices || !d->conts) bad = 1;
+        if (!d->choices || !d->conts)
+            bad = 1;
         else {
             d->nchoices = it->nchoices;
             for (int c = 0; c < it->nchoices; c++) {
@@ -169,7 +173,8 @@ static int list_subjects(const char *dir, const char *suffix, char ***out, size_
 }
 
 static void free_list(char **l, size_t n) {
-    for (size_t i = 0; l && i < n; i++) free(l[i]);
+    for (size_t i = 0; l && i < n; i++)
+        free(l[i]);
     free(l);
 }
 
@@ -179,8 +184,10 @@ static int pick_subjects(const char *want, const char *dir, const char *suffix, 
     if (!want || !*want) {
         SW_TRY(list_subjects(dir, suffix, out, n));
         if (*n == 0)
-            return sw_err_set(SW_ENOTFOUND, "%s: no '*%s' files (is --dataset_dir the right "
-                              "folder?)", dir, suffix);
+            return sw_err_set(SW_ENOTFOUND,
+                              "%s: no '*%s' files (is --dataset_dir the right "
+                              "folder?)",
+                              dir, suffix);
         return 0;
     }
     *out = NULL;
@@ -215,10 +222,12 @@ static const char LETTERS[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 /* Answer letter A.. (exactly one letter, surrounding spaces allowed) → index, or -1. */
 static int letter_index(const char *s, int nc) {
-    while (*s == ' ') s++;
+    while (*s == ' ')
+        s++;
     if (!s[0]) return -1;
     const char *e = s + 1;
-    while (*e == ' ') e++;
+    while (*e == ' ')
+        e++;
     if (*e) return -1;
     if (s[0] < 'A' || s[0] >= 'A' + nc) return -1;
     return s[0] - 'A';
@@ -226,9 +235,11 @@ static int letter_index(const char *s, int nc) {
 
 static int digit_index(const char *s, int nc) {
     char *end;
-    while (*s == ' ') s++;
+    while (*s == ' ')
+        s++;
     long v = strtol(s, &end, 10);
-    while (*end == ' ') end++;
+    while (*end == ' ')
+        end++;
     if (end == s || *end || v < 0 || v >= nc) return -1;
     return (int)v;
 }
@@ -264,11 +275,11 @@ static int read_mcq_csv(const char *path, enum csv_layout layout, struct mcq_fil
     SW_TRY(sw_csv_read(path, &out->csv));
     struct sw_csv *c = out->csv;
     size_t first = 0;
-    static const char *const hf[] = {"question", "choice0", "choice1", "choice2", "choice3",
-                                     "answer"};
+    static const char *const hf[] = {"question", "choice0", "choice1",
+                                     "choice2",  "choice3", "answer"};
     static const char *const ce[] = {"id", "question", "A", "B", "C", "D", "answer"};
-    static const char *const cex[] = {"id", "question", "A", "B", "C", "D", "answer",
-                                      "explanation"};
+    static const char *const cex[] = {"id", "question", "A",      "B",
+                                      "C",  "D",        "answer", "explanation"};
     static const char *const cm[] = {"", "Question", "A", "B", "C", "D", "Answer"};
     size_t want_nf = 6;
     if (layout == L_MMLU_ORIG || layout == L_MMLU_HF) {
@@ -276,14 +287,18 @@ static int read_mcq_csv(const char *path, enum csv_layout layout, struct mcq_fil
         first = layout == L_MMLU_HF;
     } else if (layout == L_CEVAL) {
         if (c->nrows == 0 || !(header_is(&c->rows[0], ce, 7) || header_is(&c->rows[0], cex, 8)))
-            return sw_err_set(SW_EFORMAT, "%s:1: expected the C-Eval header "
-                              "'id,question,A,B,C,D,answer[,explanation]'", path);
+            return sw_err_set(SW_EFORMAT,
+                              "%s:1: expected the C-Eval header "
+                              "'id,question,A,B,C,D,answer[,explanation]'",
+                              path);
         want_nf = c->rows[0].nf;
         first = 1;
     } else {
         if (c->nrows == 0 || !header_is(&c->rows[0], cm, 7))
-            return sw_err_set(SW_EFORMAT, "%s:1: expected the CMMLU header "
-                              "',Question,A,B,C,D,Answer'", path);
+            return sw_err_set(SW_EFORMAT,
+                              "%s:1: expected the CMMLU header "
+                              "',Question,A,B,C,D,Answer'",
+                              path);
         want_nf = 7;
         first = 1;
     }
@@ -293,19 +308,21 @@ static int read_mcq_csv(const char *path, enum csv_layout layout, struct mcq_fil
     for (size_t i = first; i < c->nrows; i++) {
         const struct sw_csv_row *r = &c->rows[i];
         if (r->nf != want_nf)
-            return sw_err_set(SW_EFORMAT, "%s:%lld: malformed row: %zu fields, expected %zu",
-                              path, (long long)r->line, r->nf, want_nf);
+            return sw_err_set(SW_EFORMAT, "%s:%lld: malformed row: %zu fields, expected %zu", path,
+                              (long long)r->line, r->nf, want_nf);
         struct mcq *m = &out->rows[out->n++];
         m->line = r->line;
         m->nc = 4;
         const char *ans;
         if (layout == L_MMLU_ORIG || layout == L_MMLU_HF) {
             m->q = r->f[0];
-            for (int k = 0; k < 4; k++) m->c[k] = r->f[1 + k];
+            for (int k = 0; k < 4; k++)
+                m->c[k] = r->f[1 + k];
             ans = r->f[5];
         } else {
             m->q = r->f[1];
-            for (int k = 0; k < 4; k++) m->c[k] = r->f[2 + k];
+            for (int k = 0; k < 4; k++)
+                m->c[k] = r->f[2 + k];
             ans = r->f[6];
         }
         m->gold = layout == L_MMLU_HF ? digit_index(ans, 4) : letter_index(ans, 4);
@@ -338,8 +355,10 @@ static int add_mcq_subject(struct sw_bench_task *t, int subj, const char *descri
                            const struct mcq_file *dev, const struct mcq_file *test,
                            const char *tail, int64_t k, int64_t limit, const char *dev_path) {
     if (k > 0 && (!dev || (int64_t)dev->n < k))
-        return sw_err_set(SW_EINVAL, "%s: %lld few-shot examples requested but the dev split has "
-                          "%zu", dev_path ? dev_path : "dev split", (long long)k,
+        return sw_err_set(SW_EINVAL,
+                          "%s: %lld few-shot examples requested but the dev split has "
+                          "%zu",
+                          dev_path ? dev_path : "dev split", (long long)k,
                           dev ? dev->n : (size_t)0);
     struct sw_obuf shots = {0};
     int rc = sw_obuf_add(&shots, "", 0);
@@ -367,9 +386,15 @@ static int add_mcq_subject(struct sw_bench_task *t, int subj, const char *descri
         }
         if (rc == 0) {
             struct sw_bench_item it = {
-                .subject = subj, .index = (int64_t)i, .prompt = prompt.p,
-                .system = *description ? (char *)description : NULL, .user = user.p,
-                .nchoices = m->nc, .choices = chp, .conts = cop, .gold = m->gold,
+                .subject = subj,
+                .index = (int64_t)i,
+                .prompt = prompt.p,
+                .system = *description ? (char *)description : NULL,
+                .user = user.p,
+                .nchoices = m->nc,
+                .choices = chp,
+                .conts = cop,
+                .gold = m->gold,
                 .target = ch[m->gold],
             };
             rc = sw_bench_task_add(t, &it);
@@ -390,8 +415,8 @@ static int load_csv_family(struct sw_bench_task *t, const struct sw_bench_task_o
     const char *test_split, *test_suffix, *dev_suffix, *tail;
     int custom = strcmp(t->name, "custom_mcq") == 0;
     if (strcmp(t->name, "mmlu") == 0)
-        lay = L_MMLU_ORIG, test_split = "test", test_suffix = "_test.csv",
-        dev_suffix = "_dev.csv", tail = "\nAnswer:";
+        lay = L_MMLU_ORIG, test_split = "test", test_suffix = "_test.csv", dev_suffix = "_dev.csv",
+        tail = "\nAnswer:";
     else if (strcmp(t->name, "cmmlu") == 0)
         lay = L_CMMLU, test_split = "test", test_suffix = ".csv", dev_suffix = ".csv",
         tail = "\n答案：";
@@ -410,8 +435,7 @@ static int load_csv_family(struct sw_bench_task *t, const struct sw_bench_task_o
     if (rc == 0) {
         rc = pick_subjects(o->subjects, test_dir, test_suffix, &subj, &ns);
         if (rc < 0 && sw_path_is_dir(test_dir) <= 0)
-            rc = sw_err_set(SW_ENOTFOUND, "missing split: %s has no '%s' folder", dir,
-                            test_split);
+            rc = sw_err_set(SW_ENOTFOUND, "missing split: %s has no '%s' folder", dir, test_split);
     }
     for (size_t s = 0; rc == 0 && s < ns; s++) {
         char name[1024], desc[2048];
@@ -430,16 +454,20 @@ static int load_csv_family(struct sw_bench_task *t, const struct sw_bench_task_o
                 snprintf(sp, sizeof sp, "%s", subj[s]);
                 for (char *c = sp; *c; c++)
                     if (*c == '_') *c = ' ';
-                snprintf(desc, sizeof desc, "The following are multiple choice questions (with "
-                         "answers) about %s.\n\n", sp);
+                snprintf(desc, sizeof desc,
+                         "The following are multiple choice questions (with "
+                         "answers) about %s.\n\n",
+                         sp);
                 group = sw_bench_mmlu_group(subj[s]);
             } else if (lay == L_CMMLU) {
                 const char *zh = sw_bench_cmmlu_name_zh(subj[s]);
-                snprintf(desc, sizeof desc, "以下是关于%s的单项选择题，请直接给出正确答案的选项。\n\n",
+                snprintf(desc, sizeof desc,
+                         "以下是关于%s的单项选择题，请直接给出正确答案的选项。\n\n",
                          zh ? zh : subj[s]);
             } else {
                 const char *zh = custom ? NULL : sw_bench_ceval_name_zh(subj[s]);
-                snprintf(desc, sizeof desc, "以下是中国关于%s的单项选择题，请选出其中的正确答案。\n\n",
+                snprintf(desc, sizeof desc,
+                         "以下是中国关于%s的单项选择题，请选出其中的正确答案。\n\n",
                          zh ? zh : subj[s]);
             }
             int si = sw_bench_task_subject(t, subj[s], group);
@@ -463,7 +491,8 @@ struct jsonl {
 };
 
 static void jsonl_release(struct jsonl *j) {
-    for (size_t i = 0; i < j->n; i++) sw_doc_release(&j->docs[i]);
+    for (size_t i = 0; i < j->n; i++)
+        sw_doc_release(&j->docs[i]);
     free(j->docs);
     memset(j, 0, sizeof *j);
 }
@@ -475,8 +504,8 @@ static int read_jsonl(const char *path, struct jsonl *out) {
     const char *p = path;
     if (!file_exists(p)) {
         snprintf(gz, sizeof gz, "%s.gz", path);
-        if (!file_exists(gz)) return sw_err_set(SW_ENOTFOUND, "missing split: '%s' does not exist",
-                                                path);
+        if (!file_exists(gz))
+            return sw_err_set(SW_ENOTFOUND, "missing split: '%s' does not exist", path);
         p = gz;
     }
     char *data = NULL;
@@ -487,10 +516,12 @@ static int read_jsonl(const char *path, struct jsonl *out) {
     int64_t line = 0;
     for (size_t i = 0; i < len && rc == 0;) {
         size_t e = i;
-        while (e < len && data[e] != '\n') e++;
+        while (e < len && data[e] != '\n')
+            e++;
         line++;
         size_t s = i;
-        while (s < e && (data[s] == ' ' || data[s] == '\r' || data[s] == '\t')) s++;
+        while (s < e && (data[s] == ' ' || data[s] == '\r' || data[s] == '\t'))
+            s++;
         if (s < e) {
             if (out->n == cap) {
                 cap = cap ? cap * 2 : 256;
@@ -519,8 +550,7 @@ static int read_jsonl(const char *path, struct jsonl *out) {
 static int need(const struct sw_doc *d, const char *key, const char *path, const char **v) {
     *v = sw_doc_get(d, key);
     if (!*v)
-        return sw_err_set(SW_EFORMAT, "%s:%lld: missing field '%s'", path, (long long)d->line,
-                          key);
+        return sw_err_set(SW_EFORMAT, "%s:%lld: missing field '%s'", path, (long long)d->line, key);
     return 0;
 }
 
@@ -612,7 +642,8 @@ static int load_gsm8k(struct sw_bench_task *t, const struct sw_bench_task_opts *
         if (!cot && k > 0) rc = sw_pyrandom_sample(&rnd, (int64_t)train.n, k, idx);
         for (int64_t s = 0; rc == 0 && s < k; s++) {
             const char *sq, *sa;
-            if (cot) sq = COT_Q[s], sa = COT_A[s];
+            if (cot)
+                sq = COT_Q[s], sa = COT_A[s];
             else {
                 rc = need(&train.docs[idx[s]], "question", trp, &sq);
                 if (rc == 0) rc = need(&train.docs[idx[s]], "answer", trp, &sa);
@@ -632,13 +663,18 @@ static int load_gsm8k(struct sw_bench_task *t, const struct sw_bench_task_opts *
             /* gsm8k: the whole answer (the metric's "(?s).*#### " strips the working);
              * gsm8k-cot: answer.split('####')[-1].strip() */
             const char *h = cot ? strstr(a, "####") : NULL, *last = h;
-            while (h) last = h, h = strstr(h + 4, "####");
+            while (h)
+                last = h, h = strstr(h + 4, "####");
             target = last ? strip_dup(last + 4) : strdup(a);
             if (!target) rc = sw_err_set(SW_ENOMEM, "out of memory");
         }
         if (rc == 0) {
-            struct sw_bench_item it = {.subject = subj, .index = (int64_t)i, .prompt = user.p,
-                                       .user = user.p, .gold = -1, .target = target};
+            struct sw_bench_item it = {.subject = subj,
+                                       .index = (int64_t)i,
+                                       .prompt = user.p,
+                                       .user = user.p,
+                                       .gold = -1,
+                                       .target = target};
             rc = sw_bench_task_add(t, &it);
         }
         free(target);
@@ -686,8 +722,10 @@ static char *hs_preprocess(const char *in) {
     /* .replace("  ", " "): non-overlapping, left to right, one pass */
     size_t w = 0;
     for (size_t i = 0; i < c.len;) {
-        if (i + 1 < c.len && c.p[i] == ' ' && c.p[i + 1] == ' ') c.p[w++] = ' ', i += 2;
-        else c.p[w++] = c.p[i++];
+        if (i + 1 < c.len && c.p[i] == ' ' && c.p[i + 1] == ' ')
+            c.p[w++] = ' ', i += 2;
+        else
+            c.p[w++] = c.p[i++];
     }
     c.p[w] = '\0';
     free(s), free(b.p);
@@ -701,14 +739,14 @@ oom:
 static char *capitalize(const char *s) {
     char *r = strdup(s);
     if (!r) return NULL;
-    for (char *p = r; *p; p++) *p = (char)(p == r ? toupper((unsigned char)*p)
-                                                  : tolower((unsigned char)*p));
+    for (char *p = r; *p; p++)
+        *p = (char)(p == r ? toupper((unsigned char)*p) : tolower((unsigned char)*p));
     return r;
 }
 
 /* One ARC / HellaSwag doc → text, choices, gold. *text and choice strings malloc'ed. */
-static int choice_doc(int hella, const struct sw_doc *d, const char *path, char **text,
-                      char **ch, int *nc, int *gold) {
+static int choice_doc(int hella, const struct sw_doc *d, const char *path, char **text, char **ch,
+                      int *nc, int *gold) {
     char key[64];
     *text = NULL;
     *nc = 0;
@@ -768,8 +806,7 @@ static int choice_doc(int hella, const struct sw_doc *d, const char *path, char 
             return sw_err_set(SW_EFORMAT, "%s:%lld: answerKey '%s' is not one of the choice labels",
                               path, (long long)d->line, ak);
     }
-    if (*nc < 1)
-        return sw_err_set(SW_EFORMAT, "%s:%lld: no choices", path, (long long)d->line);
+    if (*nc < 1) return sw_err_set(SW_EFORMAT, "%s:%lld: no choices", path, (long long)d->line);
     return 0;
 }
 
@@ -799,7 +836,8 @@ static int sample_excluding(struct sw_pyrandom *rnd, const struct jsonl *pool,
             if (!doc_equal(&pool->docs[j], eval)) tmp[np++] = j;
         int64_t *pick = malloc((size_t)(k ? k : 1) * sizeof(int64_t));
         rc = !pick ? sw_err_set(SW_ENOMEM, "out of memory") : sw_pyrandom_sample(rnd, np, k, pick);
-        for (int64_t j = 0; rc == 0 && j < k; j++) idx[j] = tmp[pick[j]];
+        for (int64_t j = 0; rc == 0 && j < k; j++)
+            idx[j] = tmp[pick[j]];
         free(pick);
     }
     free(tmp);
@@ -836,8 +874,10 @@ static int load_choice_jsonl(struct sw_bench_task *t, const struct sw_bench_task
         struct sw_obuf user = {0};
         rc = sw_obuf_add(&user, "", 0);
         if (rc == 0 && k > 0) {
-            if (!hella) rc = sw_pyrandom_sample(&rnd, (int64_t)train.n, k, idx);
-            else rc = sample_excluding(&rnd, &train, &test.docs[i], k, idx);
+            if (!hella)
+                rc = sw_pyrandom_sample(&rnd, (int64_t)train.n, k, idx);
+            else
+                rc = sample_excluding(&rnd, &train, &test.docs[i], k, idx);
         }
         for (int64_t s = 0; rc == 0 && s < k; s++) {
             char *st = NULL, *sch[MAX_CHOICES];
@@ -848,7 +888,8 @@ static int load_choice_jsonl(struct sw_bench_task *t, const struct sw_bench_task
             if (rc == 0) rc = sw_obuf_str(&user, sch[sg]);
             if (rc == 0) rc = sw_obuf_str(&user, "\n\n");
             free(st);
-            for (int c = 0; c < snc; c++) free(sch[c]);
+            for (int c = 0; c < snc; c++)
+                free(sch[c]);
         }
         if (rc == 0) rc = choice_doc(hella, &test.docs[i], tp, &text, ch, &nc, &gold);
         if (rc == 0) rc = sw_obuf_str(&user, text);
@@ -863,13 +904,21 @@ static int load_choice_jsonl(struct sw_bench_task *t, const struct sw_bench_task
             strcpy(co[c] + 1, ch[c]);
         }
         if (rc == 0) {
-            struct sw_bench_item it = {.subject = subj, .index = (int64_t)i, .prompt = user.p,
-                                       .user = user.p, .nchoices = nc, .choices = ch, .conts = co,
-                                       .gold = gold, .target = ch[gold]};
+            struct sw_bench_item it = {.subject = subj,
+                                       .index = (int64_t)i,
+                                       .prompt = user.p,
+                                       .user = user.p,
+                                       .nchoices = nc,
+                                       .choices = ch,
+                                       .conts = co,
+                                       .gold = gold,
+                                       .target = ch[gold]};
             rc = sw_bench_task_add(t, &it);
         }
-        for (int c = 0; c < nco; c++) free(co[c]);
-        for (int c = 0; c < nc; c++) free(ch[c]);
+        for (int c = 0; c < nco; c++)
+            free(co[c]);
+        for (int c = 0; c < nc; c++)
+            free(ch[c]);
         free(text), free(user.p);
     }
     free(idx);
@@ -926,14 +975,19 @@ static int load_per_file(struct sw_bench_task *t, const struct sw_bench_task_opt
         if (o->limit > 0 && (size_t)o->limit < n) n = (size_t)o->limit;
         for (size_t i = 0; rc == 0 && i < n; i++) {
             const char *q = NULL, *a = NULL;
-            if (ppl) rc = need(&j.docs[i], "text", p, &a);
+            if (ppl)
+                rc = need(&j.docs[i], "text", p, &a);
             else {
                 rc = need(&j.docs[i], "query", p, &q);
                 if (rc == 0) rc = need(&j.docs[i], "response", p, &a);
             }
             if (rc < 0) break;
-            struct sw_bench_item it = {.subject = si, .index = (int64_t)i, .prompt = (char *)q,
-                                       .user = (char *)q, .gold = -1, .target = (char *)a};
+            struct sw_bench_item it = {.subject = si,
+                                       .index = (int64_t)i,
+                                       .prompt = (char *)q,
+                                       .user = (char *)q,
+                                       .gold = -1,
+                                       .target = (char *)a};
             rc = sw_bench_task_add(t, &it);
         }
         jsonl_release(&j);
@@ -968,15 +1022,17 @@ int sw_bench_task_load(const struct sw_bench_task_opts *o, struct sw_bench_task 
         free(text), free(alt);
         return rc;
     }
-    static const char *const known[] = {"mmlu", "ceval", "cmmlu", "custom_mcq", "gsm8k",
-                                        "gsm8k_cot", "arc", "hellaswag", "general_qa", "ppl"};
+    static const char *const known[] = {"mmlu",      "ceval", "cmmlu",     "custom_mcq", "gsm8k",
+                                        "gsm8k_cot", "arc",   "hellaswag", "general_qa", "ppl"};
     size_t which = sizeof known / sizeof known[0];
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcmp(o->name, known[i]) == 0) which = i;
     if (which == sizeof known / sizeof known[0])
-        return sw_err_set(SW_EUSAGE, "unknown task '%s' (known: mmlu, ceval, cmmlu, gsm8k, "
+        return sw_err_set(SW_EUSAGE,
+                          "unknown task '%s' (known: mmlu, ceval, cmmlu, gsm8k, "
                           "gsm8k_cot, arc, hellaswag, custom_mcq, general_qa, ppl, or a task "
-                          "spec FILE.yaml)", o->name);
+                          "spec FILE.yaml)",
+                          o->name);
     if (!o->dir) return sw_err_set(SW_EUSAGE, "%s: --dataset_dir is required", o->name);
     struct sw_bench_task *t = calloc(1, sizeof(*t));
     if (!t) return sw_err_set(SW_ENOMEM, "out of memory");
@@ -988,10 +1044,14 @@ int sw_bench_task_load(const struct sw_bench_task_opts *o, struct sw_bench_task 
     if (rc == 0 && sw_path_is_dir(dir) <= 0)
         rc = sw_err_set(SW_ENOTFOUND, "%s: dataset folder '%s' does not exist", o->name, dir);
     if (rc == 0) {
-        if (which <= 3) rc = load_csv_family(t, o, dir);
-        else if (which <= 5) rc = load_gsm8k(t, o, dir);
-        else if (which <= 7) rc = load_choice_jsonl(t, o, dir);
-        else rc = load_per_file(t, o, dir);
+        if (which <= 3)
+            rc = load_csv_family(t, o, dir);
+        else if (which <= 5)
+            rc = load_gsm8k(t, o, dir);
+        else if (which <= 7)
+            rc = load_choice_jsonl(t, o, dir);
+        else
+            rc = load_per_file(t, o, dir);
     }
     if (rc == 0 && t->nitems == 0)
         rc = sw_err_set(SW_ENOTFOUND, "%s: no items in '%s'", o->name, dir);

@@ -44,8 +44,10 @@ static void spec_release(struct spec *s) {
     free(s->task), free(s->output_type), free(s->test_file), free(s->fewshot_file);
     free(s->description), free(s->doc_to_text), free(s->doc_to_choice_field);
     free(s->doc_to_target), free(s->target_delimiter), free(s->fewshot_delimiter), free(s->metric);
-    for (int i = 0; i < s->nchoices; i++) free(s->choices[i]);
-    for (int i = 0; i < s->nuntil; i++) free(s->until[i]);
+    for (int i = 0; i < s->nchoices; i++)
+        free(s->choices[i]);
+    for (int i = 0; i < s->nuntil; i++)
+        free(s->until[i]);
 }
 
 static int scalar(yaml_document_t *doc, yaml_node_t *n, const char *path, const char *key,
@@ -123,22 +125,33 @@ static int parse_spec(const char *path, const char *text, size_t len, struct spe
         }
         const char *key = (const char *)k->data.scalar.value;
         size_t line = k->start_mark.line + 1;
-        if (!strcmp(key, "task")) rc = scalar(&doc, v, path, key, &s->task);
-        else if (!strcmp(key, "output_type")) rc = scalar(&doc, v, path, key, &s->output_type);
-        else if (!strcmp(key, "test_file")) rc = scalar(&doc, v, path, key, &s->test_file);
-        else if (!strcmp(key, "fewshot_file")) rc = scalar(&doc, v, path, key, &s->fewshot_file);
-        else if (!strcmp(key, "description")) rc = scalar(&doc, v, path, key, &s->description);
-        else if (!strcmp(key, "doc_to_text")) rc = scalar(&doc, v, path, key, &s->doc_to_text);
-        else if (!strcmp(key, "doc_to_target")) rc = scalar(&doc, v, path, key, &s->doc_to_target);
+        if (!strcmp(key, "task"))
+            rc = scalar(&doc, v, path, key, &s->task);
+        else if (!strcmp(key, "output_type"))
+            rc = scalar(&doc, v, path, key, &s->output_type);
+        else if (!strcmp(key, "test_file"))
+            rc = scalar(&doc, v, path, key, &s->test_file);
+        else if (!strcmp(key, "fewshot_file"))
+            rc = scalar(&doc, v, path, key, &s->fewshot_file);
+        else if (!strcmp(key, "description"))
+            rc = scalar(&doc, v, path, key, &s->description);
+        else if (!strcmp(key, "doc_to_text"))
+            rc = scalar(&doc, v, path, key, &s->doc_to_text);
+        else if (!strcmp(key, "doc_to_target"))
+            rc = scalar(&doc, v, path, key, &s->doc_to_target);
         else if (!strcmp(key, "target_delimiter"))
             rc = scalar(&doc, v, path, key, &s->target_delimiter);
         else if (!strcmp(key, "fewshot_delimiter"))
             rc = scalar(&doc, v, path, key, &s->fewshot_delimiter);
-        else if (!strcmp(key, "metric")) rc = scalar(&doc, v, path, key, &s->metric);
-        else if (!strcmp(key, "num_fewshot")) rc = integer(v, path, key, 0, 1000, &s->num_fewshot);
+        else if (!strcmp(key, "metric"))
+            rc = scalar(&doc, v, path, key, &s->metric);
+        else if (!strcmp(key, "num_fewshot"))
+            rc = integer(v, path, key, 0, 1000, &s->num_fewshot);
         else if (!strcmp(key, "doc_to_choice")) {
-            if (v->type == YAML_SCALAR_NODE) rc = scalar(&doc, v, path, key, &s->doc_to_choice_field);
-            else rc = str_list(&doc, v, path, key, s->choices, MAXC, &s->nchoices);
+            if (v->type == YAML_SCALAR_NODE)
+                rc = scalar(&doc, v, path, key, &s->doc_to_choice_field);
+            else
+                rc = str_list(&doc, v, path, key, s->choices, MAXC, &s->nchoices);
         } else if (!strcmp(key, "generation_kwargs")) {
             if (v->type != YAML_MAPPING_NODE) {
                 rc = sw_err_set(SW_EFORMAT, "%s:%zu: generation_kwargs must be a mapping", path,
@@ -154,20 +167,25 @@ static int parse_spec(const char *path, const char *text, size_t len, struct spe
                     break;
                 }
                 const char *n = (const char *)gk->data.scalar.value;
-                if (!strcmp(n, "until")) rc = str_list(&doc, gv, path, n, s->until, 16, &s->nuntil);
+                if (!strcmp(n, "until"))
+                    rc = str_list(&doc, gv, path, n, s->until, 16, &s->nuntil);
                 else if (!strcmp(n, "max_gen_toks"))
                     rc = integer(gv, path, n, 1, 1 << 20, &s->max_gen_toks);
-                else if (!strcmp(n, "do_sample") || !strcmp(n, "temperature")) continue;
+                else if (!strcmp(n, "do_sample") || !strcmp(n, "temperature"))
+                    continue;
                 else
-                    rc = sw_err_set(SW_EFORMAT, "%s:%zu: unknown generation_kwargs key '%s' "
-                                    "(until, max_gen_toks; decoding is greedy)", path,
-                                    gk->start_mark.line + 1, n);
+                    rc = sw_err_set(SW_EFORMAT,
+                                    "%s:%zu: unknown generation_kwargs key '%s' "
+                                    "(until, max_gen_toks; decoding is greedy)",
+                                    path, gk->start_mark.line + 1, n);
             }
         } else
-            rc = sw_err_set(SW_EFORMAT, "%s:%zu: unknown key '%s' (task, output_type, test_file, "
+            rc = sw_err_set(SW_EFORMAT,
+                            "%s:%zu: unknown key '%s' (task, output_type, test_file, "
                             "fewshot_file, num_fewshot, description, doc_to_text, doc_to_choice, "
                             "doc_to_target, target_delimiter, fewshot_delimiter, metric, "
-                            "generation_kwargs)", path, line, key);
+                            "generation_kwargs)",
+                            path, line, key);
     }
 out:
     yaml_document_delete(&doc);
@@ -193,13 +211,16 @@ static int read_docs(const char *path, struct sw_doc **docs, size_t *n) {
         const struct sw_csv_row *h = &c->rows[0];
         for (size_t r = 1; rc == 0 && r < c->nrows; r++) {
             if (c->rows[r].nf != h->nf) {
-                rc = sw_err_set(SW_EFORMAT, "%s:%lld: malformed row: %zu fields, the header has "
-                                "%zu", path, (long long)c->rows[r].line, c->rows[r].nf, h->nf);
+                rc = sw_err_set(SW_EFORMAT,
+                                "%s:%lld: malformed row: %zu fields, the header has "
+                                "%zu",
+                                path, (long long)c->rows[r].line, c->rows[r].nf, h->nf);
                 break;
             }
             struct sw_doc *d = &(*docs)[(*n)++];
             d->line = c->rows[r].line;
-            for (size_t f = 0; rc == 0 && f < h->nf; f++) rc = sw_doc_set(d, h->f[f], c->rows[r].f[f]);
+            for (size_t f = 0; rc == 0 && f < h->nf; f++)
+                rc = sw_doc_set(d, h->f[f], c->rows[r].f[f]);
         }
         sw_csv_free(c);
         return rc;
@@ -211,10 +232,12 @@ static int read_docs(const char *path, struct sw_doc **docs, size_t *n) {
     int64_t line = 0;
     for (size_t i = 0; rc == 0 && i < len;) {
         size_t e = i;
-        while (e < len && data[e] != '\n') e++;
+        while (e < len && data[e] != '\n')
+            e++;
         line++;
         size_t s = i;
-        while (s < e && (data[s] == ' ' || data[s] == '\r' || data[s] == '\t')) s++;
+        while (s < e && (data[s] == ' ' || data[s] == '\r' || data[s] == '\t'))
+            s++;
         if (s < e) {
             if (*n == cap) {
                 cap = cap ? 2 * cap : 64;
@@ -240,7 +263,8 @@ static int read_docs(const char *path, struct sw_doc **docs, size_t *n) {
 }
 
 static void free_docs(struct sw_doc *d, size_t n) {
-    for (size_t i = 0; i < n; i++) sw_doc_release(&d[i]);
+    for (size_t i = 0; i < n; i++)
+        sw_doc_release(&d[i]);
     free(d);
 }
 
@@ -249,7 +273,8 @@ static int doc_choices(const struct spec *s, const struct sw_doc *d, const char 
                        const char **ch, int *nc) {
     *nc = 0;
     if (!s->doc_to_choice_field) {
-        for (int i = 0; i < s->nchoices; i++) ch[(*nc)++] = s->choices[i];
+        for (int i = 0; i < s->nchoices; i++)
+            ch[(*nc)++] = s->choices[i];
         return 0;
     }
     char key[300];
@@ -266,8 +291,8 @@ static int doc_choices(const struct spec *s, const struct sw_doc *d, const char 
 }
 
 /* doc_to_target: the field's value as a choice, a letter A.. of a choice, or an index. */
-static int doc_gold(const struct spec *s, const struct sw_doc *d, const char *path,
-                    const char **ch, int nc, int *gold, const char **text) {
+static int doc_gold(const struct spec *s, const struct sw_doc *d, const char *path, const char **ch,
+                    int nc, int *gold, const char **text) {
     const char *v = sw_doc_get(d, s->doc_to_target);
     if (!v)
         return sw_err_set(SW_EFORMAT, "%s:%lld: missing field '%s' (doc_to_target)", path,
@@ -284,9 +309,10 @@ static int doc_gold(const struct spec *s, const struct sw_doc *d, const char *pa
         if (e != v && !*e && x >= 0 && x < nc) *gold = (int)x;
     }
     if (*gold < 0)
-        return sw_err_set(SW_EFORMAT, "%s:%lld: answer '%s' is out of range (not a choice, a "
-                          "letter A-%c or an index 0-%d)", path, (long long)d->line, v,
-                          'A' + nc - 1, nc - 1);
+        return sw_err_set(SW_EFORMAT,
+                          "%s:%lld: answer '%s' is out of range (not a choice, a "
+                          "letter A-%c or an index 0-%d)",
+                          path, (long long)d->line, v, 'A' + nc - 1, nc - 1);
     return 0;
 }
 
@@ -354,8 +380,7 @@ int sw_bench_yaml_load(const char *path, const char *text, size_t len,
     }
     FILE *probe = fopen(tp, "rb");
     if (!probe) {
-        rc = sw_err_set(SW_ENOTFOUND, "%s: missing split: test_file '%s' does not exist", path,
-                        tp);
+        rc = sw_err_set(SW_ENOTFOUND, "%s: missing split: test_file '%s' does not exist", path, tp);
         goto out;
     }
     fclose(probe);
@@ -385,7 +410,8 @@ int sw_bench_yaml_load(const char *path, const char *text, size_t len,
         rc = sw_err_set(SW_ENOMEM, "out of memory");
         goto out;
     }
-    if (s.task) t->name = strdup(s.task);
+    if (s.task)
+        t->name = strdup(s.task);
     else {
         const char *b = strrchr(path, '/');
         b = b ? b + 1 : path;
@@ -445,17 +471,26 @@ int sw_bench_yaml_load(const char *path, const char *text, size_t len,
         char *co[MAXC] = {0};
         for (int c = 0; rc == 0 && c < nc; c++) {
             co[c] = malloc(strlen(tdel) + strlen(ch[c]) + 1);
-            if (!co[c]) rc = sw_err_set(SW_ENOMEM, "out of memory");
-            else strcat(strcpy(co[c], tdel), ch[c]);
+            if (!co[c])
+                rc = sw_err_set(SW_ENOMEM, "out of memory");
+            else
+                strcat(strcpy(co[c], tdel), ch[c]);
         }
         if (rc == 0) {
-            struct sw_bench_item it = {.subject = subj, .index = (int64_t)i, .prompt = prompt.p,
-                                       .system = desc && *desc ? desc : NULL, .user = user.p,
-                                       .nchoices = nc, .choices = (char **)ch, .conts = co,
-                                       .gold = g, .target = gen ? (char *)ans : (char *)ch[g]};
+            struct sw_bench_item it = {.subject = subj,
+                                       .index = (int64_t)i,
+                                       .prompt = prompt.p,
+                                       .system = desc && *desc ? desc : NULL,
+                                       .user = user.p,
+                                       .nchoices = nc,
+                                       .choices = (char **)ch,
+                                       .conts = co,
+                                       .gold = g,
+                                       .target = gen ? (char *)ans : (char *)ch[g]};
             rc = sw_bench_task_add(t, &it);
         }
-        for (int c = 0; c < nc; c++) free(co[c]);
+        for (int c = 0; c < nc; c++)
+            free(co[c]);
         free(q), free(desc), free(user.p), free(prompt.p);
     }
     free(sh.p);

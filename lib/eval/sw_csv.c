@@ -20,7 +20,8 @@
 
 void sw_csv_free(struct sw_csv *c) {
     if (!c) return;
-    for (size_t i = 0; i < c->nrows; i++) free(c->rows[i].f);
+    for (size_t i = 0; i < c->nrows; i++)
+        free(c->rows[i].f);
     free(c->rows);
     free(c->buf);
     free(c);
@@ -89,8 +90,10 @@ int sw_csv_parse(const char *name, const char *data, size_t len, struct sw_csv *
                 i++;
                 for (;;) {
                     if (i >= len) {
-                        rc = sw_err_set(SW_EFORMAT, "%s:%lld: a quoted field is not closed "
-                                        "(unterminated '\"')", name, (long long)qline);
+                        rc = sw_err_set(SW_EFORMAT,
+                                        "%s:%lld: a quoted field is not closed "
+                                        "(unterminated '\"')",
+                                        name, (long long)qline);
                         goto fail;
                     }
                     if (data[i] == '"') {

@@ -19,10 +19,10 @@ enum sw_rope_type { SW_ROPE_DEFAULT = 0, SW_ROPE_LLAMA3, SW_ROPE_LINEAR };
 
 struct sw_model_config {
     enum sw_arch arch;
-    char model_type[32];    /* "llama", "qwen2", "qwen3" */
-    char architecture[64];  /* architectures[0], e.g. "Qwen3ForCausalLM" */
-    char torch_dtype[16];   /* "bfloat16", "float32", ... ("dtype" in transformers 5); "" if absent */
-    char hidden_act[16];    /* "silu" (the only activation supported) */
+    char model_type[32];   /* "llama", "qwen2", "qwen3" */
+    char architecture[64]; /* architectures[0], e.g. "Qwen3ForCausalLM" */
+    char torch_dtype[16]; /* "bfloat16", "float32", ... ("dtype" in transformers 5); "" if absent */
+    char hidden_act[16];  /* "silu" (the only activation supported) */
     int64_t vocab_size;
     int64_t hidden_size;
     int64_t intermediate_size;
@@ -34,14 +34,14 @@ struct sw_model_config {
     double rms_norm_eps;
     double rope_theta;
     enum sw_rope_type rope_type;
-    double rope_factor;                       /* llama3 / linear */
-    double rope_low_freq_factor;              /* llama3 */
-    double rope_high_freq_factor;             /* llama3 */
-    int64_t rope_original_max_position;       /* llama3: original_max_position_embeddings */
+    double rope_factor;                 /* llama3 / linear */
+    double rope_low_freq_factor;        /* llama3 */
+    double rope_high_freq_factor;       /* llama3 */
+    int64_t rope_original_max_position; /* llama3: original_max_position_embeddings */
     int tie_word_embeddings;
     int attention_bias; /* q/k/v (and o for llama) biases; qwen2 always has q/k/v bias */
     int mlp_bias;
-    int qk_norm;        /* qwen3 */
+    int qk_norm;          /* qwen3 */
     int64_t bos_token_id; /* -1 when absent or null (llama: transformers' default 1, eos 2) */
     int64_t eos_token_ids[8];
     int n_eos;
@@ -49,7 +49,8 @@ struct sw_model_config {
 };
 
 /* Parse config.json text; name is used in messages. */
-int sw_model_config_parse(const char *json, size_t len, const char *name, struct sw_model_config *c);
+int sw_model_config_parse(const char *json, size_t len, const char *name,
+                          struct sw_model_config *c);
 int sw_model_config_load(const char *path, struct sw_model_config *c);
 /* Write config.json (atomic) in the form transformers writes for the family (top-level
  * rope_theta/rope_scaling, so both transformers 4.x and 5.x load it). */

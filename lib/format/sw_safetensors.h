@@ -40,8 +40,8 @@ size_t sw_st_dtype_size(enum sw_dtype dt);
 /* Map and validate path: header length within the file and SW_ST_MAX_HEADER, JSON object,
  * known dtype names, integer non-negative shapes, numel × dtype size == end − begin, spans
  * inside the data section, no two spans overlapping, every byte of the data section covered
- * (as the reference implementation requires), valid UTF-8 names, no duplicate names. Any violation is
- * SW_EFORMAT (or SW_ETRUNC when the file is shorter than it claims; SW_EUNSUPPORTED for valid
+ * (as the reference implementation requires), valid UTF-8 names, no duplicate names. Any violation
+ * is SW_EFORMAT (or SW_ETRUNC when the file is shorter than it claims; SW_EUNSUPPORTED for valid
  * files sw cannot represent: more than 8 dimensions, dtypes such as F8_E8M0 or C64) with a
  * message naming the file and the tensor/field. Entries are kept in data-offset order. */
 int sw_st_open(const char *path, struct sw_st_file **out);
@@ -89,7 +89,8 @@ struct sw_st_set;
 int sw_st_set_open(const char *path, struct sw_st_set **out);
 void sw_st_set_close(struct sw_st_set *s);
 int sw_st_set_count(const struct sw_st_set *s);
-const struct sw_st_entry *sw_st_set_get(const struct sw_st_set *s, int i); /* shard order, then offset */
+const struct sw_st_entry *sw_st_set_get(const struct sw_st_set *s,
+                                        int i); /* shard order, then offset */
 const struct sw_st_entry *sw_st_set_find(const struct sw_st_set *s, const char *name);
 int sw_st_set_nfiles(const struct sw_st_set *s);
 const struct sw_st_file *sw_st_set_file(const struct sw_st_set *s, int i);

@@ -403,7 +403,8 @@ static int reader_new(struct sw_stream_reader **out, const char *name,
 
 /* Shared tail of every open: read the header, or free the reader on failure. */
 static int open_finish(struct sw_stream_reader **out, struct sw_stream_reader *r, int rc) {
-    if (rc == 0 && r->src != SRC_ZMQ) rc = sw_buf_reserve(&r->buf, &r->cap, SW_STREAM_BUF_INITIAL, 0);
+    if (rc == 0 && r->src != SRC_ZMQ)
+        rc = sw_buf_reserve(&r->buf, &r->cap, SW_STREAM_BUF_INITIAL, 0);
     if (rc == 0) rc = read_header(r);
     if (rc < 0) {
         sw_stream_reader_free(r);

@@ -157,15 +157,32 @@ int sw_hub_resolve_arg(char **arg, enum sw_hub_need need, const char *use_hf, co
 /* The three sw_config option rows (struct sw_opt, sw_config.h) that go with sw_hub_resolve_arg,
  * under ms-swift's names: use_hf, model_revision, hub_token. T is the options struct; it needs
  * char *use_hf, *model_revision, *hub_token. */
-#define SW_HUB_OPT_ROWS(T)                                                                        \
-    {"use_hf", SW_OPT_CHOICE, offsetof(T, use_hf), NULL,                                          \
-     "hub ids (org/name): true = Hugging Face, false = ModelScope (default: $USE_HF, else "       \
-     "Hugging Face)", 0, 0, "true|false|1|0", NULL},                                              \
-    {"model_revision", SW_OPT_STRING, offsetof(T, model_revision), NULL,                          \
-     "hub revision of the model (default main / master)", 0, 0, NULL, NULL},                      \
-    {"hub_token", SW_OPT_STRING, offsetof(T, hub_token), NULL,                                    \
-     "hub access token (default: HF_TOKEN, the huggingface_hub token file, MODELSCOPE_API_TOKEN)", \
-     0, 0, NULL, NULL}
+#define SW_HUB_OPT_ROWS(T)                                                                         \
+    {"use_hf",                                                                                     \
+     SW_OPT_CHOICE,                                                                                \
+     offsetof(T, use_hf),                                                                          \
+     NULL,                                                                                         \
+     "hub ids (org/name): true = Hugging Face, false = ModelScope (default: $USE_HF, else "        \
+     "Hugging Face)",                                                                              \
+     0,                                                                                            \
+     0,                                                                                            \
+     "true|false|1|0",                                                                             \
+     NULL},                                                                                        \
+        {"model_revision",                                                                         \
+         SW_OPT_STRING,                                                                            \
+         offsetof(T, model_revision),                                                              \
+         NULL,                                                                                     \
+         "hub revision of the model (default main / master)",                                      \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL,                                                                                     \
+         NULL},                                                                                    \
+    {                                                                                              \
+        "hub_token", SW_OPT_STRING, offsetof(T, hub_token), NULL,                                  \
+            "hub access token (default: HF_TOKEN, the huggingface_hub token file, "                \
+            "MODELSCOPE_API_TOKEN)",                                                               \
+            0, 0, NULL, NULL                                                                       \
+    }
 
 /* ---- pure helpers (no I/O; exposed for tools and tests) ---- */
 

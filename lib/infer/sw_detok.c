@@ -37,7 +37,8 @@ void sw_detok_release(struct sw_detok *d) {
 static int append(struct sw_detok *d, const char *s, size_t n) {
     if (d->len + n + 1 > d->cap) {
         size_t cap = d->cap ? d->cap : 64;
-        while (cap < d->len + n + 1) cap *= 2;
+        while (cap < d->len + n + 1)
+            cap *= 2;
         char *t = realloc(d->text, cap);
         if (!t) return sw_err_set(SW_ENOMEM, "detokenizer: out of memory");
         d->text = t;
@@ -114,7 +115,8 @@ void sw_detok_take(struct sw_detok *d, int final, const char **delta, size_t *le
     if (!final && !d->stopped && d->max_stop > 1) {
         limit = d->len > d->max_stop - 1 ? d->len - (d->max_stop - 1) : 0;
         /* never split a UTF-8 character: back up over continuation bytes */
-        while (limit > d->emitted && limit < d->len && ((unsigned char)d->text[limit] & 0xC0) == 0x80)
+        while (limit > d->emitted && limit < d->len &&
+               ((unsigned char)d->text[limit] & 0xC0) == 0x80)
             limit--;
     }
     if (limit < d->emitted) limit = d->emitted;

@@ -23,15 +23,15 @@ struct sw_tokenizer;
 struct sw_detok {
     const struct sw_tokenizer *tok;
     int skip_special;
-    const char *const *stop;   /* borrowed */
+    const char *const *stop; /* borrowed */
     int n_stop;
     size_t max_stop;
     int include_stop;
     int64_t prefix_offset, read_offset;
-    char *text;                /* output text so far (malloc'ed, NUL-terminated) */
+    char *text; /* output text so far (malloc'ed, NUL-terminated) */
     size_t len, cap;
-    size_t emitted;            /* bytes handed out by sw_detok_take */
-    int stopped;               /* a stop string matched: no more text */
+    size_t emitted; /* bytes handed out by sw_detok_take */
+    int stopped;    /* a stop string matched: no more text */
 };
 
 /* Start after a prompt of n_prompt ids (the window starts a few ids before its end). */

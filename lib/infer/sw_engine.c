@@ -61,8 +61,12 @@ const char *sw_finish_reason_name(enum sw_finish_reason r) {
 
 /* ---- getters ------------------------------------------------------------------------------ */
 
-const struct sw_tokenizer *sw_engine_tokenizer(const struct sw_engine *e) { return e->tok; }
-const struct sw_template *sw_engine_template(const struct sw_engine *e) { return e->tpl; }
+const struct sw_tokenizer *sw_engine_tokenizer(const struct sw_engine *e) {
+    return e->tok;
+}
+const struct sw_template *sw_engine_template(const struct sw_engine *e) {
+    return e->tpl;
+}
 const struct sw_model_config *sw_engine_model_config(const struct sw_engine *e) {
     return &e->hf->config;
 }
@@ -72,8 +76,12 @@ const struct sw_generation_config *sw_engine_generation_config(const struct sw_e
 int sw_engine_has_generation_config(const struct sw_engine *e) {
     return e->hf->has_generation_config;
 }
-int64_t sw_engine_max_model_len(const struct sw_engine *e) { return e->max_model_len; }
-const char *sw_engine_model_name(const struct sw_engine *e) { return e->model_name; }
+int64_t sw_engine_max_model_len(const struct sw_engine *e) {
+    return e->max_model_len;
+}
+const char *sw_engine_model_name(const struct sw_engine *e) {
+    return e->model_name;
+}
 const int32_t *sw_engine_eos_ids(const struct sw_engine *e, int *n) {
     *n = e->n_eos;
     return e->eos;
@@ -113,7 +121,8 @@ static int adapter_load(struct sw_engine *e, const char *name, const char *path)
         return sw_err_set(SW_EINVAL, "adapter '%s': the name is the base model's", name);
     pthread_mutex_lock(&e->mu);
     int dup = 0;
-    for (int i = 0; i < e->n_adapters; i++) dup |= strcmp(e->adapters[i]->name, name) == 0;
+    for (int i = 0; i < e->n_adapters; i++)
+        dup |= strcmp(e->adapters[i]->name, name) == 0;
     int full = e->n_adapters >= e->max_loras;
     pthread_mutex_unlock(&e->mu);
     if (dup) return sw_err_set(SW_EINVAL, "adapter '%s' is already loaded", name);
@@ -216,26 +225,27 @@ static int size_cache(struct sw_engine *e, int64_t *num_blocks) {
         int64_t max_r = 0;
         for (int i = 0; i < e->n_adapters; i++)
             if (e->adapters[i]->a->cfg.r > max_r) max_r = e->adapters[i]->a->cfg.r;
-        double act = (double)sw_model_infer_scratch_bytes(e->model, e->max_batched,
-                                                          e->max_num_seqs + 1 + e->plp_cap,
-                                                          max_r > 0 ? max_r : 64);
+        double act = (double)sw_model_infer_scratch_bytes(
+            e->model, e->max_batched, e->max_num_seqs + 1 + e->plp_cap, max_r > 0 ? max_r : 64);
         double budget = util * (double)mi.total - (double)mi.in_use - act;
         if (budget > (double)mi.free - act) budget = (double)mi.free - act;
         want = budget > 0 ? (int64_t)(budget / (double)blk) : 0;
         sw_info("kv cache: %.2f GiB on %s (gpu_memory_utilization %.2f of %.1f GiB; %.2f GiB in "
-                "use, %.2f GiB for activations)", (double)want * (double)blk / 1073741824.0,
-                e->be->name, util, mi.total / 1073741824.0, mi.in_use / 1073741824.0,
-                act / 1073741824.0);
+                "use, %.2f GiB for activations)",
+                (double)want * (double)blk / 1073741824.0, e->be->name, util,
+                mi.total / 1073741824.0, mi.in_use / 1073741824.0, act / 1073741824.0);
     } else {
         want = per_seq * e->max_num_seqs;
         int64_t cap = (int64_t)(((size_t)1 << 30) / blk);
         if (want > cap) want = cap;
     }
     if (want < per_seq)
-        return sw_err_set(SW_ERANGE, "kv cache: %lld blocks of %d tokens (%.1f MiB) cannot hold "
+        return sw_err_set(SW_ERANGE,
+                          "kv cache: %lld blocks of %d tokens (%.1f MiB) cannot hold "
                           "one sequence of max_model_len %lld tokens: raise the cache budget or "
-                          "lower max_model_len", (long long)want, e->bs,
-                          (double)want * (double)blk / 1048576.0, (long long)e->max_model_len);
+                          "lower max_model_len",
+                          (long long)want, e->bs, (double)want * (double)blk / 1048576.0,
+                          (long long)e->max_model_len);
     *num_blocks = want;
     return 0;
 }
@@ -259,18 +269,21 @@ static int alloc_step_arrays(struct sw_engine *e) {
     e->samplers = calloc((size_t)e->n_samplers, sizeof(*e->samplers));
     e->running = malloc((size_t)S * sizeof(*e->running));
     e->running_cap = (int)S;
-    if (!e->ids || !e->pos || !e->slots || !e->lrows || !e->cu || !e->lens || !e->bt ||
-        !e->lora || !e->sched || !e->logits || !e->rows || !e->samplers || !e->running)
+    if (!e->ids || !e->pos || !e->slots || !e->lrows || !e->cu || !e->lens || !e->bt || !e->lora ||
+        !e->sched || !e->logits || !e->rows || !e->samplers || !e->running)
         return sw_err_set(SW_ENOMEM, "engine: out of memory for the step buffers");
-    for (int i = 0; i < e->n_samplers; i++) SW_TRY(sw_sampler_init(&e->samplers[i], e->V));
+    for (int i = 0; i < e->n_samplers; i++)
+        SW_TRY(sw_sampler_init(&e->samplers[i], e->V));
     return 0;
 }
 
 static char *basename_dup(const char *dir) {
     size_t n = strlen(dir);
-    while (n > 1 && dir[n - 1] == '/') n--;
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
     size_t b = n;
-    while (b > 0 && dir[b - 1] != '/') b--;
+    while (b > 0 && dir[b - 1] != '/')
+        b--;
     char *s = malloc(n - b + 1);
     if (s) memcpy(s, dir + b, n - b), s[n - b] = 0;
     return s;
@@ -280,10 +293,10 @@ int sw_engine_open(const struct sw_engine_opts *o, struct sw_engine **out) {
     *out = NULL;
     if (!o->model_dir) return sw_err_set(SW_EINVAL, "engine: model_dir is required");
     if (o->block_size < 0 || o->max_num_seqs < 0 || o->max_model_len < 0 ||
-        o->max_num_batched_tokens < 0 || o->kv_cache_bytes < 0 ||
-        o->gpu_memory_utilization < 0 || o->gpu_memory_utilization > 1)
+        o->max_num_batched_tokens < 0 || o->kv_cache_bytes < 0 || o->gpu_memory_utilization < 0 ||
+        o->gpu_memory_utilization > 1)
         return sw_err_set(SW_EINVAL, "engine: negative size option (or gpu_memory_utilization "
-                          "outside [0, 1])");
+                                     "outside [0, 1])");
     struct sw_engine *e = calloc(1, sizeof(*e));
     if (!e) return sw_err_set(SW_ENOMEM, "out of memory");
     e->opts = *o;
@@ -331,10 +344,12 @@ int sw_engine_open(const struct sw_engine_opts *o, struct sw_engine **out) {
     e->max_num_seqs = o->max_num_seqs > 0 ? o->max_num_seqs : 256;
     e->max_loras = o->max_loras > 0 ? o->max_loras : 8;
     if (e->max_loras < o->n_adapters) e->max_loras = o->n_adapters;
-    e->max_model_len = o->max_model_len > 0 ? o->max_model_len
-                       : c->max_position_embeddings > 0 ? c->max_position_embeddings : 2048;
-    e->max_batched = o->max_num_batched_tokens > 0 ? o->max_num_batched_tokens
-                     : (e->max_num_seqs > 2048 ? e->max_num_seqs : 2048);
+    e->max_model_len = o->max_model_len > 0             ? o->max_model_len
+                       : c->max_position_embeddings > 0 ? c->max_position_embeddings
+                                                        : 2048;
+    e->max_batched = o->max_num_batched_tokens > 0
+                         ? o->max_num_batched_tokens
+                         : (e->max_num_seqs > 2048 ? e->max_num_seqs : 2048);
     if (e->max_batched < e->max_num_seqs) e->max_batched = e->max_num_seqs;
     /* prompt-logprob rows per step: ~64 MiB of host logits */
     e->plp_cap = ((int64_t)64 << 20) / (4 * e->V);
@@ -355,11 +370,11 @@ int sw_engine_open(const struct sw_engine_opts *o, struct sw_engine **out) {
     e->st.block_size = e->bs;
     pthread_mutex_unlock(&e->mu);
     sw_debug("engine: %s on %s, %lld KV blocks of %d tokens (%.1f MiB), max_model_len %lld, "
-            "max_num_seqs %d, max_num_batched_tokens %lld, prefix caching %s", e->model_name,
-            e->be->name, (long long)nb, e->bs,
-            (double)nb * (double)sw_kv_cache_block_bytes(c, e->bs) / 1048576.0,
-            (long long)e->max_model_len, e->max_num_seqs, (long long)e->max_batched,
-            o->enable_prefix_caching ? "on" : "off");
+             "max_num_seqs %d, max_num_batched_tokens %lld, prefix caching %s",
+             e->model_name, e->be->name, (long long)nb, e->bs,
+             (double)nb * (double)sw_kv_cache_block_bytes(c, e->bs) / 1048576.0,
+             (long long)e->max_model_len, e->max_num_seqs, (long long)e->max_batched,
+             o->enable_prefix_caching ? "on" : "off");
     *out = e;
     return 0;
 fail:
@@ -373,12 +388,14 @@ void sw_engine_close(struct sw_engine *e) {
     pthread_mutex_lock(&e->step_mu);
     if (e->bm) sw_engine_abort_all_locked(e, SW_FINISH_ABORT, NULL);
     pthread_mutex_unlock(&e->step_mu);
-    for (int i = 0; i < e->n_adapters; i++) adapter_free(e->adapters[i]);
+    for (int i = 0; i < e->n_adapters; i++)
+        adapter_free(e->adapters[i]);
     free(e->adapters);
     free(e->waiting), free(e->running), free(e->reqs), free(e->aborts);
     free(e->ids), free(e->pos), free(e->slots), free(e->lrows), free(e->cu), free(e->lens);
     free(e->bt), free(e->lora), free(e->sched), free(e->logits), free(e->rows);
-    for (int i = 0; e->samplers && i < e->n_samplers; i++) sw_sampler_release(&e->samplers[i]);
+    for (int i = 0; e->samplers && i < e->n_samplers; i++)
+        sw_sampler_release(&e->samplers[i]);
     free(e->samplers);
     sw_kv_blocks_free(e->bm);
     if (e->be) sw_kv_cache_release(&e->kv, e->be);
@@ -404,7 +421,8 @@ void sw_engine_req_free(struct eng_req *r) {
         sw_detok_release(&s->detok);
         free(s->tokens), free(s->blocks), free(s->hashes), free(s);
     }
-    for (int i = 0; r->stop && i < r->p.n_stop; i++) free(r->stop[i]);
+    for (int i = 0; r->stop && i < r->p.n_stop; i++)
+        free(r->stop[i]);
     free(r->stop), free(r->stop_ids), free(r->banned), free(r->prompt), free(r->seqs);
     free(r->plp), free(r->plp_top);
     free(r);
@@ -425,8 +443,8 @@ struct eng_seq *sw_engine_seq_new(struct sw_engine *e, struct eng_req *r, int in
     s->n_tokens = r->n_prompt;
     s->stop_token = -1;
     s->stop_str = -1;
-    sw_detok_init(&s->detok, e->tok, r->p.skip_special_tokens, r->n_prompt, r->p.stop,
-                  r->p.n_stop, r->p.include_stop_str_in_output);
+    sw_detok_init(&s->detok, e->tok, r->p.skip_special_tokens, r->n_prompt, r->p.stop, r->p.n_stop,
+                  r->p.include_stop_str_in_output);
     return s;
 }
 
@@ -459,7 +477,8 @@ static int req_build(struct sw_engine *e, struct eng_req *r, const int32_t *prom
         r->n_banned = p->n_stop_token_ids;
     }
     if (!p->ignore_eos)
-        for (int i = 0; i < e->n_eos; i++) r->banned[r->n_banned++] = e->eos[i];
+        for (int i = 0; i < e->n_eos; i++)
+            r->banned[r->n_banned++] = e->eos[i];
     int64_t room = e->max_model_len - n;
     r->max_tokens = p->max_tokens < 0 || p->max_tokens > room ? room : p->max_tokens;
     if (!(r->seqs[0] = sw_engine_seq_new(e, r, 0))) return sw_err_set(SW_ENOMEM, "out of memory");
@@ -475,14 +494,16 @@ int sw_engine_submit_ex(struct sw_engine *e, const int32_t *prompt, int64_t n_pr
     if (n_prompt < 1 || !prompt) return sw_err_set(SW_EINVAL, "submit: the prompt is empty");
     SW_TRY(sw_sampling_params_check(p));
     if (n_prompt + (p->max_tokens == 0 ? 0 : 1) > e->max_model_len)
-        return sw_err_set(SW_ERANGE, "submit: the prompt has %lld tokens; with the output that "
-                          "exceeds max_model_len %lld", (long long)n_prompt,
-                          (long long)e->max_model_len);
+        return sw_err_set(SW_ERANGE,
+                          "submit: the prompt has %lld tokens; with the output that "
+                          "exceeds max_model_len %lld",
+                          (long long)n_prompt, (long long)e->max_model_len);
     for (int64_t i = 0; i < n_prompt; i++)
         if (prompt[i] < 0 || prompt[i] >= e->V)
-            return sw_err_set(SW_EINVAL, "submit: prompt token %lld is %d, outside the "
-                              "vocabulary [0, %lld)", (long long)i, (int)prompt[i],
-                              (long long)e->V);
+            return sw_err_set(SW_EINVAL,
+                              "submit: prompt token %lld is %d, outside the "
+                              "vocabulary [0, %lld)",
+                              (long long)i, (int)prompt[i], (long long)e->V);
     for (int i = 0; i < p->n_stop_token_ids; i++)
         if (p->stop_token_ids[i] < 0 || p->stop_token_ids[i] >= e->V)
             return sw_err_set(SW_EINVAL, "submit: stop_token_ids[%d] = %d outside the vocabulary",
@@ -517,7 +538,8 @@ int sw_engine_submit_ex(struct sw_engine *e, const int32_t *prompt, int64_t n_pr
         }
     }
     pthread_mutex_lock(&e->mu);
-    if (e->stopping) rc = sw_err_set(SW_ESTATE, "submit: the engine is shutting down");
+    if (e->stopping)
+        rc = sw_err_set(SW_ESTATE, "submit: the engine is shutting down");
     else if (!no_queue_limit && e->opts.max_waiting > 0 &&
              e->n_intake + e->st.waiting >= e->opts.max_waiting)
         rc = sw_err_set(SW_ERANGE, "submit: %d requests are waiting already (max_waiting)",
@@ -531,8 +553,10 @@ int sw_engine_submit_ex(struct sw_engine *e, const int32_t *prompt, int64_t n_pr
         if (r->ad) r->ad->users++;
         r->id = ++e->next_id;
         r->seed = p->has_seed ? p->seed : e->opts.seed + r->id;
-        if (e->intake_tail) e->intake_tail->next = r;
-        else e->intake_head = r;
+        if (e->intake_tail)
+            e->intake_tail->next = r;
+        else
+            e->intake_head = r;
         e->intake_tail = r;
         e->n_intake++;
         e->n_unfinished_reqs++;
@@ -560,8 +584,10 @@ int sw_engine_abort(struct sw_engine *e, uint64_t id) {
         if (e->n_aborts == e->aborts_cap) {
             int cap = e->aborts_cap ? 2 * e->aborts_cap : 16;
             uint64_t *na = realloc(e->aborts, (size_t)cap * sizeof(*na));
-            if (!na) rc = sw_err_set(SW_ENOMEM, "out of memory");
-            else e->aborts = na, e->aborts_cap = cap;
+            if (!na)
+                rc = sw_err_set(SW_ENOMEM, "out of memory");
+            else
+                e->aborts = na, e->aborts_cap = cap;
         }
         if (rc == 0) {
             e->aborts[e->n_aborts++] = id;
@@ -621,15 +647,17 @@ static void *loop_main(void *arg) {
 int sw_engine_start(struct sw_engine *e) {
     pthread_mutex_lock(&e->mu);
     int rc = 0;
-    if (e->thread_running) rc = sw_err_set(SW_ESTATE, "engine: the loop is already running");
+    if (e->thread_running)
+        rc = sw_err_set(SW_ESTATE, "engine: the loop is already running");
     else {
         e->thread_quit = 0;
         e->stopping = 0;
         e->drain_deadline_ms = -1;
         int err = pthread_create(&e->thread, NULL, loop_main, e);
-        if (err) rc = sw_err_set(SW_ENOMEM, "engine: cannot start the loop thread: %s",
-                                 strerror(err));
-        else e->thread_running = 1;
+        if (err)
+            rc = sw_err_set(SW_ENOMEM, "engine: cannot start the loop thread: %s", strerror(err));
+        else
+            e->thread_running = 1;
     }
     pthread_mutex_unlock(&e->mu);
     return rc;

@@ -43,33 +43,33 @@ struct sw_engine_adapter {
 };
 
 struct sw_engine_opts {
-    const char *model_dir;        /* HF folder (config.json, weights, tokenizer.json); required */
-    const char *tokenizer;        /* tokenizer folder or file; NULL: model_dir */
-    const char *template_name;    /* chat template (sw_template_get); NULL: detected from the
-                                     tokenizer's chat_template; none found: sw_engine_template
-                                     returns NULL */
+    const char *model_dir;     /* HF folder (config.json, weights, tokenizer.json); required */
+    const char *tokenizer;     /* tokenizer folder or file; NULL: model_dir */
+    const char *template_name; /* chat template (sw_template_get); NULL: detected from the
+                                  tokenizer's chat_template; none found: sw_engine_template
+                                  returns NULL */
     const struct sw_engine_adapter *adapters; /* n_adapters of them, loaded at open */
     int n_adapters;
-    int max_loras;                /* adapters that may be loaded at once, run-time ones
-                                     included (0: 8) */
-    enum sw_device device;        /* SW_DEVICE_CPU (default) or SW_DEVICE_CUDA */
-    int64_t max_model_len;        /* prompt + output tokens of one sequence (0: the config's
-                                     max_position_embeddings, capped by the cache) */
-    int max_num_seqs;             /* running sequences at once (0: 256) */
-    int max_waiting;              /* queued requests before submit refuses with SW_ERANGE
-                                     (0: unlimited) */
-    double gpu_memory_utilization; /* CUDA: fraction of the device's memory for weights,
-                                      adapters, activations and the KV cache (0: 0.9); the cache
-                                      gets what is left (never more than is free). Adapters added
-                                      at run time are not counted in advance */
-    int64_t kv_cache_bytes;       /* > 0: the KV cache budget in bytes (wins over the above);
-                                     0: CUDA from gpu_memory_utilization, CPU what max_num_seqs
-                                     sequences of max_model_len need, at most 1 GiB */
-    int block_size;               /* tokens per KV block (0: 16) */
+    int max_loras;                  /* adapters that may be loaded at once, run-time ones
+                                       included (0: 8) */
+    enum sw_device device;          /* SW_DEVICE_CPU (default) or SW_DEVICE_CUDA */
+    int64_t max_model_len;          /* prompt + output tokens of one sequence (0: the config's
+                                       max_position_embeddings, capped by the cache) */
+    int max_num_seqs;               /* running sequences at once (0: 256) */
+    int max_waiting;                /* queued requests before submit refuses with SW_ERANGE
+                                       (0: unlimited) */
+    double gpu_memory_utilization;  /* CUDA: fraction of the device's memory for weights,
+                                       adapters, activations and the KV cache (0: 0.9); the cache
+                                       gets what is left (never more than is free). Adapters added
+                                       at run time are not counted in advance */
+    int64_t kv_cache_bytes;         /* > 0: the KV cache budget in bytes (wins over the above);
+                                       0: CUDA from gpu_memory_utilization, CPU what max_num_seqs
+                                       sequences of max_model_len need, at most 1 GiB */
+    int block_size;                 /* tokens per KV block (0: 16) */
     int64_t max_num_batched_tokens; /* new tokens per step (0: max(2048, max_num_seqs)) */
-    int enable_prefix_caching;    /* 1: on (what sw_engine_opts_init sets) */
-    uint64_t seed;                /* seed of requests that give none (each request still gets
-                                     its own stream: seed + request id) */
+    int enable_prefix_caching;      /* 1: on (what sw_engine_opts_init sets) */
+    uint64_t seed;                  /* seed of requests that give none (each request still gets
+                                       its own stream: seed + request id) */
 };
 
 /* Defaults: everything 0/NULL except enable_prefix_caching = 1, device CPU. */
@@ -106,28 +106,28 @@ int sw_engine_adapter_remove(struct sw_engine *e, const char *name);
 /* ---- sampling parameters (vLLM's SamplingParams) ------------------------------------------ */
 
 struct sw_sampling_params {
-    int n;                      /* completions per prompt (1); they share the prompt's blocks */
-    int64_t max_tokens;         /* new tokens at most (-1: up to max_model_len) */
-    int64_t min_tokens;         /* EOS and stop ids are not picked before this many (0) */
-    double temperature;         /* 0: greedy (argmax, first index on ties); > 0 sample */
-    double top_p;               /* nucleus (1 = off) */
-    int top_k;                  /* keep the k most likely (0 or -1 = off) */
-    double min_p;               /* drop tokens below min_p × the top probability (0 = off) */
-    double repetition_penalty;  /* 1 = off; transformers' CTRL rule on prompt + output ids */
-    double presence_penalty;    /* 0 = off; OpenAI: logit −= p for every id in the output */
-    double frequency_penalty;   /* 0 = off; OpenAI: logit −= f · count in the output */
-    int has_seed;               /* 1: seed below; 0: the engine's seed + the request id */
+    int n;                     /* completions per prompt (1); they share the prompt's blocks */
+    int64_t max_tokens;        /* new tokens at most (-1: up to max_model_len) */
+    int64_t min_tokens;        /* EOS and stop ids are not picked before this many (0) */
+    double temperature;        /* 0: greedy (argmax, first index on ties); > 0 sample */
+    double top_p;              /* nucleus (1 = off) */
+    int top_k;                 /* keep the k most likely (0 or -1 = off) */
+    double min_p;              /* drop tokens below min_p × the top probability (0 = off) */
+    double repetition_penalty; /* 1 = off; transformers' CTRL rule on prompt + output ids */
+    double presence_penalty;   /* 0 = off; OpenAI: logit −= p for every id in the output */
+    double frequency_penalty;  /* 0 = off; OpenAI: logit −= f · count in the output */
+    int has_seed;              /* 1: seed below; 0: the engine's seed + the request id */
     uint64_t seed;
-    const char *const *stop;    /* n_stop strings; the output text ends before the first
-                                   match (include_stop_str_in_output keeps it) */
+    const char *const *stop; /* n_stop strings; the output text ends before the first
+                                match (include_stop_str_in_output keeps it) */
     int n_stop;
     const int32_t *stop_token_ids; /* n_stop_token_ids ids that end a sequence (kept in ids) */
     int n_stop_token_ids;
-    int ignore_eos;             /* 1: do not stop on the EOS ids */
+    int ignore_eos; /* 1: do not stop on the EOS ids */
     int include_stop_str_in_output;
-    int skip_special_tokens;    /* 1 (default): text deltas leave special tokens out */
-    int logprobs;               /* -1: none; k ≥ 0: the chosen token's logprob + k top ones */
-    int prompt_logprobs;        /* -1: none; k ≥ 0: every prompt token's logprob (+ k top) */
+    int skip_special_tokens; /* 1 (default): text deltas leave special tokens out */
+    int logprobs;            /* -1: none; k ≥ 0: the chosen token's logprob + k top ones */
+    int prompt_logprobs;     /* -1: none; k ≥ 0: every prompt token's logprob (+ k top) */
 };
 
 /* Neutral defaults: n 1, max_tokens 16 (vLLM's), temperature 1, top_p 1, top_k 0, min_p 0,
@@ -174,25 +174,25 @@ struct sw_engine_usage {
 /* What a callback receives. Pointers are valid during the call only. */
 struct sw_engine_event {
     uint64_t request_id;
-    int index;                  /* which of the n sequences (0..n-1); -1 on a request-level
-                                   event (prompt logprobs, request_done without a sequence) */
-    int32_t token;              /* the new id, or -1 (an event without a new token) */
-    const char *text;           /* text delta since the previous event of this index: whole
-                                   UTF-8 characters only, held back while it could be the start
-                                   of a stop string, cut exactly before a matched stop string */
+    int index;        /* which of the n sequences (0..n-1); -1 on a request-level
+                         event (prompt logprobs, request_done without a sequence) */
+    int32_t token;    /* the new id, or -1 (an event without a new token) */
+    const char *text; /* text delta since the previous event of this index: whole
+                         UTF-8 characters only, held back while it could be the start
+                         of a stop string, cut exactly before a matched stop string */
     size_t text_len;
-    const struct sw_token_logprobs *logprobs;       /* of token; NULL unless requested */
+    const struct sw_token_logprobs *logprobs;        /* of token; NULL unless requested */
     const struct sw_token_logprobs *prompt_logprobs; /* once, before any token: n_prompt − 1
                                    entries for prompt tokens 1.. (the first has none) */
     int64_t n_prompt_logprobs;
     enum sw_finish_reason finish; /* != NONE on the last event of this index */
-    int32_t stop_token;         /* finish STOP on an id: that id, else -1 */
-    const char *stop_str;       /* finish STOP on a string: the string matched, else NULL */
-    const char *error;          /* finish ERROR: the message */
+    int32_t stop_token;           /* finish STOP on an id: that id, else -1 */
+    const char *stop_str;         /* finish STOP on a string: the string matched, else NULL */
+    const char *error;            /* finish ERROR: the message */
     struct sw_engine_usage usage; /* with finish: this sequence's counts; with request_done: the
                                      request's (completion_tokens summed over the n) */
-    int request_done;           /* 1 on the request's very last event (every index finished):
-                                   the user pointer is not used again after it */
+    int request_done;             /* 1 on the request's very last event (every index finished):
+                                     the user pointer is not used again after it */
 };
 
 /* Called on the engine's step thread, in order per request. Return 0 to go on; non-zero aborts
@@ -227,9 +227,9 @@ int sw_engine_step(struct sw_engine *e);
 /* ---- counters (Prometheus) ---------------------------------------------------------------- */
 
 struct sw_engine_stats {
-    int running, waiting;         /* sequences now */
+    int running, waiting;                    /* sequences now */
     int64_t kv_blocks_total, kv_blocks_used; /* used: referenced by a sequence */
-    int64_t kv_blocks_cached;     /* free but holding a reusable cached prefix */
+    int64_t kv_blocks_cached;                /* free but holding a reusable cached prefix */
     int64_t block_size;
     int64_t prefix_cache_queries; /* prompt tokens looked up */
     int64_t prefix_cache_hits;    /* of those, tokens found cached */
@@ -245,11 +245,11 @@ void sw_engine_stats(struct sw_engine *e, struct sw_engine_stats *s);
 
 /* One generated sequence. */
 struct sw_completion {
-    int32_t *ids;             /* generated ids (a stop id / EOS included), n_ids of them */
+    int32_t *ids; /* generated ids (a stop id / EOS included), n_ids of them */
     int64_t n_ids;
-    char *text;               /* decoded, stop strings cut; NUL-terminated */
+    char *text; /* decoded, stop strings cut; NUL-terminated */
     size_t text_len;
-    float *logprobs;          /* [n_ids] chosen-token logprobs when params.logprobs ≥ 0 */
+    float *logprobs; /* [n_ids] chosen-token logprobs when params.logprobs ≥ 0 */
     enum sw_finish_reason finish;
 };
 /* The n completions of one prompt. */
@@ -272,9 +272,9 @@ int sw_engine_generate(struct sw_engine *e, const int32_t *const *ids, const int
  * Contexts sharing a prefix share cached blocks. */
 struct sw_score_request {
     const int32_t *context;
-    int64_t n_context;        /* ≥ 1 */
+    int64_t n_context; /* ≥ 1 */
     const int32_t *cont;
-    int64_t n_cont;           /* ≥ 1 */
+    int64_t n_cont; /* ≥ 1 */
 };
 struct sw_score_result {
     double logprob;

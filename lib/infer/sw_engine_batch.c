@@ -22,7 +22,8 @@ static int batch_wait(struct sw_engine *e, struct batch_ctx *c) {
     for (;;) {
         pthread_mutex_lock(&e->mu);
         int threaded = e->thread_running;
-        while (threaded && c->done < c->n) pthread_cond_wait(&e->done_cv, &e->mu);
+        while (threaded && c->done < c->n)
+            pthread_cond_wait(&e->done_cv, &e->mu);
         int finished = c->done >= c->n;
         pthread_mutex_unlock(&e->mu);
         if (finished) return rc;
@@ -42,8 +43,8 @@ static void batch_done(struct batch_ctx *c) {
 struct gen_one {
     struct batch_ctx *c;
     struct sw_generation *g;
-    int64_t *caps;  /* ids capacity per sequence */
-    size_t *tcaps;  /* text capacity */
+    int64_t *caps; /* ids capacity per sequence */
+    size_t *tcaps; /* text capacity */
     int want_lp;
     int failed;
 };
@@ -51,7 +52,8 @@ struct gen_one {
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 0;
     size_t n = *cap ? *cap : 16;
-    while (n < need) n *= 2;
+    while (n < need)
+        n *= 2;
     void *q = realloc(*p, n * elem);
     if (!q) return -1;
     *p = q;
@@ -137,8 +139,7 @@ int sw_engine_generate(struct sw_engine *e, const int32_t *const *ids, const int
         one[i].g = g;
         one[i].want_lp = p->logprobs >= 0;
         if (rc == 0)
-            rc = sw_engine_submit_ex(e, ids[i], lens[i], p, adapter, gen_cb, &one[i], -1, 1,
-                                     NULL);
+            rc = sw_engine_submit_ex(e, ids[i], lens[i], p, adapter, gen_cb, &one[i], -1, 1, NULL);
         if (rc < 0) {
             sw_err_wrap(rc, "prompt %d", i);
             break;
@@ -159,7 +160,8 @@ int sw_engine_generate(struct sw_engine *e, const int32_t *const *ids, const int
             if (out[k].seqs[j].finish == SW_FINISH_ERROR)
                 rc = sw_err_set(SW_EDEVICE, "generate: prompt %d failed in the engine", k);
     if (rc < 0)
-        for (int k = 0; k < n_prompts; k++) sw_generation_release(&out[k]);
+        for (int k = 0; k < n_prompts; k++)
+            sw_generation_release(&out[k]);
     return rc;
 }
 
@@ -220,8 +222,8 @@ int sw_engine_score(struct sw_engine *e, const struct sw_score_request *reqs, in
         memcpy(buf, q->context, (size_t)q->n_context * sizeof(int32_t));
         memcpy(buf + q->n_context, q->cont, (size_t)q->n_cont * sizeof(int32_t));
         one[i] = (struct score_one){.c = &c, .res = &out[i], .n_cont = q->n_cont};
-        rc = sw_engine_submit_ex(e, buf, q->n_context + q->n_cont, &p, adapter, score_cb,
-                                 &one[i], q->n_context - 1, 1, NULL);
+        rc = sw_engine_submit_ex(e, buf, q->n_context + q->n_cont, &p, adapter, score_cb, &one[i],
+                                 q->n_context - 1, 1, NULL);
         if (rc < 0) {
             sw_err_wrap(rc, "score request %d", i);
             break;

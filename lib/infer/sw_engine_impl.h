@@ -21,10 +21,10 @@
 
 struct eng_adapter {
     char *name;
-    uint64_t uid;                 /* unique per load (mixed into prefix-cache hashes) */
+    uint64_t uid; /* unique per load (mixed into prefix-cache hashes) */
     struct sw_adapter *a;
     struct sw_lora_weights *w;
-    int users;                    /* requests queued or running with it */
+    int users; /* requests queued or running with it */
 };
 
 enum eng_seq_state { SEQ_WAITING = 0, SEQ_RUNNING, SEQ_FINISHED };
@@ -33,24 +33,24 @@ struct eng_req;
 
 struct eng_seq {
     struct eng_req *req;
-    int index;                    /* 0..n-1 */
+    int index; /* 0..n-1 */
     enum eng_seq_state state;
-    int32_t *tokens;              /* prompt + output */
+    int32_t *tokens; /* prompt + output */
     int64_t n_tokens, cap;
-    int64_t n_computed;           /* tokens whose K/V is in the cache */
-    int32_t *blocks;              /* block table */
+    int64_t n_computed; /* tokens whose K/V is in the cache */
+    int32_t *blocks;    /* block table */
     int64_t n_blocks, blocks_cap;
-    uint64_t *hashes;             /* hashes of the first n_hashed full blocks */
+    uint64_t *hashes; /* hashes of the first n_hashed full blocks */
     int64_t n_hashed;
-    int64_t n_registered;         /* full blocks offered to the prefix cache */
+    int64_t n_registered; /* full blocks offered to the prefix cache */
     struct sw_detok detok;
     enum sw_finish_reason finish;
     int32_t stop_token;
     int stop_str;
-    uint64_t admitted;            /* admission counter value (preemption: youngest first) */
-    int64_t n_new;                /* tokens scheduled in the current step */
-    int want_sample;              /* this step's last row is sampled */
-    int64_t plp_row0, plp_n;      /* this step's prompt-logprob rows (first row index, count) */
+    uint64_t admitted;       /* admission counter value (preemption: youngest first) */
+    int64_t n_new;           /* tokens scheduled in the current step */
+    int want_sample;         /* this step's last row is sampled */
+    int64_t plp_row0, plp_n; /* this step's prompt-logprob rows (first row index, count) */
     int64_t sample_row;
     /* the step's sampled id and its logprobs, computed for all sequences in parallel */
     int32_t pre_id;
@@ -61,19 +61,19 @@ struct eng_seq {
 
 struct eng_req {
     uint64_t id;
-    struct sw_sampling_params p;  /* deep copy: stop / stop_token_ids point below */
+    struct sw_sampling_params p; /* deep copy: stop / stop_token_ids point below */
     char **stop;
     int32_t *stop_ids;
-    int32_t *banned;              /* EOS + stop ids (min_tokens) */
+    int32_t *banned; /* EOS + stop ids (min_tokens) */
     int n_banned;
     int32_t *prompt;
     int64_t n_prompt;
-    int64_t max_tokens;           /* resolved (max_tokens, max_model_len) */
+    int64_t max_tokens; /* resolved (max_tokens, max_model_len) */
     struct eng_adapter *ad;
     sw_engine_cb cb;
     void *user;
     uint64_t seed;
-    struct eng_seq **seqs;        /* [p.n]; seqs[1..] created at the fork */
+    struct eng_seq **seqs; /* [p.n]; seqs[1..] created at the fork */
     int n_seqs, n_finished;
     int forked;
     int aborted;
@@ -83,9 +83,9 @@ struct eng_req {
     int64_t plp_from;
     struct sw_token_logprobs *plp;
     struct sw_logprob_entry *plp_top;
-    int64_t plp_done;             /* entries filled */
+    int64_t plp_done; /* entries filled */
     int plp_delivered;
-    struct eng_req *next;         /* intake queue link */
+    struct eng_req *next; /* intake queue link */
 };
 
 struct sw_engine {
@@ -109,13 +109,13 @@ struct sw_engine {
     int n_adapters;
     uint64_t next_uid;
     /* step-thread state */
-    struct eng_seq **waiting;     /* FIFO, front = next; preempted seqs go to the front */
+    struct eng_seq **waiting; /* FIFO, front = next; preempted seqs go to the front */
     int64_t n_waiting, waiting_cap;
-    struct eng_seq **running;     /* admission order */
+    struct eng_seq **running; /* admission order */
     int n_running, running_cap;
     uint64_t admit_counter;
-    struct sw_sampler *samplers;  /* one per OpenMP thread: sampling runs in parallel */
-    float *logits, *rows;         /* host [rows, V]; [threads, V] scratch rows */
+    struct sw_sampler *samplers; /* one per OpenMP thread: sampling runs in parallel */
+    float *logits, *rows;        /* host [rows, V]; [threads, V] scratch rows */
     int n_samplers;
     int64_t logits_rows;
     /* per-step host arrays (capacity max_batched tokens / max_num_seqs sequences) */
@@ -131,19 +131,19 @@ struct sw_engine {
     uint64_t *aborts;
     int n_aborts, aborts_cap;
     uint64_t next_id;
-    int64_t n_unfinished_reqs;    /* submitted and not yet request_done */
-    int stopping;                 /* submit refuses */
+    int64_t n_unfinished_reqs; /* submitted and not yet request_done */
+    int stopping;              /* submit refuses */
     int thread_running, thread_quit;
-    int64_t drain_deadline_ms;    /* < 0: none */
+    int64_t drain_deadline_ms; /* < 0: none */
     pthread_t thread;
     int thread_rc;
-    struct sw_engine_stats st;    /* counters (mu) */
-    struct eng_req **reqs;        /* live requests (step thread), for aborts by id */
+    struct sw_engine_stats st; /* counters (mu) */
+    struct eng_req **reqs;     /* live requests (step thread), for aborts by id */
     int64_t n_reqs, reqs_cap;
 };
 
 /* sw_engine_sched.c */
-int sw_engine_step_locked(struct sw_engine *e);   /* with step_mu held */
+int sw_engine_step_locked(struct sw_engine *e); /* with step_mu held */
 void sw_engine_abort_all_locked(struct sw_engine *e, enum sw_finish_reason why, const char *msg);
 void sw_engine_req_free(struct eng_req *r);
 /* A sequence of r holding its prompt (sw_engine.c). NULL on ENOMEM. */

@@ -94,7 +94,8 @@ static int seq_reserve(struct sw_engine *e, struct eng_seq *s) {
 static void seq_free_blocks(struct sw_engine *e, struct eng_seq *s) {
     /* last block first: the free list hands out its head first, so a prompt's first blocks
      * (the ones other prompts are most likely to share) stay cached longest */
-    for (int64_t i = s->n_blocks - 1; i >= 0; i--) sw_kv_blocks_release(e->bm, s->blocks[i]);
+    for (int64_t i = s->n_blocks - 1; i >= 0; i--)
+        sw_kv_blocks_release(e->bm, s->blocks[i]);
     s->n_blocks = 0;
     s->n_computed = 0;
     s->n_registered = 0;
@@ -108,8 +109,8 @@ static uint64_t seq_extra(const struct eng_seq *s) {
 static uint64_t seq_hash(struct sw_engine *e, struct eng_seq *s, int64_t b) {
     while (s->n_hashed <= b) {
         int64_t k = s->n_hashed;
-        s->hashes[k] = sw_kv_block_hash(k ? s->hashes[k - 1] : 0, s->tokens + k * e->bs, e->bs,
-                                        seq_extra(s));
+        s->hashes[k] =
+            sw_kv_block_hash(k ? s->hashes[k - 1] : 0, s->tokens + k * e->bs, e->bs, seq_extra(s));
         s->n_hashed++;
     }
     return s->hashes[b];
@@ -166,8 +167,8 @@ static int seq_lookup(struct sw_engine *e, struct eng_seq *s) {
     int64_t nfull = limit / e->bs;
     for (int64_t b = 0; b < nfull; b++) {
         uint64_t h = seq_hash(e, s, b);
-        int32_t id = sw_kv_blocks_lookup(e->bm, h, b ? s->hashes[b - 1] : 0,
-                                         s->tokens + b * e->bs, seq_extra(s));
+        int32_t id = sw_kv_blocks_lookup(e->bm, h, b ? s->hashes[b - 1] : 0, s->tokens + b * e->bs,
+                                         seq_extra(s));
         if (id < 0) break;
         sw_kv_blocks_retain(e->bm, id);
         s->blocks[s->n_blocks++] = id;
@@ -198,8 +199,8 @@ static void deliver(struct eng_req *r, const struct sw_engine_event *ev) {
 }
 
 static void req_done(struct sw_engine *e, struct eng_req *r) {
-    struct sw_engine_event ev = {.request_id = r->id, .index = -1, .token = -1, .stop_token = -1,
-                                 .request_done = 1};
+    struct sw_engine_event ev = {
+        .request_id = r->id, .index = -1, .token = -1, .stop_token = -1, .request_done = 1};
     ev.usage.prompt_tokens = r->n_prompt;
     ev.usage.cached_tokens = r->cached_tokens;
     for (int i = 0; i < r->n_seqs; i++)
@@ -213,8 +214,10 @@ static void req_done(struct sw_engine *e, struct eng_req *r) {
     pthread_mutex_lock(&e->mu);
     if (r->ad) r->ad->users--;
     e->n_unfinished_reqs--;
-    if (r->aborted) e->st.requests_aborted++;
-    else e->st.requests_finished++;
+    if (r->aborted)
+        e->st.requests_aborted++;
+    else
+        e->st.requests_finished++;
     pthread_cond_broadcast(&e->done_cv);
     pthread_mutex_unlock(&e->mu);
     sw_engine_req_free(r);
@@ -225,8 +228,10 @@ static void req_done(struct sw_engine *e, struct eng_req *r) {
 static void seq_finish(struct sw_engine *e, struct eng_seq *s, enum sw_finish_reason why,
                        int32_t token, const struct sw_token_logprobs *lp, const char *msg) {
     struct eng_req *r = s->req;
-    if (s->state == SEQ_RUNNING) running_remove(e, s);
-    else if (s->state == SEQ_WAITING) list_remove(e->waiting, &e->n_waiting, s);
+    if (s->state == SEQ_RUNNING)
+        running_remove(e, s);
+    else if (s->state == SEQ_WAITING)
+        list_remove(e->waiting, &e->n_waiting, s);
     seq_free_blocks(e, s);
     s->state = SEQ_FINISHED;
     s->finish = why;
@@ -234,10 +239,16 @@ static void seq_finish(struct sw_engine *e, struct eng_seq *s, enum sw_finish_re
     size_t dlen;
     sw_detok_take(&s->detok, 1, &delta, &dlen);
     if (why == SW_FINISH_ABORT || why == SW_FINISH_ERROR) dlen = 0;
-    struct sw_engine_event ev = {
-        .request_id = r->id, .index = s->index, .token = token, .text = delta, .text_len = dlen,
-        .logprobs = lp, .finish = why, .stop_token = s->stop_token,
-        .stop_str = s->stop_str >= 0 ? r->p.stop[s->stop_str] : NULL, .error = msg};
+    struct sw_engine_event ev = {.request_id = r->id,
+                                 .index = s->index,
+                                 .token = token,
+                                 .text = delta,
+                                 .text_len = dlen,
+                                 .logprobs = lp,
+                                 .finish = why,
+                                 .stop_token = s->stop_token,
+                                 .stop_str = s->stop_str >= 0 ? r->p.stop[s->stop_str] : NULL,
+                                 .error = msg};
     ev.usage.prompt_tokens = r->n_prompt;
     ev.usage.completion_tokens = s->n_tokens - r->n_prompt;
     ev.usage.cached_tokens = r->cached_tokens;
@@ -259,8 +270,12 @@ static void req_end(struct sw_engine *e, struct eng_req *r, enum sw_finish_reaso
             if (!c) break;
             c->state = SEQ_FINISHED;
             r->seqs[r->n_seqs++] = c;
-            struct sw_engine_event ev = {.request_id = r->id, .index = i, .token = -1,
-                                         .finish = why, .stop_token = -1, .error = msg};
+            struct sw_engine_event ev = {.request_id = r->id,
+                                         .index = i,
+                                         .token = -1,
+                                         .finish = why,
+                                         .stop_token = -1,
+                                         .error = msg};
             ev.usage.prompt_tokens = r->n_prompt;
             deliver(r, &ev);
             r->n_finished++;
@@ -268,7 +283,8 @@ static void req_end(struct sw_engine *e, struct eng_req *r, enum sw_finish_reaso
         r->forked = 1;
     }
     int pending = 0;
-    for (int i = 0; i < r->n_seqs; i++) pending += r->seqs[i]->state != SEQ_FINISHED;
+    for (int i = 0; i < r->n_seqs; i++)
+        pending += r->seqs[i]->state != SEQ_FINISHED;
     if (pending == 0) {
         req_done(e, r);
         return;
@@ -334,8 +350,10 @@ static int intake(struct sw_engine *e) {
     if (e->n_reqs + nq > e->reqs_cap) {
         int64_t cap = (e->n_reqs + nq) * 2 + 16;
         struct eng_req **nr = realloc(e->reqs, (size_t)cap * sizeof(*nr));
-        if (!nr) rc = sw_err_set(SW_ENOMEM, "engine: out of memory");
-        else e->reqs = nr, e->reqs_cap = cap;
+        if (!nr)
+            rc = sw_err_set(SW_ENOMEM, "engine: out of memory");
+        else
+            e->reqs = nr, e->reqs_cap = cap;
     }
     while (q) {
         struct eng_req *next = q->next;
@@ -344,9 +362,13 @@ static int intake(struct sw_engine *e) {
             e->reqs[e->n_reqs++] = q;
         } else {
             /* cannot queue it: end it at once so its user still hears back */
-            struct sw_engine_event ev = {.request_id = q->id, .index = -1, .token = -1,
-                                         .finish = SW_FINISH_ERROR, .stop_token = -1,
-                                         .error = "out of memory", .request_done = 1};
+            struct sw_engine_event ev = {.request_id = q->id,
+                                         .index = -1,
+                                         .token = -1,
+                                         .finish = SW_FINISH_ERROR,
+                                         .stop_token = -1,
+                                         .error = "out of memory",
+                                         .request_done = 1};
             q->cb(q->user, &ev);
             pthread_mutex_lock(&e->mu);
             if (q->ad) q->ad->users--;
@@ -368,8 +390,10 @@ static int intake(struct sw_engine *e) {
 static void apply_aborts(struct sw_engine *e) {
     for (int64_t j = 0; j < e->n_reqs;) {
         struct eng_req *r = e->reqs[j];
-        if (r->aborted) req_end(e, r, SW_FINISH_ABORT, NULL); /* removes r from reqs */
-        else j++;
+        if (r->aborted)
+            req_end(e, r, SW_FINISH_ABORT, NULL); /* removes r from reqs */
+        else
+            j++;
     }
 }
 
@@ -508,14 +532,24 @@ static int forward(struct sw_engine *e) {
         e->cu[i + 1] = (int32_t)N;
         e->lens[i] = (int32_t)end;
         memcpy(e->bt + i * mb, s->blocks, (size_t)s->n_blocks * sizeof(int32_t));
-        for (int64_t b = s->n_blocks; b < mb; b++) e->bt[i * mb + b] = 0;
+        for (int64_t b = s->n_blocks; b < mb; b++)
+            e->bt[i * mb + b] = 0;
         e->lora[i] = s->req->ad ? s->req->ad->w : NULL;
         any_lora |= e->lora[i] != NULL;
     }
     struct sw_infer_batch b = {
-        .nseq = e->n_sched, .N = N, .ids = e->ids, .pos = e->pos, .cu_q = e->cu,
-        .seq_lens = e->lens, .block_tables = e->bt, .max_blocks = mb, .slot_mapping = e->slots,
-        .lora = any_lora ? e->lora : NULL, .logit_rows = e->lrows, .n_logits = nl,
+        .nseq = e->n_sched,
+        .N = N,
+        .ids = e->ids,
+        .pos = e->pos,
+        .cu_q = e->cu,
+        .seq_lens = e->lens,
+        .block_tables = e->bt,
+        .max_blocks = mb,
+        .slot_mapping = e->slots,
+        .lora = any_lora ? e->lora : NULL,
+        .logit_rows = e->lrows,
+        .n_logits = nl,
     };
     return sw_model_infer(e->model, &e->kv, &b, e->logits);
 }
@@ -547,10 +581,14 @@ static int32_t seq_sample(struct sw_engine *e, struct eng_seq *s, const float *r
     struct eng_req *r = s->req;
     float *row = e->rows + (size_t)th * (size_t)e->V;
     memcpy(row, raw, (size_t)e->V * sizeof(float));
-    struct sw_sample_ctx c = {
-        .prompt = r->prompt, .n_prompt = r->n_prompt, .output = s->tokens + r->n_prompt,
-        .n_output = s->n_tokens - r->n_prompt, .banned = r->banned, .n_banned = r->n_banned,
-        .seed = r->seed, .stream = (uint64_t)s->index};
+    struct sw_sample_ctx c = {.prompt = r->prompt,
+                              .n_prompt = r->n_prompt,
+                              .output = s->tokens + r->n_prompt,
+                              .n_output = s->n_tokens - r->n_prompt,
+                              .banned = r->banned,
+                              .n_banned = r->n_banned,
+                              .seed = r->seed,
+                              .stream = (uint64_t)s->index};
     int32_t id = sw_sample(&e->samplers[th], row, &r->p, &c);
     if (id >= 0 && r->p.logprobs >= 0)
         sw_logprobs(raw, e->V, id, r->p.logprobs, s->pre_top, &s->pre_lp, NULL);
@@ -598,8 +636,12 @@ static int seq_emit(struct sw_engine *e, struct eng_seq *s, const float *raw) {
     const char *delta;
     size_t dlen;
     sw_detok_take(&s->detok, 0, &delta, &dlen);
-    struct sw_engine_event ev = {.request_id = r->id, .index = s->index, .token = id,
-                                 .text = delta, .text_len = dlen, .logprobs = lpp,
+    struct sw_engine_event ev = {.request_id = r->id,
+                                 .index = s->index,
+                                 .token = id,
+                                 .text = delta,
+                                 .text_len = dlen,
+                                 .logprobs = lpp,
                                  .stop_token = -1};
     deliver(r, &ev);
     return 0;
@@ -618,7 +660,8 @@ static int fork_seqs(struct sw_engine *e, struct eng_seq *s, const float *raw) {
         r->seqs[r->n_seqs++] = c;
         if (seq_reserve(e, c) < 0) return SW_ENOMEM;
         memcpy(c->blocks, s->blocks, (size_t)s->n_blocks * sizeof(int32_t));
-        for (int64_t b = 0; b < s->n_blocks; b++) sw_kv_blocks_retain(e->bm, s->blocks[b]);
+        for (int64_t b = 0; b < s->n_blocks; b++)
+            sw_kv_blocks_retain(e->bm, s->blocks[b]);
         c->n_blocks = s->n_blocks;
         memcpy(c->hashes, s->hashes, (size_t)s->n_hashed * sizeof(uint64_t));
         c->n_hashed = s->n_hashed;
@@ -630,7 +673,8 @@ static int fork_seqs(struct sw_engine *e, struct eng_seq *s, const float *raw) {
     r->forked = 1;
     int n = r->n_seqs;
     struct eng_seq *all[256];
-    for (int i = 0; i < n; i++) all[i] = r->seqs[i];
+    for (int i = 0; i < n; i++)
+        all[i] = r->seqs[i];
     for (int i = 0; i < n; i++) {
         int last = r->n_finished + 1 == r->n_seqs && all[i]->state != SEQ_FINISHED;
         SW_TRY(seq_emit(e, all[i], raw));
@@ -651,8 +695,9 @@ static int seq_after(struct sw_engine *e, struct eng_seq *s) {
     struct eng_req *r = s->req;
     int64_t prompt_new = 0;
     if (s->n_computed < r->n_prompt)
-        prompt_new = (s->n_computed + s->n_new < r->n_prompt ? s->n_computed + s->n_new
-                                                             : r->n_prompt) - s->n_computed;
+        prompt_new =
+            (s->n_computed + s->n_new < r->n_prompt ? s->n_computed + s->n_new : r->n_prompt) -
+            s->n_computed;
     if (s->plp_n > 0) {
         int64_t lo = s->n_computed > r->plp_from ? s->n_computed : r->plp_from;
         for (int64_t j = 0; j < s->plp_n; j++)
@@ -667,7 +712,9 @@ static int seq_after(struct sw_engine *e, struct eng_seq *s) {
     seq_register(e, s);
     if (r->want_plp && !r->plp_delivered && r->plp_done >= r->n_prompt - 1 - r->plp_from) {
         r->plp_delivered = 1;
-        struct sw_engine_event ev = {.request_id = r->id, .index = -1, .token = -1,
+        struct sw_engine_event ev = {.request_id = r->id,
+                                     .index = -1,
+                                     .token = -1,
                                      .prompt_logprobs = r->plp,
                                      .n_prompt_logprobs = r->n_prompt - 1 - r->plp_from,
                                      .stop_token = -1};
@@ -693,7 +740,7 @@ static void presample(struct sw_engine *e) {
         if (s->want_sample && (s->req->forked || s->req->p.n == 1)) n++;
     }
     int par = (int64_t)n * e->V >= ((int64_t)1 << 21) && e->n_samplers > 1;
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(e->n_samplers) if (par)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(e->n_samplers) if (par)
     for (int i = 0; i < e->n_sched; i++) {
         struct eng_seq *s = e->sched[i];
         if (!s->want_sample || !(s->req->forked || s->req->p.n == 1)) continue;
@@ -732,7 +779,8 @@ int sw_engine_step_locked(struct sw_engine *e) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", sw_err_msg());
             sw_warn("engine: step failed: %s", msg);
-            for (int i = failed_at; i < e->n_sched; i++) e->sched[i]->req->aborted = 2;
+            for (int i = failed_at; i < e->n_sched; i++)
+                e->sched[i]->req->aborted = 2;
             for (int64_t j = 0; j < e->n_reqs;) {
                 struct eng_req *r = e->reqs[j];
                 if (r->aborted == 2) {

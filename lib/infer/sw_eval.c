@@ -18,10 +18,11 @@ static int apply_adapter(struct sw_eval_model *em, const char *adapter_dir) {
     char kinds[128];
     sw_adapter_kinds_str(a, kinds, sizeof kinds);
     if (!sw_adapter_covers_all_layers(a, c->num_hidden_layers))
-        return sw_err_set(SW_EUNSUPPORTED, "%s: the adapter covers %s in only some of the %lld "
+        return sw_err_set(SW_EUNSUPPORTED,
+                          "%s: the adapter covers %s in only some of the %lld "
                           "layers (PEFT layers_to_transform); sw-eval applies adapters to every "
-                          "layer (merge it first: sw-quant merge-lora)", adapter_dir, kinds,
-                          (long long)c->num_hidden_layers);
+                          "layer (merge it first: sw-quant merge-lora)",
+                          adapter_dir, kinds, (long long)c->num_hidden_layers);
     struct sw_lora_config lc = {
         .r = a->cfg.r,
         .alpha = a->cfg.alpha,

@@ -31,9 +31,9 @@
 /* ---- an evaluation model ------------------------------------------------------------------- */
 
 struct sw_eval_model {
-    struct sw_backend *be;    /* owned */
-    struct sw_hfmodel *hf;    /* owned: config, generation config, base weights */
-    struct sw_model *model;   /* owned */
+    struct sw_backend *be;      /* owned */
+    struct sw_hfmodel *hf;      /* owned: config, generation config, base weights */
+    struct sw_model *model;     /* owned */
     struct sw_adapter *adapter; /* owned, NULL without --adapter */
 };
 
@@ -82,18 +82,18 @@ struct sw_generate_params {
     double top_p;              /* 1 = off */
     double repetition_penalty; /* 1 = off (HF's CTRL-style penalty, applied in greedy too) */
     uint64_t seed;
-    int64_t eos_ids[16];       /* generation stops after emitting one of them */
+    int64_t eos_ids[16]; /* generation stops after emitting one of them */
     int n_eos;
 };
 
 /* Command-line values: negative means "not given, take generation_config.json" (and for
  * temperature, 0 means greedy whatever the config says). */
 struct sw_generate_request {
-    int64_t max_new_tokens; /* < 0: generation_config max_new_tokens, else 128 */
-    double temperature;     /* < 0: config (sampling only when its do_sample is true); 0: greedy;
-                               > 0: sample with this temperature */
-    int64_t top_k;          /* < 0: config (50 when sampling without one) */
-    double top_p;           /* < 0: config (1.0) */
+    int64_t max_new_tokens;    /* < 0: generation_config max_new_tokens, else 128 */
+    double temperature;        /* < 0: config (sampling only when its do_sample is true); 0: greedy;
+                                  > 0: sample with this temperature */
+    int64_t top_k;             /* < 0: config (50 when sampling without one) */
+    double top_p;              /* < 0: config (1.0) */
     double repetition_penalty; /* < 0: config (1.0) */
     uint64_t seed;
 };

@@ -23,15 +23,17 @@ int sw_eval_loss_from_logits(const float *logits, int64_t B, int64_t T, int64_t 
             int32_t y = labels[b * T + t + 1];
             if (y == SW_IGNORE_INDEX) continue;
             if (y < 0 || y >= V)
-                return sw_err_set(SW_ERANGE, "label %d at row %lld, column %lld is outside the "
-                                  "vocabulary [0, %lld) (use -100 to ignore a position)", (int)y,
-                                  (long long)b, (long long)(t + 1), (long long)V);
+                return sw_err_set(SW_ERANGE,
+                                  "label %d at row %lld, column %lld is outside the "
+                                  "vocabulary [0, %lld) (use -100 to ignore a position)",
+                                  (int)y, (long long)b, (long long)(t + 1), (long long)V);
             const float *row = logits + (b * T + t) * V;
             double mx = row[0];
             for (int64_t v = 1; v < V; v++)
                 if (row[v] > mx) mx = row[v];
             double z = exp((double)row[0] - mx); /* the sum holds exp(0) for the max: ≥ 1 */
-            for (int64_t v = 1; v < V; v++) z += exp((double)row[v] - mx);
+            for (int64_t v = 1; v < V; v++)
+                z += exp((double)row[v] - mx);
             s += mx + log(z) - (double)row[y];
             n++;
         }
@@ -61,16 +63,16 @@ int sw_eval_logits(struct sw_eval_model *em, const struct sw_eval_batch *b, int6
         int rc = sw_model_forward(em->model, &mb, NULL);
         if (rc == 0) rc = sw_model_logits(em->model, logits + off * V);
         if (rc < 0) {
-            if (r0 > 0 || nr < B) sw_err_wrap(rc, "rows %lld..%lld", (long long)r0,
-                                              (long long)(r0 + nr - 1));
+            if (r0 > 0 || nr < B)
+                sw_err_wrap(rc, "rows %lld..%lld", (long long)r0, (long long)(r0 + nr - 1));
             return rc;
         }
     }
     if (!loss) return 0;
     double sum;
     int64_t n;
-    SW_TRY(sw_eval_loss_from_logits(logits, B, T, V, b->labels ? b->labels : b->input_ids, &sum,
-                                    &n));
+    SW_TRY(
+        sw_eval_loss_from_logits(logits, B, T, V, b->labels ? b->labels : b->input_ids, &sum, &n));
     *loss = n > 0 ? sum / (double)n : NAN;
     if (count) *count = n;
     return 0;

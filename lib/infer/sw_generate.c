@@ -25,7 +25,8 @@ void sw_generate_params_resolve(const struct sw_generate_request *rq, const stru
     const struct sw_generation_config *g = &hf->generation;
     memset(p, 0, sizeof(*p));
     p->max_new_tokens = rq->max_new_tokens >= 0 ? rq->max_new_tokens
-                        : g->max_new_tokens > 0 ? g->max_new_tokens : 128;
+                        : g->max_new_tokens > 0 ? g->max_new_tokens
+                                                : 128;
     if (rq->temperature > 0) {
         p->do_sample = 1;
         p->temperature = rq->temperature;
@@ -35,15 +36,19 @@ void sw_generate_params_resolve(const struct sw_generate_request *rq, const stru
     }
     p->top_k = rq->top_k >= 0 ? rq->top_k : g->top_k >= 0 ? g->top_k : 50;
     p->top_p = rq->top_p >= 0 ? rq->top_p : g->top_p > 0 ? g->top_p : 1.0;
-    p->repetition_penalty = rq->repetition_penalty > 0 ? rq->repetition_penalty
-                            : g->repetition_penalty > 0 ? g->repetition_penalty : 1.0;
+    p->repetition_penalty = rq->repetition_penalty > 0  ? rq->repetition_penalty
+                            : g->repetition_penalty > 0 ? g->repetition_penalty
+                                                        : 1.0;
     p->seed = rq->seed;
     /* EOS: generation_config.json, else config.json, else the tokenizer's eos_token. */
     const int64_t *ids = NULL;
     int n = 0;
-    if (hf->has_generation_config && g->n_eos > 0) ids = g->eos_token_ids, n = g->n_eos;
-    else if (hf->config.n_eos > 0) ids = hf->config.eos_token_ids, n = hf->config.n_eos;
-    for (int i = 0; i < n && p->n_eos < 16; i++) p->eos_ids[p->n_eos++] = ids[i];
+    if (hf->has_generation_config && g->n_eos > 0)
+        ids = g->eos_token_ids, n = g->n_eos;
+    else if (hf->config.n_eos > 0)
+        ids = hf->config.eos_token_ids, n = hf->config.n_eos;
+    for (int i = 0; i < n && p->n_eos < 16; i++)
+        p->eos_ids[p->n_eos++] = ids[i];
     if (p->n_eos == 0 && tok_eos >= 0) p->eos_ids[p->n_eos++] = tok_eos;
 }
 
@@ -95,10 +100,12 @@ static int top_p_filter(float *x, int64_t V, double top_p) {
     if (top_p >= 1.0) return 0;
     struct idx_val *s = malloc((size_t)V * sizeof(*s));
     if (!s) return sw_err_set(SW_ENOMEM, "generate: out of memory");
-    for (int64_t v = 0; v < V; v++) s[v] = (struct idx_val){x[v], (int32_t)v};
+    for (int64_t v = 0; v < V; v++)
+        s[v] = (struct idx_val){x[v], (int32_t)v};
     qsort(s, (size_t)V, sizeof(*s), cmp_iv_asc);
     double mx = s[V - 1].v, z = 0;
-    for (int64_t v = 0; v < V; v++) z += isinf(s[v].v) ? 0 : exp((double)s[v].v - mx);
+    for (int64_t v = 0; v < V; v++)
+        z += isinf(s[v].v) ? 0 : exp((double)s[v].v - mx);
     double cum = 0;
     for (int64_t v = 0; v < V - 1; v++) {
         cum += (isinf(s[v].v) ? 0 : exp((double)s[v].v - mx)) / z;
@@ -116,7 +123,8 @@ static int32_t sample(const float *x, int64_t V, struct sw_rng *rng) {
         if (x[v] > mx) mx = x[v], arg = v;
     if (!isfinite(mx)) return (int32_t)arg;
     double z = 0;
-    for (int64_t v = 0; v < V; v++) z += isinf(x[v]) ? 0 : exp((double)x[v] - mx);
+    for (int64_t v = 0; v < V; v++)
+        z += isinf(x[v]) ? 0 : exp((double)x[v] - mx);
     double u = sw_rng_uniform_f64(rng) * z, acc = 0;
     int64_t last = arg;
     for (int64_t v = 0; v < V; v++) {
@@ -145,7 +153,8 @@ int32_t sw_generate_pick(float *logits, int64_t V, const int32_t *history, int64
     }
     if (!p->do_sample) return argmax(logits, V);
     float t = (float)p->temperature;
-    for (int64_t v = 0; v < V; v++) logits[v] /= t;
+    for (int64_t v = 0; v < V; v++)
+        logits[v] /= t;
     SW_TRY(top_k_filter(logits, V, p->top_k));
     SW_TRY(top_p_filter(logits, V, p->top_p));
     return sample(logits, V, rng);

@@ -16,26 +16,40 @@ struct sw_kv_blocks {
     int bs;
     int caching;
     int32_t *refs;
-    int32_t *prev, *next;     /* free list links, -1 = none */
+    int32_t *prev, *next; /* free list links, -1 = none */
     int32_t head, tail;
     int64_t nfree, ncached_free;
     /* cache */
     unsigned char *cached;
     uint64_t *hash, *parent, *extra;
-    int32_t *tokens;          /* [n · bs] */
-    int32_t *chain;           /* next block in the same bucket */
+    int32_t *tokens; /* [n · bs] */
+    int32_t *chain;  /* next block in the same bucket */
     int32_t *buckets;
     uint64_t mask;
     int64_t queries, hits;
 };
 
-int64_t sw_kv_blocks_total(const struct sw_kv_blocks *bm) { return bm->n; }
-int sw_kv_blocks_block_size(const struct sw_kv_blocks *bm) { return bm->bs; }
-int64_t sw_kv_blocks_num_free(const struct sw_kv_blocks *bm) { return bm->nfree; }
-int64_t sw_kv_blocks_num_used(const struct sw_kv_blocks *bm) { return bm->n - bm->nfree; }
-int64_t sw_kv_blocks_num_cached_free(const struct sw_kv_blocks *bm) { return bm->ncached_free; }
-int sw_kv_blocks_refs(const struct sw_kv_blocks *bm, int32_t id) { return bm->refs[id]; }
-int sw_kv_blocks_is_cached(const struct sw_kv_blocks *bm, int32_t id) { return bm->cached[id]; }
+int64_t sw_kv_blocks_total(const struct sw_kv_blocks *bm) {
+    return bm->n;
+}
+int sw_kv_blocks_block_size(const struct sw_kv_blocks *bm) {
+    return bm->bs;
+}
+int64_t sw_kv_blocks_num_free(const struct sw_kv_blocks *bm) {
+    return bm->nfree;
+}
+int64_t sw_kv_blocks_num_used(const struct sw_kv_blocks *bm) {
+    return bm->n - bm->nfree;
+}
+int64_t sw_kv_blocks_num_cached_free(const struct sw_kv_blocks *bm) {
+    return bm->ncached_free;
+}
+int sw_kv_blocks_refs(const struct sw_kv_blocks *bm, int32_t id) {
+    return bm->refs[id];
+}
+int sw_kv_blocks_is_cached(const struct sw_kv_blocks *bm, int32_t id) {
+    return bm->cached[id];
+}
 
 void sw_kv_blocks_counters(const struct sw_kv_blocks *bm, int64_t *queries, int64_t *hits) {
     *queries = bm->queries;
@@ -53,13 +67,16 @@ int sw_kv_blocks_new(int64_t num_blocks, int block_size, int prefix_caching,
                      struct sw_kv_blocks **out) {
     *out = NULL;
     if (num_blocks < 1 || num_blocks >= INT32_MAX / 2 || block_size < 1)
-        return sw_err_set(SW_EINVAL, "kv blocks: need 1 <= blocks < 2^30 and block_size >= 1 "
-                          "(got %lld, %d)", (long long)num_blocks, block_size);
+        return sw_err_set(SW_EINVAL,
+                          "kv blocks: need 1 <= blocks < 2^30 and block_size >= 1 "
+                          "(got %lld, %d)",
+                          (long long)num_blocks, block_size);
     struct sw_kv_blocks *bm = calloc(1, sizeof(*bm));
     if (!bm) return sw_err_set(SW_ENOMEM, "kv blocks: out of memory");
     size_t n = (size_t)num_blocks;
     uint64_t nb = 1;
-    while (nb < 2 * n) nb <<= 1;
+    while (nb < 2 * n)
+        nb <<= 1;
     bm->n = num_blocks;
     bm->bs = block_size;
     bm->caching = prefix_caching;
@@ -85,7 +102,8 @@ int sw_kv_blocks_new(int64_t num_blocks, int block_size, int prefix_caching,
         bm->next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
         bm->chain[i] = -1;
     }
-    for (uint64_t b = 0; b < nb; b++) bm->buckets[b] = -1;
+    for (uint64_t b = 0; b < nb; b++)
+        bm->buckets[b] = -1;
     bm->head = 0;
     bm->tail = (int32_t)n - 1;
     bm->nfree = num_blocks;
@@ -95,10 +113,14 @@ int sw_kv_blocks_new(int64_t num_blocks, int block_size, int prefix_caching,
 
 static void list_remove(struct sw_kv_blocks *bm, int32_t id) {
     int32_t p = bm->prev[id], q = bm->next[id];
-    if (p >= 0) bm->next[p] = q;
-    else bm->head = q;
-    if (q >= 0) bm->prev[q] = p;
-    else bm->tail = p;
+    if (p >= 0)
+        bm->next[p] = q;
+    else
+        bm->head = q;
+    if (q >= 0)
+        bm->prev[q] = p;
+    else
+        bm->tail = p;
     bm->prev[id] = bm->next[id] = -1;
     bm->nfree--;
     if (bm->cached[id]) bm->ncached_free--;
@@ -107,8 +129,10 @@ static void list_remove(struct sw_kv_blocks *bm, int32_t id) {
 static void list_append(struct sw_kv_blocks *bm, int32_t id) {
     bm->prev[id] = bm->tail;
     bm->next[id] = -1;
-    if (bm->tail >= 0) bm->next[bm->tail] = id;
-    else bm->head = id;
+    if (bm->tail >= 0)
+        bm->next[bm->tail] = id;
+    else
+        bm->head = id;
     bm->tail = id;
     bm->nfree++;
     if (bm->cached[id]) bm->ncached_free++;
@@ -117,7 +141,8 @@ static void list_append(struct sw_kv_blocks *bm, int32_t id) {
 static void uncache(struct sw_kv_blocks *bm, int32_t id) {
     if (!bm->cached[id]) return;
     int32_t *pp = &bm->buckets[bm->hash[id] & bm->mask];
-    while (*pp != id) pp = &bm->chain[*pp];
+    while (*pp != id)
+        pp = &bm->chain[*pp];
     *pp = bm->chain[id];
     bm->chain[id] = -1;
     bm->cached[id] = 0;
@@ -146,10 +171,12 @@ uint64_t sw_kv_block_hash(uint64_t parent, const int32_t *tokens, int n, uint64_
     uint64_t h = 0xcbf29ce484222325ull;
     uint64_t words[2] = {parent, extra};
     for (int i = 0; i < 2; i++)
-        for (int b = 0; b < 8; b++) h = (h ^ ((words[i] >> (8 * b)) & 0xff)) * 0x100000001b3ull;
+        for (int b = 0; b < 8; b++)
+            h = (h ^ ((words[i] >> (8 * b)) & 0xff)) * 0x100000001b3ull;
     for (int i = 0; i < n; i++) {
         uint32_t t = (uint32_t)tokens[i];
-        for (int b = 0; b < 4; b++) h = (h ^ ((t >> (8 * b)) & 0xff)) * 0x100000001b3ull;
+        for (int b = 0; b < 4; b++)
+            h = (h ^ ((t >> (8 * b)) & 0xff)) * 0x100000001b3ull;
     }
     h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
     h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
@@ -207,8 +234,8 @@ int sw_kv_blocks_check(const struct sw_kv_blocks *bm) {
         if (seen[id] || bm->prev[id] != p)
             rc = sw_err_set(SW_ECORRUPT, "kv blocks: free list broken at block %d", (int)id);
         else if (bm->refs[id] != 0)
-            rc = sw_err_set(SW_ECORRUPT, "kv blocks: block %d is free with %d references",
-                            (int)id, (int)bm->refs[id]);
+            rc = sw_err_set(SW_ECORRUPT, "kv blocks: block %d is free with %d references", (int)id,
+                            (int)bm->refs[id]);
         seen[id] = 1;
         nfree++;
         ncf += bm->cached[id];
@@ -220,9 +247,11 @@ int sw_kv_blocks_check(const struct sw_kv_blocks *bm) {
             rc = sw_err_set(SW_ECORRUPT, "kv blocks: block %lld has no reference and is not free",
                             (long long)i);
     if (rc == 0 && (nfree != bm->nfree || ncf != bm->ncached_free))
-        rc = sw_err_set(SW_ECORRUPT, "kv blocks: counts %lld free / %lld cached free, lists say "
-                        "%lld / %lld", (long long)bm->nfree, (long long)bm->ncached_free,
-                        (long long)nfree, (long long)ncf);
+        rc = sw_err_set(SW_ECORRUPT,
+                        "kv blocks: counts %lld free / %lld cached free, lists say "
+                        "%lld / %lld",
+                        (long long)bm->nfree, (long long)bm->ncached_free, (long long)nfree,
+                        (long long)ncf);
     int64_t chained = 0, cached = 0;
     for (uint64_t b = 0; b <= bm->mask && rc == 0; b++)
         for (int32_t id = bm->buckets[b]; id >= 0 && rc == 0; id = bm->chain[id]) {
@@ -232,7 +261,8 @@ int sw_kv_blocks_check(const struct sw_kv_blocks *bm) {
                                 (unsigned long long)b, (int)id);
             if (chained > bm->n) rc = sw_err_set(SW_ECORRUPT, "kv blocks: hash chain loop");
         }
-    for (int64_t i = 0; i < bm->n; i++) cached += bm->cached[i];
+    for (int64_t i = 0; i < bm->n; i++)
+        cached += bm->cached[i];
     if (rc == 0 && chained != cached)
         rc = sw_err_set(SW_ECORRUPT, "kv blocks: %lld cached blocks but %lld in the hash table",
                         (long long)cached, (long long)chained);

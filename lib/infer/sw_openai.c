@@ -23,13 +23,21 @@ int sw_openai_error_set(struct sw_openai_error *e, int status, const char *param
     e->status = status;
     e->code = NULL;
     switch (status) {
-    case 400: case 405: case 413: e->type = "invalid_request_error"; break;
+    case 400:
+    case 405:
+    case 413: e->type = "invalid_request_error"; break;
     case 404:
         e->type = "invalid_request_error";
         if (param && strcmp(param, "model") == 0) e->code = "model_not_found";
         break;
-    case 401: e->type = "authentication_error"; e->code = "invalid_api_key"; break;
-    case 429: e->type = "rate_limit_error"; e->code = "queue_full"; break;
+    case 401:
+        e->type = "authentication_error";
+        e->code = "invalid_api_key";
+        break;
+    case 429:
+        e->type = "rate_limit_error";
+        e->code = "queue_full";
+        break;
     case 503: e->type = "service_unavailable_error"; break;
     default: e->type = "server_error"; break;
     }
@@ -82,9 +90,11 @@ void sw_openai_request_release(struct sw_openai_request *r) {
     if (!r) return;
     free(r->model);
     sw_conv_release(&r->conv);
-    for (int i = 0; i < r->n_prompts; i++) free(r->prompts[i].text), free(r->prompts[i].ids);
+    for (int i = 0; i < r->n_prompts; i++)
+        free(r->prompts[i].text), free(r->prompts[i].ids);
     free(r->prompts);
-    for (int i = 0; i < r->params.n_stop; i++) free(r->stop[i]);
+    for (int i = 0; i < r->params.n_stop; i++)
+        free(r->stop[i]);
     free(r->stop);
     free(r->stop_ids);
     free(r->user);
@@ -117,8 +127,10 @@ static const char *jtype(const json_t *v) {
     case JSON_OBJECT: return "an object";
     case JSON_ARRAY: return "an array";
     case JSON_STRING: return "a string";
-    case JSON_INTEGER: case JSON_REAL: return "a number";
-    case JSON_TRUE: case JSON_FALSE: return "a boolean";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
     case JSON_NULL: return "null";
     }
     return "?";
@@ -195,14 +207,16 @@ static int parse_stop(struct parse *p, json_t *body) {
     if (!json_is_string(v) && !json_is_array(v))
         return bad(p, "stop", "'stop' must be a string or a list of strings, not %s", jtype(v));
     if (n > (size_t)p->lim->max_stop)
-        return bad(p, "stop", "'stop' has %zu strings, at most %d are allowed", n, p->lim->max_stop);
+        return bad(p, "stop", "'stop' has %zu strings, at most %d are allowed", n,
+                   p->lim->max_stop);
     r->stop = calloc(n ? n : 1, sizeof *r->stop);
     if (!r->stop) return oom(p);
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_is_array(v) ? json_array_get(v, i) : v;
         char param[32];
         snprintf(param, sizeof param, json_is_array(v) ? "stop[%zu]" : "stop", i);
-        if (!json_is_string(s)) return bad(p, param, "'%s' must be a string, not %s", param, jtype(s));
+        if (!json_is_string(s))
+            return bad(p, param, "'%s' must be a string, not %s", param, jtype(s));
         SW_TRY(no_nul(p, s, param));
         if (json_string_length(s) > p->lim->max_stop_len)
             return bad(p, param, "'%s' is %zu bytes long, at most %zu are allowed", param,
@@ -232,8 +246,10 @@ static int parse_stop_ids(struct parse *p, json_t *body) {
     for (size_t i = 0; i < n; i++) {
         json_t *x = json_array_get(v, i);
         if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > INT32_MAX)
-            return bad(p, "stop_token_ids", "'stop_token_ids[%zu]' must be a token id (an integer "
-                       ">= 0)", i);
+            return bad(p, "stop_token_ids",
+                       "'stop_token_ids[%zu]' must be a token id (an integer "
+                       ">= 0)",
+                       i);
         r->stop_ids[i] = (int32_t)json_integer_value(x);
     }
     r->params.stop_token_ids = r->stop_ids;
@@ -303,7 +319,8 @@ static int parse_sampling(struct parse *p, json_t *body) {
     json_t *so = json_object_get(body, "stream_options");
     if (so && !json_is_null(so)) {
         if (!json_is_object(so))
-            return bad(p, "stream_options", "'stream_options' must be an object, not %s", jtype(so));
+            return bad(p, "stream_options", "'stream_options' must be an object, not %s",
+                       jtype(so));
         if (!r->stream)
             return bad(p, "stream_options", "'stream_options' can only be given with stream true");
         json_t *u = json_object_get(so, "include_usage");
@@ -328,8 +345,10 @@ static int parse_sampling(struct parse *p, json_t *body) {
         if (!t || !json_is_string(t))
             return bad(p, "response_format", "'response_format' must be an object with a 'type'");
         if (strcmp(json_string_value(t), "text") != 0)
-            return bad(p, "response_format", "response_format type '%s' is not supported by "
-                       "sw-serve (only 'text')", json_string_value(t));
+            return bad(p, "response_format",
+                       "response_format type '%s' is not supported by "
+                       "sw-serve (only 'text')",
+                       json_string_value(t));
     }
     json_t *bo = json_object_get(body, "best_of");
     if (bo && !json_is_null(bo) && (!json_is_integer(bo) || json_integer_value(bo) != sp->n))
@@ -398,12 +417,14 @@ static int parse_tool_calls(struct parse *p, json_t *m, struct sw_turn *t, const
         json_t *name = f && json_is_object(f) ? json_object_get(f, "name") : NULL;
         json_t *args = f && json_is_object(f) ? json_object_get(f, "arguments") : NULL;
         snprintf(sub, sizeof sub, "%s.tool_calls[%zu].function", param, i);
-        if (!name || !json_is_string(name))
-            return bad(p, sub, "'%s.name' must be a string", sub);
+        if (!name || !json_is_string(name)) return bad(p, sub, "'%s.name' must be a string", sub);
         char *a = NULL;
-        if (args && json_is_string(args)) a = strdup(json_string_value(args));
-        else if (args && !json_is_null(args)) a = json_dumps(args, JSON_COMPACT);
-        else a = strdup("{}");
+        if (args && json_is_string(args))
+            a = strdup(json_string_value(args));
+        else if (args && !json_is_null(args))
+            a = json_dumps(args, JSON_COMPACT);
+        else
+            a = strdup("{}");
         if (!a) return oom(p);
         int rc = sw_turn_add_tool_call(t, json_string_value(name), a);
         free(a);
@@ -416,22 +437,28 @@ static int parse_messages(struct parse *p, json_t *body) {
     struct sw_openai_request *r = p->r;
     json_t *ms = json_object_get(body, "messages");
     if (!ms || json_is_null(ms)) return bad(p, "messages", "'messages' is required");
-    if (!json_is_array(ms)) return bad(p, "messages", "'messages' must be a list, not %s", jtype(ms));
+    if (!json_is_array(ms))
+        return bad(p, "messages", "'messages' must be a list, not %s", jtype(ms));
     if (json_array_size(ms) == 0) return bad(p, "messages", "'messages' must not be empty");
     char param[64], sub[96];
     for (size_t i = 0; i < json_array_size(ms); i++) {
         json_t *m = json_array_get(ms, i);
         snprintf(param, sizeof param, "messages[%zu]", i);
-        if (!json_is_object(m)) return bad(p, param, "'%s' must be an object, not %s", param, jtype(m));
+        if (!json_is_object(m))
+            return bad(p, param, "'%s' must be an object, not %s", param, jtype(m));
         json_t *role = json_object_get(m, "role");
         snprintf(sub, sizeof sub, "%s.role", param);
         if (!role || !json_is_string(role)) return bad(p, sub, "'%s' must be a string", sub);
         const char *rs = json_string_value(role);
         enum sw_role rl;
-        if (strcmp(rs, "system") == 0 || strcmp(rs, "developer") == 0) rl = SW_ROLE_SYSTEM;
-        else if (strcmp(rs, "user") == 0) rl = SW_ROLE_USER;
-        else if (strcmp(rs, "assistant") == 0) rl = SW_ROLE_ASSISTANT;
-        else if (strcmp(rs, "tool") == 0 || strcmp(rs, "function") == 0) rl = SW_ROLE_TOOL;
+        if (strcmp(rs, "system") == 0 || strcmp(rs, "developer") == 0)
+            rl = SW_ROLE_SYSTEM;
+        else if (strcmp(rs, "user") == 0)
+            rl = SW_ROLE_USER;
+        else if (strcmp(rs, "assistant") == 0)
+            rl = SW_ROLE_ASSISTANT;
+        else if (strcmp(rs, "tool") == 0 || strcmp(rs, "function") == 0)
+            rl = SW_ROLE_TOOL;
         else
             return bad(p, sub, "'%s' must be system, developer, user, assistant or tool, not '%s'",
                        sub, rs);
@@ -473,15 +500,15 @@ static int parse_chat(struct parse *p, json_t *body) {
     int cont = 0;
     SW_TRY(get_bool(p, body, "continue_final_message", &cont));
     if (cont)
-        return bad(p, "continue_final_message", "'continue_final_message' is not supported by "
+        return bad(p, "continue_final_message",
+                   "'continue_final_message' is not supported by "
                    "sw-serve");
     int lp = 0;
     SW_TRY(get_bool(p, body, "logprobs", &lp));
     int64_t top = -1;
     int given;
     SW_TRY(get_int(p, body, "top_logprobs", 0, p->lim->max_logprobs, &top, &given));
-    if (given && !lp)
-        return bad(p, "top_logprobs", "'top_logprobs' needs 'logprobs' set to true");
+    if (given && !lp) return bad(p, "top_logprobs", "'top_logprobs' needs 'logprobs' set to true");
     r->chat_logprobs = lp;
     r->params.logprobs = lp ? (int)(given ? top : 0) : -1;
     json_t *kw = json_object_get(body, "chat_template_kwargs");
@@ -498,11 +525,13 @@ static int parse_chat(struct parse *p, json_t *body) {
     }
     json_t *ct = json_object_get(body, "chat_template");
     if (ct && !json_is_null(ct))
-        return bad(p, "chat_template", "a request's own 'chat_template' is not supported by "
+        return bad(p, "chat_template",
+                   "a request's own 'chat_template' is not supported by "
                    "sw-serve (start it with --template)");
     json_t *tools = json_object_get(body, "tools");
     json_t *choice = json_object_get(body, "tool_choice");
-    int tools_off = choice && json_is_string(choice) && strcmp(json_string_value(choice), "none") == 0;
+    int tools_off =
+        choice && json_is_string(choice) && strcmp(json_string_value(choice), "none") == 0;
     if (tools && !json_is_null(tools) && !(json_is_array(tools) && json_array_size(tools) == 0) &&
         !tools_off)
         return bad(p, "tools", "'tools' (function calling) is not supported by sw-serve");
@@ -536,11 +565,15 @@ static int parse_prompts(struct parse *p, json_t *body) {
     } else if (json_is_array(v)) {
         if (json_array_size(v) == 0) return bad(p, "prompt", "'prompt' must not be empty");
         json_t *f = json_array_get(v, 0);
-        if (json_is_integer(f)) shape = ONE_IDS, n = 1;
-        else if (json_is_string(f)) shape = TEXTS, n = (int)json_array_size(v);
-        else if (json_is_array(f)) shape = IDS, n = (int)json_array_size(v);
+        if (json_is_integer(f))
+            shape = ONE_IDS, n = 1;
+        else if (json_is_string(f))
+            shape = TEXTS, n = (int)json_array_size(v);
+        else if (json_is_array(f))
+            shape = IDS, n = (int)json_array_size(v);
         else
-            return bad(p, "prompt", "'prompt' must be a string, a list of strings, a list of token "
+            return bad(p, "prompt",
+                       "'prompt' must be a string, a list of strings, a list of token "
                        "ids or a list of lists of token ids");
         if (json_array_size(v) > (size_t)p->lim->max_prompts)
             return bad(p, "prompt", "'prompt' has %zu prompts, at most %d are allowed",
@@ -565,8 +598,10 @@ static int parse_prompts(struct parse *p, json_t *body) {
             if (!pr->text) return oom(p);
         } else {
             if (!json_is_array(x))
-                return bad(p, param, "'%s' must be a list of token ids like the first prompt, not "
-                           "%s", param, jtype(x));
+                return bad(p, param,
+                           "'%s' must be a list of token ids like the first prompt, not "
+                           "%s",
+                           param, jtype(x));
             SW_TRY(prompt_ids(p, x, param, pr));
         }
     }
@@ -579,7 +614,8 @@ static int parse_completion(struct parse *p, json_t *body) {
     json_t *lp = json_object_get(body, "logprobs");
     if (lp && !json_is_null(lp)) {
         if (json_is_boolean(lp))
-            return bad(p, "logprobs", "'logprobs' of /v1/completions is an integer (the number of "
+            return bad(p, "logprobs",
+                       "'logprobs' of /v1/completions is an integer (the number of "
                        "top alternatives), not a boolean");
         int64_t k = -1;
         SW_TRY(get_int(p, body, "logprobs", 0, p->lim->max_logprobs, &k, NULL));
@@ -594,18 +630,49 @@ static int parse_completion(struct parse *p, json_t *body) {
     return 0;
 }
 
-static const char *const known_common[] = {
-    "model", "n", "max_tokens", "max_completion_tokens", "min_tokens", "temperature", "top_p",
-    "top_k", "min_p", "presence_penalty", "frequency_penalty", "repetition_penalty", "seed",
-    "stop", "stop_token_ids", "ignore_eos", "skip_special_tokens", "include_stop_str_in_output",
-    "add_special_tokens", "prompt_logprobs", "truncate_prompt_tokens", "user", "stream",
-    "stream_options", "logit_bias", "response_format", "best_of", "logprobs",
-    "spaces_between_special_tokens", "priority", "request_id", "return_tokens_as_token_ids",
-    NULL};
-static const char *const known_chat[] = {"messages", "add_generation_prompt",
-                                         "continue_final_message", "top_logprobs",
-                                         "chat_template_kwargs", "chat_template", "tools",
-                                         "tool_choice", "parallel_tool_calls", NULL};
+static const char *const known_common[] = {"model",
+                                           "n",
+                                           "max_tokens",
+                                           "max_completion_tokens",
+                                           "min_tokens",
+                                           "temperature",
+                                           "top_p",
+                                           "top_k",
+                                           "min_p",
+                                           "presence_penalty",
+                                           "frequency_penalty",
+                                           "repetition_penalty",
+                                           "seed",
+                                           "stop",
+                                           "stop_token_ids",
+                                           "ignore_eos",
+                                           "skip_special_tokens",
+                                           "include_stop_str_in_output",
+                                           "add_special_tokens",
+                                           "prompt_logprobs",
+                                           "truncate_prompt_tokens",
+                                           "user",
+                                           "stream",
+                                           "stream_options",
+                                           "logit_bias",
+                                           "response_format",
+                                           "best_of",
+                                           "logprobs",
+                                           "spaces_between_special_tokens",
+                                           "priority",
+                                           "request_id",
+                                           "return_tokens_as_token_ids",
+                                           NULL};
+static const char *const known_chat[] = {"messages",
+                                         "add_generation_prompt",
+                                         "continue_final_message",
+                                         "top_logprobs",
+                                         "chat_template_kwargs",
+                                         "chat_template",
+                                         "tools",
+                                         "tool_choice",
+                                         "parallel_tool_calls",
+                                         NULL};
 static const char *const known_completion[] = {"prompt", "echo", "suffix", NULL};
 
 static int in_list(const char *const *l, const char *k) {
@@ -636,8 +703,10 @@ int sw_openai_request_from_json(enum sw_openai_kind kind, json_t *body,
     SW_TRY(get_str(&p, body, "model", &out->model));
     if (kind == SW_OPENAI_COMPLETION) SW_TRY(get_bool(&p, body, "echo", &out->echo));
     SW_TRY(parse_sampling(&p, body));
-    if (kind == SW_OPENAI_CHAT) SW_TRY(parse_chat(&p, body));
-    else SW_TRY(parse_completion(&p, body));
+    if (kind == SW_OPENAI_CHAT)
+        SW_TRY(parse_chat(&p, body));
+    else
+        SW_TRY(parse_completion(&p, body));
     /* Unknown fields: listed for the caller's warning, as vLLM does. */
     const char *k;
     json_t *v;
@@ -646,7 +715,8 @@ int sw_openai_request_from_json(enum sw_openai_kind kind, json_t *body,
         if (in_list(known_common, k) ||
             in_list(kind == SW_OPENAI_CHAT ? known_chat : known_completion, k))
             continue;
-        int w = snprintf(out->ignored + used, sizeof out->ignored - used, "%s%s", used ? "," : "", k);
+        int w =
+            snprintf(out->ignored + used, sizeof out->ignored - used, "%s%s", used ? "," : "", k);
         if (w < 0 || (size_t)w >= sizeof out->ignored - used) break;
         used += (size_t)w;
     }
@@ -658,13 +728,17 @@ int sw_openai_request_parse(enum sw_openai_kind kind, const char *body, size_t l
                             struct sw_openai_request *out, struct sw_openai_error *err) {
     memset(out, 0, sizeof *out);
     sw_conv_init(&out->conv);
-    if (len == 0) return sw_openai_error_set(err, 400, NULL, "the request body is empty (a JSON "
-                                             "object is expected)");
+    if (len == 0)
+        return sw_openai_error_set(err, 400, NULL,
+                                   "the request body is empty (a JSON "
+                                   "object is expected)");
     json_error_t je;
     json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!j)
-        return sw_openai_error_set(err, 400, NULL, "the request body is not valid JSON: %s "
-                                   "(line %d, column %d)", je.text, je.line, je.column);
+        return sw_openai_error_set(err, 400, NULL,
+                                   "the request body is not valid JSON: %s "
+                                   "(line %d, column %d)",
+                                   je.text, je.line, je.column);
     int rc = sw_openai_request_from_json(kind, j, d, lim, out, err);
     json_decref(j);
     return rc;
@@ -674,9 +748,10 @@ int sw_openai_resolve_max_tokens(const struct sw_openai_request *r, int64_t n_pr
                                  int64_t max_model_len, int64_t gen_cap, int64_t *out,
                                  struct sw_openai_error *err) {
     const char *what = r->kind == SW_OPENAI_CHAT ? "messages" : "prompt";
-    if (n_prompt + 1 > max_model_len && !(r->echo && r->max_tokens_given &&
-                                          r->params.max_tokens == 0 && n_prompt <= max_model_len))
-        return sw_openai_error_set(err, 400, what, "This model's maximum context length is %lld "
+    if (n_prompt + 1 > max_model_len &&
+        !(r->echo && r->max_tokens_given && r->params.max_tokens == 0 && n_prompt <= max_model_len))
+        return sw_openai_error_set(err, 400, what,
+                                   "This model's maximum context length is %lld "
                                    "tokens. However, your request has %lld input tokens. Please "
                                    "reduce the length of the input.",
                                    (long long)max_model_len, (long long)n_prompt);
@@ -684,15 +759,14 @@ int sw_openai_resolve_max_tokens(const struct sw_openai_request *r, int64_t n_pr
     int64_t m = room;
     if (r->max_tokens_given) {
         if (r->params.max_tokens > room)
-            return sw_openai_error_set(err, 400, "max_tokens",
-                                       "This model's maximum context length is %lld tokens. "
-                                       "However, you requested %lld tokens (%lld in the %s, %lld "
-                                       "in the completion). Please reduce the length of the %s or "
-                                       "completion.",
-                                       (long long)max_model_len,
-                                       (long long)(n_prompt + r->params.max_tokens),
-                                       (long long)n_prompt, what,
-                                       (long long)r->params.max_tokens, what);
+            return sw_openai_error_set(
+                err, 400, "max_tokens",
+                "This model's maximum context length is %lld tokens. "
+                "However, you requested %lld tokens (%lld in the %s, %lld "
+                "in the completion). Please reduce the length of the %s or "
+                "completion.",
+                (long long)max_model_len, (long long)(n_prompt + r->params.max_tokens),
+                (long long)n_prompt, what, (long long)r->params.max_tokens, what);
         m = r->params.max_tokens;
     } else if (r->kind == SW_OPENAI_COMPLETION) {
         m = 16 < room ? 16 : room; /* OpenAI's (and vLLM's) completions default */
@@ -710,11 +784,17 @@ static int utf8_ok(const unsigned char *s, size_t n) {
         unsigned c = s[i];
         size_t k;
         unsigned cp;
-        if (c < 0x80) { i++; continue; }
-        else if ((c & 0xE0) == 0xC0) k = 1, cp = c & 0x1F;
-        else if ((c & 0xF0) == 0xE0) k = 2, cp = c & 0x0F;
-        else if ((c & 0xF8) == 0xF0) k = 3, cp = c & 0x07;
-        else return 0;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0)
+            k = 1, cp = c & 0x1F;
+        else if ((c & 0xF0) == 0xE0)
+            k = 2, cp = c & 0x0F;
+        else if ((c & 0xF8) == 0xF0)
+            k = 3, cp = c & 0x07;
+        else
+            return 0;
         if (i + k >= n) return 0; /* the sequence runs past the end */
         for (size_t j = 1; j <= k; j++) {
             if ((s[i + j] & 0xC0) != 0x80) return 0;
@@ -796,8 +876,7 @@ static int mp_to_json(const msgpack_object *o, int depth, json_t **out) {
         *out = m;
         return 0;
     }
-    default:
-        return sw_err_set(SW_EFORMAT, "msgpack: binary and extension values are not accepted");
+    default: return sw_err_set(SW_EFORMAT, "msgpack: binary and extension values are not accepted");
     }
     return *out ? 0 : sw_err_set(SW_ENOMEM, "out of memory");
 }
@@ -820,34 +899,56 @@ static int mp_plausible(const unsigned char *p, size_t n) {
             skip = c & 0x1f;
         } else {
             switch (c) {
-            case 0xc4: case 0xd9: hdr = 1; break;              /* bin8, str8 */
-            case 0xc5: case 0xda: hdr = 2; break;              /* bin16, str16 */
-            case 0xc6: case 0xdb: hdr = 4; break;              /* bin32, str32 */
-            case 0xc7: hdr = 1; skip = 1; break;               /* ext8: len, type */
-            case 0xc8: hdr = 2; skip = 1; break;
-            case 0xc9: hdr = 4; skip = 1; break;
+            case 0xc4:
+            case 0xd9: hdr = 1; break; /* bin8, str8 */
+            case 0xc5:
+            case 0xda: hdr = 2; break; /* bin16, str16 */
+            case 0xc6:
+            case 0xdb: hdr = 4; break; /* bin32, str32 */
+            case 0xc7:
+                hdr = 1;
+                skip = 1;
+                break; /* ext8: len, type */
+            case 0xc8:
+                hdr = 2;
+                skip = 1;
+                break;
+            case 0xc9:
+                hdr = 4;
+                skip = 1;
+                break;
             case 0xca: skip = 4; break;
             case 0xcb: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
+            case 0xcc:
+            case 0xd0: skip = 1; break;
+            case 0xcd:
+            case 0xd1: skip = 2; break;
+            case 0xce:
+            case 0xd2: skip = 4; break;
+            case 0xcf:
+            case 0xd3: skip = 8; break;
             case 0xd4: skip = 2; break;
             case 0xd5: skip = 3; break;
             case 0xd6: skip = 5; break;
             case 0xd7: skip = 9; break;
             case 0xd8: skip = 17; break;
-            case 0xdc: case 0xdd: case 0xde: case 0xdf: hdr = c == 0xdc || c == 0xde ? 2 : 4; break;
+            case 0xdc:
+            case 0xdd:
+            case 0xde:
+            case 0xdf: hdr = c == 0xdc || c == 0xde ? 2 : 4; break;
             default: return 0; /* 0xc1: never used */
             }
         }
         if (hdr) {
             if (n - i < hdr) return 0;
             size_t v = 0;
-            for (size_t k = 0; k < hdr; k++) v = v << 8 | p[i + k];
+            for (size_t k = 0; k < hdr; k++)
+                v = v << 8 | p[i + k];
             i += hdr;
-            if (c >= 0xdc) items = c >= 0xde ? 2 * v : v;
-            else skip += v;
+            if (c >= 0xdc)
+                items = c >= 0xde ? 2 * v : v;
+            else
+                skip += v;
         }
         if (skip > n - i) return 0;
         i += skip;
@@ -875,9 +976,9 @@ int sw_openai_msgpack_to_json(const void *data, size_t len, json_t **out) {
         /* msgpack-c also says this when its fixed parse stack (32 levels) overflows */
         rc = sw_err_set(SW_EFORMAT, "msgpack: nested too deeply (or out of memory)");
     } else {
-        rc = sw_err_set(SW_EFORMAT, "msgpack: %s", r == MSGPACK_UNPACK_CONTINUE
-                                                        ? "the message ends inside a value"
-                                                        : "malformed data");
+        rc = sw_err_set(SW_EFORMAT, "msgpack: %s",
+                        r == MSGPACK_UNPACK_CONTINUE ? "the message ends inside a value"
+                                                     : "malformed data");
     }
     msgpack_unpacked_destroy(&u);
     return rc;

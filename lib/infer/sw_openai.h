@@ -42,10 +42,10 @@ struct sw_tokenizer;
 /* ---- errors --------------------------------------------------------------------------------- */
 
 struct sw_openai_error {
-    int status;        /* HTTP status: 400, 401, 404, 405, 413, 429, 500, 503 */
-    const char *type;  /* "invalid_request_error", "authentication_error", ... (static) */
-    const char *code;  /* NULL or a static code ("model_not_found", "invalid_api_key") */
-    char param[96];    /* the offending field, "" when none */
+    int status;       /* HTTP status: 400, 401, 404, 405, 413, 429, 500, 503 */
+    const char *type; /* "invalid_request_error", "authentication_error", ... (static) */
+    const char *code; /* NULL or a static code ("model_not_found", "invalid_api_key") */
+    char param[96];   /* the offending field, "" when none */
     char message[512];
 };
 
@@ -73,18 +73,18 @@ struct sw_openai_prompt {
 };
 
 struct sw_openai_limits {
-    int max_n;            /* n at most (default 128) */
-    int max_logprobs;     /* logprobs / top_logprobs / prompt_logprobs at most (vLLM's 20) */
-    int max_prompts;      /* completions prompts in one request (default 1024) */
-    int max_stop;         /* stop strings and stop ids each (default 64) */
-    size_t max_stop_len;  /* bytes of one stop string (default 256) */
+    int max_n;           /* n at most (default 128) */
+    int max_logprobs;    /* logprobs / top_logprobs / prompt_logprobs at most (vLLM's 20) */
+    int max_prompts;     /* completions prompts in one request (default 1024) */
+    int max_stop;        /* stop strings and stop ids each (default 64) */
+    size_t max_stop_len; /* bytes of one stop string (default 256) */
 };
 void sw_openai_limits_init(struct sw_openai_limits *l);
 
 struct sw_openai_request {
     enum sw_openai_kind kind;
-    char *model;                  /* the request's model field, NULL when absent */
-    struct sw_conv conv;          /* chat: system (first system/developer message) and turns */
+    char *model;                      /* the request's model field, NULL when absent */
+    struct sw_conv conv;              /* chat: system (first system/developer message) and turns */
     struct sw_openai_prompt *prompts; /* completions: n_prompts ≥ 1 of them */
     int n_prompts;
     /* The defaults given to the parser overridden by the request's fields. params.stop and
@@ -95,20 +95,20 @@ struct sw_openai_request {
     char **stop;
     int32_t *stop_ids;
     int max_tokens_given;
-    int stream;                   /* server-sent events */
-    int include_usage;            /* stream_options.include_usage: a last chunk with usage */
-    int continuous_usage;         /* stream_options.continuous_usage_stats: usage in every chunk */
-    int echo;                     /* completions: the prompt text (and logprobs) first */
-    int chat_logprobs;            /* chat: logprobs true (top_logprobs in params.logprobs) */
-    int add_generation_prompt;    /* chat (default 1) */
-    int add_special_tokens;       /* tokenizer post-processor on text prompts (completions 1,
-                                     chat 0: the template writes them) */
-    int enable_thinking;          /* chat_template_kwargs.enable_thinking: -1 unset, 0, 1 */
+    int stream;                /* server-sent events */
+    int include_usage;         /* stream_options.include_usage: a last chunk with usage */
+    int continuous_usage;      /* stream_options.continuous_usage_stats: usage in every chunk */
+    int echo;                  /* completions: the prompt text (and logprobs) first */
+    int chat_logprobs;         /* chat: logprobs true (top_logprobs in params.logprobs) */
+    int add_generation_prompt; /* chat (default 1) */
+    int add_special_tokens;    /* tokenizer post-processor on text prompts (completions 1,
+                                  chat 0: the template writes them) */
+    int enable_thinking;       /* chat_template_kwargs.enable_thinking: -1 unset, 0, 1 */
     int64_t truncate_prompt_tokens; /* keep only the last k prompt tokens (-1: off) */
-    int tokens_as_ids;            /* return_tokens_as_token_ids: logprobs name tokens
-                                     "token_id:N" (vLLM), so clients get exact ids */
-    char *user;                   /* OpenAI's end-user id (logged), or NULL */
-    char ignored[256];            /* unknown top-level fields, comma-separated, for a warning */
+    int tokens_as_ids;              /* return_tokens_as_token_ids: logprobs name tokens
+                                       "token_id:N" (vLLM), so clients get exact ids */
+    char *user;                     /* OpenAI's end-user id (logged), or NULL */
+    char ignored[256];              /* unknown top-level fields, comma-separated, for a warning */
 };
 
 /* Parse len bytes of JSON (the HTTP body) into *out, starting from the sampling defaults d.
@@ -171,8 +171,8 @@ void sw_reasoning_split(enum sw_reasoning_mode mode, const char *text, size_t le
  * a tag are held back until the next delta or the final flush). */
 struct sw_reasoning_stream {
     enum sw_reasoning_mode mode;
-    int state;       /* 0 before <think>, 1 inside, 2 after </think> */
-    char hold[16];   /* a possible tag prefix held back */
+    int state;     /* 0 before <think>, 1 inside, 2 after </think> */
+    char hold[16]; /* a possible tag prefix held back */
     size_t n_hold;
 };
 void sw_reasoning_stream_init(struct sw_reasoning_stream *s, enum sw_reasoning_mode mode);
@@ -184,11 +184,11 @@ int sw_reasoning_stream_feed(struct sw_reasoning_stream *s, const char *delta, s
 /* ---- responses ------------------------------------------------------------------------------ */
 
 struct sw_openai_resp_opts {
-    const char *id;            /* "chatcmpl-…" / "cmpl-…" */
-    const char *model;         /* the model name written back */
-    int64_t created;           /* unix seconds */
+    const char *id;                   /* "chatcmpl-…" / "cmpl-…" */
+    const char *model;                /* the model name written back */
+    int64_t created;                  /* unix seconds */
     enum sw_reasoning_mode reasoning; /* chat only */
-    const struct sw_tokenizer *tok; /* token strings of logprobs and echo (borrowed) */
+    const struct sw_tokenizer *tok;   /* token strings of logprobs and echo (borrowed) */
 };
 
 struct sw_openai_resp;

@@ -20,17 +20,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- UTF-8 helpers ---------------------------------------------------------------------------- */
+/* ---- UTF-8 helpers ----------------------------------------------------------------------------
+ */
 
 /* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one. */
 static size_t utf8_seq(const unsigned char *s, size_t n) {
     unsigned c = s[0], cp;
     size_t k;
     if (c < 0x80) return 1;
-    if ((c & 0xE0) == 0xC0) k = 1, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0) k = 2, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0) k = 3, cp = c & 0x07;
-    else return 0;
+    if ((c & 0xE0) == 0xC0)
+        k = 1, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+        k = 2, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+        k = 3, cp = c & 0x07;
+    else
+        return 0;
     if (k >= n) return 0;
     for (size_t j = 1; j <= k; j++) {
         if ((s[j] & 0xC0) != 0x80) return 0;
@@ -73,19 +78,25 @@ static json_t *jstr(const char *s, size_t n) {
 /* Characters (code points) in s[0..n), as Python's len() counts them. */
 static int64_t utf8_chars(const char *s, size_t n) {
     int64_t c = 0;
-    for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
     return c;
 }
 
-/* ---- reasoning -------------------------------------------------------------------------------- */
+/* ---- reasoning --------------------------------------------------------------------------------
+ */
 
 static const char THINK_OPEN[] = "<think>", THINK_CLOSE[] = "</think>";
 
 int sw_reasoning_mode_parse(const char *s, enum sw_reasoning_mode *out) {
-    if (!s || !*s || strcmp(s, "none") == 0) *out = SW_REASONING_NONE;
-    else if (strcmp(s, "qwen3") == 0) *out = SW_REASONING_QWEN3;
-    else if (strcmp(s, "deepseek_r1") == 0) *out = SW_REASONING_DEEPSEEK_R1;
-    else return sw_err_set(SW_EINVAL, "unknown reasoning parser '%s' (qwen3, deepseek_r1)", s);
+    if (!s || !*s || strcmp(s, "none") == 0)
+        *out = SW_REASONING_NONE;
+    else if (strcmp(s, "qwen3") == 0)
+        *out = SW_REASONING_QWEN3;
+    else if (strcmp(s, "deepseek_r1") == 0)
+        *out = SW_REASONING_DEEPSEEK_R1;
+    else
+        return sw_err_set(SW_EINVAL, "unknown reasoning parser '%s' (qwen3, deepseek_r1)", s);
     return 0;
 }
 
@@ -190,18 +201,19 @@ int sw_reasoning_stream_feed(struct sw_reasoning_stream *s, const char *delta, s
     return rc;
 }
 
-/* ---- the assembler ---------------------------------------------------------------------------- */
+/* ---- the assembler ----------------------------------------------------------------------------
+ */
 
 struct choice {
     int prompt;
-    struct sw_obuf text;          /* non-streaming: generated text */
+    struct sw_obuf text; /* non-streaming: generated text */
     int64_t n_tokens;
     enum sw_finish_reason finish;
     int32_t stop_token;
     char *stop_str;
-    json_t *lp;                   /* non-streaming logprobs: chat content array, or completions
-                                     object {tokens, token_logprobs, top_logprobs, text_offset} */
-    int64_t offset;               /* completions: characters before the next token (text_offset) */
+    json_t *lp;     /* non-streaming logprobs: chat content array, or completions
+                       object {tokens, token_logprobs, top_logprobs, text_offset} */
+    int64_t offset; /* completions: characters before the next token (text_offset) */
     struct sw_reasoning_stream rs;
     int echo_sent;
 };
@@ -209,10 +221,10 @@ struct choice {
 struct prompt {
     int32_t *ids;
     int64_t n;
-    char *text;                   /* echo text */
+    char *text; /* echo text */
     int set, done;
     int64_t cached;
-    json_t *echo_lp;              /* completions echo logprobs of the prompt (same object shape) */
+    json_t *echo_lp; /* completions echo logprobs of the prompt (same object shape) */
 };
 
 struct sw_openai_resp {
@@ -246,8 +258,8 @@ int sw_openai_resp_new(const struct sw_openai_request *r, const struct sw_openai
     for (int i = 0; i < a->n_choices; i++) {
         a->c[i].prompt = i / n;
         a->c[i].stop_token = -1;
-        sw_reasoning_stream_init(&a->c[i].rs, r->kind == SW_OPENAI_CHAT ? o->reasoning
-                                                                        : SW_REASONING_NONE);
+        sw_reasoning_stream_init(&a->c[i].rs,
+                                 r->kind == SW_OPENAI_CHAT ? o->reasoning : SW_REASONING_NONE);
     }
     a->o.id = a->id;
     a->o.model = a->model;
@@ -291,9 +303,12 @@ int sw_openai_resp_set_prompt(struct sw_openai_resp *a, int i, const int32_t *id
     p->text = NULL;
     if (a->r->kind == SW_OPENAI_COMPLETION && a->r->echo) {
         size_t len = 0;
-        if (text) p->text = strdup(text);
-        else if (a->o.tok) SW_TRY(sw_tokenizer_decode(a->o.tok, ids, (size_t)n, 0, &p->text, &len));
-        else p->text = strdup("");
+        if (text)
+            p->text = strdup(text);
+        else if (a->o.tok)
+            SW_TRY(sw_tokenizer_decode(a->o.tok, ids, (size_t)n, 0, &p->text, &len));
+        else
+            p->text = strdup("");
         if (!p->text) return nomem();
     }
     p->set = 1;
@@ -322,7 +337,8 @@ static json_t *jlogprob(float lp) {
 
 static json_t *jbytes(const char *s, size_t n) {
     json_t *a = json_array();
-    for (size_t i = 0; a && i < n; i++) json_array_append_new(a, json_integer((unsigned char)s[i]));
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_integer((unsigned char)s[i]));
     return a;
 }
 
@@ -432,8 +448,10 @@ static json_t *stop_reason(const struct sw_openai_resp *a, const struct choice *
 static void totals(const struct sw_openai_resp *a, int64_t *prompt, int64_t *completion,
                    int64_t *cached) {
     int64_t p = 0, c = 0, k = 0;
-    for (int i = 0; i < a->n_prompts; i++) p += a->p[i].n, k += a->p[i].cached;
-    for (int i = 0; i < a->n_choices; i++) c += a->c[i].n_tokens;
+    for (int i = 0; i < a->n_prompts; i++)
+        p += a->p[i].n, k += a->p[i].cached;
+    for (int i = 0; i < a->n_choices; i++)
+        c += a->c[i].n_tokens;
     *prompt = p, *completion = c, *cached = k;
 }
 
@@ -461,9 +479,9 @@ static json_t *chunk_new(const struct sw_openai_resp *a, json_t *choices) {
         return NULL;
     }
     json_object_set_new(o, "id", json_string(a->id));
-    json_object_set_new(o, "object", json_string(a->r->kind == SW_OPENAI_CHAT
-                                                     ? "chat.completion.chunk"
-                                                     : "text_completion"));
+    json_object_set_new(
+        o, "object",
+        json_string(a->r->kind == SW_OPENAI_CHAT ? "chat.completion.chunk" : "text_completion"));
     json_object_set_new(o, "created", json_integer(a->o.created));
     json_object_set_new(o, "model", json_string(a->model));
     json_object_set_new(o, "choices", choices);
@@ -517,8 +535,10 @@ static int64_t echo_end_offset(const struct prompt *p) {
     json_t *offs = p->echo_lp ? json_object_get(p->echo_lp, "text_offset") : NULL;
     size_t m = json_array_size(offs);
     if (!m) return p->text ? utf8_chars(p->text, strlen(p->text)) : 0;
-    const char *last = json_string_value(json_array_get(json_object_get(p->echo_lp, "tokens"), m - 1));
-    return json_integer_value(json_array_get(offs, m - 1)) + (last ? utf8_chars(last, strlen(last)) : 0);
+    const char *last =
+        json_string_value(json_array_get(json_object_get(p->echo_lp, "tokens"), m - 1));
+    return json_integer_value(json_array_get(offs, m - 1)) +
+           (last ? utf8_chars(last, strlen(last)) : 0);
 }
 
 /* The echo chunk of a completions choice (prompt text, prompt logprobs when asked). */
@@ -530,8 +550,10 @@ static int stream_echo(struct sw_openai_resp *a, int ci, struct sw_obuf *out) {
     if (!ch) return nomem();
     json_object_set_new(ch, "index", json_integer(ci));
     json_object_set_new(ch, "text", jstr(p->text ? p->text : "", p->text ? strlen(p->text) : 0));
-    if (a->r->params.logprobs >= 0 && p->echo_lp) json_object_set(ch, "logprobs", p->echo_lp);
-    else json_object_set_new(ch, "logprobs", json_null());
+    if (a->r->params.logprobs >= 0 && p->echo_lp)
+        json_object_set(ch, "logprobs", p->echo_lp);
+    else
+        json_object_set_new(ch, "logprobs", json_null());
     c->offset = echo_end_offset(p);
     json_object_set_new(ch, "finish_reason", json_null());
     json_t *arr = json_array();
@@ -542,7 +564,8 @@ static int stream_echo(struct sw_openai_resp *a, int ci, struct sw_obuf *out) {
 /* Prompt logprobs of prompt i (completions echo): the first token with null, then the entries. */
 static int store_prompt_lp(struct sw_openai_resp *a, int i, const struct sw_engine_event *ev) {
     struct prompt *p = &a->p[i];
-    if (a->r->kind != SW_OPENAI_COMPLETION || !a->r->echo || a->r->params.logprobs < 0 || p->echo_lp)
+    if (a->r->kind != SW_OPENAI_COMPLETION || !a->r->echo || a->r->params.logprobs < 0 ||
+        p->echo_lp)
         return 0;
     json_t *lp = comp_lp_new();
     if (!lp) return nomem();
@@ -601,9 +624,11 @@ int sw_openai_resp_event(struct sw_openai_resp *a, int i, const struct sw_engine
                     }
                     if (!c->lp) return nomem();
                 }
-                if (comp) SW_TRY(comp_lp_add(a, c->lp, -1, ev->logprobs, a->r->params.logprobs,
-                                             &c->offset));
-                else json_array_append_new(c->lp, chat_lp_entry(a, ev->logprobs));
+                if (comp)
+                    SW_TRY(
+                        comp_lp_add(a, c->lp, -1, ev->logprobs, a->r->params.logprobs, &c->offset));
+                else
+                    json_array_append_new(c->lp, chat_lp_entry(a, ev->logprobs));
             }
         } else {
             if (comp && a->r->echo && !c->echo_sent) SW_TRY(stream_echo(a, ci, out));
@@ -619,9 +644,11 @@ int sw_openai_resp_event(struct sw_openai_resp *a, int i, const struct sw_engine
                 if (comp) {
                     json_decref(lp);
                     lp = comp_lp_new();
-                    if (!lp) rc = nomem();
-                    else rc = comp_lp_add(a, lp, -1, ev->logprobs, a->r->params.logprobs,
-                                          &c->offset);
+                    if (!lp)
+                        rc = nomem();
+                    else
+                        rc =
+                            comp_lp_add(a, lp, -1, ev->logprobs, a->r->params.logprobs, &c->offset);
                 } else {
                     json_decref(lp);
                     lp = json_object();
@@ -707,9 +734,9 @@ int sw_openai_resp_body(struct sw_openai_resp *a, struct sw_obuf *out) {
             json_object_set_new(m, "role", json_string("assistant"));
             struct sw_reasoning_split sp;
             sw_reasoning_split(a->o.reasoning, txt, c->text.len, &sp);
-            json_object_set_new(m, "content", sp.has_content
-                                                  ? jstr(txt + sp.content_off, sp.content_len)
-                                                  : json_null());
+            json_object_set_new(m, "content",
+                                sp.has_content ? jstr(txt + sp.content_off, sp.content_len)
+                                               : json_null());
             if (a->o.reasoning != SW_REASONING_NONE)
                 json_object_set_new(m, "reasoning_content",
                                     sp.has_reasoning

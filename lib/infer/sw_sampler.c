@@ -144,20 +144,24 @@ int32_t sw_sample(struct sw_sampler *s, float *x, const struct sw_sampling_param
         qsort_r(s->idx, (size_t)n, sizeof(int32_t), cmp_desc, x);
         if (k < n) { /* keep ties with the k-th value */
             float kth = x[s->idx[k - 1]];
-            while (k < n && x[s->idx[k]] == kth) k++;
+            while (k < n && x[s->idx[k]] == kth)
+                k++;
             n = k;
         }
         if (p->top_p < 1.0) {
             /* transformers: ascending cumulative softmax, drop where cum ≤ 1 − top_p; walking
              * descending, keep the smallest prefix whose remaining tail has mass ≤ 1 − top_p */
             double z = 0;
-            for (int64_t i = 0; i < n; i++) z += exp((double)x[s->idx[i]] - mx);
+            for (int64_t i = 0; i < n; i++)
+                z += exp((double)x[s->idx[i]] - mx);
             double tail = 0;
             int64_t keep = n;
             for (int64_t i = n - 1; i > 0; i--) {
                 tail += exp((double)x[s->idx[i]] - mx) / z;
-                if (tail <= 1.0 - p->top_p) keep = i;
-                else break;
+                if (tail <= 1.0 - p->top_p)
+                    keep = i;
+                else
+                    break;
             }
             n = keep;
         }
@@ -165,7 +169,8 @@ int32_t sw_sample(struct sw_sampler *s, float *x, const struct sw_sampling_param
         qsort(s->idx, (size_t)n, sizeof(int32_t), cmp_id);
     }
     double z = 0;
-    for (int64_t i = 0; i < n; i++) z += exp((double)x[s->idx[i]] - mx);
+    for (int64_t i = 0; i < n; i++)
+        z += exp((double)x[s->idx[i]] - mx);
     struct sw_rng r;
     sw_rng_restore(&r, c->seed, c->stream, 4 * (uint64_t)c->n_output);
     double u = sw_rng_uniform_f64(&r) * z, acc = 0;
@@ -181,10 +186,12 @@ void sw_logprobs(const float *x, int64_t V, int32_t id, int k, struct sw_logprob
     int32_t a = argmax(x, V);
     float mx = x[a];
     double z = 0;
-    for (int64_t v = 0; v < V; v++) z += exp((double)x[v] - mx);
+    for (int64_t v = 0; v < V; v++)
+        z += exp((double)x[v] - mx);
     float lse = (float)(mx + log(z > 0 ? z : 1.0)); /* z ≥ 1: the max term is exp(0) */
     int32_t rank = 1;
-    for (int64_t v = 0; v < V; v++) rank += x[v] > x[id];
+    for (int64_t v = 0; v < V; v++)
+        rank += x[v] > x[id];
     /* the k largest by insertion (k ≤ 20): descending value, ascending id on ties */
     int n = 0;
     for (int64_t v = 0; v < V && k > 0; v++) {
@@ -196,7 +203,8 @@ void sw_logprobs(const float *x, int64_t V, int32_t id, int k, struct sw_logprob
         }
         top[j] = (struct sw_logprob_entry){(int32_t)v, x[v]};
     }
-    for (int i = 0; i < n; i++) top[i].logprob -= lse;
+    for (int i = 0; i < n; i++)
+        top[i].logprob -= lse;
     *out = (struct sw_token_logprobs){id, x[id] - lse, rank, n, top};
     if (amax) *amax = a;
 }

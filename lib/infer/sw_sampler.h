@@ -28,8 +28,8 @@
 /* Reusable workspace for vocabularies up to V (one per thread). */
 struct sw_sampler {
     int64_t V;
-    int32_t *idx;     /* [V] */
-    int32_t *counts;  /* [V] output counts (penalties) */
+    int32_t *idx;        /* [V] */
+    int32_t *counts;     /* [V] output counts (penalties) */
     unsigned char *seen; /* [V] */
 };
 int sw_sampler_init(struct sw_sampler *s, int64_t V);
@@ -41,9 +41,9 @@ struct sw_sample_ctx {
     int64_t n_prompt;
     const int32_t *output;
     int64_t n_output;
-    const int32_t *banned;   /* ids masked by min_tokens (EOS + stop ids) */
+    const int32_t *banned; /* ids masked by min_tokens (EOS + stop ids) */
     int n_banned;
-    uint64_t seed, stream;   /* the request's seed and the sequence's index */
+    uint64_t seed, stream; /* the request's seed and the sequence's index */
 };
 
 /* The next id for logits[V] (modified in place: penalties etc.). Returns the id (≥ 0) or a
@@ -54,8 +54,8 @@ int32_t sw_sample(struct sw_sampler *s, float *logits, const struct sw_sampling_
 /* Raw log-probabilities of one row: out->id = id, its logprob and rank, and the k most likely
  * (k ≤ cap of top[]) into top (most likely first, lower id first on ties). Also *argmax (may be
  * NULL): the first index of the largest logit. */
-void sw_logprobs(const float *logits, int64_t V, int32_t id, int k,
-                 struct sw_logprob_entry *top, struct sw_token_logprobs *out, int32_t *argmax);
+void sw_logprobs(const float *logits, int64_t V, int32_t id, int k, struct sw_logprob_entry *top,
+                 struct sw_token_logprobs *out, int32_t *argmax);
 
 /* Check p (ranges: temperature ≥ 0, 0 < top_p ≤ 1, top_k ≥ −1, 0 ≤ min_p ≤ 1, repetition > 0,
  * |presence|, |frequency| ≤ 2 as OpenAI, n ≥ 1, logprobs ≤ 20...). SW_EINVAL naming the field. */

@@ -35,8 +35,8 @@ const char *sw_adapter_kind_parent(enum sw_adapter_kind k) {
     return k >= 0 && k < SW_ADAPTER_NKINDS ? kind_parents[k] : "?";
 }
 
-void sw_adapter_base_shape(const struct sw_model_config *c, enum sw_adapter_kind kind,
-                           int64_t *out, int64_t *in) {
+void sw_adapter_base_shape(const struct sw_model_config *c, enum sw_adapter_kind kind, int64_t *out,
+                           int64_t *in) {
     int64_t C = c->hidden_size, F = c->intermediate_size;
     int64_t q = c->num_attention_heads * c->head_dim, kv = c->num_key_value_heads * c->head_dim;
     switch (kind) {
@@ -69,9 +69,12 @@ static int parse_name(const char *name, int64_t *layer, int *kind, int *is_b) {
             strncmp(p + a + 1, kind_names[k], b) != 0)
             continue;
         const char *rest = p + a + 1 + b;
-        if (strcmp(rest, ".lora_A.weight") == 0) *is_b = 0;
-        else if (strcmp(rest, ".lora_B.weight") == 0) *is_b = 1;
-        else return -1;
+        if (strcmp(rest, ".lora_A.weight") == 0)
+            *is_b = 0;
+        else if (strcmp(rest, ".lora_B.weight") == 0)
+            *is_b = 1;
+        else
+            return -1;
         *layer = n;
         *kind = k;
         return 0;
@@ -96,13 +99,17 @@ static int check_unsupported_keys(const char *text, size_t len, const char *name
     for (size_t i = 0; i < 2 && rc == 0; i++) {
         json_t *v = json_object_get(o, maps[i]);
         if (v && !json_is_null(v) && !(json_is_object(v) && json_object_size(v) == 0))
-            rc = sw_err_set(SW_EUNSUPPORTED, "%s: '%s' (per-module ranks or alphas) is not "
-                            "supported", name, maps[i]);
+            rc = sw_err_set(SW_EUNSUPPORTED,
+                            "%s: '%s' (per-module ranks or alphas) is not "
+                            "supported",
+                            name, maps[i]);
     }
     json_t *ms = json_object_get(o, "modules_to_save");
     if (rc == 0 && ms && !json_is_null(ms) && !(json_is_array(ms) && json_array_size(ms) == 0))
-        rc = sw_err_set(SW_EUNSUPPORTED, "%s: 'modules_to_save' (fully trained extra modules) is "
-                        "not supported", name);
+        rc = sw_err_set(SW_EUNSUPPORTED,
+                        "%s: 'modules_to_save' (fully trained extra modules) is "
+                        "not supported",
+                        name);
     if (rc == 0 && json_is_true(json_object_get(o, "lora_bias")))
         rc = sw_err_set(SW_EUNSUPPORTED, "%s: 'lora_bias' is not supported", name);
     json_decref(o);
@@ -125,15 +132,20 @@ static int collect_modules(struct sw_adapter *a, const char *wname) {
             return sw_err_set(unsupported ? SW_EUNSUPPORTED : SW_EFORMAT,
                               "%s: tensor '%s' is not a LoRA A/B matrix of a decoder linear layer "
                               "(expected '" PREFIX "<N>.<self_attn|mlp>.<x>_proj.lora_<A|B>."
-                              "weight')", wname, e->name);
+                              "weight')",
+                              wname, e->name);
         }
         if (!sw_dtype_is_float(e->dtype) || e->ndim != 2)
-            return sw_err_set(SW_EFORMAT, "%s: tensor '%s' must be a float matrix (got %s with "
-                              "%d dimensions)", wname, e->name, sw_dtype_name(e->dtype), e->ndim);
+            return sw_err_set(SW_EFORMAT,
+                              "%s: tensor '%s' must be a float matrix (got %s with "
+                              "%d dimensions)",
+                              wname, e->name, sw_dtype_name(e->dtype), e->ndim);
         int64_t rank = is_b ? e->shape[1] : e->shape[0];
         if (rank != a->cfg.r)
-            return sw_err_set(SW_EFORMAT, "%s: tensor '%s' has rank %lld but adapter_config.json "
-                              "says r = %d", wname, e->name, (long long)rank, a->cfg.r);
+            return sw_err_set(SW_EFORMAT,
+                              "%s: tensor '%s' has rank %lld but adapter_config.json "
+                              "says r = %d",
+                              wname, e->name, (long long)rank, a->cfg.r);
         struct sw_adapter_module *m = NULL;
         for (int j = 0; j < a->n_modules; j++)
             if (a->modules[j].layer == layer && (int)a->modules[j].kind == kind) m = &a->modules[j];
@@ -142,8 +154,10 @@ static int collect_modules(struct sw_adapter *a, const char *wname) {
             m->layer = layer;
             m->kind = (enum sw_adapter_kind)kind;
         }
-        if (is_b) m->b = e;
-        else m->a = e;
+        if (is_b)
+            m->b = e;
+        else
+            m->a = e;
         a->kinds[kind] = 1;
         if (layer > a->max_layer) a->max_layer = layer;
     }
@@ -156,8 +170,7 @@ static int collect_modules(struct sw_adapter *a, const char *wname) {
             return sw_err_set(SW_EFORMAT, "%s: '%s' and its lora_B disagree on the rank", wname,
                               m->a->name);
     }
-    if (a->n_modules == 0)
-        return sw_err_set(SW_EFORMAT, "%s: no LoRA tensors", wname);
+    if (a->n_modules == 0) return sw_err_set(SW_EFORMAT, "%s: no LoRA tensors", wname);
     qsort(a->modules, (size_t)a->n_modules, sizeof(*a->modules), cmp_module);
     return 0;
 }
@@ -186,8 +199,10 @@ int sw_adapter_open(const char *dir, struct sw_adapter **out) {
     SW_TRY_GOTO(rc, collect_modules(a, wpath), out);
 out:
     free(text), free(cpath), free(wpath);
-    if (rc < 0) sw_adapter_close(a);
-    else *out = a;
+    if (rc < 0)
+        sw_adapter_close(a);
+    else
+        *out = a;
     return rc;
 }
 
@@ -204,13 +219,16 @@ int sw_adapter_check(const struct sw_adapter *a, const struct sw_model_config *c
     for (int j = 0; j < a->n_modules; j++) {
         const struct sw_adapter_module *m = &a->modules[j];
         if (m->layer >= c->num_hidden_layers)
-            return sw_err_set(SW_EFORMAT, "%s: adapter tensor '%s' is for layer %lld but the base "
-                              "model has %lld layers (an adapter of another base model?)", a->dir,
-                              m->a->name, (long long)m->layer, (long long)c->num_hidden_layers);
+            return sw_err_set(SW_EFORMAT,
+                              "%s: adapter tensor '%s' is for layer %lld but the base "
+                              "model has %lld layers (an adapter of another base model?)",
+                              a->dir, m->a->name, (long long)m->layer,
+                              (long long)c->num_hidden_layers);
         int64_t out, in;
         sw_adapter_base_shape(c, m->kind, &out, &in);
         if (m->a->shape[1] != in || m->b->shape[0] != out)
-            return sw_err_set(SW_EFORMAT, "%s: adapter '%s' is for a [%lld, %lld] layer but the "
+            return sw_err_set(SW_EFORMAT,
+                              "%s: adapter '%s' is for a [%lld, %lld] layer but the "
                               "base model's %s is [%lld, %lld] (an adapter of another base model?)",
                               a->dir, m->a->name, (long long)m->b->shape[0],
                               (long long)m->a->shape[1], kind_names[m->kind], (long long)out,
@@ -233,7 +251,8 @@ char *sw_adapter_kinds_str(const struct sw_adapter *a, char *buf, size_t cap) {
 
 int sw_adapter_covers_all_layers(const struct sw_adapter *a, int64_t layers) {
     int64_t want = 0;
-    for (int i = 0; i < SW_ADAPTER_NKINDS; i++) want += a->kinds[i];
+    for (int i = 0; i < SW_ADAPTER_NKINDS; i++)
+        want += a->kinds[i];
     /* modules are unique per (layer, kind), so a full cover has exactly layers · kinds of them */
     return a->max_layer < layers && (int64_t)a->n_modules == want * layers;
 }

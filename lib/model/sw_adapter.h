@@ -26,15 +26,21 @@ char *sw_adapter_config_json(const struct sw_adapter_config *lc);
 /* Parse adapter_config.json text; name is used in messages. lc's strings are malloc'ed (free
  * with sw_adapter_config_release). Requires peft_type LORA, r, lora_alpha, target_modules. */
 int sw_adapter_config_parse(const char *text, size_t len, const char *name,
-                                 struct sw_adapter_config *lc);
+                            struct sw_adapter_config *lc);
 void sw_adapter_config_release(struct sw_adapter_config *lc);
 
 /* ---- PEFT LoRA adapters --------------------------------------------------------------------- */
 
 /* The linear modules a LoRA adapter can target, in HF's order inside a decoder layer. */
 enum sw_adapter_kind {
-    SW_ADAPTER_Q = 0, SW_ADAPTER_K, SW_ADAPTER_V, SW_ADAPTER_O,
-    SW_ADAPTER_GATE, SW_ADAPTER_UP, SW_ADAPTER_DOWN, SW_ADAPTER_NKINDS
+    SW_ADAPTER_Q = 0,
+    SW_ADAPTER_K,
+    SW_ADAPTER_V,
+    SW_ADAPTER_O,
+    SW_ADAPTER_GATE,
+    SW_ADAPTER_UP,
+    SW_ADAPTER_DOWN,
+    SW_ADAPTER_NKINDS
 };
 /* "q_proj", ... and its parent "self_attn" / "mlp". */
 const char *sw_adapter_kind_name(enum sw_adapter_kind k);
@@ -49,13 +55,13 @@ struct sw_adapter_module {
 };
 
 struct sw_adapter {
-    char *dir;                  /* owned copy of the folder path */
-    struct sw_adapter_config cfg;    /* r, lora_alpha, use_rslora, target_modules as written */
-    double scale;               /* lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora */
-    struct sw_st_set *weights;  /* adapter_model.safetensors (owned) */
+    char *dir;                         /* owned copy of the folder path */
+    struct sw_adapter_config cfg;      /* r, lora_alpha, use_rslora, target_modules as written */
+    double scale;                      /* lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora */
+    struct sw_st_set *weights;         /* adapter_model.safetensors (owned) */
     struct sw_adapter_module *modules; /* sorted by (layer, kind); n_modules of them */
     int n_modules;
-    int64_t max_layer;          /* largest layer index present (−1 when there are no modules) */
+    int64_t max_layer;            /* largest layer index present (−1 when there are no modules) */
     int kinds[SW_ADAPTER_NKINDS]; /* 1 for each module kind present in at least one layer */
 };
 
@@ -76,8 +82,8 @@ void sw_adapter_close(struct sw_adapter *a);
 int sw_adapter_check(const struct sw_adapter *a, const struct sw_model_config *c);
 
 /* The [out, in] shape of base linear `kind` for config c. */
-void sw_adapter_base_shape(const struct sw_model_config *c, enum sw_adapter_kind kind,
-                           int64_t *out, int64_t *in);
+void sw_adapter_base_shape(const struct sw_model_config *c, enum sw_adapter_kind kind, int64_t *out,
+                           int64_t *in);
 
 /* Write the kinds present as a comma list ("q_proj,v_proj") into buf (cap bytes); returns buf. */
 char *sw_adapter_kinds_str(const struct sw_adapter *a, char *buf, size_t cap);

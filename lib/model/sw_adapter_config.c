@@ -85,7 +85,7 @@ void sw_adapter_config_release(struct sw_adapter_config *lc) {
 }
 
 int sw_adapter_config_parse(const char *text, size_t len, const char *name,
-                                 struct sw_adapter_config *lc) {
+                            struct sw_adapter_config *lc) {
     memset(lc, 0, sizeof *lc);
     json_error_t jerr;
     json_t *o = json_loadb(text, len, 0, &jerr);

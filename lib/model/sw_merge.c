@@ -26,9 +26,9 @@
 
 /* Files copied from the base folder (or the adapter folder when the base lacks them). */
 static const char *const copied_files[] = {
-    "generation_config.json", "tokenizer.json", "tokenizer.json.gz", "tokenizer_config.json",
-    "special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json",
-    "chat_template.jinja",
+    "generation_config.json",  "tokenizer.json",      "tokenizer.json.gz", "tokenizer_config.json",
+    "special_tokens_map.json", "vocab.json",          "merges.txt",        "tokenizer.model",
+    "added_tokens.json",       "chat_template.jinja",
 };
 
 /* The folder that holds path ("." when none), malloc'ed. */
@@ -36,14 +36,17 @@ static char *parent_dir(const char *path) {
     char *p = strdup(path);
     if (!p) return NULL;
     size_t n = strlen(p);
-    while (n > 1 && p[n - 1] == '/') p[--n] = 0;
+    while (n > 1 && p[n - 1] == '/')
+        p[--n] = 0;
     char *s = strrchr(p, '/');
     if (!s) {
         free(p);
         return strdup(".");
     }
-    if (s == p) s[1] = 0;
-    else *s = 0;
+    if (s == p)
+        s[1] = 0;
+    else
+        *s = 0;
     return p;
 }
 
@@ -104,9 +107,11 @@ static int write_config(const struct sw_merge_opts *o, const char *tmp, const ch
     json_t *j = src ? json_load_file(src, JSON_DECODE_ANY, &jerr) : NULL;
     char *text = NULL;
     int rc = 0;
-    if (!src || !dst) rc = sw_err_set(SW_ENOMEM, "out of memory");
-    else if (!json_is_object(j)) rc = sw_err_set(SW_EFORMAT, "%s:%d: %s", src, jerr.line,
-                                                 j ? "not a JSON object" : jerr.text);
+    if (!src || !dst)
+        rc = sw_err_set(SW_ENOMEM, "out of memory");
+    else if (!json_is_object(j))
+        rc = sw_err_set(SW_EFORMAT, "%s:%d: %s", src, jerr.line,
+                        j ? "not a JSON object" : jerr.text);
     if (rc == 0) {
         /* transformers 4 writes torch_dtype, 5 writes dtype: update whichever is there. */
         int any = 0;
@@ -120,8 +125,10 @@ static int write_config(const struct sw_merge_opts *o, const char *tmp, const ch
     if (rc == 0) {
         size_t n = strlen(text);
         char *t2 = realloc(text, n + 2);
-        if (!t2) rc = sw_err_set(SW_ENOMEM, "out of memory");
-        else text = t2, text[n] = '\n', text[n + 1] = 0, rc = sw_write_file_atomic(dst, text, n + 1);
+        if (!t2)
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
+        else
+            text = t2, text[n] = '\n', text[n + 1] = 0, rc = sw_write_file_atomic(dst, text, n + 1);
     }
     free(text), free(src), free(dst);
     json_decref(j);
@@ -161,7 +168,8 @@ static int keep_push(struct keep *k, void *buf) {
 }
 
 static void keep_release(struct keep *k) {
-    for (int i = 0; i < k->n; i++) free(k->p[i]);
+    for (int i = 0; i < k->n; i++)
+        free(k->p[i]);
     free(k->p);
     memset(k, 0, sizeof *k);
 }
@@ -188,8 +196,10 @@ static int add_merged(struct sw_st_writer *wr, struct keep *k, const struct sw_s
                       const struct sw_adapter_module *m, double scale, enum sw_dtype dt) {
     int64_t out = m->b->shape[0], in = m->a->shape[1], r = m->a->shape[0];
     if (w->ndim != 2 || w->shape[0] != out || w->shape[1] != in)
-        return sw_err_set(SW_EFORMAT, "base tensor '%s' has shape [%lld, %lld] but the adapter's "
-                          "'%s' needs [%lld, %lld]", w->name, (long long)w->shape[0],
+        return sw_err_set(SW_EFORMAT,
+                          "base tensor '%s' has shape [%lld, %lld] but the adapter's "
+                          "'%s' needs [%lld, %lld]",
+                          w->name, (long long)w->shape[0],
                           (long long)(w->ndim > 1 ? w->shape[1] : 0), m->a->name, (long long)out,
                           (long long)in);
     float *W = to_f32(w, out * in), *A = to_f32(m->a, r * in), *B = to_f32(m->b, out * r);
@@ -200,8 +210,10 @@ static int add_merged(struct sw_st_writer *wr, struct keep *k, const struct sw_s
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)out, (int)in, (int)r,
                     (float)scale, B, (int)r, A, (int)in, 1.0f, W, (int)in);
         conv = dt == SW_DTYPE_F32 ? (void *)W : malloc(sw_dtype_nbytes(dt, (uint64_t)(out * in)));
-        if (!conv) rc = sw_err_set(SW_ENOMEM, "out of memory for '%s'", w->name);
-        else if (conv != W) rc = sw_dtype_convert(dt, conv, SW_DTYPE_F32, W, (size_t)(out * in));
+        if (!conv)
+            rc = sw_err_set(SW_ENOMEM, "out of memory for '%s'", w->name);
+        else if (conv != W)
+            rc = sw_dtype_convert(dt, conv, SW_DTYPE_F32, W, (size_t)(out * in));
     }
     if (rc == 0) {
         struct sw_tensor t;
@@ -210,8 +222,10 @@ static int add_merged(struct sw_st_writer *wr, struct keep *k, const struct sw_s
         if (rc == 0) rc = sw_st_writer_add(wr, w->name, &t);
     }
     if (conv != W) free(W);
-    if (rc == 0) rc = keep_push(k, conv);
-    else free(conv);
+    if (rc == 0)
+        rc = keep_push(k, conv);
+    else
+        free(conv);
     free(A), free(B);
     return rc;
 }
@@ -248,8 +262,10 @@ static int build_weights(const struct sw_hfmodel *hf, const struct sw_adapter *a
             continue;
         }
         if (!sw_dtype_is_float(e->dtype))
-            return sw_err_set(SW_EUNSUPPORTED, "base tensor '%s' is %s: only float weights can be "
-                              "merged (dequantize first)", e->name, sw_dtype_name(e->dtype));
+            return sw_err_set(SW_EUNSUPPORTED,
+                              "base tensor '%s' is %s: only float weights can be "
+                              "merged (dequantize first)",
+                              e->name, sw_dtype_name(e->dtype));
         SW_TRY(add_merged(wr, k, e, m, a->scale, has_dt ? dt : e->dtype));
         used++;
     }
@@ -260,8 +276,10 @@ static int build_weights(const struct sw_hfmodel *hf, const struct sw_adapter *a
             snprintf(want, sizeof want, "model.layers.%lld.%s.%s.weight", (long long)m->layer,
                      sw_adapter_kind_parent(m->kind), sw_adapter_kind_name(m->kind));
             if (!sw_st_set_find(hf->weights, want))
-                return sw_err_set(SW_ENOTFOUND, "%s: the base model has no tensor '%s' for "
-                                  "adapter tensor '%s'", hf->dir, want, m->a->name);
+                return sw_err_set(SW_ENOTFOUND,
+                                  "%s: the base model has no tensor '%s' for "
+                                  "adapter tensor '%s'",
+                                  hf->dir, want, m->a->name);
         }
     return 0;
 }
@@ -297,8 +315,10 @@ static int write_folder(const struct sw_merge_opts *o, const struct sw_hfmodel *
     if (rc == 0) rc = write_config(o, tmp, dtype_name);
     for (size_t i = 0; rc == 0 && i < sizeof copied_files / sizeof copied_files[0]; i++) {
         const char *f = copied_files[i];
-        if (file_exists(o->model, f)) rc = copy_file(o->model, f, tmp);
-        else if (file_exists(o->adapter, f)) rc = copy_file(o->adapter, f, tmp);
+        if (file_exists(o->model, f))
+            rc = copy_file(o->model, f, tmp);
+        else if (file_exists(o->adapter, f))
+            rc = copy_file(o->adapter, f, tmp);
     }
     /* Neither folder has one: the default transformers derives from config.json. */
     if (rc == 0 && !file_exists(o->model, "generation_config.json") &&

@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const sw_lin_names[SW_LIN_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj",
+const char *const sw_lin_names[SW_LIN_COUNT] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                                 "gate_proj", "up_proj", "down_proj"};
-const char *const sw_lin_parents[SW_LIN_COUNT] = {"self_attn", "self_attn", "self_attn",
-                                                  "self_attn", "mlp", "mlp", "mlp"};
+const char *const sw_lin_parents[SW_LIN_COUNT] = {
+    "self_attn", "self_attn", "self_attn", "self_attn", "mlp", "mlp", "mlp"};
 
 /* A contiguous float32 tensor description over backend memory. */
 static void tensor_view(struct sw_tensor *t, enum sw_device dev, int ndim, int64_t d0, int64_t d1,
@@ -152,12 +152,14 @@ static int check_config(const struct sw_model_config *c) {
     if (c->vocab_size <= 0 || c->hidden_size <= 0 || c->intermediate_size <= 0 ||
         c->num_hidden_layers <= 0 || c->num_attention_heads <= 0 || c->num_key_value_heads <= 0 ||
         c->head_dim <= 0)
-        return sw_err_set(SW_EINVAL, "model: config sizes must be positive (vocab_size, "
+        return sw_err_set(SW_EINVAL,
+                          "model: config sizes must be positive (vocab_size, "
                           "hidden_size, intermediate_size, num_hidden_layers, heads, head_dim)");
     if (c->num_attention_heads % c->num_key_value_heads)
-        return sw_err_set(SW_EINVAL, "model: num_attention_heads %lld not a multiple of "
-                          "num_key_value_heads %lld", (long long)c->num_attention_heads,
-                          (long long)c->num_key_value_heads);
+        return sw_err_set(SW_EINVAL,
+                          "model: num_attention_heads %lld not a multiple of "
+                          "num_key_value_heads %lld",
+                          (long long)c->num_attention_heads, (long long)c->num_key_value_heads);
     if (c->head_dim % 2)
         return sw_err_set(SW_EUNSUPPORTED, "model: odd head_dim %lld (RoPE needs pairs)",
                           (long long)c->head_dim);
@@ -193,7 +195,7 @@ static int build_params(struct sw_model *m) {
     for (int64_t l = 0; l < m->L; l++) {
         struct sw_layer *ly = &m->layers[l];
         const int64_t outs[SW_LIN_COUNT] = {m->Hq * m->D, m->Hk * m->D, m->Hk * m->D, m->C,
-                                            m->F, m->F, m->C};
+                                            m->F,         m->F,         m->C};
         const int64_t ins[SW_LIN_COUNT] = {m->C, m->C, m->C, m->Hq * m->D, m->C, m->C, m->F};
         /* HF order: q, k, v, o, (q_norm, k_norm), gate, up, down, input_ln, post_ln. */
         for (int i = 0; i < SW_LIN_COUNT; i++) {
@@ -279,9 +281,15 @@ void sw_model_free(struct sw_model *m) {
     free(m);
 }
 
-const struct sw_model_config *sw_model_config_get(const struct sw_model *m) { return &m->cfg; }
-struct sw_backend *sw_model_backend(const struct sw_model *m) { return m->be; }
-int sw_model_nparams(const struct sw_model *m) { return m->nparams; }
+const struct sw_model_config *sw_model_config_get(const struct sw_model *m) {
+    return &m->cfg;
+}
+struct sw_backend *sw_model_backend(const struct sw_model *m) {
+    return m->be;
+}
+int sw_model_nparams(const struct sw_model *m) {
+    return m->nparams;
+}
 
 struct sw_param *sw_model_param(struct sw_model *m, int i) {
     return i >= 0 && i < m->nparams ? m->params[i] : NULL;
@@ -300,14 +308,18 @@ int64_t sw_model_numel(const struct sw_model *m, int trainable_only) {
     return n;
 }
 
-void sw_model_set_training(struct sw_model *m, int training) { m->training = training; }
+void sw_model_set_training(struct sw_model *m, int training) {
+    m->training = training;
+}
 
 void sw_model_set_seed(struct sw_model *m, uint64_t seed, uint64_t forward_count) {
     m->seed = seed;
     m->forward_count = forward_count;
 }
 
-void sw_model_set_gradient_checkpointing(struct sw_model *m, int on) { m->grad_ckpt = on != 0; }
+void sw_model_set_gradient_checkpointing(struct sw_model *m, int on) {
+    m->grad_ckpt = on != 0;
+}
 
 size_t sw_model_scratch_peak(const struct sw_model *m) {
     return m->be->scratch_peak ? m->be->scratch_peak(m->be) : 0;

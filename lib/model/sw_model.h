@@ -48,12 +48,12 @@
  * grad.data is NULL until gradients are allocated (sw_model_zero_grad / first backward) and
  * stays NULL for frozen parameters. */
 struct sw_param {
-    char *name;             /* HF / PEFT name (owned by the model) */
+    char *name; /* HF / PEFT name (owned by the model) */
     struct sw_tensor value;
     struct sw_tensor grad;
-    int trainable;          /* 0: frozen (no gradient is computed) */
-    int decay;              /* 1 for matrices, 0 for biases and norm weights (HF Trainer's rule) */
-    int is_lora;            /* a LoRA A or B matrix */
+    int trainable; /* 0: frozen (no gradient is computed) */
+    int decay;     /* 1 for matrices, 0 for biases and norm weights (HF Trainer's rule) */
+    int is_lora;   /* a LoRA A or B matrix */
 };
 
 struct sw_model;
@@ -77,7 +77,8 @@ struct sw_batch {
     int n_seqs;
 };
 
-/* The loss of a forward: sum of the per-token losses and the number of targets (mean = sum/count). */
+/* The loss of a forward: sum of the per-token losses and the number of targets (mean = sum/count).
+ */
 struct sw_loss {
     double sum;
     int64_t count;
@@ -85,8 +86,8 @@ struct sw_loss {
 
 /* LoRA on linear layers (PEFT's LoraConfig). */
 struct sw_lora_config {
-    int r;                      /* rank, > 0 */
-    double alpha;               /* lora_alpha; scale = alpha / r, or alpha / sqrt(r) with rslora */
+    int r;        /* rank, > 0 */
+    double alpha; /* lora_alpha; scale = alpha / r, or alpha / sqrt(r) with rslora */
     int use_rslora;
     float dropout;              /* lora_dropout in [0, 1), applied to the adapter's input */
     const char *target_modules; /* "all-linear" (NULL means it) or a comma list of module names:

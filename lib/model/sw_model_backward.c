@@ -17,7 +17,9 @@
 #include <math.h>
 #include <string.h>
 
-static float *grad_of(const struct sw_param *p) { return p && p->trainable ? p->grad.data : NULL; }
+static float *grad_of(const struct sw_param *p) {
+    return p && p->trainable ? p->grad.data : NULL;
+}
 
 int sw_model_layer_backward(struct sw_model *m, int l, const struct sw_layer_act *a,
                             const float *dout, float *dx) {
@@ -41,8 +43,8 @@ int sw_model_layer_backward(struct sw_model *m, int l, const struct sw_layer_act
                            a->ln2_rstd, N, C, 1.0f));
 
     /* Attention block. */
-    SW_TRY(sw_linear_backward(m, &lin[SW_LIN_O], st->g_att, 0.0f, st->g_h1, a->att, N,
-                              &la[SW_LIN_O]));
+    SW_TRY(
+        sw_linear_backward(m, &lin[SW_LIN_O], st->g_att, 0.0f, st->g_h1, a->att, N, &la[SW_LIN_O]));
     SW_TRY(be->attention_bwd(be, st->g_q, st->g_k, st->g_v, st->g_att, a->q, a->k, a->v, a->att,
                              a->lse, st->cu, st->kv_len, st->nseq, st->max_len, N, Hq, Hk, D,
                              1.0f / sqrtf((float)D)));
@@ -59,8 +61,8 @@ int sw_model_layer_backward(struct sw_model *m, int l, const struct sw_layer_act
     }
     SW_TRY(sw_linear_backward(m, &lin[SW_LIN_Q], st->g_ln, 0.0f, dq, a->ln1, N, &la[SW_LIN_Q]));
     SW_TRY(sw_linear_backward(m, &lin[SW_LIN_K], st->g_ln, 1.0f, dk, a->ln1, N, &la[SW_LIN_K]));
-    SW_TRY(sw_linear_backward(m, &lin[SW_LIN_V], st->g_ln, 1.0f, st->g_v, a->ln1, N,
-                              &la[SW_LIN_V]));
+    SW_TRY(
+        sw_linear_backward(m, &lin[SW_LIN_V], st->g_ln, 1.0f, st->g_v, a->ln1, N, &la[SW_LIN_V]));
     SW_TRY(be->copy(be, dx, st->g_h1, (size_t)(N * C) * sizeof(float)));
     return be->rmsnorm_bwd(be, dx, grad_of(ly->ln1), st->g_ln, a->x, ly->ln1->value.data,
                            a->ln1_rstd, N, C, 1.0f);
@@ -74,11 +76,11 @@ static int alloc_workspace(struct sw_model *m) {
     for (int l = 0; l < m->L; l++)
         for (int i = 0; i < SW_LIN_COUNT; i++)
             if (m->layers[l].lin[i].r > r) r = m->layers[l].lin[i].r;
-    float **bufs[] = {&st->g_res[0], &st->g_res[1], &st->g_ln, &st->g_h1, &st->g_att, &st->g_q,
-                      &st->g_qn, &st->g_k, &st->g_kn, &st->g_v, &st->g_act, &st->g_gate,
-                      &st->g_up, &st->g_lora_t, &st->g_lora_x};
-    const int64_t sizes[] = {N * C, N * C, N * C, N * C, N * QD, N * QD, N * QD, N * KD, N * KD,
-                             N * KD, N * F, N * F, N * F, N * r, N * wide};
+    float **bufs[] = {&st->g_res[0], &st->g_res[1], &st->g_ln, &st->g_h1,     &st->g_att,
+                      &st->g_q,      &st->g_qn,     &st->g_k,  &st->g_kn,     &st->g_v,
+                      &st->g_act,    &st->g_gate,   &st->g_up, &st->g_lora_t, &st->g_lora_x};
+    const int64_t sizes[] = {N * C,  N * C,  N * C, N * C, N * QD, N * QD, N * QD,  N * KD,
+                             N * KD, N * KD, N * F, N * F, N * F,  N * r,  N * wide};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         if (!(*bufs[i] = sw_model_scratch_f(m, sizes[i]))) return SW_ENOMEM;
     return 0;
@@ -103,7 +105,7 @@ int sw_model_backward(struct sw_model *m, float grad_scale) {
     struct sw_step *st = &m->step;
     if (!st->have_loss)
         return sw_err_set(SW_ESTATE, "model: backward needs a forward with labels since the last "
-                          "backward");
+                                     "backward");
     SW_TRY(sw_model_ensure_grads(m));
     SW_TRY(alloc_workspace(m));
     int64_t N = st->N, C = m->C;

@@ -20,14 +20,15 @@ static int build_segments(const struct sw_batch *b, struct sw_host_batch *hb) {
     int64_t N = hb->N;
     if (b->cu_seqlens && b->attention_mask)
         return sw_err_set(SW_EINVAL, "batch: give either cu_seqlens (packed) or attention_mask "
-                          "(padded), not both");
+                                     "(padded), not both");
     if (b->cu_seqlens) {
         if (b->n_seqs < 1)
             return sw_err_set(SW_EINVAL, "batch: cu_seqlens with %d sequences", b->n_seqs);
         if (b->cu_seqlens[0] != 0 || b->cu_seqlens[b->n_seqs] != N)
-            return sw_err_set(SW_EINVAL, "batch: cu_seqlens must run from 0 to B*T = %lld "
-                              "(got %d .. %d)", (long long)N, (int)b->cu_seqlens[0],
-                              (int)b->cu_seqlens[b->n_seqs]);
+            return sw_err_set(SW_EINVAL,
+                              "batch: cu_seqlens must run from 0 to B*T = %lld "
+                              "(got %d .. %d)",
+                              (long long)N, (int)b->cu_seqlens[0], (int)b->cu_seqlens[b->n_seqs]);
         for (int s = 0; s < b->n_seqs; s++)
             if (b->cu_seqlens[s + 1] < b->cu_seqlens[s])
                 return sw_err_set(SW_EINVAL, "batch: cu_seqlens decreases at sequence %d", s);
@@ -50,12 +51,15 @@ static int build_segments(const struct sw_batch *b, struct sw_host_batch *hb) {
         for (int64_t r = 0; r < b->B; r++) {
             const int32_t *mk = b->attention_mask + r * b->T;
             int64_t len = 0;
-            while (len < b->T && mk[len]) len++;
+            while (len < b->T && mk[len])
+                len++;
             for (int64_t t = len; t < b->T; t++)
                 if (mk[t])
-                    return sw_err_set(SW_EINVAL, "batch: attention_mask row %lld has a token at "
+                    return sw_err_set(SW_EINVAL,
+                                      "batch: attention_mask row %lld has a token at "
                                       "%lld after padding at %lld (only right padding is "
-                                      "supported)", (long long)r, (long long)t, (long long)len);
+                                      "supported)",
+                                      (long long)r, (long long)t, (long long)len);
             hb->kv_len[r] = (int32_t)len;
         }
     }
@@ -68,8 +72,8 @@ static int build_positions(const struct sw_batch *b, struct sw_host_batch *hb) {
         for (int32_t t = hb->cu[s]; t < hb->cu[s + 1]; t++) {
             int32_t p = b->position_ids ? b->position_ids[t] : t - hb->cu[s];
             if (p < 0)
-                return sw_err_set(SW_ERANGE, "batch: negative position_id %d at token %d",
-                                  (int)p, (int)t);
+                return sw_err_set(SW_ERANGE, "batch: negative position_id %d at token %d", (int)p,
+                                  (int)t);
             hb->pos[t] = p;
             if (p > hb->max_pos) hb->max_pos = p;
         }
@@ -79,7 +83,8 @@ static int build_positions(const struct sw_batch *b, struct sw_host_batch *hb) {
 /* Target of token t = labels[t + 1] when t + 1 is in the same sequence and not padding. */
 static int build_targets(const struct sw_batch *b, int64_t vocab, struct sw_host_batch *hb) {
     hb->count = 0;
-    for (int64_t t = 0; t < hb->N; t++) hb->targets[t] = SW_IGNORE_INDEX;
+    for (int64_t t = 0; t < hb->N; t++)
+        hb->targets[t] = SW_IGNORE_INDEX;
     if (!b->labels) return 0;
     for (int s = 0; s < hb->nseq; s++) {
         int32_t a = hb->cu[s], valid = a + hb->kv_len[s];
@@ -87,9 +92,10 @@ static int build_targets(const struct sw_batch *b, int64_t vocab, struct sw_host
             int32_t y = b->labels[t + 1];
             if (y == SW_IGNORE_INDEX) continue;
             if (y < 0 || y >= vocab)
-                return sw_err_set(SW_ERANGE, "batch: label %d at token %d outside vocabulary "
-                                  "[0, %lld) (use -100 to ignore)", (int)y, (int)(t + 1),
-                                  (long long)vocab);
+                return sw_err_set(SW_ERANGE,
+                                  "batch: label %d at token %d outside vocabulary "
+                                  "[0, %lld) (use -100 to ignore)",
+                                  (int)y, (int)(t + 1), (long long)vocab);
             hb->targets[t] = y;
             hb->count++;
         }
@@ -100,14 +106,17 @@ static int build_targets(const struct sw_batch *b, int64_t vocab, struct sw_host
 int sw_host_batch_build(const struct sw_batch *b, int64_t vocab, struct sw_host_batch *hb) {
     memset(hb, 0, sizeof(*hb));
     if (!b || !b->input_ids || b->B < 1 || b->T < 1 || b->B * b->T > INT32_MAX)
-        return sw_err_set(SW_EINVAL, "batch: need input_ids and 1 <= B*T <= 2^31-1 (B %lld, T %lld)",
+        return sw_err_set(SW_EINVAL,
+                          "batch: need input_ids and 1 <= B*T <= 2^31-1 (B %lld, T %lld)",
                           b ? (long long)b->B : 0LL, b ? (long long)b->T : 0LL);
     hb->N = b->B * b->T;
     for (int64_t t = 0; t < hb->N; t++)
         if (b->input_ids[t] < 0 || b->input_ids[t] >= vocab)
-            return sw_err_set(SW_ERANGE, "batch: token id %d at row %lld, column %lld outside "
-                              "vocabulary [0, %lld)", (int)b->input_ids[t], (long long)(t / b->T),
-                              (long long)(t % b->T), (long long)vocab);
+            return sw_err_set(SW_ERANGE,
+                              "batch: token id %d at row %lld, column %lld outside "
+                              "vocabulary [0, %lld)",
+                              (int)b->input_ids[t], (long long)(t / b->T), (long long)(t % b->T),
+                              (long long)vocab);
     int rc;
     hb->pos = malloc((size_t)hb->N * sizeof(int32_t));
     hb->targets = malloc((size_t)hb->N * sizeof(int32_t));

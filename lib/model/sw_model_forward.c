@@ -18,16 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ALLOC_F(ptr, n)                                                                        \
-    do {                                                                                       \
-        if (!((ptr) = sw_model_scratch_f(m, (n)))) return SW_ENOMEM;                           \
+#define ALLOC_F(ptr, n)                                                                            \
+    do {                                                                                           \
+        if (!((ptr) = sw_model_scratch_f(m, (n)))) return SW_ENOMEM;                               \
     } while (0)
 
 /* Allocate ptr only when it has no buffer yet: a checkpointing forward reuses one activation set
  * for every layer and for the recomputation in backward. */
-#define ALLOC_ONCE(ptr, n)                                                                     \
-    do {                                                                                       \
-        if (!(ptr)) ALLOC_F(ptr, n);                                                           \
+#define ALLOC_ONCE(ptr, n)                                                                         \
+    do {                                                                                           \
+        if (!(ptr)) ALLOC_F(ptr, n);                                                               \
     } while (0)
 
 int sw_model_layer_forward(struct sw_model *m, int l, struct sw_layer_act *a, float *out) {
@@ -55,10 +55,10 @@ int sw_model_layer_forward(struct sw_model *m, int l, struct sw_layer_act *a, fl
     SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_K], kp, a->ln1, N, &a->lora[SW_LIN_K]));
     SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_V], a->v, a->ln1, N, &a->lora[SW_LIN_V]));
     if (ly->q_norm) {
-        SW_TRY(be->rmsnorm_fwd(be, a->q, a->q_rstd, a->q_pre, ly->q_norm->value.data, N * Hq, D,
-                               eps));
-        SW_TRY(be->rmsnorm_fwd(be, a->k, a->k_rstd, a->k_pre, ly->k_norm->value.data, N * Hk, D,
-                               eps));
+        SW_TRY(
+            be->rmsnorm_fwd(be, a->q, a->q_rstd, a->q_pre, ly->q_norm->value.data, N * Hq, D, eps));
+        SW_TRY(
+            be->rmsnorm_fwd(be, a->k, a->k_rstd, a->k_pre, ly->k_norm->value.data, N * Hk, D, eps));
     }
     SW_TRY(be->rope_fwd(be, a->q, st->pos, m->rope_cos, m->rope_sin, N, Hq, D, m->rope_P));
     SW_TRY(be->rope_fwd(be, a->k, st->pos, m->rope_cos, m->rope_sin, N, Hk, D, m->rope_P));
@@ -79,8 +79,7 @@ int sw_model_layer_forward(struct sw_model *m, int l, struct sw_layer_act *a, fl
     ALLOC_ONCE(a->gate, N * F);
     ALLOC_ONCE(a->up, N * F);
     ALLOC_ONCE(a->act, N * F);
-    SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_GATE], a->gate, a->ln2, N,
-                             &a->lora[SW_LIN_GATE]));
+    SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_GATE], a->gate, a->ln2, N, &a->lora[SW_LIN_GATE]));
     SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_UP], a->up, a->ln2, N, &a->lora[SW_LIN_UP]));
     SW_TRY(be->swiglu_fwd(be, a->act, a->gate, a->up, N * F));
     SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_DOWN], tmp, a->act, N, &a->lora[SW_LIN_DOWN]));
@@ -128,7 +127,8 @@ static int loss_sum(struct sw_model *m, double *sum) {
     if (!h) return sw_err_set(SW_ENOMEM, "model: out of memory");
     int rc = m->be->download(m->be, h, m->step.loss_rows, (size_t)N * sizeof(float));
     double s = 0;
-    for (int64_t n = 0; n < N; n++) s += h[n];
+    for (int64_t n = 0; n < N; n++)
+        s += h[n];
     free(h);
     *sum = s;
     return rc;
@@ -183,8 +183,7 @@ int sw_model_forward(struct sw_model *m, const struct sw_batch *b, struct sw_los
 int sw_model_logits(struct sw_model *m, float *logits) {
     struct sw_backend *be = m->be;
     struct sw_step *st = &m->step;
-    if (!st->have_forward)
-        return sw_err_set(SW_ESTATE, "model: logits requested before a forward");
+    if (!st->have_forward) return sw_err_set(SW_ESTATE, "model: logits requested before a forward");
     float *d;
     ALLOC_F(d, st->N * m->V);
     SW_TRY(be->matmul_fwd(be, d, st->final_out, m->lm_head->value.data, NULL, st->N, m->V, m->C,
@@ -195,8 +194,7 @@ int sw_model_logits(struct sw_model *m, float *logits) {
 int sw_model_logits_rows(struct sw_model *m, int64_t row0, int64_t nrows, float *logits) {
     struct sw_backend *be = m->be;
     struct sw_step *st = &m->step;
-    if (!st->have_forward)
-        return sw_err_set(SW_ESTATE, "model: logits requested before a forward");
+    if (!st->have_forward) return sw_err_set(SW_ESTATE, "model: logits requested before a forward");
     if (row0 < 0 || nrows < 0 || row0 + nrows > st->N)
         return sw_err_set(SW_EINVAL, "model: logits rows [%lld, %lld) outside [0, %lld)",
                           (long long)row0, (long long)(row0 + nrows), (long long)st->N);

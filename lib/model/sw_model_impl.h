@@ -19,7 +19,14 @@
 
 /* The linear layers of a decoder layer, in HF's order; index = LoRA site inside the layer. */
 enum sw_lin {
-    SW_LIN_Q = 0, SW_LIN_K, SW_LIN_V, SW_LIN_O, SW_LIN_GATE, SW_LIN_UP, SW_LIN_DOWN, SW_LIN_COUNT
+    SW_LIN_Q = 0,
+    SW_LIN_K,
+    SW_LIN_V,
+    SW_LIN_O,
+    SW_LIN_GATE,
+    SW_LIN_UP,
+    SW_LIN_DOWN,
+    SW_LIN_COUNT
 };
 extern const char *const sw_lin_names[SW_LIN_COUNT];   /* "q_proj", ... */
 extern const char *const sw_lin_parents[SW_LIN_COUNT]; /* "self_attn" or "mlp" */
@@ -29,7 +36,7 @@ struct sw_linear {
     struct sw_param *lora_a, *lora_b; /* [r, in], [out, r]; NULL without LoRA */
     int64_t in, out, r;
     float lora_scale, lora_dropout;
-    uint64_t site;                    /* dropout site id: layer · SW_LIN_COUNT + index */
+    uint64_t site; /* dropout site id: layer · SW_LIN_COUNT + index */
 };
 
 struct sw_layer {
@@ -49,59 +56,60 @@ struct sw_lora_act {
  * allocated by sw_model_layer_forward; a set whose buffers are already there is overwritten in
  * place (gradient checkpointing reuses one set for every layer). */
 struct sw_layer_act {
-    float *x;                 /* layer input, the residual stream [N, C] */
-    float *ln1, *ln1_rstd;    /* [N, C], [N] */
-    float *q, *k, *v;         /* attention inputs after q/k-norm and RoPE [N, H·D] */
-    float *q_pre, *k_pre;     /* qwen3: projections before the q/k norm, else NULL */
-    float *q_rstd, *k_rstd;   /* qwen3: [N·Hq], [N·Hk] */
-    float *att, *lse;         /* attention output [N, Hq·D], logsumexp [N, Hq] */
-    float *h1;                /* x + o_proj(att) [N, C] */
+    float *x;               /* layer input, the residual stream [N, C] */
+    float *ln1, *ln1_rstd;  /* [N, C], [N] */
+    float *q, *k, *v;       /* attention inputs after q/k-norm and RoPE [N, H·D] */
+    float *q_pre, *k_pre;   /* qwen3: projections before the q/k norm, else NULL */
+    float *q_rstd, *k_rstd; /* qwen3: [N·Hq], [N·Hk] */
+    float *att, *lse;       /* attention output [N, Hq·D], logsumexp [N, Hq] */
+    float *h1;              /* x + o_proj(att) [N, C] */
     float *ln2, *ln2_rstd;
-    float *gate, *up, *act;   /* [N, F] */
+    float *gate, *up, *act; /* [N, F] */
     struct sw_lora_act lora[SW_LIN_COUNT];
 };
 
 /* A validated batch in backend memory plus its host-side bookkeeping. */
 struct sw_step {
-    int64_t N;                /* tokens = B·T */
+    int64_t N; /* tokens = B·T */
     int nseq;
-    int64_t max_len;          /* longest sequence (attention grid sizing) */
+    int64_t max_len;                            /* longest sequence (attention grid sizing) */
     int32_t *ids, *pos, *targets, *cu, *kv_len; /* device; kv_len NULL unless padded */
-    int64_t count;            /* targets != ignore */
-    uint64_t dropout_seed;    /* per-forward seed for LoRA dropout */
-    struct sw_layer_act *acts; /* = model's acts (host) */
-    float *f_tmp;             /* forward temporary [N, C], shared by every layer */
-    float *final_in;          /* output of the last layer [N, C] */
+    int64_t count;                              /* targets != ignore */
+    uint64_t dropout_seed;                      /* per-forward seed for LoRA dropout */
+    struct sw_layer_act *acts;                  /* = model's acts (host) */
+    float *f_tmp;    /* forward temporary [N, C], shared by every layer */
+    float *final_in; /* output of the last layer [N, C] */
     float *final_out, *final_rstd;
     float *loss_rows, *lse_rows; /* [N] */
     /* Backward workspace, allocated once per backward and reused by every layer. */
-    float *g_res[2];          /* residual-stream gradients, ping-pong [N, C] */
-    float *g_ln, *g_h1;       /* [N, C] */
+    float *g_res[2];                              /* residual-stream gradients, ping-pong [N, C] */
+    float *g_ln, *g_h1;                           /* [N, C] */
     float *g_att, *g_q, *g_qn, *g_k, *g_kn, *g_v; /* [N, H·D] (g_qn/g_kn: qwen3 norm inputs) */
-    float *g_act, *g_gate, *g_up; /* [N, F] */
-    float *g_lora_t, *g_lora_x;   /* LoRA: [N, r], [N, max(C, F, Hq·D)] */
+    float *g_act, *g_gate, *g_up;                 /* [N, F] */
+    float *g_lora_t, *g_lora_x;                   /* LoRA: [N, r], [N, max(C, F, Hq·D)] */
     /* Gradient checkpointing: acts[l].x holds each layer's input only; ckpt_work is the one
      * activation set every layer's forward and recomputation share, holding layer ckpt_layer. */
-    int ckpt;                 /* this forward ran with checkpointing */
-    int ckpt_layer;           /* the layer whose activations ckpt_work holds (-1: none) */
+    int ckpt;       /* this forward ran with checkpointing */
+    int ckpt_layer; /* the layer whose activations ckpt_work holds (-1: none) */
     struct sw_layer_act ckpt_work;
-    int have_forward;         /* a forward ran since the last reset */
-    int have_loss;            /* it had labels and backward has not consumed it */
+    int have_forward; /* a forward ran since the last reset */
+    int have_loss;    /* it had labels and backward has not consumed it */
 };
 
 struct sw_model {
     struct sw_model_config cfg;
     struct sw_backend *be;
-    int64_t C, F, Hq, Hk, D, V, L;   /* hidden, intermediate, heads, kv heads, head_dim, vocab, layers */
-    struct sw_param **params;         /* owned, HF order then LoRA */
+    int64_t C, F, Hq, Hk, D, V,
+        L;                    /* hidden, intermediate, heads, kv heads, head_dim, vocab, layers */
+    struct sw_param **params; /* owned, HF order then LoRA */
     int nparams, cap;
     struct sw_param *embed, *norm, *lm_head; /* lm_head == embed when tied */
     struct sw_layer *layers;
-    struct sw_layer_act *acts;        /* host array [L] of the last forward's activations */
-    float *rope_cos, *rope_sin;       /* device [rope_P, D/2] */
+    struct sw_layer_act *acts;  /* host array [L] of the last forward's activations */
+    float *rope_cos, *rope_sin; /* device [rope_P, D/2] */
     int64_t rope_P;
     int has_lora, training;
-    int grad_ckpt;                    /* sw_model_set_gradient_checkpointing */
+    int grad_ckpt; /* sw_model_set_gradient_checkpointing */
     uint64_t seed, forward_count;
     int64_t ce_chunk_rows;
     struct sw_step step;

@@ -25,16 +25,18 @@
 /* ---- KV cache storage ---------------------------------------------------------------------- */
 
 size_t sw_kv_cache_block_bytes(const struct sw_model_config *c, int64_t block_size) {
-    return (size_t)c->num_hidden_layers * 2 * (size_t)block_size *
-           (size_t)c->num_key_value_heads * (size_t)c->head_dim * sizeof(float);
+    return (size_t)c->num_hidden_layers * 2 * (size_t)block_size * (size_t)c->num_key_value_heads *
+           (size_t)c->head_dim * sizeof(float);
 }
 
-int sw_kv_cache_init(struct sw_kv_cache *kv, struct sw_backend *be,
-                     const struct sw_model_config *c, int64_t num_blocks, int64_t block_size) {
+int sw_kv_cache_init(struct sw_kv_cache *kv, struct sw_backend *be, const struct sw_model_config *c,
+                     int64_t num_blocks, int64_t block_size) {
     memset(kv, 0, sizeof(*kv));
     if (num_blocks < 1 || block_size < 1 || num_blocks * block_size > INT32_MAX)
-        return sw_err_set(SW_EINVAL, "kv cache: need 1 <= blocks · block_size < 2^31 (%lld blocks "
-                          "of %lld)", (long long)num_blocks, (long long)block_size);
+        return sw_err_set(SW_EINVAL,
+                          "kv cache: need 1 <= blocks · block_size < 2^31 (%lld blocks "
+                          "of %lld)",
+                          (long long)num_blocks, (long long)block_size);
     kv->num_blocks = num_blocks;
     kv->block_size = block_size;
     kv->L = c->num_hidden_layers;
@@ -69,13 +71,13 @@ float *sw_kv_cache_v(const struct sw_kv_cache *kv, int64_t l) {
 int sw_kv_cache_copy_block(struct sw_kv_cache *kv, struct sw_backend *be, int32_t dst,
                            int32_t src) {
     if (dst < 0 || src < 0 || dst >= kv->num_blocks || src >= kv->num_blocks)
-        return sw_err_set(SW_ERANGE, "kv cache: copy of block %d to %d outside [0, %lld)",
-                          (int)src, (int)dst, (long long)kv->num_blocks);
+        return sw_err_set(SW_ERANGE, "kv cache: copy of block %d to %d outside [0, %lld)", (int)src,
+                          (int)dst, (long long)kv->num_blocks);
     size_t blk = (size_t)kv->block_size * (size_t)kv->Hk * (size_t)kv->D;
     for (int64_t i = 0; i < 2 * kv->L; i++) {
         float *base = kv->data + (size_t)i * kv_layer_floats(kv);
-        SW_TRY(be->copy(be, base + (size_t)dst * blk, base + (size_t)src * blk,
-                        blk * sizeof(float)));
+        SW_TRY(
+            be->copy(be, base + (size_t)dst * blk, base + (size_t)src * blk, blk * sizeof(float)));
     }
     return 0;
 }
@@ -116,7 +118,8 @@ static float *upload_entry(struct sw_backend *be, const struct sw_st_entry *e, c
     float *h = malloc(n * sizeof(float));
     float *d = be->alloc(be, n * sizeof(float));
     *rc = 0;
-    if (!h || !d) *rc = sw_err_set(SW_ENOMEM, "%s: out of memory for '%s'", dir, e->name);
+    if (!h || !d)
+        *rc = sw_err_set(SW_ENOMEM, "%s: out of memory for '%s'", dir, e->name);
     else if ((*rc = sw_dtype_convert(SW_DTYPE_F32, h, e->dtype, e->data, n)) < 0)
         sw_err_set(*rc, "%s: cannot convert '%s' from %s", dir, e->name, sw_dtype_name(e->dtype));
     else
@@ -147,8 +150,9 @@ int sw_lora_weights_load(struct sw_model *m, const struct sw_adapter *a,
         ll->scale = (float)a->scale;
         ll->a = upload_entry(m->be, mod->a, a->dir, &rc);
         if (rc == 0) ll->b = upload_entry(m->be, mod->b, a->dir, &rc);
-        w->bytes += (size_t)(mod->a->shape[0] * mod->a->shape[1] +
-                             mod->b->shape[0] * mod->b->shape[1]) * sizeof(float);
+        w->bytes +=
+            (size_t)(mod->a->shape[0] * mod->a->shape[1] + mod->b->shape[0] * mod->b->shape[1]) *
+            sizeof(float);
     }
     if (rc < 0) {
         sw_lora_weights_free(w);
@@ -187,15 +191,16 @@ static int linear(struct sw_model *m, const struct sw_infer_batch *b, struct inf
     if (!b->lora) return 0;
     for (int s0 = 0, s1; s0 < b->nseq; s0 = s1) {
         const struct sw_lora_weights *w = b->lora[s0];
-        for (s1 = s0 + 1; s1 < b->nseq && b->lora[s1] == w; s1++) {}
+        for (s1 = s0 + 1; s1 < b->nseq && b->lora[s1] == w; s1++) {
+        }
         if (!w) continue;
         const struct sw_lora_lin *ll = &w->lin[l * SW_LIN_COUNT + site];
         int64_t r0 = b->cu_q[s0], rows = (int64_t)b->cu_q[s1] - r0;
         if (!ll->a || rows == 0) continue;
         SW_TRY(be->matmul_fwd(be, bf->lora_t, x + r0 * lin->in, ll->a, NULL, rows, ll->r, lin->in,
                               1.0f, 0.0f));
-        SW_TRY(be->matmul_fwd(be, y + r0 * lin->out, bf->lora_t, ll->b, NULL, rows, lin->out,
-                              ll->r, ll->scale, 1.0f));
+        SW_TRY(be->matmul_fwd(be, y + r0 * lin->out, bf->lora_t, ll->b, NULL, rows, lin->out, ll->r,
+                              ll->scale, 1.0f));
     }
     return 0;
 }
@@ -212,8 +217,10 @@ static int layer(struct sw_model *m, struct sw_kv_cache *kv, const struct sw_inf
     SW_TRY(linear(m, b, bf, l, SW_LIN_K, ko, bf->ln));
     SW_TRY(linear(m, b, bf, l, SW_LIN_V, bf->v, bf->ln));
     if (ly->q_norm) {
-        SW_TRY(be->rmsnorm_fwd(be, bf->q, bf->rstd, bf->qp, ly->q_norm->value.data, N * Hq, D, eps));
-        SW_TRY(be->rmsnorm_fwd(be, bf->k, bf->rstd, bf->kp, ly->k_norm->value.data, N * Hk, D, eps));
+        SW_TRY(
+            be->rmsnorm_fwd(be, bf->q, bf->rstd, bf->qp, ly->q_norm->value.data, N * Hq, D, eps));
+        SW_TRY(
+            be->rmsnorm_fwd(be, bf->k, bf->rstd, bf->kp, ly->k_norm->value.data, N * Hk, D, eps));
     }
     SW_TRY(be->rope_fwd(be, bf->q, bf->pos, m->rope_cos, m->rope_sin, N, Hq, D, m->rope_P));
     SW_TRY(be->rope_fwd(be, bf->k, bf->pos, m->rope_cos, m->rope_sin, N, Hk, D, m->rope_P));
@@ -239,28 +246,32 @@ static int check_batch(const struct sw_model *m, const struct sw_kv_cache *kv,
                        int64_t *max_ctx) {
     if (b->nseq < 1 || b->N < 1 || b->N > INT32_MAX || b->max_blocks < 1 || !b->cu_q ||
         b->cu_q[0] != 0 || b->cu_q[b->nseq] != b->N)
-        return sw_err_set(SW_EINVAL, "infer: malformed batch (%d sequences, %lld tokens, "
-                          "%lld blocks per table)", b->nseq, (long long)b->N,
-                          (long long)b->max_blocks);
+        return sw_err_set(SW_EINVAL,
+                          "infer: malformed batch (%d sequences, %lld tokens, "
+                          "%lld blocks per table)",
+                          b->nseq, (long long)b->N, (long long)b->max_blocks);
     if (kv->L != m->L || kv->Hk != m->Hk || kv->D != m->D)
         return sw_err_set(SW_EINVAL, "infer: the KV cache was made for another model");
     *max_pos = *max_q = *max_ctx = 0;
     for (int s = 0; s < b->nseq; s++) {
         int64_t ql = (int64_t)b->cu_q[s + 1] - b->cu_q[s];
         if (ql < 0 || b->seq_lens[s] < ql || b->seq_lens[s] > b->max_blocks * kv->block_size)
-            return sw_err_set(SW_EINVAL, "infer: sequence %d has %lld new tokens and a length of "
-                              "%d (table of %lld blocks)", s, (long long)ql, (int)b->seq_lens[s],
-                              (long long)b->max_blocks);
+            return sw_err_set(SW_EINVAL,
+                              "infer: sequence %d has %lld new tokens and a length of "
+                              "%d (table of %lld blocks)",
+                              s, (long long)ql, (int)b->seq_lens[s], (long long)b->max_blocks);
         if (ql > *max_q) *max_q = ql;
         if (b->seq_lens[s] > *max_ctx) *max_ctx = b->seq_lens[s];
     }
     for (int64_t n = 0; n < b->N; n++) {
         if (b->ids[n] < 0 || b->ids[n] >= m->V)
-            return sw_err_set(SW_ERANGE, "infer: token id %d (row %lld) outside the vocabulary "
-                              "[0, %lld)", (int)b->ids[n], (long long)n, (long long)m->V);
+            return sw_err_set(SW_ERANGE,
+                              "infer: token id %d (row %lld) outside the vocabulary "
+                              "[0, %lld)",
+                              (int)b->ids[n], (long long)n, (long long)m->V);
         if (b->pos[n] < 0)
-            return sw_err_set(SW_ERANGE, "infer: negative position %d (row %lld)",
-                              (int)b->pos[n], (long long)n);
+            return sw_err_set(SW_ERANGE, "infer: negative position %d (row %lld)", (int)b->pos[n],
+                              (long long)n);
         if (b->pos[n] > *max_pos) *max_pos = b->pos[n];
     }
     for (int64_t i = 0; i < b->n_logits; i++)
@@ -270,9 +281,9 @@ static int check_batch(const struct sw_model *m, const struct sw_kv_cache *kv,
     return 0;
 }
 
-#define ALLOC(ptr, n)                                                                          \
-    do {                                                                                       \
-        if (!((ptr) = sw_model_scratch_f(m, (n)))) return SW_ENOMEM;                           \
+#define ALLOC(ptr, n)                                                                              \
+    do {                                                                                           \
+        if (!((ptr) = sw_model_scratch_f(m, (n)))) return SW_ENOMEM;                               \
     } while (0)
 
 /* Upload the batch's integer arrays with one copy (one host→device transfer per step). */
@@ -287,8 +298,8 @@ static int upload_ints(struct sw_model *m, const struct sw_infer_batch *b, struc
     }
     int32_t *p = h;
     int32_t **dst[] = {&bf->ids, &bf->pos, &bf->slots, &bf->cu, &bf->lens, &bf->bt, &bf->rows};
-    const int32_t *src[] = {b->ids, b->pos, b->slot_mapping, b->cu_q, b->seq_lens,
-                            b->block_tables, b->logit_rows};
+    const int32_t *src[] = {b->ids,      b->pos,          b->slot_mapping, b->cu_q,
+                            b->seq_lens, b->block_tables, b->logit_rows};
     int64_t len[] = {N, N, N, ns + 1, ns, nbt, nl};
     for (int i = 0; i < 7; i++) {
         *dst[i] = d + (p - h);
@@ -334,7 +345,8 @@ int sw_model_infer(struct sw_model *m, struct sw_kv_cache *kv, const struct sw_i
     ALLOC(bf.act, N * F);
     if (r > 0) ALLOC(bf.lora_t, N * r);
     SW_TRY(be->embedding_fwd(be, bf.x, bf.ids, m->embed->value.data, N, m->V, C));
-    for (int64_t l = 0; l < m->L; l++) SW_TRY(layer(m, kv, b, &bf, l));
+    for (int64_t l = 0; l < m->L; l++)
+        SW_TRY(layer(m, kv, b, &bf, l));
     int64_t nl = b->n_logits;
     if (nl == 0) return be->sync(be);
     float *sel, *seln, *lg;

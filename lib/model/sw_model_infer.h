@@ -28,22 +28,21 @@
 /* ---- KV cache storage ---------------------------------------------------------------------- */
 
 struct sw_kv_cache {
-    float *data;         /* backend memory, [L][K|V][num_blocks · block_size][Hk][D] */
+    float *data; /* backend memory, [L][K|V][num_blocks · block_size][Hk][D] */
     int64_t num_blocks, block_size, L, Hk, D;
 };
 
 /* Bytes one block takes over all layers (K and V, float32). */
 size_t sw_kv_cache_block_bytes(const struct sw_model_config *c, int64_t block_size);
 /* Allocate num_blocks blocks on be (zeroed). Returns 0, SW_EINVAL or SW_ENOMEM. */
-int sw_kv_cache_init(struct sw_kv_cache *kv, struct sw_backend *be,
-                     const struct sw_model_config *c, int64_t num_blocks, int64_t block_size);
+int sw_kv_cache_init(struct sw_kv_cache *kv, struct sw_backend *be, const struct sw_model_config *c,
+                     int64_t num_blocks, int64_t block_size);
 void sw_kv_cache_release(struct sw_kv_cache *kv, struct sw_backend *be);
 /* Layer l's K / V storage. */
 float *sw_kv_cache_k(const struct sw_kv_cache *kv, int64_t l);
 float *sw_kv_cache_v(const struct sw_kv_cache *kv, int64_t l);
 /* Copy block src into block dst in every layer (copy-on-write of a shared partial block). */
-int sw_kv_cache_copy_block(struct sw_kv_cache *kv, struct sw_backend *be, int32_t dst,
-                           int32_t src);
+int sw_kv_cache_copy_block(struct sw_kv_cache *kv, struct sw_backend *be, int32_t dst, int32_t src);
 
 /* ---- LoRA adapters for inference ---------------------------------------------------------- */
 
@@ -68,19 +67,19 @@ size_t sw_lora_weights_bytes(const struct sw_lora_weights *w);
  * K/V goes; block_tables [nseq, max_blocks] lists each sequence's blocks in order. */
 struct sw_infer_batch {
     int nseq;
-    int64_t N;                    /* new tokens, Σ q_len */
-    const int32_t *ids;           /* [N] */
-    const int32_t *pos;           /* [N] */
-    const int32_t *cu_q;          /* [nseq + 1] */
-    const int32_t *seq_lens;      /* [nseq] */
-    const int32_t *block_tables;  /* [nseq · max_blocks] */
+    int64_t N;                   /* new tokens, Σ q_len */
+    const int32_t *ids;          /* [N] */
+    const int32_t *pos;          /* [N] */
+    const int32_t *cu_q;         /* [nseq + 1] */
+    const int32_t *seq_lens;     /* [nseq] */
+    const int32_t *block_tables; /* [nseq · max_blocks] */
     int64_t max_blocks;
-    const int32_t *slot_mapping;  /* [N] */
+    const int32_t *slot_mapping; /* [N] */
     /* Per sequence adapter (NULL entries: the base), or NULL for none at all. Consecutive
      * sequences with the same adapter are computed as one slab: order the batch by adapter. */
     const struct sw_lora_weights *const *lora;
-    const int32_t *logit_rows;    /* [n_logits] rows in [0, N) whose next-token logits are
-                                     wanted, in any order */
+    const int32_t *logit_rows; /* [n_logits] rows in [0, N) whose next-token logits are
+                                  wanted, in any order */
     int64_t n_logits;
 };
 

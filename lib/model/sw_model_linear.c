@@ -29,8 +29,8 @@ int sw_linear_forward(struct sw_model *m, const struct sw_linear *lin, float *y,
     if (lora_dropout_on(m, lin)) {
         if (!la->xd_buf && !(la->xd_buf = sw_model_scratch_f(m, N * lin->in))) return SW_ENOMEM;
         la->xd = la->xd_buf;
-        SW_TRY(be->dropout_fwd(be, la->xd, x, N * lin->in, lin->lora_dropout,
-                               dropout_seed(m, lin)));
+        SW_TRY(
+            be->dropout_fwd(be, la->xd, x, N * lin->in, lin->lora_dropout, dropout_seed(m, lin)));
         xd = la->xd;
     }
     if (!la->t && !(la->t = sw_model_scratch_f(m, N * lin->r))) return SW_ENOMEM;
@@ -48,8 +48,8 @@ int sw_linear_backward(struct sw_model *m, const struct sw_linear *lin, float *d
     if (lin->b && lin->b->trainable)
         SW_TRY(be->bias_bwd(be, lin->b->grad.data, dy, N, lin->out, 1.0f));
     if (dx)
-        SW_TRY(be->matmul_bwd_dx(be, dx, dy, lin->w->value.data, N, lin->out, lin->in, 1.0f,
-                                 dx_beta));
+        SW_TRY(
+            be->matmul_bwd_dx(be, dx, dy, lin->w->value.data, N, lin->out, lin->in, 1.0f, dx_beta));
     if (!lin->lora_a) return 0;
 
     const float *xd = la->xd ? la->xd : x;
@@ -60,15 +60,14 @@ int sw_linear_backward(struct sw_model *m, const struct sw_linear *lin, float *d
     SW_TRY(be->matmul_bwd_dx(be, dt, dy, lin->lora_b->value.data, N, lin->out, lin->r,
                              lin->lora_scale, 0.0f));
     if (lin->lora_a->trainable)
-        SW_TRY(be->matmul_bwd_dw(be, lin->lora_a->grad.data, dt, xd, N, lin->r, lin->in, 1.0f,
-                                 1.0f));
+        SW_TRY(
+            be->matmul_bwd_dw(be, lin->lora_a->grad.data, dt, xd, N, lin->r, lin->in, 1.0f, 1.0f));
     if (!dx) return 0;
     if (!la->xd) /* no dropout: the branch's input gradient adds straight onto dx */
         return be->matmul_bwd_dx(be, dx, dt, lin->lora_a->value.data, N, lin->r, lin->in, 1.0f,
                                  1.0f);
     float *dxd = m->step.g_lora_x; /* [N, in] */
-    SW_TRY(be->matmul_bwd_dx(be, dxd, dt, lin->lora_a->value.data, N, lin->r, lin->in, 1.0f,
-                             0.0f));
+    SW_TRY(be->matmul_bwd_dx(be, dxd, dt, lin->lora_a->value.data, N, lin->r, lin->in, 1.0f, 0.0f));
     SW_TRY(be->dropout_bwd(be, dxd, dxd, N * lin->in, lin->lora_dropout, dropout_seed(m, lin)));
     return be->axpy(be, dx, dxd, 1.0f, N * lin->in);
 }

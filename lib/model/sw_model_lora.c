@@ -18,12 +18,14 @@
 static int parse_targets(const char *spec, int mask[SW_LIN_COUNT]) {
     memset(mask, 0, SW_LIN_COUNT * sizeof(int));
     if (!spec || !*spec || strcmp(spec, "all-linear") == 0) {
-        for (int i = 0; i < SW_LIN_COUNT; i++) mask[i] = 1;
+        for (int i = 0; i < SW_LIN_COUNT; i++)
+            mask[i] = 1;
         return 0;
     }
     const char *p = spec;
     while (*p) {
-        while (*p == ',' || *p == ' ') p++;
+        while (*p == ',' || *p == ' ')
+            p++;
         if (!*p) break;
         size_t n = strcspn(p, ", ");
         int found = 0;
@@ -31,9 +33,11 @@ static int parse_targets(const char *spec, int mask[SW_LIN_COUNT]) {
             if (strlen(sw_lin_names[i]) == n && strncmp(p, sw_lin_names[i], n) == 0)
                 mask[i] = found = 1;
         if (!found)
-            return sw_err_set(SW_EINVAL, "lora: unknown target module '%.*s' in '%s' (known: "
+            return sw_err_set(SW_EINVAL,
+                              "lora: unknown target module '%.*s' in '%s' (known: "
                               "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, "
-                              "or all-linear)", (int)n, p, spec);
+                              "or all-linear)",
+                              (int)n, p, spec);
         p += n;
     }
     return 0;
@@ -53,8 +57,10 @@ static int init_a(struct sw_model *m, struct sw_param *a, int64_t in, struct sw_
 int sw_model_lora_add(struct sw_model *m, const struct sw_lora_config *lc) {
     if (m->has_lora) return sw_err_set(SW_ESTATE, "lora: the model already has adapters");
     if (lc->r <= 0 || lc->alpha <= 0 || lc->dropout < 0 || lc->dropout >= 1)
-        return sw_err_set(SW_EINVAL, "lora: need r > 0 (got %d), lora_alpha > 0 (got %g), "
-                          "0 <= lora_dropout < 1 (got %g)", lc->r, lc->alpha, lc->dropout);
+        return sw_err_set(SW_EINVAL,
+                          "lora: need r > 0 (got %d), lora_alpha > 0 (got %g), "
+                          "0 <= lora_dropout < 1 (got %g)",
+                          lc->r, lc->alpha, lc->dropout);
     int mask[SW_LIN_COUNT];
     SW_TRY(parse_targets(lc->target_modules, mask));
     for (int i = 0; i < m->nparams; i++) { /* freeze the base */

@@ -48,7 +48,7 @@ static void layer_set(const struct sw_model *m, int l, int64_t N, struct tally *
         const struct sw_linear *lin = &ly->lin[i];
         if (!lin->lora_a) continue;
         if (m->training && lin->lora_dropout > 0.0f) take(t, N * lin->in, 4); /* dropout(x) */
-        take(t, N * lin->r, 4);                                                 /* t = x·Aᵀ */
+        take(t, N * lin->r, 4);                                               /* t = x·Aᵀ */
     }
 }
 
@@ -80,7 +80,7 @@ size_t sw_model_scratch_estimate(const struct sw_model *m, int64_t N, int64_t ns
     for (int l = 0; l < m->L; l++)
         for (int i = 0; i < SW_LIN_COUNT; i++)
             if (m->layers[l].lin[i].r > r) r = m->layers[l].lin[i].r;
-    const int64_t ws[] = {N * C,  N * C,  N * C, N * C, N * QD, N * QD, N * QD, N * KD,
+    const int64_t ws[] = {N * C,  N * C,  N * C, N * C, N * QD, N * QD, N * QD,  N * KD,
                           N * KD, N * KD, N * F, N * F, N * F,  N * r,  N * wide};
     for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
         take(&t, ws[i], 4);

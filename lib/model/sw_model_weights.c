@@ -48,10 +48,11 @@ static int load_param(struct sw_model *m, struct sw_param *p, const char *name,
     sw_model_shape_str(p, want, sizeof want);
     const struct sw_st_entry *e = sw_st_set_find(s, name);
     if (!e)
-        return sw_err_set(SW_ENOTFOUND, "%s: missing tensor '%s' (expected shape %s)", where,
-                          name, want);
+        return sw_err_set(SW_ENOTFOUND, "%s: missing tensor '%s' (expected shape %s)", where, name,
+                          want);
     int ok = e->ndim == p->value.ndim;
-    for (int d = 0; ok && d < e->ndim; d++) ok = e->shape[d] == p->value.shape[d];
+    for (int d = 0; ok && d < e->ndim; d++)
+        ok = e->shape[d] == p->value.shape[d];
     if (!ok) {
         char got[128];
         int k = snprintf(got, sizeof got, "[");
@@ -59,8 +60,8 @@ static int load_param(struct sw_model *m, struct sw_param *p, const char *name,
             k += snprintf(got + k, sizeof got - (size_t)k, "%s%lld", d ? ", " : "",
                           (long long)e->shape[d]);
         if (k < (int)sizeof got) snprintf(got + k, sizeof got - (size_t)k, "]");
-        return sw_err_set(SW_EFORMAT, "%s: tensor '%s' has shape %s, the config implies %s",
-                          where, name, got, want);
+        return sw_err_set(SW_EFORMAT, "%s: tensor '%s' has shape %s, the config implies %s", where,
+                          name, got, want);
     }
     return fill_from_entry(m, p, e, where);
 }
@@ -86,8 +87,10 @@ int sw_model_load(struct sw_model *m, const struct sw_st_set *s) {
 
 int sw_model_lora_load(struct sw_model *m, const struct sw_st_set *s) {
     if (!m->has_lora)
-        return sw_err_set(SW_ESTATE, "%s: model has no LoRA parameters (call sw_model_lora_add "
-                          "first)", set_name(s));
+        return sw_err_set(SW_ESTATE,
+                          "%s: model has no LoRA parameters (call sw_model_lora_add "
+                          "first)",
+                          set_name(s));
     for (int i = 0; i < m->nparams; i++) {
         struct sw_param *p = m->params[i];
         if (p->is_lora) SW_TRY(load_param(m, p, p->name, s));
@@ -138,7 +141,8 @@ static void init_matrix_piece(struct sw_model *m, struct sw_param *p, uint64_t s
 static void init_vector_piece(const struct sw_param *p, float *x, int64_t n) {
     size_t len = strlen(p->name);
     float v = len > 5 && strcmp(p->name + len - 5, ".bias") == 0 ? 0.0f : 1.0f;
-    for (int64_t k = 0; k < n; k++) x[k] = v;
+    for (int64_t k = 0; k < n; k++)
+        x[k] = v;
 }
 
 int sw_model_init_random(struct sw_model *m, uint64_t seed, float std) {

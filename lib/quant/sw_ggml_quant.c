@@ -47,17 +47,23 @@ static inline int nearest(float f) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
-static inline int imin(int a, int b) { return a < b ? a : b; }
-static inline int imax(int a, int b) { return a > b ? a : b; }
+static inline int imin(int a, int b) {
+    return a < b ? a : b;
+}
+static inline int imax(int a, int b) {
+    return a > b ? a : b;
+}
 
 /* ---- 32-element formats (ggml's reference quantizers) ---- */
 
 static void q8_0_block(const float *x, uint8_t *y) {
     float amax = 0;
-    for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+    for (int j = 0; j < QK; j++)
+        amax = fmaxf(amax, fabsf(x[j]));
     float d = amax / 127, id = d != 0 ? 1.0f / d : 0.0f;
     f2h(y, d);
-    for (int j = 0; j < QK; j++) y[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+    for (int j = 0; j < QK; j++)
+        y[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
 }
 
 /* The value of largest magnitude (the first one on ties), sign kept. */
@@ -80,7 +86,8 @@ static void q4_0_block(const float *x, uint8_t *y) {
 
 static void minmax(const float *x, int n, float *mn, float *mx) {
     float lo = INFINITY, hi = -INFINITY;
-    for (int j = 0; j < n; j++) lo = x[j] < lo ? x[j] : lo, hi = x[j] > hi ? x[j] : hi;
+    for (int j = 0; j < n; j++)
+        lo = x[j] < lo ? x[j] : lo, hi = x[j] > hi ? x[j] : hi;
     *mn = lo, *mx = hi;
 }
 
@@ -131,8 +138,8 @@ static void q5_1_block(const float *x, uint8_t *y) {
  * range, then try iscale = (nmax + rmin + rdelta·k)/(max − min) for k = 0..nstep, refit
  * (scale, min) by weighted least squares on each candidate's levels and keep the lowest
  * weighted squared error. Returns scale; *off is −min (≥ 0). */
-static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
-                           float *off, float rmin, float rdelta, int nstep) {
+static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L, float *off,
+                           float rmin, float rdelta, int nstep) {
     float mn = x[0], mx = x[0], sum_w = w[0], sum_x = w[0] * x[0];
     for (int i = 1; i < n; i++) {
         mn = x[i] < mn ? x[i] : mn;
@@ -231,7 +238,8 @@ static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L, const flo
  * coordinate descent on single levels. Returns the scale. */
 static float fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const float *w) {
     float max = 0;
-    for (int i = 0; i < n; i++) max = fmaxf(max, x[i]);
+    for (int i = 0; i < n; i++)
+        max = fmaxf(max, x[i]);
     if (max < 1e-15f) {
         memset(L, 0, (size_t)n);
         return 0.f;
@@ -317,11 +325,14 @@ static void qk_levels(const float *x, uint8_t *y, uint8_t *L, int nmax, const fl
         for (int j = 0; j < 8; j++) {
             const float *xs = x + 32 * j;
             float sum_x2 = 0;
-            for (int l = 0; l < 32; l++) sum_x2 += xs[l] * xs[l];
+            for (int l = 0; l < 32; l++)
+                sum_x2 += xs[l] * xs[l];
             float av_x = sqrtf(sum_x2 / 32);
-            for (int l = 0; l < 32; l++) w[l] = av_x + fabsf(xs[l]);
-            scales[j] = nmax == 15 ? fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], -1.f, 0.1f, 20)
-                                   : fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], -0.5f, 0.1f, 15);
+            for (int l = 0; l < 32; l++)
+                w[l] = av_x + fabsf(xs[l]);
+            scales[j] = nmax == 15
+                            ? fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], -1.f, 0.1f, 20)
+                            : fit_scale_min(32, nmax, xs, w, L + 32 * j, &mins[j], -0.5f, 0.1f, 15);
             max_scale = fmaxf(max_scale, scales[j]);
             max_min = fmaxf(max_min, mins[j]);
         }
@@ -335,7 +346,8 @@ static void qk_levels(const float *x, uint8_t *y, uint8_t *L, int nmax, const fl
         m_block = max_min / 63.f;
     } else {
         float sum_x2 = 0;
-        for (int l = 0; l < QKK; l++) sum_x2 += x[l] * x[l];
+        for (int l = 0; l < QKK; l++)
+            sum_x2 += x[l] * x[l];
         float sigma2 = 2 * sum_x2 / QKK;
         for (int j = 0; j < 8; j++) {
             const float *xs = x + 32 * j;
@@ -370,7 +382,8 @@ static void q4_k_block(const float *x, uint8_t *y, const float *qw) {
     qk_levels(x, y, L, 15, qw);
     uint8_t *q = y + 16;
     for (int j = 0; j < QKK; j += 64, q += 32)
-        for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+        for (int l = 0; l < 32; l++)
+            q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
 }
 
 static void q5_k_block(const float *x, uint8_t *y, const float *qw) {
@@ -403,7 +416,8 @@ static void q6_k_block(const float *x, uint8_t *y, const float *qw) {
     }
     float iscale = -128.f / max_scale;
     f2h(dp, 1 / iscale);
-    for (int ib = 0; ib < 16; ib++) sc[ib] = (uint8_t)(int8_t)imin(127, nearest(iscale * scales[ib]));
+    for (int ib = 0; ib < 16; ib++)
+        sc[ib] = (uint8_t)(int8_t)imin(127, nearest(iscale * scales[ib]));
     float d = h2f(dp);
     for (int j = 0; j < 16; j++) {
         float ds = d * (int8_t)sc[j];
@@ -429,16 +443,19 @@ static void q6_k_block(const float *x, uint8_t *y, const float *qw) {
 static void q4_0_block_w(const float *x, uint8_t *y, const float *qw, float sigma2) {
     float w[QK];
     int8_t L[QK];
-    for (int j = 0; j < QK; j++) w[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
+    for (int j = 0; j < QK; j++)
+        w[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
     f2h(y, fit_scale_sym(QK, 8, x, L, w));
-    for (int j = 0; j < 16; j++) y[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+    for (int j = 0; j < 16; j++)
+        y[2 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
 }
 
 static void q5_0_block_w(const float *x, uint8_t *y, const float *qw, float sigma2) {
     float w[QK];
     int8_t L[QK];
     uint32_t qh = 0;
-    for (int j = 0; j < QK; j++) w[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
+    for (int j = 0; j < QK; j++)
+        w[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
     f2h(y, fit_scale_sym(QK, 16, x, L, w));
     for (int j = 0; j < 16; j++) {
         uint8_t a = (uint8_t)L[j], b = (uint8_t)L[j + 16];
@@ -452,11 +469,13 @@ static void q5_0_block_w(const float *x, uint8_t *y, const float *qw, float sigm
 static void qx_1_block_w(const float *x, uint8_t *y, const float *qw, float sigma2, int nmax) {
     float w[QK], off;
     uint8_t L[QK];
-    for (int j = 0; j < QK; j++) w[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
+    for (int j = 0; j < QK; j++)
+        w[j] = qw[j] * sqrtf(sigma2 + x[j] * x[j]);
     f2h(y, fit_scale_min(QK, nmax, x, w, L, &off, -0.9f, 0.05f, 36));
     f2h(y + 2, -off);
     if (nmax == 15) {
-        for (int j = 0; j < 16; j++) y[4 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+        for (int j = 0; j < 16; j++)
+            y[4 + j] = (uint8_t)(L[j] | (L[j + 16] << 4));
         return;
     }
     uint32_t qh = 0;
@@ -472,7 +491,8 @@ static void qx_1_block_w(const float *x, uint8_t *y, const float *qw, float sigm
 
 static void dq_q8_0(const uint8_t *b, float *y) {
     float d = h2f(b);
-    for (int j = 0; j < QK; j++) y[j] = (int8_t)b[2 + j] * d;
+    for (int j = 0; j < QK; j++)
+        y[j] = (int8_t)b[2 + j] * d;
 }
 
 static void dq_q4_0(const uint8_t *b, float *y) {
@@ -524,8 +544,10 @@ static void dq_q4_k(const uint8_t *b, float *y) {
         float d1 = d * sc, m1 = dmin * m;
         unpack_scale_min(is + 1, b + 4, &sc, &m);
         float d2 = d * sc, m2 = dmin * m;
-        for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xF) - m1;
-        for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
+        for (int l = 0; l < 32; l++)
+            *y++ = d1 * (q[l] & 0xF) - m1;
+        for (int l = 0; l < 32; l++)
+            *y++ = d2 * (q[l] >> 4) - m2;
     }
 }
 
@@ -539,8 +561,10 @@ static void dq_q5_k(const uint8_t *b, float *y) {
         float d1 = d * sc, m1 = dmin * m;
         unpack_scale_min(is + 1, b + 4, &sc, &m);
         float d2 = d * sc, m2 = dmin * m;
-        for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
-        for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+        for (int l = 0; l < 32; l++)
+            *y++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+        for (int l = 0; l < 32; l++)
+            *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
     }
 }
 
@@ -573,7 +597,8 @@ static void dq_q2_k(const uint8_t *b, float *y) {
             for (int half = 0; half < 2; half++) {
                 uint8_t sc = scales[is++];
                 float dl = d * (sc & 0xF), ml = mn * (sc >> 4);
-                for (int l = 0; l < 16; l++) *y++ = dl * ((q[l + 16 * half] >> shift) & 3) - ml;
+                for (int l = 0; l < 16; l++)
+                    *y++ = dl * ((q[l + 16 * half] >> shift) & 3) - ml;
             }
         }
     }
@@ -608,8 +633,16 @@ static void dq_q3_k(const uint8_t *b, float *y) {
 
 int sw_ggml_can_quantize(int type) {
     switch (type) {
-    case SW_GGML_F32: case SW_GGML_F16: case SW_GGML_BF16: case SW_GGML_Q8_0: case SW_GGML_Q4_0:
-    case SW_GGML_Q4_1: case SW_GGML_Q5_0: case SW_GGML_Q5_1: case SW_GGML_Q4_K: case SW_GGML_Q5_K:
+    case SW_GGML_F32:
+    case SW_GGML_F16:
+    case SW_GGML_BF16:
+    case SW_GGML_Q8_0:
+    case SW_GGML_Q4_0:
+    case SW_GGML_Q4_1:
+    case SW_GGML_Q5_0:
+    case SW_GGML_Q5_1:
+    case SW_GGML_Q4_K:
+    case SW_GGML_Q5_K:
     case SW_GGML_Q6_K: return 1;
     default: return 0;
     }
@@ -632,14 +665,18 @@ static void quantize_row(int type, const float *x, uint8_t *y, int64_t n, const 
     if (qw && (type == SW_GGML_Q4_0 || type == SW_GGML_Q4_1 || type == SW_GGML_Q5_0 ||
                type == SW_GGML_Q5_1)) {
         float sum_x2 = 0;
-        for (int64_t j = 0; j < n; j++) sum_x2 += x[j] * x[j];
+        for (int64_t j = 0; j < n; j++)
+            sum_x2 += x[j] * x[j];
         float sigma2 = sum_x2 / (float)n;
         for (int64_t b = 0; b < nb; b++) {
             const float *xb = x + b * QK, *wb = qw + b * QK;
             uint8_t *yb = y + (size_t)b * bs;
-            if (type == SW_GGML_Q4_0) q4_0_block_w(xb, yb, wb, sigma2);
-            else if (type == SW_GGML_Q5_0) q5_0_block_w(xb, yb, wb, sigma2);
-            else qx_1_block_w(xb, yb, wb, sigma2, type == SW_GGML_Q4_1 ? 15 : 31);
+            if (type == SW_GGML_Q4_0)
+                q4_0_block_w(xb, yb, wb, sigma2);
+            else if (type == SW_GGML_Q5_0)
+                q5_0_block_w(xb, yb, wb, sigma2);
+            else
+                qx_1_block_w(xb, yb, wb, sigma2, type == SW_GGML_Q4_1 ? 15 : 31);
         }
         return;
     }
@@ -668,8 +705,10 @@ int sw_ggml_quantize(int type, const float *src, void *dst, int64_t nrows, int64
                           sw_ggml_type_name(type) ? sw_ggml_type_name(type) : "?");
     size_t row = sw_ggml_row_size(type, n_per_row);
     if (n_per_row <= 0 || row == 0)
-        return sw_err_set(SW_EINVAL, "a row of %lld elements is not a multiple of the %s block "
-                          "size %lld", (long long)n_per_row, sw_ggml_type_name(type),
+        return sw_err_set(SW_EINVAL,
+                          "a row of %lld elements is not a multiple of the %s block "
+                          "size %lld",
+                          (long long)n_per_row, sw_ggml_type_name(type),
                           (long long)sw_ggml_blck_size(type));
     uint8_t *out = dst;
     size_t n = (size_t)(nrows * n_per_row);

@@ -46,16 +46,11 @@ static int gguf_name(const char *hf, char *out, size_t cap) {
                {"lm_head.weight", "output.weight"}};
     static const struct {
         const char *hf, *gg;
-    } layer[] = {{"input_layernorm", "attn_norm"},
-                 {"self_attn.q_proj", "attn_q"},
-                 {"self_attn.k_proj", "attn_k"},
-                 {"self_attn.v_proj", "attn_v"},
-                 {"self_attn.o_proj", "attn_output"},
-                 {"self_attn.q_norm", "attn_q_norm"},
-                 {"self_attn.k_norm", "attn_k_norm"},
-                 {"post_attention_layernorm", "ffn_norm"},
-                 {"mlp.gate_proj", "ffn_gate"},
-                 {"mlp.up_proj", "ffn_up"},
+    } layer[] = {{"input_layernorm", "attn_norm"},    {"self_attn.q_proj", "attn_q"},
+                 {"self_attn.k_proj", "attn_k"},      {"self_attn.v_proj", "attn_v"},
+                 {"self_attn.o_proj", "attn_output"}, {"self_attn.q_norm", "attn_q_norm"},
+                 {"self_attn.k_norm", "attn_k_norm"}, {"post_attention_layernorm", "ffn_norm"},
+                 {"mlp.gate_proj", "ffn_gate"},       {"mlp.up_proj", "ffn_up"},
                  {"mlp.down_proj", "ffn_down"}};
     for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
         if (!strcmp(hf, top[i].hf)) return snprintf(out, cap, "%s", top[i].gg), 0;
@@ -89,8 +84,10 @@ static float *llama3_rope_factors(const struct sw_model_config *c, int64_t *n) {
     for (int64_t i = 0; i < *n; i++) {
         float freq = (float)(1.0 / pow(c->rope_theta, (double)(2 * i) / (double)dim));
         double wl = 2 * M_PI / freq;
-        if (wl < hi_wl) f[i] = 1;
-        else if (wl > lo_wl) f[i] = (float)factor;
+        if (wl < hi_wl)
+            f[i] = 1;
+        else if (wl > lo_wl)
+            f[i] = (float)factor;
         else {
             double smooth = (old / wl - lo) / (hi - lo);
             f[i] = (float)(1 / ((1 - smooth) / factor + smooth));
@@ -101,7 +98,9 @@ static float *llama3_rope_factors(const struct sw_model_config *c, int64_t *n) {
 
 static int write_metadata(struct sw_gguf_writer *w, const struct sw_model_config *c,
                           const char *name, int ftype) {
-    const char *arch = c->arch == SW_ARCH_LLAMA ? "llama" : c->arch == SW_ARCH_QWEN2 ? "qwen2" : "qwen3";
+    const char *arch = c->arch == SW_ARCH_LLAMA   ? "llama"
+                       : c->arch == SW_ARCH_QWEN2 ? "qwen2"
+                                                  : "qwen3";
     char k[96];
 #define KEY(suffix) (snprintf(k, sizeof k, "%s." suffix, arch), k)
     SW_TRY(sw_gguf_set_str(w, "general.architecture", arch));
@@ -229,22 +228,24 @@ static int export_folder(const char *dir, const struct sw_gguf_export_opts *o, c
             goto out;
         }
         if (p->fallback) {
-            sw_warn("%s: rows of %lld are not whole 256-blocks: %s instead of the K-quant",
-                    p->name, (long long)p->ne[0], sw_ggml_type_name(p->type));
+            sw_warn("%s: rows of %lld are not whole 256-blocks: %s instead of the K-quant", p->name,
+                    (long long)p->ne[0], sw_ggml_type_name(p->type));
             st->n_fallback++;
         }
         if (im && sw_ggml_is_quantized(p->type)) {
             int64_t n = 0;
             p->imat = sw_imatrix_get(im, p->name, &n);
             if (p->imat && n != p->ne[0]) {
-                rc = sw_err_set(SW_EFORMAT, "%s: importance entry '%s' has %lld values but the "
-                                "tensor's rows have %lld", o->imatrix, p->name, (long long)n,
-                                (long long)p->ne[0]);
+                rc = sw_err_set(SW_EFORMAT,
+                                "%s: importance entry '%s' has %lld values but the "
+                                "tensor's rows have %lld",
+                                o->imatrix, p->name, (long long)n, (long long)p->ne[0]);
                 goto out;
             }
             if (!p->imat && p->n_dims > 1)
                 sw_warn("%s: no importance entry for '%s'", o->imatrix, p->name);
-            if (p->imat && (p->type == SW_GGML_Q4_K || p->type == SW_GGML_Q5_K || p->type == SW_GGML_Q6_K))
+            if (p->imat &&
+                (p->type == SW_GGML_Q4_K || p->type == SW_GGML_Q5_K || p->type == SW_GGML_Q6_K))
                 st->n_imatrix++;
         }
         np++;
@@ -273,7 +274,8 @@ static int export_folder(const char *dir, const struct sw_gguf_export_opts *o, c
             if (x && p->type != SW_GGML_F32 && !q) rc = sw_err_set(SW_ENOMEM, "out of memory");
             if (rc == 0 && q) rc = sw_ggml_quantize(p->type, x, q, p->ne[1], p->ne[0], p->imat);
             if (rc == 0) rc = sw_gguf_writer_write_tensor(w, q ? q : x, nbytes);
-            if (rc < 0 && !strstr(sw_err_msg(), p->src->name)) rc = sw_err_wrap(rc, "tensor '%s'", p->src->name);
+            if (rc < 0 && !strstr(sw_err_msg(), p->src->name))
+                rc = sw_err_wrap(rc, "tensor '%s'", p->src->name);
             free(x), free(q);
         }
         st->n_tensors++;
@@ -307,9 +309,11 @@ int sw_gguf_export(const struct sw_gguf_export_opts *o, struct sw_gguf_export_st
     char name[256];
     const char *src = o->model;
     size_t len = strlen(src);
-    while (len > 1 && src[len - 1] == '/') len--;
+    while (len > 1 && src[len - 1] == '/')
+        len--;
     const char *b = src + len;
-    while (b > src && b[-1] != '/') b--;
+    while (b > src && b[-1] != '/')
+        b--;
     snprintf(name, sizeof name, "%.*s", (int)(src + len - b), b);
     if (o->name) snprintf(name, sizeof name, "%s", o->name);
     if (!o->adapter) return export_folder(o->model, o, name, st);

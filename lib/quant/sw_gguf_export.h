@@ -55,8 +55,8 @@ const char *sw_gguf_ftype_choices(void);
 /* What the per-tensor rule needs to know about the model. */
 struct sw_gguf_mix {
     int ftype, base_type;
-    int n_layer;     /* transformer blocks */
-    int tied;        /* no output.weight: token_embd.weight is the output matrix */
+    int n_layer; /* transformer blocks */
+    int tied;    /* no output.weight: token_embd.weight is the output matrix */
     int has_imatrix;
 };
 
@@ -104,10 +104,10 @@ struct sw_gguf_export_opts {
 /* What was written (for the summary line). */
 struct sw_gguf_export_stats {
     int n_tensors;
-    int n_fallback;   /* tensors whose rows forced a fallback type */
-    int n_imatrix;    /* tensors quantized with importance weights */
+    int n_fallback; /* tensors whose rows forced a fallback type */
+    int n_imatrix;  /* tensors quantized with importance weights */
     int64_t n_params;
-    uint64_t bytes;   /* tensor data */
+    uint64_t bytes; /* tensor data */
     uint64_t file_size;
     int by_type[SW_GGML_TYPE_COUNT];
 };

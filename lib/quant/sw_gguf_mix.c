@@ -19,10 +19,10 @@ static const struct {
     const char *name;
     int ftype, base;
 } ftypes[] = {
-    {"f32", SW_FTYPE_ALL_F32, SW_GGML_F32},   {"f16", SW_FTYPE_F16, SW_GGML_F16},
-    {"bf16", SW_FTYPE_BF16, SW_GGML_BF16},    {"q8_0", SW_FTYPE_Q8_0, SW_GGML_Q8_0},
-    {"q4_0", SW_FTYPE_Q4_0, SW_GGML_Q4_0},    {"q4_1", SW_FTYPE_Q4_1, SW_GGML_Q4_1},
-    {"q5_0", SW_FTYPE_Q5_0, SW_GGML_Q5_0},    {"q5_1", SW_FTYPE_Q5_1, SW_GGML_Q5_1},
+    {"f32", SW_FTYPE_ALL_F32, SW_GGML_F32},    {"f16", SW_FTYPE_F16, SW_GGML_F16},
+    {"bf16", SW_FTYPE_BF16, SW_GGML_BF16},     {"q8_0", SW_FTYPE_Q8_0, SW_GGML_Q8_0},
+    {"q4_0", SW_FTYPE_Q4_0, SW_GGML_Q4_0},     {"q4_1", SW_FTYPE_Q4_1, SW_GGML_Q4_1},
+    {"q5_0", SW_FTYPE_Q5_0, SW_GGML_Q5_0},     {"q5_1", SW_FTYPE_Q5_1, SW_GGML_Q5_1},
     {"q4_k_s", SW_FTYPE_Q4_K_S, SW_GGML_Q4_K}, {"q4_k_m", SW_FTYPE_Q4_K_M, SW_GGML_Q4_K},
     {"q5_k_s", SW_FTYPE_Q5_K_S, SW_GGML_Q5_K}, {"q5_k_m", SW_FTYPE_Q5_K_M, SW_GGML_Q5_K},
     {"q6_k", SW_FTYPE_Q6_K, SW_GGML_Q6_K},
@@ -39,7 +39,8 @@ int sw_gguf_ftype_parse(const char *name, int *ftype, int *base_type) {
             *ftype = ftypes[i].ftype, *base_type = ftypes[i].base;
             return 0;
         }
-    return sw_err_set(SW_EUSAGE, "unknown --quant_type '%s' (one of %s)", name, sw_gguf_ftype_choices());
+    return sw_err_set(SW_EUSAGE, "unknown --quant_type '%s' (one of %s)", name,
+                      sw_gguf_ftype_choices());
 }
 
 const char *sw_gguf_ftype_name(int ftype) {
@@ -49,7 +50,8 @@ const char *sw_gguf_ftype_name(int ftype) {
             if (!up[i][0])
                 for (size_t k = 0; k < 7 && ftypes[i].name[k]; k++)
                     up[i][k] = (char)(ftypes[i].name[k] >= 'a' && ftypes[i].name[k] <= 'z'
-                                          ? ftypes[i].name[k] - 32 : ftypes[i].name[k]);
+                                          ? ftypes[i].name[k] - 32
+                                          : ftypes[i].name[k]);
             return up[i];
         }
     return NULL;
@@ -70,8 +72,8 @@ static int layer_of(const char *name) {
     return l;
 }
 
-int sw_gguf_pick_type(const struct sw_gguf_mix *m, const char *name, int n_dims,
-                      const int64_t *ne, int *fallback) {
+int sw_gguf_pick_type(const struct sw_gguf_mix *m, const char *name, int n_dims, const int64_t *ne,
+                      int *fallback) {
     if (fallback) *fallback = 0;
     /* llama.cpp quantizes only 2-D (and 3-D) tensors whose name ends in "weight" and that are
      * not norms; the rest keep the converter's type, which is F32 for 1-D tensors. */
@@ -83,18 +85,24 @@ int sw_gguf_pick_type(const struct sw_gguf_mix *m, const char *name, int n_dims,
     int is_output = !strcmp(name, "output.weight");
     int is_embd = !strcmp(name, "token_embd.weight");
     if (is_output || (m->tied && is_embd)) {
-        if (ne[0] % sw_ggml_blck_size(t) != 0) t = SW_GGML_Q8_0;
-        else if (t != SW_GGML_Q8_0) t = SW_GGML_Q6_K;
+        if (ne[0] % sw_ggml_blck_size(t) != 0)
+            t = SW_GGML_Q8_0;
+        else if (t != SW_GGML_Q8_0)
+            t = SW_GGML_Q6_K;
     } else if (is_embd) {
         /* no change for the file types sw writes */
     } else if (strstr(name, "attn_v.weight")) {
         if ((ft == SW_FTYPE_Q4_K_M || ft == SW_FTYPE_Q5_K_M) && sw_gguf_use_more_bits(i, n))
             t = SW_GGML_Q6_K;
-        else if (ft == SW_FTYPE_Q4_K_S && i < 4) t = SW_GGML_Q5_K;
+        else if (ft == SW_FTYPE_Q4_K_S && i < 4)
+            t = SW_GGML_Q5_K;
     } else if (strstr(name, "ffn_down")) {
-        if (ft == SW_FTYPE_Q4_K_M && sw_gguf_use_more_bits(i, n)) t = SW_GGML_Q6_K;
-        else if (ft == SW_FTYPE_Q5_K_M && sw_gguf_use_more_bits(i, n)) t = SW_GGML_Q6_K;
-        else if (ft == SW_FTYPE_Q4_K_S && i < n / 8) t = SW_GGML_Q5_K;
+        if (ft == SW_FTYPE_Q4_K_M && sw_gguf_use_more_bits(i, n))
+            t = SW_GGML_Q6_K;
+        else if (ft == SW_FTYPE_Q5_K_M && sw_gguf_use_more_bits(i, n))
+            t = SW_GGML_Q6_K;
+        else if (ft == SW_FTYPE_Q4_K_S && i < n / 8)
+            t = SW_GGML_Q5_K;
         else if ((ft == SW_FTYPE_Q4_0 || ft == SW_FTYPE_Q5_0) && m->has_imatrix && i < n / 8)
             t = ft == SW_FTYPE_Q4_0 ? SW_GGML_Q4_1 : SW_GGML_Q5_1;
     }
@@ -105,10 +113,11 @@ int sw_gguf_pick_type(const struct sw_gguf_mix *m, const char *name, int n_dims,
         case SW_GGML_Q5_K: fb = SW_GGML_Q5_1; break;
         case SW_GGML_Q6_K: fb = SW_GGML_Q8_0; break;
         default:
-            return sw_err_set(SW_EUNSUPPORTED, "tensor '%s': rows of %lld elements are not a "
+            return sw_err_set(SW_EUNSUPPORTED,
+                              "tensor '%s': rows of %lld elements are not a "
                               "multiple of the %s block size %lld (llama.cpp has no fallback "
-                              "for %s either; choose f16, bf16 or a K-quant)", name,
-                              (long long)ne[0], sw_ggml_type_name(t),
+                              "for %s either; choose f16, bf16 or a K-quant)",
+                              name, (long long)ne[0], sw_ggml_type_name(t),
                               (long long)sw_ggml_blck_size(t), sw_ggml_type_name(t));
         }
         if (ne[0] % sw_ggml_blck_size(fb) != 0) fb = SW_GGML_F16;
@@ -133,7 +142,8 @@ struct sw_imatrix {
 
 void sw_imatrix_free(struct sw_imatrix *im) {
     if (!im) return;
-    for (int i = 0; i < im->n; i++) free(im->e[i].name), free(im->e[i].v);
+    for (int i = 0; i < im->n; i++)
+        free(im->e[i].name), free(im->e[i].v);
     free(im->e);
     free(im);
 }
@@ -196,11 +206,12 @@ static int load_gguf_imatrix(const char *path, struct sw_imatrix *im) {
 }
 
 /* The legacy binary format, bounds-checked like every reader of untrusted bytes. */
-static int load_legacy_imatrix(const char *path, const uint8_t *p, size_t len, struct sw_imatrix *im) {
+static int load_legacy_imatrix(const char *path, const uint8_t *p, size_t len,
+                               struct sw_imatrix *im) {
     size_t off = 0;
-#define NEED(n, what)                                                                          \
-    do {                                                                                       \
-        if ((n) > len - off)                                                                   \
+#define NEED(n, what)                                                                              \
+    do {                                                                                           \
+        if ((n) > len - off)                                                                       \
             return sw_err_set(SW_ETRUNC, "%s: truncated at byte %zu reading %s", path, off, what); \
     } while (0)
     int32_t count;
@@ -212,7 +223,8 @@ static int load_legacy_imatrix(const char *path, const uint8_t *p, size_t len, s
         int32_t nlen, ncall, nval;
         NEED(4, "a name length");
         memcpy(&nlen, p + off, 4), off += 4;
-        if (nlen <= 0 || nlen > 256) return sw_err_set(SW_EFORMAT, "%s: entry %d: name length %d", path, e, nlen);
+        if (nlen <= 0 || nlen > 256)
+            return sw_err_set(SW_EFORMAT, "%s: entry %d: name length %d", path, e, nlen);
         NEED((size_t)nlen, "a name");
         const char *name = (const char *)p + off;
         off += (size_t)nlen;
@@ -225,7 +237,8 @@ static int load_legacy_imatrix(const char *path, const uint8_t *p, size_t len, s
         if (!v) return sw_err_set(SW_ENOMEM, "out of memory");
         memcpy(v, p + off, (size_t)nval * 4), off += (size_t)nval * 4;
         if (ncall > 0)
-            for (int32_t k = 0; k < nval; k++) v[k] /= (float)ncall;
+            for (int32_t k = 0; k < nval; k++)
+                v[k] /= (float)ncall;
         int rc = im_add(im, name, (size_t)nlen, v, nval);
         if (rc < 0) {
             free(v);
@@ -243,8 +256,10 @@ int sw_imatrix_load(const char *path, struct sw_imatrix **out) {
     struct sw_mmap m = {0};
     int rc = sw_mmap_open(&m, path);
     if (rc == 0) {
-        if (m.len >= 4 && memcmp(m.data, "GGUF", 4) == 0) rc = load_gguf_imatrix(path, im);
-        else rc = load_legacy_imatrix(path, m.data, m.len, im);
+        if (m.len >= 4 && memcmp(m.data, "GGUF", 4) == 0)
+            rc = load_gguf_imatrix(path, im);
+        else
+            rc = load_legacy_imatrix(path, m.data, m.len, im);
     }
     sw_mmap_close(&m);
     for (int i = 0; rc == 0 && i < im->n; i++)
@@ -272,4 +287,6 @@ const float *sw_imatrix_get(const struct sw_imatrix *im, const char *name, int64
     return NULL;
 }
 
-int sw_imatrix_count(const struct sw_imatrix *im) { return im ? im->n : 0; }
+int sw_imatrix_count(const struct sw_imatrix *im) {
+    return im ? im->n : 0;
+}

@@ -79,8 +79,10 @@ static const char *show(const struct sw_gguf_str *s, char *buf, size_t cap) {
     size_t n = 0;
     for (uint64_t i = 0; i < s->n && n + 5 < cap; i++) {
         unsigned char ch = (unsigned char)s->p[i];
-        if (ch >= 0x20 && ch < 0x7f && ch != '\'') buf[n++] = (char)ch;
-        else n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", ch);
+        if (ch >= 0x20 && ch < 0x7f && ch != '\'')
+            buf[n++] = (char)ch;
+        else
+            n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", ch);
     }
     if (n >= cap) n = cap - 1;
     buf[n] = 0;
@@ -102,26 +104,31 @@ static int read_value(struct cursor *c, struct sw_gguf_kv *kv) {
     uint32_t at;
     SW_TRY(rd_u32(c, &at, k));
     if (at >= SW_GGUF_VTYPE_COUNT || at == SW_GGUF_ARRAY)
-        return sw_err_set(SW_EFORMAT, "%s: key '%s': array of %s values is not supported",
-                          c->name, k, at == SW_GGUF_ARRAY ? "array" : "unknown");
+        return sw_err_set(SW_EFORMAT, "%s: key '%s': array of %s values is not supported", c->name,
+                          k, at == SW_GGUF_ARRAY ? "array" : "unknown");
     kv->arr_type = (enum sw_gguf_vtype)at;
     SW_TRY(rd_u64(c, &kv->n, k));
     if (at != SW_GGUF_STRING) {
         size_t es = sw_gguf_vtype_size((int)at);
         if (kv->n > c->left / es)
-            return sw_err_set(SW_ETRUNC, "%s: truncated: key '%s': array of %llu %s values needs "
-                              "more than the %zu bytes left", c->name, k, (unsigned long long)kv->n,
-                              sw_gguf_vtype_name((int)at), c->left);
+            return sw_err_set(SW_ETRUNC,
+                              "%s: truncated: key '%s': array of %llu %s values needs "
+                              "more than the %zu bytes left",
+                              c->name, k, (unsigned long long)kv->n, sw_gguf_vtype_name((int)at),
+                              c->left);
         return take(c, (size_t)kv->n * es, &kv->data, k);
     }
     /* Every string takes at least its 8-byte length: bound the count before allocating. */
     if (kv->n > c->left / 8)
-        return sw_err_set(SW_ETRUNC, "%s: truncated: key '%s': array of %llu strings needs more "
-                          "than the %zu bytes left", c->name, k, (unsigned long long)kv->n, c->left);
+        return sw_err_set(SW_ETRUNC,
+                          "%s: truncated: key '%s': array of %llu strings needs more "
+                          "than the %zu bytes left",
+                          c->name, k, (unsigned long long)kv->n, c->left);
     kv->data = c->p;
     kv->strs = malloc((size_t)(kv->n ? kv->n : 1) * sizeof *kv->strs);
     if (!kv->strs) return sw_err_set(SW_ENOMEM, "out of memory for key '%s'", k);
-    for (uint64_t i = 0; i < kv->n; i++) SW_TRY(rd_str(c, &kv->strs[i], k));
+    for (uint64_t i = 0; i < kv->n; i++)
+        SW_TRY(rd_str(c, &kv->strs[i], k));
     return 0;
 }
 
@@ -167,9 +174,10 @@ static int parse(struct sw_gguf *g) {
     SW_TRY(rd_u64(&c, &nkv, "key-value count"));
     /* A key takes at least 8 + 4 bytes and a tensor info at least 8 + 4 + 4 + 8. */
     if (nkv > c.left / 12 || nt > c.left / 24 || nkv > INT32_MAX || nt > INT32_MAX)
-        return sw_err_set(SW_ETRUNC, "%s: truncated: the header claims %llu keys and %llu "
-                          "tensors, more than the %zu bytes of the file can hold", g->name, (unsigned long long)nkv,
-                          (unsigned long long)nt, c.left);
+        return sw_err_set(SW_ETRUNC,
+                          "%s: truncated: the header claims %llu keys and %llu "
+                          "tensors, more than the %zu bytes of the file can hold",
+                          g->name, (unsigned long long)nkv, (unsigned long long)nt, c.left);
     g->kv = calloc(nkv ? nkv : 1, sizeof *g->kv);
     g->tensors = calloc(nt ? nt : 1, sizeof *g->tensors);
     if (!g->kv || !g->tensors) return sw_err_set(SW_ENOMEM, "out of memory");
@@ -199,7 +207,8 @@ static int parse(struct sw_gguf *g) {
     }
     char **names = malloc((nkv > nt ? nkv : nt ? nt : 1) * sizeof *names);
     if (!names) return sw_err_set(SW_ENOMEM, "out of memory");
-    for (int i = 0; i < g->n_kv; i++) names[i] = g->kv[i].key;
+    for (int i = 0; i < g->n_kv; i++)
+        names[i] = g->kv[i].key;
     int rc = check_unique(g->name, names, g->n_kv, "key");
     for (uint64_t i = 0; i < nt && rc == 0; i++) {
         struct sw_gguf_tensor *t = &g->tensors[i];
@@ -207,28 +216,36 @@ static int parse(struct sw_gguf *g) {
         uint32_t nd, type;
         if ((rc = rd_str(&c, &name, "tensor name")) < 0) break;
         if (name.n == 0 || name.n > SW_GGUF_MAX_NAME || memchr(name.p, 0, name.n)) {
-            rc = sw_err_set(SW_EFORMAT, "%s: tensor %llu: name '%s' is empty, longer than %d bytes "
-                            "or holds a NUL", g->name, (unsigned long long)i,
-                            show(&name, buf, sizeof buf), SW_GGUF_MAX_NAME);
+            rc = sw_err_set(SW_EFORMAT,
+                            "%s: tensor %llu: name '%s' is empty, longer than %d bytes "
+                            "or holds a NUL",
+                            g->name, (unsigned long long)i, show(&name, buf, sizeof buf),
+                            SW_GGUF_MAX_NAME);
             break;
         }
-        if (!(t->name = dup_str(&name))) { rc = sw_err_set(SW_ENOMEM, "out of memory"); break; }
+        if (!(t->name = dup_str(&name))) {
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
+            break;
+        }
         g->n_tensors = (int)i + 1;
         if ((rc = rd_u32(&c, &nd, t->name)) < 0) break;
         if (nd == 0 || nd > SW_GGUF_MAX_DIMS) {
-            rc = sw_err_set(SW_EFORMAT, "%s: tensor '%s': %u dimensions (1 to %d allowed)",
-                            g->name, t->name, nd, SW_GGUF_MAX_DIMS);
+            rc = sw_err_set(SW_EFORMAT, "%s: tensor '%s': %u dimensions (1 to %d allowed)", g->name,
+                            t->name, nd, SW_GGUF_MAX_DIMS);
             break;
         }
         t->n_dims = (int)nd;
         uint64_t numel = 1;
-        for (int d = 0; d < SW_GGUF_MAX_DIMS; d++) t->ne[d] = 1;
+        for (int d = 0; d < SW_GGUF_MAX_DIMS; d++)
+            t->ne[d] = 1;
         for (uint32_t d = 0; d < nd && rc == 0; d++) {
             uint64_t ne;
             if ((rc = rd_u64(&c, &ne, t->name)) < 0) break;
             if (ne > INT64_MAX || (ne && numel > (uint64_t)INT64_MAX / ne))
-                rc = sw_err_set(SW_EFORMAT, "%s: tensor '%s': dimension %u (%llu) overflows the "
-                                "element count", g->name, t->name, d, (unsigned long long)ne);
+                rc = sw_err_set(SW_EFORMAT,
+                                "%s: tensor '%s': dimension %u (%llu) overflows the "
+                                "element count",
+                                g->name, t->name, d, (unsigned long long)ne);
             t->ne[d] = (int64_t)ne, numel *= ne;
         }
         if (rc < 0) break;
@@ -241,9 +258,11 @@ static int parse(struct sw_gguf *g) {
         t->type = (int)type;
         int64_t blck = sw_ggml_blck_size(t->type);
         if (t->ne[0] % blck != 0) {
-            rc = sw_err_set(SW_EFORMAT, "%s: tensor '%s': row of %lld elements is not a multiple "
-                            "of the %s block size %lld", g->name, t->name, (long long)t->ne[0],
-                            sw_ggml_type_name(t->type), (long long)blck);
+            rc = sw_err_set(SW_EFORMAT,
+                            "%s: tensor '%s': row of %lld elements is not a multiple "
+                            "of the %s block size %lld",
+                            g->name, t->name, (long long)t->ne[0], sw_ggml_type_name(t->type),
+                            (long long)blck);
             break;
         }
         uint64_t rows = numel / (uint64_t)(t->ne[0] ? t->ne[0] : 1);
@@ -255,21 +274,25 @@ static int parse(struct sw_gguf *g) {
         }
         uint64_t nbytes = rows * row_bytes;
         if (nbytes > g->len) {
-            rc = sw_err_set(SW_ETRUNC, "%s: truncated: tensor '%s' needs %llu bytes, more than "
-                            "the whole file (%zu)", g->name, t->name, (unsigned long long)nbytes, g->len);
+            rc = sw_err_set(SW_ETRUNC,
+                            "%s: truncated: tensor '%s' needs %llu bytes, more than "
+                            "the whole file (%zu)",
+                            g->name, t->name, (unsigned long long)nbytes, g->len);
             break;
         }
         t->nbytes = (size_t)nbytes;
         if ((rc = rd_u64(&c, &t->offset, t->name)) < 0) break;
         if (t->offset % g->alignment != 0) {
-            rc = sw_err_set(SW_EFORMAT, "%s: tensor '%s': offset %llu is not a multiple of the "
-                            "alignment %u", g->name, t->name, (unsigned long long)t->offset,
-                            g->alignment);
+            rc = sw_err_set(SW_EFORMAT,
+                            "%s: tensor '%s': offset %llu is not a multiple of the "
+                            "alignment %u",
+                            g->name, t->name, (unsigned long long)t->offset, g->alignment);
             break;
         }
     }
     if (rc == 0) {
-        for (int i = 0; i < g->n_tensors; i++) names[i] = g->tensors[i].name;
+        for (int i = 0; i < g->n_tensors; i++)
+            names[i] = g->tensors[i].name;
         rc = check_unique(g->name, names, g->n_tensors, "tensor");
     }
     free(names);
@@ -279,26 +302,30 @@ static int parse(struct sw_gguf *g) {
     uint64_t pos = c.off;
     g->data_offset = (pos + g->alignment - 1) / g->alignment * g->alignment;
     if (g->n_tensors > 0 && g->data_offset > g->len)
-        return sw_err_set(SW_ETRUNC, "%s: truncated: the data section would start at byte %llu "
-                          "but the file has %zu", g->name, (unsigned long long)g->data_offset,
-                          g->len);
+        return sw_err_set(SW_ETRUNC,
+                          "%s: truncated: the data section would start at byte %llu "
+                          "but the file has %zu",
+                          g->name, (unsigned long long)g->data_offset, g->len);
     size_t nt_alloc = g->n_tensors > 0 ? (size_t)g->n_tensors : 1;
     struct sw_gguf_tensor **by_off = malloc(nt_alloc * sizeof *by_off);
     if (!by_off) return sw_err_set(SW_ENOMEM, "out of memory");
-    for (int i = 0; i < g->n_tensors; i++) by_off[i] = &g->tensors[i];
+    for (int i = 0; i < g->n_tensors; i++)
+        by_off[i] = &g->tensors[i];
     qsort(by_off, (size_t)g->n_tensors, sizeof *by_off, cmp_off);
     uint64_t data_len = g->len - (g->n_tensors ? g->data_offset : g->len);
     for (int i = 0; i < g->n_tensors && rc == 0; i++) {
         struct sw_gguf_tensor *t = by_off[i];
         if (t->offset > data_len || t->nbytes > data_len - t->offset)
-            rc = sw_err_set(SW_ETRUNC, "%s: truncated: tensor '%s' ends at byte %llu of the data "
-                            "section, which has %llu", g->name, t->name,
-                            (unsigned long long)(t->offset + t->nbytes),
+            rc = sw_err_set(SW_ETRUNC,
+                            "%s: truncated: tensor '%s' ends at byte %llu of the data "
+                            "section, which has %llu",
+                            g->name, t->name, (unsigned long long)(t->offset + t->nbytes),
                             (unsigned long long)data_len);
         else if (i > 0 && by_off[i - 1]->offset + by_off[i - 1]->nbytes > t->offset)
             rc = sw_err_set(SW_EFORMAT, "%s: tensors '%s' and '%s' overlap", g->name,
                             by_off[i - 1]->name, t->name);
-        else t->data = g->buf + g->data_offset + t->offset;
+        else
+            t->data = g->buf + g->data_offset + t->offset;
     }
     free(by_off);
     return rc;
@@ -334,20 +361,36 @@ int sw_gguf_open(const char *path, struct sw_gguf **out) {
 
 void sw_gguf_close(struct sw_gguf *g) {
     if (!g) return;
-    for (int i = 0; i < g->n_kv; i++) free(g->kv[i].key), free(g->kv[i].strs);
-    for (int i = 0; i < g->n_tensors; i++) free(g->tensors[i].name);
+    for (int i = 0; i < g->n_kv; i++)
+        free(g->kv[i].key), free(g->kv[i].strs);
+    for (int i = 0; i < g->n_tensors; i++)
+        free(g->tensors[i].name);
     free(g->kv), free(g->tensors), free(g->name);
     sw_mmap_close(&g->map);
     free(g);
 }
 
-uint32_t sw_gguf_version(const struct sw_gguf *g) { return g->version; }
-uint32_t sw_gguf_alignment(const struct sw_gguf *g) { return g->alignment; }
-uint64_t sw_gguf_data_offset(const struct sw_gguf *g) { return g->data_offset; }
-uint64_t sw_gguf_file_size(const struct sw_gguf *g) { return g->len; }
-const char *sw_gguf_name(const struct sw_gguf *g) { return g->name; }
-int sw_gguf_kv_count(const struct sw_gguf *g) { return g->n_kv; }
-int sw_gguf_tensor_count(const struct sw_gguf *g) { return g->n_tensors; }
+uint32_t sw_gguf_version(const struct sw_gguf *g) {
+    return g->version;
+}
+uint32_t sw_gguf_alignment(const struct sw_gguf *g) {
+    return g->alignment;
+}
+uint64_t sw_gguf_data_offset(const struct sw_gguf *g) {
+    return g->data_offset;
+}
+uint64_t sw_gguf_file_size(const struct sw_gguf *g) {
+    return g->len;
+}
+const char *sw_gguf_name(const struct sw_gguf *g) {
+    return g->name;
+}
+int sw_gguf_kv_count(const struct sw_gguf *g) {
+    return g->n_kv;
+}
+int sw_gguf_tensor_count(const struct sw_gguf *g) {
+    return g->n_tensors;
+}
 
 const struct sw_gguf_kv *sw_gguf_kv_get(const struct sw_gguf *g, int i) {
     return i >= 0 && i < g->n_kv ? &g->kv[i] : NULL;
@@ -371,7 +414,8 @@ const struct sw_gguf_tensor *sw_gguf_find_tensor(const struct sw_gguf *g, const 
 
 int64_t sw_gguf_tensor_numel(const struct sw_gguf_tensor *t) {
     int64_t n = 1;
-    for (int d = 0; d < t->n_dims; d++) n *= t->ne[d];
+    for (int d = 0; d < t->n_dims; d++)
+        n *= t->ne[d];
     return n;
 }
 
@@ -380,37 +424,82 @@ int64_t sw_gguf_tensor_numel(const struct sw_gguf_tensor *t) {
 static int64_t elem_int(const uint8_t *p, int vt, int *ok) {
     *ok = 1;
     switch (vt) {
-    case SW_GGUF_UINT8: case SW_GGUF_BOOL: return *p;
+    case SW_GGUF_UINT8:
+    case SW_GGUF_BOOL: return *p;
     case SW_GGUF_INT8: return (int8_t)*p;
-    case SW_GGUF_UINT16: { uint16_t v; memcpy(&v, p, 2); return v; }
-    case SW_GGUF_INT16: { int16_t v; memcpy(&v, p, 2); return v; }
-    case SW_GGUF_UINT32: { uint32_t v; memcpy(&v, p, 4); return v; }
-    case SW_GGUF_INT32: { int32_t v; memcpy(&v, p, 4); return v; }
-    case SW_GGUF_UINT64: { uint64_t v; memcpy(&v, p, 8); if (v > INT64_MAX) *ok = 0; return (int64_t)v; }
-    case SW_GGUF_INT64: { int64_t v; memcpy(&v, p, 8); return v; }
+    case SW_GGUF_UINT16: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
+    case SW_GGUF_INT16: {
+        int16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
+    case SW_GGUF_UINT32: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    case SW_GGUF_INT32: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    case SW_GGUF_UINT64: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        if (v > INT64_MAX) *ok = 0;
+        return (int64_t)v;
+    }
+    case SW_GGUF_INT64: {
+        int64_t v;
+        memcpy(&v, p, 8);
+        return v;
+    }
     default: *ok = 0; return 0;
     }
 }
 
 static double elem_float(const uint8_t *p, int vt, int *ok) {
-    if (vt == SW_GGUF_FLOAT32) { float v; memcpy(&v, p, 4); *ok = 1; return v; }
-    if (vt == SW_GGUF_FLOAT64) { double v; memcpy(&v, p, 8); *ok = 1; return v; }
-    if (vt == SW_GGUF_UINT64) { uint64_t v; memcpy(&v, p, 8); *ok = 1; return (double)v; }
+    if (vt == SW_GGUF_FLOAT32) {
+        float v;
+        memcpy(&v, p, 4);
+        *ok = 1;
+        return v;
+    }
+    if (vt == SW_GGUF_FLOAT64) {
+        double v;
+        memcpy(&v, p, 8);
+        *ok = 1;
+        return v;
+    }
+    if (vt == SW_GGUF_UINT64) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        *ok = 1;
+        return (double)v;
+    }
     return (double)elem_int(p, vt, ok);
 }
 
 int sw_gguf_kv_int(const struct sw_gguf_kv *kv, int64_t *out) {
     int ok = 0;
-    if (kv->type != SW_GGUF_ARRAY && kv->type != SW_GGUF_STRING) *out = elem_int(kv->data, kv->type, &ok);
-    return ok ? 0 : sw_err_set(SW_EFORMAT, "key '%s' is %s, not an integer that fits int64",
-                               kv->key, sw_gguf_vtype_name(kv->type));
+    if (kv->type != SW_GGUF_ARRAY && kv->type != SW_GGUF_STRING)
+        *out = elem_int(kv->data, kv->type, &ok);
+    return ok ? 0
+              : sw_err_set(SW_EFORMAT, "key '%s' is %s, not an integer that fits int64", kv->key,
+                           sw_gguf_vtype_name(kv->type));
 }
 
 int sw_gguf_kv_float(const struct sw_gguf_kv *kv, double *out) {
     int ok = 0;
-    if (kv->type != SW_GGUF_ARRAY && kv->type != SW_GGUF_STRING) *out = elem_float(kv->data, kv->type, &ok);
-    return ok ? 0 : sw_err_set(SW_EFORMAT, "key '%s' is %s, not a number", kv->key,
-                               sw_gguf_vtype_name(kv->type));
+    if (kv->type != SW_GGUF_ARRAY && kv->type != SW_GGUF_STRING)
+        *out = elem_float(kv->data, kv->type, &ok);
+    return ok ? 0
+              : sw_err_set(SW_EFORMAT, "key '%s' is %s, not a number", kv->key,
+                           sw_gguf_vtype_name(kv->type));
 }
 
 int64_t sw_gguf_arr_int(const struct sw_gguf_kv *kv, uint64_t i) {

@@ -94,10 +94,17 @@ const char *sw_gguf_vtype_name(int vtype) {
 
 size_t sw_gguf_vtype_size(int vtype) {
     switch (vtype) {
-    case SW_GGUF_UINT8: case SW_GGUF_INT8: case SW_GGUF_BOOL: return 1;
-    case SW_GGUF_UINT16: case SW_GGUF_INT16: return 2;
-    case SW_GGUF_UINT32: case SW_GGUF_INT32: case SW_GGUF_FLOAT32: return 4;
-    case SW_GGUF_UINT64: case SW_GGUF_INT64: case SW_GGUF_FLOAT64: return 8;
+    case SW_GGUF_UINT8:
+    case SW_GGUF_INT8:
+    case SW_GGUF_BOOL: return 1;
+    case SW_GGUF_UINT16:
+    case SW_GGUF_INT16: return 2;
+    case SW_GGUF_UINT32:
+    case SW_GGUF_INT32:
+    case SW_GGUF_FLOAT32: return 4;
+    case SW_GGUF_UINT64:
+    case SW_GGUF_INT64:
+    case SW_GGUF_FLOAT64: return 8;
     default: return 0;
     }
 }

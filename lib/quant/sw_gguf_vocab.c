@@ -78,7 +78,8 @@ static const char *token_content(const json_t *v) {
 
 static int looks_special(const char *t) {
     size_t n = strlen(t);
-    if (!strcmp(t, "<pad>") || !strcmp(t, "<mask>") || !strcmp(t, "<2mass>") || !strcmp(t, "[@BOS@]"))
+    if (!strcmp(t, "<pad>") || !strcmp(t, "<mask>") || !strcmp(t, "<2mass>") ||
+        !strcmp(t, "[@BOS@]"))
         return 1;
     if (n >= 4 && !strncmp(t, "<|", 2) && !strcmp(t + n - 2, "|>")) return 1;
     /* "<｜" ... "｜>" (fullwidth bar, deepseek) */
@@ -148,19 +149,24 @@ static int space_prefix(const json_t *tok) {
 static char *merge_text(const json_t *m) {
     if (json_is_string(m)) return strdup(json_string_value(m));
     if (!json_is_array(m) || json_array_size(m) != 2) return NULL;
-    const char *a = json_string_value(json_array_get(m, 0)), *b = json_string_value(json_array_get(m, 1));
+    const char *a = json_string_value(json_array_get(m, 0)),
+               *b = json_string_value(json_array_get(m, 1));
     if (!a || !b) return NULL;
     size_t na = strlen(a), nb = strlen(b);
     char *s = malloc(2 * (na + nb) + 2), *o = s;
     if (!s) return NULL;
     for (const char *p = a; *p; p++) {
-        if (*p == ' ') *o++ = (char)0xC4, *o++ = (char)0xA0;
-        else *o++ = *p;
+        if (*p == ' ')
+            *o++ = (char)0xC4, *o++ = (char)0xA0;
+        else
+            *o++ = *p;
     }
     *o++ = ' ';
     for (const char *p = b; *p; p++) {
-        if (*p == ' ') *o++ = (char)0xC4, *o++ = (char)0xA0;
-        else *o++ = *p;
+        if (*p == ' ')
+            *o++ = (char)0xC4, *o++ = (char)0xA0;
+        else
+            *o++ = *p;
     }
     *o = 0;
     return s;
@@ -179,7 +185,8 @@ static char *merge_result(const json_t *m) {
         r[n - 1] = 0;
         return r;
     }
-    const char *a = json_string_value(json_array_get(m, 0)), *b = json_string_value(json_array_get(m, 1));
+    const char *a = json_string_value(json_array_get(m, 0)),
+               *b = json_string_value(json_array_get(m, 1));
     if (!a || !b) return NULL;
     char *r = malloc(strlen(a) + strlen(b) + 1);
     if (r) strcpy(r, a), strcat(r, b);
@@ -200,18 +207,19 @@ struct vocab {
 
 static void vocab_release(struct vocab *v) {
     if (v->tok)
-        for (int64_t i = 0; i < v->n; i++) free(v->tok[i]);
+        for (int64_t i = 0; i < v->n; i++)
+            free(v->tok[i]);
     free(v->tok), free(v->type), free(v->score);
 }
 
 static int set_special_ids(struct sw_gguf_writer *w, const json_t *tok, const json_t *tcfg,
                            const json_t *cfg, int64_t n) {
     static const char *const kinds[] = {"bos", "eos", "unk", "sep", "pad", "cls", "mask"};
-    static const char *const keys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
-                                       "tokenizer.ggml.unknown_token_id",
-                                       "tokenizer.ggml.seperator_token_id",
-                                       "tokenizer.ggml.padding_token_id", NULL,
-                                       "tokenizer.ggml.mask_token_id"};
+    static const char *const keys[] = {
+        "tokenizer.ggml.bos_token_id",     "tokenizer.ggml.eos_token_id",
+        "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.seperator_token_id",
+        "tokenizer.ggml.padding_token_id", NULL,
+        "tokenizer.ggml.mask_token_id"};
     const json_t *added = json_object_get(tok, "added_tokens");
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         if (!keys[k]) continue; /* cls: gguf-py has no key for it */
@@ -235,9 +243,11 @@ static int set_special_ids(struct sw_gguf_writer *w, const json_t *tok, const js
             const json_t *v = json_object_get(cfg, name);
             if (json_is_integer(v)) id = json_integer_value(v);
         }
-        if (id >= 0 && id < n) SW_TRY(sw_gguf_set_u32(w, keys[k], (uint32_t)id));
-        else if (id >= n) sw_warn("tokenizer: %s id %lld is out of the vocabulary (%lld); skipped",
-                                  kinds[k], (long long)id, (long long)n);
+        if (id >= 0 && id < n)
+            SW_TRY(sw_gguf_set_u32(w, keys[k], (uint32_t)id));
+        else if (id >= n)
+            sw_warn("tokenizer: %s id %lld is out of the vocabulary (%lld); skipped", kinds[k],
+                    (long long)id, (long long)n);
     }
     /* add_bos / add_eos: tokenizer_config.json first, else the post-processor's template */
     int add_bos = -1, add_eos = -1;
@@ -259,7 +269,8 @@ static int set_special_ids(struct sw_gguf_writer *w, const json_t *tok, const js
         const char *first = json_string_value(
             json_object_get(json_object_get(json_array_get(single, 0), "SpecialToken"), "id"));
         const char *last = json_string_value(json_object_get(
-            json_object_get(json_array_get(single, json_array_size(single) - 1), "SpecialToken"), "id"));
+            json_object_get(json_array_get(single, json_array_size(single) - 1), "SpecialToken"),
+            "id"));
         if (first && add_bos < 0) add_bos = bos && !strcmp(first, bos);
         if (last && add_eos < 0) add_eos = eos && !strcmp(last, eos);
     }
@@ -270,7 +281,8 @@ static int set_special_ids(struct sw_gguf_writer *w, const json_t *tok, const js
 
 static int set_chat_template(struct sw_gguf_writer *w, const char *dir, const json_t *tcfg) {
     const json_t *ct = tcfg ? json_object_get(tcfg, "chat_template") : NULL;
-    if (json_is_string(ct)) return sw_gguf_set_str(w, "tokenizer.chat_template", json_string_value(ct));
+    if (json_is_string(ct))
+        return sw_gguf_set_str(w, "tokenizer.chat_template", json_string_value(ct));
     if (json_is_array(ct)) {
         /* named templates: "default" is the main one, the others go under their names */
         size_t i;
@@ -280,8 +292,10 @@ static int set_chat_template(struct sw_gguf_writer *w, const char *dir, const js
             const char *tmpl = json_string_value(json_object_get(e, "template"));
             if (!name || !tmpl) continue;
             char key[160];
-            if (!strcmp(name, "default")) snprintf(key, sizeof key, "tokenizer.chat_template");
-            else snprintf(key, sizeof key, "tokenizer.chat_template.%.100s", name);
+            if (!strcmp(name, "default"))
+                snprintf(key, sizeof key, "tokenizer.chat_template");
+            else
+                snprintf(key, sizeof key, "tokenizer.chat_template.%.100s", name);
             SW_TRY(sw_gguf_set_str(w, key, tmpl));
         }
         return 0;
@@ -309,15 +323,19 @@ int sw_gguf_add_vocab(struct sw_gguf_writer *w, const char *dir, int64_t n_vocab
     tok = tpath ? load_json(dir, "tokenizer.json", 0, 0, &rc) : NULL;
     if (rc == 0 && !tok) tok = load_json(dir, "tokenizer.json.gz", 0, 0, &rc);
     if (rc == 0 && !tok)
-        rc = sw_err_set(SW_ENOTFOUND, "%s: no tokenizer.json (GGUF needs the tokenizer; "
-                        "sw reads Hugging Face tokenizer.json only)", dir);
+        rc = sw_err_set(SW_ENOTFOUND,
+                        "%s: no tokenizer.json (GGUF needs the tokenizer; "
+                        "sw reads Hugging Face tokenizer.json only)",
+                        dir);
     if (rc == 0) tcfg = load_json(dir, "tokenizer_config.json", 0, JSON_DECODE_INT_AS_REAL, &rc);
     if (rc == 0) cfg = load_json(dir, "config.json", 0, 0, &rc);
     json_t *model = tok ? json_object_get(tok, "model") : NULL;
     const char *mtype = json_string_value(json_object_get(model, "type"));
     if (rc == 0 && (!mtype || strcmp(mtype, "BPE") != 0))
-        rc = sw_err_set(SW_EUNSUPPORTED, "%s: tokenizer model %s is not supported for GGUF export "
-                        "(BPE only)", tpath, mtype ? mtype : "(none)");
+        rc = sw_err_set(SW_EUNSUPPORTED,
+                        "%s: tokenizer model %s is not supported for GGUF export "
+                        "(BPE only)",
+                        tpath, mtype ? mtype : "(none)");
     int spm = json_is_true(json_object_get(model, "byte_fallback"));
     json_t *vocab = json_object_get(model, "vocab");
     if (rc == 0 && !json_is_object(vocab))
@@ -335,8 +353,10 @@ int sw_gguf_add_vocab(struct sw_gguf_writer *w, const char *dir, int64_t n_vocab
         json_object_foreach(vocab, k, val) {
             int64_t id = json_integer_value(val);
             if (!json_is_integer(val) || id < 0 || id >= n_vocab) {
-                rc = sw_err_set(SW_EFORMAT, "%s: token '%.40s' has id %lld, outside the model's %lld "
-                                "embedding rows", tpath, k, (long long)id, (long long)n_vocab);
+                rc = sw_err_set(SW_EFORMAT,
+                                "%s: token '%.40s' has id %lld, outside the model's %lld "
+                                "embedding rows",
+                                tpath, k, (long long)id, (long long)n_vocab);
                 break;
             }
             free(v.tok[id]);
@@ -356,8 +376,10 @@ int sw_gguf_add_vocab(struct sw_gguf_writer *w, const char *dir, int64_t n_vocab
             int64_t id = json_integer_value(json_object_get(a, "id"));
             if (!c || !json_is_integer(json_object_get(a, "id"))) continue;
             if (id < 0 || id >= n_vocab) {
-                rc = sw_err_set(SW_EFORMAT, "%s: added token '%.40s' has id %lld, outside the model's "
-                                "%lld embedding rows", tpath, c, (long long)id, (long long)n_vocab);
+                rc = sw_err_set(SW_EFORMAT,
+                                "%s: added token '%.40s' has id %lld, outside the model's "
+                                "%lld embedding rows",
+                                tpath, c, (long long)id, (long long)n_vocab);
                 break;
             }
             free(v.tok[id]);
@@ -366,8 +388,10 @@ int sw_gguf_add_vocab(struct sw_gguf_writer *w, const char *dir, int64_t n_vocab
                 break;
             }
             int special = json_is_true(json_object_get(a, "special"));
-            if (spm) v.type[id] = special ? TT_CONTROL : TT_USER;
-            else v.type[id] = special || looks_special(c) ? TT_CONTROL : TT_USER;
+            if (spm)
+                v.type[id] = special ? TT_CONTROL : TT_USER;
+            else
+                v.type[id] = special || looks_special(c) ? TT_CONTROL : TT_USER;
             if (spm) v.score[id] = -1000.0f;
             info->n_added++;
         }
@@ -387,7 +411,8 @@ int sw_gguf_add_vocab(struct sw_gguf_writer *w, const char *dir, int64_t n_vocab
         json_t *rank = json_object();
         json_array_foreach(merges, i, a) {
             char *r = merge_result(a);
-            if (r && !json_object_get(rank, r)) json_object_set_new(rank, r, json_integer((json_int_t)i));
+            if (r && !json_object_get(rank, r))
+                json_object_set_new(rank, r, json_integer((json_int_t)i));
             free(r);
         }
         json_object_foreach(vocab, k, val) {
@@ -399,22 +424,30 @@ int sw_gguf_add_vocab(struct sw_gguf_writer *w, const char *dir, int64_t n_vocab
     }
     if (rc == 0) rc = sw_gguf_set_str(w, "tokenizer.ggml.model", spm ? "llama" : "gpt2");
     if (rc == 0) rc = sw_gguf_set_str(w, "tokenizer.ggml.pre", spm ? "default" : pre_name(tok));
-    if (rc == 0) rc = sw_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok, NULL, (size_t)v.n);
-    if (rc == 0 && spm) rc = sw_gguf_set_arr(w, "tokenizer.ggml.scores", SW_GGUF_FLOAT32, v.score, (size_t)v.n);
-    if (rc == 0) rc = sw_gguf_set_arr(w, "tokenizer.ggml.token_type", SW_GGUF_INT32, v.type, (size_t)v.n);
+    if (rc == 0)
+        rc = sw_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)v.tok, NULL,
+                                 (size_t)v.n);
+    if (rc == 0 && spm)
+        rc = sw_gguf_set_arr(w, "tokenizer.ggml.scores", SW_GGUF_FLOAT32, v.score, (size_t)v.n);
+    if (rc == 0)
+        rc = sw_gguf_set_arr(w, "tokenizer.ggml.token_type", SW_GGUF_INT32, v.type, (size_t)v.n);
     if (rc == 0 && !spm) {
         size_t nm = json_array_size(merges);
         char **mt = calloc(nm ? nm : 1, sizeof *mt);
         if (!mt) rc = sw_err_set(SW_ENOMEM, "out of memory");
         for (size_t m = 0; rc == 0 && m < nm; m++)
             if (!(mt[m] = merge_text(json_array_get(merges, m))))
-                rc = sw_err_set(SW_EFORMAT, "%s: merge %zu is neither \"a b\" nor [a, b]", tpath, m);
-        if (rc == 0) rc = sw_gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)mt, NULL, nm);
-        for (size_t m = 0; mt && m < nm; m++) free(mt[m]);
+                rc =
+                    sw_err_set(SW_EFORMAT, "%s: merge %zu is neither \"a b\" nor [a, b]", tpath, m);
+        if (rc == 0)
+            rc = sw_gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)mt, NULL, nm);
+        for (size_t m = 0; mt && m < nm; m++)
+            free(mt[m]);
         free(mt);
         info->n_merges = (int64_t)nm;
     }
-    if (rc == 0 && spm) rc = sw_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", space_prefix(tok));
+    if (rc == 0 && spm)
+        rc = sw_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", space_prefix(tok));
     if (rc == 0) rc = set_special_ids(w, tok, tcfg, cfg, n_vocab);
     if (rc == 0) rc = set_chat_template(w, dir, tcfg);
     info->spm = spm;

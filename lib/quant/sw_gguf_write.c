@@ -42,8 +42,10 @@ int sw_gguf_writer_new(struct sw_gguf_writer **out) {
 void sw_gguf_writer_free(struct sw_gguf_writer *w) {
     if (!w) return;
     if (w->begun && !w->done) sw_atomic_abort(&w->f);
-    for (int i = 0; i < w->n_kv; i++) free(w->keys[i]);
-    for (int i = 0; i < w->n_t; i++) free(w->t[i].name);
+    for (int i = 0; i < w->n_kv; i++)
+        free(w->keys[i]);
+    for (int i = 0; i < w->n_t; i++)
+        free(w->t[i].name);
     free(w->keys), free(w->kv), free(w->t);
     free(w);
 }
@@ -51,7 +53,8 @@ void sw_gguf_writer_free(struct sw_gguf_writer *w) {
 static int put(struct sw_gguf_writer *w, const void *p, size_t n) {
     if (w->kv_len + n > w->kv_cap) {
         size_t cap = w->kv_cap ? w->kv_cap : 4096;
-        while (cap < w->kv_len + n) cap *= 2;
+        while (cap < w->kv_len + n)
+            cap *= 2;
         uint8_t *np = realloc(w->kv, cap);
         if (!np) return sw_err_set(SW_ENOMEM, "out of memory for GGUF metadata");
         w->kv = np, w->kv_cap = cap;
@@ -61,8 +64,12 @@ static int put(struct sw_gguf_writer *w, const void *p, size_t n) {
     return 0;
 }
 
-static int put_u32(struct sw_gguf_writer *w, uint32_t v) { return put(w, &v, 4); }
-static int put_u64(struct sw_gguf_writer *w, uint64_t v) { return put(w, &v, 8); }
+static int put_u32(struct sw_gguf_writer *w, uint32_t v) {
+    return put(w, &v, 4);
+}
+static int put_u64(struct sw_gguf_writer *w, uint64_t v) {
+    return put(w, &v, 8);
+}
 static int put_str(struct sw_gguf_writer *w, const char *s, size_t n) {
     SW_TRY(put_u64(w, n));
     return put(w, s, n);
@@ -130,15 +137,17 @@ int sw_gguf_set_arr_str(struct sw_gguf_writer *w, const char *k, const char *con
     SW_TRY(key(w, k, SW_GGUF_ARRAY));
     SW_TRY(put_u32(w, SW_GGUF_STRING));
     SW_TRY(put_u64(w, n));
-    for (size_t i = 0; i < n; i++) SW_TRY(put_str(w, v[i], lens ? lens[i] : strlen(v[i])));
+    for (size_t i = 0; i < n; i++)
+        SW_TRY(put_str(w, v[i], lens ? lens[i] : strlen(v[i])));
     return 0;
 }
 
-int sw_gguf_set_arr(struct sw_gguf_writer *w, const char *k, enum sw_gguf_vtype vt,
-                    const void *v, size_t n) {
+int sw_gguf_set_arr(struct sw_gguf_writer *w, const char *k, enum sw_gguf_vtype vt, const void *v,
+                    size_t n) {
     size_t es = sw_gguf_vtype_size(vt);
-    if (!es) return sw_err_set(SW_EINVAL, "GGUF key '%s': arrays of %s need their own call", k,
-                               sw_gguf_vtype_name(vt));
+    if (!es)
+        return sw_err_set(SW_EINVAL, "GGUF key '%s': arrays of %s need their own call", k,
+                          sw_gguf_vtype_name(vt));
     SW_TRY(key(w, k, SW_GGUF_ARRAY));
     SW_TRY(put_u32(w, (uint32_t)vt));
     SW_TRY(put_u64(w, n));
@@ -147,16 +156,19 @@ int sw_gguf_set_arr(struct sw_gguf_writer *w, const char *k, enum sw_gguf_vtype 
 
 int sw_gguf_add_tensor(struct sw_gguf_writer *w, const char *name, int type, int n_dims,
                        const int64_t *ne) {
-    if (w->begun) return sw_err_set(SW_ESTATE, "tensor '%s' added after the header was written", name);
+    if (w->begun)
+        return sw_err_set(SW_ESTATE, "tensor '%s' added after the header was written", name);
     size_t len = strlen(name);
     if (len == 0 || len > SW_GGUF_MAX_NAME)
         return sw_err_set(SW_EINVAL, "tensor name '%s' is empty or longer than %d bytes", name,
                           SW_GGUF_MAX_NAME);
-    if (!sw_ggml_type_name(type)) return sw_err_set(SW_EINVAL, "tensor '%s': unknown ggml type %d", name, type);
+    if (!sw_ggml_type_name(type))
+        return sw_err_set(SW_EINVAL, "tensor '%s': unknown ggml type %d", name, type);
     if (n_dims < 1 || n_dims > SW_GGUF_MAX_DIMS)
         return sw_err_set(SW_EINVAL, "tensor '%s': %d dimensions", name, n_dims);
     for (int i = 0; i < w->n_t; i++)
-        if (strcmp(w->t[i].name, name) == 0) return sw_err_set(SW_EINVAL, "duplicate tensor '%s'", name);
+        if (strcmp(w->t[i].name, name) == 0)
+            return sw_err_set(SW_EINVAL, "duplicate tensor '%s'", name);
     int64_t rows = 1;
     for (int d = 1; d < n_dims; d++) {
         if (ne[d] < 0) return sw_err_set(SW_EINVAL, "tensor '%s': negative dimension", name);
@@ -164,8 +176,10 @@ int sw_gguf_add_tensor(struct sw_gguf_writer *w, const char *name, int type, int
     }
     size_t row = sw_ggml_row_size(type, ne[0]);
     if (ne[0] < 0 || (ne[0] > 0 && row == 0))
-        return sw_err_set(SW_EINVAL, "tensor '%s': row of %lld elements is not a multiple of the "
-                          "%s block size %lld", name, (long long)ne[0], sw_ggml_type_name(type),
+        return sw_err_set(SW_EINVAL,
+                          "tensor '%s': row of %lld elements is not a multiple of the "
+                          "%s block size %lld",
+                          name, (long long)ne[0], sw_ggml_type_name(type),
                           (long long)sw_ggml_blck_size(type));
     if (w->n_t == w->t_cap) {
         int cap = w->t_cap ? 2 * w->t_cap : 64;
@@ -177,7 +191,8 @@ int sw_gguf_add_tensor(struct sw_gguf_writer *w, const char *name, int type, int
     memset(t, 0, sizeof *t);
     if (!(t->name = strdup(name))) return sw_err_set(SW_ENOMEM, "out of memory");
     t->type = type, t->n_dims = n_dims;
-    for (int d = 0; d < SW_GGUF_MAX_DIMS; d++) t->ne[d] = d < n_dims ? ne[d] : 1;
+    for (int d = 0; d < SW_GGUF_MAX_DIMS; d++)
+        t->ne[d] = d < n_dims ? ne[d] : 1;
     t->nbytes = row * (size_t)rows;
     return w->n_t++;
 }
@@ -186,7 +201,9 @@ size_t sw_gguf_writer_tensor_nbytes(const struct sw_gguf_writer *w, int i) {
     return i >= 0 && i < w->n_t ? w->t[i].nbytes : 0;
 }
 
-static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+static uint64_t align_up(uint64_t x, uint64_t a) {
+    return (x + a - 1) / a * a;
+}
 
 static int write_pad(struct sw_gguf_writer *w, uint64_t n) {
     static const uint8_t zeros[256];

@@ -24,15 +24,18 @@
 
 int sw_gptq_pack(const float *w, int64_t out, int64_t in, int bits, int64_t g, int sym,
                  int32_t *qweight, int32_t *qzeros, uint16_t *scales, int32_t *g_idx) {
-    if (bits != 4 && bits != 8) return sw_err_set(SW_EINVAL, "GPTQ bits must be 4 or 8, not %d", bits);
+    if (bits != 4 && bits != 8)
+        return sw_err_set(SW_EINVAL, "GPTQ bits must be 4 or 8, not %d", bits);
     int pf = 32 / bits;
     uint32_t maxq = (1u << bits) - 1;
     if (g <= 0 || in % g != 0)
         return sw_err_set(SW_EINVAL, "rows of %lld are not divisible by the group size %lld",
                           (long long)in, (long long)g);
     if (in % pf != 0 || out % pf != 0)
-        return sw_err_set(SW_EINVAL, "shape [%lld, %lld]: both dimensions must be multiples of %d "
-                          "to pack %d-bit values into int32", (long long)out, (long long)in, pf, bits);
+        return sw_err_set(SW_EINVAL,
+                          "shape [%lld, %lld]: both dimensions must be multiples of %d "
+                          "to pack %d-bit values into int32",
+                          (long long)out, (long long)in, pf, bits);
     int64_t ng = in / g;
     uint8_t *zeros = malloc((size_t)(ng * out));
     if (!zeros) return sw_err_set(SW_ENOMEM, "out of memory");
@@ -44,7 +47,8 @@ int sw_gptq_pack(const float *w, int64_t out, int64_t in, int bits, int64_t g, i
         for (int64_t gi = 0; gi < ng; gi++) {
             const float *x = row + gi * g;
             float mn = 0, mx = 0;
-            for (int64_t i = 0; i < g; i++) mn = fminf(mn, x[i]), mx = fmaxf(mx, x[i]);
+            for (int64_t i = 0; i < g; i++)
+                mn = fminf(mn, x[i]), mx = fmaxf(mx, x[i]);
             if (sym) mx = fmaxf(-mn, mx), mn = -mx;
             if (mn == 0 && mx == 0) mn = -1, mx = 1;
             float scale = (mx - mn) / (float)maxq;
@@ -52,7 +56,8 @@ int sw_gptq_pack(const float *w, int64_t out, int64_t in, int bits, int64_t g, i
             float s = sw_f16_to_f32(s16);
             if (!(s > 0)) s16 = 1, s = sw_f16_to_f32(1); /* below the smallest half */
             int zero;
-            if (sym) zero = (int)((maxq + 1) / 2);
+            if (sym)
+                zero = (int)((maxq + 1) / 2);
             else {
                 zero = (int)nearbyintf(-mn / s);
                 zero = zero < 1 ? 1 : zero > (int)maxq ? (int)maxq : zero;
@@ -71,7 +76,8 @@ int sw_gptq_pack(const float *w, int64_t out, int64_t in, int bits, int64_t g, i
         for (int64_t j = 0; j < out; j++)
             ((uint32_t *)qzeros)[gi * (out / pf) + j / pf] |=
                 ((uint32_t)(zeros[gi * out + j] - 1) & maxq) << ((j % pf) * bits);
-    for (int64_t i = 0; i < in; i++) g_idx[i] = (int32_t)(i / g);
+    for (int64_t i = 0; i < in; i++)
+        g_idx[i] = (int32_t)(i / g);
     free(zeros);
     return 0;
 }
@@ -86,7 +92,8 @@ void sw_gptq_unpack(const int32_t *qweight, const int32_t *qzeros, const uint16_
         int64_t gi = g_idx[i];
         for (int64_t j = 0; j < out; j++) {
             uint32_t q = ((uint32_t)qweight[(i / pf) * out + j] >> ((i % pf) * bits)) & maxq;
-            uint32_t z = (((uint32_t)qzeros[gi * (out / pf) + j / pf] >> ((j % pf) * bits)) & maxq) + 1;
+            uint32_t z =
+                (((uint32_t)qzeros[gi * (out / pf) + j / pf] >> ((j % pf) * bits)) & maxq) + 1;
             w[j * in + i] = sw_f16_to_f32(scales[gi * out + j]) * ((float)q - (float)z);
         }
     }
@@ -94,13 +101,27 @@ void sw_gptq_unpack(const int32_t *qweight, const int32_t *qzeros, const uint16_
 
 /* bitsandbytes' NF4 code (get_4bit_type("nf4")): quantiles of N(0, 1) scaled to [-1, 1]. */
 static const float nf4[16] = {
-    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
-    -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
-    0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
-    0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
+    -1.0f,
+    -0.6961928009986877f,
+    -0.5250730514526367f,
+    -0.39491748809814453f,
+    -0.28444138169288635f,
+    -0.18477343022823334f,
+    -0.09105003625154495f,
+    0.0f,
+    0.07958029955625534f,
+    0.16093020141124725f,
+    0.24611230194568634f,
+    0.33791524171829224f,
+    0.44070982933044434f,
+    0.5626170039176941f,
+    0.7229568362236023f,
+    1.0f,
 };
 
-const float *sw_nf4_code(void) { return nf4; }
+const float *sw_nf4_code(void) {
+    return nf4;
+}
 
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
@@ -159,20 +180,24 @@ void sw_nf4_quantize(const float *x, int64_t n, uint8_t *packed, uint8_t *qabsma
     for (int64_t b = 0; b < nb; b++) {
         int64_t lo = b * 64, hi = lo + 64 < n ? lo + 64 : n;
         float a = 0;
-        for (int64_t i = lo; i < hi; i++) a = fmaxf(a, fabsf(x[i]));
+        for (int64_t i = lo; i < hi; i++)
+            a = fmaxf(a, fabsf(x[i]));
         absmax[b] = a;
-        for (int64_t i = lo; i < hi; i++) q[i] = a > 0 ? (uint8_t)nearest_code(nf4, 16, x[i] / a) : 0;
+        for (int64_t i = lo; i < hi; i++)
+            q[i] = a > 0 ? (uint8_t)nearest_code(nf4, 16, x[i] / a) : 0;
     }
     for (int64_t i = 0; i < (n + 1) / 2; i++)
         packed[i] = (uint8_t)((q[2 * i] << 4) | (2 * i + 1 < n ? q[2 * i + 1] : 0));
     double sum = 0;
-    for (int64_t b = 0; b < nb; b++) sum += absmax[b];
+    for (int64_t b = 0; b < nb; b++)
+        sum += absmax[b];
     float off = (float)(sum / (double)nb);
     const float *dm = sw_bnb_dynamic_map();
     for (int64_t c = 0; c < nn; c++) {
         int64_t lo = c * 256, hi = lo + 256 < nb ? lo + 256 : nb;
         float a = 0;
-        for (int64_t b = lo; b < hi; b++) a = fmaxf(a, fabsf(absmax[b] - off));
+        for (int64_t b = lo; b < hi; b++)
+            a = fmaxf(a, fabsf(absmax[b] - off));
         nested_absmax[c] = a;
         float inv = a > 0 ? 1.0f / a : 0.0f;
         for (int64_t b = lo; b < hi; b++) {
@@ -200,15 +225,18 @@ void sw_fp8_quantize(const float *w, int64_t out, int64_t in, int per_tensor, ui
                      float *scale) {
     float gmax = 0;
     if (per_tensor)
-        for (int64_t k = 0; k < out * in; k++) gmax = fmaxf(gmax, fabsf(w[k]));
+        for (int64_t k = 0; k < out * in; k++)
+            gmax = fmaxf(gmax, fabsf(w[k]));
 #pragma omp parallel for schedule(static) if (out * in > 65536)
     for (int64_t j = 0; j < out; j++) {
         float amax = gmax;
         if (!per_tensor)
-            for (int64_t i = 0; i < in; i++) amax = fmaxf(amax, fabsf(w[j * in + i]));
+            for (int64_t i = 0; i < in; i++)
+                amax = fmaxf(amax, fabsf(w[j * in + i]));
         float s = amax > 0 ? amax / 448.0f : 1.0f;
         if (!per_tensor) scale[j] = s;
-        for (int64_t i = 0; i < in; i++) q[j * in + i] = sw_f32_to_fp8_e4m3_sat(w[j * in + i] / s);
+        for (int64_t i = 0; i < in; i++)
+            q[j * in + i] = sw_f32_to_fp8_e4m3_sat(w[j * in + i] / s);
     }
     if (per_tensor) scale[0] = gmax > 0 ? gmax / 448.0f : 1.0f;
 }
@@ -235,7 +263,8 @@ static void *keep(struct keep *k, void *buf) {
 }
 
 static void keep_release(struct keep *k) {
-    for (int i = 0; i < k->n; i++) free(k->p[i]);
+    for (int i = 0; i < k->n; i++)
+        free(k->p[i]);
     free(k->p);
 }
 
@@ -266,11 +295,13 @@ static int quant_tensor(const struct sw_hfq_opts *o, const struct sw_st_entry *e
     float *x = malloc((size_t)(out * in) * sizeof *x);
     if (!x) return sw_err_set(SW_ENOMEM, "out of memory for '%s'", e->name);
     int rc = sw_dtype_convert(SW_DTYPE_F32, x, e->dtype, e->data, (size_t)(out * in));
-    if (rc < 0) rc = sw_err_set(SW_EUNSUPPORTED, "tensor '%s': cannot convert %s to float32",
-                                e->name, sw_dtype_name(e->dtype));
+    if (rc < 0)
+        rc = sw_err_set(SW_EUNSUPPORTED, "tensor '%s': cannot convert %s to float32", e->name,
+                        sw_dtype_name(e->dtype));
     for (int64_t i = 0; rc == 0 && i < out * in; i++)
-        if (!isfinite(x[i])) rc = sw_err_set(SW_EFORMAT, "tensor '%s': element %lld is not finite",
-                                             e->name, (long long)i);
+        if (!isfinite(x[i]))
+            rc = sw_err_set(SW_EFORMAT, "tensor '%s': element %lld is not finite", e->name,
+                            (long long)i);
     char base[256], nm[300];
     size_t bl = strlen(e->name) - strlen(".weight");
     snprintf(base, sizeof base, "%.*s", (int)bl, e->name);
@@ -278,8 +309,10 @@ static int quant_tensor(const struct sw_hfq_opts *o, const struct sw_st_entry *e
         int pf = 32 / o->bits;
         int64_t g = o->group_size > 0 ? o->group_size : in;
         if (in % g != 0) {
-            rc = sw_err_set(SW_EINVAL, "tensor '%s': rows of %lld are not divisible by the group "
-                            "size %lld", e->name, (long long)in, (long long)g);
+            rc = sw_err_set(SW_EINVAL,
+                            "tensor '%s': rows of %lld are not divisible by the group "
+                            "size %lld",
+                            e->name, (long long)in, (long long)g);
         } else {
             int64_t ng = in / g;
             int32_t *qw = keep(k, malloc((size_t)(in / pf * out) * 4));
@@ -288,13 +321,24 @@ static int quant_tensor(const struct sw_hfq_opts *o, const struct sw_st_entry *e
             int32_t *gi = keep(k, malloc((size_t)in * 4));
             if (!qw || !qz || !sc || !gi) rc = sw_err_set(SW_ENOMEM, "out of memory");
             if (rc == 0) rc = sw_gptq_pack(x, out, in, o->bits, g, o->sym, qw, qz, sc, gi);
-            if (rc < 0 && !strstr(sw_err_msg(), e->name)) rc = sw_err_wrap(rc, "tensor '%s'", e->name);
-            int64_t s_qw[2] = {in / pf, out}, s_qz[2] = {ng, out / pf}, s_sc[2] = {ng, out}, s_gi[1] = {in};
-            if (rc == 0) snprintf(nm, sizeof nm, "%s.qweight", base), rc = add_t(w, nm, SW_DTYPE_I32, 2, s_qw, qw);
-            if (rc == 0) snprintf(nm, sizeof nm, "%s.qzeros", base), rc = add_t(w, nm, SW_DTYPE_I32, 2, s_qz, qz);
-            if (rc == 0) snprintf(nm, sizeof nm, "%s.scales", base), rc = add_t(w, nm, SW_DTYPE_F16, 2, s_sc, sc);
-            if (rc == 0) snprintf(nm, sizeof nm, "%s.g_idx", base), rc = add_t(w, nm, SW_DTYPE_I32, 1, s_gi, gi);
-            st->bytes_out += (uint64_t)(in / pf * out + ng * out / pf + in) * 4 + (uint64_t)ng * out * 2;
+            if (rc < 0 && !strstr(sw_err_msg(), e->name))
+                rc = sw_err_wrap(rc, "tensor '%s'", e->name);
+            int64_t s_qw[2] = {in / pf, out}, s_qz[2] = {ng, out / pf}, s_sc[2] = {ng, out},
+                    s_gi[1] = {in};
+            if (rc == 0)
+                snprintf(nm, sizeof nm, "%s.qweight", base),
+                    rc = add_t(w, nm, SW_DTYPE_I32, 2, s_qw, qw);
+            if (rc == 0)
+                snprintf(nm, sizeof nm, "%s.qzeros", base),
+                    rc = add_t(w, nm, SW_DTYPE_I32, 2, s_qz, qz);
+            if (rc == 0)
+                snprintf(nm, sizeof nm, "%s.scales", base),
+                    rc = add_t(w, nm, SW_DTYPE_F16, 2, s_sc, sc);
+            if (rc == 0)
+                snprintf(nm, sizeof nm, "%s.g_idx", base),
+                    rc = add_t(w, nm, SW_DTYPE_I32, 1, s_gi, gi);
+            st->bytes_out +=
+                (uint64_t)(in / pf * out + ng * out / pf + in) * 4 + (uint64_t)ng * out * 2;
         }
     } else if (rc == 0 && !strcmp(o->method, "nf4")) {
         int64_t n = out * in, nb = (n + 63) / 64, nn = (nb + 255) / 256;
@@ -312,29 +356,44 @@ static int quant_tensor(const struct sw_hfq_opts *o, const struct sw_st_entry *e
         }
         /* bitsandbytes' pack_dict_to_tensor: json.dumps of the non-tensor fields, as uint8 */
         char js[512];
-        const char *dtn = e->dtype == SW_DTYPE_BF16 ? "bfloat16" : e->dtype == SW_DTYPE_F16 ? "float16" : "float32";
-        int jn = snprintf(js, sizeof js, "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"%s\", "
+        const char *dtn = e->dtype == SW_DTYPE_BF16  ? "bfloat16"
+                          : e->dtype == SW_DTYPE_F16 ? "float16"
+                                                     : "float32";
+        int jn = snprintf(js, sizeof js,
+                          "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"%s\", "
                           "\"shape\": [%lld, %lld], \"nested_blocksize\": 256, \"nested_dtype\": "
-                          "\"float32\", \"nested_offset\": %.17g}", dtn, (long long)out, (long long)in,
-                          (double)off);
+                          "\"float32\", \"nested_offset\": %.17g}",
+                          dtn, (long long)out, (long long)in, (double)off);
         uint8_t *jb = keep(k, malloc((size_t)jn));
         if (rc == 0 && !jb) rc = sw_err_set(SW_ENOMEM, "out of memory");
         if (rc == 0) memcpy(jb, js, (size_t)jn);
         int64_t s_w[2] = {(n + 1) / 2, 1}, s_a[1] = {nb}, s_na[1] = {nn}, s_qm[1] = {16},
                 s_nqm[1] = {256}, s_js[1] = {jn};
         if (rc == 0) rc = add_t(w, e->name, SW_DTYPE_U8, 2, s_w, pk);
-        if (rc == 0) snprintf(nm, sizeof nm, "%s.absmax", e->name), rc = add_t(w, nm, SW_DTYPE_U8, 1, s_a, qa);
-        if (rc == 0) snprintf(nm, sizeof nm, "%s.quant_map", e->name), rc = add_t(w, nm, SW_DTYPE_F32, 1, s_qm, qm);
-        if (rc == 0) snprintf(nm, sizeof nm, "%s.nested_absmax", e->name), rc = add_t(w, nm, SW_DTYPE_F32, 1, s_na, na);
-        if (rc == 0) snprintf(nm, sizeof nm, "%s.nested_quant_map", e->name), rc = add_t(w, nm, SW_DTYPE_F32, 1, s_nqm, nqm);
-        if (rc == 0) snprintf(nm, sizeof nm, "%s.quant_state.bitsandbytes__nf4", e->name), rc = add_t(w, nm, SW_DTYPE_U8, 1, s_js, jb);
+        if (rc == 0)
+            snprintf(nm, sizeof nm, "%s.absmax", e->name),
+                rc = add_t(w, nm, SW_DTYPE_U8, 1, s_a, qa);
+        if (rc == 0)
+            snprintf(nm, sizeof nm, "%s.quant_map", e->name),
+                rc = add_t(w, nm, SW_DTYPE_F32, 1, s_qm, qm);
+        if (rc == 0)
+            snprintf(nm, sizeof nm, "%s.nested_absmax", e->name),
+                rc = add_t(w, nm, SW_DTYPE_F32, 1, s_na, na);
+        if (rc == 0)
+            snprintf(nm, sizeof nm, "%s.nested_quant_map", e->name),
+                rc = add_t(w, nm, SW_DTYPE_F32, 1, s_nqm, nqm);
+        if (rc == 0)
+            snprintf(nm, sizeof nm, "%s.quant_state.bitsandbytes__nf4", e->name),
+                rc = add_t(w, nm, SW_DTYPE_U8, 1, s_js, jb);
         st->bytes_out += (uint64_t)((n + 1) / 2 + nb + nn * 4 + 16 * 4 + 256 * 4 + jn);
     } else if (rc == 0 && !strcmp(o->method, "fp8")) {
         uint8_t *q = keep(k, malloc((size_t)(out * in)));
         int64_t ns = o->per_tensor ? 1 : out;
         float *s = malloc((size_t)ns * sizeof *s);
-        enum sw_dtype sdt = e->dtype == SW_DTYPE_F32 || e->dtype == SW_DTYPE_BF16 ||
-                                    e->dtype == SW_DTYPE_F16 ? e->dtype : SW_DTYPE_F32;
+        enum sw_dtype sdt =
+            e->dtype == SW_DTYPE_F32 || e->dtype == SW_DTYPE_BF16 || e->dtype == SW_DTYPE_F16
+                ? e->dtype
+                : SW_DTYPE_F32;
         void *sconv = keep(k, malloc((size_t)ns * 4));
         if (!q || !s || !sconv) rc = sw_err_set(SW_ENOMEM, "out of memory");
         if (rc == 0) {
@@ -345,7 +404,8 @@ static int quant_tensor(const struct sw_hfq_opts *o, const struct sw_st_entry *e
         if (rc == 0) rc = add_t(w, e->name, SW_DTYPE_F8_E4M3, 2, s_w, q);
         if (rc == 0) {
             snprintf(nm, sizeof nm, "%s.weight_scale", base);
-            rc = o->per_tensor ? add_t(w, nm, sdt, 1, s_t, sconv) : add_t(w, nm, sdt, 2, s_s, sconv);
+            rc =
+                o->per_tensor ? add_t(w, nm, sdt, 1, s_t, sconv) : add_t(w, nm, sdt, 2, s_s, sconv);
         }
         st->bytes_out += (uint64_t)(out * in) + sw_dtype_nbytes(sdt, (uint64_t)ns);
         free(s);
@@ -365,19 +425,19 @@ static json_t *quant_config(const struct sw_hfq_opts *o, const char *compute_dty
                          "llm_int8_has_fp16_weight", 0, "llm_int8_enable_fp32_cpu_offload", 0,
                          "llm_int8_skip_modules", "llm_int8_threshold", 6.0);
     if (!strcmp(o->method, "rtn"))
-        return json_pack("{s:s, s:i, s:I, s:b, s:b, s:s, s:f, s:b, s:b, s:b, s:{s:[s], s:s}}",
-                         "quant_method", "gptq", "bits", o->bits, "group_size",
-                         (json_int_t)o->group_size, "desc_act", 0, "sym", o->sym,
-                         "checkpoint_format", "gptq", "damp_percent", 0.01, "true_sequential", 1,
-                         "static_groups", 0, "lm_head", 0, "meta", "quantizer", "sw-quant rtn",
-                         "method", "rtn");
-    return json_pack("{s:s, s:s, s:s, s:{s:{s:[s], s:{s:i, s:s, s:s, s:b, s:b}, s:{s:i, s:s, s:s, s:b, s:b}}}, s:[s], s:s}",
-                     "quant_method", "compressed-tensors", "format", "float-quantized",
-                     "quantization_status", "compressed", "config_groups", "group_0", "targets",
-                     "Linear", "weights", "num_bits", 8, "type", "float", "strategy",
-                     o->per_tensor ? "tensor" : "channel", "symmetric", 1, "dynamic", 0,
-                     "input_activations", "num_bits", 8, "type", "float", "strategy", "token",
-                     "symmetric", 1, "dynamic", 1, "ignore", "lm_head", "quant_method_by", "sw-quant");
+        return json_pack(
+            "{s:s, s:i, s:I, s:b, s:b, s:s, s:f, s:b, s:b, s:b, s:{s:[s], s:s}}", "quant_method",
+            "gptq", "bits", o->bits, "group_size", (json_int_t)o->group_size, "desc_act", 0, "sym",
+            o->sym, "checkpoint_format", "gptq", "damp_percent", 0.01, "true_sequential", 1,
+            "static_groups", 0, "lm_head", 0, "meta", "quantizer", "sw-quant rtn", "method", "rtn");
+    return json_pack(
+        "{s:s, s:s, s:s, s:{s:{s:[s], s:{s:i, s:s, s:s, s:b, s:b}, s:{s:i, s:s, s:s, s:b, s:b}}}, "
+        "s:[s], s:s}",
+        "quant_method", "compressed-tensors", "format", "float-quantized", "quantization_status",
+        "compressed", "config_groups", "group_0", "targets", "Linear", "weights", "num_bits", 8,
+        "type", "float", "strategy", o->per_tensor ? "tensor" : "channel", "symmetric", 1,
+        "dynamic", 0, "input_activations", "num_bits", 8, "type", "float", "strategy", "token",
+        "symmetric", 1, "dynamic", 1, "ignore", "lm_head", "quant_method_by", "sw-quant");
 }
 
 static int write_config(const struct sw_hfq_opts *o, const char *tmp) {
@@ -386,8 +446,10 @@ static int write_config(const struct sw_hfq_opts *o, const char *tmp) {
     json_t *j = src ? json_load_file(src, 0, &jerr) : NULL;
     int rc = 0;
     char *text = NULL;
-    if (!src || !dst) rc = sw_err_set(SW_ENOMEM, "out of memory");
-    else if (!json_is_object(j)) rc = sw_err_set(SW_EFORMAT, "%s:%d: %s", src, jerr.line, j ? "not an object" : jerr.text);
+    if (!src || !dst)
+        rc = sw_err_set(SW_ENOMEM, "out of memory");
+    else if (!json_is_object(j))
+        rc = sw_err_set(SW_EFORMAT, "%s:%d: %s", src, jerr.line, j ? "not an object" : jerr.text);
     if (rc == 0) {
         const char *dt = json_string_value(json_object_get(j, "torch_dtype"));
         if (!dt) dt = json_string_value(json_object_get(j, "dtype"));
@@ -460,13 +522,21 @@ int sw_quantize_hf(const struct sw_hfq_opts *o, struct sw_hfq_stats *st) {
     rc = sw_st_writer_set_metadata(w, "format", "pt");
     if (rc == 0) rc = sw_st_writer_write_sharded(w, tmp, "model", 5000000000ull);
     if (rc == 0) rc = write_config(o, tmp);
-    static const char *const files[] = {"generation_config.json", "tokenizer.json", "tokenizer.json.gz",
-                                        "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-                                        "merges.txt", "tokenizer.model", "added_tokens.json",
+    static const char *const files[] = {"generation_config.json",
+                                        "tokenizer.json",
+                                        "tokenizer.json.gz",
+                                        "tokenizer_config.json",
+                                        "special_tokens_map.json",
+                                        "vocab.json",
+                                        "merges.txt",
+                                        "tokenizer.model",
+                                        "added_tokens.json",
                                         "chat_template.jinja"};
-    for (size_t i = 0; rc == 0 && i < sizeof files / sizeof files[0]; i++) rc = copy_file(o->model, files[i], tmp);
+    for (size_t i = 0; rc == 0 && i < sizeof files / sizeof files[0]; i++)
+        rc = copy_file(o->model, files[i], tmp);
     if (rc == 0 && o->force) sw_rm_tree_quiet(o->output_dir);
-    if (rc == 0 && rename(tmp, o->output_dir) != 0) rc = sw_err_errno("cannot rename '%s' to '%s'", tmp, o->output_dir);
+    if (rc == 0 && rename(tmp, o->output_dir) != 0)
+        rc = sw_err_errno("cannot rename '%s' to '%s'", tmp, o->output_dir);
     if (rc < 0) {
         char msg[1024];
         int keep_rc = rc;

@@ -412,8 +412,7 @@ out:
 }
 
 static int save_config(const struct sw_ckpt_save_args *a, const char *tmp) {
-    if (a->lora)
-        return write_text(tmp, CKPT_ADAPTER_CONFIG, sw_adapter_config_json(a->lora_cfg));
+    if (a->lora) return write_text(tmp, CKPT_ADAPTER_CONFIG, sw_adapter_config_json(a->lora_cfg));
     /* The weights are float32 master weights; say so, so loaders do not guess another dtype. */
     struct sw_model_config c = *a->config;
     snprintf(c.torch_dtype, sizeof c.torch_dtype, "float32");
@@ -435,8 +434,7 @@ static int has_file(const char *dir, const char *name) {
  * generation_config.json (the model folder's, else the one derived from config.json). */
 static int copy_model_files(const struct sw_ckpt_save_args *a, const char *tmp) {
     const char *tok = a->model_dir;
-    if (!has_file(tok, "tokenizer.json") && !has_file(tok, "tokenizer.json.gz") &&
-        a->tokenizer_dir)
+    if (!has_file(tok, "tokenizer.json") && !has_file(tok, "tokenizer.json.gz") && a->tokenizer_dir)
         tok = a->tokenizer_dir;
     int rc = 0;
     for (int i = 0; tok && copied_files[i] && rc == 0; i++) {

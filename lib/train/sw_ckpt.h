@@ -46,7 +46,6 @@
 #define SW_CKPT_MANIFEST "checkpoint.sha256"
 #define SW_CKPT_DEFAULT_SHARD ((uint64_t)5000000000u) /* HF's max_shard_size "5GB" */
 
-
 /* Everything a run needs to continue besides tensors. Strings are fixed arrays so the struct can
  * be copied; log_history is owned (released by sw_ckpt_state_release). */
 struct sw_ckpt_state {
@@ -107,18 +106,18 @@ struct sw_ckpt_save_args {
     int lora; /* 0: full HF folder; 1: PEFT adapter folder */
     const struct sw_tensor *tensors;
     int n_tensors;
-    const struct sw_model_config *config; /* full: written as config.json (required) */
-    const struct sw_adapter_config *lora_cfg;  /* LoRA: adapter_config.json (required) */
-    const char *model_dir;                /* input model folder for tokenizer and generation
-                                             config files (NULL: none copied) */
-    const char *tokenizer_dir;            /* tokenizer files from here when model_dir has no
-                                             tokenizer (NULL: none) */
-    uint64_t max_shard_bytes;             /* 0 = SW_CKPT_DEFAULT_SHARD */
-    struct sw_adamw *optimizer;           /* moments to save (NULL: no optimizer.safetensors) */
-    const struct sw_ckpt_state *state;    /* required */
-    const json_t *args;                   /* args.json (NULL: not written) */
-    int save_total_limit;                 /* > 0: afterwards keep at most this many checkpoints
-                                             (never the new one nor the best one) */
+    const struct sw_model_config *config;     /* full: written as config.json (required) */
+    const struct sw_adapter_config *lora_cfg; /* LoRA: adapter_config.json (required) */
+    const char *model_dir;                    /* input model folder for tokenizer and generation
+                                                 config files (NULL: none copied) */
+    const char *tokenizer_dir;                /* tokenizer files from here when model_dir has no
+                                                 tokenizer (NULL: none) */
+    uint64_t max_shard_bytes;                 /* 0 = SW_CKPT_DEFAULT_SHARD */
+    struct sw_adamw *optimizer;               /* moments to save (NULL: no optimizer.safetensors) */
+    const struct sw_ckpt_state *state;        /* required */
+    const json_t *args;                       /* args.json (NULL: not written) */
+    int save_total_limit;                     /* > 0: afterwards keep at most this many checkpoints
+                                                 (never the new one nor the best one) */
 };
 
 /* Write checkpoint-<step> atomically (replacing an existing folder of that step), then apply
@@ -167,6 +166,5 @@ const struct sw_st_set *sw_ckpt_weights(const struct sw_ckpt *ck);
 int sw_ckpt_load_optimizer(const struct sw_ckpt *ck, struct sw_adamw *o);
 
 /* ---- JSON forms (exposed for tests) ------------------------------------------------------ */
-
 
 #endif

@@ -23,5 +23,4 @@ char *sw_ckpt_rng_state_json(const struct sw_ckpt_state *st);
  * file and key. */
 int sw_ckpt_state_load(const char *dir, struct sw_ckpt_state *st);
 
-
 #endif

@@ -175,7 +175,8 @@ static int parse_training_state(json_t *o, const char *f, struct sw_ckpt_state *
     SW_TRY(sw_json_get_i64(d, "epoch", f, &st->data_epoch));
     SW_TRY(sw_json_get_i64(d, "records", f, &st->data_records));
     SW_TRY(sw_json_get_i64(d, "records_total", f, &st->data_records_total));
-    SW_TRY(sw_json_get_str(d, "header_sha256", f, st->data_header_sha256, sizeof st->data_header_sha256));
+    SW_TRY(sw_json_get_str(d, "header_sha256", f, st->data_header_sha256,
+                           sizeof st->data_header_sha256));
     SW_TRY(sw_json_get_obj(o, "tokens", f, &t));
     SW_TRY(sw_json_get_i64(t, "input", f, &st->input_tokens_seen));
     SW_TRY(sw_json_get_i64(t, "target", f, &st->target_tokens_seen));
@@ -187,8 +188,8 @@ static int parse_training_state(json_t *o, const char *f, struct sw_ckpt_state *
     if (strcmp(st->tuner_type, "full") != 0 && strcmp(st->tuner_type, "lora") != 0)
         return sw_err_set(SW_EFORMAT, "%s: tuner_type '%s' is neither 'full' nor 'lora'", f,
                           st->tuner_type);
-    SW_TRY(
-        sw_json_get_str(o, "base_config_sha256", f, st->base_config_sha256, sizeof st->base_config_sha256));
+    SW_TRY(sw_json_get_str(o, "base_config_sha256", f, st->base_config_sha256,
+                           sizeof st->base_config_sha256));
     json_t *w;
     SW_TRY(sw_json_get_obj(o, "log_window", f, &w));
     SW_TRY(sw_json_get_real(w, "loss_sum", f, &st->log_loss_sum));
@@ -263,7 +264,8 @@ int sw_ckpt_state_load(const char *dir, struct sw_ckpt_state *st) {
     SW_TRY_GOTO(rc, load_json(dir, CKPT_RNG_STATE, &rng), out);
     SW_TRY_GOTO(rc, sw_json_get_u64(rng, "seed", f_rng, &st->seed), out);
     SW_TRY_GOTO(rc, sw_json_get_u64(rng, "data_seed", f_rng, &st->data_seed), out);
-    SW_TRY_GOTO(rc, sw_json_get_u64(rng, "dropout_forward_count", f_rng, &st->dropout_forward_count), out);
+    SW_TRY_GOTO(
+        rc, sw_json_get_u64(rng, "dropout_forward_count", f_rng, &st->dropout_forward_count), out);
 out:
     json_decref(ts);
     json_decref(tr);

@@ -180,9 +180,8 @@ int sw_adamw_new(const struct sw_adamw_config *cfg, const struct sw_optim_param 
     return adamw_new(cfg, params, n, NULL, NULL, out);
 }
 
-int sw_adamw_new_view(const struct sw_adamw_config *cfg, const struct sw_optim_param *params,
-                      int n, float *const *exp_avg, float *const *exp_avg_sq,
-                      struct sw_adamw **out) {
+int sw_adamw_new_view(const struct sw_adamw_config *cfg, const struct sw_optim_param *params, int n,
+                      float *const *exp_avg, float *const *exp_avg_sq, struct sw_adamw **out) {
     *out = NULL;
     if (n > 0 && (!exp_avg || !exp_avg_sq))
         return sw_err_set(SW_EINVAL, "optimizer: a view needs its moment buffers");

@@ -56,9 +56,8 @@ int sw_adamw_new(const struct sw_adamw_config *cfg, const struct sw_optim_param 
  * params[i].numel floats each, are used in place (a checkpoint loads into them, a step updates
  * them) and are not freed by sw_adamw_free. Same checks as sw_adamw_new, plus SW_EINVAL for a
  * NULL buffer of a non-empty parameter. */
-int sw_adamw_new_view(const struct sw_adamw_config *cfg, const struct sw_optim_param *params,
-                      int n, float *const *exp_avg, float *const *exp_avg_sq,
-                      struct sw_adamw **out);
+int sw_adamw_new_view(const struct sw_adamw_config *cfg, const struct sw_optim_param *params, int n,
+                      float *const *exp_avg, float *const *exp_avg_sq, struct sw_adamw **out);
 /* Accepts NULL. */
 void sw_adamw_free(struct sw_adamw *o);
 

@@ -84,8 +84,9 @@ static long long mtime_ns(const char *path) {
 int sw_run_dir_latest_checkpoint(const char *output_dir, char **path) {
     *path = NULL;
     DIR *d = opendir(output_dir);
-    if (!d) return sw_err_errno("resume_from_checkpoint latest: cannot open output_dir '%s'",
-                                output_dir);
+    if (!d)
+        return sw_err_errno("resume_from_checkpoint latest: cannot open output_dir '%s'",
+                            output_dir);
     /* The versioned run with the highest N that holds a checkpoint. */
     char *best = NULL;
     long long best_v = -1;
@@ -149,8 +150,8 @@ int sw_run_dir_check_unused(const char *dir) {
             hit = 1;
         }
         if (hit && strlen(found) + strlen(n) + 8 < sizeof found)
-            snprintf(found + strlen(found), sizeof found - strlen(found), "%s%s", *found ? ", " : "",
-                     n);
+            snprintf(found + strlen(found), sizeof found - strlen(found), "%s%s",
+                     *found ? ", " : "", n);
     }
     closedir(d);
     if (!*found) return 0;
@@ -176,7 +177,7 @@ int sw_run_dir_of_checkpoint(const char *output_dir, const char *ckpt, char **ru
     *s2 = '\0';
     if (strcmp(s2 == ck ? "/" : ck, out) != 0) return 0;
     return (*run_dir = sw_path_join(output_dir, s2 + 1)) ? 0
-                                                          : sw_err_set(SW_ENOMEM, "out of memory");
+                                                         : sw_err_set(SW_ENOMEM, "out of memory");
 }
 
 /* Remove path when it is an empty file or an empty folder. */

@@ -182,7 +182,7 @@ static void init_state(struct sw_trainer *t, const struct sw_ckpt *ck) {
     snprintf(st->base_config_sha256, sizeof st->base_config_sha256, "%s", t->base_config_sha256);
     snprintf(st->lr_scheduler_type, sizeof st->lr_scheduler_type, "%s", o->lr_scheduler_type);
     st->learning_rate = t->lr;
-    if (!t->fp16) return; /* a scaler state from a float16 checkpoint is kept as it was */
+    if (!t->fp16) return;      /* a scaler state from a float16 checkpoint is kept as it was */
     if (st->has_loss_scaler) { /* GradScaler.load_state_dict; a fixed --loss_scale wins */
         if (t->scaler.dynamic) t->scaler.scale = (float)st->loss_scale;
         t->scaler.growth_tracker = st->loss_scale_growth_tracker;
@@ -217,8 +217,8 @@ static int plan_data(struct sw_trainer *t) {
     int64_t ga = o->gradient_accumulation_steps;
     if (t->data.reopenable) {
         int64_t mbs, recs;
-        SW_TRY(sw_train_data_count(src, &lim, o->per_device_train_batch_size, &mbs, &recs,
-                                   &t->shape));
+        SW_TRY(
+            sw_train_data_count(src, &lim, o->per_device_train_batch_size, &mbs, &recs, &t->shape));
         if (mbs == 0) return sw_err_set(SW_EINVAL, "%s: holds no training records", src);
         t->records_per_epoch = recs;
         t->steps_per_epoch = (mbs + ga - 1) / ga;
@@ -659,7 +659,8 @@ int sw_train_run(const struct sw_train_opts *o) {
     SW_TRY_GOTO(rc, sw_train_mem_plan(&t), out);
     char mb[96];
     if (t.data.samples)
-        snprintf(mb, sizeof mb, "micro-batches of %lld samples", (long long)o->per_device_train_batch_size);
+        snprintf(mb, sizeof mb, "micro-batches of %lld samples",
+                 (long long)o->per_device_train_batch_size);
     else
         snprintf(mb, sizeof mb, "micro-batches = the stream's batch records");
     sw_info("training %lld of %lld parameters (%s) for %lld steps, lr %g, %s schedule, %lld "

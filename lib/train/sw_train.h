@@ -26,10 +26,10 @@
 
 struct sw_train_opts {
     /* model */
-    char *model;            /* HF model folder (tools resolve a hub id to its snapshot first) */
+    char *model; /* HF model folder (tools resolve a hub id to its snapshot first) */
     char *use_hf, *model_revision, *hub_token; /* hub ids: ms-swift's options (sw_hub.h) */
-    char *init_from_config; /* sw's own: a config.json to build a randomly initialised model */
-    char *device;           /* cpu | cuda */
+    char *init_from_config;     /* sw's own: a config.json to build a randomly initialised model */
+    char *device;               /* cpu | cuda */
     int gradient_checkpointing; /* recompute layer activations in backward (less memory) */
     /* precision: what the GEMMs and attention compute in (master weights, gradients and AdamW
      * state stay float32, as with torch autocast); bf16/fp16 are HF's boolean spellings */

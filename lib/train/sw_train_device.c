@@ -71,8 +71,8 @@ int sw_train_dev_open(struct sw_trainer *t, struct sw_ckpt *resume) {
     struct sw_train_dev *d = calloc(1, sizeof *d);
     if (!d) return sw_err_set(SW_ENOMEM, "out of memory");
     t->dev = d;
-    d->cfg = (struct sw_adamw_config){o->adam_beta1, o->adam_beta2, o->adam_epsilon,
-                                      o->weight_decay};
+    d->cfg =
+        (struct sw_adamw_config){o->adam_beta1, o->adam_beta2, o->adam_epsilon, o->weight_decay};
     size_t k = (size_t)(t->np ? t->np : 1);
     d->m = calloc(k, sizeof *d->m);
     d->v = calloc(k, sizeof *d->v);
@@ -94,8 +94,7 @@ int sw_train_dev_open(struct sw_trainer *t, struct sw_ckpt *resume) {
      * the moments). Without a checkpoint a view of the moments' pointers, never read through,
      * still checks the hyperparameters (betas, eps, weight decay) on every device. */
     struct sw_adamw *h = NULL;
-    int rc = resume ? host_adamw(t, &h)
-                    : sw_adamw_new_view(&d->cfg, t->op, t->np, d->m, d->v, &h);
+    int rc = resume ? host_adamw(t, &h) : sw_adamw_new_view(&d->cfg, t->op, t->np, d->m, d->v, &h);
     if (rc == 0 && resume) {
         rc = sw_ckpt_load_optimizer(resume, h);
         if (rc == 0 && !host_addressable(t)) rc = moments_copy(t, h, 1);

@@ -52,7 +52,7 @@ struct sw_train_data {
     int64_t used;         /* records of this epoch inside returned micro-batches */
     struct sw_mb pending; /* a batch record read while samples were being packed */
     int has_pending;
-    int at_end; /* the reader reached the end record this epoch */
+    int at_end;         /* the reader reached the end record this epoch */
     int samples;        /* stream_kind "samples" (micro-batches are packed samples) */
     int64_t max_length; /* the header's meta max_length, 0 when absent */
 };
@@ -87,11 +87,11 @@ int sw_train_data_count(const char *src, const struct sw_data_limits *lim, int64
  * moments live next to them, and a step runs on the backend (its sumsq, scale and adamw
  * members) without copying a tensor to the host. */
 struct sw_train_dev {
-    float **m, **v;     /* exp_avg / exp_avg_sq per trainable parameter (backend memory) */
-    const float **g;    /* the gradients (backend pointers), for be->sumsq */
-    int64_t *n;         /* element counts */
-    double *sumsq;      /* per-parameter Σ g² of the last step (host) */
-    int64_t steps;      /* AdamW updates applied (torch's state["step"]) */
+    float **m, **v;  /* exp_avg / exp_avg_sq per trainable parameter (backend memory) */
+    const float **g; /* the gradients (backend pointers), for be->sumsq */
+    int64_t *n;      /* element counts */
+    double *sumsq;   /* per-parameter Σ g² of the last step (host) */
+    int64_t steps;   /* AdamW updates applied (torch's state["step"]) */
     struct sw_adamw_config cfg;
 };
 
@@ -99,7 +99,7 @@ struct sw_train_dev {
  * estimate is for, and the device's memory when the run started. */
 struct sw_train_mem {
     size_t weights, grads, optim, acts;
-    int64_t act_tokens; /* 0: no estimate (a stream of unknown micro-batch size) */
+    int64_t act_tokens;   /* 0: no estimate (a stream of unknown micro-batch size) */
     size_t free0, total0; /* device (CUDA) or host memory available at start */
 };
 
@@ -114,7 +114,7 @@ struct sw_trainer {
     int matmul;
     int fp16;
     struct sw_grad_scaler scaler; /* fp16 only; mirrored into st.loss_scale* after every step */
-    struct sw_hfmodel *hf; /* the --model folder (NULL with init_from_config only) */
+    struct sw_hfmodel *hf;        /* the --model folder (NULL with init_from_config only) */
     struct sw_model_config cfg;
     struct sw_model *m;
     int lora;

@@ -85,14 +85,16 @@ int sw_train_mem_oom(struct sw_trainer *t, int rc, const char *category, size_t 
             snprintf(needs, sizeof needs, "%s needed; ",
                      sw_train_fmt_bytes(a, sizeof a, (double)need));
     }
-    const char *hint = strcmp(category, "activations") == 0
-                           ? "; try --gradient_checkpointing true or fewer tokens per micro-batch"
-                       : strcmp(category, "optimizer state") == 0 ||
-                               strcmp(category, "gradients") == 0
-                           ? "; LoRA (--tuner_type lora) trains far fewer parameters"
-                           : "";
-    return sw_err_wrap(SW_ENOMEM, "out of %s memory for the %s (%s%s free of %s when training "
-                       "started%s)", device_memory(t) ? "device" : "host", category, needs,
+    const char *hint =
+        strcmp(category, "activations") == 0
+            ? "; try --gradient_checkpointing true or fewer tokens per micro-batch"
+        : strcmp(category, "optimizer state") == 0 || strcmp(category, "gradients") == 0
+            ? "; LoRA (--tuner_type lora) trains far fewer parameters"
+            : "";
+    return sw_err_wrap(SW_ENOMEM,
+                       "out of %s memory for the %s (%s%s free of %s when training "
+                       "started%s)",
+                       device_memory(t) ? "device" : "host", category, needs,
                        sw_train_fmt_bytes(f, sizeof f, (double)t->mem.free0),
                        sw_train_fmt_bytes(tot, sizeof tot, (double)t->mem.total0), hint);
 }
@@ -145,10 +147,10 @@ int sw_train_mem_plan(struct sw_trainer *t) {
         sh.max_seqs = o->per_device_train_batch_size;
     }
     mm->act_tokens = sh.max_tokens;
-    mm->acts = sh.max_tokens > 0 ? sw_model_scratch_estimate(t->m, sh.max_tokens,
-                                                             sh.max_seqs > 0 ? sh.max_seqs : 1,
-                                                             sh.padded)
-                                 : 0;
+    mm->acts = sh.max_tokens > 0
+                   ? sw_model_scratch_estimate(t->m, sh.max_tokens,
+                                               sh.max_seqs > 0 ? sh.max_seqs : 1, sh.padded)
+                   : 0;
     char dev[320], w[32], g[32], op[32], ac[32], tot[32], fr[32], all[32];
     device_words(t, dev, sizeof dev);
     size_t total = mm->weights + mm->grads + mm->optim + mm->acts;
@@ -164,7 +166,8 @@ int sw_train_mem_plan(struct sw_trainer *t) {
             dev, sw_train_fmt_bytes(w, sizeof w, (double)mm->weights),
             sw_train_fmt_bytes(g, sizeof g, (double)mm->grads),
             sw_train_fmt_bytes(op, sizeof op, (double)mm->optim), acts,
-            sw_train_fmt_bytes(all, sizeof all, (double)total), device_memory(t) ? "device" : "host",
+            sw_train_fmt_bytes(all, sizeof all, (double)total),
+            device_memory(t) ? "device" : "host",
             sw_train_fmt_bytes(fr, sizeof fr, (double)mm->free0),
             sw_train_fmt_bytes(tot, sizeof tot, (double)mm->total0));
     if (!device_memory(t) || mm->acts == 0) return 0;
@@ -173,7 +176,8 @@ int sw_train_mem_plan(struct sw_trainer *t) {
     mem_now(t, &avail, &dtotal);
     if (avail > 0 && mm->acts > avail) {
         char a[32], f[32];
-        sw_err_set(SW_ENOMEM, "the activations need ~%s of scratch but only %s of device memory "
+        sw_err_set(SW_ENOMEM,
+                   "the activations need ~%s of scratch but only %s of device memory "
                    "is left after the weights, gradients and optimizer state",
                    sw_train_fmt_bytes(a, sizeof a, (double)mm->acts),
                    sw_train_fmt_bytes(f, sizeof f, (double)avail));

@@ -26,7 +26,8 @@ int sw_train_report_parse(const char *report_to, int *tensorboard) {
             p++;
             continue;
         }
-        if ((n == 11 && strncmp(p, "tensorboard", 11) == 0) || (n == 3 && strncmp(p, "all", 3) == 0))
+        if ((n == 11 && strncmp(p, "tensorboard", 11) == 0) ||
+            (n == 3 && strncmp(p, "all", 3) == 0))
             *tensorboard = 1;
         else if (!(n == 4 && strncmp(p, "none", 4) == 0))
             return sw_err_set(SW_EUSAGE,
@@ -158,8 +159,8 @@ int sw_train_report_plots(const char *run_dir, const json_t *log_history) {
             }
             sw_plot_smooth(c[k].y, sm, c[k].n, 0.9);
             s[0] = (struct sw_plot_series){"raw", c[k].x, c[k].y, c[k].n, "#1f77b4", 1.0, 0.35};
-            s[1] = (struct sw_plot_series){"smoothed (0.9)", c[k].x, sm, c[k].n, "#1f77b4", 2.0,
-                                           1.0};
+            s[1] =
+                (struct sw_plot_series){"smoothed (0.9)", c[k].x, sm, c[k].n, "#1f77b4", 2.0, 1.0};
             ns = 2;
         }
         rc = write_svg(dir, files[k], sw_plot_svg(titles[k], "step", s, ns));

@@ -46,8 +46,8 @@ static void *up(const void *h, size_t bytes) {
 
 /* ---- the two ops -------------------------------------------------------------------------- */
 
-static void test_ops(int nseq, const int *lens, const int *qlens, int64_t Hq, int64_t Hk,
-                     int64_t D, int64_t bs, const char *name) {
+static void test_ops(int nseq, const int *lens, const int *qlens, int64_t Hq, int64_t Hk, int64_t D,
+                     int64_t bs, const char *name) {
     struct sw_rng r;
     sw_rng_init(&r, 3, 0);
     int64_t maxb = 0, N = 0, nb = 0, maxlen = 0;
@@ -70,13 +70,15 @@ static void test_ops(int nseq, const int *lens, const int *qlens, int64_t Hq, in
     sw_rng_fill_normal(&r, kn, (size_t)(N * row), 0, 1);
     sw_rng_fill_normal(&r, vn, (size_t)(N * row), 0, 1);
     int32_t *bt = calloc((size_t)(nseq * maxb), sizeof(int32_t));
-    int32_t *slots = malloc((size_t)(N ? N : 1) * sizeof(int32_t)), *cu = malloc((size_t)(nseq + 1) * 4);
+    int32_t *slots = malloc((size_t)(N ? N : 1) * sizeof(int32_t)),
+            *cu = malloc((size_t)(nseq + 1) * 4);
     int32_t *sl = malloc((size_t)nseq * sizeof(int32_t));
     int32_t next = 0, n = 0;
     cu[0] = 0;
     for (int s = 0; s < nseq; s++) {
         int64_t b = (lens[s] + bs - 1) / bs;
-        for (int64_t i = 0; i < b; i++) bt[s * maxb + i] = (int32_t)((next++ * 5 + 2) % nb);
+        for (int64_t i = 0; i < b; i++)
+            bt[s * maxb + i] = (int32_t)((next++ * 5 + 2) % nb);
         for (int t = lens[s] - qlens[s]; t < lens[s]; t++)
             slots[n++] = bt[s * maxb + t / bs] * (int32_t)bs + t % (int32_t)bs;
         cu[s + 1] = n;
@@ -91,8 +93,8 @@ static void test_ops(int nseq, const int *lens, const int *qlens, int64_t Hq, in
     float *dkc = up(kc, (size_t)(slots_n * row) * 4), *dvc = up(vc, (size_t)(slots_n * row) * 4);
     int rc = cpu->kv_cache_write(cpu, kc, vc, kn, vn, slots, N, Hk, D, slots_n);
     if (rc == 0)
-        rc = cpu->paged_attention_fwd(cpu, out_c, q, kc, vc, bt, maxb, cu, sl, nseq, 0, maxlen,
-                                      N, Hq, Hk, D, bs, nb, scale);
+        rc = cpu->paged_attention_fwd(cpu, out_c, q, kc, vc, bt, maxb, cu, sl, nseq, 0, maxlen, N,
+                                      Hq, Hk, D, bs, nb, scale);
     float *dq = up(q, (size_t)(N * Hq * D) * 4), *dkn = up(kn, (size_t)(N * row) * 4);
     float *dvn = up(vn, (size_t)(N * row) * 4), *dout = up(NULL, (size_t)(N * Hq * D + 1) * 4);
     int32_t *dbt = up(bt, (size_t)(nseq * maxb) * 4), *dsl = up(sl, (size_t)nseq * 4);
@@ -122,8 +124,8 @@ out:
 /* ---- the inference forward ---------------------------------------------------------------- */
 
 /* Logits of every position of ids through sw_model_infer in chunks of `chunk`, on be. */
-static int infer_logits(struct sw_backend *be, struct sw_hfmodel *hf, const int32_t *ids,
-                        int64_t T, int64_t chunk, float *logits) {
+static int infer_logits(struct sw_backend *be, struct sw_hfmodel *hf, const int32_t *ids, int64_t T,
+                        int64_t chunk, float *logits) {
     struct sw_model *m;
     SW_TRY(sw_model_new(&hf->config, be, &m));
     int rc = sw_model_load(m, hf->weights);
@@ -135,7 +137,8 @@ static int infer_logits(struct sw_backend *be, struct sw_hfmodel *hf, const int3
         return rc;
     }
     int32_t bt[128], pos[512], slots[512], rows[512];
-    for (int64_t i = 0; i < nb; i++) bt[i] = (int32_t)(nb - i);
+    for (int64_t i = 0; i < nb; i++)
+        bt[i] = (int32_t)(nb - i);
     int64_t V = hf->config.vocab_size;
     for (int64_t s0 = 0; s0 < T && rc == 0; s0 += chunk) {
         int64_t n = T - s0 < chunk ? T - s0 : chunk;
@@ -145,9 +148,17 @@ static int infer_logits(struct sw_backend *be, struct sw_hfmodel *hf, const int3
             rows[j] = (int32_t)j;
         }
         int32_t cu[2] = {0, (int32_t)n}, len = (int32_t)(s0 + n);
-        struct sw_infer_batch b = {.nseq = 1, .N = n, .ids = ids + s0, .pos = pos, .cu_q = cu,
-                                   .seq_lens = &len, .block_tables = bt, .max_blocks = nb,
-                                   .slot_mapping = slots, .logit_rows = rows, .n_logits = n};
+        struct sw_infer_batch b = {.nseq = 1,
+                                   .N = n,
+                                   .ids = ids + s0,
+                                   .pos = pos,
+                                   .cu_q = cu,
+                                   .seq_lens = &len,
+                                   .block_tables = bt,
+                                   .max_blocks = nb,
+                                   .slot_mapping = slots,
+                                   .logit_rows = rows,
+                                   .n_logits = n};
         rc = sw_model_infer(m, &kv, &b, logits + s0 * V);
     }
     sw_kv_cache_release(&kv, be);
@@ -162,15 +173,16 @@ static void test_infer(const char *family) {
     if (!OK(sw_hfmodel_open(dir, &hf) == 0, "%s: open", family)) return;
     int64_t V = hf->config.vocab_size, T = 45;
     int32_t ids[64];
-    for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 29 + 11) % V);
+    for (int i = 0; i < T; i++)
+        ids[i] = (int32_t)((i * 29 + 11) % V);
     float *a = malloc((size_t)(T * V) * 4), *b = malloc((size_t)(T * V) * 4);
     int rc = infer_logits(cpu, hf, ids, T, 13, a);
     int grc = infer_logits(gpu, hf, ids, T, 13, b);
     if (OK(rc == 0 && grc == 0, "%s: infer on both backends (%s)", family,
            rc || grc ? sw_err_msg() : "ok")) {
         double e = rel_err(b, a, T * V);
-        OK(e <= TOL, "%s: sw_model_infer (chunks of 13, then decode) CUDA vs CPU rel %.2e",
-           family, e);
+        OK(e <= TOL, "%s: sw_model_infer (chunks of 13, then decode) CUDA vs CPU rel %.2e", family,
+           e);
     }
     free(a), free(b);
     sw_hfmodel_close(hf);
@@ -223,7 +235,8 @@ static void test_engine(const char *dir, const char *expected, const char *adapt
         int32_t p[256];
         json_t *pi = json_object_get(v, "prompt_ids");
         size_t np = json_array_size(pi);
-        for (size_t i = 0; i < np && i < 256; i++) p[i] = (int32_t)json_integer_value(json_array_get(pi, i));
+        for (size_t i = 0; i < np && i < 256; i++)
+            p[i] = (int32_t)json_integer_value(json_array_get(pi, i));
         struct sw_sampling_params sp;
         sw_sampling_params_init(&sp);
         sp.temperature = 0;
@@ -236,7 +249,8 @@ static void test_engine(const char *dir, const char *expected, const char *adapt
     }
     for (int guard = 0; guard < 10000; guard++) {
         int pending = 0;
-        for (int i = 0; i < n; i++) pending += !out[i].done;
+        for (int i = 0; i < n; i++)
+            pending += !out[i].done;
         if (!pending || sw_engine_step(e) < 0) break;
     }
     int ok = 0, i = 0;

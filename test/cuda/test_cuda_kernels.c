@@ -39,13 +39,15 @@ static double urand(void) { /* uniform [-1, 1) */
 
 static float *frand(int64_t n, double scale) {
     float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(urand() * scale);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (float)(urand() * scale);
     return x;
 }
 
 static float *fnan(int64_t n) {
     float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
-    for (int64_t i = 0; i < n; i++) x[i] = NAN;
+    for (int64_t i = 0; i < n; i++)
+        x[i] = NAN;
     return x;
 }
 
@@ -69,7 +71,8 @@ static float *host(const float *d, int64_t n) {
     float *h = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     if (gpu->download(gpu, h, d, (size_t)n * sizeof(float)) < 0) {
         DIAG("download: %s", sw_err_msg());
-        for (int64_t i = 0; i < n; i++) h[i] = NAN;
+        for (int64_t i = 0; i < n; i++)
+            h[i] = NAN;
     }
     return h;
 }
@@ -106,7 +109,8 @@ static void test_memory(void) {
     float *d = gpu->alloc(gpu, n * sizeof(float));
     float *h = host(d, (int64_t)n);
     int zero = 1;
-    for (size_t i = 0; i < n; i++) zero &= h[i] == 0.0f;
+    for (size_t i = 0; i < n; i++)
+        zero &= h[i] == 0.0f;
     OK(d && zero, "alloc: %zu floats zero-filled", n);
     free(h);
     float *x = frand(1000, 1);
@@ -137,7 +141,8 @@ static void test_memory(void) {
             ok &= (char *)blk[i] + sizes[i] <= (char *)blk[j] ||
                   (char *)blk[j] + sizes[j] <= (char *)blk[i];
     size_t want = 0;
-    for (int i = 0; i < 5; i++) want += sizes[i];
+    for (int i = 0; i < 5; i++)
+        want += sizes[i];
     OK(ok && gpu->sync(gpu) == 0, "scratch: 5 blocks over several chunks, aligned and disjoint");
     OK(gpu->scratch_peak(gpu) >= want, "scratch_peak %zu >= %zu", gpu->scratch_peak(gpu), want);
     gpu->scratch_reset(gpu);
@@ -174,8 +179,8 @@ static void test_matmul_shape(int64_t M, int64_t N, int64_t K, int bias, float a
     rc |= gpu->matmul_bwd_dx(gpu, ddx, ddy, dw_, M, N, K, alpha, beta);
     if (OK(rc == 0, "%s runs", what)) cmp(ddx, dxr, M * K, tol, what);
 
-    snprintf(what, sizeof what, "%s matmul_bwd_dw %lldx%lldx%lld (accumulate)", mode,
-             (long long)M, (long long)N, (long long)K);
+    snprintf(what, sizeof what, "%s matmul_bwd_dw %lldx%lldx%lld (accumulate)", mode, (long long)M,
+             (long long)N, (long long)K);
     rc = cpu->matmul_bwd_dw(cpu, dwr, dy, x, M, N, K, alpha, 1.0f);
     rc |= gpu->matmul_bwd_dw(gpu, ddw, ddy, dx_, M, N, K, alpha, 1.0f);
     if (OK(rc == 0, "%s runs", what)) cmp(ddw, dwr, N * K, tol, what);
@@ -187,7 +192,8 @@ static void test_matmul_shape(int64_t M, int64_t N, int64_t K, int bias, float a
         if (OK(rc == 0, "%s runs", what)) cmp(ddb, dbr, N, TOL_F32, what);
     }
     float *ptrs[] = {dx_, dw_, db_, dy_, ddy, ddx, ddw, ddb};
-    for (int i = 0; i < 8; i++) gpu->free(gpu, ptrs[i]);
+    for (int i = 0; i < 8; i++)
+        gpu->free(gpu, ptrs[i]);
     free(x), free(w), free(b), free(y0), free(dy), free(dx0), free(dw0), free(db0);
     free(y), free(dxr), free(dwr), free(dbr);
 }
@@ -205,8 +211,10 @@ static void test_matmul_fp16_range(void) {
         float *h = host(d_y, M * N);
         int row1_bad = 1, others_ok = 1;
         for (int i = 0; i < M * N; i++) {
-            if (i / N == 1) row1_bad &= !isfinite(h[i]);
-            else others_ok &= isfinite(h[i]);
+            if (i / N == 1)
+                row1_bad &= !isfinite(h[i]);
+            else
+                others_ok &= isfinite(h[i]);
         }
         if (m == 0)
             OK(rc == 0 && row1_bad && others_ok,
@@ -220,20 +228,23 @@ static void test_matmul_fp16_range(void) {
 }
 
 static void test_matmul(void) {
-    const int64_t shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {37, 29, 61}, {128, 256, 64},
-                                 {257, 300, 129}, {64, 1, 896}};
+    const int64_t shapes[][3] = {{1, 1, 1},      {3, 5, 7},       {37, 29, 61},
+                                 {128, 256, 64}, {257, 300, 129}, {64, 1, 896}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        test_matmul_shape(shapes[s][0], shapes[s][1], shapes[s][2], 0, 1.0f, 0.0f, TOL_F32,
-                          "fp32");
-        test_matmul_shape(shapes[s][0], shapes[s][1], shapes[s][2], 1, 0.5f, 1.0f, TOL_F32,
-                          "fp32");
+        test_matmul_shape(shapes[s][0], shapes[s][1], shapes[s][2], 0, 1.0f, 0.0f, TOL_F32, "fp32");
+        test_matmul_shape(shapes[s][0], shapes[s][1], shapes[s][2], 1, 0.5f, 1.0f, TOL_F32, "fp32");
     }
     test_matmul_shape(33, 17, 9, 1, 1.0f, 0.0f, TOL_F32, "fp32");
     test_matmul_shape(5, 4, 0, 1, 1.0f, 0.5f, TOL_F32, "fp32"); /* K = 0: bias + beta·y only */
     /* fp16: 10-bit mantissa operands like tf32, rounded once per operand: 1e-2. */
-    const struct { enum sw_matmul_precision prec; const char *name; double tol; } modes[] = {
-        {SW_MATMUL_TF32, "tf32", 5e-3}, {SW_MATMUL_BF16, "bf16", 3e-2},
-        {SW_MATMUL_BF16_INLINE, "bf16i", 3e-2}, {SW_MATMUL_FP16, "fp16", 1e-2}};
+    const struct {
+        enum sw_matmul_precision prec;
+        const char *name;
+        double tol;
+    } modes[] = {{SW_MATMUL_TF32, "tf32", 5e-3},
+                 {SW_MATMUL_BF16, "bf16", 3e-2},
+                 {SW_MATMUL_BF16_INLINE, "bf16i", 3e-2},
+                 {SW_MATMUL_FP16, "fp16", 1e-2}};
     for (int m = 0; m < (int)(sizeof modes / sizeof modes[0]); m++) {
         gpu->set_precision(gpu, modes[m].prec);
         test_matmul_shape(37, 29, 61, 1, 1.0f, 0.0f, modes[m].tol, modes[m].name);
@@ -262,7 +273,8 @@ static void test_matmul(void) {
 
 static void test_embedding_shape(int64_t N, int64_t V, int64_t C) {
     int32_t *ids = malloc((size_t)N * sizeof(int32_t));
-    for (int64_t n = 0; n < N; n++) ids[n] = (int32_t)((urand() + 1) * 0.5 * V) % (int32_t)V;
+    for (int64_t n = 0; n < N; n++)
+        ids[n] = (int32_t)((urand() + 1) * 0.5 * V) % (int32_t)V;
     float *table = frand(V * C, 1), *dout = frand(N * C, 1), *dt0 = frand(V * C, 1);
     float *out = malloc((size_t)(N * C) * sizeof(float)), *dt = fcopy(dt0, V * C);
     int32_t *d_ids = DEVI(ids, N);
@@ -279,8 +291,8 @@ static void test_embedding_shape(int64_t N, int64_t V, int64_t C) {
     rc |= gpu->embedding_bwd(gpu, d_dt, d_dout, d_ids, N, V, C);
     rc |= gpu->embedding_bwd(gpu, d_dt2, d_dout, d_ids, N, V, C);
     char what[96];
-    snprintf(what, sizeof what, "embedding_bwd N=%lld V=%lld C=%lld (repeated ids)",
-             (long long)N, (long long)V, (long long)C);
+    snprintf(what, sizeof what, "embedding_bwd N=%lld V=%lld C=%lld (repeated ids)", (long long)N,
+             (long long)V, (long long)C);
     if (OK(rc == 0, "%s runs", what)) {
         /* Same order of additions as the CPU: exact. */
         cmp(d_dt, dt, V * C, 0.0, what);
@@ -302,8 +314,8 @@ static void test_rmsnorm_shape(int64_t N, int64_t C, float beta, int with_dw) {
     float *d_out = DEVF(dx0, N * C), *d_rstd = DEVF(x, N), *d_dx = DEVF(dx0, N * C);
     float *d_dw = DEVF(dw0, C), *d_dw2 = DEVF(dw0, C);
     char what[96];
-    snprintf(what, sizeof what, "rmsnorm N=%lld C=%lld beta=%g%s", (long long)N, (long long)C,
-             beta, with_dw ? "" : " (no dw)");
+    snprintf(what, sizeof what, "rmsnorm N=%lld C=%lld beta=%g%s", (long long)N, (long long)C, beta,
+             with_dw ? "" : " (no dw)");
     int rc = cpu->rmsnorm_fwd(cpu, out, rstd, x, w, N, C, 1e-6f);
     rc |= gpu->rmsnorm_fwd(gpu, d_out, d_rstd, d_x, d_w, N, C, 1e-6f);
     if (OK(rc == 0, "%s fwd runs", what)) {
@@ -311,8 +323,7 @@ static void test_rmsnorm_shape(int64_t N, int64_t C, float beta, int with_dw) {
         cmp(d_rstd, rstd, N, TOL_F32, "rmsnorm_fwd rstd");
     }
     rc = cpu->rmsnorm_bwd(cpu, dx, with_dw ? dw : NULL, dout, x, w, rstd, N, C, beta);
-    rc |= gpu->rmsnorm_bwd(gpu, d_dx, with_dw ? d_dw : NULL, d_dout, d_x, d_w, d_rstd, N, C,
-                           beta);
+    rc |= gpu->rmsnorm_bwd(gpu, d_dx, with_dw ? d_dw : NULL, d_dout, d_x, d_w, d_rstd, N, C, beta);
     if (OK(rc == 0, "%s bwd runs", what)) {
         cmp(d_dx, dx, N * C, TOL_F32, "rmsnorm_bwd dx");
         cmp(d_dw, dw, C, TOL_F32, with_dw ? "rmsnorm_bwd dw" : "rmsnorm_bwd leaves dw alone");
@@ -322,7 +333,8 @@ static void test_rmsnorm_shape(int64_t N, int64_t C, float beta, int with_dw) {
         }
     }
     float *ptrs[] = {d_x, d_w, d_dout, d_out, d_rstd, d_dx, d_dw, d_dw2};
-    for (int i = 0; i < 8; i++) gpu->free(gpu, ptrs[i]);
+    for (int i = 0; i < 8; i++)
+        gpu->free(gpu, ptrs[i]);
     free(x), free(w), free(dout), free(dx0), free(dw0), free(out), free(rstd), free(dx), free(dw);
 }
 
@@ -333,7 +345,8 @@ static void test_rope_shape(int64_t N, int64_t H, int64_t D, int64_t P) {
     float *cs = malloc((size_t)(P * D / 2) * sizeof(float)), *sn = malloc((size_t)(P * D / 2) * 4);
     sw_rope_tables(&rp, P, D, cs, sn);
     int32_t *pos = malloc((size_t)N * sizeof(int32_t));
-    for (int64_t n = 0; n < N; n++) pos[n] = (int32_t)((urand() + 1) * 0.5 * P) % (int32_t)P;
+    for (int64_t n = 0; n < N; n++)
+        pos[n] = (int32_t)((urand() + 1) * 0.5 * P) % (int32_t)P;
     float *x = frand(N * H * D, 1), *g = frand(N * H * D, 1);
     float *d_x = DEVF(x, N * H * D), *d_g = DEVF(g, N * H * D);
     float *d_c = DEVF(cs, P * D / 2), *d_s = DEVF(sn, P * D / 2);
@@ -369,7 +382,8 @@ static void test_attention_case(const char *name, const int *lens, const int *kv
     }
     if (kvl) {
         kv = malloc((size_t)nseq * sizeof(int32_t));
-        for (int s = 0; s < nseq; s++) kv[s] = kvl[s];
+        for (int s = 0; s < nseq; s++)
+            kv[s] = kvl[s];
     }
     int64_t N = cu[nseq], nq = N * Hq * D, nk = N * Hk * D;
     float scale = 1.0f / sqrtf((float)D);
@@ -408,7 +422,8 @@ static void test_attention_case(const char *name, const int *lens, const int *kv
            "attention_bwd deterministic");
     }
     float *ptrs[] = {d_q, d_k, d_v, d_do, d_out, d_lse, d_dq, d_dk, d_dv, d_dq2, d_dk2};
-    for (int i = 0; i < 11; i++) gpu->free(gpu, ptrs[i]);
+    for (int i = 0; i < 11; i++)
+        gpu->free(gpu, ptrs[i]);
     gpu->free(gpu, d_cu), gpu->free(gpu, d_kv);
     free(cu), free(kv), free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq);
     free(dk), free(dv), free(pn), free(pk);
@@ -432,16 +447,24 @@ static void test_attention(void) {
     test_attention_case("one 1024-token sequence", l7, NULL, 1, 2, 1, 64, 1);
     /* 16-bit modes: the tensor-core kernels (bf16 / fp16 operands, float32 softmax and
      * accumulators; attention_mma.cu). */
-    static const struct { enum sw_matmul_precision prec; const char *name; } modes[] = {
-        {SW_MATMUL_BF16, "bf16"}, {SW_MATMUL_FP16, "fp16"}};
+    static const struct {
+        enum sw_matmul_precision prec;
+        const char *name;
+    } modes[] = {{SW_MATMUL_BF16, "bf16"}, {SW_MATMUL_FP16, "fp16"}};
     int l8[] = {333, 64, 129}, l9[] = {300, 17};
     for (int m = 0; m < 2; m++) {
         char nm[9][96];
-        const char *cases[] = {"one short segment", "packed, empty and 1-token segments",
-                               "padded (kv_len 73, 0, 100)", "Qwen2.5-0.5B heads", "head_dim 128",
-                               "head_dim 24, padded", "one 1024-token sequence",
-                               "GQA 7, tiles 6+1+3", "head_dim 128, GQA 4, 5 tiles"};
-        for (int i = 0; i < 9; i++) snprintf(nm[i], sizeof nm[0], "%s: %s", modes[m].name, cases[i]);
+        const char *cases[] = {"one short segment",
+                               "packed, empty and 1-token segments",
+                               "padded (kv_len 73, 0, 100)",
+                               "Qwen2.5-0.5B heads",
+                               "head_dim 128",
+                               "head_dim 24, padded",
+                               "one 1024-token sequence",
+                               "GQA 7, tiles 6+1+3",
+                               "head_dim 128, GQA 4, 5 tiles"};
+        for (int i = 0; i < 9; i++)
+            snprintf(nm[i], sizeof nm[0], "%s: %s", modes[m].name, cases[i]);
         gpu->set_precision(gpu, modes[m].prec);
         att_tol = 5e-2;
         test_attention_case(nm[0], l1, NULL, 1, 4, 2, 8, 1);
@@ -458,7 +481,8 @@ static void test_attention(void) {
     gpu->set_precision(gpu, SW_MATMUL_FP32);
 }
 
-/* ---- elementwise ------------------------------------------------------------------------------ */
+/* ---- elementwise ------------------------------------------------------------------------------
+ */
 
 static void test_elementwise(int64_t n) {
     float *a = frand(n, 4), *b = frand(n, 4), *g = frand(n, 1);
@@ -469,7 +493,8 @@ static void test_elementwise(int64_t n) {
     snprintf(what, sizeof what, "n=%lld", (long long)n);
     int rc = cpu->swiglu_fwd(cpu, o, a, b, n) | gpu->swiglu_fwd(gpu, d_o, d_a, d_b, n);
     if (OK(rc == 0, "swiglu_fwd %s runs", what)) cmp(d_o, o, n, TOL_F32, "swiglu_fwd");
-    rc = cpu->swiglu_bwd(cpu, dg, du, g, a, b, n) | gpu->swiglu_bwd(gpu, d_dg, d_du, d_g, d_a, d_b, n);
+    rc = cpu->swiglu_bwd(cpu, dg, du, g, a, b, n) |
+         gpu->swiglu_bwd(gpu, d_dg, d_du, d_g, d_a, d_b, n);
     if (OK(rc == 0, "swiglu_bwd %s runs", what)) {
         cmp(d_dg, dg, n, TOL_F32, "swiglu_bwd dgate");
         cmp(d_du, du, n, TOL_F32, "swiglu_bwd dup");
@@ -484,18 +509,21 @@ static void test_elementwise(int64_t n) {
         float p = s ? 0.9f : 0.1f;
         uint64_t seed = 12345u + (uint64_t)s * 777u;
         rc = cpu->dropout_fwd(cpu, o, a, n, p, seed) | gpu->dropout_fwd(gpu, d_o, d_a, n, p, seed);
-        rc |= cpu->dropout_bwd(cpu, dg, g, n, p, seed) | gpu->dropout_bwd(gpu, d_dg, d_g, n, p, seed);
+        rc |=
+            cpu->dropout_bwd(cpu, dg, g, n, p, seed) | gpu->dropout_bwd(gpu, d_dg, d_g, n, p, seed);
         if (OK(rc == 0, "dropout p=%.1f %s runs", p, what)) {
             cmp(d_o, o, n, 0.0, "dropout_fwd: same mask, bit-identical");
             cmp(d_dg, dg, n, 0.0, "dropout_bwd: same mask, bit-identical");
         }
     }
     float *ptrs[] = {d_a, d_b, d_g, d_o, d_dg, d_du};
-    for (int i = 0; i < 6; i++) gpu->free(gpu, ptrs[i]);
+    for (int i = 0; i < 6; i++)
+        gpu->free(gpu, ptrs[i]);
     free(a), free(b), free(g), free(o), free(dg), free(du), free(pn);
 }
 
-/* ---- cross-entropy ---------------------------------------------------------------------------- */
+/* ---- cross-entropy ----------------------------------------------------------------------------
+ */
 
 static void test_ce_shape(int64_t N, int64_t V, int64_t C, int64_t chunk, float beta, int with_dw,
                           double tol, const char *mode) {
@@ -532,7 +560,8 @@ static void test_ce_shape(int64_t N, int64_t V, int64_t C, int64_t chunk, float 
         float *d_lg = DEVF(lg, N * V);
         rc = cpu->ce_logits_fwd(cpu, loss, lse, lg, t, N, V);
         rg = gpu->ce_logits_fwd(gpu, d_loss, d_lse, d_lg, d_t, N, V);
-        if (OK(rc == 0 && rg == 0, "ce_logits_fwd N=%lld V=%lld runs", (long long)N, (long long)V)) {
+        if (OK(rc == 0 && rg == 0, "ce_logits_fwd N=%lld V=%lld runs", (long long)N,
+               (long long)V)) {
             cmp(d_loss, loss, N, TOL_F32, "ce_logits_fwd loss");
             cmp(d_lse, lse, N, TOL_F32, "ce_logits_fwd lse (every row)");
         }
@@ -540,7 +569,8 @@ static void test_ce_shape(int64_t N, int64_t V, int64_t C, int64_t chunk, float 
         free(lg);
     }
     float *ptrs[] = {d_h, d_w, d_loss, d_lse, d_dh, d_dw};
-    for (int i = 0; i < 6; i++) gpu->free(gpu, ptrs[i]);
+    for (int i = 0; i < 6; i++)
+        gpu->free(gpu, ptrs[i]);
     gpu->free(gpu, d_t);
     free(h), free(w), free(t), free(loss), free(lse), free(dh0), free(dw0), free(dh), free(dw);
     free(pn);
@@ -553,7 +583,8 @@ static void test_ce_fp16_overflow(void) {
     enum { N = 8, V = 50, C = 16 };
     float *h = frand(N * C, 1), *w = frand(V * C, 0.5), *z = calloc(V * C, 4);
     int32_t t[N];
-    for (int n = 0; n < N; n++) t[n] = (n * 7) % V;
+    for (int n = 0; n < N; n++)
+        t[n] = (n * 7) % V;
     float *d_h = DEVF(h, N * C), *d_w = DEVF(w, V * C), *d_dh = DEVF(z, N * C);
     float *d_dw = DEVF(z, V * C), *d_loss = DEVF(z, N), *d_lse = DEVF(z, N);
     int32_t *d_t = DEVI(t, N);
@@ -564,8 +595,10 @@ static void test_ce_fp16_overflow(void) {
         rc = gpu->ce_fused_bwd(gpu, d_dh, d_dw, d_h, d_w, d_t, d_lse, N, V, C, 16, scales[s], 0.0f);
         float *a = host(d_dh, N * C), *b = host(d_dw, V * C);
         double sum = 0;
-        for (int i = 0; i < N * C; i++) sum += a[i];
-        for (int i = 0; i < V * C; i++) sum += b[i];
+        for (int i = 0; i < N * C; i++)
+            sum += a[i];
+        for (int i = 0; i < V * C; i++)
+            sum += b[i];
         finite[s] = isfinite(sum);
         free(a), free(b);
         gpu->memset0(gpu, d_dw, (size_t)V * C * 4);
@@ -574,7 +607,8 @@ static void test_ce_fp16_overflow(void) {
        "fp16 ce_fused_bwd: grad_scale 1 finite, 1e6 overflows to non-finite dh/dw (%s)",
        rc ? sw_err_msg() : "ok");
     float *ptrs[] = {d_h, d_w, d_dh, d_dw, d_loss, d_lse};
-    for (int i = 0; i < 6; i++) gpu->free(gpu, ptrs[i]);
+    for (int i = 0; i < 6; i++)
+        gpu->free(gpu, ptrs[i]);
     gpu->free(gpu, d_t);
     free(h), free(w), free(z);
 }
@@ -594,13 +628,16 @@ static void test_ce(void) {
     int rc = sw_backend_open_opts(SW_DEVICE_CUDA, &o, &chunked);
     o.ce_keep_bytes = 0;
     if (rc == 0) rc = sw_backend_open_opts(SW_DEVICE_CUDA, &o, &recompute);
-    if (OK(rc == 0, "open CUDA backends with a 1 MiB cross-entropy chunk budget, keeping and "
-           "recomputing the gradient (%s)", rc ? sw_err_msg() : "ok")) {
+    if (OK(rc == 0,
+           "open CUDA backends with a 1 MiB cross-entropy chunk budget, keeping and "
+           "recomputing the gradient (%s)",
+           rc ? sw_err_msg() : "ok")) {
         gpu = chunked;
         test_ce_shape(301, 5000, 96, 16, 0.0f, 1, TOL_F32, "fp32");
         gpu->set_precision(gpu, SW_MATMUL_BF16);
-        test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 3e-2, "bf16"); /* gradient kept from the forward */
-        gpu = recompute;                                         /* ... and recomputed */
+        test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 3e-2,
+                      "bf16"); /* gradient kept from the forward */
+        gpu = recompute;       /* ... and recomputed */
         gpu->set_precision(gpu, SW_MATMUL_BF16);
         test_ce_shape(301, 5000, 96, 16, 1.0f, 1, 3e-2, "bf16 recompute");
         gpu = chunked;
@@ -616,7 +653,8 @@ static void test_ce(void) {
     sw_backend_close(recompute);
 }
 
-/* ---- AdamW ------------------------------------------------------------------------------------ */
+/* ---- AdamW ------------------------------------------------------------------------------------
+ */
 
 static void test_adamw(void) {
     int64_t n = 100003;
@@ -673,8 +711,8 @@ static void test_faults(void) {
     float *d_l = gpu->alloc(gpu, 16), *d_e = gpu->alloc(gpu, 16);
     rc = gpu->ce_fused_fwd(gpu, d_l, d_e, d_out, d_tab, d_tg, 4, 5, 8, 16);
     if (rc == 0) rc = gpu->sync(gpu);
-    OK(rc == SW_ERANGE && strstr(sw_err_msg(), "target 5 at row 2"), "cross-entropy: bad target (%s)",
-       sw_err_msg());
+    OK(rc == SW_ERANGE && strstr(sw_err_msg(), "target 5 at row 2"),
+       "cross-entropy: bad target (%s)", sw_err_msg());
     int32_t cu[3] = {0, 3, 2};
     int32_t *d_cu = DEVI(cu, 3);
     float *d_q = gpu->alloc(gpu, 64 * 4), *d_lse = gpu->alloc(gpu, 16 * 4);
@@ -689,12 +727,15 @@ static void test_faults(void) {
     OK(rc == SW_EINVAL && strstr(sw_err_msg(), "max_len"), "attention: segment > max_len (%s)",
        sw_err_msg());
     OK(gpu->attention_fwd(gpu, d_q, d_lse, d_q, d_q, d_q, d_cu2, NULL, 1, 4, 4, 3, 2, 8, 0.3f) ==
-           SW_EINVAL, "attention: Hq not a multiple of Hk is SW_EINVAL at once");
+           SW_EINVAL,
+       "attention: Hq not a multiple of Hk is SW_EINVAL at once");
     OK(gpu->attention_fwd(gpu, d_q, d_lse, d_q, d_q, d_q, d_cu2, NULL, 1, 4, 4, 1, 1, 256, 0.3f) ==
-           SW_EUNSUPPORTED, "attention: head_dim 256 is SW_EUNSUPPORTED");
+           SW_EUNSUPPORTED,
+       "attention: head_dim 256 is SW_EUNSUPPORTED");
     OK(gpu->sync(gpu) == 0, "backend usable after the faults");
     void *ptrs[] = {d_tab, d_out, d_ids, d_pos, d_c, d_s, d_tg, d_l, d_e, d_cu, d_q, d_lse, d_cu2};
-    for (int i = 0; i < 13; i++) gpu->free(gpu, ptrs[i]);
+    for (int i = 0; i < 13; i++)
+        gpu->free(gpu, ptrs[i]);
     free(tab);
 }
 
@@ -717,12 +758,12 @@ int main(void) {
     /* Every op the list (kernels/sw_ops.def) marks ALL is set; one marked CPU is NULL, and
      * supports_op is 1 exactly for the families without such an op. */
     int cpu_only[SW_OP_COUNT] = {0}, all = 1, n_all = 0, n_cpu = 0;
-#define SW_OP(FAM, name, where, params)                                                       \
-    {                                                                                          \
-        int want_ = strcmp(#where, "ALL") == 0;                                                \
-        n_all += want_, n_cpu += !want_;                                                       \
-        cpu_only[SW_OP_##FAM] |= !want_;                                                       \
-        all &= (gpu->name != NULL) == want_;                                                   \
+#define SW_OP(FAM, name, where, params)                                                            \
+    {                                                                                              \
+        int want_ = strcmp(#where, "ALL") == 0;                                                    \
+        n_all += want_, n_cpu += !want_;                                                           \
+        cpu_only[SW_OP_##FAM] |= !want_;                                                           \
+        all &= (gpu->name != NULL) == want_;                                                       \
     }
 #include "sw_ops.def"
     for (int f = 0; f < SW_OP_COUNT; f++)

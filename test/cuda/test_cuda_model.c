@@ -131,10 +131,11 @@ static void compare_models(struct sw_model *mc, struct sw_model *mg, const struc
                 if (r > worst_hf) worst_hf = r;
             }
         }
-        OK(worst <= (loss_tol <= TOL ? TOL : 5 * loss_tol), "%s %s: logits cuda vs cpu (worst row rel %.2g)", what, lay,
-           worst);
-        if (gg) OK(worst_hf <= TOL, "%s %s: logits cuda vs HF (worst row rel %.2g)", what, lay,
-                   worst_hf);
+        OK(worst <= (loss_tol <= TOL ? TOL : 5 * loss_tol),
+           "%s %s: logits cuda vs cpu (worst row rel %.2g)", what, lay, worst);
+        if (gg)
+            OK(worst_hf <= TOL, "%s %s: logits cuda vs HF (worst row rel %.2g)", what, lay,
+               worst_hf);
     } else {
         OK(0, "%s %s: logits (%s)", what, lay, sw_err_msg());
     }
@@ -174,10 +175,11 @@ static void compare_models(struct sw_model *mc, struct sw_model *mg, const struc
         }
         free(hc), free(hg);
     }
-    OK(n_bad == 0 && n_cmp > 0, "%s %s: %d gradients match the cpu (worst %.2g at %s)", what,
-       lay, n_cmp, worst, worst_name);
-    if (g) OK(n_hf == n_cmp, "%s %s: %d gradients compared with HF (worst %.2g)", what, lay, n_hf,
-              worst_hf);
+    OK(n_bad == 0 && n_cmp > 0, "%s %s: %d gradients match the cpu (worst %.2g at %s)", what, lay,
+       n_cmp, worst, worst_name);
+    if (g)
+        OK(n_hf == n_cmp, "%s %s: %d gradients compared with HF (worst %.2g)", what, lay, n_hf,
+           worst_hf);
 }
 
 static struct sw_model *open_model(struct sw_backend *be, const struct sw_model_config *c,
@@ -218,8 +220,8 @@ static struct sw_model *open_lora(struct sw_backend *be, const struct sw_model_c
                                   float dropout) {
     struct sw_model *m = open_model(be, c, GOLDEN "llama");
     if (!m) return NULL;
-    struct sw_lora_config lc = {.r = 4, .alpha = 8, .target_modules = "all-linear", .seed = 1,
-                                .dropout = dropout};
+    struct sw_lora_config lc = {
+        .r = 4, .alpha = 8, .target_modules = "all-linear", .seed = 1, .dropout = dropout};
     struct sw_st_set *s = NULL;
     int rc = sw_model_lora_add(m, &lc);
     if (rc == 0) rc = sw_st_set_open(GOLDEN "llama_lora/adapter_model.safetensors", &s);
@@ -237,10 +239,13 @@ static void test_lora(void) {
     if (!OK(sw_model_config_load(GOLDEN "llama/config.json", &c) == 0, "llama config")) return;
     struct sw_model *mc = open_lora(cpu, &c, 0.0f), *mg = open_lora(gpu, &c, 0.0f);
     struct sw_st_file *g = NULL;
-    if (mc && mg && OK(sw_st_open(GOLDEN "llama_lora/golden.safetensors", &g) == 0, "LoRA golden")) {
+    if (mc && mg &&
+        OK(sw_st_open(GOLDEN "llama_lora/golden.safetensors", &g) == 0, "LoRA golden")) {
         struct sw_batch b;
-        if (golden_batch(g, "pad", &b) == 0) compare_models(mc, mg, &b, g, "pad", "llama+lora", TOL, TOL);
-        if (golden_batch(g, "pack", &b) == 0) compare_models(mc, mg, &b, g, "pack", "llama+lora", TOL, TOL);
+        if (golden_batch(g, "pad", &b) == 0)
+            compare_models(mc, mg, &b, g, "pad", "llama+lora", TOL, TOL);
+        if (golden_batch(g, "pack", &b) == 0)
+            compare_models(mc, mg, &b, g, "pack", "llama+lora", TOL, TOL);
     }
     sw_model_free(mc);
     sw_model_free(mg);
@@ -296,8 +301,8 @@ static void test_random_model(void) {
         ids[i] = (int32_t)((st >> 33) % 1000);
         labels[i] = (i % 7 == 3) ? -100 : ids[i];
     }
-    struct sw_batch b = {.B = 1, .T = T, .input_ids = ids, .labels = labels, .cu_seqlens = cu,
-                         .n_seqs = 4};
+    struct sw_batch b = {
+        .B = 1, .T = T, .input_ids = ids, .labels = labels, .cu_seqlens = cu, .n_seqs = 4};
     compare_models(mc, mg, &b, NULL, "pack", "random 128x3 (600 tokens)", TOL, TOL);
     gpu->set_precision(gpu, SW_MATMUL_BF16);
     compare_models(mc, mg, &b, NULL, "pack", "random 128x3 bf16 GEMMs", 2e-2, 1e-1);

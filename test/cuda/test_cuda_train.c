@@ -73,17 +73,18 @@ static void test_sumsq_scale(void) {
             h[i][j] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5) * (float)(i + 1);
         }
         be->upload(be, d[i], h[i], (size_t)sizes[i] * sizeof(float));
-        op[i] = (struct sw_optim_param){.name = "p", .data = h[i], .grad = h[i],
-                                        .numel = sizes[i]};
+        op[i] = (struct sw_optim_param){.name = "p", .data = h[i], .grad = h[i], .numel = sizes[i]};
     }
     double out[K], out2[K];
     const float *dp[K];
-    for (int i = 0; i < K; i++) dp[i] = d[i];
+    for (int i = 0; i < K; i++)
+        dp[i] = d[i];
     double be_total = -1;
     rc = be->sumsq(be, dp, sizes, K, out, &be_total);
     int rc2 = be->sumsq(be, dp, sizes, K, out2, NULL);
     double total = 0;
-    for (int i = 0; i < K; i++) total += out[i];
+    for (int i = 0; i < K; i++)
+        total += out[i];
     double ref = sw_grad_norm(op, K), got = sqrt(total);
     OK(rc == 0 && rc2 == 0 && fabs(got - ref) <= 1e-12 * ref,
        "sumsq: device norm %.17g vs sw_grad_norm %.17g (rel %.2g ≤ 1e-12)", got, ref,
@@ -106,7 +107,8 @@ static void test_sumsq_scale(void) {
     float *back = malloc((size_t)sizes[4] * sizeof(float));
     if (rc == 0) rc = be->download(be, back, d[4], (size_t)sizes[4] * sizeof(float));
     int same = rc == 0;
-    for (int64_t j = 0; same && j < sizes[4]; j++) same = back[j] == h[4][j] * coef;
+    for (int64_t j = 0; same && j < sizes[4]; j++)
+        same = back[j] == h[4][j] * coef;
     OK(same, "scale: x·f on the device equals the host's float product for %lld elements",
        (long long)sizes[4]);
     struct sw_mem_info mi = {0};
@@ -171,7 +173,8 @@ static int train(const char *matmul, const char *fmt, ...) {
     /* Fixed checkpoint paths (no vN-YYYYMMDD-HHMMSS run folder; every run has its own folder). */
     argv[argc++] = "--add_version";
     argv[argc++] = "false";
-    for (char *t = strtok(line, " "); t && argc < 95; t = strtok(NULL, " ")) argv[argc++] = t;
+    for (char *t = strtok(line, " "); t && argc < 95; t = strtok(NULL, " "))
+        argv[argc++] = t;
     argv[argc] = NULL;
     setenv("SW_CUDA_MATMUL", matmul, 1);
     struct sw_train_opts o;
@@ -190,7 +193,7 @@ struct curve {
     int n;
     int64_t step[MAXSTEPS];
     double loss[MAXSTEPS], norm[MAXSTEPS];
-    double scale[MAXSTEPS];  /* loss_scale (float16 runs; NAN when absent) */
+    double scale[MAXSTEPS];    /* loss_scale (float16 runs; NAN when absent) */
     int64_t skipped[MAXSTEPS]; /* skipped_steps (float16 runs; -1 when absent) */
 };
 
@@ -202,7 +205,8 @@ static int read_curve(const char *dir, struct curve *c) {
     if (!f) return -1;
     while (fgets(line, sizeof line, f) && c->n < MAXSTEPS) {
         json_t *j = json_loads(line, 0, NULL);
-        json_t *l = j ? json_object_get(j, "loss") : NULL, *g = j ? json_object_get(j, "grad_norm") : NULL;
+        json_t *l = j ? json_object_get(j, "loss") : NULL,
+               *g = j ? json_object_get(j, "grad_norm") : NULL;
         if (l && g) {
             json_t *sc = json_object_get(j, "loss_scale");
             json_t *sk = json_object_get(j, "skipped_steps");
@@ -219,12 +223,14 @@ static int read_curve(const char *dir, struct curve *c) {
     return 0;
 }
 
-static double rel(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-12); }
+static double rel(double a, double b) {
+    return fabs(a - b) / fmax(fabs(b), 1e-12);
+}
 
 /* Loss curves of two runs: same steps; step 1 within tol1, every step within tol (loss) and
  * ntol (grad norm). */
-static void compare_curves(const char *what, const char *a, const char *b, double tol1,
-                           double tol, double ntol) {
+static void compare_curves(const char *what, const char *a, const char *b, double tol1, double tol,
+                           double ntol) {
     struct curve x = {0}, y = {0};
     int ra = read_curve(a, &x), rb = read_curve(b, &y);
     if (!OK(ra == 0 && rb == 0 && x.n > 1 && x.n == y.n,
@@ -276,7 +282,8 @@ static int same_bytes(const char *fa, const char *fb) {
     snprintf(pb, sizeof pb, "%s/%s", tmp, fb);
     FILE *a = fopen(pa, "rb"), *b = fopen(pb, "rb");
     int same = a && b, ca, cb;
-    while (same && ((ca = getc(a)) != EOF) | ((cb = getc(b)) != EOF)) same = ca == cb;
+    while (same && ((ca = getc(a)) != EOF) | ((cb = getc(b)) != EOF))
+        same = ca == cb;
     if (a) fclose(a);
     if (b) fclose(b);
     return same;
@@ -296,10 +303,12 @@ static void test_full(void) {
                             "gpu_full/checkpoint-12/model.safetensors");
     OK(w >= 0 && w <= 5e-2, "full: final weights max |cpu − cuda| = %.3g (≤ 5e-2)", w);
 
-    rc = train("fp32", "%s %s/gpu_resume --device cuda --resume_from_checkpoint %s/gpu_full/checkpoint-5",
+    rc = train("fp32",
+               "%s %s/gpu_resume --device cuda --resume_from_checkpoint %s/gpu_full/checkpoint-5",
                args, tmp, tmp);
-    OK(rc == 0 && same_bytes("gpu_full/checkpoint-12/model.safetensors",
-                             "gpu_resume/checkpoint-12/model.safetensors") &&
+    OK(rc == 0 &&
+           same_bytes("gpu_full/checkpoint-12/model.safetensors",
+                      "gpu_resume/checkpoint-12/model.safetensors") &&
            same_bytes("gpu_full/checkpoint-12/optimizer.safetensors",
                       "gpu_resume/checkpoint-12/optimizer.safetensors") &&
            same_bytes("gpu_full/checkpoint-12/trainer_state.json",
@@ -308,8 +317,9 @@ static void test_full(void) {
        rc ? sw_err_msg() : "ok");
 
     rc = train("fp32", "%s %s/gpu_ckpt --device cuda --gradient_checkpointing true", args, tmp);
-    OK(rc == 0 && same_bytes("gpu_full/checkpoint-12/model.safetensors",
-                             "gpu_ckpt/checkpoint-12/model.safetensors") &&
+    OK(rc == 0 &&
+           same_bytes("gpu_full/checkpoint-12/model.safetensors",
+                      "gpu_ckpt/checkpoint-12/model.safetensors") &&
            same_bytes("gpu_full/checkpoint-12/optimizer.safetensors",
                       "gpu_ckpt/checkpoint-12/optimizer.safetensors"),
        "full: gradient checkpointing on CUDA gives byte-identical checkpoints (%s)",
@@ -317,7 +327,8 @@ static void test_full(void) {
     if (rc == 0) compare_curves("full ckpt vs plain (CUDA)", "gpu_full", "gpu_ckpt", 0, 0, 0);
 
     /* The CPU resumes what CUDA saved (same files): the run finishes. */
-    rc = train("fp32", "%s %s/cpu_from_gpu --device cpu --resume_from_checkpoint %s/gpu_full/checkpoint-10",
+    rc = train("fp32",
+               "%s %s/cpu_from_gpu --device cpu --resume_from_checkpoint %s/gpu_full/checkpoint-10",
                args, tmp, tmp);
     OK(rc == 0, "full: a CUDA checkpoint resumes on the CPU (%s)", rc ? sw_err_msg() : "ok");
 
@@ -333,14 +344,18 @@ static void test_full(void) {
 }
 
 static void test_lora(void) {
-    int rc = train("fp32", "-q --init_from_config " FIX "tiny-llama/config.json --tuner_type full "
-                   "--max_steps 0 --output_dir %s/base", tmp);
+    int rc = train("fp32",
+                   "-q --init_from_config " FIX "tiny-llama/config.json --tuner_type full "
+                   "--max_steps 0 --output_dir %s/base",
+                   tmp);
     if (!OK(rc == 0, "lora: base model written (%s)", rc ? sw_err_msg() : "ok")) return;
     char args[1024];
-    snprintf(args, sizeof args, "--model %s/base/checkpoint-0 --tuner_type lora --lora_rank 4 "
+    snprintf(args, sizeof args,
+             "--model %s/base/checkpoint-0 --tuner_type lora --lora_rank 4 "
              "--lora_alpha 8 --lora_dropout 0.1 --dataset " FIX "tiny-data/train.sws "
              "--num_train_epochs 1 --per_device_train_batch_size 3 --learning_rate 1e-2 "
-             "--logging_steps 1 --save_steps 7 --output_dir", tmp);
+             "--logging_steps 1 --save_steps 7 --output_dir",
+             tmp);
     rc = train("fp32", "%s %s/cpu_lora --device cpu", args, tmp);
     OK(rc == 0, "lora: CPU run (%s)", rc ? sw_err_msg() : "ok");
     rc = train("fp32", "%s %s/gpu_lora --device cuda", args, tmp);
@@ -349,10 +364,12 @@ static void test_lora(void) {
     double w = weights_diff("cpu_lora/checkpoint-16/adapter_model.safetensors",
                             "gpu_lora/checkpoint-16/adapter_model.safetensors");
     OK(w >= 0 && w <= 5e-2, "lora: final adapter max |cpu − cuda| = %.3g (≤ 5e-2)", w);
-    rc = train("fp32", "%s %s/gpu_lora_r --device cuda --resume_from_checkpoint %s/gpu_lora/checkpoint-7",
+    rc = train("fp32",
+               "%s %s/gpu_lora_r --device cuda --resume_from_checkpoint %s/gpu_lora/checkpoint-7",
                args, tmp, tmp);
-    OK(rc == 0 && same_bytes("gpu_lora/checkpoint-16/adapter_model.safetensors",
-                             "gpu_lora_r/checkpoint-16/adapter_model.safetensors") &&
+    OK(rc == 0 &&
+           same_bytes("gpu_lora/checkpoint-16/adapter_model.safetensors",
+                      "gpu_lora_r/checkpoint-16/adapter_model.safetensors") &&
            same_bytes("gpu_lora/checkpoint-16/optimizer.safetensors",
                       "gpu_lora_r/checkpoint-16/optimizer.safetensors"),
        "lora: CUDA resume from checkpoint-7 (dropout on) ends byte-identical (%s)",
@@ -375,7 +392,9 @@ static int64_t state_int(const char *ckpt, const char *key) {
 }
 
 /* logging.jsonl writes 10 significant digits. */
-static int near(double a, double b) { return fabs(a - b) <= 1e-9 * fabs(b); }
+static int near(double a, double b) {
+    return fabs(a - b) <= 1e-9 * fabs(b);
+}
 
 /* float16 with loss scaling (GradScaler semantics): agreement with float32, forced overflows,
  * dynamic backoff, exact resume. */
@@ -400,8 +419,10 @@ static void test_fp16(void) {
            "fp16: training_state.json holds the scaler (growth_tracker 12, skipped 0)");
     }
     /* A scale that overflows every step: nothing trains, every step is counted as skipped. */
-    rc = train("fp32", "-q --init_from_config " FIX "tiny-qwen2/config.json --tuner_type full "
-               "--max_steps 0 --device cuda --output_dir %s/init", tmp);
+    rc = train("fp32",
+               "-q --init_from_config " FIX "tiny-qwen2/config.json --tuner_type full "
+               "--max_steps 0 --device cuda --output_dir %s/init",
+               tmp);
     rc |= train("fp16", "%s %s/fp16_fixed --fp16 true --loss_scale 1e38", args, tmp);
     struct curve f;
     read_curve("fp16_fixed", &f);
@@ -436,8 +457,9 @@ static void test_fp16(void) {
     int64_t sk10 = state_int("fp16_dyn/checkpoint-10", "loss_scaler.skipped_steps");
     rc = train("fp32", "%s %s/fp16_dyn_r --resume_from_checkpoint %s/fp16_dyn/checkpoint-10", dyn,
                tmp, tmp);
-    OK(rc == 0 && same_bytes("fp16_dyn/checkpoint-40/model.safetensors",
-                             "fp16_dyn_r/checkpoint-40/model.safetensors") &&
+    OK(rc == 0 &&
+           same_bytes("fp16_dyn/checkpoint-40/model.safetensors",
+                      "fp16_dyn_r/checkpoint-40/model.safetensors") &&
            same_bytes("fp16_dyn/checkpoint-40/optimizer.safetensors",
                       "fp16_dyn_r/checkpoint-40/optimizer.safetensors") &&
            same_bytes("fp16_dyn/checkpoint-40/trainer_state.json",
@@ -457,10 +479,13 @@ static void test_oom(void) {
     fputs("{\"model_type\": \"llama\", \"vocab_size\": 64, \"hidden_size\": 16384, "
           "\"intermediate_size\": 65536, \"num_hidden_layers\": 8, \"num_attention_heads\": 128, "
           "\"num_key_value_heads\": 128, \"max_position_embeddings\": 128, \"rms_norm_eps\": 1e-6, "
-          "\"hidden_act\": \"silu\", \"tie_word_embeddings\": false}\n", f);
+          "\"hidden_act\": \"silu\", \"tie_word_embeddings\": false}\n",
+          f);
     fclose(f);
-    int rc = train("fp32", "--init_from_config %s --tuner_type full --dataset " FIX
-                   "tiny-data/train.sws --max_steps 1 --device cuda --output_dir %s/huge", cfg, tmp);
+    int rc = train("fp32",
+                   "--init_from_config %s --tuner_type full --dataset " FIX
+                   "tiny-data/train.sws --max_steps 1 --device cuda --output_dir %s/huge",
+                   cfg, tmp);
     const char *msg = sw_err_msg();
     OK(rc == SW_ENOMEM && strstr(msg, "out of device memory for the weights") &&
            strstr(msg, "GiB needed") && strstr(msg, "free of"),

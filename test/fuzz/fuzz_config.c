@@ -17,7 +17,8 @@ static const struct sw_opt table[] = {
     {"max_length", SW_OPT_INT, offsetof(struct fuzz_opts, i), "2048", "", 1, 1 << 20, NULL, NULL},
     {"packing", SW_OPT_BOOL, offsetof(struct fuzz_opts, b), "false", "", 0, 0, NULL, NULL},
     {"output_dir", SW_OPT_STRING, offsetof(struct fuzz_opts, s), NULL, "", 0, 0, NULL, NULL},
-    {"tuner_type", SW_OPT_CHOICE, offsetof(struct fuzz_opts, c), "lora", "", 0, 0, "full|lora", "train_type"},
+    {"tuner_type", SW_OPT_CHOICE, offsetof(struct fuzz_opts, c), "lora", "", 0, 0, "full|lora",
+     "train_type"},
     {"target_modules", SW_OPT_LIST, offsetof(struct fuzz_opts, l), NULL, "", 0, 0, NULL, NULL},
     SW_OPT_END,
 };

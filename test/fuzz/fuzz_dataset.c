@@ -13,7 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-static const char *const templates[] = {"chatml", "default", "llama", "llama3", "qwen", "qwen2_5", "qwen3"};
+static const char *const templates[] = {"chatml", "default", "llama", "llama3",
+                                        "qwen",   "qwen2_5", "qwen3"};
 
 static void exercise(const struct sw_conv *c) {
     struct sw_template_render r = {0};

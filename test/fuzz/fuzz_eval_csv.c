@@ -11,7 +11,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (sw_csv_parse("fuzz.csv", (const char *)data, size, &c) == 0) {
         size_t total = 0;
         for (size_t r = 0; r < c->nrows; r++)
-            for (size_t f = 0; f < c->rows[r].nf; f++) total += strlen(c->rows[r].f[f]);
+            for (size_t f = 0; f < c->rows[r].nf; f++)
+                total += strlen(c->rows[r].f[f]);
         /* every field is inside the input's bytes: unescaping only shrinks */
         if (total > size) __builtin_trap();
         sw_csv_free(c);

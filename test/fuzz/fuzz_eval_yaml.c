@@ -8,15 +8,16 @@
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    struct sw_bench_task_opts o = {"/nonexistent-sw-fuzz/t.yaml", "/nonexistent-sw-fuzz", NULL,
-                                   -1, 0, 0, 0};
+    struct sw_bench_task_opts o = {
+        "/nonexistent-sw-fuzz/t.yaml", "/nonexistent-sw-fuzz", NULL, -1, 0, 0, 0};
     struct sw_bench_task *t = NULL;
     if (sw_bench_yaml_load(o.name, (const char *)data, size, &o, &t) == 0) sw_bench_task_free(t);
     struct sw_doc d = {0};
     if (sw_doc_from_json(&d, (const char *)data, size, "fuzz") == 0) {
         char *tpl = malloc(size + 1), *out = NULL;
         if (tpl) {
-            for (size_t i = 0; i < size; i++) tpl[i] = data[i] ? (char)data[i] : ' ';
+            for (size_t i = 0; i < size; i++)
+                tpl[i] = data[i] ? (char)data[i] : ' ';
             tpl[size] = 0;
             if (sw_doc_render(&d, tpl, "fuzz", &out) == 0) free(out);
             free(tpl);

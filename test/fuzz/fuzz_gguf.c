@@ -24,12 +24,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const struct sw_gguf_kv *kv = sw_gguf_kv_get(g, i);
         if (sw_gguf_find_kv(g, kv->key) != kv) abort();
         if (kv->type == SW_GGUF_STRING)
-            for (uint64_t k = 0; k < kv->str.n; k++) sink ^= (uint8_t)kv->str.p[k];
+            for (uint64_t k = 0; k < kv->str.n; k++)
+                sink ^= (uint8_t)kv->str.p[k];
         else if (kv->type == SW_GGUF_ARRAY && kv->arr_type == SW_GGUF_STRING)
             for (uint64_t j = 0; j < kv->n; j++)
-                for (uint64_t k = 0; k < kv->strs[j].n; k++) sink ^= (uint8_t)kv->strs[j].p[k];
+                for (uint64_t k = 0; k < kv->strs[j].n; k++)
+                    sink ^= (uint8_t)kv->strs[j].p[k];
         else if (kv->type == SW_GGUF_ARRAY)
-            for (uint64_t j = 0; j < kv->n; j++) sink ^= (uint8_t)sw_gguf_arr_int(kv, j);
+            for (uint64_t j = 0; j < kv->n; j++)
+                sink ^= (uint8_t)sw_gguf_arr_int(kv, j);
         else {
             int64_t v;
             double d;
@@ -42,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (sw_gguf_find_tensor(g, t->name) != t) abort();
         const uint8_t *p = t->data;
         if (p < data || p + t->nbytes > data + size) abort();
-        for (size_t k = 0; k < t->nbytes; k++) sink ^= p[k];
+        for (size_t k = 0; k < t->nbytes; k++)
+            sink ^= p[k];
         int64_t n = sw_gguf_tensor_numel(t);
         if (t->ne[0] && sw_ggml_row_size(t->type, t->ne[0]) * (size_t)(n / t->ne[0]) != t->nbytes)
             abort();

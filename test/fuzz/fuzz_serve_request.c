@@ -27,7 +27,8 @@ static void assemble(struct sw_openai_request *r, const uint8_t *data, size_t si
         if (sw_openai_resp_new(r, &o, &a) < 0) return;
         int32_t ids[3] = {1, 2, 3};
         int np = r->kind == SW_OPENAI_CHAT ? 1 : r->n_prompts;
-        for (int i = 0; i < np; i++) sw_openai_resp_set_prompt(a, i, ids, 3, i % 2 ? NULL : "abc");
+        for (int i = 0; i < np; i++)
+            sw_openai_resp_set_prompt(a, i, ids, 3, i % 2 ? NULL : "abc");
         struct sw_obuf out = {0};
         sw_openai_resp_stream_begin(a, &out);
         struct sw_logprob_entry top[2] = {{5, -1.0f}, {6, -2.0f}};
@@ -52,8 +53,10 @@ static void assemble(struct sw_openai_request *r, const uint8_t *data, size_t si
                 sw_openai_resp_event(a, i, &ev, stream ? &out : NULL);
             }
         }
-        if (stream) sw_openai_resp_stream_end(a, &out);
-        else sw_openai_resp_body(a, &out);
+        if (stream)
+            sw_openai_resp_stream_end(a, &out);
+        else
+            sw_openai_resp_body(a, &out);
         sw_obuf_release(&out);
         sw_openai_resp_free(a);
     }

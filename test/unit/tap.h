@@ -31,23 +31,24 @@ static inline int tap_ok(int cond, const char *file, int line, const char *fmt, 
 }
 
 #define OK(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
-#define IS_INT(got, want, ...)                                                                 \
-    do {                                                                                       \
-        long long g_ = (long long)(got), w_ = (long long)(want);                               \
-        if (!OK(g_ == w_, __VA_ARGS__)) printf("#   got %lld, want %lld\n", g_, w_);           \
+#define IS_INT(got, want, ...)                                                                     \
+    do {                                                                                           \
+        long long g_ = (long long)(got), w_ = (long long)(want);                                   \
+        if (!OK(g_ == w_, __VA_ARGS__)) printf("#   got %lld, want %lld\n", g_, w_);               \
     } while (0)
-#define IS_STR(got, want, ...)                                                                 \
-    do {                                                                                       \
-        const char *g_ = (got), *w_ = (want);                                                  \
-        if (!OK(g_ && w_ && strcmp(g_, w_) == 0, __VA_ARGS__))                                 \
-            printf("#   got '%s', want '%s'\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)");       \
+#define IS_STR(got, want, ...)                                                                     \
+    do {                                                                                           \
+        const char *g_ = (got), *w_ = (want);                                                      \
+        if (!OK(g_ && w_ && strcmp(g_, w_) == 0, __VA_ARGS__))                                     \
+            printf("#   got '%s', want '%s'\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)");           \
     } while (0)
 /* |got - want| <= tol * max(1, |want|) */
-#define IS_NEAR(got, want, tol, ...)                                                           \
-    do {                                                                                       \
-        double g_ = (got), w_ = (want);                                                        \
-        double s_ = fabs(w_) > 1 ? fabs(w_) : 1;                                               \
-        if (!OK(fabs(g_ - w_) <= (tol) * s_, __VA_ARGS__)) printf("#   got %.9g, want %.9g\n", g_, w_); \
+#define IS_NEAR(got, want, tol, ...)                                                               \
+    do {                                                                                           \
+        double g_ = (got), w_ = (want);                                                            \
+        double s_ = fabs(w_) > 1 ? fabs(w_) : 1;                                                   \
+        if (!OK(fabs(g_ - w_) <= (tol)*s_, __VA_ARGS__))                                           \
+            printf("#   got %.9g, want %.9g\n", g_, w_);                                           \
     } while (0)
 #define DIAG(...) (printf("# "), printf(__VA_ARGS__), printf("\n"))
 

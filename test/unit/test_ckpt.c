@@ -427,8 +427,15 @@ static void test_hf_folder_files(void) {
     snprintf(out, sizeof out, "%s", pathf("%s", "hf"));
     struct sw_adapter_config lc = {4, 8, 0.05, 0, "q_proj", "/models/base"};
     struct sw_ckpt_save_args a = {
-        .output_dir = out, .step = 1, .tensors = fx.t, .n_tensors = 2, .config = &fx.cfg,
-        .lora_cfg = &lc, .model_dir = ndir, .tokenizer_dir = tdir, .state = &fx.st,
+        .output_dir = out,
+        .step = 1,
+        .tensors = fx.t,
+        .n_tensors = 2,
+        .config = &fx.cfg,
+        .lora_cfg = &lc,
+        .model_dir = ndir,
+        .tokenizer_dir = tdir,
+        .state = &fx.st,
     };
     IS_INT(sw_ckpt_save(&a, NULL), 0, "save with a tokenizer_dir (%s)", sw_err_msg());
     OK(file_exists(pathf("%s", "hf/checkpoint-1/tokenizer.json.gz")) &&
@@ -438,7 +445,8 @@ static void test_hf_folder_files(void) {
     size_t n = 0;
     IS_INT(sw_read_file(pathf("%s", "hf/checkpoint-1/generation_config.json"), &g, &n, 0), 0,
            "generation_config.json written without one in the model folder");
-    IS_STR(g, "{\n  \"_from_model_config\": true,\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2\n}\n",
+    IS_STR(g,
+           "{\n  \"_from_model_config\": true,\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2\n}\n",
            "derived from config.json as transformers does (bos 1, eos 2, no pad)");
     free(g);
     IS_INT(sw_ckpt_verify_manifest(pathf("%s", "hf/checkpoint-1")), 0, "listed in the manifest");
@@ -517,7 +525,8 @@ static void test_run_dirs(void) {
     mkdir(pathf("%s", "fail/v0-x/images"), 0755);
     static const char *const made_files[] = {"logging.jsonl", "images", "runs", NULL};
     sw_run_dir_cleanup(pathf("%s", "fail"), fresh, 1, 1, made_files);
-    OK(!file_exists(pathf("%s", "fail")), "empty log, empty images/, run folder and output_dir removed");
+    OK(!file_exists(pathf("%s", "fail")),
+       "empty log, empty images/, run folder and output_dir removed");
     mkdir(pathf("%s", "fail"), 0755);
     mkdir(fresh, 0755);
     write_str(pathf("%s", "fail/v0-x/logging.jsonl"), "{\"step\": 5}\n");

@@ -19,16 +19,23 @@ struct opts {
 };
 
 static const struct sw_opt table[] = {
-    {"learning_rate", SW_OPT_FLOAT, offsetof(struct opts, learning_rate), "1e-4", "peak LR", 0, 10, NULL, NULL},
-    {"lora_rank", SW_OPT_INT, offsetof(struct opts, lora_rank), "8", "LoRA rank", 1, 4096, NULL, NULL},
-    {"packing", SW_OPT_BOOL, offsetof(struct opts, packing), "false", "pack samples", 0, 0, NULL, NULL},
-    {"tuner_type", SW_OPT_CHOICE, offsetof(struct opts, tuner_type), "lora", "full or lora", 0, 0, "full|lora", "train_type"},
-    {"output_dir", SW_OPT_STRING, offsetof(struct opts, output_dir), NULL, "where to write", 0, 0, NULL, NULL},
-    {"target_modules", SW_OPT_LIST, offsetof(struct opts, target_modules), "all-linear", "modules", 0, 0, NULL, NULL},
+    {"learning_rate", SW_OPT_FLOAT, offsetof(struct opts, learning_rate), "1e-4", "peak LR", 0, 10,
+     NULL, NULL},
+    {"lora_rank", SW_OPT_INT, offsetof(struct opts, lora_rank), "8", "LoRA rank", 1, 4096, NULL,
+     NULL},
+    {"packing", SW_OPT_BOOL, offsetof(struct opts, packing), "false", "pack samples", 0, 0, NULL,
+     NULL},
+    {"tuner_type", SW_OPT_CHOICE, offsetof(struct opts, tuner_type), "lora", "full or lora", 0, 0,
+     "full|lora", "train_type"},
+    {"output_dir", SW_OPT_STRING, offsetof(struct opts, output_dir), NULL, "where to write", 0, 0,
+     NULL, NULL},
+    {"target_modules", SW_OPT_LIST, offsetof(struct opts, target_modules), "all-linear", "modules",
+     0, 0, NULL, NULL},
     SW_OPT_END,
 };
 
-static const struct sw_cli cli = {"sw-test", "run", "sw-test run [options] FILE", "A test.", table, 0, 2};
+static const struct sw_cli cli = {"sw-test", "run", "sw-test run [options] FILE", "A test.", table,
+                                  0,         2};
 
 static int parse(int argc, char **argv, struct opts *o, char ***pos, int *npos) {
     return sw_cli_parse(&cli, o, argc, argv, pos, npos);
@@ -38,8 +45,16 @@ static void test_defaults_and_overrides(void) {
     struct opts o;
     char **pos;
     int npos;
-    char *argv[] = {"run", "--learning_rate", "3e-4", "--lora-rank=16", "--packing", "in.sws",
-                    "--train_type", "full", "-", NULL};
+    char *argv[] = {"run",
+                    "--learning_rate",
+                    "3e-4",
+                    "--lora-rank=16",
+                    "--packing",
+                    "in.sws",
+                    "--train_type",
+                    "full",
+                    "-",
+                    NULL};
     int rc = parse(9, argv, &o, &pos, &npos);
     IS_INT(rc, 0, "parse ok: %s", sw_err_msg());
     IS_NEAR(o.learning_rate, 3e-4, 1e-12, "float override");
@@ -69,7 +84,8 @@ static void expect_usage(int argc, char **argv, const char *needle, const char *
     int npos;
     int rc = parse(argc, argv, &o, &pos, &npos);
     IS_INT(rc, SW_EUSAGE, "%s: usage error", what);
-    OK(strstr(sw_err_msg(), needle) != NULL, "%s: message '%s' mentions '%s'", what, sw_err_msg(), needle);
+    OK(strstr(sw_err_msg(), needle) != NULL, "%s: message '%s' mentions '%s'", what, sw_err_msg(),
+       needle);
 }
 
 static void test_errors(void) {
@@ -173,14 +189,14 @@ static void test_int_range_text(void) {
         SW_OPT_END,
     };
     static const struct sw_cli big_cli = {"sw-test", NULL, "sw-test [options]", NULL, big_table,
-                                          0, 0};
+                                          0,         0};
     char **pos;
     int npos;
     char *argv[] = {"sw-test", "--max_length", "0", NULL};
     int rc = sw_cli_parse(&big_cli, &b, 3, argv, &pos, &npos);
     IS_INT(rc, SW_EUSAGE, "out-of-range integer is a usage error");
-    OK(strstr(sw_err_msg(), "out of range [1, 1073741824]") != NULL, "integer range as integers: %s",
-       sw_err_msg());
+    OK(strstr(sw_err_msg(), "out of range [1, 1073741824]") != NULL,
+       "integer range as integers: %s", sw_err_msg());
     char *argv2[] = {"sw-test", "--ratio", "1.5", NULL};
     rc = sw_cli_parse(&big_cli, &b, 3, argv2, &pos, &npos);
     OK(rc == SW_EUSAGE && strstr(sw_err_msg(), "[0, 0.999]") != NULL, "float range unchanged: %s",

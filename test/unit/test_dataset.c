@@ -109,12 +109,14 @@ static void test_reader(void) {
     OK(n == 1 && rc == SW_EFORMAT, "data after the array is an error");
     write_file(tmp_path("csv.txt"), "a,b,c\n1,2,3\n");
     n = read_all(tmp_path("csv.txt"), lines, 16, &rc);
-    OK(rc == SW_EFORMAT && strstr(sw_err_msg(), "expected a JSON array"), "not JSON: %s", sw_err_msg());
+    OK(rc == SW_EFORMAT && strstr(sw_err_msg(), "expected a JSON array"), "not JSON: %s",
+       sw_err_msg());
     write_file(tmp_path("truncgz.jsonl.gz"), "");
     {
         /* A gzip stream cut in half. */
         gzFile g = gzopen(tmp_path("full.gz"), "wb9");
-        for (int i = 0; i < 2000; i++) gzprintf(g, "{\"text\": \"row %d with some words\"}\n", i);
+        for (int i = 0; i < 2000; i++)
+            gzprintf(g, "{\"text\": \"row %d with some words\"}\n", i);
         gzclose(g);
         FILE *f = fopen(tmp_path("full.gz"), "rb");
         static char buf[1 << 16];
@@ -191,7 +193,8 @@ static void test_formats(void) {
     OK(rc == 0 && f == SW_DSFMT_ALPACA, "alpaca detected and converted");
     OK(c.n_turns == 2 && c.turns[0].role == SW_ROLE_USER && c.turns[1].role == SW_ROLE_ASSISTANT,
        "alpaca: user + assistant");
-    IS_STR(c.turns[0].content, "Give three tips for staying healthy.", "alpaca: empty input adds nothing");
+    IS_STR(c.turns[0].content, "Give three tips for staying healthy.",
+           "alpaca: empty input adds nothing");
     sw_conv_release(&c);
     conv_of(FIX "alpaca.json", 2, &c, &f);
     IS_STR(c.turns[0].content, "Translate the sentence into French.\nThe cat sleeps.",
@@ -244,9 +247,11 @@ static void test_formats(void) {
     const char *pref_rej[] = {"Go away.", "No.", "It is green.", "I don't know.", "5"};
     for (int k = 1; k <= 5; k++) {
         rc = conv_of(FIX "preference.jsonl", k, &c, &f);
-        OK(rc == 0 && f == SW_DSFMT_PREFERENCE, "preference form %d detected (%s)", k, rc ? sw_err_msg() : "");
+        OK(rc == 0 && f == SW_DSFMT_PREFERENCE, "preference form %d detected (%s)", k,
+           rc ? sw_err_msg() : "");
         if (rc == 0) {
-            IS_STR(c.turns[c.n_turns - 1].content, pref_last[k - 1], "preference form %d: chosen", k);
+            IS_STR(c.turns[c.n_turns - 1].content, pref_last[k - 1], "preference form %d: chosen",
+                   k);
             IS_STR(c.rejected, pref_rej[k - 1], "preference form %d: rejected", k);
             sw_conv_release(&c);
         }
@@ -272,19 +277,24 @@ static void test_formats(void) {
     } bad[] = {
         {"{\"messages\": []}", SW_DSFMT_MESSAGES, "x:1: field 'messages': empty"},
         {"{\"messages\": [{\"role\": \"user\", \"content\": 3}]}", SW_DSFMT_MESSAGES,
-         "x:1: field 'messages[0].content': expected a string or a list of text parts, got a number"},
+         "x:1: field 'messages[0].content': expected a string or a list of text parts, got a "
+         "number"},
         {"{\"messages\": [{\"role\": \"wizard\", \"content\": \"x\"}]}", SW_DSFMT_MESSAGES,
          "x:1: field 'messages[0].role': unknown role 'wizard'"},
         {"{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}", SW_DSFMT_MESSAGES,
          "x:1: the conversation ends with a user turn, not an assistant turn"},
         {"{\"text\": null}", SW_DSFMT_TEXT, "x:1: field 'text': expected a string, got null"},
         {"{\"instruction\": \"a\"}", SW_DSFMT_ALPACA, "x:1: field 'output': missing"},
-        {"{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"a\"}], \"label\": \"yes\"}",
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", "
+         "\"content\": \"a\"}], \"label\": \"yes\"}",
          SW_DSFMT_KTO, "x:1: field 'label': expected a boolean, got a string"},
-        {"{\"chosen\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"a\"}], "
-         "\"rejected\": [{\"role\": \"user\", \"content\": \"other\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}",
+        {"{\"chosen\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", "
+         "\"content\": \"a\"}], "
+         "\"rejected\": [{\"role\": \"user\", \"content\": \"other\"}, {\"role\": \"assistant\", "
+         "\"content\": \"b\"}]}",
          SW_DSFMT_PREFERENCE, "x:1: field 'rejected': turn 0 differs from the chosen conversation"},
-        {"{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", \"content\": \"a\"}], \"tools\": [{\"name\": \"f\"}]}",
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"q\"}, {\"role\": \"assistant\", "
+         "\"content\": \"a\"}], \"tools\": [{\"name\": \"f\"}]}",
          SW_DSFMT_MESSAGES, "x:1: field 'tools': tool definitions are not supported"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -298,14 +308,17 @@ static void test_formats(void) {
     IS_INT(sw_dataset_detect(row), SW_DSFMT_AUTO, "unknown keys: no format");
     json_decref(row);
     /* Content parts (OpenAI multimodal form with text only) are joined. */
-    row = json_loads("{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"a\"}, "
-                     "{\"type\": \"text\", \"text\": \"b\"}]}, {\"role\": \"assistant\", \"content\": \"c\"}]}", 0, NULL);
+    row = json_loads(
+        "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"a\"}, "
+        "{\"type\": \"text\", \"text\": \"b\"}]}, {\"role\": \"assistant\", \"content\": \"c\"}]}",
+        0, NULL);
     rc = sw_dataset_row_to_conv(row, SW_DSFMT_MESSAGES, "x:1", &c);
     OK(rc == 0 && !strcmp(c.turns[0].content, "ab"), "text content parts joined");
     sw_conv_release(&c);
     json_decref(row);
     enum sw_dataset_format pf;
-    OK(sw_dataset_format_parse("sharegpt", &pf) == 0 && pf == SW_DSFMT_SHAREGPT, "format names parse");
+    OK(sw_dataset_format_parse("sharegpt", &pf) == 0 && pf == SW_DSFMT_SHAREGPT,
+       "format names parse");
     OK(sw_dataset_format_parse("csv", &pf) == SW_EINVAL, "unknown format name rejected");
 }
 
@@ -347,12 +360,15 @@ static int load(const char *list, struct sw_dataset_opts *o, struct sw_dataset *
 static const char *make_rows(int n) {
     const char *p = tmp_path("rows.jsonl");
     FILE *f = fopen(p, "w");
-    for (int i = 0; i < n; i++) fprintf(f, "{\"text\": \"row %d\"}\n", i);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "{\"text\": \"row %d\"}\n", i);
     fclose(f);
     return p;
 }
 
-static int row_no(const struct sw_example *e) { return atoi(e->conv.text + 4); }
+static int row_no(const struct sw_example *e) {
+    return atoi(e->conv.text + 4);
+}
 
 static void test_load(void) {
     struct sw_dataset ds;
@@ -363,7 +379,8 @@ static void test_load(void) {
     int rc = load(rows, &o, &ds);
     OK(rc == 0 && ds.n_train == 10 && ds.n_val == 0, "all rows, no split");
     int inorder = 1;
-    for (size_t i = 0; i < ds.n_train; i++) inorder &= row_no(&ds.train[i]) == (int)i;
+    for (size_t i = 0; i < ds.n_train; i++)
+        inorder &= row_no(&ds.train[i]) == (int)i;
     OK(inorder, "dataset_shuffle false keeps file order");
     IS_INT(ds.train[3].line, 4, "examples keep their line");
     sw_dataset_release(&ds);
@@ -376,14 +393,16 @@ static void test_load(void) {
     o.shuffle = 1;
     rc = load(spec, &o, &ds);
     int seen[10] = {0}, distinct = 1;
-    for (size_t i = 0; i < ds.n_train; i++) distinct &= !seen[row_no(&ds.train[i])]++;
+    for (size_t i = 0; i < ds.n_train; i++)
+        distinct &= !seen[row_no(&ds.train[i])]++;
     OK(rc == 0 && ds.n_train == 4 && distinct, "#4 with shuffle: 4 distinct rows");
     sw_dataset_release(&ds);
 
     snprintf(spec, sizeof spec, "%s#25", rows);
     rc = load(spec, &o, &ds);
     int count[10] = {0}, ok = rc == 0 && ds.n_train == 25;
-    for (size_t i = 0; ok && i < ds.n_train; i++) count[row_no(&ds.train[i])]++;
+    for (size_t i = 0; ok && i < ds.n_train; i++)
+        count[row_no(&ds.train[i])]++;
     int twos = 0, threes = 0;
     for (int i = 0; i < 10; i++) {
         twos += count[i] == 2;
@@ -415,8 +434,10 @@ static void test_load(void) {
     rc = load(rows, &o, &ds);
     OK(rc == 0 && ds.n_train == 8 && ds.n_val == 2, "split 0.25 of 10: 8 + 2");
     int in_train[10] = {0}, disjoint = 1;
-    for (size_t i = 0; i < ds.n_train; i++) in_train[row_no(&ds.train[i])] = 1;
-    for (size_t i = 0; i < ds.n_val; i++) disjoint &= !in_train[row_no(&ds.val[i])];
+    for (size_t i = 0; i < ds.n_train; i++)
+        in_train[row_no(&ds.train[i])] = 1;
+    for (size_t i = 0; i < ds.n_val; i++)
+        disjoint &= !in_train[row_no(&ds.val[i])];
     OK(disjoint, "validation rows are not in training");
     sw_dataset_release(&ds);
     o.split_ratio = 0.01;
@@ -435,7 +456,8 @@ static void test_load(void) {
     rc = load(FIX "alpaca.json," FIX "folder", &o, &ds);
     OK(rc == 0 && ds.n_train == 7, "alpaca (3) + folder (2 + 2)");
     OK(ds.n_files == 3 && strstr(ds.files[ds.train[6].file], "b.json.gz"), "file table");
-    OK(ds.train[6].conv.text && !strcmp(ds.train[6].conv.text, "b2"), "text rows from the gzip array");
+    OK(ds.train[6].conv.text && !strcmp(ds.train[6].conv.text, "b2"),
+       "text rows from the gzip array");
     sw_dataset_release(&ds);
 
     /* Bad rows: an error by default, counted with skip_bad_rows. */
@@ -501,16 +523,19 @@ static void test_issue10(void) {
     struct sw_conv c;
     sw_conv_init(&c);
     rc = conv_of(p, 1, &c, NULL);
-    OK(rc == 0 && c.n_turns == 2 && strcmp(c.turns[0].content, "a\xC0\x80" "b") == 0 &&
+    OK(rc == 0 && c.n_turns == 2 &&
+           strcmp(c.turns[0].content, "a\xC0\x80"
+                                      "b") == 0 &&
            strcmp(c.turns[1].content, "x\xC0\x80") == 0,
        "\\u0000 accepted and carried as C0 80 (%s)", rc ? sw_err_msg() : "ok");
     sw_conv_release(&c);
 
     /* 11: #N parses only the rows it chooses: a bad row beyond them does not stop the load. */
     p = tmp_path("tail_bad.jsonl");
-    write_file(p, "{\"query\": \"q0\", \"response\": \"r0\"}\n{\"query\": \"q1\", \"response\": \"r1\"}\n"
-                  "{\"query\": \"q2\", \"response\": \"r2\"}\n{\"query\": \"q3\", \"response\":\n"
-                  "{\"query\": \"q4\"}\n");
+    write_file(
+        p, "{\"query\": \"q0\", \"response\": \"r0\"}\n{\"query\": \"q1\", \"response\": \"r1\"}\n"
+           "{\"query\": \"q2\", \"response\": \"r2\"}\n{\"query\": \"q3\", \"response\":\n"
+           "{\"query\": \"q4\"}\n");
     char spec[300];
     snprintf(spec, sizeof spec, "%s#2", p);
     struct sw_dataset_opts o = {.format = SW_DSFMT_AUTO, .shuffle = 0, .seed = 42};
@@ -538,7 +563,8 @@ static void test_issue10(void) {
     sw_log_set_level(SW_LOG_WARN);
     const struct sw_dataset_stats *st = &ds.stats;
     OK(rc == 0 && ds.n_train == 5 && st->rows_bad == 2 && st->rows_repeated == 2 &&
-           st->rows_unsampled == 0 && st->rows_read + st->rows_repeated ==
+           st->rows_unsampled == 0 &&
+           st->rows_read + st->rows_repeated ==
                st->rows_bad + st->rows_unsampled + st->rows_train + st->rows_val,
        "#7 of 5 (rows 0, 1 twice) with 2 bad: 5 kept, 2 bad, 2 repeated; the counts add up (%s)",
        rc ? sw_err_msg() : "ok");
@@ -560,15 +586,16 @@ static void test_issue10(void) {
     /* 11: hh-rlhf transcripts as ms-swift's HHRLHFPreprocessor splits them: stripped parts,
      * "\n\nHum:" too, and an odd number of turns drops the unanswered last one. */
     p = tmp_path("hh.jsonl");
-    write_file(p,
-               "{\"chosen\": \"\\n\\nHuman: Hi  \\n\\nAssistant:   Hello there\\n\\nHuman: Bye\", "
-               "\"rejected\": \"\\n\\nHuman: Hi  \\n\\nAssistant: Go away\\n\\nHuman: Bye\"}\n"
-               "{\"chosen\": \"\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHum: c\\n\\nAssistant: d\", "
-               "\"rejected\": \"\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHum: c\\n\\nAssistant: e\"}\n");
+    write_file(
+        p, "{\"chosen\": \"\\n\\nHuman: Hi  \\n\\nAssistant:   Hello there\\n\\nHuman: Bye\", "
+           "\"rejected\": \"\\n\\nHuman: Hi  \\n\\nAssistant: Go away\\n\\nHuman: Bye\"}\n"
+           "{\"chosen\": \"\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHum: c\\n\\nAssistant: d\", "
+           "\"rejected\": \"\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHum: c\\n\\nAssistant: e\"}\n");
     sw_conv_init(&c);
     rc = conv_of(p, 1, &c, NULL);
     OK(rc == 0 && c.n_turns == 2 && !strcmp(c.turns[0].content, "Hi") &&
-           !strcmp(c.turns[1].content, "Hello there") && c.rejected && !strcmp(c.rejected, "Go away"),
+           !strcmp(c.turns[1].content, "Hello there") && c.rejected &&
+           !strcmp(c.rejected, "Go away"),
        "odd turns: the trailing human turn is dropped, parts stripped (%s)",
        rc ? sw_err_msg() : "ok");
     sw_conv_release(&c);

@@ -45,20 +45,20 @@ struct seq_out {
     enum sw_finish_reason fin;
     int32_t stop_token;
     char stop_str[64];
-    int bad_utf8;       /* a delta that is not whole UTF-8 characters */
-    int after_finish;   /* events after this index finished */
+    int bad_utf8;     /* a delta that is not whole UTF-8 characters */
+    int after_finish; /* events after this index finished */
     int64_t usage_completion;
-    int top_ok;         /* top alternatives sorted and the argmax among them */
+    int top_ok; /* top alternatives sorted and the argmax among them */
 };
 struct req_out {
     struct seq_out s[8];
-    int done;           /* request_done seen */
+    int done; /* request_done seen */
     int done_twice;
     double plp[MAXTOK];
     int plp_rank[MAXTOK];
     int64_t n_plp;
     int64_t prompt_tokens, completion_tokens, cached_tokens;
-    int abort_after;    /* return 1 from the callback after this many token events (0 = never) */
+    int abort_after; /* return 1 from the callback after this many token events (0 = never) */
     int tokens_seen;
     int bad_index;
 };
@@ -132,7 +132,8 @@ static int collect(void *user, const struct sw_engine_event *ev) {
 static int run_all(struct sw_engine *e, struct req_out **outs, int n) {
     for (int guard = 0; guard < 100000; guard++) {
         int pending = 0;
-        for (int i = 0; i < n; i++) pending += !outs[i]->done;
+        for (int i = 0; i < n; i++)
+            pending += !outs[i]->done;
         if (!pending) return 0;
         int rc = sw_engine_step(e);
         if (rc < 0) return rc;
@@ -237,7 +238,8 @@ static int run_cases(struct sw_engine *e, const struct gcase *cs, int n, int max
         int m = same_ids(&o[i].s[0], &cs[i]);
         if (!m) {
             DIAG("%s: got %d ids, want %d", cs[i].name, o[i].s[0].n, cs[i].n_want);
-            for (int k = 0; k < o[i].s[0].n && k < 30; k++) printf(" %d", o[i].s[0].ids[k]);
+            for (int k = 0; k < o[i].s[0].n && k < 30; k++)
+                printf(" %d", o[i].s[0].ids[k]);
             printf("\n");
         }
         ok += m;
@@ -261,11 +263,12 @@ static void test_golden(const char *dir, const char *expected, const char *famil
     const char *aname = adapter_path ? "ft" : NULL;
     int leak;
     /* one at a time */
-    struct sw_engine *e = open_engine(dir, 16, 0, 0, 8, adapter_path ? &ad : NULL, !!adapter_path,
-                                      tokenizer);
+    struct sw_engine *e =
+        open_engine(dir, 16, 0, 0, 8, adapter_path ? &ad : NULL, !!adapter_path, tokenizer);
     if (!OK(e != NULL, "%s: engine opens", family)) return;
     int alone = 0;
-    for (int i = 0; i < n; i++) alone += run_cases(e, &cs[i], 1, max_new, aname, &leak);
+    for (int i = 0; i < n; i++)
+        alone += run_cases(e, &cs[i], 1, max_new, aname, &leak);
     IS_INT(alone, n, "%s: greedy alone == transformers' generate (%d cases)", family, n);
     /* all in one batch, twice (the second run is served from the prefix cache) */
     IS_INT(run_cases(e, cs, n, max_new, aname, &leak), n, "%s: all cases in one batch", family);
@@ -288,8 +291,8 @@ static void test_golden(const char *dir, const char *expected, const char *famil
         cfg = hf->config;
         sw_hfmodel_close(hf);
     }
-    int64_t per_block = (int64_t)cfg.num_hidden_layers * 2 * 4 * cfg.num_key_value_heads *
-                        cfg.head_dim * 4;
+    int64_t per_block =
+        (int64_t)cfg.num_hidden_layers * 2 * 4 * cfg.num_key_value_heads * cfg.head_dim * 4;
     g_max_model_len = 96;
     e = open_engine(dir, 4, 0, 24 * per_block, 8, adapter_path ? &ad : NULL, !!adapter_path,
                     tokenizer);
@@ -380,8 +383,7 @@ static const int32_t FOX[] = {50, 84, 67, 313, 287, 281, 308, 269};
 
 static void submit1(struct sw_engine *e, const int32_t *ids, int64_t n,
                     const struct sw_sampling_params *p, struct req_out *o, const char *ad) {
-    if (sw_engine_submit(e, ids, n, p, ad, collect, o, NULL) < 0)
-        DIAG("submit: %s", sw_err_msg());
+    if (sw_engine_submit(e, ids, n, p, ad, collect, o, NULL) < 0) DIAG("submit: %s", sw_err_msg());
 }
 
 static void test_sampling_repro(struct sw_engine *e) {
@@ -406,7 +408,8 @@ static void test_sampling_repro(struct sw_engine *e) {
     submit1(e, FOX, 3, &q, &c[3], NULL);
     run_all(e, pb, 5);
     int same = a.s[0].n == b.s[0].n && a.s[0].n == 20;
-    for (int i = 0; same && i < a.s[0].n; i++) same = a.s[0].ids[i] == b.s[0].ids[i];
+    for (int i = 0; same && i < a.s[0].n; i++)
+        same = a.s[0].ids[i] == b.s[0].ids[i];
     OK(same, "seeded sampling: alone == in a mixed batch (20 ids)");
     /* n = 3: index 0 is the n = 1 sequence (stream 0), the others differ */
     struct sw_sampling_params p3 = p;
@@ -415,11 +418,13 @@ static void test_sampling_repro(struct sw_engine *e) {
     submit1(e, FOX, 8, &p3, &m, NULL);
     run_all(e, pm, 1);
     same = m.s[0].n == a.s[0].n;
-    for (int i = 0; same && i < a.s[0].n; i++) same = m.s[0].ids[i] == a.s[0].ids[i];
+    for (int i = 0; same && i < a.s[0].n; i++)
+        same = m.s[0].ids[i] == a.s[0].ids[i];
     OK(same, "n = 3: sequence 0 equals the n = 1 result");
     int differ = 0;
     for (int k = 1; k < 3; k++)
-        for (int i = 0; i < m.s[k].n && i < m.s[0].n; i++) differ += m.s[k].ids[i] != m.s[0].ids[i];
+        for (int i = 0; i < m.s[k].n && i < m.s[0].n; i++)
+            differ += m.s[k].ids[i] != m.s[0].ids[i];
     OK(differ > 0 && m.s[1].n == 20 && m.s[2].n == 20, "n = 3: the other sequences draw their own");
     OK(m.completion_tokens == 60 && m.prompt_tokens == 8, "n = 3 usage: 8 prompt, 60 completion");
     IS_INT(blocks_used(e), 0, "no block held after sampling");
@@ -428,7 +433,8 @@ static void test_sampling_repro(struct sw_engine *e) {
 static void test_fork_sharing(struct sw_engine *e) {
     /* a 53-token prompt over blocks of 16: 3 full + 1 partial block. n = 3 greedy. */
     int32_t chat[53];
-    for (int i = 0; i < 53; i++) chat[i] = (int32_t)(3 + (i * 37) % 300);
+    for (int i = 0; i < 53; i++)
+        chat[i] = (int32_t)(3 + (i * 37) % 300);
     struct sw_sampling_params p = greedy(6, 1.0);
     p.n = 3;
     p.ignore_eos = 1;
@@ -448,7 +454,8 @@ static void test_fork_sharing(struct sw_engine *e) {
     int same = 1;
     for (int k = 0; k < 3; k++) {
         same &= o.s[k].n == 6;
-        for (int i = 0; i < 6; i++) same &= o.s[k].ids[i] == one.s[0].ids[i];
+        for (int i = 0; i < 6; i++)
+            same &= o.s[k].ids[i] == one.s[0].ids[i];
     }
     OK(same, "greedy n = 3: every sequence equals the n = 1 result");
     IS_INT(blocks_used(e), 0, "no block held after n = 3");
@@ -493,8 +500,8 @@ static void test_stops(struct sw_engine *e) {
     submit1(e, cs[k].prompt, cs[k].n_prompt, &q, &mt, NULL);
     run_all(e, ps, 2);
     OK(st.s[0].n == 3 && st.s[0].ids[2] == sid && st.s[0].stop_token == sid &&
-           st.s[0].fin == SW_FINISH_STOP, "stop_token_ids: stops on it, id kept (%d ids)",
-       st.s[0].n);
+           st.s[0].fin == SW_FINISH_STOP,
+       "stop_token_ids: stops on it, id kept (%d ids)", st.s[0].n);
     OK(mt.s[0].n >= 4 && mt.s[0].ids[mt.s[0].n - 1] == sid, "min_tokens defers the stop id (%d)",
        mt.s[0].n);
     /* max_tokens */
@@ -514,7 +521,8 @@ static double ref_logprob(const float *logits, int64_t V, int64_t t, int32_t id,
     int32_t am = 0;
     for (int64_t v = 0; v < V; v++)
         if (x[v] > mx) mx = x[v], am = (int32_t)v;
-    for (int64_t v = 0; v < V; v++) z += exp(x[v] - mx);
+    for (int64_t v = 0; v < V; v++)
+        z += exp(x[v] - mx);
     if (is_max) *is_max = am == id;
     return x[id] - mx - log(z);
 }
@@ -560,7 +568,8 @@ static void test_logprobs(struct sw_engine *e) {
     submit1(e, FOX, 8, &q, &echo, NULL);
     run_all(e, pe, 1);
     OK(echo.n_plp == 7 && echo.s[0].n == 0 && echo.s[0].fin == SW_FINISH_LENGTH &&
-           fabs(echo.plp[3] - o.plp[3]) < 1e-5, "max_tokens 0: prompt logprobs only");
+           fabs(echo.plp[3] - o.plp[3]) < 1e-5,
+       "max_tokens 0: prompt logprobs only");
     /* scoring: contexts sharing a prefix */
     /* the second call's contexts share the first's 16-token block */
     struct sw_score_request rq[3] = {
@@ -600,12 +609,15 @@ static void test_abort_and_errors(struct sw_engine *e) {
     submit1(e, FOX, 6, &p, &b, NULL);
     c.abort_after = 3; /* the callback asks to stop */
     submit1(e, FOX, 7, &p, &c, NULL);
-    for (int i = 0; i < 5; i++) sw_engine_step(e);
+    for (int i = 0; i < 5; i++)
+        sw_engine_step(e);
     OK(blocks_used(e) > 0, "blocks in use while running");
     OK(sw_engine_abort(e, ida) == 0, "abort");
     sw_engine_step(e);
-    OK(a.done && a.s[0].fin == SW_FINISH_ABORT && a.s[0].n < 200, "aborted: finish abort and "
-       "request_done (%d ids)", a.s[0].n);
+    OK(a.done && a.s[0].fin == SW_FINISH_ABORT && a.s[0].n < 200,
+       "aborted: finish abort and "
+       "request_done (%d ids)",
+       a.s[0].n);
     OK(c.done && c.s[0].fin == SW_FINISH_ABORT && c.s[0].n == 3,
        "a callback returning non-zero aborts its request (%d ids)", c.s[0].n);
     struct sw_engine_stats st;
@@ -634,7 +646,8 @@ static void test_abort_and_errors(struct sw_engine *e) {
 
 static void test_prefix_cache(struct sw_engine *e) {
     int32_t pr[40];
-    for (int i = 0; i < 40; i++) pr[i] = (int32_t)(10 + (i * 7) % 250);
+    for (int i = 0; i < 40; i++)
+        pr[i] = (int32_t)(10 + (i * 7) % 250);
     struct sw_sampling_params p = greedy(5, 1.0);
     struct req_out a = {0}, b = {0}, *pa[] = {&a}, *pb[] = {&b};
     submit1(e, pr, 40, &p, &a, NULL);
@@ -643,7 +656,8 @@ static void test_prefix_cache(struct sw_engine *e) {
     run_all(e, pb, 1);
     IS_INT(b.cached_tokens, 32, "the same 40-token prompt again: 2 full blocks of 16 cached");
     int same = a.s[0].n == b.s[0].n;
-    for (int i = 0; same && i < a.s[0].n; i++) same = a.s[0].ids[i] == b.s[0].ids[i];
+    for (int i = 0; same && i < a.s[0].n; i++)
+        same = a.s[0].ids[i] == b.s[0].ids[i];
     OK(same, "prefix-cache hit gives the same output");
     struct sw_engine_stats st;
     sw_engine_stats(e, &st);
@@ -687,7 +701,8 @@ static void test_lora(void) {
     OK(sw_engine_adapter_add(e, "ft2", adp) == SW_EINVAL, "duplicate name refused");
     int64_t V = sw_engine_model_config(e)->vocab_size;
     int32_t pr[12];
-    for (int i = 0; i < 12; i++) pr[i] = (int32_t)((i * 11 + 3) % V);
+    for (int i = 0; i < 12; i++)
+        pr[i] = (int32_t)((i * 11 + 3) % V);
     int32_t want_base[8], want_ft[8];
     eval_greedy(dir, NULL, pr, 12, 8, want_base);
     eval_greedy(dir, adp, pr, 12, 8, want_ft);
@@ -719,8 +734,8 @@ static void test_lora(void) {
 /* ---- stress on the loop thread ------------------------------------------------------------ */
 
 static void test_stress(void) {
-    struct sw_engine *e = open_engine(GEN "model", 4, 64, 66 * 2 * 2 * 4 * 2 * 16 * 4, 16,
-                                      NULL, 0, NULL);
+    struct sw_engine *e =
+        open_engine(GEN "model", 4, 64, 66 * 2 * 2 * 4 * 2 * 16 * 4, 16, NULL, 0, NULL);
     if (!OK(e != NULL, "stress engine")) return;
     OK(sw_engine_start(e) == 0, "loop thread started");
     enum { NR = 80 };
@@ -732,7 +747,8 @@ static void test_stress(void) {
     for (int i = 0; i < NR; i++) {
         int32_t pr[48];
         int n = 1 + (int)sw_rng_below(&r, 40);
-        for (int k = 0; k < n; k++) pr[k] = (int32_t)(3 + sw_rng_below(&r, 20)); /* shared bits */
+        for (int k = 0; k < n; k++)
+            pr[k] = (int32_t)(3 + sw_rng_below(&r, 20)); /* shared bits */
         struct sw_sampling_params p;
         sw_sampling_params_init(&p);
         p.max_tokens = 1 + (int64_t)sw_rng_below(&r, 30);
@@ -744,13 +760,15 @@ static void test_stress(void) {
         if (i % 10 == 0) usleep(2000);
     }
     IS_INT(submitted, NR, "80 requests submitted while the loop runs");
-    for (int i = 0; i < NR; i += 5) sw_engine_abort(e, ids[i]);
+    for (int i = 0; i < NR; i += 5)
+        sw_engine_abort(e, ids[i]);
     /* wait for every request_done */
     int done = 0;
     for (int t = 0; t < 3000 && done < NR; t++) {
         usleep(10000);
         done = 0;
-        for (int i = 0; i < NR; i++) done += __atomic_load_n(&o[i].done, __ATOMIC_ACQUIRE);
+        for (int i = 0; i < NR; i++)
+            done += __atomic_load_n(&o[i].done, __ATOMIC_ACQUIRE);
     }
     IS_INT(done, NR, "every request got its request_done");
     OK(sw_engine_stop(e, 1000) == 0, "stop");
@@ -758,7 +776,8 @@ static void test_stress(void) {
     for (int i = 0; i < NR; i++) {
         twice += o[i].done_twice;
         bad += o[i].bad_index;
-        for (int k = 0; k < 3; k++) bad += o[i].s[k].bad_utf8 + o[i].s[k].after_finish;
+        for (int k = 0; k < 3; k++)
+            bad += o[i].s[k].bad_utf8 + o[i].s[k].after_finish;
     }
     OK(!twice && !bad, "no duplicate request_done, no event after a finish, whole UTF-8");
     (void)unfinished;
@@ -792,7 +811,8 @@ static void test_sync_api(struct sw_engine *e) {
     submit1(e, FOX, 8, &p, &o, NULL);
     run_all(e, po, 1);
     int same = rc == 0 && g[0].seqs[0].n_ids == o.s[0].n;
-    for (int i = 0; same && i < o.s[0].n; i++) same = g[0].seqs[0].ids[i] == o.s[0].ids[i];
+    for (int i = 0; same && i < o.s[0].n; i++)
+        same = g[0].seqs[0].ids[i] == o.s[0].ids[i];
     OK(same && rc == 0 && strcmp(g[0].seqs[0].text, o.s[0].text) == 0,
        "sw_engine_generate == the streaming API");
     if (rc == 0) sw_generation_release(&g[0]), sw_generation_release(&g[1]);
@@ -800,7 +820,8 @@ static void test_sync_api(struct sw_engine *e) {
     sw_engine_start(e);
     rc = sw_engine_generate(e, ids, lens, 2, &p, NULL, g);
     same = rc == 0 && g[0].seqs[0].n_ids == o.s[0].n;
-    for (int i = 0; same && i < o.s[0].n; i++) same = g[0].seqs[0].ids[i] == o.s[0].ids[i];
+    for (int i = 0; same && i < o.s[0].n; i++)
+        same = g[0].seqs[0].ids[i] == o.s[0].ids[i];
     OK(same, "sw_engine_generate while the loop thread runs");
     if (rc == 0) sw_generation_release(&g[0]), sw_generation_release(&g[1]);
     sw_engine_stop(e, -1);
@@ -823,7 +844,7 @@ int main(void) {
     struct sw_sampling_params d;
     sw_engine_default_params(e, &d);
     OK(d.temperature == 0 && d.max_tokens == 24, "defaults from generation_config.json "
-       "(greedy, max_new_tokens 24)");
+                                                 "(greedy, max_new_tokens 24)");
     test_sampling_repro(e);
     test_fork_sharing(e);
     test_stops(e);

@@ -35,8 +35,8 @@ static void test_greedy_and_penalty(void) {
     int32_t hist[4] = {1, 1, 2, 1};
     p.repetition_penalty = 2.0;
     IS_INT(sw_generate_pick(y, 5, hist, 4, &p, NULL), 3, "penalised id 1 loses to id 3");
-    OK(y[1] == 1.0f && y[2] == -2.0f && y[3] == 1.9f, "penalty applied once per id: %g %g %g",
-       y[1], y[2], y[3]);
+    OK(y[1] == 1.0f && y[2] == -2.0f && y[3] == 1.9f, "penalty applied once per id: %g %g %g", y[1],
+       y[2], y[3]);
 }
 
 /* Draw n samples from logits l (copied each time) and count ids. */
@@ -108,7 +108,8 @@ static void test_loss_from_logits(void) {
     OK(n == 2 && fabs(s - want) < 1e-12, "sum %g (want %g), count %lld", s, want, (long long)n);
     int32_t lab[3] = {0, -100, 1};
     OK(sw_eval_loss_from_logits(lg, 1, 3, 2, lab, &s, &n) == 0 && n == 1 &&
-           fabs(s - (log(exp(1.0) + exp(2.0)) - 2.0)) < 1e-12, "-100 labels are skipped");
+           fabs(s - (log(exp(1.0) + exp(2.0)) - 2.0)) < 1e-12,
+       "-100 labels are skipped");
     int32_t bad[3] = {0, 7, 0};
     IS_INT(sw_eval_loss_from_logits(lg, 1, 3, 2, bad, &s, &n), SW_ERANGE,
            "label outside the vocabulary: %s", sw_err_msg());

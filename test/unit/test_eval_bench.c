@@ -35,7 +35,8 @@ static void test_csv(void) {
 
 static void test_doc(void) {
     struct sw_doc d = {0};
-    const char *j = "{\"q\": \"  Hi \", \"choices\": {\"text\": [\"a\", \"b\"]}, \"n\": 3, \"f\": 1.5}";
+    const char *j =
+        "{\"q\": \"  Hi \", \"choices\": {\"text\": [\"a\", \"b\"]}, \"n\": 3, \"f\": 1.5}";
     IS_INT(sw_doc_from_json(&d, j, strlen(j), "x:1"), 0, "doc: JSON flattened");
     IS_STR(sw_doc_get(&d, "choices.text[1]"), "b", "doc: list item");
     IS_STR(sw_doc_get(&d, "choices.text.length"), "2", "doc: list length");
@@ -97,7 +98,8 @@ static void test_extract(void) {
     sw_bench_extract_flexible("nothing", &a);
     IS_STR(a, "[invalid]", "flexible: fallback");
     free(a);
-    OK(sw_bench_gsm8k_match("1,234.", "Work: 1000+234\n#### 1234"), "match: , and trailing . ignored");
+    OK(sw_bench_gsm8k_match("1,234.", "Work: 1000+234\n#### 1234"),
+       "match: , and trailing . ignored");
     OK(sw_bench_gsm8k_match("$18", "#### 18"), "match: $ ignored");
     OK(!sw_bench_gsm8k_match("17", "#### 18"), "match: different numbers");
     OK(!sw_bench_gsm8k_match("[invalid]", "#### 18"), "match: invalid");

@@ -39,17 +39,21 @@ static double urand(void) { /* uniform [-1, 1) */
 
 static float *frand(int64_t n, double scale) {
     float *x = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(urand() * scale);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (float)(urand() * scale);
     return x;
 }
 
 static double *to_d(const float *x, int64_t n) {
     double *d = malloc((size_t)n * sizeof(double));
-    for (int64_t i = 0; i < n; i++) d[i] = x[i];
+    for (int64_t i = 0; i < n; i++)
+        d[i] = x[i];
     return d;
 }
 
-static float *fzero(int64_t n) { return calloc((size_t)n, sizeof(float)); }
+static float *fzero(int64_t n) {
+    return calloc((size_t)n, sizeof(float));
+}
 
 static double rel_err_fd(const float *a, const double *b, int64_t n) {
     double md = 0, mb = 0;
@@ -69,10 +73,10 @@ static double rel_err_ff(const float *a, const float *b, int64_t n) {
     return md / (mb > 1e-6 ? mb : 1e-6);
 }
 
-#define CHECK_REL(err, ...)                                                                    \
-    do {                                                                                       \
-        double e_ = (err);                                                                     \
-        if (!OK(e_ <= TOL, __VA_ARGS__)) DIAG("relative error %.3g > %.1g", e_, TOL);          \
+#define CHECK_REL(err, ...)                                                                        \
+    do {                                                                                           \
+        double e_ = (err);                                                                         \
+        if (!OK(e_ <= TOL, __VA_ARGS__)) DIAG("relative error %.3g > %.1g", e_, TOL);              \
     } while (0)
 
 /* Finite differences: grad[i] = (L(x+h) − L(x−h)) / 2h for the double array x[n]. */
@@ -92,13 +96,17 @@ static double *fd_grad(double *x, int64_t n, loss_fn f, void *ctx) {
 }
 
 /* ---------------------------------------------------------------- matmul */
-struct mm_ctx { double *x, *w, *b, *dy; int64_t M, N, K; };
+struct mm_ctx {
+    double *x, *w, *b, *dy;
+    int64_t M, N, K;
+};
 
 static void mm_ref(const struct mm_ctx *c, double *y) {
     for (int64_t m = 0; m < c->M; m++)
         for (int64_t n = 0; n < c->N; n++) {
             double s = c->b[n];
-            for (int64_t k = 0; k < c->K; k++) s += c->x[m * c->K + k] * c->w[n * c->K + k];
+            for (int64_t k = 0; k < c->K; k++)
+                s += c->x[m * c->K + k] * c->w[n * c->K + k];
             y[m * c->N + n] = s;
         }
 }
@@ -107,7 +115,8 @@ static double mm_loss(void *p) {
     struct mm_ctx *c = p;
     double y[64], L = 0;
     mm_ref(c, y);
-    for (int64_t i = 0; i < c->M * c->N; i++) L += y[i] * c->dy[i];
+    for (int64_t i = 0; i < c->M * c->N; i++)
+        L += y[i] * c->dy[i];
     return L;
 }
 
@@ -126,7 +135,8 @@ static void test_matmul(void) {
     be->matmul_fwd(be, y2, x, w, NULL, M, N, K, 0.5f, 1.0f);
     double *want = malloc((size_t)(M * N) * sizeof(double));
     /* y2 = y + 0.5·x·wᵀ = yr + 0.5·(yr − b) */
-    for (int64_t i = 0; i < M * N; i++) want[i] = yr[i] + 0.5 * (yr[i] - c.b[i % N]);
+    for (int64_t i = 0; i < M * N; i++)
+        want[i] = yr[i] + 0.5 * (yr[i] - c.b[i % N]);
     CHECK_REL(rel_err_fd(y2, want, M * N), "matmul_fwd alpha/beta accumulate");
 
     be->matmul_bwd_dx(be, dx, dy, w, M, N, K, 1.0f, 0.0f);
@@ -140,8 +150,10 @@ static void test_matmul(void) {
     /* Accumulation (beta = 1): a second dw call doubles it. */
     be->matmul_bwd_dw(be, dw, dy, x, M, N, K, 1.0f, 1.0f);
     be->bias_bwd(be, db, dy, M, N, 1.0f);
-    for (int64_t i = 0; i < N * K; i++) gw[i] *= 2;
-    for (int64_t i = 0; i < N; i++) gb[i] *= 2;
+    for (int64_t i = 0; i < N * K; i++)
+        gw[i] *= 2;
+    for (int64_t i = 0; i < N; i++)
+        gb[i] *= 2;
     CHECK_REL(rel_err_fd(dw, gw, N * K), "matmul dW accumulates with beta = 1");
     CHECK_REL(rel_err_fd(db, gb, N), "bias grad accumulates with beta = 1");
     free(x), free(w), free(b), free(dy), free(y), free(y2), free(dx), free(dw), free(db);
@@ -149,13 +161,18 @@ static void test_matmul(void) {
 }
 
 /* ---------------------------------------------------------------- embedding */
-struct emb_ctx { double *table, *dout; const int32_t *ids; int64_t N, C; };
+struct emb_ctx {
+    double *table, *dout;
+    const int32_t *ids;
+    int64_t N, C;
+};
 
 static double emb_loss(void *p) {
     struct emb_ctx *c = p;
     double L = 0;
     for (int64_t n = 0; n < c->N; n++)
-        for (int64_t k = 0; k < c->C; k++) L += c->table[c->ids[n] * c->C + k] * c->dout[n * c->C + k];
+        for (int64_t k = 0; k < c->C; k++)
+            L += c->table[c->ids[n] * c->C + k] * c->dout[n * c->C + k];
     return L;
 }
 
@@ -175,19 +192,26 @@ static void test_embedding(void) {
     CHECK_REL(rel_err_fd(dt, g, V * C), "embedding backward (repeated ids) matches FD");
     int32_t bad[2] = {1, 5};
     OK(be->embedding_fwd(be, out, bad, table, 2, V, C) == SW_ERANGE &&
-           strstr(sw_err_msg(), "row 1"), "an id outside the vocabulary is SW_ERANGE naming the row");
+           strstr(sw_err_msg(), "row 1"),
+       "an id outside the vocabulary is SW_ERANGE naming the row");
     free(table), free(dout), free(out), free(dt), free(c.table), free(c.dout), free(g);
 }
 
 /* ---------------------------------------------------------------- rmsnorm */
-struct rn_ctx { double *x, *w, *dout; int64_t N, C; double eps; };
+struct rn_ctx {
+    double *x, *w, *dout;
+    int64_t N, C;
+    double eps;
+};
 
 static void rn_ref(const struct rn_ctx *c, double *y) {
     for (int64_t n = 0; n < c->N; n++) {
         double ss = 0;
-        for (int64_t k = 0; k < c->C; k++) ss += c->x[n * c->C + k] * c->x[n * c->C + k];
+        for (int64_t k = 0; k < c->C; k++)
+            ss += c->x[n * c->C + k] * c->x[n * c->C + k];
         double r = 1 / sqrt(ss / c->C + c->eps);
-        for (int64_t k = 0; k < c->C; k++) y[n * c->C + k] = c->w[k] * c->x[n * c->C + k] * r;
+        for (int64_t k = 0; k < c->C; k++)
+            y[n * c->C + k] = c->w[k] * c->x[n * c->C + k] * r;
     }
 }
 
@@ -195,7 +219,8 @@ static double rn_loss(void *p) {
     struct rn_ctx *c = p;
     double y[256], L = 0;
     rn_ref(c, y);
-    for (int64_t i = 0; i < c->N * c->C; i++) L += y[i] * c->dout[i];
+    for (int64_t i = 0; i < c->N * c->C; i++)
+        L += y[i] * c->dout[i];
     return L;
 }
 
@@ -214,16 +239,23 @@ static void test_rmsnorm(void) {
     CHECK_REL(rel_err_fd(dw, gw, C), "rmsnorm dW matches FD");
     /* beta = 1 adds onto an existing gradient; dw NULL leaves weights alone. */
     float *dx2 = malloc((size_t)(N * C) * sizeof(float));
-    for (int64_t i = 0; i < N * C; i++) dx2[i] = 1.0f;
+    for (int64_t i = 0; i < N * C; i++)
+        dx2[i] = 1.0f;
     be->rmsnorm_bwd(be, dx2, NULL, dout, x, w, rstd, N, C, 1.0f);
-    for (int64_t i = 0; i < N * C; i++) gx[i] += 1.0;
+    for (int64_t i = 0; i < N * C; i++)
+        gx[i] += 1.0;
     CHECK_REL(rel_err_fd(dx2, gx, N * C), "rmsnorm dX with beta = 1 accumulates");
     free(x), free(w), free(dout), free(y), free(rstd), free(dx), free(dw), free(dx2);
     free(c.x), free(c.w), free(c.dout), free(gx), free(gw);
 }
 
 /* ---------------------------------------------------------------- rope */
-struct rope_ctx { double *x, *dout; const float *cs, *sn; const int32_t *pos; int64_t N, H, D; };
+struct rope_ctx {
+    double *x, *dout;
+    const float *cs, *sn;
+    const int32_t *pos;
+    int64_t N, H, D;
+};
 
 static void rope_ref(const struct rope_ctx *c, double *y) {
     int64_t half = c->D / 2;
@@ -241,7 +273,8 @@ static double rope_loss(void *p) {
     struct rope_ctx *c = p;
     double y[512], L = 0;
     rope_ref(c, y);
-    for (int64_t i = 0; i < c->N * c->H * c->D; i++) L += y[i] * c->dout[i];
+    for (int64_t i = 0; i < c->N * c->H * c->D; i++)
+        L += y[i] * c->dout[i];
     return L;
 }
 
@@ -261,8 +294,12 @@ static void test_rope(void) {
     /* llama3: with D = 8, theta 1e4, original 64, lo 1, hi 4, factor 8, the four frequencies
      * fall in the three bands: kept, smoothed, divided, divided. */
     float c8[2 * 4], s8[2 * 4];
-    struct sw_rope_params l3 = {.theta = 10000.0, .type = 1, .factor = 8, .low_freq_factor = 1,
-                                .high_freq_factor = 4, .original_max_position = 64};
+    struct sw_rope_params l3 = {.theta = 10000.0,
+                                .type = 1,
+                                .factor = 8,
+                                .low_freq_factor = 1,
+                                .high_freq_factor = 4,
+                                .original_max_position = 64};
     sw_rope_tables(&l3, 2, 8, c8, s8);
     double inv[4] = {1.0, 0.1, 0.01, 0.001}, want[4];
     double wl1 = 2 * M_PI / inv[1], smooth = (64.0 / wl1 - 1) / (4 - 1);
@@ -271,14 +308,16 @@ static void test_rope(void) {
     want[2] = inv[2] / 8;
     want[3] = inv[3] / 8;
     worst = 0;
-    for (int i = 0; i < 4; i++) worst = fmax(worst, fabs(asin(s8[4 + i]) - want[i]) / want[i]);
+    for (int i = 0; i < 4; i++)
+        worst = fmax(worst, fabs(asin(s8[4 + i]) - want[i]) / want[i]);
     OK(worst < 1e-5, "llama3 scaled frequencies (bands kept/smoothed/divided), err %.2g", worst);
     struct sw_rope_params lin = {.theta = 10000.0, .type = 2, .factor = 4};
     sw_rope_tables(&lin, 2, 8, c8, s8);
     OK(fabs(asin(s8[4 + 1]) - 0.1 / 4) < 1e-7, "linear scaling divides frequencies by factor");
 
     float *x = frand(N * H * D, 1), *dout = frand(N * H * D, 1);
-    float *y = malloc((size_t)(N * H * D) * sizeof(float)), *dx = malloc((size_t)(N * H * D) * sizeof(float));
+    float *y = malloc((size_t)(N * H * D) * sizeof(float)),
+          *dx = malloc((size_t)(N * H * D) * sizeof(float));
     memcpy(y, x, (size_t)(N * H * D) * sizeof(float));
     memcpy(dx, dout, (size_t)(N * H * D) * sizeof(float));
     struct rope_ctx c = {to_d(x, N * H * D), to_d(dout, N * H * D), cs, sn, pos, N, H, D};
@@ -290,7 +329,8 @@ static void test_rope(void) {
     double *g = fd_grad(c.x, N * H * D, rope_loss, &c);
     CHECK_REL(rel_err_fd(dx, g, N * H * D), "rope backward matches FD");
     int32_t badpos[1] = {9};
-    OK(be->rope_fwd(be, y, badpos, cs, sn, 1, H, D, P) == SW_ERANGE, "position past the table is SW_ERANGE");
+    OK(be->rope_fwd(be, y, badpos, cs, sn, 1, H, D, P) == SW_ERANGE,
+       "position past the table is SW_ERANGE");
     free(x), free(dout), free(y), free(dx), free(c.x), free(c.dout), free(g);
 }
 
@@ -314,11 +354,13 @@ static void att_ref(const struct att_ctx *c, double *out) {
                 for (int64_t j = 0; j < nk; j++) {
                     double d = 0;
                     for (int64_t e = 0; e < c->D; e++)
-                        d += c->q[((a + i) * c->Hq + h) * c->D + e] * c->k[((a + j) * c->Hk + kh) * c->D + e];
+                        d += c->q[((a + i) * c->Hq + h) * c->D + e] *
+                             c->k[((a + j) * c->Hk + kh) * c->D + e];
                     sco[j] = d * sc;
                     mx = fmax(mx, sco[j]);
                 }
-                for (int64_t j = 0; j < nk; j++) sum += exp(sco[j] - mx);
+                for (int64_t j = 0; j < nk; j++)
+                    sum += exp(sco[j] - mx);
                 for (int64_t e = 0; e < c->D; e++) {
                     double o = 0;
                     for (int64_t j = 0; j < nk; j++)
@@ -333,7 +375,8 @@ static double att_loss(void *p) {
     struct att_ctx *c = p;
     double out[2048], L = 0;
     att_ref(c, out);
-    for (int64_t i = 0; i < c->N * c->Hq * c->D; i++) L += out[i] * c->dout[i];
+    for (int64_t i = 0; i < c->N * c->Hq * c->D; i++)
+        L += out[i] * c->dout[i];
     return L;
 }
 
@@ -343,10 +386,12 @@ static void att_case(const char *what, const int32_t *cu, const int32_t *kvl, in
     float *q = frand(nq, 1.5), *k = frand(nk, 1.5), *v = frand(nk, 1), *dout = frand(nq, 1);
     float *out = fzero(nq), *lse = fzero(N * Hq), *dq = fzero(nq), *dk = fzero(nk), *dv = fzero(nk);
     float sc = 1.0f / sqrtf((float)D);
-    struct att_ctx c = {to_d(q, nq), to_d(k, nk), to_d(v, nk), to_d(dout, nq), cu, kvl, nseq, N, Hq, Hk, D};
+    struct att_ctx c = {
+        to_d(q, nq), to_d(k, nk), to_d(v, nk), to_d(dout, nq), cu, kvl, nseq, N, Hq, Hk, D};
     double *ref = malloc((size_t)nq * sizeof(double));
     att_ref(&c, ref);
-    OK(be->attention_fwd(be, out, lse, q, k, v, cu, kvl, nseq, 0, N, Hq, Hk, D, sc) == 0, "%s: fwd runs", what);
+    OK(be->attention_fwd(be, out, lse, q, k, v, cu, kvl, nseq, 0, N, Hq, Hk, D, sc) == 0,
+       "%s: fwd runs", what);
     CHECK_REL(rel_err_fd(out, ref, nq), "%s: attention_fwd matches double reference", what);
     be->attention_bwd(be, dq, dk, dv, dout, q, k, v, out, lse, cu, kvl, nseq, 0, N, Hq, Hk, D, sc);
     double *gq = fd_grad(c.q, nq, att_loss, &c), *gk = fd_grad(c.k, nk, att_loss, &c);
@@ -365,7 +410,8 @@ static void test_attention_packed_equals_separate(void) {
     int64_t nq = N * Hq * D, nk = N * Hk * D;
     float *q = frand(nq, 1.5), *k = frand(nk, 1.5), *v = frand(nk, 1), *dout = frand(nq, 1);
     float *out = fzero(nq), *lse = fzero(N * Hq), *dq = fzero(nq), *dk = fzero(nk), *dv = fzero(nk);
-    float *o2 = fzero(nq), *l2 = fzero(N * Hq), *dq2 = fzero(nq), *dk2 = fzero(nk), *dv2 = fzero(nk);
+    float *o2 = fzero(nq), *l2 = fzero(N * Hq), *dq2 = fzero(nq), *dk2 = fzero(nk),
+          *dv2 = fzero(nk);
     float sc = 1.0f / sqrtf((float)D);
     be->attention_fwd(be, out, lse, q, k, v, cu, NULL, 3, 0, N, Hq, Hk, D, sc);
     be->attention_bwd(be, dq, dk, dv, dout, q, k, v, out, lse, cu, NULL, 3, 0, N, Hq, Hk, D, sc);
@@ -374,9 +420,9 @@ static void test_attention_packed_equals_separate(void) {
         int32_t one[2] = {0, (int32_t)L};
         be->attention_fwd(be, o2 + a * Hq * D, l2 + a * Hq, q + a * Hq * D, k + a * Hk * D,
                           v + a * Hk * D, one, NULL, 1, L, L, Hq, Hk, D, sc);
-        be->attention_bwd(be, dq2 + a * Hq * D, dk2 + a * Hk * D, dv2 + a * Hk * D, dout + a * Hq * D,
-                          q + a * Hq * D, k + a * Hk * D, v + a * Hk * D, o2 + a * Hq * D, l2 + a * Hq,
-                          one, NULL, 1, L, L, Hq, Hk, D, sc);
+        be->attention_bwd(be, dq2 + a * Hq * D, dk2 + a * Hk * D, dv2 + a * Hk * D,
+                          dout + a * Hq * D, q + a * Hq * D, k + a * Hk * D, v + a * Hk * D,
+                          o2 + a * Hq * D, l2 + a * Hq, one, NULL, 1, L, L, Hq, Hk, D, sc);
     }
     OK(memcmp(out, o2, (size_t)nq * 4) == 0 && memcmp(lse, l2, (size_t)(N * Hq) * 4) == 0,
        "packed attention forward equals per-sample runs bit for bit");
@@ -384,7 +430,8 @@ static void test_attention_packed_equals_separate(void) {
            memcmp(dv, dv2, (size_t)nk * 4) == 0,
        "packed attention backward equals per-sample runs bit for bit");
     /* A sample's output does not depend on another sample's tokens. */
-    for (int64_t i = 0; i < 3 * Hk * D; i++) k[i] += 1.0f, v[i] -= 2.0f;
+    for (int64_t i = 0; i < 3 * Hk * D; i++)
+        k[i] += 1.0f, v[i] -= 2.0f;
     be->attention_fwd(be, o2, l2, q, k, v, cu, NULL, 3, 0, N, Hq, Hk, D, sc);
     OK(memcmp(out + 3 * Hq * D, o2 + 3 * Hq * D, (size_t)(nq - 3 * Hq * D) * 4) == 0,
        "changing sample 0's keys leaves samples 1 and 2 untouched");
@@ -412,24 +459,32 @@ static void test_attention(void) {
         be->attention_fwd(be, o, l, q, k, v, cuz, kvz, 2, 3, 6, 2, 1, 4, 0.5f);
         be->attention_bwd(be, dq, dk, dv, q, q, k, v, o, l, cuz, kvz, 2, 3, 6, 2, 1, 4, 0.5f);
         int ok = 1;
-        for (int i = 24; i < 48; i++) ok &= o[i] == 0.0f && dq[i] == 0.0f;
-        for (int i = 12; i < 24; i++) ok &= dk[i] == 0.0f && dv[i] == 0.0f;
-        for (int i = 0; i < 24; i++) ok &= !isnan(o[i]) && !isnan(dq[i]);
+        for (int i = 24; i < 48; i++)
+            ok &= o[i] == 0.0f && dq[i] == 0.0f;
+        for (int i = 12; i < 24; i++)
+            ok &= dk[i] == 0.0f && dv[i] == 0.0f;
+        for (int i = 0; i < 24; i++)
+            ok &= !isnan(o[i]) && !isnan(dq[i]);
         OK(ok, "a fully padded row gives zero outputs and gradients, no NaN");
         free(q), free(k), free(v), free(o), free(l), free(dq), free(dk), free(dv);
     }
     int32_t cu4[3] = {0, 2, 5};
     OK(be->attention_fwd(be, t, t, t, t, t, cu4, NULL, 2, 2, 5, 1, 1, 1, 1.0f) == SW_EINVAL &&
-           strstr(sw_err_msg(), "max_len 2"), "a segment longer than max_len is SW_EINVAL");
+           strstr(sw_err_msg(), "max_len 2"),
+       "a segment longer than max_len is SW_EINVAL");
 }
 
 /* ---------------------------------------------------------------- swiglu, dropout, add */
-struct sg_ctx { double *g, *u, *dout; int64_t n; };
+struct sg_ctx {
+    double *g, *u, *dout;
+    int64_t n;
+};
 
 static double sg_loss(void *p) {
     struct sg_ctx *c = p;
     double L = 0;
-    for (int64_t i = 0; i < c->n; i++) L += c->g[i] / (1 + exp(-c->g[i])) * c->u[i] * c->dout[i];
+    for (int64_t i = 0; i < c->n; i++)
+        L += c->g[i] / (1 + exp(-c->g[i])) * c->u[i] * c->dout[i];
     return L;
 }
 
@@ -439,7 +494,8 @@ static void test_swiglu(void) {
     float *y = fzero(n), *dg = fzero(n), *du = fzero(n);
     struct sg_ctx c = {to_d(g, n), to_d(u, n), to_d(dout, n), n};
     double yr[16];
-    for (int64_t i = 0; i < n; i++) yr[i] = c.g[i] / (1 + exp(-c.g[i])) * c.u[i];
+    for (int64_t i = 0; i < n; i++)
+        yr[i] = c.g[i] / (1 + exp(-c.g[i])) * c.u[i];
     be->swiglu_fwd(be, y, g, u, n);
     CHECK_REL(rel_err_fd(y, yr, n), "swiglu_fwd matches double reference");
     be->swiglu_bwd(be, dg, du, dout, g, u, n);
@@ -453,7 +509,8 @@ static void test_swiglu(void) {
 static void test_elementwise(void) {
     int64_t n = 10007;
     float *x = frand(n, 1), *y = fzero(n), *dx = fzero(n), *ones = fzero(n);
-    for (int64_t i = 0; i < n; i++) ones[i] = 1.0f;
+    for (int64_t i = 0; i < n; i++)
+        ones[i] = 1.0f;
     be->dropout_fwd(be, y, x, n, 0.25f, 99);
     be->dropout_bwd(be, dx, ones, n, 0.25f, 99);
     int64_t kept = 0;
@@ -466,19 +523,25 @@ static void test_elementwise(void) {
         if (dx[i] != 0.0f && fabsf(dx[i] - 1 / 0.75f) > 1e-6f) consistent = 0;
     }
     OK(consistent, "dropout backward uses the forward's mask and 1/(1-p) scale");
-    OK(fabs((double)kept / n - 0.75) < 0.02, "dropout keeps ~75%% at p = 0.25 (%.3f)", (double)kept / n);
+    OK(fabs((double)kept / n - 0.75) < 0.02, "dropout keeps ~75%% at p = 0.25 (%.3f)",
+       (double)kept / n);
     be->dropout_fwd(be, dx, x, n, 0.25f, 100);
     OK(memcmp(dx, y, (size_t)n * 4) != 0, "another seed draws another mask");
     be->add(be, y, x, ones, n);
     be->axpy(be, y, x, -1.0f, n);
     int add_ok = 1;
-    for (int64_t i = 0; i < n; i++) add_ok &= fabsf(y[i] - 1.0f) < 1e-6f;
+    for (int64_t i = 0; i < n; i++)
+        add_ok &= fabsf(y[i] - 1.0f) < 1e-6f;
     OK(add_ok, "add then axpy(-1) gives back the other operand");
     free(x), free(y), free(dx), free(ones);
 }
 
 /* ---------------------------------------------------------------- cross-entropy */
-struct ce_ctx { double *h, *w; const int32_t *t; int64_t N, V, C; };
+struct ce_ctx {
+    double *h, *w;
+    const int32_t *t;
+    int64_t N, V, C;
+};
 
 static double ce_loss(void *p) {
     struct ce_ctx *c = p;
@@ -488,10 +551,12 @@ static double ce_loss(void *p) {
         double lg[64], mx = -1e300, s = 0;
         for (int64_t v = 0; v < c->V; v++) {
             lg[v] = 0;
-            for (int64_t k = 0; k < c->C; k++) lg[v] += c->h[n * c->C + k] * c->w[v * c->C + k];
+            for (int64_t k = 0; k < c->C; k++)
+                lg[v] += c->h[n * c->C + k] * c->w[v * c->C + k];
             mx = fmax(mx, lg[v]);
         }
-        for (int64_t v = 0; v < c->V; v++) s += exp(lg[v] - mx);
+        for (int64_t v = 0; v < c->V; v++)
+            s += exp(lg[v] - mx);
         L += mx + log(s) - lg[c->t[n]];
     }
     return L;
@@ -499,11 +564,14 @@ static double ce_loss(void *p) {
 
 static void test_cross_entropy(void) {
     int64_t N = 13, V = 17, C = 7;
-    int32_t t[13] = {3, SW_IGNORE_INDEX, 16, 0, 5, 5, SW_IGNORE_INDEX, 1, 2, 9, 11, SW_IGNORE_INDEX, 7};
+    int32_t t[13] = {3,  SW_IGNORE_INDEX, 16, 0, 5, 5, SW_IGNORE_INDEX, 1, 2, 9,
+                     11, SW_IGNORE_INDEX, 7};
     float *h = frand(N * C, 1), *w = frand(V * C, 1);
-    float *loss = fzero(N), *lse = fzero(N), *loss2 = fzero(N), *lse2 = fzero(N), *logits = fzero(N * V);
+    float *loss = fzero(N), *lse = fzero(N), *loss2 = fzero(N), *lse2 = fzero(N),
+          *logits = fzero(N * V);
     float *dh = fzero(N * C), *dw = fzero(V * C);
-    OK(be->ce_fused_fwd(be, loss, lse, h, w, t, N, V, C, 4) == 0, "ce_fused_fwd (chunks of 4 rows) runs");
+    OK(be->ce_fused_fwd(be, loss, lse, h, w, t, N, V, C, 4) == 0,
+       "ce_fused_fwd (chunks of 4 rows) runs");
     be->matmul_fwd(be, logits, h, w, NULL, N, V, C, 1.0f, 0.0f);
     be->ce_logits_fwd(be, loss2, lse2, logits, t, N, V);
     double s1 = 0, s2 = 0;
@@ -516,12 +584,15 @@ static void test_cross_entropy(void) {
     CHECK_REL(rel_err_ff(loss, loss2, N), "chunked fused CE equals full-logits CE per row");
     struct ce_ctx c = {to_d(h, N * C), to_d(w, V * C), t, N, V, C};
     double ref = ce_loss(&c);
-    OK(fabs(s1 - ref) / fabs(ref) < TOL, "CE loss sum matches double reference (%.6f vs %.6f)", s1, ref);
+    OK(fabs(s1 - ref) / fabs(ref) < TOL, "CE loss sum matches double reference (%.6f vs %.6f)", s1,
+       ref);
     float scale = 1.0f / 10;
     be->ce_fused_bwd(be, dh, dw, h, w, t, lse, N, V, C, 4, scale, 0.0f);
     double *gh = fd_grad(c.h, N * C, ce_loss, &c), *gw = fd_grad(c.w, V * C, ce_loss, &c);
-    for (int64_t i = 0; i < N * C; i++) gh[i] *= scale;
-    for (int64_t i = 0; i < V * C; i++) gw[i] *= scale;
+    for (int64_t i = 0; i < N * C; i++)
+        gh[i] *= scale;
+    for (int64_t i = 0; i < V * C; i++)
+        gw[i] *= scale;
     CHECK_REL(rel_err_fd(dh, gh, N * C), "fused CE d(hidden) matches FD");
     CHECK_REL(rel_err_fd(dw, gw, V * C), "fused CE d(lm_head) matches FD");
     /* Chunk size does not change the result beyond rounding, and 1-row chunks work. */
@@ -535,29 +606,36 @@ static void test_cross_entropy(void) {
     be->ce_fused_fwd(be, s2l, l2, h2, w, t, N, V, C, 4);
     memset(dh1, 0, (size_t)(N * C) * 4), memset(dw1, 0, (size_t)(V * C) * 4);
     be->ce_fused_bwd(be, dh1, dw1, h, w, t, lse, N, V, C, 4, scale, 0.0f);
-    CHECK_REL(rel_err_ff(dh1, dh, N * C), "fused CE backward recomputed vs kept from the forward: dh");
-    CHECK_REL(rel_err_ff(dw1, dw, V * C), "fused CE backward recomputed vs kept from the forward: dw");
+    CHECK_REL(rel_err_ff(dh1, dh, N * C),
+              "fused CE backward recomputed vs kept from the forward: dh");
+    CHECK_REL(rel_err_ff(dw1, dw, V * C),
+              "fused CE backward recomputed vs kept from the forward: dw");
     free(h2), free(l2), free(s2l);
     int32_t bad[1] = {17};
-    OK(be->ce_fused_fwd(be, loss, lse, h, w, bad, 1, V, C, 4) == SW_ERANGE, "target past the vocabulary is SW_ERANGE");
-    free(h), free(w), free(loss), free(lse), free(loss2), free(lse2), free(logits), free(dh), free(dw);
+    OK(be->ce_fused_fwd(be, loss, lse, h, w, bad, 1, V, C, 4) == SW_ERANGE,
+       "target past the vocabulary is SW_ERANGE");
+    free(h), free(w), free(loss), free(lse), free(loss2), free(lse2), free(logits), free(dh),
+        free(dw);
     free(c.h), free(c.w), free(gh), free(gw), free(dh1), free(dw1);
 }
 
 /* ---------------------------------------------------------------- determinism */
-struct det_out { float *out, *lse, *dq, *dk, *dv, *dx, *dw, *dh, *dwl; };
+struct det_out {
+    float *out, *lse, *dq, *dk, *dv, *dx, *dw, *dh, *dwl;
+};
 
 static void det_run(struct det_out *o, const float *q, const float *k, const float *v,
                     const float *dout, const int32_t *cu, int64_t N, int64_t Hq, int64_t Hk,
                     int64_t D, const float *x, const float *w, int64_t C, const int32_t *t,
                     const float *wl, int64_t V) {
     int64_t nq = N * Hq * D, nk = N * Hk * D;
-    *o = (struct det_out){fzero(nq), fzero(N * Hq), fzero(nq), fzero(nk), fzero(nk), fzero(N * C),
-                          fzero(C), fzero(N * C), fzero(V * C)};
+    *o = (struct det_out){fzero(nq),    fzero(N * Hq), fzero(nq),    fzero(nk),   fzero(nk),
+                          fzero(N * C), fzero(C),      fzero(N * C), fzero(V * C)};
     float *rstd = fzero(N), *y = fzero(N * C), *loss = fzero(N), *lse = fzero(N);
     float sc = 1.0f / sqrtf((float)D);
     be->attention_fwd(be, o->out, o->lse, q, k, v, cu, NULL, 3, 0, N, Hq, Hk, D, sc);
-    be->attention_bwd(be, o->dq, o->dk, o->dv, dout, q, k, v, o->out, o->lse, cu, NULL, 3, 0, N, Hq, Hk, D, sc);
+    be->attention_bwd(be, o->dq, o->dk, o->dv, dout, q, k, v, o->out, o->lse, cu, NULL, 3, 0, N, Hq,
+                      Hk, D, sc);
     be->rmsnorm_fwd(be, y, rstd, x, w, N, C, 1e-6f);
     be->rmsnorm_bwd(be, o->dx, o->dw, x, x, w, rstd, N, C, 0.0f);
     be->ce_fused_fwd(be, loss, lse, y, wl, t, N, V, C, 7);
@@ -568,12 +646,15 @@ static void det_run(struct det_out *o, const float *q, const float *k, const flo
 static int det_same(const struct det_out *a, const struct det_out *b, int64_t N, int64_t Hq,
                     int64_t Hk, int64_t D, int64_t C, int64_t V, int with_ce) {
     int64_t nq = N * Hq * D, nk = N * Hk * D;
-    int ok = memcmp(a->out, b->out, (size_t)nq * 4) == 0 && memcmp(a->lse, b->lse, (size_t)(N * Hq) * 4) == 0 &&
-             memcmp(a->dq, b->dq, (size_t)nq * 4) == 0 && memcmp(a->dk, b->dk, (size_t)nk * 4) == 0 &&
-             memcmp(a->dv, b->dv, (size_t)nk * 4) == 0 && memcmp(a->dx, b->dx, (size_t)(N * C) * 4) == 0 &&
-             memcmp(a->dw, b->dw, (size_t)C * 4) == 0;
+    int ok =
+        memcmp(a->out, b->out, (size_t)nq * 4) == 0 &&
+        memcmp(a->lse, b->lse, (size_t)(N * Hq) * 4) == 0 &&
+        memcmp(a->dq, b->dq, (size_t)nq * 4) == 0 && memcmp(a->dk, b->dk, (size_t)nk * 4) == 0 &&
+        memcmp(a->dv, b->dv, (size_t)nk * 4) == 0 &&
+        memcmp(a->dx, b->dx, (size_t)(N * C) * 4) == 0 && memcmp(a->dw, b->dw, (size_t)C * 4) == 0;
     if (with_ce)
-        ok = ok && memcmp(a->dh, b->dh, (size_t)(N * C) * 4) == 0 && memcmp(a->dwl, b->dwl, (size_t)(V * C) * 4) == 0;
+        ok = ok && memcmp(a->dh, b->dh, (size_t)(N * C) * 4) == 0 &&
+             memcmp(a->dwl, b->dwl, (size_t)(V * C) * 4) == 0;
     return ok;
 }
 
@@ -586,9 +667,11 @@ static void test_determinism(void) {
     int64_t N = 200, Hq = 4, Hk = 2, D = 16, C = 48, V = 61;
     int32_t cu[4] = {0, 70, 170, 200};
     float *q = frand(N * Hq * D, 1), *k = frand(N * Hk * D, 1), *v = frand(N * Hk * D, 1);
-    float *dout = frand(N * Hq * D, 1), *x = frand(N * C, 1), *w = frand(C, 1), *wl = frand(V * C, 0.3);
+    float *dout = frand(N * Hq * D, 1), *x = frand(N * C, 1), *w = frand(C, 1),
+          *wl = frand(V * C, 0.3);
     int32_t *t = malloc((size_t)N * sizeof(int32_t));
-    for (int64_t n = 0; n < N; n++) t[n] = n % 5 == 0 ? SW_IGNORE_INDEX : (int32_t)((n * 7) % V);
+    for (int64_t n = 0; n < N; n++)
+        t[n] = n % 5 == 0 ? SW_IGNORE_INDEX : (int32_t)((n * 7) % V);
     int nth = omp_get_max_threads();
     struct det_out a, b, c1;
     det_run(&a, q, k, v, dout, cu, N, Hq, Hk, D, x, w, C, t, wl, V);
@@ -626,7 +709,8 @@ static void test_adamw_vs_optim(double wd) {
     int rc = sw_adamw_new(&cfg, op, NP, &o);
     for (int64_t s = 1; s <= 3 && rc == 0; s++) {
         for (int i = 0; i < NP; i++)
-            for (int64_t j = 0; j < n[i]; j += 97) g[i][j] = (float)(urand() * 0.02);
+            for (int64_t j = 0; j < n[i]; j += 97)
+                g[i][j] = (float)(urand() * 0.02);
         double lr = 1e-3 * (double)s;
         rc = sw_adamw_step(o, op, NP, lr);
         for (int i = 0; i < NP && rc == 0; i++)
@@ -643,7 +727,8 @@ static void test_adamw_vs_optim(double wd) {
     OK(same, "adamw (wd %g): 3 steps equal sw_adamw_step bit for bit (weights and both moments)",
        wd);
     sw_adamw_free(o);
-    for (int i = 0; i < NP; i++) free(ph[i]), free(pb[i]), free(g[i]), free(m[i]), free(v[i]);
+    for (int i = 0; i < NP; i++)
+        free(ph[i]), free(pb[i]), free(g[i]), free(m[i]), free(v[i]);
 }
 
 static void test_optimizer_ops(void) {
@@ -663,17 +748,21 @@ static void test_optimizer_ops(void) {
         op[i] = (struct sw_optim_param){"p", x[i], x[i], n[i], 1};
     }
     const float *cx[K];
-    for (int i = 0; i < K; i++) cx[i] = x[i];
+    for (int i = 0; i < K; i++)
+        cx[i] = x[i];
     double out[K], out1[K], total = -1, total1 = -2, sum = 0;
     int rc = be->sumsq(be, cx, n, K, out, &total);
     int nth = omp_get_max_threads();
     omp_set_num_threads(nth > 1 ? 1 : 2);
     int rc1 = be->sumsq(be, cx, n, K, out1, &total1);
     omp_set_num_threads(nth);
-    for (int i = 0; i < K; i++) sum += out[i];
+    for (int i = 0; i < K; i++)
+        sum += out[i];
     double norm = sw_grad_norm(op, K);
-    OK(rc == 0 && sqrt(total) == norm, "sumsq: sqrt(total) %.17g is sw_grad_norm %.17g bit for "
-       "bit", sqrt(total), norm);
+    OK(rc == 0 && sqrt(total) == norm,
+       "sumsq: sqrt(total) %.17g is sw_grad_norm %.17g bit for "
+       "bit",
+       sqrt(total), norm);
     OK(rc1 == 0 && total1 == total && !memcmp(out, out1, sizeof out),
        "sumsq: the same bits with %d and %d threads", nth, nth > 1 ? 1 : 2);
     OK(fabs(sum - total) <= 1e-12 * total && out[0] == 0.0 &&
@@ -698,7 +787,8 @@ static void test_optimizer_ops(void) {
     OK(coef < 1 && rc == 0 && !memcmp(a, b, (size_t)n[5] * sizeof(float)),
        "scale: equals sw_grad_clip's scaling (coefficient %.6g) bit for bit", coef);
     free(a), free(b);
-    for (int i = 0; i < K; i++) free(x[i]);
+    for (int i = 0; i < K; i++)
+        free(x[i]);
 }
 
 /* ---- the backend's other members ----------------------------------------------------------- */
@@ -706,8 +796,7 @@ static void test_optimizer_ops(void) {
 static void test_services(void) {
     struct sw_mem_info mi = {0};
     int rc = be->mem_info(be, &mi);
-    OK(rc == 0 && mi.in_use > 0 && mi.peak >= mi.in_use && mi.total > 0 &&
-           mi.free <= mi.total,
+    OK(rc == 0 && mi.in_use > 0 && mi.peak >= mi.in_use && mi.total > 0 && mi.free <= mi.total,
        "mem_info: %zu resident, peak %zu, %zu available of %zu", mi.in_use, mi.peak, mi.free,
        mi.total);
     struct sw_device_info di;
@@ -718,8 +807,8 @@ static void test_services(void) {
 
     OK(be->get_precision(be) == SW_MATMUL_FP32 && be->set_precision(be, SW_MATMUL_FP32) == 0,
        "precision: fp32, and setting fp32 works");
-    OK(be->set_precision(be, SW_MATMUL_BF16) == SW_EUNSUPPORTED &&
-           strstr(sw_err_msg(), "bf16") && be->set_precision(be, SW_MATMUL_FP16) == SW_EUNSUPPORTED &&
+    OK(be->set_precision(be, SW_MATMUL_BF16) == SW_EUNSUPPORTED && strstr(sw_err_msg(), "bf16") &&
+           be->set_precision(be, SW_MATMUL_FP16) == SW_EUNSUPPORTED &&
            be->set_precision(be, (enum sw_matmul_precision)7) == SW_EINVAL &&
            be->get_precision(be) == SW_MATMUL_FP32,
        "precision: bf16/fp16 are SW_EUNSUPPORTED on the CPU, mode 7 SW_EINVAL; still fp32");
@@ -748,7 +837,7 @@ static void test_services(void) {
        peak0);
     char *s1 = be->scratch_alloc(be, 50 * MiB), *s2 = be->scratch_alloc(be, 30 * MiB);
     OK(s1 && s2 == s1 + 50 * MiB, "scratch_reserve: 50 + 30 MiB are contiguous in the reserved "
-       "block");
+                                  "block");
     size_t peak1 = be->scratch_peak(be);
     OK(peak1 >= 80 * MiB, "scratch_peak counts the allocations (%zu)", peak1);
     be->scratch_reset(be);
@@ -761,7 +850,8 @@ static void test_services(void) {
 static void test_options(void) {
     static const char *vars[] = {"SW_CUDA_DEVICE", "SW_CUDA_MATMUL", "SW_CUDA_CE_CHUNK_BYTES",
                                  "SW_CUDA_CE_KEEP_BYTES"};
-    for (int i = 0; i < 4; i++) unsetenv(vars[i]);
+    for (int i = 0; i < 4; i++)
+        unsetenv(vars[i]);
     struct sw_backend_opts o;
     OK(sw_backend_opts_from_env(&o) == 0 && o.device_index == 0 && o.matmul == -1 &&
            !o.matmul_src[0] && o.ce_chunk_bytes == (size_t)1 << 30 &&
@@ -794,7 +884,8 @@ static void test_options(void) {
     OK(sw_backend_open(SW_DEVICE_CPU, &cpu2) == 0 && cpu2 && !strcmp(cpu2->name, "cpu"),
        "the CPU backend reads no options: it opens with a malformed SW_CUDA_MATMUL");
     sw_backend_close(cpu2);
-    for (int i = 0; i < 4; i++) unsetenv(vars[i]);
+    for (int i = 0; i < 4; i++)
+        unsetenv(vars[i]);
 }
 
 int main(void) {

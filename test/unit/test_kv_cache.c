@@ -22,9 +22,9 @@
 #include <string.h>
 
 /* OK on a 0 return, printing the error message when it fails. */
-#define OK0(expr, ...)                                                                         \
-    do {                                                                                       \
-        if (!OK((expr) == 0, __VA_ARGS__)) DIAG("%s", sw_err_msg());                           \
+#define OK0(expr, ...)                                                                             \
+    do {                                                                                           \
+        if (!OK((expr) == 0, __VA_ARGS__)) DIAG("%s", sw_err_msg());                               \
     } while (0)
 
 /* ---- block manager ------------------------------------------------------------------------ */
@@ -46,7 +46,8 @@ static void test_blocks_basic(void) {
     int32_t toks[2] = {7, 8}, other[2] = {7, 9};
     uint64_t h = sw_kv_block_hash(0, toks, 2, 0);
     IS_INT(sw_kv_blocks_register(bm, a, h, 0, toks, 0), 1, "register");
-    IS_INT(sw_kv_blocks_register(bm, b, h, 0, toks, 0), 0, "an identical block is not registered twice");
+    IS_INT(sw_kv_blocks_register(bm, b, h, 0, toks, 0), 0,
+           "an identical block is not registered twice");
     sw_kv_blocks_release(bm, a);
     IS_INT(sw_kv_blocks_num_cached_free(bm), 1, "a is free and cached");
     IS_INT(sw_kv_blocks_lookup(bm, h, 0, toks, 0), a, "lookup finds a");
@@ -108,7 +109,8 @@ static void test_blocks_random(void) {
             held[k] = held[--nheld];
         } else if (nheld > 0) {
             int32_t toks[BS];
-            for (int i = 0; i < BS; i++) toks[i] = (int32_t)sw_rng_below(&r, 3);
+            for (int i = 0; i < BS; i++)
+                toks[i] = (int32_t)sw_rng_below(&r, 3);
             uint64_t h = sw_kv_block_hash(0, toks, BS, 0);
             int32_t hit = sw_kv_blocks_lookup(bm, h, 0, toks, 0);
             if (hit >= 0 && nheld < HOLD) {
@@ -120,9 +122,11 @@ static void test_blocks_random(void) {
         }
         if (it % 997 == 0 && sw_kv_blocks_check(bm) != 0) bad++;
     }
-    for (int i = 0; i < NB; i++) bad += shadow[i] != sw_kv_blocks_refs(bm, i);
+    for (int i = 0; i < NB; i++)
+        bad += shadow[i] != sw_kv_blocks_refs(bm, i);
     OK(bad == 0, "20000 random operations: invariants and reference counts hold");
-    while (nheld > 0) sw_kv_blocks_release(bm, held[--nheld]);
+    while (nheld > 0)
+        sw_kv_blocks_release(bm, held[--nheld]);
     IS_INT(sw_kv_blocks_num_free(bm), NB, "everything free at the end");
     OK(sw_kv_blocks_check(bm) == 0, "invariants at the end");
     sw_kv_blocks_free(bm);
@@ -144,13 +148,15 @@ static void test_paged_attention(struct sw_backend *be) {
     float q[64 * HQ * D], kn[64 * HK * D], vn[64 * HK * D], out[64 * HQ * D];
     /* blocks handed out in a scrambled order */
     int32_t perm[NBLK];
-    for (int i = 0; i < NBLK; i++) perm[i] = (i * 7 + 3) % NBLK;
+    for (int i = 0; i < NBLK; i++)
+        perm[i] = (i * 7 + 3) % NBLK;
     int nextb = 0, N = 0;
     float *fullk[NSEQ], *fullv[NSEQ], *fullq[NSEQ];
     cu[0] = 0;
     for (int s = 0; s < NSEQ; s++) {
         int nb = (lens[s] + BSZ - 1) / BSZ;
-        for (int b = 0; b < 8; b++) bt[s * 8 + b] = b < nb ? perm[nextb++] : 0;
+        for (int b = 0; b < 8; b++)
+            bt[s * 8 + b] = b < nb ? perm[nextb++] : 0;
         fullk[s] = malloc((size_t)lens[s] * row * sizeof(float));
         fullv[s] = malloc((size_t)lens[s] * row * sizeof(float));
         fullq[s] = malloc((size_t)lens[s] * HQ * D * sizeof(float));
@@ -183,12 +189,14 @@ static void test_paged_attention(struct sw_backend *be) {
        "a slot outside the cache is refused");
     float scale = 1.0f / sqrtf((float)D);
     OK(be->paged_attention_fwd(be, out, q, kc, vc, bt, 8, cu, sl, NSEQ, 13, 13, N, HQ, HK, D, BSZ,
-                               NBLK, scale) == 0, "paged_attention_fwd");
+                               NBLK, scale) == 0,
+       "paged_attention_fwd");
     int32_t badbt[NSEQ * 8];
     memcpy(badbt, bt, sizeof badbt);
     badbt[1] = NBLK;
-    OK(be->paged_attention_fwd(be, out + 0, q, kc, vc, badbt, 8, cu, sl, NSEQ, 13, 13, N, HQ, HK,
-                               D, BSZ, NBLK, scale) == SW_ERANGE, "a block outside the cache is refused");
+    OK(be->paged_attention_fwd(be, out + 0, q, kc, vc, badbt, 8, cu, sl, NSEQ, 13, 13, N, HQ, HK, D,
+                               BSZ, NBLK, scale) == SW_ERANGE,
+       "a block outside the cache is refused");
     be->paged_attention_fwd(be, out, q, kc, vc, bt, 8, cu, sl, NSEQ, 13, 13, N, HQ, HK, D, BSZ,
                             NBLK, scale);
     double maxerr = 0;
@@ -201,7 +209,8 @@ static void test_paged_attention(struct sw_backend *be) {
         for (int i = 0; i < qlen[s]; i++) {
             int t = L - qlen[s] + i;
             for (int j = 0; j < HQ * D; j++) {
-                double d = fabs(ref[(size_t)t * HQ * D + j] - out[(size_t)(cu[s] + i) * HQ * D + j]);
+                double d =
+                    fabs(ref[(size_t)t * HQ * D + j] - out[(size_t)(cu[s] + i) * HQ * D + j]);
                 if (d > maxerr) maxerr = d;
             }
         }
@@ -232,7 +241,8 @@ static double infer_vs_forward(struct sw_model *m, const int32_t *ids, int64_t T
     int64_t nb = (T + bs - 1) / bs;
     sw_kv_cache_init(&kv, be, c, nb + 2, bs);
     int32_t *bt = malloc((size_t)nb * sizeof(int32_t));
-    for (int64_t i = 0; i < nb; i++) bt[i] = (int32_t)(nb + 1 - i); /* scattered */
+    for (int64_t i = 0; i < nb; i++)
+        bt[i] = (int32_t)(nb + 1 - i); /* scattered */
     int32_t pos[512], slots[512], rows[512];
     const struct sw_lora_weights *lora[1] = {lw};
     double err = 0;
@@ -244,10 +254,18 @@ static double infer_vs_forward(struct sw_model *m, const int32_t *ids, int64_t T
             rows[j] = (int32_t)j;
         }
         int32_t cu[2] = {0, (int32_t)n}, len = (int32_t)(s0 + n);
-        struct sw_infer_batch ib = {.nseq = 1, .N = n, .ids = ids + s0, .pos = pos, .cu_q = cu,
-                                    .seq_lens = &len, .block_tables = bt, .max_blocks = nb,
-                                    .slot_mapping = slots, .lora = lw ? lora : NULL,
-                                    .logit_rows = rows, .n_logits = n};
+        struct sw_infer_batch ib = {.nseq = 1,
+                                    .N = n,
+                                    .ids = ids + s0,
+                                    .pos = pos,
+                                    .cu_q = cu,
+                                    .seq_lens = &len,
+                                    .block_tables = bt,
+                                    .max_blocks = nb,
+                                    .slot_mapping = slots,
+                                    .lora = lw ? lora : NULL,
+                                    .logit_rows = rows,
+                                    .n_logits = n};
         if (sw_model_infer(m, &kv, &ib, got + s0 * V) < 0) {
             err = INFINITY;
             break;
@@ -276,14 +294,15 @@ static void test_infer(struct sw_backend *be, const char *dir, const char *name)
     }
     int64_t V = hf->config.vocab_size, T = 37;
     int32_t ids[64];
-    for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 31 + 7) % V);
+    for (int i = 0; i < T; i++)
+        ids[i] = (int32_t)((i * 31 + 7) % V);
     double e1 = infer_vs_forward(m, ids, T, T, 16, NULL);
     double e2 = infer_vs_forward(m, ids, T, 5, 4, NULL);
     double e3 = infer_vs_forward(m, ids, T, 1, 3, NULL);
     OK(e1 < 2e-4, "%s: one-chunk prefill logits == forward (max |diff| %.3g)", name, e1);
     OK(e2 < 2e-4, "%s: chunks of 5 over blocks of 4 == forward (max |diff| %.3g)", name, e2);
-    OK(e3 < 2e-4, "%s: token-by-token decode over blocks of 3 == forward (max |diff| %.3g)",
-       name, e3);
+    OK(e3 < 2e-4, "%s: token-by-token decode over blocks of 3 == forward (max |diff| %.3g)", name,
+       e3);
     sw_model_free(m);
     sw_hfmodel_close(hf);
 }
@@ -304,8 +323,10 @@ static void test_infer_lora(struct sw_backend *be) {
     sw_model_load(tuned, hf->weights);
     char kinds[128];
     sw_adapter_kinds_str(a, kinds, sizeof kinds);
-    struct sw_lora_config lc = {.r = a->cfg.r, .alpha = a->cfg.alpha,
-                                .use_rslora = a->cfg.use_rslora, .target_modules = kinds};
+    struct sw_lora_config lc = {.r = a->cfg.r,
+                                .alpha = a->cfg.alpha,
+                                .use_rslora = a->cfg.use_rslora,
+                                .target_modules = kinds};
     OK(sw_model_lora_add(tuned, &lc) == 0 && sw_model_lora_load(tuned, a->weights) == 0,
        "lora: model's own LoRA loaded");
     struct sw_lora_weights *lw;
@@ -316,7 +337,8 @@ static void test_infer_lora(struct sw_backend *be) {
     OK(sw_lora_weights_bytes(lw) > 0, "lora weights take memory");
     int64_t V = hf->config.vocab_size, T = 21;
     int32_t ids[32];
-    for (int i = 0; i < T; i++) ids[i] = (int32_t)((i * 13 + 5) % V);
+    for (int i = 0; i < T; i++)
+        ids[i] = (int32_t)((i * 13 + 5) % V);
     /* reference: the tuned model's forward; engine path: base model + per-sequence adapter */
     float *ref = malloc((size_t)(T * V) * sizeof(float)), *got = malloc((size_t)(T * V) * 4);
     struct sw_batch b = {.B = 1, .T = T, .input_ids = ids};
@@ -325,14 +347,17 @@ static void test_infer_lora(struct sw_backend *be) {
     struct sw_kv_cache kv;
     sw_kv_cache_init(&kv, be, &hf->config, 8, 4);
     int32_t bt[8] = {3, 1, 7, 0, 2, 4, 5, 6}, pos[32], slots[32], rows[32];
-    for (int i = 0; i < T; i++) pos[i] = i, slots[i] = bt[i / 4] * 4 + i % 4, rows[i] = i;
+    for (int i = 0; i < T; i++)
+        pos[i] = i, slots[i] = bt[i / 4] * 4 + i % 4, rows[i] = i;
     /* two sequences in one batch: the same tokens without and with the adapter */
     int32_t ids2[64], pos2[64], slots2[64], rows2[64], bt2[16];
     int32_t *bt_b = bt2 + 8;
-    for (int i = 0; i < 8; i++) bt2[i] = bt[i];
+    for (int i = 0; i < 8; i++)
+        bt2[i] = bt[i];
     struct sw_kv_cache kv2;
     sw_kv_cache_init(&kv2, be, &hf->config, 16, 4);
-    for (int i = 0; i < 8; i++) bt_b[i] = 8 + i;
+    for (int i = 0; i < 8; i++)
+        bt_b[i] = 8 + i;
     for (int i = 0; i < T; i++) {
         ids2[i] = ids2[T + i] = ids[i];
         pos2[i] = pos2[T + i] = i;
@@ -342,9 +367,17 @@ static void test_infer_lora(struct sw_backend *be) {
     }
     int32_t cu2[3] = {0, (int32_t)T, (int32_t)(2 * T)}, lens2[2] = {(int32_t)T, (int32_t)T};
     const struct sw_lora_weights *lora2[2] = {NULL, lw};
-    struct sw_infer_batch ib = {.nseq = 2, .N = 2 * T, .ids = ids2, .pos = pos2, .cu_q = cu2,
-                                .seq_lens = lens2, .block_tables = bt2, .max_blocks = 8,
-                                .slot_mapping = slots2, .lora = lora2, .logit_rows = rows2,
+    struct sw_infer_batch ib = {.nseq = 2,
+                                .N = 2 * T,
+                                .ids = ids2,
+                                .pos = pos2,
+                                .cu_q = cu2,
+                                .seq_lens = lens2,
+                                .block_tables = bt2,
+                                .max_blocks = 8,
+                                .slot_mapping = slots2,
+                                .lora = lora2,
+                                .logit_rows = rows2,
                                 .n_logits = T};
     int rc = sw_model_infer(base, &kv2, &ib, got);
     double err = rc < 0 ? INFINITY : 0;
@@ -353,7 +386,8 @@ static void test_infer_lora(struct sw_backend *be) {
     OK(err < 2e-4, "adapter rows of a mixed batch == the model's LoRA forward (max |diff| %.3g)",
        err);
     /* and the base rows of the same batch are the base model's */
-    for (int i = 0; i < T; i++) rows2[i] = i;
+    for (int i = 0; i < T; i++)
+        rows2[i] = i;
     sw_model_forward(base, &b, NULL);
     sw_model_logits(base, ref);
     rc = sw_model_infer(base, &kv2, &ib, got);

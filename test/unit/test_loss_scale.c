@@ -41,8 +41,8 @@ static void test_dynamic(void) {
     /* growth_interval 3 (torch: GradScaler(init_scale=65536, growth_interval=3)). */
     s.growth_interval = 3;
     const int inf[16] = {0, 0, 0, 0, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0};
-    const double sc[16] = {65536,  65536, 131072, 131072, 65536, 65536, 65536, 32768,
-                           16384,  16384, 16384,  32768,  32768, 32768, 65536, 65536};
+    const double sc[16] = {65536, 65536, 131072, 131072, 65536, 65536, 65536, 32768,
+                           16384, 16384, 16384,  32768,  32768, 32768, 65536, 65536};
     const int64_t tr[16] = {1, 2, 0, 1, 0, 1, 2, 0, 0, 1, 2, 0, 1, 2, 0, 1};
     check_seq(&s, "interval 3: growth, overflow mid-count, two overflows in a row", 16, inf, sc,
               tr);
@@ -51,14 +51,17 @@ static void test_dynamic(void) {
     /* Default interval: 1999 finite steps do not grow, the 2000th does; an overflow at 1999
      * restarts the count. */
     sw_grad_scaler_init(&s, SW_GRAD_SCALER_INIT, 1);
-    for (int i = 0; i < 1999; i++) sw_grad_scaler_update(&s, 0);
+    for (int i = 0; i < 1999; i++)
+        sw_grad_scaler_update(&s, 0);
     OK(s.scale == 65536.0f && s.growth_tracker == 1999, "1999 finite steps: no growth yet");
     sw_grad_scaler_update(&s, 0);
     OK(s.scale == 131072.0f && s.growth_tracker == 0, "the 2000th finite step doubles the scale");
-    for (int i = 0; i < 1999; i++) sw_grad_scaler_update(&s, 0);
+    for (int i = 0; i < 1999; i++)
+        sw_grad_scaler_update(&s, 0);
     OK(sw_grad_scaler_update(&s, 1) == 0 && s.scale == 65536.0f && s.growth_tracker == 0,
        "an overflow after 1999 finite steps halves the scale and resets the tracker");
-    for (int i = 0; i < 1999; i++) sw_grad_scaler_update(&s, 0);
+    for (int i = 0; i < 1999; i++)
+        sw_grad_scaler_update(&s, 0);
     OK(s.scale == 65536.0f, "the count restarted: 1999 more finite steps do not grow");
 
     /* No growth past float32's range (torch: init 2^127, interval 2 stays 2^127). */
@@ -83,11 +86,13 @@ static void test_fixed(void) {
     struct sw_grad_scaler s;
     sw_grad_scaler_init(&s, 1e38, 0);
     int applied = 0;
-    for (int i = 0; i < 10; i++) applied += sw_grad_scaler_update(&s, 1);
+    for (int i = 0; i < 10; i++)
+        applied += sw_grad_scaler_update(&s, 1);
     OK(applied == 0 && s.scale == (float)1e38 && s.skipped == 10 && s.growth_tracker == 0,
        "fixed 1e38: every overflow skipped and counted, the scale never moves");
     sw_grad_scaler_init(&s, 1024, 0);
-    for (int i = 0; i < 5000; i++) applied += sw_grad_scaler_update(&s, 0);
+    for (int i = 0; i < 5000; i++)
+        applied += sw_grad_scaler_update(&s, 0);
     OK(applied == 5000 && s.scale == 1024.0f && s.skipped == 0,
        "fixed 1024: 5000 finite steps applied, no growth");
 }
@@ -102,12 +107,11 @@ static void test_parse(void) {
        "'dynamic:2^40': dynamic from 2^40");
     OK(sw_grad_scaler_parse("1024", &v, &dyn) == 0 && v == 1024.0 && dyn == 0, "'1024': fixed");
     OK(sw_grad_scaler_parse("1e38", &v, &dyn) == 0 && v == 1e38 && dyn == 0, "'1e38': fixed");
-    const char *bad[] = {"", "0", "-2", "1e39", "abc", "12x", "nan", "inf", "dynamic:", "dynamic:0",
-                         "Dynamic", "1e-50", "last_round"};
+    const char *bad[] = {"",    "0",        "-2",        "1e39",    "abc",   "12x",       "nan",
+                         "inf", "dynamic:", "dynamic:0", "Dynamic", "1e-50", "last_round"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = sw_grad_scaler_parse(bad[i], &v, &dyn);
-        OK(rc == SW_EUSAGE && strstr(sw_err_msg(), "loss_scale") &&
-               strstr(sw_err_msg(), bad[i]),
+        OK(rc == SW_EUSAGE && strstr(sw_err_msg(), "loss_scale") && strstr(sw_err_msg(), bad[i]),
            "'%s' is a usage error naming the value: %s", bad[i], sw_err_msg());
     }
 }

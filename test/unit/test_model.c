@@ -10,9 +10,9 @@
  * Tolerance: rel(a, b) = max|a − b| / max(max|b|, 1e-6) per tensor must be ≤ 1e-4.
  * Also: loading errors name the tensor, random init, batch validation, determinism, gradient
  * accumulation, BF16/F16 loading, LoRA dropout, and gradient checkpointing (bit-identical
- * gradients, lower scratch peak, the scratch estimate against the measured peak). The configs are written out by hand here
- * (they mirror gen_model.py), and the same models built through sw_model_config_load must give
- * the same loss bit for bit. */
+ * gradients, lower scratch peak, the scratch estimate against the measured peak). The configs are
+ * written out by hand here (they mirror gen_model.py), and the same models built through
+ * sw_model_config_load must give the same loss bit for bit. */
 #include "sw_model.h"
 
 #include "sw_err.h"
@@ -78,7 +78,8 @@ static double rel_err(const float *a, const float *b, int64_t n) {
 
 static int64_t entry_numel(const struct sw_st_entry *e) {
     int64_t n = 1;
-    for (int d = 0; d < e->ndim; d++) n *= e->shape[d];
+    for (int d = 0; d < e->ndim; d++)
+        n *= e->shape[d];
     return n;
 }
 
@@ -165,7 +166,8 @@ static void check_layout(struct sw_model *m, const struct sw_st_file *g, const c
             double e = rel_err(lg + n * V, ref + n * V, V);
             if (e > worst) worst = e;
         }
-        if (!OK(worst <= TOL, "%s %s: logits match HF", what, lay)) DIAG("worst row rel %.3g", worst);
+        if (!OK(worst <= TOL, "%s %s: logits match HF", what, lay))
+            DIAG("worst row rel %.3g", worst);
     }
     free(lg);
 
@@ -280,8 +282,8 @@ static void test_lora(void) {
     struct sw_st_file *g = NULL;
     int rc = sw_model_lora_add(m, &lc);
     OK(rc == 0 && sw_model_nparams(m) > 0, "lora_add r=4 alpha=8 all-linear");
-    OK(sw_model_numel(m, 1) == 2 * 7 * 0 + 2 * (4 * (32 + 32) * 2 + 4 * (32 + 16) * 2 +
-                                               4 * (32 + 64) * 3),
+    OK(sw_model_numel(m, 1) ==
+           2 * 7 * 0 + 2 * (4 * (32 + 32) * 2 + 4 * (32 + 16) * 2 + 4 * (32 + 64) * 3),
        "trainable parameters are the adapters only (%lld)", (long long)sw_model_numel(m, 1));
     OK(sw_model_lora_add(m, &lc) == SW_ESTATE, "a second lora_add is SW_ESTATE");
     if (rc == 0) rc = sw_st_set_open(GOLDEN "llama_lora/adapter_model.safetensors", &s);
@@ -319,7 +321,8 @@ static void test_lora(void) {
         sw_model_set_seed(m2, 42, 0);
         sw_model_forward(m2, &b, &l3);
         OK(l2.sum != l0.sum && l2.sum == l3.sum && rc == 0,
-           "training-mode dropout changes the loss, reproducibly from (seed, count); backward runs");
+           "training-mode dropout changes the loss, reproducibly from (seed, count); backward "
+           "runs");
         sw_model_free(m2);
     }
     sw_st_close(g);
@@ -337,8 +340,12 @@ static void test_lora_dropout_fd(void) {
         sw_model_free(m);
         return;
     }
-    struct sw_lora_config lc = {.r = 2, .alpha = 4, .dropout = 0.25f, .use_rslora = 1,
-                                .target_modules = "q_proj,down_proj", .seed = 3};
+    struct sw_lora_config lc = {.r = 2,
+                                .alpha = 4,
+                                .dropout = 0.25f,
+                                .use_rslora = 1,
+                                .target_modules = "q_proj,down_proj",
+                                .seed = 3};
     sw_model_lora_add(m, &lc);
     sw_model_set_training(m, 1);
     struct sw_batch b;
@@ -351,9 +358,13 @@ static void test_lora_dropout_fd(void) {
         for (int64_t j = 0; j < p->value.shape[0] * p->value.shape[1]; j++)
             v[j] = 0.05f * (float)sin((double)(j + 1) * (i + 1));
     }
-    struct sw_param *pb = sw_model_param_find(m, "base_model.model.model.layers.1.mlp.down_proj.lora_B.weight");
-    struct sw_param *pa = sw_model_param_find(m, "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
-    OK(pb && pa && !sw_model_param_find(m, "base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight"),
+    struct sw_param *pb =
+        sw_model_param_find(m, "base_model.model.model.layers.1.mlp.down_proj.lora_B.weight");
+    struct sw_param *pa =
+        sw_model_param_find(m, "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+    OK(pb && pa &&
+           !sw_model_param_find(m,
+                                "base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight"),
        "target_modules list picks q_proj and down_proj only");
     if (!pb || !pa) goto done;
     struct sw_loss l;
@@ -380,8 +391,10 @@ static void test_lora_dropout_fd(void) {
             if (e > worst) worst = e;
         }
     }
-    OK(worst < 2e-2, "LoRA (rsLoRA, dropout 0.25) gradients match finite differences of the "
-       "float32 loss (rel %.2g < 2e-2)", worst);
+    OK(worst < 2e-2,
+       "LoRA (rsLoRA, dropout 0.25) gradients match finite differences of the "
+       "float32 loss (rel %.2g < 2e-2)",
+       worst);
 done:
     sw_st_close(g);
     sw_model_free(m);
@@ -424,7 +437,8 @@ static void test_load_half(void) {
         int bf = strstr(p->name, "embed") != NULL;
         const float *a = p->value.data, *b = q->value.data;
         for (int64_t j = 0; j < n && exact; j++) {
-            float want = bf ? sw_bf16_to_f32(sw_f32_to_bf16(a[j])) : sw_f16_to_f32(sw_f32_to_f16(a[j]));
+            float want =
+                bf ? sw_bf16_to_f32(sw_f32_to_bf16(a[j])) : sw_f16_to_f32(sw_f32_to_f16(a[j]));
             exact = b[j] == want;
         }
     }
@@ -432,7 +446,8 @@ static void test_load_half(void) {
        rc ? sw_err_msg() : "ok");
     sw_st_set_close(s);
     unlink(path);
-    for (int i = 0; i < np; i++) free(bufs[i]);
+    for (int i = 0; i < np; i++)
+        free(bufs[i]);
     free(bufs);
     sw_st_writer_free(w);
     sw_model_free(h);
@@ -480,7 +495,8 @@ static void test_errors_and_init(void) {
         struct sw_param *p = sw_model_param(a, i), *q = sw_model_param(b2, i);
         same &= memcmp(p->value.data, q->value.data,
                        (size_t)(p->value.ndim == 2 ? p->value.shape[0] * p->value.shape[1]
-                                                   : p->value.shape[0]) * 4) == 0;
+                                                   : p->value.shape[0]) *
+                           4) == 0;
     }
     OK(same, "random init with one seed is bit-identical");
     struct sw_param *e = sw_model_param_find(a, "model.embed_tokens.weight");
@@ -488,8 +504,10 @@ static void test_errors_and_init(void) {
     const float *ev = e->value.data;
     double ss = 0;
     int pad_zero = 1;
-    for (int64_t j = 0; j < 97 * 32; j++) ss += (double)ev[j] * ev[j];
-    for (int64_t j = 0; j < 32; j++) pad_zero &= ev[j] == 0.0f; /* pad_token_id 0 */
+    for (int64_t j = 0; j < 97 * 32; j++)
+        ss += (double)ev[j] * ev[j];
+    for (int64_t j = 0; j < 32; j++)
+        pad_zero &= ev[j] == 0.0f; /* pad_token_id 0 */
     double sd = sqrt(ss / (96 * 32));
     OK(fabs(sd - 0.02) < 0.002 && pad_zero && ((float *)qn->value.data)[3] == 1.0f,
        "init: std %.4f ≈ 0.02, pad row zero, norms 1", sd);
@@ -497,7 +515,8 @@ static void test_errors_and_init(void) {
        "qwen3 tied: no lm_head parameter, %d parameters", sw_model_nparams(a));
 
     /* Batch validation. */
-    int32_t ids[6] = {5, 6, 7, 8, 9, 10}, mask[6] = {1, 1, 1, 0, 1, 1}, lab[6] = {5, 6, 7, 8, 9, 10};
+    int32_t ids[6] = {5, 6, 7, 8, 9, 10}, mask[6] = {1, 1, 1, 0, 1, 1},
+            lab[6] = {5, 6, 7, 8, 9, 10};
     struct sw_batch bt = {.B = 2, .T = 3, .input_ids = ids, .labels = lab, .attention_mask = mask};
     struct sw_loss l;
     OK(sw_model_forward(a, &bt, &l) == SW_EINVAL && strstr(sw_err_msg(), "row 1"),
@@ -527,7 +546,8 @@ static void test_errors_and_init(void) {
     sw_model_backward(a, 1.0f);
     float *g2 = grad_host(wq);
     int twice = 1;
-    for (int64_t j = 0; j < n; j++) twice &= g2[j] == 2 * g1[j];
+    for (int64_t j = 0; j < n; j++)
+        twice &= g2[j] == 2 * g1[j];
     OK(twice, "a second backward adds the same gradient again (bit-exact)");
     sw_model_zero_grad(b2);
     sw_model_forward(b2, &bt, &l);
@@ -586,9 +606,10 @@ static void check_ckpt(const char *what, enum sw_arch arch, const char *dir,
         ids[i] = (int32_t)((i * 37 + 11) % 97);
         labels[i] = i % 7 == 3 ? SW_IGNORE_INDEX : (int32_t)((i * 53 + 5) % 97);
     }
-    for (int s = 0; s <= NSEQ; s++) cu[s] = s * (N / NSEQ); /* 128 tokens each */
-    struct sw_batch b1 = {.B = 1, .T = N, .input_ids = ids, .labels = labels, .cu_seqlens = cu,
-                          .n_seqs = NSEQ};
+    for (int s = 0; s <= NSEQ; s++)
+        cu[s] = s * (N / NSEQ); /* 128 tokens each */
+    struct sw_batch b1 = {
+        .B = 1, .T = N, .input_ids = ids, .labels = labels, .cu_seqlens = cu, .n_seqs = NSEQ};
     struct sw_batch b2 = b1;
     b2.B = 2, b2.T = N / 2, b2.cu_seqlens = NULL, b2.n_seqs = 0; /* plain rows of 320 */
     c.max_position_embeddings = N;
@@ -655,8 +676,8 @@ static void check_ckpt(const char *what, enum sw_arch arch, const char *dir,
 static void test_gradient_checkpointing(void) {
     check_ckpt("qwen3 (q/k norm)", SW_ARCH_QWEN3, GOLDEN "qwen3", NULL);
     check_ckpt("qwen2 (biases)", SW_ARCH_QWEN2, GOLDEN "qwen2", NULL);
-    struct sw_lora_config lc = {.r = 4, .alpha = 8, .dropout = 0.2f,
-                                .target_modules = "all-linear", .seed = 5};
+    struct sw_lora_config lc = {
+        .r = 4, .alpha = 8, .dropout = 0.2f, .target_modules = "all-linear", .seed = 5};
     check_ckpt("llama + LoRA dropout 0.2", SW_ARCH_LLAMA, GOLDEN "llama", &lc);
 }
 

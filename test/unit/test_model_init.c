@@ -46,7 +46,8 @@ static void config(struct sw_model_config *c, int llama) {
 
 static uint64_t fnv1a(uint64_t h, const void *p, size_t bytes) {
     const unsigned char *b = p;
-    for (size_t k = 0; k < bytes; k++) h = (h ^ b[k]) * 1099511628211ull;
+    for (size_t k = 0; k < bytes; k++)
+        h = (h ^ b[k]) * 1099511628211ull;
     return h;
 }
 
@@ -74,7 +75,8 @@ static int equals_reference(struct sw_model *m, uint64_t seed, float std, int64_
                 memset(want + pad * hidden, 0, (size_t)hidden * sizeof(float));
         } else {
             float v = len > 5 && !strcmp(p->name + len - 5, ".bias") ? 0.0f : 1.0f;
-            for (int64_t k = 0; k < n; k++) want[k] = v;
+            for (int64_t k = 0; k < n; k++)
+                want[k] = v;
         }
         if (memcmp(want, p->value.data, (size_t)n * sizeof(float))) {
             if (same) DIAG("first difference in '%s'", p->name);
@@ -116,8 +118,8 @@ static void check_family(int llama, const struct golden *g) {
            (unsigned long long)g->hash, (unsigned long long)h);
         OK(bits(e[0]) == g->embed0 && bits(e[en - 1]) == g->embed_last && bits(qv[0]) == g->name0 &&
                bits(qv[qn - 1]) == g->name_last,
-           "%s, %d threads: golden single values (embed[0] %.9g, %s[last] %.9g)", fam,
-           threads[t], e[0], g->name, qv[qn - 1]);
+           "%s, %d threads: golden single values (embed[0] %.9g, %s[last] %.9g)", fam, threads[t],
+           e[0], g->name, qv[qn - 1]);
         int pad_zero = 1;
         for (int64_t k = 0; k < c.hidden_size; k++)
             pad_zero &= bits(e[5 * c.hidden_size + k]) == 0;
@@ -144,18 +146,19 @@ static void test_fill_normal_at(void) {
         same &= memcmp(a, b, sizeof a) == 0 && r.offset == 4 * (firsts[i] + N);
     }
     OK(same, "sw_rng_fill_normal_at(first) = restore at word 4*first + sw_rng_fill_normal "
-       "(block counters across 2^32 included)");
+             "(block counters across 2^32 included)");
 }
 
 int main(void) {
     if (!OK(sw_backend_open(SW_DEVICE_CPU, &be) == 0, "open the CPU backend")) return tap_done();
     test_fill_normal_at();
     /* Golden numbers: the sequential implementation of 2026-11-23 (before the parallel fill). */
-    static const struct golden qwen2 = {0x62f32f767299ebe2ull,
-                                        "model.layers.0.self_attn.k_proj.weight", 0x3ce543c7u,
-                                        0x3c80db7au, 0xbc60cdc2u, 0xbc909789u};
+    static const struct golden qwen2 = {
+        0x62f32f767299ebe2ull, "model.layers.0.self_attn.k_proj.weight",
+        0x3ce543c7u,           0x3c80db7au,
+        0xbc60cdc2u,           0xbc909789u};
     static const struct golden llama = {0x165ed587af43fee1ull, "lm_head.weight", 0x3ce543c7u,
-                                        0x3c80db7au, 0x3c315720u, 0x3c9e0241u};
+                                        0x3c80db7au,           0x3c315720u,      0x3c9e0241u};
     check_family(0, &qwen2);
     check_family(1, &llama);
     sw_backend_close(be);

@@ -307,7 +307,8 @@ static void test_view(void) {
        "a view checks the hyperparameters too");
     sw_adamw_free(own);
     free(da), free(db), free(g), free(ea), free(eb), free(h);
-    for (int i = 0; i < 2; i++) free(m[i]), free(v[i]);
+    for (int i = 0; i < 2; i++)
+        free(m[i]), free(v[i]);
 }
 
 int main(void) {

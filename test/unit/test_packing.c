@@ -27,7 +27,8 @@ static int check_bins(const struct sw_pack_bins *b, const uint32_t *len, size_t 
         }
         ok &= sum == b->fill[k] && sum <= cap;
     }
-    for (size_t i = 0; ok && i < n; i++) ok &= seen[i];
+    for (size_t i = 0; ok && i < n; i++)
+        ok &= seen[i];
     free(seen);
     return ok;
 }
@@ -43,7 +44,8 @@ static int cmp_u32_desc_idx(const void *a, const void *b, void *lenv) {
 static size_t naive_pack(const uint32_t *len, size_t n, uint32_t cap, int best, uint64_t *fill,
                          size_t *bin_of_item) {
     size_t *order = malloc(n * sizeof *order);
-    for (size_t i = 0; i < n; i++) order[i] = i;
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
     qsort_r(order, n, sizeof *order, cmp_u32_desc_idx, (void *)len);
     size_t nb = 0;
     for (size_t k = 0; k < n; k++) {
@@ -75,8 +77,8 @@ static int cmp_u64(const void *a, const void *b) {
 
 /* Smallest number of bins for n <= 10 items by exhaustive search (items in decreasing order,
  * each into an existing bin or a new one; symmetric new bins pruned). */
-static void opt_rec(const uint32_t *len, size_t n, size_t k, uint32_t cap, uint64_t *fill, size_t nb,
-                    size_t *best) {
+static void opt_rec(const uint32_t *len, size_t n, size_t k, uint32_t cap, uint64_t *fill,
+                    size_t nb, size_t *best) {
     if (nb >= *best) return;
     if (k == n) {
         *best = nb;
@@ -134,7 +136,8 @@ static void test_invariants(void) {
                 size_t nb = naive_pack(len, n, cap, 0, fill, bin_of);
                 int same = nb == b.n_bins;
                 for (size_t k = 0; same && k < b.n_bins; k++)
-                    for (size_t j = b.start[k]; j < b.start[k + 1]; j++) same &= bin_of[b.item[j]] == k;
+                    for (size_t j = b.start[k]; j < b.start[k + 1]; j++)
+                        same &= bin_of[b.item[j]] == k;
                 ffd_same &= same;
             } else if (s == SW_PACK_BFD) {
                 /* Best fit's ties (equal fill) may pick either bin; the multiset of fills cannot
@@ -173,7 +176,8 @@ static void test_small_cases(void) {
     uint32_t c[] = {6, 6, 5, 5};
     sw_pack(c, 4, 11, SW_PACK_SEQUENTIAL, &b);
     IS_INT(b.n_bins, 3, "sequential {6,6,5,5} into 11: 3 bins (order kept)");
-    OK(b.item[0] == 0 && b.item[1] == 1 && b.item[2] == 2 && b.item[3] == 3, "sequential keeps order");
+    OK(b.item[0] == 0 && b.item[1] == 1 && b.item[2] == 2 && b.item[3] == 3,
+       "sequential keeps order");
     sw_pack_bins_release(&b);
     sw_pack(c, 4, 11, SW_PACK_BFD, &b);
     IS_INT(b.n_bins, 2, "binpack {6,6,5,5} into 11: 2 bins");
@@ -186,7 +190,8 @@ static void test_small_cases(void) {
     for (int t = 0; t < cases; t++) {
         size_t n = 2 + sw_rng_below(&rng, 9);
         uint32_t len[16], cap = 20;
-        for (size_t i = 0; i < n; i++) len[i] = 1 + (uint32_t)sw_rng_below(&rng, cap);
+        for (size_t i = 0; i < n; i++)
+            len[i] = 1 + (uint32_t)sw_rng_below(&rng, cap);
         size_t opt = opt_bins(len, n, cap);
         for (int s = 0; s < 2; s++) {
             sw_pack(len, n, cap, (enum sw_pack_strategy)s, &b);
@@ -210,7 +215,8 @@ static void test_small_cases(void) {
     IS_INT(b.n_bins, 0, "no samples: no bins");
     sw_pack_bins_release(&b);
     enum sw_pack_strategy st;
-    OK(sw_pack_strategy_parse("binpack", &st) == 0 && st == SW_PACK_BFD, "'binpack' is best-fit decreasing");
+    OK(sw_pack_strategy_parse("binpack", &st) == 0 && st == SW_PACK_BFD,
+       "'binpack' is best-fit decreasing");
     OK(sw_pack_strategy_parse("nope", &st) == SW_EINVAL, "unknown strategy rejected");
 }
 
@@ -259,7 +265,8 @@ static void test_packer(void) {
         }
     }
     size_t missing = 0;
-    for (size_t i = 0; i < n; i++) missing += !seen[i];
+    for (size_t i = 0; i < n; i++)
+        missing += !seen[i];
     OK(missing == 0 && twice == 0, "windowed: every sample exactly once (%zu missing, %llu twice)",
        missing, (unsigned long long)twice);
     IS_INT(over, 0, "windowed: fills right and within capacity");
@@ -274,7 +281,8 @@ static void test_packer(void) {
 
     /* window 0: nothing is ready until the final take; everything in one global pass. */
     sw_packer_init(&p, 10, 0, SW_PACK_FFD);
-    for (int i = 0; i < 8; i++) sw_packer_push(&p, (uint64_t)i, i % 2 ? 6 : 4);
+    for (int i = 0; i < 8; i++)
+        sw_packer_push(&p, (uint64_t)i, i % 2 ? 6 : 4);
     OK(!sw_packer_ready(&p), "window 0 never asks for a take");
     struct sw_pack_bins b;
     sw_packer_take(&p, 1, &b);

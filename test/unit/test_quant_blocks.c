@@ -8,8 +8,8 @@
  * `gguf.quants.dequantize` values: sw's dequantizer must give exactly those floats.
  * The K-quant quantizers have no reference in gguf-py (its K-quant classes only dequantize);
  * their bytes are compared with llama.cpp's own quantizer in test/cli/quant-gguf.bats where
- * llama-cpp-python is installed. Here they are checked for error bounds against the block's range, for
- * beating the simpler 32-block format of the same bits, for determinism, for all-zero and
+ * llama-cpp-python is installed. Here they are checked for error bounds against the block's range,
+ * for beating the simpler 32-block format of the same bits, for determinism, for all-zero and
  * constant rows, and for the importance vector lowering the error where it asks. */
 #include "sw_err.h"
 #include "sw_ggml_quant.h"
@@ -23,7 +23,7 @@
 
 #define GOLDEN "test/golden/quant/blocks.gguf"
 
-static const char *const cases[] = {"normal", "wide", "outlier", "zero", "const",
+static const char *const cases[] = {"normal", "wide", "outlier", "zero",   "const",
                                     "negmax", "tie",  "tiny",    "uniform"};
 static const int legacy[] = {SW_GGML_Q8_0, SW_GGML_Q4_0, SW_GGML_Q4_1, SW_GGML_Q5_0, SW_GGML_Q5_1};
 static const int readable[] = {SW_GGML_Q8_0, SW_GGML_Q4_0, SW_GGML_Q4_1, SW_GGML_Q5_0,
@@ -31,7 +31,8 @@ static const int readable[] = {SW_GGML_Q8_0, SW_GGML_Q4_0, SW_GGML_Q4_1, SW_GGML
                                SW_GGML_Q5_K, SW_GGML_Q6_K};
 
 static void lower(char *s) {
-    for (; *s; s++) *s = (char)(*s >= 'A' && *s <= 'Z' ? *s + 32 : *s);
+    for (; *s; s++)
+        *s = (char)(*s >= 'A' && *s <= 'Z' ? *s + 32 : *s);
 }
 
 static void test_golden(void) {
@@ -53,9 +54,11 @@ static void test_golden(void) {
             uint8_t *out = malloc(q->nbytes);
             rc = sw_ggml_quantize(legacy[k], x->data, out, x->ne[1], x->ne[0], NULL);
             size_t diff = 0;
-            for (size_t i = 0; i < q->nbytes; i++) diff += out[i] != ((const uint8_t *)q->data)[i];
-            OK(rc == 0 && diff == 0, "%s: sw's bytes equal gguf.quants.quantize (%zu of %zu differ)",
-               qn, diff, q->nbytes);
+            for (size_t i = 0; i < q->nbytes; i++)
+                diff += out[i] != ((const uint8_t *)q->data)[i];
+            OK(rc == 0 && diff == 0,
+               "%s: sw's bytes equal gguf.quants.quantize (%zu of %zu differ)", qn, diff,
+               q->nbytes);
             free(out);
         }
     }
@@ -65,17 +68,21 @@ static void test_golden(void) {
         lower(tn);
         snprintf(bn, sizeof bn, "blk.%s", tn);
         snprintf(dn, sizeof dn, "deq.%s", tn);
-        const struct sw_gguf_tensor *b = sw_gguf_find_tensor(g, bn), *d = sw_gguf_find_tensor(g, dn);
-        if (!OK(b && d && b->type == readable[k] && d->type == SW_GGML_F32, "%s and %s present", bn, dn))
+        const struct sw_gguf_tensor *b = sw_gguf_find_tensor(g, bn),
+                                    *d = sw_gguf_find_tensor(g, dn);
+        if (!OK(b && d && b->type == readable[k] && d->type == SW_GGML_F32, "%s and %s present", bn,
+                dn))
             continue;
         int64_t n = sw_gguf_tensor_numel(b);
         float *y = malloc((size_t)n * sizeof *y);
         rc = sw_ggml_dequantize(b->type, b->data, y, n);
         int64_t bad = 0;
         const float *want = d->data;
-        for (int64_t i = 0; i < n; i++) bad += memcmp(&y[i], &want[i], 4) != 0;
+        for (int64_t i = 0; i < n; i++)
+            bad += memcmp(&y[i], &want[i], 4) != 0;
         OK(rc == 0 && n == sw_gguf_tensor_numel(d) && bad == 0,
-           "%s: sw's dequantization equals gguf.quants.dequantize bit for bit (%lld of %lld differ)",
+           "%s: sw's dequantization equals gguf.quants.dequantize bit for bit (%lld of %lld "
+           "differ)",
            tn, (long long)bad, (long long)n);
         free(y);
     }
@@ -90,7 +97,8 @@ static float urand(void) {
 }
 static float nrand(void) {
     float s = 0;
-    for (int i = 0; i < 12; i++) s += urand();
+    for (int i = 0; i < 12; i++)
+        s += urand();
     return s - 6;
 }
 
@@ -119,11 +127,18 @@ static double rel_err(int type, const float *x, int64_t rows, int64_t n, const f
 static void test_kquants(void) {
     const int64_t rows = 64, n = 512;
     float *x = malloc((size_t)(rows * n) * sizeof *x);
-    for (int64_t i = 0; i < rows * n; i++) x[i] = 0.02f * nrand();
+    for (int64_t i = 0; i < rows * n; i++)
+        x[i] = 0.02f * nrand();
     /* heavier tails in a few columns, as real weights have */
-    for (int64_t r = 0; r < rows; r++) x[r * n + 7] *= 8, x[r * n + 300] *= -6;
-    struct { int type; double max_err; int ref; } k[] = {
-        {SW_GGML_Q4_K, 0.12, SW_GGML_Q4_0}, {SW_GGML_Q5_K, 0.06, SW_GGML_Q5_0},
+    for (int64_t r = 0; r < rows; r++)
+        x[r * n + 7] *= 8, x[r * n + 300] *= -6;
+    struct {
+        int type;
+        double max_err;
+        int ref;
+    } k[] = {
+        {SW_GGML_Q4_K, 0.12, SW_GGML_Q4_0},
+        {SW_GGML_Q5_K, 0.06, SW_GGML_Q5_0},
         {SW_GGML_Q6_K, 0.03, SW_GGML_Q8_0},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
@@ -145,7 +160,8 @@ static void test_kquants(void) {
         /* the importance vector: every fourth column matters 100x more (within each sub-block,
          * since only relative weights inside a sub-block change the fit) */
         float *imat = malloc((size_t)n * sizeof *imat);
-        for (int64_t j = 0; j < n; j++) imat[j] = j % 4 == 0 ? 100.f : 1.f;
+        for (int64_t j = 0; j < n; j++)
+            imat[j] = j % 4 == 0 ? 100.f : 1.f;
         double ew_plain = rel_err(k[i].type, x, rows, n, NULL, imat);
         double ew_imat = rel_err(k[i].type, x, rows, n, imat, imat);
         DIAG("%s weighted error without / with the importance vector: %.4f / %.4f", tn, ew_plain,
@@ -156,16 +172,19 @@ static void test_kquants(void) {
         /* zero and constant rows */
         float z[256] = {0}, c[256], y[256];
         uint8_t qb[256];
-        for (int j = 0; j < 256; j++) c[j] = -0.75f;
+        for (int j = 0; j < 256; j++)
+            c[j] = -0.75f;
         sw_ggml_quantize(k[i].type, z, qb, 1, 256, NULL);
         sw_ggml_dequantize(k[i].type, qb, y, 256);
         int allz = 1;
-        for (int j = 0; j < 256; j++) allz &= y[j] == 0;
+        for (int j = 0; j < 256; j++)
+            allz &= y[j] == 0;
         OK(allz, "%s: an all-zero row stays zero", tn);
         sw_ggml_quantize(k[i].type, c, qb, 1, 256, NULL);
         sw_ggml_dequantize(k[i].type, qb, y, 256);
         double me = 0;
-        for (int j = 0; j < 256; j++) me = fmax(me, fabs(y[j] - c[j]));
+        for (int j = 0; j < 256; j++)
+            me = fmax(me, fabs(y[j] - c[j]));
         OK(me < 0.02, "%s: a constant row comes back within 0.02 (%.5f)", tn, me);
     }
     /* rows that are not whole blocks */

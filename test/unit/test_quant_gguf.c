@@ -71,7 +71,8 @@ static int write_sample(const char *path, uint32_t align) {
     if (rc == 0) rc = sw_gguf_add_tensor(w, "d.f", SW_GGML_F32, 2, ne3) == 3 ? 0 : -1;
     if (rc == 0) rc = sw_gguf_writer_begin(w, path);
     uint8_t q4k[3 * 144];
-    for (size_t i = 0; i < sizeof q4k; i++) q4k[i] = (uint8_t)(i * 13);
+    for (size_t i = 0; i < sizeof q4k; i++)
+        q4k[i] = (uint8_t)(i * 13);
     if (rc == 0) rc = sw_gguf_writer_write_tensor(w, t0, sizeof t0);
     if (rc == 0) rc = sw_gguf_writer_write_tensor(w, t1, sizeof t1);
     if (rc == 0) rc = sw_gguf_writer_write_tensor(w, q4k, sizeof q4k);
@@ -82,9 +83,12 @@ static int write_sample(const char *path, uint32_t align) {
 }
 
 static void test_roundtrip(void) {
-    for (int i = 0; i < 64; i++) t0[i] = (float)i * 0.25f - 3;
-    for (int i = 0; i < 5; i++) t1[i] = (uint16_t)(0x3c00 + i);
-    for (int i = 0; i < 768; i++) t2[i] = (float)(i % 17) - 8;
+    for (int i = 0; i < 64; i++)
+        t0[i] = (float)i * 0.25f - 3;
+    for (int i = 0; i < 5; i++)
+        t1[i] = (uint16_t)(0x3c00 + i);
+    for (int i = 0; i < 768; i++)
+        t2[i] = (float)(i % 17) - 8;
     const char *p = tmp_path("a.gguf");
     int rc = write_sample(p, 0);
     OK(rc == 0, "writer writes a file (%s)", sw_err_msg());
@@ -115,10 +119,12 @@ static void test_roundtrip(void) {
     OK(kv && kv->type == SW_GGUF_BOOL && sw_gguf_kv_int(kv, &v) == 0 && v == 1, "bool value");
     kv = sw_gguf_find_kv(g, "tokenizer.ggml.tokens");
     OK(kv && kv->type == SW_GGUF_ARRAY && kv->arr_type == SW_GGUF_STRING && kv->n == 4 &&
-           kv->strs[2].n == 0 && kv->strs[3].n == 6 && memcmp(kv->strs[3].p, "w\xc3\xb6rld", 6) == 0,
+           kv->strs[2].n == 0 && kv->strs[3].n == 6 &&
+           memcmp(kv->strs[3].p, "w\xc3\xb6rld", 6) == 0,
        "string array (empty and UTF-8 entries)");
     kv = sw_gguf_find_kv(g, "x.arr_i32");
-    OK(kv && kv->n == 3 && sw_gguf_arr_int(kv, 0) == -1 && sw_gguf_arr_int(kv, 2) == 7, "i32 array");
+    OK(kv && kv->n == 3 && sw_gguf_arr_int(kv, 0) == -1 && sw_gguf_arr_int(kv, 2) == 7,
+       "i32 array");
     kv = sw_gguf_find_kv(g, "x.arr_f32");
     OK(kv && kv->n == 2 && sw_gguf_arr_float(kv, 1) == -2.0, "f32 array");
     const struct sw_gguf_tensor *t = sw_gguf_find_tensor(g, "a.weight");
@@ -127,11 +133,13 @@ static void test_roundtrip(void) {
        "F32 tensor: shape (ggml order) and bytes");
     t = sw_gguf_find_tensor(g, "b.bias");
     OK(t && t->type == SW_GGML_F16 && t->n_dims == 1 && t->ne[0] == 5 && t->nbytes == 10 &&
-           memcmp(t->data, t1, 10) == 0 && t->offset % 32 == 0, "F16 1-D tensor, aligned offset");
+           memcmp(t->data, t1, 10) == 0 && t->offset % 32 == 0,
+       "F16 1-D tensor, aligned offset");
     t = sw_gguf_find_tensor(g, "c.q");
     OK(t && t->type == SW_GGML_Q4_K && t->nbytes == 3 * 144 && ((const uint8_t *)t->data)[1] == 13,
        "Q4_K tensor: 3 rows of one block");
-    OK(sw_gguf_find_tensor(g, "nope") == NULL && sw_gguf_find_kv(g, "nope") == NULL, "absent names");
+    OK(sw_gguf_find_tensor(g, "nope") == NULL && sw_gguf_find_kv(g, "nope") == NULL,
+       "absent names");
     sw_gguf_close(g);
 
     /* a custom alignment is honoured by both sides */
@@ -183,10 +191,18 @@ struct hb {
     uint8_t b[4096];
     size_t n;
 };
-static void hb_raw(struct hb *h, const void *p, size_t n) { memcpy(h->b + h->n, p, n), h->n += n; }
-static void hb_u32(struct hb *h, uint32_t v) { hb_raw(h, &v, 4); }
-static void hb_u64(struct hb *h, uint64_t v) { hb_raw(h, &v, 8); }
-static void hb_str(struct hb *h, const char *s) { hb_u64(h, strlen(s)), hb_raw(h, s, strlen(s)); }
+static void hb_raw(struct hb *h, const void *p, size_t n) {
+    memcpy(h->b + h->n, p, n), h->n += n;
+}
+static void hb_u32(struct hb *h, uint32_t v) {
+    hb_raw(h, &v, 4);
+}
+static void hb_u64(struct hb *h, uint64_t v) {
+    hb_raw(h, &v, 8);
+}
+static void hb_str(struct hb *h, const char *s) {
+    hb_u64(h, strlen(s)), hb_raw(h, s, strlen(s));
+}
 
 /* A file of kv pairs (already serialised by the caller into kvs/nkv) and tensors. */
 static void hb_header(struct hb *h, uint32_t version, uint64_t nt, uint64_t nkv) {
@@ -200,12 +216,14 @@ static void hb_tensor(struct hb *h, const char *name, uint32_t nd, const uint64_
                       uint32_t type, uint64_t off) {
     hb_str(h, name);
     hb_u32(h, nd);
-    for (uint32_t i = 0; i < nd; i++) hb_u64(h, ne[i]);
+    for (uint32_t i = 0; i < nd; i++)
+        hb_u64(h, ne[i]);
     hb_u32(h, type);
     hb_u64(h, off);
 }
 static void hb_pad_data(struct hb *h, size_t data) {
-    while (h->n % 32) h->b[h->n++] = 0;
+    while (h->n % 32)
+        h->b[h->n++] = 0;
     memset(h->b + h->n, 0, data);
     h->n += data;
 }
@@ -224,7 +242,8 @@ static void test_lies(void) {
     hb_tensor(&h, "w", 2, ne, SW_GGML_F32, 0);
     hb_pad_data(&h, 256);
     struct sw_gguf *g = NULL;
-    OK(sw_gguf_open_mem(h.b, h.n, "ok.gguf", &g) == 0, "hand-built file is valid (%s)", sw_err_msg());
+    OK(sw_gguf_open_mem(h.b, h.n, "ok.gguf", &g) == 0, "hand-built file is valid (%s)",
+       sw_err_msg());
     sw_gguf_close(g);
 
     h.b[0] = 'X';
@@ -306,8 +325,8 @@ static void test_lies(void) {
     hb_pad_data(&h, 512);
     expect(&h, SW_EFORMAT, "duplicate tensor 'w'", "duplicate tensor name");
     hb_header(&h, 3, 1, 0);
-    hb_tensor(&h, "a_name_that_is_much_longer_than_sixty_three_bytes_which_ggml_cannot_hold",
-              2, ne, SW_GGML_F32, 0);
+    hb_tensor(&h, "a_name_that_is_much_longer_than_sixty_three_bytes_which_ggml_cannot_hold", 2, ne,
+              SW_GGML_F32, 0);
     expect(&h, SW_EFORMAT, "longer than 63 bytes", "name too long");
     hb_header(&h, 3, 1, 0);
     hb_tensor(&h, "w", 2, ne, SW_GGML_F32, 32);

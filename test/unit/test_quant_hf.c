@@ -28,7 +28,8 @@ int main(void) {
     enum { OUT = 8, IN = 16, G = 8 };
     float w[OUT * IN], back[OUT * IN];
     for (int j = 0; j < OUT; j++)
-        for (int i = 0; i < IN; i++) w[j * IN + i] = (float)(i - 8) * (float)(j + 1) / 100.f;
+        for (int i = 0; i < IN; i++)
+            w[j * IN + i] = (float)(i - 8) * (float)(j + 1) / 100.f;
     int32_t qw[IN / 8 * OUT], qz[IN / G * OUT / 8], gi[IN];
     uint16_t sc[IN / G * OUT];
     int rc = sw_gptq_pack(w, OUT, IN, 4, G, 1, qw, qz, sc, gi);
@@ -44,7 +45,8 @@ int main(void) {
         ok &= q == (want < 0 ? 0 : want > 15 ? 15 : want);
     }
     OK(ok, "rows 0..7 of column 0 sit at bits 0, 4, .., 28 of word (0, 0)");
-    OK((uint32_t)qz[0] == 0x77777777u, "symmetric zero points stored as 7 (v1: zero - 1), 8 per word");
+    OK((uint32_t)qz[0] == 0x77777777u,
+       "symmetric zero points stored as 7 (v1: zero - 1), 8 per word");
     OK(gi[0] == 0 && gi[7] == 0 && gi[8] == 1 && gi[15] == 1, "g_idx = i / group");
     sw_gptq_unpack(qw, qz, sc, gi, OUT, IN, 4, IN / G, back);
     int exact = 1;
@@ -62,7 +64,8 @@ int main(void) {
      * the scale is stored rounded to f16, so the extremes can land a little past half a step. */
     enum { O2 = 64, I2 = 256 };
     float *x = malloc(sizeof(float) * O2 * I2), *y = malloc(sizeof(float) * O2 * I2);
-    for (int k = 0; k < O2 * I2; k++) x[k] = 0.05f * urand() + (k % 7 == 0 ? 0.02f : 0);
+    for (int k = 0; k < O2 * I2; k++)
+        x[k] = 0.05f * urand() + (k % 7 == 0 ? 0.02f : 0);
     int32_t *qw2 = malloc(4 * O2 * I2), *qz2 = malloc(4 * O2 * I2), *gi2 = malloc(4 * I2);
     uint16_t *sc2 = malloc(2 * O2 * I2);
     for (int bits = 4; bits <= 8; bits += 4)
@@ -76,12 +79,13 @@ int main(void) {
                     double s = sw_f16_to_f32(sc2[(i / g) * O2 + j]);
                     worst = fmax(worst, fabs(y[j * I2 + i] - x[j * I2 + i]) / s);
                 }
-            OK(rc == 0 && worst <= 0.6, "%d-bit %s g%lld: error within 0.6 steps (%.3f)",
-               bits, sym ? "sym" : "asym", (long long)g, worst);
+            OK(rc == 0 && worst <= 0.6, "%d-bit %s g%lld: error within 0.6 steps (%.3f)", bits,
+               sym ? "sym" : "asym", (long long)g, worst);
             if (!sym) {
                 int zok = 1, pf = 32 / bits;
                 for (int k = 0; k < (int)(I2 / g) * O2; k++) {
-                    uint32_t z = (((uint32_t)qz2[k / pf] >> ((k % pf) * bits)) & ((1u << bits) - 1)) + 1;
+                    uint32_t z =
+                        (((uint32_t)qz2[k / pf] >> ((k % pf) * bits)) & ((1u << bits) - 1)) + 1;
                     zok &= z >= 1 && z <= (1u << bits) - 1;
                 }
                 OK(zok, "%d-bit asym zero points stay in [1, %d]", bits, (1 << bits) - 1);
@@ -115,12 +119,14 @@ int main(void) {
     float st;
     sw_fp8_quantize(x, O2, I2, 1, q8, &st);
     float amax = 0;
-    for (int k = 0; k < O2 * I2; k++) amax = fmaxf(amax, fabsf(x[k]));
+    for (int k = 0; k < O2 * I2; k++)
+        amax = fmaxf(amax, fabsf(x[k]));
     IS_NEAR(st, amax / 448, 1e-6, "per-tensor FP8 scale = absmax / 448");
     /* NF4 with double quantization */
     const float *code = sw_nf4_code(), *dm = sw_bnb_dynamic_map();
     int sorted = 1;
-    for (int k = 1; k < 256; k++) sorted &= dm[k] >= dm[k - 1];
+    for (int k = 1; k < 256; k++)
+        sorted &= dm[k] >= dm[k - 1];
     OK(code[0] == -1.0f && code[7] == 0.0f && code[15] == 1.0f, "NF4 table: -1, 0, 1 at 0, 7, 15");
     OK(sorted && dm[255] == 1.0f && dm[0] < -0.99f && dm[0] > -1.0f,
        "dynamic map: 256 sorted values up to 1 (%.6f .. %.6f)", dm[0], dm[255]);
@@ -131,14 +137,16 @@ int main(void) {
     sw_nf4_quantize(x, n, pk, qa, na, &off);
     sw_nf4_dequantize(pk, qa, na, off, n, y);
     err = 0, ss = 0;
-    for (int64_t i = 0; i < n; i++) err += (y[i] - x[i]) * (y[i] - x[i]), ss += x[i] * x[i];
+    for (int64_t i = 0; i < n; i++)
+        err += (y[i] - x[i]) * (y[i] - x[i]), ss += x[i] * x[i];
     OK(sqrt(err / ss) < 0.12, "NF4 relative RMS error %.4f < 0.12", sqrt(err / ss));
     float blk[64] = {0};
     blk[0] = 1.0f, blk[1] = -1.0f, blk[2] = 0.5f;
     uint8_t pb[32], qb;
     float nb1, o1;
     sw_nf4_quantize(blk, 64, pb, &qb, &nb1, &o1);
-    OK(pb[0] == 0xF0 && (pb[1] >> 4) == 12, "first element in the high nibble (0x%02x); 0.5 -> code 12 (0.4407)", pb[0]);
+    OK(pb[0] == 0xF0 && (pb[1] >> 4) == 12,
+       "first element in the high nibble (0x%02x); 0.5 -> code 12 (0.4407)", pb[0]);
     free(pk), free(qa), free(na);
     free(x), free(y), free(qw2), free(qz2), free(gi2), free(sc2), free(q8);
     return tap_done();

@@ -55,7 +55,8 @@ static void test_greedy_and_penalties(struct sw_sampler *s) {
     memcpy(y, x, sizeof y);
     sw_sample(s, y, &p, &c);
     OK(fabsf(y[1] - (3 - 1.0f - 0.25f)) < 1e-6 && fabsf(y[2] - (3 - 0.5f - 0.25f)) < 1e-6 &&
-           y[5] == 2.9f, "frequency · count + presence (%g, %g)", y[1], y[2]);
+           y[5] == 2.9f,
+       "frequency · count + presence (%g, %g)", y[1], y[2]);
     IS_INT(sw_sample(s, y, &p, &c), 5, "penalties change the argmax");
     /* min_tokens: banned ids (EOS) masked until enough output */
     p = greedy_params();
@@ -83,7 +84,8 @@ static void histogram(struct sw_sampler *s, const float *x, const struct sw_samp
 static void test_filters(struct sw_sampler *s) {
     /* probabilities 0.5, 0.3, 0.15, 0.05 on ids 4, 1, 6, 2; the rest -inf */
     float x[V];
-    for (int i = 0; i < V; i++) x[i] = -INFINITY;
+    for (int i = 0; i < V; i++)
+        x[i] = -INFINITY;
     x[4] = logf(0.5f), x[1] = logf(0.3f), x[6] = logf(0.15f), x[2] = logf(0.05f);
     struct sw_sampling_params p;
     sw_sampling_params_init(&p);
@@ -91,13 +93,13 @@ static void test_filters(struct sw_sampler *s) {
     histogram(s, x, &p, n, cnt);
     OK(fabs(cnt[4] / (double)n - 0.5) < 0.02 && fabs(cnt[1] / (double)n - 0.3) < 0.02 &&
            fabs(cnt[6] / (double)n - 0.15) < 0.015 && fabs(cnt[2] / (double)n - 0.05) < 0.01,
-       "temperature 1 draws follow the softmax (%d %d %d %d of %d)", cnt[4], cnt[1], cnt[6],
-       cnt[2], n);
+       "temperature 1 draws follow the softmax (%d %d %d %d of %d)", cnt[4], cnt[1], cnt[6], cnt[2],
+       n);
     p.top_p = 0.8; /* ascending cum: 0.05, 0.2 ≤ 0.2 dropped; 0.5 kept: {4, 1} */
     histogram(s, x, &p, n, cnt);
     OK(cnt[6] == 0 && cnt[2] == 0 && fabs(cnt[4] / (double)n - 0.625) < 0.02,
-       "top_p 0.8 keeps the two ids transformers keeps, renormalised (%d %d %d %d)", cnt[4],
-       cnt[1], cnt[6], cnt[2]);
+       "top_p 0.8 keeps the two ids transformers keeps, renormalised (%d %d %d %d)", cnt[4], cnt[1],
+       cnt[6], cnt[2]);
     p.top_p = 1;
     p.top_k = 3;
     histogram(s, x, &p, n, cnt);
@@ -144,7 +146,8 @@ static void test_determinism(struct sw_sampler *s) {
 static void test_logprobs(void) {
     float x[V] = {1, 3, 3, -2, 0.5f, 2.9f, -1, 0};
     double z = 0;
-    for (int i = 0; i < V; i++) z += exp(x[i]);
+    for (int i = 0; i < V; i++)
+        z += exp(x[i]);
     struct sw_logprob_entry top[4];
     struct sw_token_logprobs lp;
     int32_t am;

@@ -58,11 +58,14 @@ static void test_chat_parse(void) {
         "\"text\", \"text\": \"b\"}]}, {\"role\": \"assistant\", \"content\": \"x\", "
         "\"reasoning_content\": \"why\"}, {\"role\": \"user\", \"content\": \"q\"}],"
         "\"temperature\": 0.5, \"top_p\": 0.9, \"top_k\": 5, \"min_p\": 0.1, \"seed\": -3,"
-        "\"max_tokens\": 7, \"n\": 3, \"stop\": [\"\\n\", \"\", \"END\"], \"stop_token_ids\": [4, 9],"
+        "\"max_tokens\": 7, \"n\": 3, \"stop\": [\"\\n\", \"\", \"END\"], \"stop_token_ids\": [4, "
+        "9],"
         "\"presence_penalty\": 0.5, \"frequency_penalty\": -0.5, \"repetition_penalty\": 1.2,"
         "\"stream\": true, \"stream_options\": {\"include_usage\": true},"
-        "\"logprobs\": true, \"top_logprobs\": 3, \"chat_template_kwargs\": {\"enable_thinking\": false},"
-        "\"frobnicate\": 1, \"user\": \"u1\", \"tools\": [], \"response_format\": {\"type\": \"text\"}}";
+        "\"logprobs\": true, \"top_logprobs\": 3, \"chat_template_kwargs\": {\"enable_thinking\": "
+        "false},"
+        "\"frobnicate\": 1, \"user\": \"u1\", \"tools\": [], \"response_format\": {\"type\": "
+        "\"text\"}}";
     int rc = parse(SW_OPENAI_CHAT, body, &r, &e);
     IS_INT(rc, 0, "chat body parses (%s)", e.message);
     IS_STR(r.model, "m", "model");
@@ -96,8 +99,10 @@ static void test_chat_parse(void) {
     IS_STR(r.ignored, "frobnicate", "unknown fields listed");
     sw_openai_request_release(&r);
 
-    rc = parse(SW_OPENAI_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
-               "\"logprobs\": true, \"max_completion_tokens\": 4, \"max_tokens\": 9}", &r, &e);
+    rc = parse(SW_OPENAI_CHAT,
+               "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
+               "\"logprobs\": true, \"max_completion_tokens\": 4, \"max_tokens\": 9}",
+               &r, &e);
     IS_INT(rc, 0, "minimal chat parses");
     IS_INT(r.params.logprobs, 0, "logprobs without top_logprobs: 0 alternatives");
     IS_INT(r.params.max_tokens, 4, "max_completion_tokens wins over max_tokens");
@@ -117,20 +122,23 @@ static void test_chat_errors(void) {
     bad(C, "{\"messages\": []}", 400, "messages", "empty");
     bad(C, "{\"messages\": [1]}", 400, "messages[0]", "object");
     bad(C, "{\"messages\": [{\"content\": \"x\"}]}", 400, "messages[0].role", NULL);
-    bad(C, "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}", 400, "messages[0].role", "robot");
+    bad(C, "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}", 400, "messages[0].role",
+        "robot");
     bad(C, "{\"messages\": [{\"role\": \"user\"}]}", 400, "messages[0].content", "required");
-    bad(C, "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", 400, "messages[0].content", NULL);
+    bad(C, "{\"messages\": [{\"role\": \"user\", \"content\": 5}]}", 400, "messages[0].content",
+        NULL);
     bad(C, "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"image_url\"}]}]}", 400,
         "messages[0].content[0]", "image_url");
     bad(C, "{\"messages\": [{\"role\": \"user\", \"content\": \"a\\u0000b\"}]}", 400, "",
         "not allowed"); /* jansson refuses NUL in strings; msgpack requests get no_nul's check */
-    bad(C, "{\"messages\": [{\"role\": \"system\", \"content\": \"s\"}]}", 400, "messages", "no user");
+    bad(C, "{\"messages\": [{\"role\": \"system\", \"content\": \"s\"}]}", 400, "messages",
+        "no user");
     const char *M = "\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]";
     char b[512];
-#define BAD(extra, param, needle)                                                              \
-    do {                                                                                       \
-        snprintf(b, sizeof b, "{%s, %s}", M, extra);                                           \
-        bad(C, b, 400, param, needle);                                                         \
+#define BAD(extra, param, needle)                                                                  \
+    do {                                                                                           \
+        snprintf(b, sizeof b, "{%s, %s}", M, extra);                                               \
+        bad(C, b, 400, param, needle);                                                             \
     } while (0)
     BAD("\"temperature\": \"hot\"", "temperature", "number");
     BAD("\"temperature\": -1", "temperature", ">= 0");
@@ -171,7 +179,8 @@ static void test_chat_errors(void) {
     /* a tools list with tool_choice none is accepted (nothing to call) */
     struct sw_openai_request r;
     struct sw_openai_error e;
-    snprintf(b, sizeof b, "{%s, \"tools\": [{\"type\": \"function\"}], \"tool_choice\": \"none\"}", M);
+    snprintf(b, sizeof b, "{%s, \"tools\": [{\"type\": \"function\"}], \"tool_choice\": \"none\"}",
+             M);
     IS_INT(parse(C, b, &r, &e), 0, "tools with tool_choice none accepted");
     sw_openai_request_release(&r);
 }
@@ -180,8 +189,9 @@ static void test_completion_parse(void) {
     const enum sw_openai_kind P = SW_OPENAI_COMPLETION;
     struct sw_openai_request r;
     struct sw_openai_error e;
-    IS_INT(parse(P, "{\"prompt\": \"hello\", \"echo\": true, \"logprobs\": 2, \"max_tokens\": 0}", &r, &e), 0,
-           "string prompt with echo and max_tokens 0");
+    IS_INT(parse(P, "{\"prompt\": \"hello\", \"echo\": true, \"logprobs\": 2, \"max_tokens\": 0}",
+                 &r, &e),
+           0, "string prompt with echo and max_tokens 0");
     IS_INT(r.n_prompts, 1, "one prompt");
     IS_STR(r.prompts[0].text, "hello", "text");
     IS_INT(r.params.logprobs, 2, "logprobs");
@@ -194,7 +204,8 @@ static void test_completion_parse(void) {
     IS_STR(r.prompts[2].text, "c", "third");
     sw_openai_request_release(&r);
     IS_INT(parse(P, "{\"prompt\": [1, 2, 3]}", &r, &e), 0, "token ids");
-    OK(r.n_prompts == 1 && r.prompts[0].n_ids == 3 && r.prompts[0].ids[2] == 3 && !r.prompts[0].text,
+    OK(r.n_prompts == 1 && r.prompts[0].n_ids == 3 && r.prompts[0].ids[2] == 3 &&
+           !r.prompts[0].text,
        "one id prompt");
     sw_openai_request_release(&r);
     IS_INT(parse(P, "{\"prompt\": [[1, 2], [3]], \"n\": 2}", &r, &e), 0, "list of id lists");
@@ -234,7 +245,8 @@ static void test_max_tokens(void) {
     IS_INT(m, 50, "given max_tokens kept");
     sw_openai_resolve_max_tokens(&r, 10, 100, 20, &m, &e);
     IS_INT(m, 20, "given max_tokens capped by generation_config");
-    OK(sw_openai_resolve_max_tokens(&r, 60, 100, 0, &m, &e) < 0 && strcmp(e.param, "max_tokens") == 0 &&
+    OK(sw_openai_resolve_max_tokens(&r, 60, 100, 0, &m, &e) < 0 &&
+           strcmp(e.param, "max_tokens") == 0 &&
            strstr(e.message, "you requested 110 tokens (60 in the prompt, 50 in the completion)"),
        "prompt + max_tokens over the context is 400 naming max_tokens: %s", e.message);
     sw_openai_request_release(&r);
@@ -270,18 +282,21 @@ static void test_msgpack(void) {
     json_t *j = NULL;
     IS_INT(sw_openai_msgpack_to_json(sb.data, sb.size, &j), 0, "msgpack map decodes");
     json_t *want = json_loads("{\"prompt\": [1, -2, 300], \"t\": 0.25, \"s\": true, \"n\": null, "
-                              "\"u\": \"\\u00e9x\"}", 0, NULL);
+                              "\"u\": \"\\u00e9x\"}",
+                              0, NULL);
     OK(j && json_equal(j, want), "msgpack -> JSON equal");
     json_decref(j), json_decref(want);
     /* trailing bytes */
     msgpack_pack_int(&pk, 1);
-    OK(sw_openai_msgpack_to_json(sb.data, sb.size, &j) == SW_EFORMAT && strstr(sw_err_msg(), "after"),
+    OK(sw_openai_msgpack_to_json(sb.data, sb.size, &j) == SW_EFORMAT &&
+           strstr(sw_err_msg(), "after"),
        "trailing bytes refused");
     OK(sw_openai_msgpack_to_json(sb.data, sb.size - 3, &j) == SW_EFORMAT, "truncated refused");
     msgpack_sbuffer_clear(&sb);
     msgpack_pack_map(&pk, 1), msgpack_pack_str(&pk, 0), msgpack_pack_str(&pk, 0);
     IS_INT(sw_openai_msgpack_to_json(sb.data, sb.size, &j), 0, "empty key and value (fuzz)");
-    OK(j && json_is_string(json_object_get(j, "")) && json_string_length(json_object_get(j, "")) == 0,
+    OK(j && json_is_string(json_object_get(j, "")) &&
+           json_string_length(json_object_get(j, "")) == 0,
        "{\"\": \"\"}");
     json_decref(j);
     msgpack_sbuffer_clear(&sb);
@@ -298,18 +313,21 @@ static void test_msgpack(void) {
     msgpack_pack_str(&pk, 2), msgpack_pack_str_body(&pk, "\xff\xfe", 2);
     OK(sw_openai_msgpack_to_json(sb.data, sb.size, &j) == SW_EFORMAT, "invalid UTF-8 refused");
     msgpack_sbuffer_clear(&sb);
-    for (int i = 0; i < 100; i++) msgpack_pack_array(&pk, 1);
+    for (int i = 0; i < 100; i++)
+        msgpack_pack_array(&pk, 1);
     msgpack_pack_nil(&pk);
     OK(sw_openai_msgpack_to_json(sb.data, sb.size, &j) == SW_EFORMAT, "deep nesting refused (%s)",
        sw_err_msg());
     msgpack_sbuffer_destroy(&sb);
 }
 
-static void split_is(enum sw_reasoning_mode m, const char *text, const char *reason, const char *content) {
+static void split_is(enum sw_reasoning_mode m, const char *text, const char *reason,
+                     const char *content) {
     struct sw_reasoning_split s;
     sw_reasoning_split(m, text, strlen(text), &s);
     char r[128] = "(null)", c[128] = "(null)";
-    if (s.has_reasoning) snprintf(r, sizeof r, "%.*s", (int)s.reasoning_len, text + s.reasoning_off);
+    if (s.has_reasoning)
+        snprintf(r, sizeof r, "%.*s", (int)s.reasoning_len, text + s.reasoning_off);
     if (s.has_content) snprintf(c, sizeof c, "%.*s", (int)s.content_len, text + s.content_off);
     static int n;
     OK(strcmp(r, reason) == 0 && strcmp(c, content) == 0, "whole-output split %d", ++n);
@@ -344,7 +362,8 @@ static void test_reasoning(void) {
     OK(sw_reasoning_mode_parse("qwen3", &m) == 0 && m == Q, "parse qwen3");
     OK(sw_reasoning_mode_parse("llama", &m) == SW_EINVAL, "unknown parser refused");
     /* streamed in every piece size, the pieces add up to the whole split (both tags present) */
-    const char *texts[] = {"<think>\nabc\n</think>\n\nHello <b>x</b>", "pre<think>a<t</think>b</thi"};
+    const char *texts[] = {"<think>\nabc\n</think>\n\nHello <b>x</b>",
+                           "pre<think>a<t</think>b</thi"};
     const char *want_r[] = {"\nabc\n", "a<t"}, *want_c[] = {"\n\nHello <b>x</b>", "preb</thi"};
     for (int t = 0; t < 2; t++) {
         int ok = 1;
@@ -369,7 +388,8 @@ static void test_reasoning(void) {
     OK(ok, "deepseek_r1 streaming: reasoning until </think>");
 }
 
-/* ---- response assembly ------------------------------------------------------------------------- */
+/* ---- response assembly -------------------------------------------------------------------------
+ */
 
 static struct sw_engine_event tok_ev(int index, int32_t id, const char *text,
                                      const struct sw_token_logprobs *lp) {
@@ -400,8 +420,10 @@ static json_t *chunks(const struct sw_obuf *b, int *done) {
         if (strncmp(p, "data: ", 6) != 0) break;
         const char *end = strstr(p, "\n\n");
         if (!end) break;
-        if (strncmp(p + 6, "[DONE]", 6) == 0) *done = end[2] == 0;
-        else json_array_append_new(arr, json_loadb(p + 6, (size_t)(end - p - 6), 0, NULL));
+        if (strncmp(p + 6, "[DONE]", 6) == 0)
+            *done = end[2] == 0;
+        else
+            json_array_append_new(arr, json_loadb(p + 6, (size_t)(end - p - 6), 0, NULL));
         p = end + 2;
     }
     return arr;
@@ -410,8 +432,10 @@ static json_t *chunks(const struct sw_obuf *b, int *done) {
 static void test_chat_response(const struct sw_tokenizer *tok) {
     struct sw_openai_request r;
     struct sw_openai_error e;
-    parse(SW_OPENAI_CHAT, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"n\": 2, "
-          "\"logprobs\": true, \"top_logprobs\": 2, \"stop_token_ids\": [7]}", &r, &e);
+    parse(SW_OPENAI_CHAT,
+          "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"n\": 2, "
+          "\"logprobs\": true, \"top_logprobs\": 2, \"stop_token_ids\": [7]}",
+          &r, &e);
     struct sw_openai_resp_opts o = {"chatcmpl-1", "tiny", 123, SW_REASONING_QWEN3, tok};
     struct sw_openai_resp *a;
     IS_INT(sw_openai_resp_new(&r, &o, &a), 0, "assembler");
@@ -430,7 +454,8 @@ static void test_chat_response(const struct sw_tokenizer *tok) {
     ev[3].finish = SW_FINISH_LENGTH;
     ev[3].request_done = 1;
     ev[3].usage.cached_tokens = 2;
-    for (int i = 0; i < 4; i++) IS_INT(sw_openai_resp_event(a, 0, &ev[i], NULL), 0, "event %d", i);
+    for (int i = 0; i < 4; i++)
+        IS_INT(sw_openai_resp_event(a, 0, &ev[i], NULL), 0, "event %d", i);
     IS_INT(sw_openai_resp_done(a), 1, "done after request_done");
     struct sw_obuf b = {0};
     IS_INT(sw_openai_resp_body(a, &b), 0, "body");
@@ -444,27 +469,33 @@ static void test_chat_response(const struct sw_tokenizer *tok) {
     json_t *m0 = json_object_get(json_array_get(ch, 0), "message");
     IS_STR(json_string_value(json_object_get(m0, "reasoning_content")), "a", "reasoning split");
     IS_STR(json_string_value(json_object_get(m0, "content")), "ok", "content after </think>");
-    IS_STR(json_string_value(json_object_get(json_array_get(ch, 0), "finish_reason")), "stop", "stop");
+    IS_STR(json_string_value(json_object_get(json_array_get(ch, 0), "finish_reason")), "stop",
+           "stop");
     IS_INT(json_integer_value(json_object_get(json_array_get(ch, 0), "stop_reason")), 7,
            "stop_reason is the stop id");
     json_t *m1 = json_object_get(json_array_get(ch, 1), "message");
     IS_STR(json_string_value(json_object_get(m1, "content")), "Hi!", "second choice text");
     OK(json_is_null(json_object_get(m1, "reasoning_content")), "no think block: null reasoning");
-    IS_STR(json_string_value(json_object_get(json_array_get(ch, 1), "finish_reason")), "length", "length");
-    json_t *content = json_object_get(json_object_get(json_array_get(ch, 1), "logprobs"), "content");
+    IS_STR(json_string_value(json_object_get(json_array_get(ch, 1), "finish_reason")), "length",
+           "length");
+    json_t *content =
+        json_object_get(json_object_get(json_array_get(ch, 1), "logprobs"), "content");
     IS_INT(json_array_size(content), 2, "a logprob per token");
     json_t *c0 = json_array_get(content, 0);
     IS_STR(json_string_value(json_object_get(c0, "token")), "H", "token text decoded");
     IS_NEAR(json_real_value(json_object_get(c0, "logprob")), -0.1, 1e-6, "logprob");
     IS_INT(json_integer_value(json_array_get(json_object_get(c0, "bytes"), 0)), 'H', "bytes");
     IS_INT(json_array_size(json_object_get(c0, "top_logprobs")), 2, "top_logprobs has k entries");
-    IS_STR(json_string_value(json_object_get(json_array_get(json_object_get(c0, "top_logprobs"), 1), "token")),
+    IS_STR(json_string_value(
+               json_object_get(json_array_get(json_object_get(c0, "top_logprobs"), 1), "token")),
            "e", "second alternative");
     json_t *u = json_object_get(j, "usage");
     IS_INT(json_integer_value(json_object_get(u, "prompt_tokens")), 3, "usage.prompt_tokens");
-    IS_INT(json_integer_value(json_object_get(u, "completion_tokens")), 4, "usage.completion_tokens over n");
+    IS_INT(json_integer_value(json_object_get(u, "completion_tokens")), 4,
+           "usage.completion_tokens over n");
     IS_INT(json_integer_value(json_object_get(u, "total_tokens")), 7, "usage.total_tokens");
-    IS_INT(json_integer_value(json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens")),
+    IS_INT(json_integer_value(
+               json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens")),
            2, "cached tokens");
     json_decref(j);
     sw_obuf_release(&b);
@@ -477,31 +508,34 @@ static void test_chat_response(const struct sw_tokenizer *tok) {
     sw_openai_resp_new(&r, &o, &a);
     sw_openai_resp_set_prompt(a, 0, pids, 3, NULL);
     IS_INT(sw_openai_resp_stream_begin(a, &b), 0, "stream begin");
-    for (int i = 0; i < 4; i++) sw_openai_resp_event(a, 0, &ev[i], &b);
+    for (int i = 0; i < 4; i++)
+        sw_openai_resp_event(a, 0, &ev[i], &b);
     sw_openai_resp_stream_end(a, &b);
     int done;
     json_t *cs = chunks(&b, &done);
     OK(done, "stream ends with data: [DONE]");
     IS_INT(json_array_size(cs), 7, "2 role chunks + 4 token chunks + usage chunk");
     json_t *first = json_array_get(cs, 0);
-    IS_STR(json_string_value(json_object_get(first, "object")), "chat.completion.chunk", "chunk object");
+    IS_STR(json_string_value(json_object_get(first, "object")), "chat.completion.chunk",
+           "chunk object");
     json_t *d0 = json_object_get(json_array_get(json_object_get(first, "choices"), 0), "delta");
     IS_STR(json_string_value(json_object_get(d0, "role")), "assistant", "role chunk");
     /* chunk 2: choice 0 "<think>a" -> reasoning "a" */
     json_t *c2 = json_array_get(json_object_get(json_array_get(cs, 2), "choices"), 0);
-    IS_STR(json_string_value(json_object_get(json_object_get(c2, "delta"), "reasoning_content")), "a",
-           "streamed reasoning");
+    IS_STR(json_string_value(json_object_get(json_object_get(c2, "delta"), "reasoning_content")),
+           "a", "streamed reasoning");
     OK(!json_object_get(json_object_get(c2, "delta"), "content"), "no content yet");
     json_t *c4 = json_array_get(json_object_get(json_array_get(cs, 4), "choices"), 0);
     IS_STR(json_string_value(json_object_get(json_object_get(c4, "delta"), "content")), "ok",
            "streamed content after </think>");
-    IS_STR(json_string_value(json_object_get(c4, "finish_reason")), "stop", "finish in the last token's chunk");
+    IS_STR(json_string_value(json_object_get(c4, "finish_reason")), "stop",
+           "finish in the last token's chunk");
     IS_INT(json_array_size(json_object_get(json_object_get(c4, "logprobs"), "content")), 1,
            "chunk logprobs in chat shape");
     json_t *last = json_array_get(cs, 6);
     IS_INT(json_array_size(json_object_get(last, "choices")), 0, "usage chunk has no choices");
-    IS_INT(json_integer_value(json_object_get(json_object_get(last, "usage"), "completion_tokens")), 4,
-           "usage chunk counts");
+    IS_INT(json_integer_value(json_object_get(json_object_get(last, "usage"), "completion_tokens")),
+           4, "usage chunk counts");
     json_decref(cs);
     sw_obuf_release(&b);
     sw_openai_resp_free(a);
@@ -520,8 +554,9 @@ static void test_chat_response(const struct sw_tokenizer *tok) {
            "empty content delta");
     char want[32];
     snprintf(want, sizeof want, "token_id:%d", H);
-    IS_STR(json_string_value(json_object_get(json_array_get(json_object_get(json_object_get(q, "logprobs"),
-                                                                            "content"), 0), "token")),
+    IS_STR(json_string_value(json_object_get(
+               json_array_get(json_object_get(json_object_get(q, "logprobs"), "content"), 0),
+               "token")),
            want, "return_tokens_as_token_ids");
     json_decref(cs);
     sw_obuf_release(&b);
@@ -538,8 +573,10 @@ static void test_chat_response(const struct sw_tokenizer *tok) {
 static void test_completion_response(const struct sw_tokenizer *tok) {
     struct sw_openai_request r;
     struct sw_openai_error e;
-    parse(SW_OPENAI_COMPLETION, "{\"prompt\": [\"ab\", \"c\"], \"echo\": true, \"logprobs\": 1, "
-          "\"stop\": [\"zz\"]}", &r, &e);
+    parse(SW_OPENAI_COMPLETION,
+          "{\"prompt\": [\"ab\", \"c\"], \"echo\": true, \"logprobs\": 1, "
+          "\"stop\": [\"zz\"]}",
+          &r, &e);
     struct sw_openai_resp_opts o = {"cmpl-1", "tiny", 5, SW_REASONING_NONE, tok};
     struct sw_openai_resp *a;
     sw_openai_resp_new(&r, &o, &a);
@@ -555,7 +592,8 @@ static void test_completion_response(const struct sw_tokenizer *tok) {
     struct sw_token_logprobs plp = {p0[1], -0.7f, 2, 1, top};
     struct sw_engine_event pe;
     memset(&pe, 0, sizeof pe);
-    pe.index = -1, pe.token = -1, pe.prompt_logprobs = &plp, pe.n_prompt_logprobs = 1, pe.stop_token = -1;
+    pe.index = -1, pe.token = -1, pe.prompt_logprobs = &plp, pe.n_prompt_logprobs = 1,
+    pe.stop_token = -1;
     IS_INT(sw_openai_resp_event(a, 0, &pe, NULL), 0, "prompt logprobs event");
     struct sw_token_logprobs lp = {p1[0], -1.0f / 0.0f, 5, 1, top};
     struct sw_engine_event ev = tok_ev(0, p1[0], "c", &lp);
@@ -577,10 +615,12 @@ static void test_completion_response(const struct sw_tokenizer *tok) {
     IS_INT(json_array_size(ch), 2, "a choice per prompt");
     json_t *c0 = json_array_get(ch, 0);
     IS_STR(json_string_value(json_object_get(c0, "text")), "abc", "echo + output");
-    IS_STR(json_string_value(json_object_get(c0, "stop_reason")), "zz", "stop_reason the stop string");
+    IS_STR(json_string_value(json_object_get(c0, "stop_reason")), "zz",
+           "stop_reason the stop string");
     json_t *lpo = json_object_get(c0, "logprobs");
     json_t *toks = json_object_get(lpo, "tokens"), *tl = json_object_get(lpo, "token_logprobs");
-    json_t *tops = json_object_get(lpo, "top_logprobs"), *offs = json_object_get(lpo, "text_offset");
+    json_t *tops = json_object_get(lpo, "top_logprobs"),
+           *offs = json_object_get(lpo, "text_offset");
     IS_INT(json_array_size(toks), 3, "prompt tokens and the output token");
     IS_STR(json_string_value(json_array_get(toks, 2)), "c", "token strings");
     OK(json_is_null(json_array_get(tl, 0)) && json_is_null(json_array_get(tops, 0)),
@@ -592,7 +632,8 @@ static void test_completion_response(const struct sw_tokenizer *tok) {
     IS_INT(json_integer_value(json_array_get(offs, 2)), 2, "text_offset counts characters");
     json_t *c1 = json_array_get(ch, 1);
     IS_STR(json_string_value(json_object_get(c1, "text")), "ca", "second prompt echoed");
-    IS_INT(json_integer_value(json_array_get(json_object_get(json_object_get(c1, "logprobs"), "text_offset"), 0)),
+    IS_INT(json_integer_value(
+               json_array_get(json_object_get(json_object_get(c1, "logprobs"), "text_offset"), 0)),
            1, "offsets of a prompt without prompt logprobs start after its text");
     IS_INT(json_integer_value(json_object_get(json_object_get(j, "usage"), "prompt_tokens")), 3,
            "prompt tokens over prompts");
@@ -618,7 +659,8 @@ static void test_completion_response(const struct sw_tokenizer *tok) {
     IS_INT(json_array_size(json_object_get(json_object_get(e0, "logprobs"), "tokens")), 2,
            "echo chunk carries the prompt logprobs");
     json_t *t1 = json_array_get(json_object_get(json_array_get(cs, 1), "choices"), 0);
-    IS_INT(json_integer_value(json_array_get(json_object_get(json_object_get(t1, "logprobs"), "text_offset"), 0)),
+    IS_INT(json_integer_value(
+               json_array_get(json_object_get(json_object_get(t1, "logprobs"), "text_offset"), 0)),
            2, "streamed text_offset continues after the echo");
     json_decref(cs);
     sw_obuf_release(&b);
@@ -628,12 +670,14 @@ static void test_completion_response(const struct sw_tokenizer *tok) {
 
 static void test_errors_json(void) {
     struct sw_openai_error e;
-    OK(sw_openai_error_set(&e, 404, "model", "The model `x` does not exist.") == SW_EFORMAT, "4xx -> EFORMAT");
+    OK(sw_openai_error_set(&e, 404, "model", "The model `x` does not exist.") == SW_EFORMAT,
+       "4xx -> EFORMAT");
     struct sw_obuf b = {0};
     sw_openai_error_dump(&e, &b);
     json_t *j = load(&b);
     json_t *in = json_object_get(j, "error");
-    IS_STR(json_string_value(json_object_get(in, "message")), "The model `x` does not exist.", "message");
+    IS_STR(json_string_value(json_object_get(in, "message")), "The model `x` does not exist.",
+           "message");
     IS_STR(json_string_value(json_object_get(in, "type")), "invalid_request_error", "type");
     IS_STR(json_string_value(json_object_get(in, "param")), "model", "param");
     IS_STR(json_string_value(json_object_get(in, "code")), "model_not_found", "code");
@@ -643,8 +687,8 @@ static void test_errors_json(void) {
     sw_openai_error_dump(&e, &b);
     j = load(&b);
     OK(json_is_null(json_object_get(json_object_get(j, "error"), "param")), "no param -> null");
-    IS_STR(json_string_value(json_object_get(json_object_get(j, "error"), "type")), "authentication_error",
-           "401 type");
+    IS_STR(json_string_value(json_object_get(json_object_get(j, "error"), "type")),
+           "authentication_error", "401 type");
     json_decref(j);
     sw_obuf_release(&b);
     sw_openai_error_set(&e, 429, NULL, "busy");

@@ -117,9 +117,11 @@ static void test_golden(void) {
             OK(0, "%s/%s/%s%s: encode: %s", tname, tpl, cname, agp ? "+gen" : "", sw_err_msg());
             continue;
         }
-        int text_same = scr.render.len == strlen(want_text) && !memcmp(scr.render.text, want_text, scr.render.len);
+        int text_same = scr.render.len == strlen(want_text) &&
+                        !memcmp(scr.render.text, want_text, scr.render.len);
         size_t nw = json_array_size(want), k = 0;
-        while (k < nw && k < s.n && json_integer_value(json_array_get(want, k)) == s.ids[k]) k++;
+        while (k < nw && k < s.n && json_integer_value(json_array_get(want, k)) == s.ids[k])
+            k++;
         int ids_same = k == nw && k == s.n;
         int verified = sw_template_verify(tok_get(tname), &scr.render, &s, cname) == 0;
         n_text += text_same;
@@ -142,8 +144,8 @@ static void test_golden(void) {
 }
 
 /* Trained text of conversation (by name or JSON) under a template, loss scale. */
-static char *trained_of(const char *tpl, const char *tokname, const char *conv_name, const char *json,
-                        enum sw_loss_scale loss, int rejected) {
+static char *trained_of(const char *tpl, const char *tokname, const char *conv_name,
+                        const char *json, enum sw_loss_scale loss, int rejected) {
     struct sw_conv c;
     int rc = json ? conv_from_json(json, &c) : conv_get(conv_name, &c);
     if (rc < 0) return strdup("(conversion failed)");
@@ -158,15 +160,16 @@ static char *trained_of(const char *tpl, const char *tokname, const char *conv_n
     return t;
 }
 
-#define TRAINED(tpl, tok, name, json, loss, rej, want, ...)                                    \
-    do {                                                                                       \
-        char *t_ = trained_of(tpl, tok, name, json, loss, rej);                                \
-        IS_STR(t_, want, __VA_ARGS__);                                                         \
-        free(t_);                                                                              \
+#define TRAINED(tpl, tok, name, json, loss, rej, want, ...)                                        \
+    do {                                                                                           \
+        char *t_ = trained_of(tpl, tok, name, json, loss, rej);                                    \
+        IS_STR(t_, want, __VA_ARGS__);                                                             \
+        free(t_);                                                                                  \
     } while (0)
 
 static void test_loss(void) {
-    TRAINED("qwen3", "qwen3", "single", NULL, SW_LOSS_DEFAULT, 0, "I am a helpful assistant.<|im_end|>\n",
+    TRAINED("qwen3", "qwen3", "single", NULL, SW_LOSS_DEFAULT, 0,
+            "I am a helpful assistant.<|im_end|>\n",
             "qwen3: the answer and <|im_end|>\\n are trained, the empty think block is not");
     TRAINED("qwen3", "qwen3", "reasoning", NULL, SW_LOSS_DEFAULT, 0,
             "<think>\n17*3 = 51.\nDouble-check: 50 + 1.\n</think>\n\n51<|im_end|>\n",
@@ -174,45 +177,54 @@ static void test_loss(void) {
     TRAINED("qwen3", "qwen3", "think_history", NULL, SW_LOSS_DEFAULT, 0,
             "Blue.<|im_end|>\n<think>\nExplain the choice.\n</think>\n\nIt is calm.<|im_end|>\n",
             "qwen3: history turns trained without their reasoning");
-    TRAINED("qwen3", "qwen3", "tool", NULL, SW_LOSS_DEFAULT, 0,
-            "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": "
-            "\"celsius\"}}\n</tool_call><|im_end|>\nIt is 21 °C and clear in Paris.<|im_end|>\n",
-            "qwen3: tool calls trained, tool results not");
+    TRAINED(
+        "qwen3", "qwen3", "tool", NULL, SW_LOSS_DEFAULT, 0,
+        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": "
+        "\"celsius\"}}\n</tool_call><|im_end|>\nIt is 21 °C and clear in Paris.<|im_end|>\n",
+        "qwen3: tool calls trained, tool results not");
     TRAINED("qwen", "qwen3", "multi", NULL, SW_LOSS_DEFAULT, 0,
-            "4.<|im_end|>\n6.<|im_end|>\nYou're welcome.<|im_end|>\n", "qwen: every assistant turn (default)");
+            "4.<|im_end|>\n6.<|im_end|>\nYou're welcome.<|im_end|>\n",
+            "qwen: every assistant turn (default)");
     TRAINED("qwen", "qwen3", "multi", NULL, SW_LOSS_LAST_ROUND, 0, "You're welcome.<|im_end|>\n",
             "qwen: last_round trains only the last answer");
     TRAINED("qwen", "qwen3", "single", NULL, SW_LOSS_ALL, 0,
             "system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHello, who are you?"
             "<|im_end|>\n<|im_start|>assistant\nI am a helpful assistant.<|im_end|>\n",
             "qwen: all trains every token but the first");
-    TRAINED("qwen", "qwen3", NULL,
-            "{\"messages\": [{\"role\": \"user\", \"content\": \"First?\"}, {\"role\": \"assistant\", "
-            "\"content\": \"One.\", \"loss\": false}, {\"role\": \"user\", \"content\": \"Second?\"}, "
-            "{\"role\": \"assistant\", \"content\": \"Two.\"}]}",
-            SW_LOSS_DEFAULT, 0, "Two.<|im_end|>\n", "a row's loss: false masks that turn");
-    TRAINED("qwen", "qwen3", NULL,
-            "{\"messages\": [{\"role\": \"user\", \"content\": \"First?\"}, {\"role\": \"assistant\", "
-            "\"content\": \"One.\", \"loss\": true}, {\"role\": \"user\", \"content\": \"Second?\"}, "
-            "{\"role\": \"assistant\", \"content\": \"Two.\"}]}",
-            SW_LOSS_LAST_ROUND, 0, "One.<|im_end|>\nTwo.<|im_end|>\n", "loss: true overrides last_round");
-    TRAINED("llama3", "llama3", "multi", NULL, SW_LOSS_DEFAULT, 0, "4.<|eot_id|>6.<|eot_id|>You're welcome.<|eot_id|>",
-            "llama3: answers and <|eot_id|>");
-    TRAINED("llama", "llama2", "multi", NULL, SW_LOSS_DEFAULT, 0, "4. </s> 6. </s> You're welcome. </s>",
-            "llama: ' answer </s>' per turn");
-    TRAINED("qwen", "qwen3", NULL,
-            "{\"messages\": [{\"role\": \"user\", \"content\": \"Say hi.\"}, {\"role\": \"assistant\", "
-            "\"content\": \"Hi!\"}], \"rejected_response\": \"Go away.\"}",
-            SW_LOSS_DEFAULT, 1, "Go away.<|im_end|>\n", "rejected answer rendered in place of the chosen one");
+    TRAINED(
+        "qwen", "qwen3", NULL,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"First?\"}, {\"role\": \"assistant\", "
+        "\"content\": \"One.\", \"loss\": false}, {\"role\": \"user\", \"content\": \"Second?\"}, "
+        "{\"role\": \"assistant\", \"content\": \"Two.\"}]}",
+        SW_LOSS_DEFAULT, 0, "Two.<|im_end|>\n", "a row's loss: false masks that turn");
+    TRAINED(
+        "qwen", "qwen3", NULL,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"First?\"}, {\"role\": \"assistant\", "
+        "\"content\": \"One.\", \"loss\": true}, {\"role\": \"user\", \"content\": \"Second?\"}, "
+        "{\"role\": \"assistant\", \"content\": \"Two.\"}]}",
+        SW_LOSS_LAST_ROUND, 0, "One.<|im_end|>\nTwo.<|im_end|>\n",
+        "loss: true overrides last_round");
+    TRAINED("llama3", "llama3", "multi", NULL, SW_LOSS_DEFAULT, 0,
+            "4.<|eot_id|>6.<|eot_id|>You're welcome.<|eot_id|>", "llama3: answers and <|eot_id|>");
+    TRAINED("llama", "llama2", "multi", NULL, SW_LOSS_DEFAULT, 0,
+            "4. </s> 6. </s> You're welcome. </s>", "llama: ' answer </s>' per turn");
+    TRAINED(
+        "qwen", "qwen3", NULL,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"Say hi.\"}, {\"role\": \"assistant\", "
+        "\"content\": \"Hi!\"}], \"rejected_response\": \"Go away.\"}",
+        SW_LOSS_DEFAULT, 1, "Go away.<|im_end|>\n",
+        "rejected answer rendered in place of the chosen one");
     /* Qwen's pre-tokenizer makes ".\n\n" one token: it straddles the answer and the untrained
      * separator, so it is trained (a token is trained if any of its bytes is). */
-    TRAINED("default", "qwen3", "multi", NULL, SW_LOSS_DEFAULT, 0, "4.\n\n6.\n\nYou're welcome.<|im_end|>",
+    TRAINED("default", "qwen3", "multi", NULL, SW_LOSS_DEFAULT, 0,
+            "4.\n\n6.\n\nYou're welcome.<|im_end|>",
             "default: answers and the final EOS; straddling tokens go to the trained side");
-    TRAINED("default", "qwen3", NULL,
-            "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", "
-            "\"content\": \"b\"}, {\"role\": \"user\", \"content\": \"c\"}, {\"role\": \"assistant\", "
-            "\"content\": \"d\"}]}",
-            SW_LOSS_DEFAULT, 0, "bd<|im_end|>", "default: the \\n\\n separator itself is not trained");
+    TRAINED(
+        "default", "qwen3", NULL,
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", "
+        "\"content\": \"b\"}, {\"role\": \"user\", \"content\": \"c\"}, {\"role\": \"assistant\", "
+        "\"content\": \"d\"}]}",
+        SW_LOSS_DEFAULT, 0, "bd<|im_end|>", "default: the \\n\\n separator itself is not trained");
 }
 
 static void test_default_and_text(void) {
@@ -222,12 +234,14 @@ static void test_default_and_text(void) {
     struct sw_template_opts o = {0};
     conv_get("multi", &c);
     int rc = encode("default", "llama2", &c, &o, &s, &scr);
-    IS_STR(rc == 0 ? scr.render.text : sw_err_msg(),
-           "<s>Be brief.\n\n### Human:\nWhat is 2+2?\n\n### Assistant:\n4.\n\n### Human:\nAnd 3+3?\n\n"
-           "### Assistant:\n6.\n\n### Human:\nThanks!\n\n### Assistant:\nYou're welcome.</s>",
-           "default template text (ms-swift's TemplateMeta) with the tokenizer's BOS/EOS");
+    IS_STR(
+        rc == 0 ? scr.render.text : sw_err_msg(),
+        "<s>Be brief.\n\n### Human:\nWhat is 2+2?\n\n### Assistant:\n4.\n\n### Human:\nAnd 3+3?\n\n"
+        "### Assistant:\n6.\n\n### Human:\nThanks!\n\n### Assistant:\nYou're welcome.</s>",
+        "default template text (ms-swift's TemplateMeta) with the tokenizer's BOS/EOS");
     OK(sw_template_verify(tok_get("llama2"), &scr.render, &s, "default") == 0,
-       "default + SentencePiece: loss boundaries inside runs keep whole-text ids (%s)", sw_err_msg());
+       "default + SentencePiece: loss boundaries inside runs keep whole-text ids (%s)",
+       sw_err_msg());
     char *t = trained_text("llama2", &s);
     OK(t && strstr(t, "4.") && strstr(t, "You're welcome.</s>") && !strstr(t, "Assistant"),
        "default + SentencePiece: the answers are trained, the prompt is not (%s)", t);
@@ -238,7 +252,8 @@ static void test_default_and_text(void) {
     conv_get("single", &c);
     o.system = "Custom.";
     encode("qwen", "qwen3", &c, &o, &s, &scr);
-    OK(strncmp(scr.render.text, "<|im_start|>system\nCustom.<|im_end|>", 36) == 0, "--system replaces the default");
+    OK(strncmp(scr.render.text, "<|im_start|>system\nCustom.<|im_end|>", 36) == 0,
+       "--system replaces the default");
     o.system = "";
     encode("qwen", "qwen3", &c, &o, &s, &scr);
     OK(strncmp(scr.render.text, "<|im_start|>user", 16) == 0, "--system '' removes it");
@@ -246,7 +261,8 @@ static void test_default_and_text(void) {
     conv_get("system", &c);
     o.system = "Custom.";
     encode("qwen", "qwen3", &c, &o, &s, &scr);
-    OK(strstr(scr.render.text, "pirate") && !strstr(scr.render.text, "Custom."), "the row's system wins");
+    OK(strstr(scr.render.text, "pirate") && !strstr(scr.render.text, "Custom."),
+       "the row's system wins");
     sw_conv_release(&c);
     o.system = NULL;
 
@@ -254,19 +270,22 @@ static void test_default_and_text(void) {
     conv_from_json("{\"text\": \"Call me Ishmael.\"}", &c);
     encode(NULL, "llama2", &c, &o, &s, &scr);
     IS_STR(scr.render.text, "<s>Call me Ishmael.</s>", "text with llama2: BOS and EOS");
-    OK(s.n > 3 && s.ids[0] == 1 && s.labels[0] == SW_LABEL_IGNORE && sw_template_sample_trained(&s) == s.n - 1,
+    OK(s.n > 3 && s.ids[0] == 1 && s.labels[0] == SW_LABEL_IGNORE &&
+           sw_template_sample_trained(&s) == s.n - 1,
        "text: every token trained but the first");
     encode(NULL, "qwen3", &c, &o, &s, &scr);
-    IS_STR(scr.render.text, "Call me Ishmael.<|im_end|>", "text with qwen3: no BOS, EOS <|im_end|>");
+    IS_STR(scr.render.text, "Call me Ishmael.<|im_end|>",
+           "text with qwen3: no BOS, EOS <|im_end|>");
     sw_conv_release(&c);
 
     /* Errors that name the row. */
     conv_get("tool_result", &c);
     rc = encode("llama", "llama2", &c, &o, &s, &scr);
-    OK(rc == SW_EFORMAT && strstr(sw_err_msg(), "alternating"), "llama refuses a tool turn: %s", sw_err_msg());
-    rc = encode("llama3", "qwen3", &c, &o, &s, &scr);
-    OK(rc == SW_ENOTFOUND && strstr(sw_err_msg(), "<|begin_of_text|>"), "wrong template for the tokenizer: %s",
+    OK(rc == SW_EFORMAT && strstr(sw_err_msg(), "alternating"), "llama refuses a tool turn: %s",
        sw_err_msg());
+    rc = encode("llama3", "qwen3", &c, &o, &s, &scr);
+    OK(rc == SW_ENOTFOUND && strstr(sw_err_msg(), "<|begin_of_text|>"),
+       "wrong template for the tokenizer: %s", sw_err_msg());
     sw_conv_release(&c);
 
     sw_template_sample_release(&s);
@@ -277,12 +296,14 @@ static void test_detect_and_truncate(void) {
     const struct sw_template *t = sw_template_detect(sw_tokenizer_chat_template(tok_get("qwen3")));
     IS_STR(t ? sw_template_name(t) : "(none)", "qwen3", "Qwen3's chat_template detected as qwen3");
     t = sw_template_detect(sw_tokenizer_chat_template(tok_get("llama3")));
-    IS_STR(t ? sw_template_name(t) : "(none)", "llama3", "Llama-3's chat_template detected as llama3");
+    IS_STR(t ? sw_template_name(t) : "(none)", "llama3",
+           "Llama-3's chat_template detected as llama3");
     OK(sw_template_detect(sw_tokenizer_chat_template(tok_get("llama2"))) == NULL,
        "no chat_template (llama2 folder): nothing detected");
     t = sw_template_detect("{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}");
     IS_STR(t ? sw_template_name(t) : "(none)", "llama", "[INST] -> llama");
-    t = sw_template_detect("{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud.");
+    t = sw_template_detect(
+        "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud.");
     IS_STR(t ? sw_template_name(t) : "(none)", "qwen2_5", "Qwen2.5's default system -> qwen2_5");
     t = sw_template_detect("{{'<|im_start|>' + message['role'] + '\\n' + message['content']}}");
     IS_STR(t ? sw_template_name(t) : "(none)", "chatml", "plain ChatML -> chatml");
@@ -300,7 +321,8 @@ static void test_detect_and_truncate(void) {
        "left keeps the last 4 tokens and masks the new first label");
     memcpy(s.ids, ids, sizeof ids), memcpy(s.labels, lab, sizeof lab), s.n = 6;
     IS_INT(sw_template_truncate(&s, 3, SW_TRUNC_RIGHT), 1, "right: shortened");
-    OK(s.n == 3 && s.ids[2] == 12 && sw_template_sample_trained(&s) == 1, "right keeps the first 3 tokens");
+    OK(s.n == 3 && s.ids[2] == 12 && sw_template_sample_trained(&s) == 1,
+       "right keeps the first 3 tokens");
     sw_template_sample_release(&s);
     enum sw_truncation tr;
     OK(sw_truncation_parse("split", &tr) == SW_EINVAL, "'split' is not supported");
@@ -323,7 +345,8 @@ int main(void) {
     test_loss();
     test_default_and_text();
     test_detect_and_truncate();
-    for (int i = 0; i < 3; i++) sw_tokenizer_free(toks[i]);
+    for (int i = 0; i < 3; i++)
+        sw_tokenizer_free(toks[i]);
     json_decref(root);
     return tap_done();
 }

@@ -35,12 +35,12 @@ static void test_crc(void) {
 static void test_encode(void) {
     uint8_t b[64];
     int n = sw_tfevents_encode(b, sizeof b, 1.0, 2, NULL, "a", 0.5f);
-    static const uint8_t want[] = {0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, /* wall_time 1.0 */
-                                   0x10, 0x02,                         /* step 2 */
-                                   0x2a, 0x0a,                         /* summary, 10 bytes */
-                                   0x0a, 0x08,                         /* value, 8 bytes */
-                                   0x0a, 0x01, 'a',                    /* tag "a" */
-                                   0x15, 0, 0, 0, 0x3f};               /* simple_value 0.5f */
+    static const uint8_t want[] = {0x09, 0,    0,   0, 0,   0, 0, 0xf0, 0x3f, /* wall_time 1.0 */
+                                   0x10, 0x02,                                /* step 2 */
+                                   0x2a, 0x0a,                /* summary, 10 bytes */
+                                   0x0a, 0x08,                /* value, 8 bytes */
+                                   0x0a, 0x01, 'a',           /* tag "a" */
+                                   0x15, 0,    0,   0, 0x3f}; /* simple_value 0.5f */
     OK(n == (int)sizeof want && memcmp(b, want, sizeof want) == 0,
        "scalar Event bytes as protobuf serialises them (%d bytes)", n);
     n = sw_tfevents_encode(b, sizeof b, 0.0, 300, "brain.Event:2", NULL, 0);
@@ -157,9 +157,9 @@ static void test_plot(void) {
 static void test_plots_from_history(void) {
     json_t *h = json_array();
     for (int s = 1; s <= 4; s++)
-        json_array_append_new(h, json_pack("{s:i,s:f,s:f,s:f,s:f}", "step", s, "loss", 3.0 - 0.5 * s,
-                                           "grad_norm", 1.0, "learning_rate", 1e-3 / s, "epoch",
-                                           0.25 * s));
+        json_array_append_new(h, json_pack("{s:i,s:f,s:f,s:f,s:f}", "step", s, "loss",
+                                           3.0 - 0.5 * s, "grad_norm", 1.0, "learning_rate",
+                                           1e-3 / s, "epoch", 0.25 * s));
     char run[300];
     snprintf(run, sizeof run, "%s/run", root);
     IS_INT(sw_train_report_plots(run, h), 0, "plots without eval rows (%s)", sw_err_msg());
@@ -171,7 +171,8 @@ static void test_plots_from_history(void) {
     }
     snprintf(p, sizeof p, "%s/images/eval_loss.svg", run);
     OK(access(p, F_OK) != 0, "no eval_loss.svg without eval rows");
-    json_array_append_new(h, json_pack("{s:i,s:f,s:f}", "step", 4, "eval_loss", 1.25, "epoch", 1.0));
+    json_array_append_new(h,
+                          json_pack("{s:i,s:f,s:f}", "step", 4, "eval_loss", 1.25, "epoch", 1.0));
     IS_INT(sw_train_report_plots(run, h), 0, "redrawn with an eval row");
     OK(access(p, F_OK) == 0, "eval_loss.svg once there is one");
     char *svg = NULL;
@@ -201,8 +202,15 @@ static void test_report_to_and_line(void) {
     IS_INT(sw_train_report_parse("tensorboard,wandb", &tb), SW_EUSAGE, "wandb is refused");
     OK(strstr(sw_err_msg(), "'wandb' is not available in sw") != NULL, "named: %s", sw_err_msg());
     struct sw_train_line l = {
-        .loss = 2.34567, .grad_norm = 1.23456, .learning_rate = 9.5e-5, .tokens_per_sec = 1234.56,
-        .epoch = 0.25, .mem_gib = 0.125, .step = 5, .max_steps = 100, .elapsed = 10,
+        .loss = 2.34567,
+        .grad_norm = 1.23456,
+        .learning_rate = 9.5e-5,
+        .tokens_per_sec = 1234.56,
+        .epoch = 0.25,
+        .mem_gib = 0.125,
+        .step = 5,
+        .max_steps = 100,
+        .elapsed = 10,
         .remaining = 190,
     };
     char buf[512];

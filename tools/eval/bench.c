@@ -19,15 +19,16 @@
 static const struct sw_opt bench_table[] = {
     {"model", SW_OPT_STRING, F(model), NULL,
      "HF model folder to evaluate in process (config.json, weights, tokenizer.json) or hub id "
-     "(org/name)", 0, 0, NULL, NULL},
-    {"adapters", SW_OPT_STRING, F(adapters), NULL, "PEFT LoRA adapter folder or hub id to apply",
-     0, 0, NULL, "adapter"},
-    {"device", SW_OPT_CHOICE, F(device), "cpu", "where --model runs (cuda needs a CUDA=1 build)",
-     0, 0, "cpu|cuda", NULL},
+     "(org/name)",
+     0, 0, NULL, NULL},
+    {"adapters", SW_OPT_STRING, F(adapters), NULL, "PEFT LoRA adapter folder or hub id to apply", 0,
+     0, NULL, "adapter"},
+    {"device", SW_OPT_CHOICE, F(device), "cpu", "where --model runs (cuda needs a CUDA=1 build)", 0,
+     0, "cpu|cuda", NULL},
     {"engine", SW_OPT_BOOL, F(engine), "true",
      "--model on the CPU through the inference engine (KV cache, prefix cache, continuous "
-     "batching); false: packed forwards without a cache (what --device cuda uses)", 0, 0, NULL,
-     NULL},
+     "batching); false: packed forwards without a cache (what --device cuda uses)",
+     0, 0, NULL, NULL},
     {"template", SW_OPT_STRING, F(template_name), NULL,
      "chat template for --apply_chat_template (default: from tokenizer_config.json)", 0, 0, NULL,
      NULL},
@@ -42,13 +43,14 @@ static const struct sw_opt bench_table[] = {
      "--api_url: a local tokenizer (folder or tokenizer.json): log-likelihood prompts go as "
      "token ids, tokenized and truncated as lm-eval does (needed for byte-level BPE on CJK text)",
      0, 0, NULL, NULL},
-    {"api_parallel", SW_OPT_INT, F(api_parallel), "8", "concurrent requests to --api_url", 1,
-     1024, NULL, NULL},
-    {"api_timeout", SW_OPT_INT, F(api_timeout), "600", "seconds per request to --api_url", 1,
-     86400, NULL, NULL},
+    {"api_parallel", SW_OPT_INT, F(api_parallel), "8", "concurrent requests to --api_url", 1, 1024,
+     NULL, NULL},
+    {"api_timeout", SW_OPT_INT, F(api_timeout), "600", "seconds per request to --api_url", 1, 86400,
+     NULL, NULL},
     {"eval_dataset", SW_OPT_LIST, F(eval_dataset), NULL,
      "tasks: mmlu, ceval, cmmlu, gsm8k, gsm8k_cot, arc, hellaswag, custom_mcq, general_qa, ppl, "
-     "or a task spec FILE.yaml (comma list)", 0, 0, NULL, NULL},
+     "or a task spec FILE.yaml (comma list)",
+     0, 0, NULL, NULL},
     {"dataset_dir", SW_OPT_STRING, F(dataset_dir), NULL,
      "folder with the data: DIR/<task>/ when it exists, else DIR itself", 0, 0, NULL, NULL},
     {"subjects", SW_OPT_LIST, F(subjects), NULL, "only these subjects (comma list)", 0, 0, NULL,
@@ -59,8 +61,8 @@ static const struct sw_opt bench_table[] = {
     {"eval_limit", SW_OPT_INT, F(eval_limit), "0", "items per subject (0: all)", 0, 1e12, NULL,
      "limit"},
     {"apply_chat_template", SW_OPT_BOOL, F(apply_chat_template), "false",
-     "render prompts with the chat template (description as system, shots + question as user)",
-     0, 0, NULL, NULL},
+     "render prompts with the chat template (description as system, shots + question as user)", 0,
+     0, NULL, NULL},
     {"max_gen_toks", SW_OPT_INT, F(max_gen_toks), "0",
      "generated tokens at most (0: the task's, 256 for GSM8K)", 0, 1e7, NULL, NULL},
     {"max_length", SW_OPT_INT, F(max_length), "0",
@@ -69,26 +71,27 @@ static const struct sw_opt bench_table[] = {
     {"batch_tokens", SW_OPT_INT, F(batch_tokens), "4096", "tokens per forward (--model)", 1, 1e9,
      NULL, NULL},
     {"shard_size", SW_OPT_INT, F(shard_size), "64",
-     "requests per shard (the farm's unit of work; results are identical for equal sizes)", 1,
-     1e9, NULL, NULL},
+     "requests per shard (the farm's unit of work; results are identical for equal sizes)", 1, 1e9,
+     NULL, NULL},
     {"ppl_max_length", SW_OPT_INT, F(ppl_max_length), "0",
      "perplexity window in tokens (0: max_length)", 0, 1e9, NULL, NULL},
     {"ppl_stride", SW_OPT_INT, F(ppl_stride), "0",
-     "perplexity: tokens predicted per window (0: the whole window, lm-eval's disjoint windows)",
-     0, 1e9, NULL, NULL},
+     "perplexity: tokens predicted per window (0: the whole window, lm-eval's disjoint windows)", 0,
+     1e9, NULL, NULL},
     {"eval_output_dir", SW_OPT_STRING, F(eval_output_dir), NULL,
      "output folder: report.json, samples_<task>.jsonl, cache.jsonl", 0, 0, NULL, NULL},
     {"no_cache", SW_OPT_BOOL, F(no_cache), "false",
      "neither read nor write the run cache (OUT/cache.jsonl)", 0, 0, NULL, NULL},
-    {"bind", SW_OPT_STRING, F(bind), NULL, "farm: ZeroMQ endpoint to serve shards on", 0, 0,
-     NULL, NULL},
+    {"bind", SW_OPT_STRING, F(bind), NULL, "farm: ZeroMQ endpoint to serve shards on", 0, 0, NULL,
+     NULL},
     {"shard_timeout", SW_OPT_FLOAT, F(shard_timeout), "600",
-     "farm: seconds before a shard whose worker went silent is handed out again", 0.01, 1e7,
-     NULL, NULL},
+     "farm: seconds before a shard whose worker went silent is handed out again", 0.01, 1e7, NULL,
+     NULL},
     {"connect", SW_OPT_STRING, F(connect), NULL, "worker: the farm's endpoint", 0, 0, NULL, NULL},
     {"wait", SW_OPT_FLOAT, F(wait), "60",
      "farm: seconds to wait for the first worker; worker: seconds without the farm before "
-     "giving up", 0.01, 1e7, NULL, NULL},
+     "giving up",
+     0.01, 1e7, NULL, NULL},
     {"die_after", SW_OPT_INT, F(die_after), "0",
      "worker (tests): exit without answering the N-th shard", 0, 1e9, NULL, NULL},
     SW_HUB_OPT_ROWS(struct bench_opts),
@@ -105,23 +108,22 @@ int bench_hub_resolve(struct bench_opts *o) {
     SW_TRY(sw_hub_resolve_arg(&o->model, SW_HUB_NEED_MODEL, o->use_hf, o->model_revision,
                               o->hub_token));
     SW_TRY(sw_hub_resolve_arg(&o->adapters, SW_HUB_NEED_MODEL, o->use_hf, NULL, o->hub_token));
-    return sw_hub_resolve_arg(&o->tokenizer, SW_HUB_NEED_TOKENIZER, o->use_hf, NULL,
-                              o->hub_token);
+    return sw_hub_resolve_arg(&o->tokenizer, SW_HUB_NEED_TOKENIZER, o->use_hf, NULL, o->hub_token);
 }
 
 int bench_backend_open(const struct bench_opts *o, struct sw_bench_backend **out) {
     if (o->model && o->api_url)
         return sw_err_set(SW_EUSAGE, "give either --model or --api_url, not both");
     if (o->model) {
-        struct sw_bench_local_opts lo = {o->model, o->adapters, o->template_name, o->max_length,
-                                         o->batch_tokens, o->shard_size, o->device,
-                                         !o->engine};
+        struct sw_bench_local_opts lo = {o->model,      o->adapters,     o->template_name,
+                                         o->max_length, o->batch_tokens, o->shard_size,
+                                         o->device,     !o->engine};
         return sw_bench_local_new(&lo, out);
     }
     if (o->api_url) {
-        struct sw_bench_http_opts ho = {o->api_url, o->eval_model, o->api_key, o->api_timeout,
-                                        o->api_parallel, o->apply_chat_template,
-                                        o->tokenizer, o->max_length};
+        struct sw_bench_http_opts ho = {o->api_url,     o->eval_model,   o->api_key,
+                                        o->api_timeout, o->api_parallel, o->apply_chat_template,
+                                        o->tokenizer,   o->max_length};
         int rc = sw_bench_http_new(&ho, out);
         if (rc == 0) (*out)->shard = o->shard_size;
         return rc;
@@ -168,8 +170,10 @@ int sw_eval_bench_main(int argc, char **argv) {
     if (rc != 0) return rc > 0 ? 0 : rc;
     free(pos);
     struct sw_bench_backend *be = NULL;
-    if (!o.eval_dataset) rc = sw_err_set(SW_EUSAGE, "--eval_dataset is required");
-    else if (!o.eval_output_dir) rc = sw_err_set(SW_EUSAGE, "--eval_output_dir is required");
+    if (!o.eval_dataset)
+        rc = sw_err_set(SW_EUSAGE, "--eval_dataset is required");
+    else if (!o.eval_output_dir)
+        rc = sw_err_set(SW_EUSAGE, "--eval_output_dir is required");
     if (rc == 0) rc = bench_hub_resolve(&o);
     if (rc == 0) rc = bench_backend_open(&o, &be);
     if (rc == 0) {

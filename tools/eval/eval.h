@@ -1,7 +1,8 @@
 /* eval.h — the subcommands of sw-eval, each a function taking the arguments after the
  * subcommand word (argv[0] is the word itself) and returning 0 or a negative sw_err with the
  * message set; main.c maps that to the exit status. The machinery is in lib/infer/ (the
- * evaluation model, logits, generation); the command code (file formats, prompts, output) is here. */
+ * evaluation model, logits, generation); the command code (file formats, prompts, output) is here.
+ */
 #ifndef SW_EVAL_TOOL_H
 #define SW_EVAL_TOOL_H
 
@@ -14,17 +15,17 @@ int sw_eval_logits_main(int argc, char **argv);
 /* sw-eval generate --model DIR [--adapter DIR] (--prompt T | --query T | --messages F) ... */
 int sw_eval_generate_main(int argc, char **argv);
 
-/* What `sw-eval logits` does (logits_run.c): read `input_ids` [B, T] (I32 or I64; optional `attention_mask`,
- * `labels`, `position_ids` of the same shape, any integer dtype) from in_path, run the model and
- * write out_path atomically with `logits` F32 [B, T, V], `loss` F32 [1] and `count` I64 [1]
- * (metadata: model, adapter, loss definition). Returns 0 or a negative error naming the file and
- * tensor. */
+/* What `sw-eval logits` does (logits_run.c): read `input_ids` [B, T] (I32 or I64; optional
+ * `attention_mask`, `labels`, `position_ids` of the same shape, any integer dtype) from in_path,
+ * run the model and write out_path atomically with `logits` F32 [B, T, V], `loss` F32 [1] and
+ * `count` I64 [1] (metadata: model, adapter, loss definition). Returns 0 or a negative error naming
+ * the file and tensor. */
 struct sw_eval_logits_opts {
     const char *model;
-    const char *adapter;  /* NULL: none */
+    const char *adapter; /* NULL: none */
     const char *input;
     const char *output;
-    int64_t max_tokens;   /* tokens per forward (0 = 2048) */
+    int64_t max_tokens; /* tokens per forward (0 = 2048) */
 };
 int sw_eval_logits_run(const struct sw_eval_logits_opts *o);
 
@@ -43,8 +44,8 @@ struct sw_generate_opts {
     const char *tokenizer;     /* NULL: the model folder */
     enum sw_device device;     /* SW_DEVICE_CPU or SW_DEVICE_CUDA (the engine's backend) */
     struct sw_generate_request req;
-    int json;                  /* one JSON object per prompt instead of the text */
-    int skip_special;          /* decode without special tokens (the EOS) */
+    int json;         /* one JSON object per prompt instead of the text */
+    int skip_special; /* decode without special tokens (the EOS) */
 };
 
 /* Open everything, then for each prompt (--prompt, --query, or every row of --messages, in
@@ -61,7 +62,7 @@ struct sw_conv;
 struct sw_template;
 struct sw_tokenizer;
 int sw_generate_encode_chat(const struct sw_tokenizer *tok, const struct sw_template *t,
-                            struct sw_conv *c, const char *system, const char *where,
-                            int32_t **ids, int64_t *n, char **reference);
+                            struct sw_conv *c, const char *system, const char *where, int32_t **ids,
+                            int64_t *n, char **reference);
 
 #endif

@@ -36,13 +36,16 @@ int sw_eval_farm_main(int argc, char **argv) {
     if (rc != 0) return rc > 0 ? 0 : rc;
     free(pos);
     struct sw_bench_backend *be = NULL;
-    if (!o.bind) rc = sw_err_set(SW_EUSAGE, "--bind ENDPOINT is required (e.g. tcp://*:5555)");
-    else if (!o.eval_dataset) rc = sw_err_set(SW_EUSAGE, "--eval_dataset is required");
-    else if (!o.eval_output_dir) rc = sw_err_set(SW_EUSAGE, "--eval_output_dir is required");
+    if (!o.bind)
+        rc = sw_err_set(SW_EUSAGE, "--bind ENDPOINT is required (e.g. tcp://*:5555)");
+    else if (!o.eval_dataset)
+        rc = sw_err_set(SW_EUSAGE, "--eval_dataset is required");
+    else if (!o.eval_output_dir)
+        rc = sw_err_set(SW_EUSAGE, "--eval_output_dir is required");
     if (rc == 0) {
         char id[4096];
-        snprintf(id, sizeof id, "local:%s%s%s", o.model ? o.model : "farm",
-                 o.adapters ? "+" : "", o.adapters ? o.adapters : "");
+        snprintf(id, sizeof id, "local:%s%s%s", o.model ? o.model : "farm", o.adapters ? "+" : "",
+                 o.adapters ? o.adapters : "");
         struct sw_bench_farm_opts fo = {o.bind, id, o.shard_size, o.shard_timeout, o.max_length};
         rc = sw_bench_farm_new(&fo, &be);
     }

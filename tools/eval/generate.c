@@ -43,20 +43,22 @@ static const struct sw_opt generate_table[] = {
      NULL},
     {"messages", SW_OPT_STRING, F(messages), NULL,
      "file of conversations, one per row (messages/sharegpt/query/alpaca JSON or JSON lines, "
-     "gzip ok, - = stdin); a final assistant turn is dropped and reported as reference", 0, 0,
-     NULL, NULL},
+     "gzip ok, - = stdin); a final assistant turn is dropped and reported as reference",
+     0, 0, NULL, NULL},
     {"system", SW_OPT_STRING, F(system), NULL,
      "system prompt for --query/--messages rows without one (\"\" = none; default: the "
-     "template's)", 0, 0, NULL, NULL},
+     "template's)",
+     0, 0, NULL, NULL},
     {"template", SW_OPT_STRING, F(template_name), NULL,
-     "chat template (default: recognised from tokenizer_config.json's chat_template)", 0, 0,
-     NULL, NULL},
+     "chat template (default: recognised from tokenizer_config.json's chat_template)", 0, 0, NULL,
+     NULL},
     {"max_new_tokens", SW_OPT_INT, F(max_new_tokens), "-1",
      "tokens to generate at most (-1: generation_config.json's max_new_tokens, else 128)", -1, 1e7,
      NULL, NULL},
     {"temperature", SW_OPT_FLOAT, F(temperature), "-1",
      "0 = greedy; > 0 = sample at this temperature; -1 = generation_config.json (sampling only "
-     "when its do_sample is true)", -1, 1e6, NULL, NULL},
+     "when its do_sample is true)",
+     -1, 1e6, NULL, NULL},
     {"top_k", SW_OPT_INT, F(top_k), "-1",
      "sampling: keep the k most likely tokens (0 = off; -1 = generation_config.json, else 50)", -1,
      1e9, NULL, NULL},
@@ -86,7 +88,8 @@ static const struct sw_cli generate_cli = {
              "--messages FILE) [options]",
     .summary =
         "Generate text and print it: one line per prompt, in input order (newlines, tabs and\n"
-        "backslashes in the text print as \\n, \\t and \\\\, so a line is a prompt's whole answer),\n"
+        "backslashes in the text print as \\n, \\t and \\\\, so a line is a prompt's whole "
+        "answer),\n"
         "or JSON lines with --json (the exact text). Runs on sw's inference engine (KV cache,\n"
         "continuous batching: the rows of --messages are generated together). Greedy decoding\n"
         "gives transformers' generate() ids exactly; sampling applies the repetition penalty,\n"

@@ -27,8 +27,8 @@
 #include <string.h>
 
 int sw_generate_encode_chat(const struct sw_tokenizer *tok, const struct sw_template *t,
-                            struct sw_conv *c, const char *system, const char *where,
-                            int32_t **ids, int64_t *n, char **reference) {
+                            struct sw_conv *c, const char *system, const char *where, int32_t **ids,
+                            int64_t *n, char **reference) {
     *ids = NULL;
     *n = 0;
     if (reference) *reference = NULL;
@@ -45,8 +45,8 @@ int sw_generate_encode_chat(const struct sw_tokenizer *tok, const struct sw_temp
         c->n_turns--;
     }
     if (c->n_turns == 0) return sw_err_set(SW_EFORMAT, "%s: the conversation has no turns", where);
-    struct sw_template_opts o = {.system = system, .loss = SW_LOSS_DEFAULT,
-                                 .add_generation_prompt = 1};
+    struct sw_template_opts o = {
+        .system = system, .loss = SW_LOSS_DEFAULT, .add_generation_prompt = 1};
     struct sw_template_tokens tk;
     struct sw_template_scratch scr;
     struct sw_template_sample s;
@@ -56,8 +56,10 @@ int sw_generate_encode_chat(const struct sw_tokenizer *tok, const struct sw_temp
     if (rc == 0) rc = sw_template_encode(t, tok, c, &o, &tk, where, &scr, &s);
     if (rc == 0) {
         *ids = malloc((s.n ? s.n : 1) * sizeof(int32_t));
-        if (!*ids) rc = sw_err_set(SW_ENOMEM, "out of memory");
-        else memcpy(*ids, s.ids, s.n * sizeof(int32_t)), *n = (int64_t)s.n;
+        if (!*ids)
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
+        else
+            memcpy(*ids, s.ids, s.n * sizeof(int32_t)), *n = (int64_t)s.n;
     }
     sw_template_sample_release(&s);
     sw_template_scratch_release(&scr);
@@ -153,7 +155,7 @@ static int write_err(void) {
 static int write_escaped(FILE *out, const char *text, size_t n) {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *esc = text[i] == '\\'  ? "\\\\"
+        const char *esc = text[i] == '\\'   ? "\\\\"
                           : text[i] == '\n' ? "\\n"
                           : text[i] == '\r' ? "\\r"
                           : text[i] == '\t' ? "\\t"
@@ -182,7 +184,8 @@ static int print_slot(struct gen_ctx *x, const struct slot *s) {
             free(text);
             return sw_err_set(SW_ENOMEM, "out of memory");
         }
-        for (int64_t i = 0; i < s->ng; i++) json_array_append_new(a, json_integer(s->gen[i]));
+        for (int64_t i = 0; i < s->ng; i++)
+            json_array_append_new(a, json_integer(s->gen[i]));
         json_object_set_new(j, "index", json_integer(s->index));
         json_object_set_new(j, "prompt_tokens", json_integer(s->n_prompt));
         json_object_set_new(j, "ids", a);
@@ -235,7 +238,8 @@ static int drain(struct gen_ctx *x, int rc) {
 /* Queue the prompt ids (taking reference); prints whatever finished meanwhile. */
 static int generate_one(struct gen_ctx *x, const int32_t *ids, int64_t n, char *reference) {
     int rc = 0;
-    while (rc == 0 && x->tail - x->head >= WINDOW) rc = pump(x, 1);
+    while (rc == 0 && x->tail - x->head >= WINDOW)
+        rc = pump(x, 1);
     if (rc < 0) {
         free(reference);
         return rc;
@@ -258,8 +262,10 @@ static int generate_one(struct gen_ctx *x, const int32_t *ids, int64_t n, char *
 
 static int need_template(struct gen_ctx *x) {
     if (x->tpl) return 0;
-    return sw_err_set(SW_EUSAGE, "the tokenizer's chat_template is missing or not recognised: "
-                      "pass --template (%s)", sw_template_names());
+    return sw_err_set(SW_EUSAGE,
+                      "the tokenizer's chat_template is missing or not recognised: "
+                      "pass --template (%s)",
+                      sw_template_names());
 }
 
 static int run_messages(struct gen_ctx *x) {
@@ -287,8 +293,10 @@ static int run_messages(struct gen_ctx *x) {
         struct sw_conv c;
         enum sw_dataset_format f = sw_dataset_detect(row2);
         if (f == SW_DSFMT_PREFERENCE || f == SW_DSFMT_KTO) f = SW_DSFMT_MESSAGES;
-        rc = f == SW_DSFMT_AUTO ? sw_err_set(SW_EFORMAT, "%s: not a conversation (messages, "
-                                             "conversations, query or instruction)", where)
+        rc = f == SW_DSFMT_AUTO ? sw_err_set(SW_EFORMAT,
+                                             "%s: not a conversation (messages, "
+                                             "conversations, query or instruction)",
+                                             where)
                                 : sw_dataset_row_to_conv(row2, f, where, &c);
         json_decref(row2);
         if (rc < 0) break;
@@ -316,8 +324,8 @@ static int run_query(struct gen_ctx *x) {
     int32_t *ids = NULL;
     int64_t n = 0;
     int rc = sw_conv_add(&c, SW_ROLE_USER, x->o->query);
-    if (rc == 0) rc = sw_generate_encode_chat(x->tok, x->tpl, &c, x->o->system, "--query", &ids,
-                                              &n, NULL);
+    if (rc == 0)
+        rc = sw_generate_encode_chat(x->tok, x->tpl, &c, x->o->system, "--query", &ids, &n, NULL);
     sw_conv_release(&c);
     if (rc == 0) rc = generate_one(x, ids, n, NULL);
     free(ids);
@@ -342,14 +350,17 @@ static void resolve_params(const struct sw_generate_request *rq,
     sw_sampling_params_init(p);
     int64_t gmax = has_g && g->max_new_tokens > 0 ? g->max_new_tokens : 128;
     p->max_tokens = rq->max_new_tokens >= 0 ? rq->max_new_tokens : gmax;
-    if (rq->temperature > 0) p->temperature = rq->temperature;
+    if (rq->temperature > 0)
+        p->temperature = rq->temperature;
     else if (rq->temperature < 0 && has_g && g->do_sample)
         p->temperature = g->temperature > 0 ? g->temperature : 1.0;
-    else p->temperature = 0;
+    else
+        p->temperature = 0;
     p->top_k = (int)(rq->top_k >= 0 ? rq->top_k : has_g && g->top_k >= 0 ? g->top_k : 50);
     p->top_p = rq->top_p >= 0 ? rq->top_p : has_g && g->top_p > 0 ? g->top_p : 1.0;
-    p->repetition_penalty = rq->repetition_penalty > 0 ? rq->repetition_penalty
-                            : has_g && g->repetition_penalty > 0 ? g->repetition_penalty : 1.0;
+    p->repetition_penalty = rq->repetition_penalty > 0           ? rq->repetition_penalty
+                            : has_g && g->repetition_penalty > 0 ? g->repetition_penalty
+                                                                 : 1.0;
     p->has_seed = 1;
     p->seed = rq->seed;
 }
@@ -392,10 +403,14 @@ int sw_generate_run(const struct sw_generate_opts *o, FILE *out) {
     sw_engine_eos_ids(x->e, &n_eos);
     if (n_eos == 0)
         sw_warn("no EOS id in generation_config.json, config.json or the tokenizer: generating "
-                "max_new_tokens (%lld) every time", (long long)x->params.max_tokens);
-    if (o->prompt) rc = run_prompt(x);
-    else if (o->query) rc = run_query(x);
-    else rc = run_messages(x);
+                "max_new_tokens (%lld) every time",
+                (long long)x->params.max_tokens);
+    if (o->prompt)
+        rc = run_prompt(x);
+    else if (o->query)
+        rc = run_query(x);
+    else
+        rc = run_messages(x);
     rc = drain(x, rc);
     sw_engine_close(x->e);
     free(x);

@@ -27,10 +27,11 @@ static const struct sw_opt logits_table[] = {
      NULL, NULL},
     {"input", SW_OPT_STRING, offsetof(struct logits_opts, input), NULL,
      "safetensors file with input_ids [B, T] (int32/int64) and optional attention_mask, labels, "
-     "position_ids; required", 0, 0, NULL, NULL},
+     "position_ids; required",
+     0, 0, NULL, NULL},
     {"output", SW_OPT_STRING, offsetof(struct logits_opts, output), NULL,
-     "safetensors file to write: logits F32 [B, T, V], loss F32 [1], count I64 [1]; required", 0,
-     0, NULL, NULL},
+     "safetensors file to write: logits F32 [B, T, V], loss F32 [1], count I64 [1]; required", 0, 0,
+     NULL, NULL},
     {"max_tokens", SW_OPT_INT, offsetof(struct logits_opts, max_tokens), "2048",
      "tokens per forward pass (rows are grouped to bound memory)", 1, 1e9, NULL, NULL},
     SW_HUB_OPT_ROWS(struct logits_opts),
@@ -62,7 +63,7 @@ int sw_eval_logits_main(int argc, char **argv) {
     free(pos);
     if (!o.model || !o.input || !o.output) {
         rc = sw_err_set(SW_EUSAGE, "--model, --input and --output are required "
-                        "(see sw-eval logits --help)");
+                                   "(see sw-eval logits --help)");
     } else if ((rc = sw_hub_resolve_arg(&o.model, SW_HUB_NEED_MODEL, o.use_hf, o.model_revision,
                                         o.hub_token)) == 0 &&
                (rc = sw_hub_resolve_arg(&o.adapter, SW_HUB_NEED_MODEL, o.use_hf, NULL,

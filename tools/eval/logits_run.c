@@ -26,18 +26,24 @@ static int read_ids(const struct sw_st_file *in, const char *path, const char *n
                  e->dtype == SW_DTYPE_I8 || e->dtype == SW_DTYPE_U8 || e->dtype == SW_DTYPE_U16 ||
                  e->dtype == SW_DTYPE_U32 || e->dtype == SW_DTYPE_U64 || e->dtype == SW_DTYPE_BOOL;
     if (!is_int || e->ndim != 2)
-        return sw_err_set(SW_EFORMAT, "%s: tensor '%s' must be an integer [B, T] tensor (got %s "
-                          "with %d dimensions)", path, name, sw_dtype_name(e->dtype), e->ndim);
+        return sw_err_set(SW_EFORMAT,
+                          "%s: tensor '%s' must be an integer [B, T] tensor (got %s "
+                          "with %d dimensions)",
+                          path, name, sw_dtype_name(e->dtype), e->ndim);
     if (*B == 0) {
         *B = e->shape[0];
         *T = e->shape[1];
         if (*B < 1 || *T < 1 || *B > INT32_MAX / *T)
-            return sw_err_set(SW_EFORMAT, "%s: tensor '%s' has shape [%lld, %lld]: need B, T >= 1 "
-                              "and B*T < 2^31", path, name, (long long)*B, (long long)*T);
+            return sw_err_set(SW_EFORMAT,
+                              "%s: tensor '%s' has shape [%lld, %lld]: need B, T >= 1 "
+                              "and B*T < 2^31",
+                              path, name, (long long)*B, (long long)*T);
     } else if (e->shape[0] != *B || e->shape[1] != *T) {
-        return sw_err_set(SW_EFORMAT, "%s: tensor '%s' has shape [%lld, %lld] but input_ids is "
-                          "[%lld, %lld]", path, name, (long long)e->shape[0],
-                          (long long)e->shape[1], (long long)*B, (long long)*T);
+        return sw_err_set(SW_EFORMAT,
+                          "%s: tensor '%s' has shape [%lld, %lld] but input_ids is "
+                          "[%lld, %lld]",
+                          path, name, (long long)e->shape[0], (long long)e->shape[1], (long long)*B,
+                          (long long)*T);
     }
     size_t n = (size_t)(*B * *T);
     int32_t *v = malloc(n * sizeof(int32_t));
@@ -72,11 +78,13 @@ static int write_output(const struct sw_eval_logits_opts *o, const float *logits
     SW_TRY_GOTO(rc, sw_st_writer_set_metadata(w, "model", o->model), out);
     if (o->adapter) SW_TRY_GOTO(rc, sw_st_writer_set_metadata(w, "adapter", o->adapter), out);
     SW_TRY_GOTO(rc, sw_st_writer_set_metadata(w, "loss_f64", buf), out);
-    SW_TRY_GOTO(rc, sw_st_writer_set_metadata(w, "loss_definition",
-                                              "mean over rows b and t < T-1 with labels[b,t+1] != "
-                                              "-100 of -log_softmax(logits[b,t])[labels[b,t+1]]; "
-                                              "labels = input_ids unless given; padding counted "
-                                              "(transformers' causal-LM loss)"), out);
+    SW_TRY_GOTO(rc,
+                sw_st_writer_set_metadata(w, "loss_definition",
+                                          "mean over rows b and t < T-1 with labels[b,t+1] != "
+                                          "-100 of -log_softmax(logits[b,t])[labels[b,t+1]]; "
+                                          "labels = input_ids unless given; padding counted "
+                                          "(transformers' causal-LM loss)"),
+                out);
     rc = sw_st_writer_write(w, o->output);
 out:
     sw_st_writer_free(w);

@@ -22,7 +22,8 @@ static const struct sw_cli_command commands[] = {
 
 int main(int argc, char **argv) {
     static const struct sw_cli_suite suite = {
-        "sw-eval", "Evaluate and run a Hugging Face model folder (and a PEFT LoRA adapter) on the CPU.",
+        "sw-eval",
+        "Evaluate and run a Hugging Face model folder (and a PEFT LoRA adapter) on the CPU.",
         commands, sizeof commands / sizeof commands[0], NULL};
     return sw_cli_main(&suite, argc, argv);
 }

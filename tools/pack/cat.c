@@ -87,7 +87,11 @@ static json_t *json_text(const char *t, size_t n) {
     size_t k = 0;
     const unsigned char *u = (const unsigned char *)t;
     for (size_t i = 0; i < n;) {
-        size_t len = u[i] < 0x80 ? 1 : (u[i] >> 5) == 6 ? 2 : (u[i] >> 4) == 14 ? 3 : (u[i] >> 3) == 30 ? 4 : 0;
+        size_t len = u[i] < 0x80         ? 1
+                     : (u[i] >> 5) == 6  ? 2
+                     : (u[i] >> 4) == 14 ? 3
+                     : (u[i] >> 3) == 30 ? 4
+                                         : 0;
         int ok = len > 0 && i + len <= n && u[i] != 0;
         for (size_t c = 1; ok && c < len; c++)
             ok = (u[i + c] & 0xC0) == 0x80;
@@ -112,7 +116,8 @@ static json_t *json_text(const char *t, size_t n) {
 }
 
 /* ms-swift's labels text: decoded runs of trained ids, "[-100 * N]" for runs without a loss. */
-static int labels_text(const struct sw_tokenizer *tok, const int32_t *lab, int64_t n, json_t **out) {
+static int labels_text(const struct sw_tokenizer *tok, const int32_t *lab, int64_t n,
+                       json_t **out) {
     size_t cap = 256, len = 0;
     char *buf = malloc(cap);
     int rc = buf ? 0 : sw_err_set(SW_ENOMEM, "out of memory");
@@ -145,7 +150,8 @@ static int labels_text(const struct sw_tokenizer *tok, const int32_t *lab, int64
         free(piece);
         i = j;
     }
-    if (rc == 0 && !(*out = json_text(buf ? buf : "", len))) rc = sw_err_set(SW_ENOMEM, "out of memory");
+    if (rc == 0 && !(*out = json_text(buf ? buf : "", len)))
+        rc = sw_err_set(SW_ENOMEM, "out of memory");
     free(buf);
     return rc;
 }
@@ -274,8 +280,9 @@ static int decode_record(FILE *out, const struct sw_tokenizer *tok, const struct
                         while (b > a && !mask[r * cols + b - 1])
                             b--;
                     }
-                    rc = print_seq(out, tok, rec, sides[k][0], rows > 1 || mask ? r : -1, -1,
-                                   ids + r * cols + a, lab ? lab + r * cols + a : NULL, b - a, live);
+                    rc =
+                        print_seq(out, tok, rec, sides[k][0], rows > 1 || mask ? r : -1, -1,
+                                  ids + r * cols + a, lab ? lab + r * cols + a : NULL, b - a, live);
                 }
             }
         }

@@ -18,6 +18,7 @@ static const struct sw_cli_command commands[] = {
 
 int main(int argc, char **argv) {
     static const struct sw_cli_suite suite = {
-        "sw-pack", "Turn datasets into token samples and packed batches, as sws streams.", commands, sizeof commands / sizeof commands[0], sw_pack_pack_main};
+        "sw-pack", "Turn datasets into token samples and packed batches, as sws streams.", commands,
+        sizeof commands / sizeof commands[0], sw_pack_pack_main};
     return sw_cli_main(&suite, argc, argv);
 }

@@ -17,10 +17,12 @@
 static const struct sw_opt pack_opt_table[] = {
     {"tokenizer", SW_OPT_STRING, O(tokenizer), NULL,
      "tokenizer or model folder (tokenizer.json[.gz] + tokenizer_config.json), or a hub id "
-     "(org/name: its tokenizer files are fetched into the hub cache); required", 0, 0, NULL, NULL},
+     "(org/name: its tokenizer files are fetched into the hub cache); required",
+     0, 0, NULL, NULL},
     {"dataset", SW_OPT_LIST, O(dataset), NULL,
      "datasets, comma-separated: FILE (.json/.jsonl, gzip ok), FOLDER, - (stdin), each with an "
-     "optional #N to sample N rows; required", 0, 0, NULL, NULL},
+     "optional #N to sample N rows; required",
+     0, 0, NULL, NULL},
     {"val_dataset", SW_OPT_LIST, O(val_dataset), NULL,
      "validation datasets (same syntax), written to --val_output", 0, 0, NULL, NULL},
     {"dataset_format", SW_OPT_CHOICE, O(dataset_format), "auto",
@@ -28,33 +30,40 @@ static const struct sw_opt pack_opt_table[] = {
      "auto|alpaca|sharegpt|messages|query|preference|kto|text", NULL},
     {"template", SW_OPT_STRING, O(template_name), NULL,
      "chat template (chatml|default|llama|llama3|qwen|qwen2_5|qwen3); default: recognised from "
-     "tokenizer_config.json's chat_template", 0, 0, NULL, NULL},
+     "tokenizer_config.json's chat_template",
+     0, 0, NULL, NULL},
     {"system", SW_OPT_STRING, O(system), NULL,
-     "system prompt for rows without one (overrides the template default; '' = none)", 0, 0, NULL, NULL},
+     "system prompt for rows without one (overrides the template default; '' = none)", 0, 0, NULL,
+     NULL},
     {"max_length", SW_OPT_INT, O(max_length), "2048",
      "longest sample in tokens (and the packed sequence length)", 1, 1 << 30, NULL, NULL},
     {"truncation_strategy", SW_OPT_CHOICE, O(truncation_strategy), "delete",
      "samples over max_length: delete them, or keep the left or right max_length tokens "
-     "(left = drop the start)", 0, 0, "delete|left|right", NULL},
+     "(left = drop the start)",
+     0, 0, "delete|left|right", NULL},
     {"loss_scale", SW_OPT_CHOICE, O(loss_scale), "default",
      "trained tokens: default = every assistant turn, last_round = the turns after the last "
-     "user/tool turn, all = every token", 0, 0, "default|last_round|all", NULL},
+     "user/tool turn, all = every token",
+     0, 0, "default|last_round|all", NULL},
     {"packing", SW_OPT_BOOL, O(packing), "false",
      "pack samples into sequences of max_length (bin packing; positions restart per sample)", 0, 0,
      NULL, NULL},
     {"packing_strategy", SW_OPT_CHOICE, O(packing_strategy), "binpack",
      "binpack = best-fit decreasing (ms-swift), ffd = first-fit decreasing, sequential = next-fit "
-     "in order", 0, 0, "binpack|ffd|sequential", NULL},
+     "in order",
+     0, 0, "binpack|ffd|sequential", NULL},
     {"packing_window", SW_OPT_INT, O(packing_window), "0",
      "samples packed together (0: all of them, or 10000 with --streaming); the least filled "
-     "sequence of a window joins the next", 0, 1e12, NULL, NULL},
+     "sequence of a window joins the next",
+     0, 1e12, NULL, NULL},
     {"padding_free", SW_OPT_BOOL, O(padding_free), "false",
      "batches as one flat row with cu_seqlens instead of right-padded rows", 0, 0, NULL, NULL},
     {"per_device_train_batch_size", SW_OPT_INT, O(per_device_train_batch_size), "1",
      "samples (or packed sequences) per batch record", 1, 1 << 20, NULL, NULL},
     {"batch", SW_OPT_BOOL, O(batch), "true",
      "write batch records; --no-batch writes one sample record per row (preference and KTO rows "
-     "are always samples)", 0, 0, NULL, NULL},
+     "are always samples)",
+     0, 0, NULL, NULL},
     {"data_seed", SW_OPT_INT, O(data_seed), "42", "seed of sampling, splitting and shuffling", 0,
      9.2e18, NULL, "seed"},
     {"dataset_shuffle", SW_OPT_BOOL, O(dataset_shuffle), "true",
@@ -64,12 +73,13 @@ static const struct sw_opt pack_opt_table[] = {
      "fraction of each dataset held out for validation (--val_output)", 0, 0.999999, NULL, NULL},
     {"streaming", SW_OPT_BOOL, O(streaming), "false",
      "bounded memory: read, tokenize and pack window by window (no global shuffle; #N takes the "
-     "first N rows)", 0, 0, NULL, NULL},
+     "first N rows)",
+     0, 0, NULL, NULL},
     {"dataset_num_proc", SW_OPT_INT, O(dataset_num_proc), "0",
      "tokenizer threads (0 = SW_NUM_THREADS or every core)", 0, 4096, NULL, NULL},
     {"skip_bad_rows", SW_OPT_BOOL, O(skip_bad_rows), "false",
-     "count and skip rows with errors (reported at the end) instead of stopping at the first", 0,
-     0, NULL, NULL},
+     "count and skip rows with errors (reported at the end) instead of stopping at the first", 0, 0,
+     NULL, NULL},
     {"check_tokenization", SW_OPT_INT, O(check_tokenization), "64",
      "verify that the first N rows tokenize piecewise exactly as whole texts", 0, 1e12, NULL, NULL},
     {"output", SW_OPT_STRING, O(output), "-", "output stream: file, - (stdout) or ZeroMQ endpoint",
@@ -109,16 +119,16 @@ static int check_opts(struct pack_opts *o) {
         return sw_err_set(SW_EUSAGE, "--val_dataset and --split_dataset_ratio exclude each other");
     if (o->streaming && o->split_dataset_ratio > 0)
         return sw_err_set(SW_EUSAGE, "--split_dataset_ratio needs the whole dataset in memory; "
-                          "with --streaming give --val_dataset");
+                                     "with --streaming give --val_dataset");
     if (!o->batch && (o->packing || o->padding_free))
         return sw_err_set(SW_EUSAGE, "--%s writes batch records; it does not go with --no-batch",
                           o->packing ? "packing" : "padding_free");
-    if (o->packing && o->padding_free)
-        sw_debug("--padding_free is implied by --packing");
+    if (o->packing && o->padding_free) sw_debug("--padding_free is implied by --packing");
     if (o->val_output && o->output && strcmp(o->val_output, o->output) == 0)
         return sw_err_set(SW_EUSAGE, "--val_output and --output are the same");
     if (o->template_name && !sw_template_get(o->template_name))
-        return sw_err_set(SW_EUSAGE, "unknown template '%s' (%s)", o->template_name, sw_template_names());
+        return sw_err_set(SW_EUSAGE, "unknown template '%s' (%s)", o->template_name,
+                          sw_template_names());
     return 0;
 }
 

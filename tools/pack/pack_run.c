@@ -41,10 +41,14 @@ void pack_emit_opts(const struct pack_ctx *x, struct sw_emit_opts *eo) {
     eo->kind = x->kind == KIND_PREFERENCE ? SW_EMIT_PREFERENCE
                : x->kind == KIND_KTO      ? SW_EMIT_KTO
                                           : SW_EMIT_SFT;
-    if (eo->kind != SW_EMIT_SFT || !o->batch) eo->mode = SW_EMIT_SAMPLES;
-    else if (o->packing) eo->mode = SW_EMIT_PACKED;
-    else if (o->padding_free) eo->mode = SW_EMIT_FLAT;
-    else eo->mode = SW_EMIT_PADDED;
+    if (eo->kind != SW_EMIT_SFT || !o->batch)
+        eo->mode = SW_EMIT_SAMPLES;
+    else if (o->packing)
+        eo->mode = SW_EMIT_PACKED;
+    else if (o->padding_free)
+        eo->mode = SW_EMIT_FLAT;
+    else
+        eo->mode = SW_EMIT_PADDED;
     eo->batch_size = (size_t)o->per_device_train_batch_size;
     eo->max_length = (uint32_t)o->max_length;
     eo->packing_window = (size_t)o->packing_window;
@@ -102,7 +106,8 @@ static void tokenize_one(struct pack_ctx *x, const struct sw_example *ex, uint64
         return;
     }
     it->truncated = t1 == 1 || t2 == 1;
-    if (sw_template_sample_trained(&it->s) == 0 || (ex->conv.rejected && sw_template_sample_trained(&it->r) == 0))
+    if (sw_template_sample_trained(&it->s) == 0 ||
+        (ex->conv.rejected && sw_template_sample_trained(&it->r) == 0))
         it->status = ITEM_NO_LOSS;
 }
 
@@ -116,7 +121,8 @@ static void tokenize_chunk(struct pack_ctx *x, const struct sw_example *ex, size
         struct sw_template_scratch scr;
         memset(&scr, 0, sizeof scr);
 #pragma omp for schedule(dynamic, 16)
-        for (long i = 0; i < (long)n; i++) tokenize_one(x, &ex[i], first_index + (uint64_t)i, &scr, &items[i]);
+        for (long i = 0; i < (long)n; i++)
+            tokenize_one(x, &ex[i], first_index + (uint64_t)i, &scr, &items[i]);
         sw_template_scratch_release(&scr);
     }
 }
@@ -151,15 +157,22 @@ static int open_sink(struct pack_ctx *x, struct sink *s) {
     if (!meta) return SW_ENOMEM;
     const struct pack_opts *o = x->o;
     int rc = 0;
-#define TRYM(e) do { if (rc == 0) rc = (e); } while (0)
+#define TRYM(e)                                                                                    \
+    do {                                                                                           \
+        if (rc == 0) rc = (e);                                                                     \
+    } while (0)
     TRYM(sw_record_put_str(meta, "split", s->split));
-    TRYM(sw_record_put_str(meta, "data_kind", x->kind == KIND_PREFERENCE ? "preference"
-                                              : x->kind == KIND_KTO ? "kto" : "sft"));
+    TRYM(sw_record_put_str(meta, "data_kind",
+                           x->kind == KIND_PREFERENCE ? "preference"
+                           : x->kind == KIND_KTO      ? "kto"
+                                                      : "sft"));
     TRYM(sw_record_put_str(meta, "tokenizer", o->tokenizer));
     TRYM(sw_record_put_str(meta, "tokenizer_sha256", sw_tokenizer_hash_hex(x->tok)));
     TRYM(sw_record_put_uint(meta, "vocab_size", sw_tokenizer_vocab_size(x->tok)));
-    if (x->tpl) TRYM(sw_record_put_str(meta, "template", sw_template_name(x->tpl)));
-    else TRYM(sw_record_put_nil(meta, "template"));
+    if (x->tpl)
+        TRYM(sw_record_put_str(meta, "template", sw_template_name(x->tpl)));
+    else
+        TRYM(sw_record_put_nil(meta, "template"));
     if (o->system) TRYM(sw_record_put_str(meta, "system", o->system));
     TRYM(sw_record_put_int(meta, "max_length", o->max_length));
     TRYM(sw_record_put_str(meta, "truncation_strategy", o->truncation_strategy));
@@ -187,8 +200,10 @@ static int open_sink(struct pack_ctx *x, struct sink *s) {
         for (size_t j = 0; j < s->specs[i].n_files; j++, h++) {
             TRYM(sw_record_put_map_begin(meta, NULL));
             TRYM(sw_record_put_str(meta, "path", s->specs[i].files[j]));
-            if (s->hashes[h]) TRYM(sw_record_put_str(meta, "sha256", s->hashes[h]));
-            else TRYM(sw_record_put_nil(meta, "sha256"));
+            if (s->hashes[h])
+                TRYM(sw_record_put_str(meta, "sha256", s->hashes[h]));
+            else
+                TRYM(sw_record_put_nil(meta, "sha256"));
             TRYM(sw_record_put_end(meta));
         }
         TRYM(sw_record_put_end(meta));
@@ -197,8 +212,10 @@ static int open_sink(struct pack_ctx *x, struct sink *s) {
     TRYM(sw_record_put_end(meta));
     if (s->have_counts_in_header) {
         json_t *j = pack_counts_json(x, &s->counts);
-        if (!j) rc = rc ? rc : SW_ENOMEM;
-        else TRYM(pack_put_json(meta, "counts", j));
+        if (!j)
+            rc = rc ? rc : SW_ENOMEM;
+        else
+            TRYM(pack_put_json(meta, "counts", j));
         json_decref(j);
     }
 #undef TRYM
@@ -252,16 +269,18 @@ static int classify(struct pack_ctx *x, struct pack_counts *c, struct pack_item 
             int code = it->code;
             if (!x->o->skip_bad_rows || code != SW_EFORMAT) return sw_err_set(code, "%s", it->err);
             c->rows_bad++;
-            if (++*bad_seen <= BAD_SHOWN) sw_warn("skipping bad row: %s", it->err);
-            else sw_debug("skipping bad row: %s", it->err);
+            if (++*bad_seen <= BAD_SHOWN)
+                sw_warn("skipping bad row: %s", it->err);
+            else
+                sw_debug("skipping bad row: %s", it->err);
             item_release(it);
             it->status = ITEM_BAD;
             continue;
         }
         case ITEM_DELETED:
             c->rows_deleted++;
-            sw_debug("%s:%ld: longer than max_length %lld; row deleted", x->files[it->file], it->line,
-                     (long long)x->o->max_length);
+            sw_debug("%s:%ld: longer than max_length %lld; row deleted", x->files[it->file],
+                     it->line, (long long)x->o->max_length);
             item_release(it);
             it->status = ITEM_DELETED;
             continue;
@@ -281,11 +300,13 @@ static int classify(struct pack_ctx *x, struct pack_counts *c, struct pack_item 
                 return sw_err_set(SW_EUSAGE, "%s:%ld: --packing does not apply to %s rows",
                                   x->files[it->file], it->line, kind_name(k));
             if (k != KIND_SFT && x->o->batch)
-                sw_info("%s rows are written as sample records (pairs are not batched)", kind_name(k));
+                sw_info("%s rows are written as sample records (pairs are not batched)",
+                        kind_name(k));
         } else if (k != x->kind) {
-            return sw_err_set(SW_EFORMAT, "%s:%ld: a %s row among %s rows (a stream carries one kind; "
-                              "pack them separately)", x->files[it->file], it->line, kind_name(k),
-                              kind_name(x->kind));
+            return sw_err_set(SW_EFORMAT,
+                              "%s:%ld: a %s row among %s rows (a stream carries one kind; "
+                              "pack them separately)",
+                              x->files[it->file], it->line, kind_name(k), kind_name(x->kind));
         }
         c->rows_truncated += it->truncated;
         c->rows_out++;
@@ -316,7 +337,8 @@ static int emit_items(struct pack_ctx *x, struct sink *s, struct pack_item *item
 
 static int hash_specs(const struct sw_dataset_spec *specs, size_t n, char ***out) {
     size_t total = 0;
-    for (size_t i = 0; i < n; i++) total += specs[i].n_files;
+    for (size_t i = 0; i < n; i++)
+        total += specs[i].n_files;
     char **h = calloc(total ? total : 1, sizeof *h);
     if (!h) return sw_err_set(SW_ENOMEM, "out of memory");
     size_t k = 0;
@@ -336,12 +358,15 @@ static int hash_specs(const struct sw_dataset_spec *specs, size_t n, char ***out
 static void free_hashes(char **h, const struct sw_dataset_spec *specs, size_t n) {
     if (!h) return;
     size_t total = 0;
-    for (size_t i = 0; i < n; i++) total += specs[i].n_files;
-    for (size_t i = 0; i < total; i++) free(h[i]);
+    for (size_t i = 0; i < n; i++)
+        total += specs[i].n_files;
+    for (size_t i = 0; i < total; i++)
+        free(h[i]);
     free(h);
 }
 
-/* ---- in memory -------------------------------------------------------------------------------- */
+/* ---- in memory --------------------------------------------------------------------------------
+ */
 
 /* Tokenize examples[0..n) chunk by chunk into items[0..n) (with progress), freeing the
  * conversations as they are done with, then classify them all. */
@@ -354,7 +379,8 @@ static int tokenize_all(struct pack_ctx *x, struct sink *s, struct sw_example *e
         size_t m = n - base < CHUNK ? n - base : CHUNK;
         tokenize_chunk(x, ex + base, m, x->checked, items + base);
         x->checked += m;
-        for (size_t i = 0; i < m; i++) sw_conv_release(&ex[base + i].conv);
+        for (size_t i = 0; i < m; i++)
+            sw_conv_release(&ex[base + i].conv);
         sw_progress_add(p, m);
     }
     return classify(x, &s->counts, items, n, bad_seen);
@@ -362,7 +388,8 @@ static int tokenize_all(struct pack_ctx *x, struct sink *s, struct sw_example *e
 
 static void items_free(struct pack_item *items, size_t n) {
     if (!items) return;
-    for (size_t i = 0; i < n; i++) item_release(&items[i]);
+    for (size_t i = 0; i < n; i++)
+        item_release(&items[i]);
     free(items);
 }
 
@@ -439,7 +466,8 @@ static int run_memory(struct pack_ctx *x, struct sink *train, struct sink *val,
     return rc;
 }
 
-/* ---- streaming ---------------------------------------------------------------------------------- */
+/* ---- streaming ----------------------------------------------------------------------------------
+ */
 
 static int run_stream_one(struct pack_ctx *x, struct sink *s, const struct sw_dataset_opts *dopts,
                           struct sw_progress *p, uint64_t *bad_seen) {
@@ -472,11 +500,13 @@ static int run_stream_one(struct pack_ctx *x, struct sink *s, const struct sw_da
         if (rc == 0 && x->o->dataset_shuffle && m > 1) {
             /* A bounded shuffle: the rows of one chunk. */
             uint64_t perm[CHUNK];
-            for (size_t i = 0; i < m; i++) perm[i] = i;
+            for (size_t i = 0; i < m; i++)
+                perm[i] = i;
             sw_rng_shuffle_u64(&rng, perm, m);
             struct sw_example *tmp = malloc(m * sizeof *tmp);
             if (!tmp) rc = sw_err_set(SW_ENOMEM, "out of memory");
-            for (size_t i = 0; rc == 0 && i < m; i++) tmp[i] = ex[perm[i]];
+            for (size_t i = 0; rc == 0 && i < m; i++)
+                tmp[i] = ex[perm[i]];
             if (rc == 0) memcpy(ex, tmp, m * sizeof *tmp);
             free(tmp);
         }
@@ -520,8 +550,10 @@ static int setup(struct pack_ctx *x, const struct pack_opts *o) {
     SW_TRY(sw_dataset_format_parse(o->dataset_format, &x->format));
     x->topts.loss = ls;
     x->topts.system = o->system;
-    if (o->dataset_num_proc > 0) sw_parallel_set_threads((int)o->dataset_num_proc);
-    else sw_parallel_init();
+    if (o->dataset_num_proc > 0)
+        sw_parallel_set_threads((int)o->dataset_num_proc);
+    else
+        sw_parallel_init();
     double t0 = now_s();
     int rc = sw_tokenizer_load(o->tokenizer, &x->tok);
     if (rc < 0) return sw_err_wrap(rc, "--tokenizer '%s'", o->tokenizer);
@@ -531,7 +563,8 @@ static int setup(struct pack_ctx *x, const struct pack_opts *o) {
     } else {
         x->tpl = sw_template_detect(sw_tokenizer_chat_template(x->tok));
         if (x->tpl)
-            sw_info("template '%s' (recognised from the tokenizer's chat_template)", sw_template_name(x->tpl));
+            sw_info("template '%s' (recognised from the tokenizer's chat_template)",
+                    sw_template_name(x->tpl));
         else
             sw_info("no --template and the tokenizer's chat_template is not recognised: only plain "
                     "text rows can be packed");
@@ -585,7 +618,9 @@ int pack_run(const struct pack_opts *o) {
     double secs = now_s() - t0;
     if (rc == 0) {
         pack_stats_log(&x, &train.counts, val.target ? &val.counts : NULL, secs);
-        if (o->stats) rc = pack_stats_write(o->stats, &x, &train.counts, val.target ? &val.counts : NULL, secs);
+        if (o->stats)
+            rc = pack_stats_write(o->stats, &x, &train.counts, val.target ? &val.counts : NULL,
+                                  secs);
     }
     /* On error: drop unfinished streams (no end record; a file target is not created). */
     sw_emitter_free(train.em);

@@ -31,7 +31,8 @@ int pack_put_json(struct sw_record_builder *b, const char *key, const json_t *v)
         json_array_foreach(v, i, x) SW_TRY(pack_put_json(b, NULL, x));
         return sw_record_put_end(b);
     }
-    case JSON_STRING: return sw_record_put_strn(b, key, json_string_value(v), json_string_length(v));
+    case JSON_STRING:
+        return sw_record_put_strn(b, key, json_string_value(v), json_string_length(v));
     case JSON_INTEGER: return sw_record_put_int(b, key, json_integer_value(v));
     case JSON_REAL: return sw_record_put_double(b, key, json_real_value(v));
     case JSON_TRUE: return sw_record_put_bool(b, key, 1);
@@ -45,22 +46,17 @@ static double efficiency(const struct pack_ctx *x, const struct pack_counts *c) 
 }
 
 json_t *pack_counts_json(const struct pack_ctx *x, const struct pack_counts *c) {
-    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                          "rows_read", (json_int_t)c->rows_read,
-                          "rows_repeated", (json_int_t)c->rows_repeated,
-                          "rows_from_split", (json_int_t)c->rows_from_split,
-                          "rows_bad", (json_int_t)c->rows_bad,
-                          "rows_unsampled", (json_int_t)c->rows_unsampled,
-                          "rows_to_validation", (json_int_t)c->rows_to_val,
-                          "rows_sampled", (json_int_t)c->rows_sampled,
-                          "rows_tokenized", (json_int_t)c->rows_tokenized,
-                          "rows_deleted", (json_int_t)c->rows_deleted,
-                          "rows_truncated", (json_int_t)c->rows_truncated,
-                          "rows_no_loss", (json_int_t)c->rows_no_loss,
-                          "rows_out", (json_int_t)c->rows_out,
-                          "tokens", (json_int_t)c->tokens,
-                          "loss_tokens", (json_int_t)c->loss_tokens,
-                          "max_sample_length", (json_int_t)c->max_sample_len);
+    json_t *j = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rows_read",
+        (json_int_t)c->rows_read, "rows_repeated", (json_int_t)c->rows_repeated, "rows_from_split",
+        (json_int_t)c->rows_from_split, "rows_bad", (json_int_t)c->rows_bad, "rows_unsampled",
+        (json_int_t)c->rows_unsampled, "rows_to_validation", (json_int_t)c->rows_to_val,
+        "rows_sampled", (json_int_t)c->rows_sampled, "rows_tokenized",
+        (json_int_t)c->rows_tokenized, "rows_deleted", (json_int_t)c->rows_deleted,
+        "rows_truncated", (json_int_t)c->rows_truncated, "rows_no_loss",
+        (json_int_t)c->rows_no_loss, "rows_out", (json_int_t)c->rows_out, "tokens",
+        (json_int_t)c->tokens, "loss_tokens", (json_int_t)c->loss_tokens, "max_sample_length",
+        (json_int_t)c->max_sample_len);
     if (!j) return NULL;
     /* Record-level counts exist once records were written (not yet in a header). */
     if (c->out.records) {
@@ -70,7 +66,8 @@ json_t *pack_counts_json(const struct pack_ctx *x, const struct pack_counts *c) 
             json_object_set_new(j, "sequences", json_integer((json_int_t)c->out.sequences));
             json_object_set_new(j, "packing_efficiency", json_real(efficiency(x, c)));
         } else if (x->o->batch && !x->o->padding_free) {
-            json_object_set_new(j, "padding_tokens", json_integer((json_int_t)c->out.padded_tokens));
+            json_object_set_new(j, "padding_tokens",
+                                json_integer((json_int_t)c->out.padded_tokens));
         }
     }
     return j;
@@ -79,11 +76,13 @@ json_t *pack_counts_json(const struct pack_ctx *x, const struct pack_counts *c) 
 /* The row counts as a sum that adds up, every term named (terms that cannot apply are left
  * out): "2000 rows read = 9 kept + 36 deleted (over max_length 64) + ... + 1950 unsampled (#N) +
  * 5 to validation". */
-static void log_counts(const struct pack_ctx *x, const char *what, const struct pack_counts *c, double secs) {
+static void log_counts(const struct pack_ctx *x, const char *what, const struct pack_counts *c,
+                       double secs) {
     char in[160], out[600];
     int n = 0;
     if (c->rows_from_split && !c->rows_read)
-        n = snprintf(in, sizeof in, "%llu rows from the split", (unsigned long long)c->rows_from_split);
+        n = snprintf(in, sizeof in, "%llu rows from the split",
+                     (unsigned long long)c->rows_from_split);
     else
         n = snprintf(in, sizeof in, "%llu rows read", (unsigned long long)c->rows_read);
     if (c->rows_repeated && n > 0)
@@ -108,9 +107,11 @@ static void log_counts(const struct pack_ctx *x, const char *what, const struct 
     char extra[160] = "";
     if (x->o->packing && x->kind == KIND_SFT)
         snprintf(extra, sizeof extra, ", %llu packed sequences of %lld, efficiency %.2f%%",
-                 (unsigned long long)c->out.sequences, (long long)x->o->max_length, 100 * efficiency(x, c));
+                 (unsigned long long)c->out.sequences, (long long)x->o->max_length,
+                 100 * efficiency(x, c));
     else if (x->kind == KIND_SFT && x->o->batch && !x->o->padding_free && c->tokens)
-        snprintf(extra, sizeof extra, ", %llu padding tokens (%.1f%%)", (unsigned long long)c->out.padded_tokens,
+        snprintf(extra, sizeof extra, ", %llu padding tokens (%.1f%%)",
+                 (unsigned long long)c->out.padded_tokens,
                  100.0 * (double)c->out.padded_tokens / (double)(c->tokens + c->out.padded_tokens));
     sw_info("%s: %llu tokens (%llu trained), %llu records%s", what, (unsigned long long)c->tokens,
             (unsigned long long)c->loss_tokens, (unsigned long long)c->out.records, extra);
@@ -124,7 +125,8 @@ void pack_stats_log(const struct pack_ctx *x, const struct pack_counts *train,
     uint64_t rows = train->rows_tokenized + (val ? val->rows_tokenized : 0);
     uint64_t toks = train->tokens + (val ? val->tokens : 0);
     if (seconds > 0)
-        sw_info("%.2f s: %.0f rows/s, %.0f tokens/s", seconds, (double)rows / seconds, (double)toks / seconds);
+        sw_info("%.2f s: %.0f rows/s, %.0f tokens/s", seconds, (double)rows / seconds,
+                (double)toks / seconds);
 }
 
 int pack_stats_write(const char *path, const struct pack_ctx *x, const struct pack_counts *train,
@@ -142,7 +144,8 @@ int pack_stats_write(const char *path, const struct pack_ctx *x, const struct pa
     uint64_t rows = train->rows_tokenized + (val ? val->rows_tokenized : 0);
     uint64_t toks = train->tokens + (val ? val->tokens : 0);
     json_object_set_new(j, "rows_per_second", json_real(seconds > 0 ? (double)rows / seconds : 0));
-    json_object_set_new(j, "tokens_per_second", json_real(seconds > 0 ? (double)toks / seconds : 0));
+    json_object_set_new(j, "tokens_per_second",
+                        json_real(seconds > 0 ? (double)toks / seconds : 0));
     char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(j);
     if (!text) return sw_err_set(SW_ENOMEM, "out of memory");

@@ -29,9 +29,11 @@ struct tok_opts {
 
 static const struct sw_opt tokenize_table[] = {
     {"tokenizer", SW_OPT_STRING, offsetof(struct tok_opts, tokenizer), NULL,
-     "tokenizer or model folder (tokenizer.json[.gz]) or hub id (org/name); required", 0, 0, NULL, NULL},
+     "tokenizer or model folder (tokenizer.json[.gz]) or hub id (org/name); required", 0, 0, NULL,
+     NULL},
     {"add_special_tokens", SW_OPT_BOOL, offsetof(struct tok_opts, add_special_tokens), "false",
-     "apply the tokenizer's post-processor (BOS etc.), as transformers' add_special_tokens", 0, 0, NULL, NULL},
+     "apply the tokenizer's post-processor (BOS etc.), as transformers' add_special_tokens", 0, 0,
+     NULL, NULL},
     {"dataset_num_proc", SW_OPT_INT, offsetof(struct tok_opts, num_proc), "0",
      "threads (0 = SW_NUM_THREADS or every core)", 0, 4096, NULL, NULL},
     SW_HUB_OPT_ROWS(struct tok_opts),
@@ -40,7 +42,8 @@ static const struct sw_opt tokenize_table[] = {
 
 static const struct sw_opt detokenize_table[] = {
     {"tokenizer", SW_OPT_STRING, offsetof(struct tok_opts, tokenizer), NULL,
-     "tokenizer or model folder (tokenizer.json[.gz]) or hub id (org/name); required", 0, 0, NULL, NULL},
+     "tokenizer or model folder (tokenizer.json[.gz]) or hub id (org/name); required", 0, 0, NULL,
+     NULL},
     {"skip_special_tokens", SW_OPT_BOOL, offsetof(struct tok_opts, skip_special_tokens), "false",
      "drop special tokens from the text, as transformers' skip_special_tokens", 0, 0, NULL, NULL},
     {"dataset_num_proc", SW_OPT_INT, offsetof(struct tok_opts, num_proc), "0",
@@ -53,8 +56,9 @@ static const struct sw_cli tokenize_cli = {
     .tool = "sw-pack",
     .command = "tokenize",
     .usage = "sw-pack tokenize --tokenizer DIR [options] [FILE|-]",
-    .summary = "Read JSON lines {\"text\": ...} (stdin or FILE) and write {\"ids\": [...]} lines in the\n"
-               "same order, tokenized on every core.",
+    .summary =
+        "Read JSON lines {\"text\": ...} (stdin or FILE) and write {\"ids\": [...]} lines in the\n"
+        "same order, tokenized on every core.",
     .opts = tokenize_table,
     .min_pos = 0,
     .max_pos = 1,
@@ -64,23 +68,25 @@ static const struct sw_cli detokenize_cli = {
     .tool = "sw-pack",
     .command = "detokenize",
     .usage = "sw-pack detokenize --tokenizer DIR [options] [FILE|-]",
-    .summary = "Read JSON lines {\"ids\": [...]} (stdin or FILE) and write {\"text\": ...} lines in the\n"
-               "same order.",
+    .summary =
+        "Read JSON lines {\"ids\": [...]} (stdin or FILE) and write {\"text\": ...} lines in the\n"
+        "same order.",
     .opts = detokenize_table,
     .min_pos = 0,
     .max_pos = 1,
 };
 
 struct line {
-    char *text;  /* input line (owned) */
+    char *text; /* input line (owned) */
     long lineno;
-    char *out;   /* output line without newline (owned), or NULL with err */
+    char *out; /* output line without newline (owned), or NULL with err */
     char *err;
     int code;
 };
 
 /* {"text": s} -> {"ids":[...]} */
-static void do_tokenize(const struct sw_tokenizer *tok, int add_special, const char *name, struct line *l) {
+static void do_tokenize(const struct sw_tokenizer *tok, int add_special, const char *name,
+                        struct line *l) {
     json_error_t e;
     /* "\u0000" is valid JSON and HF tokenizers encode U+0000: keep it (the length below counts
      * it). */
@@ -91,7 +97,8 @@ static void do_tokenize(const struct sw_tokenizer *tok, int add_special, const c
     if (!j) {
         l->code = sw_err_set(SW_EFORMAT, "%s:%ld: invalid JSON: %s", name, l->lineno, e.text);
     } else if (!t || !json_is_string(t)) {
-        l->code = sw_err_set(SW_EFORMAT, "%s:%ld: expected an object with a string field 'text'", name, l->lineno);
+        l->code = sw_err_set(SW_EFORMAT, "%s:%ld: expected an object with a string field 'text'",
+                             name, l->lineno);
     } else {
         s = json_string_value(t);
         n = json_string_length(t);
@@ -105,7 +112,8 @@ static void do_tokenize(const struct sw_tokenizer *tok, int add_special, const c
                 l->code = sw_err_set(SW_ENOMEM, "out of memory");
             } else {
                 p += sprintf(p, "{\"ids\":[");
-                for (size_t i = 0; i < k; i++) p += sprintf(p, i ? ",%d" : "%d", ids[i]);
+                for (size_t i = 0; i < k; i++)
+                    p += sprintf(p, i ? ",%d" : "%d", ids[i]);
                 sprintf(p, "]}");
                 l->out = o;
             }
@@ -117,7 +125,8 @@ static void do_tokenize(const struct sw_tokenizer *tok, int add_special, const c
 }
 
 /* {"ids": [...]} -> {"text": s} */
-static void do_detokenize(const struct sw_tokenizer *tok, int skip, const char *name, struct line *l) {
+static void do_detokenize(const struct sw_tokenizer *tok, int skip, const char *name,
+                          struct line *l) {
     json_error_t e;
     json_t *j = json_loads(l->text, 0, &e);
     json_t *a = j ? json_object_get(j, "ids") : NULL;
@@ -125,7 +134,8 @@ static void do_detokenize(const struct sw_tokenizer *tok, int skip, const char *
     if (!j) {
         l->code = sw_err_set(SW_EFORMAT, "%s:%ld: invalid JSON: %s", name, l->lineno, e.text);
     } else if (!a || !json_is_array(a)) {
-        l->code = sw_err_set(SW_EFORMAT, "%s:%ld: expected an object with an array field 'ids'", name, l->lineno);
+        l->code = sw_err_set(SW_EFORMAT, "%s:%ld: expected an object with an array field 'ids'",
+                             name, l->lineno);
     } else {
         size_t n = json_array_size(a), i;
         json_t *v;
@@ -133,9 +143,10 @@ static void do_detokenize(const struct sw_tokenizer *tok, int skip, const char *
         if (!ids) l->code = sw_err_set(SW_ENOMEM, "out of memory");
         json_array_foreach(a, i, v) {
             if (l->code < 0) break;
-            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
-                l->code = sw_err_set(SW_EFORMAT, "%s:%ld: field 'ids[%zu]': expected a token id", name,
-                                     l->lineno, i);
+            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                json_integer_value(v) > INT32_MAX) {
+                l->code = sw_err_set(SW_EFORMAT, "%s:%ld: field 'ids[%zu]': expected a token id",
+                                     name, l->lineno, i);
                 break;
             }
             ids[i] = (int32_t)json_integer_value(v);
@@ -161,8 +172,10 @@ static void do_detokenize(const struct sw_tokenizer *tok, int skip, const char *
 
 static int run(const struct tok_opts *o, const char *src, int detok) {
     if (!o->tokenizer) return sw_err_set(SW_EUSAGE, "--tokenizer is required");
-    if (o->num_proc > 0) sw_parallel_set_threads((int)o->num_proc);
-    else sw_parallel_init();
+    if (o->num_proc > 0)
+        sw_parallel_set_threads((int)o->num_proc);
+    else
+        sw_parallel_init();
     struct sw_tokenizer *tok;
     int rc = sw_tokenizer_load(o->tokenizer, &tok);
     if (rc < 0) return sw_err_wrap(rc, "--tokenizer '%s'", o->tokenizer);
@@ -191,9 +204,11 @@ static int run(const struct tok_opts *o, const char *src, int detok) {
             }
             lineno++;
             size_t k = (size_t)len;
-            while (k && (buf[k - 1] == '\n' || buf[k - 1] == '\r')) buf[--k] = '\0';
+            while (k && (buf[k - 1] == '\n' || buf[k - 1] == '\r'))
+                buf[--k] = '\0';
             size_t b = 0;
-            while (b < k && (buf[b] == ' ' || buf[b] == '\t')) b++;
+            while (b < k && (buf[b] == ' ' || buf[b] == '\t'))
+                b++;
             if (b == k) { /* blank line */
                 free(buf);
                 continue;
@@ -205,8 +220,10 @@ static int run(const struct tok_opts *o, const char *src, int detok) {
         int nt = sw_parallel_threads();
 #pragma omp parallel for schedule(dynamic, 16) num_threads(nt)
         for (long i = 0; i < (long)n; i++) {
-            if (detok) do_detokenize(tok, o->skip_special_tokens, name, &lines[i]);
-            else do_tokenize(tok, o->add_special_tokens, name, &lines[i]);
+            if (detok)
+                do_detokenize(tok, o->skip_special_tokens, name, &lines[i]);
+            else
+                do_tokenize(tok, o->add_special_tokens, name, &lines[i]);
         }
         for (size_t i = 0; i < n; i++) {
             if (rc == 0 && lines[i].code < 0) rc = sw_err_set(lines[i].code, "%s", lines[i].err);
@@ -222,14 +239,16 @@ static int run(const struct tok_opts *o, const char *src, int detok) {
             memset(&lines[i], 0, sizeof lines[i]);
         }
     }
-    if (rc == 0 && fflush(stdout) != 0) rc = errno == EPIPE ? SW_EPIPE : sw_err_errno("cannot write to stdout");
+    if (rc == 0 && fflush(stdout) != 0)
+        rc = errno == EPIPE ? SW_EPIPE : sw_err_errno("cannot write to stdout");
     free(lines);
     if (!is_stdin) fclose(in);
     sw_tokenizer_free(tok);
     return rc;
 }
 
-static int main_common(const struct sw_cli *cli, const struct sw_opt *table, int argc, char **argv, int detok) {
+static int main_common(const struct sw_cli *cli, const struct sw_opt *table, int argc, char **argv,
+                       int detok) {
     struct tok_opts o;
     memset(&o, 0, sizeof o);
     char **pos = NULL;

@@ -59,13 +59,15 @@ static int dequant(const char *in, const char *out) {
             break;
         }
         if ((rc = sw_ggml_dequantize(t->type, t->data, bufs[i], numel)) < 0) break;
-        for (int d = 0; d < t->n_dims; d++) shape[d] = t->ne[t->n_dims - 1 - d];
+        for (int d = 0; d < t->n_dims; d++)
+            shape[d] = t->ne[t->n_dims - 1 - d];
         struct sw_tensor v;
         if ((rc = sw_tensor_init(&v, SW_DTYPE_F32, t->n_dims, shape, bufs[i])) == 0)
             rc = sw_st_writer_add(w, t->name, &v);
     }
     if (rc == 0) rc = sw_st_writer_write(w, out);
-    for (int i = 0; i < n && bufs; i++) free(bufs[i]);
+    for (int i = 0; i < n && bufs; i++)
+        free(bufs[i]);
     free(bufs);
     sw_st_writer_free(w);
     sw_gguf_close(g);
@@ -78,8 +80,10 @@ int sw_quant_dequant_main(int argc, char **argv) {
     int npos = 0;
     int rc = sw_cli_parse(&dequant_cli, &o, argc, argv, &pos, &npos);
     if (rc != 0) return rc > 0 ? 0 : rc;
-    if (!o.output) rc = sw_err_set(SW_EUSAGE, "--output is required (see sw-quant dequant --help)");
-    else rc = dequant(pos[0], o.output);
+    if (!o.output)
+        rc = sw_err_set(SW_EUSAGE, "--output is required (see sw-quant dequant --help)");
+    else
+        rc = dequant(pos[0], o.output);
     free(pos);
     sw_config_release(dequant_table, &o);
     return rc;

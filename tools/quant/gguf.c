@@ -23,8 +23,8 @@ struct gguf_opts {
 
 static const struct sw_opt gguf_table[] = {
     {"model", SW_OPT_STRING, offsetof(struct gguf_opts, model), NULL,
-     "HF model folder (config.json, weights, tokenizer.json) or hub id (org/name); required", 0,
-     0, NULL, NULL},
+     "HF model folder (config.json, weights, tokenizer.json) or hub id (org/name); required", 0, 0,
+     NULL, NULL},
     {"adapter", SW_OPT_STRING, offsetof(struct gguf_opts, adapter), NULL,
      "PEFT LoRA adapter folder or hub id to merge into the model first", 0, 0, NULL, NULL},
     {"output", SW_OPT_STRING, offsetof(struct gguf_opts, output), NULL,
@@ -33,8 +33,8 @@ static const struct sw_opt gguf_table[] = {
      "file type: per-tensor types chosen as llama.cpp's quantizer does", 0, 0,
      "f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_s|q4_k_m|q5_k_s|q5_k_m|q6_k", NULL},
     {"imatrix", SW_OPT_STRING, offsetof(struct gguf_opts, imatrix), NULL,
-     "importance matrix from llama-imatrix (GGUF or legacy .dat) for the K-quants", 0, 0,
-     NULL, NULL},
+     "importance matrix from llama-imatrix (GGUF or legacy .dat) for the K-quants", 0, 0, NULL,
+     NULL},
     {"name", SW_OPT_STRING, offsetof(struct gguf_opts, name), NULL,
      "general.name (default: the model folder's name; a hub id's NAME)", 0, 0, NULL, NULL},
     {"force", SW_OPT_BOOL, offsetof(struct gguf_opts, force), "false",
@@ -53,7 +53,8 @@ static const struct sw_cli gguf_cli = {
         "llama.cpp's tensor names and metadata keys, the tokenizer (tokenizer.ggml.*, chat\n"
         "template) and the weights in --quant_type. 1-D tensors stay F32; 2-D weights take the\n"
         "file type's type, with llama.cpp's per-tensor mix for the K-quants (output and tied\n"
-        "embeddings Q6_K; *_m: attn_v and ffn_down of some layers Q6_K) and its fallbacks for rows\n"
+        "embeddings Q6_K; *_m: attn_v and ffn_down of some layers Q6_K) and its fallbacks for "
+        "rows\n"
         "that are not whole 256-blocks. --adapter merges a LoRA adapter first. The file appears\n"
         "only when complete.",
     .opts = gguf_table,
@@ -72,8 +73,8 @@ static int gguf_hub_resolve(struct gguf_opts *o) {
     }
     int rc = sw_hub_resolve_arg(&o->model, SW_HUB_NEED_MODEL, o->use_hf, o->model_revision,
                                 o->hub_token);
-    if (rc == 0) rc = sw_hub_resolve_arg(&o->adapter, SW_HUB_NEED_MODEL, o->use_hf, NULL,
-                                         o->hub_token);
+    if (rc == 0)
+        rc = sw_hub_resolve_arg(&o->adapter, SW_HUB_NEED_MODEL, o->use_hf, NULL, o->hub_token);
     if (rc == 0 && name) o->name = name, name = NULL;
     free(name);
     return rc;
@@ -89,8 +90,8 @@ int sw_quant_gguf_main(int argc, char **argv) {
     if (!o.model || !o.output) {
         rc = sw_err_set(SW_EUSAGE, "--model and --output are required (see sw-quant gguf --help)");
     } else if ((rc = gguf_hub_resolve(&o)) == 0) {
-        struct sw_gguf_export_opts e = {o.model, o.adapter, o.output, o.quant_type, o.imatrix,
-                                        o.name, o.force};
+        struct sw_gguf_export_opts e = {o.model,   o.adapter, o.output, o.quant_type,
+                                        o.imatrix, o.name,    o.force};
         struct sw_gguf_export_stats st;
         rc = sw_gguf_export(&e, &st);
         if (rc == 0) {
@@ -106,8 +107,7 @@ int sw_quant_gguf_main(int argc, char **argv) {
                     (double)st.file_size / (1 << 20),
                     st.n_params ? 8.0 * (double)st.bytes / (double)st.n_params : 0.0,
                     st.n_fallback ? " (some rows used fallback types)" : "");
-            if (o.imatrix)
-                sw_info("importance weights used for %d K-quant tensors", st.n_imatrix);
+            if (o.imatrix) sw_info("importance weights used for %d K-quant tensors", st.n_imatrix);
         }
     }
     sw_config_release(gguf_table, &o);

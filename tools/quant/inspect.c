@@ -365,7 +365,8 @@ int sw_quant_inspect_main(int argc, char **argv) {
     if (rc < 0) return rc;
     /* a hub id (org/name that is no local path) is inspected in its snapshot folder */
     char *path = strdup(pos[0]);
-    if (!path) rc = sw_err_set(SW_ENOMEM, "no memory");
+    if (!path)
+        rc = sw_err_set(SW_ENOMEM, "no memory");
     else if (sw_hub_looks_like_id(path)) /* else a path: inspect names what is wrong with it */
         rc = sw_hub_resolve_arg(&path, SW_HUB_NEED_MODEL, o.use_hf, o.model_revision, o.hub_token);
     if (rc == 0) rc = sw_quant_inspect(path, o.json, stdout);

@@ -21,10 +21,14 @@
 static void show_bytes(FILE *out, const char *p, uint64_t n, uint64_t max) {
     for (uint64_t i = 0; i < n && i < max; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c >= 0x20 && c < 0x7f && c != '\\') fputc(c, out);
-        else if (c == '\\') fputs("\\\\", out);
-        else if (c == '\n') fputs("\\n", out);
-        else fprintf(out, "\\x%02x", c);
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            fputc(c, out);
+        else if (c == '\\')
+            fputs("\\\\", out);
+        else if (c == '\n')
+            fputs("\\n", out);
+        else
+            fprintf(out, "\\x%02x", c);
     }
     if (n > max) fputs("...", out);
 }
@@ -33,20 +37,23 @@ static void show_scalar(FILE *out, const uint8_t *p, int vt) {
     struct sw_gguf_kv tmp = {.key = "", .type = (enum sw_gguf_vtype)vt, .data = p};
     int64_t v;
     double d;
-    if (vt == SW_GGUF_BOOL) fputs(*p ? "true" : "false", out);
+    if (vt == SW_GGUF_BOOL)
+        fputs(*p ? "true" : "false", out);
     else if (vt == SW_GGUF_FLOAT32 || vt == SW_GGUF_FLOAT64) {
         if (sw_gguf_kv_float(&tmp, &d) == 0) fprintf(out, "%.9g", d);
     } else if (vt == SW_GGUF_UINT64) {
         uint64_t u;
         memcpy(&u, p, 8);
         fprintf(out, "%llu", (unsigned long long)u);
-    } else if (sw_gguf_kv_int(&tmp, &v) == 0) fprintf(out, "%lld", (long long)v);
+    } else if (sw_gguf_kv_int(&tmp, &v) == 0)
+        fprintf(out, "%lld", (long long)v);
 }
 
 static void print_kv_text(const struct sw_gguf_kv *kv, FILE *out) {
     fprintf(out, "  %s", kv->key);
     if (kv->type == SW_GGUF_ARRAY) {
-        fprintf(out, " [%s x %llu] = [", sw_gguf_vtype_name(kv->arr_type), (unsigned long long)kv->n);
+        fprintf(out, " [%s x %llu] = [", sw_gguf_vtype_name(kv->arr_type),
+                (unsigned long long)kv->n);
         size_t es = sw_gguf_vtype_size(kv->arr_type);
         for (uint64_t i = 0; i < kv->n && i < ARRAY_HEAD; i++) {
             if (i) fputs(", ", out);
@@ -54,7 +61,8 @@ static void print_kv_text(const struct sw_gguf_kv *kv, FILE *out) {
                 fputc('"', out);
                 show_bytes(out, kv->strs[i].p, kv->strs[i].n, 40);
                 fputc('"', out);
-            } else show_scalar(out, kv->data + i * es, kv->arr_type);
+            } else
+                show_scalar(out, kv->data + i * es, kv->arr_type);
         }
         fprintf(out, "%s]\n", kv->n > ARRAY_HEAD ? ", ..." : "");
     } else if (kv->type == SW_GGUF_STRING) {
@@ -85,8 +93,10 @@ static json_t *jstr(const char *p, uint64_t n) {
     size_t k = 0;
     for (uint64_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c >= 0x20 && c < 0x7f) buf[k++] = (char)c;
-        else k += (size_t)sprintf(buf + k, "\\x%02x", c);
+        if (c >= 0x20 && c < 0x7f)
+            buf[k++] = (char)c;
+        else
+            k += (size_t)sprintf(buf + k, "\\x%02x", c);
     }
     s = json_stringn(buf, k);
     free(buf);
@@ -109,16 +119,19 @@ static json_t *jscalar(const uint8_t *p, int vt) {
 }
 
 static json_t *kv_json(const struct sw_gguf_kv *kv) {
-    if (kv->type == SW_GGUF_STRING) return json_pack("{s:s, s:o}", "type", "str", "value", jstr(kv->str.p, kv->str.n));
+    if (kv->type == SW_GGUF_STRING)
+        return json_pack("{s:s, s:o}", "type", "str", "value", jstr(kv->str.p, kv->str.n));
     if (kv->type != SW_GGUF_ARRAY)
-        return json_pack("{s:s, s:o}", "type", sw_gguf_vtype_name(kv->type), "value", jscalar(kv->data, kv->type));
+        return json_pack("{s:s, s:o}", "type", sw_gguf_vtype_name(kv->type), "value",
+                         jscalar(kv->data, kv->type));
     json_t *head = json_array();
     size_t es = sw_gguf_vtype_size(kv->arr_type);
     for (uint64_t i = 0; i < kv->n && i < ARRAY_HEAD; i++)
-        json_array_append_new(head, kv->arr_type == SW_GGUF_STRING ? jstr(kv->strs[i].p, kv->strs[i].n)
-                                                                   : jscalar(kv->data + i * es, kv->arr_type));
-    return json_pack("{s:s, s:s, s:I, s:o}", "type", "arr", "elem", sw_gguf_vtype_name(kv->arr_type),
-                     "n", (json_int_t)kv->n, "head", head);
+        json_array_append_new(head, kv->arr_type == SW_GGUF_STRING
+                                        ? jstr(kv->strs[i].p, kv->strs[i].n)
+                                        : jscalar(kv->data + i * es, kv->arr_type));
+    return json_pack("{s:s, s:s, s:I, s:o}", "type", "arr", "elem",
+                     sw_gguf_vtype_name(kv->arr_type), "n", (json_int_t)kv->n, "head", head);
 }
 
 int sw_quant_inspect_gguf(const char *path, int json, FILE *out) {
@@ -144,41 +157,46 @@ int sw_quant_inspect_gguf(const char *path, int json, FILE *out) {
         for (int i = 0; i < sw_gguf_tensor_count(g); i++) {
             const struct sw_gguf_tensor *t = sw_gguf_tensor_get(g, i);
             json_t *shape = json_array(), *ne = json_array();
-            for (int d = t->n_dims - 1; d >= 0; d--) json_array_append_new(shape, json_integer(t->ne[d]));
-            for (int d = 0; d < t->n_dims; d++) json_array_append_new(ne, json_integer(t->ne[d]));
-            json_array_append_new(tensors, json_pack("{s:s, s:s, s:o, s:o, s:I, s:I, s:I}", "name",
-                                                     t->name, "type", sw_ggml_type_name(t->type),
-                                                     "shape", shape, "ne", ne, "params",
-                                                     (json_int_t)sw_gguf_tensor_numel(t), "bytes",
-                                                     (json_int_t)t->nbytes, "offset",
-                                                     (json_int_t)t->offset));
+            for (int d = t->n_dims - 1; d >= 0; d--)
+                json_array_append_new(shape, json_integer(t->ne[d]));
+            for (int d = 0; d < t->n_dims; d++)
+                json_array_append_new(ne, json_integer(t->ne[d]));
+            json_array_append_new(
+                tensors, json_pack("{s:s, s:s, s:o, s:o, s:I, s:I, s:I}", "name", t->name, "type",
+                                   sw_ggml_type_name(t->type), "shape", shape, "ne", ne, "params",
+                                   (json_int_t)sw_gguf_tensor_numel(t), "bytes",
+                                   (json_int_t)t->nbytes, "offset", (json_int_t)t->offset));
         }
         for (int k = 0; k < SW_GGML_TYPE_COUNT; k++)
             if (by_type_n[k])
                 json_object_set_new(types, sw_ggml_type_name(k),
                                     json_pack("{s:I, s:I}", "tensors", (json_int_t)by_type_n[k],
                                               "bytes", (json_int_t)by_type_b[k]));
-        json_t *doc = json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:o, s:o, s:o, s:i, s:I, s:I}",
-                                "path", path, "format", "gguf", "version", (int)sw_gguf_version(g),
-                                "alignment", (int)sw_gguf_alignment(g), "data_offset",
-                                (json_int_t)sw_gguf_data_offset(g), "file_size",
-                                (json_int_t)sw_gguf_file_size(g), "metadata", meta, "tensors",
-                                tensors, "types", types, "total_tensors",
-                                sw_gguf_tensor_count(g), "total_params", (json_int_t)params,
-                                "total_bytes", (json_int_t)bytes);
-        if (!doc) rc = sw_err_set(SW_ENOMEM, "out of memory");
-        else if (json_dumpf(doc, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) == 0)
+        json_t *doc =
+            json_pack("{s:s, s:s, s:i, s:i, s:I, s:I, s:o, s:o, s:o, s:i, s:I, s:I}", "path", path,
+                      "format", "gguf", "version", (int)sw_gguf_version(g), "alignment",
+                      (int)sw_gguf_alignment(g), "data_offset", (json_int_t)sw_gguf_data_offset(g),
+                      "file_size", (json_int_t)sw_gguf_file_size(g), "metadata", meta, "tensors",
+                      tensors, "types", types, "total_tensors", sw_gguf_tensor_count(g),
+                      "total_params", (json_int_t)params, "total_bytes", (json_int_t)bytes);
+        if (!doc)
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
+        else if (json_dumpf(doc, out,
+                            JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) == 0)
             fputc('\n', out);
         write_errno = errno;
         json_decref(doc);
     } else {
         fprintf(out, "file: %s\n", path);
-        fprintf(out, "gguf: version %u, alignment %u, %d keys, %d tensors, data at byte %llu, "
-                "%llu bytes\n", sw_gguf_version(g), sw_gguf_alignment(g), sw_gguf_kv_count(g),
+        fprintf(out,
+                "gguf: version %u, alignment %u, %d keys, %d tensors, data at byte %llu, "
+                "%llu bytes\n",
+                sw_gguf_version(g), sw_gguf_alignment(g), sw_gguf_kv_count(g),
                 sw_gguf_tensor_count(g), (unsigned long long)sw_gguf_data_offset(g),
                 (unsigned long long)sw_gguf_file_size(g));
         fprintf(out, "metadata:\n");
-        for (int i = 0; i < sw_gguf_kv_count(g); i++) print_kv_text(sw_gguf_kv_get(g, i), out);
+        for (int i = 0; i < sw_gguf_kv_count(g); i++)
+            print_kv_text(sw_gguf_kv_get(g, i), out);
         fprintf(out, "tensors:\n");
         for (int i = 0; i < sw_gguf_tensor_count(g); i++) {
             const struct sw_gguf_tensor *t = sw_gguf_tensor_get(g, i);
@@ -198,6 +216,7 @@ int sw_quant_inspect_gguf(const char *path, int json, FILE *out) {
     }
     sw_gguf_close(g);
     if (rc == 0 && (fflush(out) != 0 || ferror(out)))
-        rc = errno == EPIPE || write_errno == EPIPE ? SW_EPIPE : sw_err_errno("cannot write the report");
+        rc = errno == EPIPE || write_errno == EPIPE ? SW_EPIPE
+                                                    : sw_err_errno("cannot write the report");
     return rc;
 }

@@ -18,6 +18,7 @@ static const struct sw_cli_command commands[] = {
 
 int main(int argc, char **argv) {
     static const struct sw_cli_suite suite = {
-        "sw-quant", "Model conversion and quantization over Hugging Face model folders.", commands, sizeof commands / sizeof commands[0], NULL};
+        "sw-quant", "Model conversion and quantization over Hugging Face model folders.", commands,
+        sizeof commands / sizeof commands[0], NULL};
     return sw_cli_main(&suite, argc, argv);
 }

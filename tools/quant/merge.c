@@ -24,7 +24,8 @@ static const struct sw_opt merge_table[] = {
      "base HF model folder or hub id (org/name); required", 0, 0, NULL, NULL},
     {"adapter", SW_OPT_STRING, offsetof(struct merge_opts, adapter), NULL,
      "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors) or hub id; "
-     "required", 0, 0, NULL, NULL},
+     "required",
+     0, 0, NULL, NULL},
     {"output_dir", SW_OPT_STRING, offsetof(struct merge_opts, output), NULL,
      "folder to create with the merged model (ms-swift export's name); required", 0, 0, NULL,
      "output"},
@@ -66,14 +67,14 @@ int sw_quant_merge_lora_main(int argc, char **argv) {
     free(pos);
     if (!o.model || !o.adapter || !o.output) {
         rc = sw_err_set(SW_EUSAGE, "--model, --adapter and --output_dir are required "
-                        "(see sw-quant merge-lora --help)");
+                                   "(see sw-quant merge-lora --help)");
     } else if ((rc = sw_hub_resolve_arg(&o.model, SW_HUB_NEED_MODEL, o.use_hf, o.model_revision,
                                         o.hub_token)) == 0 &&
                (rc = sw_hub_resolve_arg(&o.adapter, SW_HUB_NEED_MODEL, o.use_hf, NULL,
                                         o.hub_token)) == 0 &&
                (rc = sw_model_dir_check("--model", o.model)) == 0) {
-        struct sw_merge_opts m = {o.model, o.adapter, o.output, o.dtype,
-                                  (uint64_t)o.max_shard_size, o.force};
+        struct sw_merge_opts m = {o.model, o.adapter, o.output, o.dtype, (uint64_t)o.max_shard_size,
+                                  o.force};
         rc = sw_merge_lora(&m);
     }
     sw_config_release(merge_table, &o);

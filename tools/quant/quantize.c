@@ -51,7 +51,8 @@ static const struct sw_cli quantize_cli = {
              "[--group_size 128] --output_dir DIR",
     .summary =
         "Round-to-nearest quantization of the decoder's linear layers into an HF folder:\n"
-        "rtn writes GPTQ's packed int32 layout (qweight/qzeros/scales/g_idx + quantization_config,\n"
+        "rtn writes GPTQ's packed int32 layout (qweight/qzeros/scales/g_idx + "
+        "quantization_config,\n"
         "loadable by transformers with a GPTQ kernel package); fp8 writes compressed-tensors FP8\n"
         "E4M3 weights with per-channel (or per-tensor) scales; nf4 writes bitsandbytes' NF4 with\n"
         "double quantization (blocks of 64). Embeddings, norms and lm_head are kept. Written into\n"
@@ -69,18 +70,25 @@ int sw_quant_quantize_main(int argc, char **argv) {
     if (rc != 0) return rc > 0 ? 0 : rc;
     free(pos);
     if (!o.model || !o.output_dir) {
-        rc = sw_err_set(SW_EUSAGE, "--model and --output_dir are required (see sw-quant quantize --help)");
+        rc = sw_err_set(SW_EUSAGE,
+                        "--model and --output_dir are required (see sw-quant quantize --help)");
     } else if ((rc = sw_hub_resolve_arg(&o.model, SW_HUB_NEED_MODEL, o.use_hf, o.model_revision,
                                         o.hub_token)) == 0) {
-        struct sw_hfq_opts q = {o.model, o.output_dir, o.quant_method, (int)o.quant_bits,
-                                o.group_size, o.sym, !strcmp(o.fp8_scale, "tensor"), o.force};
+        struct sw_hfq_opts q = {o.model,
+                                o.output_dir,
+                                o.quant_method,
+                                (int)o.quant_bits,
+                                o.group_size,
+                                o.sym,
+                                !strcmp(o.fp8_scale, "tensor"),
+                                o.force};
         struct sw_hfq_stats st;
         rc = sw_quantize_hf(&q, &st);
         if (rc == 0)
             sw_info("wrote %s: %d linear weights quantized (%s, %d bits), %d tensors kept; tensor "
-                    "data %.2f MiB -> %.2f MiB", o.output_dir, st.n_quantized, o.quant_method,
-                    (int)o.quant_bits, st.n_kept, (double)st.bytes_in / (1 << 20),
-                    (double)st.bytes_out / (1 << 20));
+                    "data %.2f MiB -> %.2f MiB",
+                    o.output_dir, st.n_quantized, o.quant_method, (int)o.quant_bits, st.n_kept,
+                    (double)st.bytes_in / (1 << 20), (double)st.bytes_out / (1 << 20));
     }
     sw_config_release(quantize_table, &o);
     return rc;

@@ -1,13 +1,14 @@
 /* http.c — sw-serve's HTTP/1.1 front end on libmicrohttpd (serve.h).
  *
  * libmicrohttpd parses HTTP (no hand-written parser: malformed requests get its 400s) on an
- * internal thread pool with poll() (see serve_http_start for why not epoll). A request's body is collected (up to --max_request_bytes:
- * 413, checked on Content-Length before any byte is read), parsed by sw_openai and started as a
- * job. The connection is then suspended: a non-streaming request is resumed once by the job's
- * wake hook when the engine has finished it; a streaming one is answered with a callback
- * response (chunked server-sent events) whose reader turns the job's queued events into chunks
- * and suspends again when it has nothing to send, the wake hook resuming it per event. So no
- * worker thread ever blocks on the engine, and thousands of requests can wait at once.
+ * internal thread pool with poll() (see serve_http_start for why not epoll). A request's body is
+ * collected (up to --max_request_bytes: 413, checked on Content-Length before any byte is read),
+ * parsed by sw_openai and started as a job. The connection is then suspended: a non-streaming
+ * request is resumed once by the job's wake hook when the engine has finished it; a streaming one
+ * is answered with a callback response (chunked server-sent events) whose reader turns the job's
+ * queued events into chunks and suspends again when it has nothing to send, the wake hook resuming
+ * it per event. So no worker thread ever blocks on the engine, and thousands of requests can wait
+ * at once.
  *
  * While suspended, libmicrohttpd does not watch a connection, so a client that hangs up would
  * go unnoticed until its answer is ready; a watchdog thread polls the sockets of suspended
@@ -34,8 +35,15 @@
 #include <unistd.h>
 
 enum route {
-    R_NOTFOUND = 0, R_HEALTH, R_METRICS, R_MODELS, R_VERSION, R_CHAT, R_COMPLETIONS,
-    R_LOAD_LORA, R_UNLOAD_LORA
+    R_NOTFOUND = 0,
+    R_HEALTH,
+    R_METRICS,
+    R_MODELS,
+    R_VERSION,
+    R_CHAT,
+    R_COMPLETIONS,
+    R_LOAD_LORA,
+    R_UNLOAD_LORA
 };
 
 static const struct {
@@ -62,22 +70,22 @@ struct serve_http {
     int stop;           /* atomic */
     pthread_mutex_t mu; /* the list of connections with a job */
     struct hconn *conns;
-    int listen_fd;      /* after quiesce: closed only after MHD_stop_daemon (its rule) */
+    int listen_fd; /* after quiesce: closed only after MHD_stop_daemon (its rule) */
 };
 
 struct hconn {
     struct serve_http *h;
     struct MHD_Connection *conn;
     int fd;
-    int route_i;            /* index in routes, -1: none */
+    int route_i; /* index in routes, -1: none */
     char method[12], path[160], remote[64];
     struct sw_obuf body;
-    size_t discarded;       /* body bytes dropped after the limit */
+    size_t discarded; /* body bytes dropped after the limit */
     int too_large, started, responded, status;
     struct serve_job *job;
-    int suspended;          /* under job->mu */
-    struct sw_obuf out;     /* streaming bytes not yet handed to libmicrohttpd */
-    int ended;              /* streaming: [DONE] is in out */
+    int suspended;      /* under job->mu */
+    struct sw_obuf out; /* streaming bytes not yet handed to libmicrohttpd */
+    int ended;          /* streaming: [DONE] is in out */
     double t0;
     char err[512];
     struct hconn *prev, *next;
@@ -155,8 +163,10 @@ static void list_add(struct hconn *hc) {
 static void list_del(struct hconn *hc) {
     struct serve_http *h = hc->h;
     pthread_mutex_lock(&h->mu);
-    if (hc->prev) hc->prev->next = hc->next;
-    else if (h->conns == hc) h->conns = hc->next;
+    if (hc->prev)
+        hc->prev->next = hc->next;
+    else if (h->conns == hc)
+        h->conns = hc->next;
     if (hc->next) hc->next->prev = hc->prev;
     hc->prev = hc->next = NULL;
     pthread_mutex_unlock(&h->mu);
@@ -170,7 +180,8 @@ static int suspend_locked(struct hconn *hc) {
     return 1;
 }
 
-/* ---- streaming --------------------------------------------------------------------------------- */
+/* ---- streaming ---------------------------------------------------------------------------------
+ */
 
 static int finished_locked(struct serve_job *j);
 
@@ -222,7 +233,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     }
 }
 
-/* ---- /v1 endpoints ---------------------------------------------------------------------------- */
+/* ---- /v1 endpoints ----------------------------------------------------------------------------
+ */
 
 static enum MHD_Result do_models(struct hconn *hc) {
     struct serve *s = hc->h->s;
@@ -262,7 +274,8 @@ static enum MHD_Result do_models(struct hconn *hc) {
 static enum MHD_Result do_lora(struct hconn *hc, int load) {
     struct serve *s = hc->h->s;
     if (!s->o->allow_runtime_lora)
-        return fail(hc, 404, NULL, "runtime LoRA loading is off (start sw-serve with "
+        return fail(hc, 404, NULL,
+                    "runtime LoRA loading is off (start sw-serve with "
                     "--allow_runtime_lora)");
     json_error_t je;
     json_t *b = json_loadb(hc->body.p ? hc->body.p : "", hc->body.len, 0, &je);
@@ -335,8 +348,10 @@ static enum MHD_Result do_completion(struct hconn *hc, enum sw_openai_kind kind)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         enum MHD_Result ok = MHD_queue_response(hc->conn, 200, r);
         MHD_destroy_response(r);
-        if (ok == MHD_YES) hc->responded = 1, hc->status = 200;
-        else job_abort(j);
+        if (ok == MHD_YES)
+            hc->responded = 1, hc->status = 200;
+        else
+            job_abort(j);
         return ok;
     }
     pthread_mutex_lock(&j->mu);
@@ -395,7 +410,8 @@ static int finished_locked(struct serve_job *j) {
     return j->n_done == j->n_submitted;
 }
 
-/* ---- the access handler -------------------------------------------------------------------------- */
+/* ---- the access handler
+ * -------------------------------------------------------------------------- */
 
 static int auth_ok(struct hconn *hc) {
     const char *key = hc->h->s->o->api_key;
@@ -403,15 +419,18 @@ static int auth_ok(struct hconn *hc) {
     const char *a = MHD_lookup_connection_value(hc->conn, MHD_HEADER_KIND, "Authorization");
     if (!a || strncasecmp(a, "Bearer ", 7) != 0) return 0;
     a += 7;
-    while (*a == ' ') a++;
+    while (*a == ' ')
+        a++;
     size_t n = strlen(a), m = strlen(key);
     unsigned diff = (unsigned)(n != m);
-    for (size_t i = 0; i < n; i++) diff |= (unsigned char)a[i] ^ (unsigned char)key[i % (m ? m : 1)];
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)a[i] ^ (unsigned char)key[i % (m ? m : 1)];
     return diff == 0;
 }
 
 static void remote_of(struct MHD_Connection *c, char *out, size_t cap) {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     snprintf(out, cap, "?");
     if (!ci || !ci->client_addr) return;
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -444,7 +463,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         hc->t0 = serve_now();
         hc->fd = -1;
         hc->route_i = -1;
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci) hc->fd = ci->connect_fd;
         snprintf(hc->method, sizeof hc->method, "%s", method);
         snprintf(hc->path, sizeof hc->path, "%s", url);
@@ -463,13 +483,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             return fail(hc, 404, NULL, "no such endpoint: %s %s", method, url);
         }
         if (routes[hc->route_i].auth && !auth_ok(hc))
-            return fail(hc, 401, NULL, "Incorrect API key provided (send 'Authorization: Bearer "
+            return fail(hc, 401, NULL,
+                        "Incorrect API key provided (send 'Authorization: Bearer "
                         "<key>' with the key sw-serve was started with)");
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->o->max_request_bytes) {
             hc->too_large = 1;
-            return fail(hc, 413, NULL, "the request body is %s bytes; at most %lld are accepted "
-                        "(--max_request_bytes)", cl, (long long)s->o->max_request_bytes);
+            return fail(hc, 413, NULL,
+                        "the request body is %s bytes; at most %lld are accepted "
+                        "(--max_request_bytes)",
+                        cl, (long long)s->o->max_request_bytes);
         }
         return MHD_YES;
     }
@@ -484,7 +507,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             sw_obuf_release(&hc->body);
             hc->discarded += n;
             return hc->discarded > (size_t)s->o->max_request_bytes * 2 + (1u << 20) ? MHD_NO
-                                                                                     : MHD_YES;
+                                                                                    : MHD_YES;
         }
         return sw_obuf_add(&hc->body, upload, n) == 0 ? MHD_YES : MHD_NO;
     }
@@ -522,7 +545,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
 }
 
-/* ---- completion: abort what runs, log, free --------------------------------------------------- */
+/* ---- completion: abort what runs, log, free ---------------------------------------------------
+ */
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
@@ -590,7 +614,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(hc);
 }
 
-/* ---- the disconnect watchdog ------------------------------------------------------------------- */
+/* ---- the disconnect watchdog -------------------------------------------------------------------
+ */
 
 static void *watchdog(void *arg) {
     struct serve_http *h = arg;
@@ -647,14 +672,16 @@ static void *watchdog(void *arg) {
     return NULL;
 }
 
-/* ---- start / stop ------------------------------------------------------------------------------ */
+/* ---- start / stop ------------------------------------------------------------------------------
+ */
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = 0;
     sw_debug("http: %s", msg);
 }
 
@@ -700,16 +727,12 @@ int serve_http_start(struct serve *s, struct serve_http **out, int *bound_port) 
         return sw_err_set(SW_EUSAGE, "--host '%s': not an IPv4 or IPv6 address", host);
     }
     h->d = MHD_start_daemon(
-        flags, (uint16_t)s->o->port, NULL, NULL, handler, h,
-        MHD_OPTION_SOCK_ADDR, sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o->http_threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o->timeout_keep_alive,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
-        MHD_OPTION_NOTIFY_COMPLETED, completed, h,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-        MHD_OPTION_END);
+        flags, (uint16_t)s->o->port, NULL, NULL, handler, h, MHD_OPTION_SOCK_ADDR, sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o->http_threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)s->o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)s->o->timeout_keep_alive, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED, completed, h, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
     if (!h->d) {
         free(h);
         return sw_err_set(SW_EIO, "cannot listen on %s:%lld (address in use, or not allowed?)",
@@ -751,7 +774,8 @@ void serve_http_stop(struct serve_http *h) {
         }
         pthread_mutex_unlock(&h->mu);
         /* outside h->mu: libmicrohttpd's completion hook takes it */
-        for (int i = 0; i < nr; i++) MHD_resume_connection(resume[i]);
+        for (int i = 0; i < nr; i++)
+            MHD_resume_connection(resume[i]);
         if (!left) break;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);

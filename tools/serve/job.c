@@ -44,10 +44,12 @@ void serve_new_id(struct serve *s, const char *prefix, char *out, size_t cap) {
     if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
         uint64_t x = __atomic_add_fetch(&s->next_id, 1, __ATOMIC_RELAXED) * 0x9E3779B97F4A7C15ull ^
                      (uint64_t)time(NULL);
-        for (int i = 0; i < 12; i++) r[i] = (unsigned char)(x >> (8 * (i % 8))) ^ (unsigned char)i;
+        for (int i = 0; i < 12; i++)
+            r[i] = (unsigned char)(x >> (8 * (i % 8))) ^ (unsigned char)i;
     }
     int n = snprintf(out, cap, "%s", prefix);
-    for (int i = 0; i < 12 && n + 2 < (int)cap; i++) n += snprintf(out + n, cap - (size_t)n, "%02x", r[i]);
+    for (int i = 0; i < 12 && n + 2 < (int)cap; i++)
+        n += snprintf(out + n, cap - (size_t)n, "%02x", r[i]);
 }
 
 const char *serve_model_name(const struct serve *s) {
@@ -73,7 +75,8 @@ static size_t align8(size_t n) {
 static struct serve_event *event_copy(const struct sw_engine_event *ev, int prompt) {
     size_t n_top = 0, n_plp = ev->prompt_logprobs ? (size_t)ev->n_prompt_logprobs : 0;
     if (ev->logprobs) n_top += (size_t)ev->logprobs->n_top;
-    for (size_t i = 0; i < n_plp; i++) n_top += (size_t)ev->prompt_logprobs[i].n_top;
+    for (size_t i = 0; i < n_plp; i++)
+        n_top += (size_t)ev->prompt_logprobs[i].n_top;
     size_t sz = align8(sizeof(struct serve_event));
     size_t off_lp = sz;
     if (ev->logprobs) sz += align8(sizeof(struct sw_token_logprobs));
@@ -106,7 +109,8 @@ static struct serve_event *event_copy(const struct sw_engine_event *ev, int prom
         struct sw_token_logprobs *p = (struct sw_token_logprobs *)(m + off_plp);
         for (size_t i = 0; i < n_plp; i++) {
             p[i] = ev->prompt_logprobs[i];
-            if (p[i].n_top > 0) memcpy(top, ev->prompt_logprobs[i].top, (size_t)p[i].n_top * sizeof *top);
+            if (p[i].n_top > 0)
+                memcpy(top, ev->prompt_logprobs[i].top, (size_t)p[i].n_top * sizeof *top);
             p[i].top = top;
             top += p[i].n_top > 0 ? p[i].n_top : 0;
         }
@@ -182,7 +186,8 @@ struct serve_event *job_take_events(struct serve_job *j) {
 }
 
 int job_assemble(struct serve_job *j, struct serve_event *e, struct sw_obuf *out) {
-    for (; e; e = e->next) SW_TRY(sw_openai_resp_event(j->resp, e->prompt, &e->ev, out));
+    for (; e; e = e->next)
+        SW_TRY(sw_openai_resp_event(j->resp, e->prompt, &e->ev, out));
     return 0;
 }
 
@@ -239,7 +244,8 @@ int job_new(struct serve *s, struct sw_openai_request *req, struct serve_job **o
         job_unref(j);
         return sw_err_set(SW_ENOMEM, "out of memory");
     }
-    for (int i = 0; i < j->n_prompts; i++) jp->subs[i] = (struct job_sub){j, i};
+    for (int i = 0; i < j->n_prompts; i++)
+        jp->subs[i] = (struct job_sub){j, i};
     *out = j;
     return 0;
 }
@@ -260,8 +266,10 @@ void job_unref(struct serve_job *j) {
     struct serve *s = j->srv;
     job_events_free(j->head);
     sw_openai_resp_free(j->resp);
-    for (int i = 0; j->ids && i < j->n_prompts; i++) free(j->ids[i]);
-    free(j->ids), free(j->n_ids), free(j->engine_ids), free(j->t_last), free(j->finish), free(jp->subs);
+    for (int i = 0; j->ids && i < j->n_prompts; i++)
+        free(j->ids[i]);
+    free(j->ids), free(j->n_ids), free(j->engine_ids), free(j->t_last), free(j->finish),
+        free(jp->subs);
     sw_openai_request_release(&j->req);
     pthread_mutex_destroy(&j->mu);
     free(jp);
@@ -271,22 +279,26 @@ void job_unref(struct serve_job *j) {
     pthread_mutex_unlock(&s->jobs_mu);
 }
 
-/* ---- start: encode, check, submit ------------------------------------------------------------- */
+/* ---- start: encode, check, submit -------------------------------------------------------------
+ */
 
 static int encode_chat(struct serve_job *j, struct sw_openai_error *err) {
     struct serve *s = j->srv;
     const struct sw_template *t = sw_engine_template(s->engine);
     const struct sw_tokenizer *tok = sw_engine_tokenizer(s->engine);
     if (!t)
-        return sw_openai_error_set(err, 400, "messages", "this model has no chat template sw "
+        return sw_openai_error_set(err, 400, "messages",
+                                   "this model has no chat template sw "
                                    "recognises: use /v1/completions, or start sw-serve with "
-                                   "--template NAME (%s)", sw_template_names());
+                                   "--template NAME (%s)",
+                                   sw_template_names());
     struct sw_template_tokens tk;
     struct sw_template_scratch scr;
     struct sw_template_sample smp;
     memset(&scr, 0, sizeof scr);
     memset(&smp, 0, sizeof smp);
-    struct sw_template_opts o = {.system = NULL, .loss = SW_LOSS_DEFAULT,
+    struct sw_template_opts o = {.system = NULL,
+                                 .loss = SW_LOSS_DEFAULT,
                                  .add_generation_prompt = j->req.add_generation_prompt};
     int rc = sw_template_tokens_from(tok, &tk);
     if (rc == 0) rc = sw_template_encode(t, tok, &j->req.conv, &o, &tk, "messages", &scr, &smp);
@@ -327,8 +339,9 @@ static int encode_prompts(struct serve_job *j, struct sw_openai_error *err) {
             size_t n = 0;
             int rc = sw_tokenizer_encode(tok, p->text, strlen(p->text), j->req.add_special_tokens,
                                          &j->ids[i], &n);
-            if (rc < 0) return sw_openai_error_set(err, rc == SW_ENOMEM ? 500 : 400, param, "%s",
-                                                   sw_err_msg());
+            if (rc < 0)
+                return sw_openai_error_set(err, rc == SW_ENOMEM ? 500 : 400, param, "%s",
+                                           sw_err_msg());
             j->n_ids[i] = (int64_t)n;
         } else {
             j->ids[i] = malloc((size_t)p->n_ids * sizeof(int32_t));
@@ -361,10 +374,11 @@ int job_start(struct serve_job *j, struct sw_openai_error *err) {
     }
     SW_TRY(chat ? encode_chat(j, err) : encode_prompts(j, err));
     serve_new_id(s, chat ? "chatcmpl-" : "cmpl-", j->id, sizeof j->id);
-    struct sw_openai_resp_opts ro = {
-        .id = j->id, .model = j->model, .created = (int64_t)time(NULL),
-        .reasoning = chat ? s->reasoning : SW_REASONING_NONE,
-        .tok = sw_engine_tokenizer(s->engine)};
+    struct sw_openai_resp_opts ro = {.id = j->id,
+                                     .model = j->model,
+                                     .created = (int64_t)time(NULL),
+                                     .reasoning = chat ? s->reasoning : SW_REASONING_NONE,
+                                     .tok = sw_engine_tokenizer(s->engine)};
     if (sw_openai_resp_new(&j->req, &ro, &j->resp) < 0)
         return sw_openai_error_set(err, 500, NULL, "out of memory");
     /* every prompt is checked before any is submitted: a bad one fails the whole request */
@@ -373,7 +387,11 @@ int job_start(struct serve_job *j, struct sw_openai_error *err) {
     int rc = 0;
     for (int i = 0; rc == 0 && i < j->n_prompts; i++) {
         char param[32];
-        snprintf(param, sizeof param, chat ? "messages" : j->n_prompts > 1 ? "prompt[%d]" : "prompt", i);
+        snprintf(param, sizeof param,
+                 chat               ? "messages"
+                 : j->n_prompts > 1 ? "prompt[%d]"
+                                    : "prompt",
+                 i);
         if (j->req.truncate_prompt_tokens > 0 && j->n_ids[i] > j->req.truncate_prompt_tokens) {
             int64_t k = j->req.truncate_prompt_tokens;
             memmove(j->ids[i], j->ids[i] + j->n_ids[i] - k, (size_t)k * sizeof(int32_t));
@@ -386,7 +404,7 @@ int job_start(struct serve_job *j, struct sw_openai_error *err) {
         rc = sw_openai_resolve_max_tokens(&j->req, j->n_ids[i], s->max_model_len, s->gen_cap,
                                           &max_tokens[i], err);
         if (rc == 0 && sw_openai_resp_set_prompt(j->resp, i, j->ids[i], j->n_ids[i],
-                                                  chat ? NULL : j->req.prompts[i].text) < 0)
+                                                 chat ? NULL : j->req.prompts[i].text) < 0)
             rc = sw_openai_error_set(err, 500, NULL, "%s", sw_err_msg());
     }
     if (rc < 0) {
@@ -407,16 +425,21 @@ int job_start(struct serve_job *j, struct sw_openai_error *err) {
                               j->adapter[0] ? j->adapter : NULL, job_engine_cb, &jp->subs[i], &id);
         if (rc < 0) {
             char param[32];
-            snprintf(param, sizeof param, chat ? "messages" : j->n_prompts > 1 ? "prompt[%d]"
-                                                                                 : "prompt", i);
+            snprintf(param, sizeof param,
+                     chat               ? "messages"
+                     : j->n_prompts > 1 ? "prompt[%d]"
+                                        : "prompt",
+                     i);
             switch (rc) {
             case SW_EINVAL: sw_openai_error_set(err, 400, param, "%s", sw_err_msg()); break;
             case SW_ENOTFOUND:
                 sw_openai_error_set(err, 404, "model", "The model `%s` does not exist.", j->model);
                 break;
             case SW_ERANGE: /* the length was checked above: the queue is full */
-                sw_openai_error_set(err, 429, NULL, "the server is busy: too many requests are "
-                                    "waiting (%s); retry later", sw_err_msg());
+                sw_openai_error_set(err, 429, NULL,
+                                    "the server is busy: too many requests are "
+                                    "waiting (%s); retry later",
+                                    sw_err_msg());
                 break;
             case SW_ESTATE:
                 sw_openai_error_set(err, 503, NULL, "the server is shutting down");
@@ -448,7 +471,8 @@ void job_account(struct serve_job *j) {
     int nseq = j->req.params.n > 0 ? j->req.params.n : 1;
     double now = serve_now();
     int64_t p = 0;
-    for (int i = 0; i < j->n_prompts; i++) p += j->n_ids[i];
+    for (int i = 0; i < j->n_prompts; i++)
+        p += j->n_ids[i];
     pthread_mutex_lock(&j->mu);
     int64_t c = j->n_completion, k = j->n_cached;
     int started = j->n_submitted > 0;

@@ -26,22 +26,24 @@ int sw_serve_main(int argc, char **argv);
 static const struct sw_opt serve_table[] = {
     {"model", SW_OPT_STRING, F(model), NULL,
      "HF model folder or sw checkpoint (config.json, weights, tokenizer.json), or a hub id "
-     "(org/name: fetched into the hub cache, as sw-fetch does); required", 0, 0, NULL, NULL},
+     "(org/name: fetched into the hub cache, as sw-fetch does); required",
+     0, 0, NULL, NULL},
     {"adapters", SW_OPT_LIST, F(adapters), NULL,
      "LoRA adapters to serve, name=path[,name=path...] (a bare path is named after its folder; "
-     "more name=path words may follow as arguments); a request's model picks one", 0, 0, NULL,
-     NULL},
-    {"served_model_name", SW_OPT_LIST, F(served_model_name), NULL,
-     "name(s) of the base model in the API, comma-separated (default: the model folder's name)",
+     "more name=path words may follow as arguments); a request's model picks one",
      0, 0, NULL, NULL},
+    {"served_model_name", SW_OPT_LIST, F(served_model_name), NULL,
+     "name(s) of the base model in the API, comma-separated (default: the model folder's name)", 0,
+     0, NULL, NULL},
     {"tokenizer", SW_OPT_STRING, F(tokenizer), NULL,
      "tokenizer folder or tokenizer.json (default: the model folder)", 0, 0, NULL, NULL},
     {"template", SW_OPT_STRING, F(template_name), NULL,
      "chat template (default: recognised from tokenizer_config.json's chat_template, as sw-pack "
-     "does)", 0, 0, NULL, NULL},
+     "does)",
+     0, 0, NULL, NULL},
     {"use_hf", SW_OPT_CHOICE, F(use_hf), NULL,
-     "hub ids: true = Hugging Face, false = ModelScope (default: $USE_HF, else Hugging Face)", 0,
-     0, "true|false|1|0", NULL},
+     "hub ids: true = Hugging Face, false = ModelScope (default: $USE_HF, else Hugging Face)", 0, 0,
+     "true|false|1|0", NULL},
     {"model_revision", SW_OPT_STRING, F(model_revision), NULL,
      "hub revision of --model (default main / master)", 0, 0, NULL, NULL},
     {"hub_token", SW_OPT_STRING, F(hub_token), NULL,
@@ -49,8 +51,8 @@ static const struct sw_opt serve_table[] = {
      0, 0, NULL, NULL},
     {"host", SW_OPT_STRING, F(host), "127.0.0.1",
      "address to listen on (0.0.0.0 or :: for every interface)", 0, 0, NULL, NULL},
-    {"port", SW_OPT_INT, F(port), "8000", "TCP port (0: any free port, printed at start)", 0,
-     65535, NULL, NULL},
+    {"port", SW_OPT_INT, F(port), "8000", "TCP port (0: any free port, printed at start)", 0, 65535,
+     NULL, NULL},
     {"api_key", SW_OPT_STRING, F(api_key), NULL,
      "require 'Authorization: Bearer KEY' on /v1/* (default: $SW_API_KEY; unset: no key)", 0, 0,
      NULL, NULL},
@@ -59,7 +61,8 @@ static const struct sw_opt serve_table[] = {
      "auto|cpu|cuda", NULL},
     {"max_model_len", SW_OPT_INT, F(max_model_len), "0",
      "prompt + output tokens of one sequence at most (0: config.json's "
-     "max_position_embeddings, capped by the KV cache)", 0, 1e9, NULL, NULL},
+     "max_position_embeddings, capped by the KV cache)",
+     0, 1e9, NULL, NULL},
     {"max_num_seqs", SW_OPT_INT, F(max_num_seqs), "256", "sequences in the running batch at most",
      1, 1e6, NULL, NULL},
     {"max_num_batched_tokens", SW_OPT_INT, F(max_num_batched_tokens), "0",
@@ -68,42 +71,44 @@ static const struct sw_opt serve_table[] = {
      "requests waiting for a place in the batch before new ones get 429 (0: unlimited)", 0, 1e9,
      NULL, NULL},
     {"gpu_memory_utilization", SW_OPT_FLOAT, F(gpu_memory_utilization), "0.9",
-     "cuda: fraction of GPU memory for weights, activations and the KV cache", 0.01, 1, NULL,
-     NULL},
+     "cuda: fraction of GPU memory for weights, activations and the KV cache", 0.01, 1, NULL, NULL},
     {"kv_cache_memory_bytes", SW_OPT_INT, F(kv_cache_memory_bytes), "0",
      "KV cache size in bytes (wins over gpu_memory_utilization; 0: automatic; cpu: what "
-     "max_num_seqs sequences of max_model_len need, at most 1 GiB)", 0, 1e15, NULL, NULL},
+     "max_num_seqs sequences of max_model_len need, at most 1 GiB)",
+     0, 1e15, NULL, NULL},
     {"block_size", SW_OPT_INT, F(block_size), "16", "tokens per KV-cache block", 1, 4096, NULL,
      NULL},
     {"enable_prefix_caching", SW_OPT_BOOL, F(enable_prefix_caching), "true",
      "share the KV blocks of a common prompt prefix between requests", 0, 0, NULL, NULL},
-    {"max_loras", SW_OPT_INT, F(max_loras), "8",
-     "adapters loaded at once, run-time ones included", 1, 1e4, NULL, NULL},
+    {"max_loras", SW_OPT_INT, F(max_loras), "8", "adapters loaded at once, run-time ones included",
+     1, 1e4, NULL, NULL},
     {"seed", SW_OPT_INT, F(seed), "0", "seed of requests that give none", 0, 9.2e18, NULL, NULL},
     {"reasoning_parser", SW_OPT_CHOICE, F(reasoning_parser), "none",
      "chat: move the <think>...</think> section into message.reasoning_content (qwen3: Qwen3's "
-     "rule, vLLM's parser of that name)", 0, 0, "none|qwen3|deepseek_r1", NULL},
+     "rule, vLLM's parser of that name)",
+     0, 0, "none|qwen3|deepseek_r1", NULL},
     {"max_logprobs", SW_OPT_INT, F(max_logprobs), "20",
      "logprobs / top_logprobs / prompt_logprobs a request may ask for", 0, 1000, NULL, NULL},
     {"zmq_bind", SW_OPT_STRING, F(zmq_bind), NULL,
      "also serve batch clients on this ZeroMQ ROUTER endpoint (tcp://127.0.0.1:5555, ipc://...; "
-     "msgpack requests, see docs/serve.md)", 0, 0, NULL, NULL},
+     "msgpack requests, see docs/serve.md)",
+     0, 0, NULL, NULL},
     {"max_request_bytes", SW_OPT_INT, F(max_request_bytes), "16777216",
      "largest request body accepted (413 above)", 1024, 1e12, NULL, NULL},
     {"http_threads", SW_OPT_INT, F(http_threads), "4",
      "HTTP worker threads (parsing, tokenizing, formatting)", 1, 1024, NULL, NULL},
-    {"max_connections", SW_OPT_INT, F(max_connections), "4096", "open HTTP connections at most",
-     1, 1e6, NULL, NULL},
+    {"max_connections", SW_OPT_INT, F(max_connections), "4096", "open HTTP connections at most", 1,
+     1e6, NULL, NULL},
     {"timeout_keep_alive", SW_OPT_INT, F(timeout_keep_alive), "60",
      "seconds an idle HTTP connection stays open (0: forever)", 0, 1e6, NULL, NULL},
     {"drain_timeout", SW_OPT_INT, F(drain_timeout), "30",
      "on SIGTERM, seconds running requests may take to finish before they are aborted", 0, 1e6,
      NULL, NULL},
-    {"access_log", SW_OPT_BOOL, F(access_log), "true",
-     "one JSON line per request on stderr", 0, 0, NULL, NULL},
-    {"allow_runtime_lora", SW_OPT_BOOL, F(allow_runtime_lora), "false",
-     "enable POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM's endpoints)", 0, 0,
+    {"access_log", SW_OPT_BOOL, F(access_log), "true", "one JSON line per request on stderr", 0, 0,
      NULL, NULL},
+    {"allow_runtime_lora", SW_OPT_BOOL, F(allow_runtime_lora), "false",
+     "enable POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM's endpoints)", 0, 0, NULL,
+     NULL},
     SW_OPT_END,
 };
 #undef F
@@ -129,7 +134,8 @@ static int parse_adapters(const struct serve_opts *o, const char *list, char **p
                           struct sw_engine_adapter **out, int *n, char ***store, int *nstore) {
     *out = NULL, *n = 0, *store = NULL, *nstore = 0;
     int cap = npos + 1;
-    for (const char *p = list; p && *p; p++) cap += *p == ',';
+    for (const char *p = list; p && *p; p++)
+        cap += *p == ',';
     struct sw_engine_adapter *a = calloc((size_t)cap, sizeof *a);
     char **st = calloc((size_t)cap * 2, sizeof *st);
     if (!a || !st) {
@@ -146,8 +152,10 @@ static int parse_adapters(const struct serve_opts *o, const char *list, char **p
         for (int i = 0; round == 0 ? tok != NULL : i < count; i++) {
             const char *w = round == 0 ? tok : pos[i];
             if (round == 1 && !strchr(w, '='))
-                return free(copy), sw_err_set(SW_EUSAGE, "unexpected argument '%s' (adapters are "
-                                              "given as name=path)", w);
+                return free(copy), sw_err_set(SW_EUSAGE,
+                                              "unexpected argument '%s' (adapters are "
+                                              "given as name=path)",
+                                              w);
             const char *eq = strchr(w, '=');
             char *name, *path;
             if (eq) {
@@ -156,7 +164,8 @@ static int parse_adapters(const struct serve_opts *o, const char *list, char **p
             } else {
                 path = strdup(w);
                 size_t len = strlen(w);
-                while (len > 1 && w[len - 1] == '/') len--; /* "dir/" names itself "dir" */
+                while (len > 1 && w[len - 1] == '/')
+                    len--; /* "dir/" names itself "dir" */
                 const char *b = NULL;
                 for (size_t j = 0; j < len; j++)
                     if (w[j] == '/') b = w + j;
@@ -173,8 +182,10 @@ static int parse_adapters(const struct serve_opts *o, const char *list, char **p
             path = st[*nstore - 1];
             for (int j = 0; j < k; j++)
                 if (strcmp(a[j].name, name) == 0)
-                    return free(copy), sw_err_set(SW_EUSAGE, "--adapters: the name '%s' is used "
-                                                  "twice", name);
+                    return free(copy), sw_err_set(SW_EUSAGE,
+                                                  "--adapters: the name '%s' is used "
+                                                  "twice",
+                                                  name);
             a[k].name = name, a[k].path = path;
             k++;
             if (round == 0) tok = strtok_r(NULL, ",", &save);
@@ -187,7 +198,8 @@ static int parse_adapters(const struct serve_opts *o, const char *list, char **p
 
 static int split_names(struct serve *s, const char *list, const char *fallback) {
     int cap = 2;
-    for (const char *p = list; p && *p; p++) cap += *p == ',';
+    for (const char *p = list; p && *p; p++)
+        cap += *p == ',';
     s->names = calloc((size_t)cap, sizeof *s->names);
     if (!s->names) return sw_err_set(SW_ENOMEM, "out of memory");
     if (list && *list) {
@@ -240,10 +252,12 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
     /* hub ids (org/name) become snapshot folders in the hub cache; paths stay as they are. A
      * hub model is served under its id by default (vLLM's way), a folder under its name. */
     char *given = o->model ? strdup(o->model) : NULL;
-    if (rc == 0) rc = sw_hub_resolve_arg(&o->model, SW_HUB_NEED_MODEL, o->use_hf,
-                                         o->model_revision, o->hub_token);
-    if (rc == 0) rc = sw_hub_resolve_arg(&o->tokenizer, SW_HUB_NEED_TOKENIZER, o->use_hf, NULL,
-                                         o->hub_token);
+    if (rc == 0)
+        rc = sw_hub_resolve_arg(&o->model, SW_HUB_NEED_MODEL, o->use_hf, o->model_revision,
+                                o->hub_token);
+    if (rc == 0)
+        rc =
+            sw_hub_resolve_arg(&o->tokenizer, SW_HUB_NEED_TOKENIZER, o->use_hf, NULL, o->hub_token);
     if (rc == 0) rc = parse_adapters(o, o->adapters, pos, npos, &ad, &nad, &store, &nstore);
     struct sw_engine_opts eo;
     sw_engine_opts_init(&eo);
@@ -260,7 +274,7 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
                     : SW_DEVICE_CPU;
     if (rc == 0 && eo.device == SW_DEVICE_CUDA && !sw_backend_available(SW_DEVICE_CUDA))
         rc = sw_err_set(SW_EUNSUPPORTED, "--device cuda: this sw was built without CUDA (rebuild "
-                        "with make CUDA=1, or use --device cpu)");
+                                         "with make CUDA=1, or use --device cpu)");
     eo.max_model_len = o->max_model_len;
     eo.max_num_seqs = (int)o->max_num_seqs;
     eo.max_waiting = (int)o->max_waiting;
@@ -271,11 +285,13 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
     eo.enable_prefix_caching = o->enable_prefix_caching;
     eo.seed = (uint64_t)o->seed;
     if (rc == 0) rc = sw_engine_open(&eo, &s.engine);
-    for (int i = 0; i < nstore; i++) free(store[i]);
+    for (int i = 0; i < nstore; i++)
+        free(store[i]);
     free(store), free(ad);
     int from_hub = given && o->model && strcmp(given, o->model) != 0;
     if (rc == 0)
-        rc = split_names(&s, o->served_model_name, from_hub ? given : sw_engine_model_name(s.engine));
+        rc = split_names(&s, o->served_model_name,
+                         from_hub ? given : sw_engine_model_name(s.engine));
     free(given);
     if (rc == 0) {
         sw_engine_default_params(s.engine, &s.defaults);
@@ -295,11 +311,12 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
         pthread_mutex_unlock(&s.metrics.mu);
         const struct sw_template *t = sw_engine_template(s.engine);
         int v6 = strchr(o->host, ':') != NULL; /* http://[::1]:8000 */
-        sw_info("serving %s (%d adapter%s, template %s, max_model_len %lld) on http://%s%s%s:%d%s%s",
-                serve_model_name(&s), sw_engine_adapter_count(s.engine),
-                sw_engine_adapter_count(s.engine) == 1 ? "" : "s", t ? sw_template_name(t) : "none",
-                (long long)s.max_model_len, v6 ? "[" : "", o->host, v6 ? "]" : "", port,
-                o->zmq_bind ? " and " : "", o->zmq_bind ? o->zmq_bind : "");
+        sw_info(
+            "serving %s (%d adapter%s, template %s, max_model_len %lld) on http://%s%s%s:%d%s%s",
+            serve_model_name(&s), sw_engine_adapter_count(s.engine),
+            sw_engine_adapter_count(s.engine) == 1 ? "" : "s", t ? sw_template_name(t) : "none",
+            (long long)s.max_model_len, v6 ? "[" : "", o->host, v6 ? "]" : "", port,
+            o->zmq_bind ? " and " : "", o->zmq_bind ? o->zmq_bind : "");
         sw_info("ready in %.3f s", ready);
         /* Idle: hand freed heap pages back to the system (glibc keeps them in its per-thread
          * arenas otherwise), so a server's RSS returns to its idle level after a burst. */
@@ -329,8 +346,9 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
         sw_info("signal %d: draining %lld request%s (up to %lld s)", sw_signal_pending(),
                 (long long)busy, busy == 1 ? "" : "s", (long long)o->drain_timeout);
         int left = wait_jobs(&s, (double)o->drain_timeout);
-        if (left) sw_warn("aborting %d request%s still running after %lld s", left,
-                          left == 1 ? "" : "s", (long long)o->drain_timeout);
+        if (left)
+            sw_warn("aborting %d request%s still running after %lld s", left, left == 1 ? "" : "s",
+                    (long long)o->drain_timeout);
         rc = sw_engine_stop(s.engine, 0);
         left = wait_jobs(&s, 5.0);
         if (left) sw_warn("%d request%s did not finish", left, left == 1 ? "" : "s");
@@ -339,7 +357,8 @@ static int serve_run(struct serve_opts *o, char **pos, int npos, double t_start)
     serve_http_stop(s.http);
     sw_engine_close(s.engine);
     sw_signal_restore();
-    for (int i = 0; i < s.n_names; i++) free(s.names[i]);
+    for (int i = 0; i < s.n_names; i++)
+        free(s.names[i]);
     free(s.names);
     serve_metrics_release(&s.metrics);
     if (rc == 0) sw_info("stopped");

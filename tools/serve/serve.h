@@ -30,23 +30,27 @@ struct serve_job;
 
 #define SERVE_HIST_MAX 24
 struct serve_hist {
-    int n;                                /* bucket upper bounds */
+    int n; /* bucket upper bounds */
     double le[SERVE_HIST_MAX];
-    uint64_t bucket[SERVE_HIST_MAX + 1];  /* per bucket (the last: +Inf), not cumulative */
+    uint64_t bucket[SERVE_HIST_MAX + 1]; /* per bucket (the last: +Inf), not cumulative */
     uint64_t count;
     double sum;
 };
 
 struct serve_metrics {
     pthread_mutex_t mu;
-    struct { char endpoint[32]; int status; uint64_t n; } http[64];
+    struct {
+        char endpoint[32];
+        int status;
+        uint64_t n;
+    } http[64];
     int n_http;
-    uint64_t finished[5];                 /* by sw_finish_reason */
+    uint64_t finished[5];                                     /* by sw_finish_reason */
     uint64_t prompt_tokens, generation_tokens, cached_tokens; /* of finished requests */
     uint64_t zmq_requests;
     struct serve_hist ttft, itl, e2e, prompt_len, gen_len;
-    double started;                       /* process start (monotonic) */
-    double ready_seconds;                 /* start to ready */
+    double started;       /* process start (monotonic) */
+    double ready_seconds; /* start to ready */
 };
 void serve_metrics_init(struct serve_metrics *m);
 void serve_metrics_release(struct serve_metrics *m);
@@ -70,20 +74,20 @@ struct serve_opts {
 struct serve {
     const struct serve_opts *o;
     struct sw_engine *engine;
-    char **names;               /* served names of the base model */
+    char **names; /* served names of the base model */
     int n_names;
     enum sw_reasoning_mode reasoning;
     struct sw_openai_limits limits;
     struct sw_sampling_params defaults; /* sw_engine_default_params */
-    int64_t gen_cap;            /* generation_config.json max_new_tokens (0: none) */
+    int64_t gen_cap;                    /* generation_config.json max_new_tokens (0: none) */
     int64_t max_model_len;
-    int64_t created;            /* unix time of start (/v1/models) */
+    int64_t created; /* unix time of start (/v1/models) */
     struct serve_metrics metrics;
-    int draining;               /* SIGTERM seen: new requests get 503 (serve_draining) */
-    pthread_mutex_t jobs_mu;    /* in-flight jobs (drain waits for 0) */
+    int draining;            /* SIGTERM seen: new requests get 503 (serve_draining) */
+    pthread_mutex_t jobs_mu; /* in-flight jobs (drain waits for 0) */
     pthread_cond_t jobs_cv;
     int64_t jobs;
-    uint64_t jobs_started;      /* ever (under jobs_mu) */
+    uint64_t jobs_started; /* ever (under jobs_mu) */
     uint64_t next_id;
     struct serve_http *http;
     struct serve_zmq *zmq;
@@ -102,32 +106,32 @@ struct serve_event {
 
 struct serve_job {
     pthread_mutex_t mu;
-    int refs;                    /* the transport's + one per engine request not yet done */
+    int refs; /* the transport's + one per engine request not yet done */
     struct serve *srv;
     struct sw_openai_request req;
     struct sw_openai_resp *resp; /* built by the transport side only */
     char id[48];
-    char model[128];             /* the model name answered (the request's, or the first served) */
-    char adapter[128];           /* "" = the base model */
+    char model[128];   /* the model name answered (the request's, or the first served) */
+    char adapter[128]; /* "" = the base model */
     int n_prompts;
-    int32_t **ids;               /* encoded prompts */
+    int32_t **ids; /* encoded prompts */
     int64_t *n_ids;
-    uint64_t *engine_ids;        /* 0: not submitted */
+    uint64_t *engine_ids; /* 0: not submitted */
     int n_submitted, n_done;
     struct serve_event *head, **tail; /* under mu */
-    int stream;                  /* copy of req.stream: wake on every event, not only at the end */
-    int client_gone;             /* callback answers "abort" */
-    int hangup;                  /* the watchdog saw the client close its connection */
+    int stream;      /* copy of req.stream: wake on every event, not only at the end */
+    int client_gone; /* callback answers "abort" */
+    int hangup;      /* the watchdog saw the client close its connection */
     /* counted by the engine callback (under mu), for metrics and logs */
     int64_t n_completion, n_cached;
-    unsigned char *finish;       /* per choice: enum sw_finish_reason */
+    unsigned char *finish; /* per choice: enum sw_finish_reason */
     /* timing (monotonic seconds), written by the engine callback */
     double t_arrival, t_first;
-    double *t_last;              /* per choice: the previous token's time (ITL) */
+    double *t_last; /* per choice: the previous token's time (ITL) */
     /* transport hooks: wake is called (without mu held) after events are queued; the transport
      * decides under mu whether it must resume anything. */
     void (*wake)(struct serve_job *j);
-    void *transport;             /* struct hconn * / zmq request */
+    void *transport; /* struct hconn * / zmq request */
 };
 
 /* A job for a parsed request (taken over: *req is zeroed). refs = 1 (the caller's). Counted

@@ -41,13 +41,13 @@ struct zreq {
     struct serve_zmq *z;
     unsigned char ident[256];
     size_t ident_len;
-    int delim;                   /* the client sent an empty delimiter frame (REQ) */
-    json_t *id;                  /* echoed */
+    int delim;  /* the client sent an empty delimiter frame (REQ) */
+    json_t *id; /* echoed */
     struct serve_job *job;
     struct zchoice *ch;
-    int n_choices, k;            /* choices; top alternatives per token */
-    json_t *plp;                 /* prompt logprobs per prompt, for the done reply */
-    int queued;                  /* on the ready list (under z->mu) */
+    int n_choices, k; /* choices; top alternatives per token */
+    json_t *plp;      /* prompt logprobs per prompt, for the done reply */
+    int queued;       /* on the ready list (under z->mu) */
     struct zreq *next_ready, *prev, *next;
     int done_sent;
 };
@@ -58,13 +58,14 @@ struct serve_zmq {
     int efd;
     pthread_t th;
     int started;
-    int stop, quiesced;          /* atomic */
-    pthread_mutex_t mu;          /* ready list */
+    int stop, quiesced; /* atomic */
+    pthread_mutex_t mu; /* ready list */
     struct zreq *ready;
-    struct zreq *all;            /* this thread only */
+    struct zreq *all; /* this thread only */
 };
 
-/* ---- packing ---------------------------------------------------------------------------------- */
+/* ---- packing ----------------------------------------------------------------------------------
+ */
 
 static void pack_str(msgpack_packer *pk, const char *s, size_t n) {
     msgpack_pack_str(pk, n);
@@ -86,7 +87,8 @@ static void pack_json(msgpack_packer *pk, const json_t *v) {
     }
     case JSON_ARRAY:
         msgpack_pack_array(pk, json_array_size(v));
-        for (size_t i = 0; i < json_array_size(v); i++) pack_json(pk, json_array_get(v, i));
+        for (size_t i = 0; i < json_array_size(v); i++)
+            pack_json(pk, json_array_get(v, i));
         break;
     case JSON_STRING: pack_str(pk, json_string_value(v), json_string_length(v)); break;
     case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(v)); break;
@@ -99,8 +101,10 @@ static void pack_json(msgpack_packer *pk, const json_t *v) {
 
 static void pack_id(msgpack_packer *pk, const json_t *id) {
     PACK_KEY(pk, "id");
-    if (id) pack_json(pk, id);
-    else msgpack_pack_nil(pk);
+    if (id)
+        pack_json(pk, id);
+    else
+        msgpack_pack_nil(pk);
 }
 
 /* Send [ident, (empty), payload]. */
@@ -154,19 +158,22 @@ static void send_choice(struct zreq *r, int index, const int32_t *ids, int64_t n
     msgpack_pack_int(&pk, index);
     PACK_KEY(&pk, "token_ids");
     msgpack_pack_array(&pk, (size_t)n);
-    for (int64_t i = 0; i < n; i++) msgpack_pack_int32(&pk, ids[i]);
+    for (int64_t i = 0; i < n; i++)
+        msgpack_pack_int32(&pk, ids[i]);
     PACK_KEY(&pk, "text");
     pack_str(&pk, text ? text : "", text ? tlen : 0);
     if (want_lp) {
         PACK_KEY(&pk, "logprobs");
         msgpack_pack_array(&pk, (size_t)n);
-        for (int64_t i = 0; i < n; i++) msgpack_pack_float(&pk, lps[i]);
+        for (int64_t i = 0; i < n; i++)
+            msgpack_pack_float(&pk, lps[i]);
         if (k > 0) {
             PACK_KEY(&pk, "top_logprobs");
             msgpack_pack_array(&pk, (size_t)n);
             for (int64_t i = 0; i < n; i++) {
                 int m = 0;
-                while (m < k && top[i * k + m].id >= 0) m++;
+                while (m < k && top[i * k + m].id >= 0)
+                    m++;
                 msgpack_pack_array(&pk, (size_t)m);
                 for (int j = 0; j < m; j++) {
                     msgpack_pack_array(&pk, 2);
@@ -178,12 +185,17 @@ static void send_choice(struct zreq *r, int index, const int32_t *ids, int64_t n
     }
     PACK_KEY(&pk, "finish_reason");
     const char *f = fin ? finish_name(fin->finish) : NULL;
-    if (f) pack_str(&pk, f, strlen(f));
-    else msgpack_pack_nil(&pk);
+    if (f)
+        pack_str(&pk, f, strlen(f));
+    else
+        msgpack_pack_nil(&pk);
     PACK_KEY(&pk, "stop_reason");
-    if (fin && fin->finish == SW_FINISH_STOP && fin->stop_str) pack_str(&pk, fin->stop_str, strlen(fin->stop_str));
-    else if (fin && fin->finish == SW_FINISH_STOP && fin->stop_token >= 0) msgpack_pack_int32(&pk, fin->stop_token);
-    else msgpack_pack_nil(&pk);
+    if (fin && fin->finish == SW_FINISH_STOP && fin->stop_str)
+        pack_str(&pk, fin->stop_str, strlen(fin->stop_str));
+    else if (fin && fin->finish == SW_FINISH_STOP && fin->stop_token >= 0)
+        msgpack_pack_int32(&pk, fin->stop_token);
+    else
+        msgpack_pack_nil(&pk);
     send_reply(r->z, r->ident, r->ident_len, r->delim, &sb);
     msgpack_sbuffer_destroy(&sb);
 }
@@ -202,7 +214,8 @@ static void send_done(struct zreq *r, json_t *prompt_lps) {
     PACK_KEY(&pk, "done");
     msgpack_pack_true(&pk);
     int64_t p = 0;
-    for (int i = 0; i < j->n_prompts; i++) p += j->n_ids[i];
+    for (int i = 0; i < j->n_prompts; i++)
+        p += j->n_ids[i];
     pthread_mutex_lock(&j->mu);
     int64_t c = j->n_completion, k = j->n_cached;
     pthread_mutex_unlock(&j->mu);
@@ -220,7 +233,8 @@ static void send_done(struct zreq *r, json_t *prompt_lps) {
     msgpack_pack_array(&pk, (size_t)j->n_prompts);
     for (int i = 0; i < j->n_prompts; i++) {
         msgpack_pack_array(&pk, (size_t)j->n_ids[i]);
-        for (int64_t t = 0; t < j->n_ids[i]; t++) msgpack_pack_int32(&pk, j->ids[i][t]);
+        for (int64_t t = 0; t < j->n_ids[i]; t++)
+            msgpack_pack_int32(&pk, j->ids[i][t]);
     }
     if (prompt_lps) {
         PACK_KEY(&pk, "prompt_logprobs");
@@ -236,7 +250,8 @@ static void send_done(struct zreq *r, json_t *prompt_lps) {
     msgpack_sbuffer_destroy(&sb);
 }
 
-/* ---- requests --------------------------------------------------------------------------------- */
+/* ---- requests ---------------------------------------------------------------------------------
+ */
 
 static void zreq_free(struct zreq *r) {
     if (!r) return;
@@ -276,7 +291,8 @@ static void zmq_wake(struct serve_job *j) {
 static void unqueue(struct serve_zmq *z, struct zreq *r) {
     pthread_mutex_lock(&z->mu);
     struct zreq **pp = &z->ready;
-    while (*pp && *pp != r) pp = &(*pp)->next_ready;
+    while (*pp && *pp != r)
+        pp = &(*pp)->next_ready;
     if (*pp) *pp = r->next_ready;
     r->queued = 0;
     pthread_mutex_unlock(&z->mu);
@@ -289,7 +305,8 @@ static int choice_add(struct zchoice *c, const struct sw_engine_event *ev, int k
         if (ids) c->ids = ids;
         float *lps = realloc(c->lps, (size_t)cap * sizeof *lps);
         if (lps) c->lps = lps;
-        struct sw_logprob_entry *top = k > 0 ? realloc(c->top, (size_t)(cap * k) * sizeof *top) : c->top;
+        struct sw_logprob_entry *top =
+            k > 0 ? realloc(c->top, (size_t)(cap * k) * sizeof *top) : c->top;
         if (top) c->top = top;
         if (!ids || !lps || (k > 0 && !top)) return sw_err_set(SW_ENOMEM, "out of memory");
         c->cap = cap;
@@ -324,7 +341,8 @@ static int zreq_pump(struct zreq *r) {
                 json_array_append_new(arr, json_real(ev->prompt_logprobs[t].logprob));
             if (!r->plp) {
                 r->plp = json_array();
-                for (int i = 0; i < j->n_prompts; i++) json_array_append_new(r->plp, json_null());
+                for (int i = 0; i < j->n_prompts; i++)
+                    json_array_append_new(r->plp, json_null());
             }
             json_array_set_new(r->plp, (size_t)x->prompt, arr);
         }
@@ -337,8 +355,9 @@ static int zreq_pump(struct zreq *r) {
                 struct sw_logprob_entry top[64];
                 int k = r->k < 64 ? r->k : 64;
                 for (int t = 0; t < k; t++)
-                    top[t] = ev->logprobs && t < ev->logprobs->n_top ? ev->logprobs->top[t]
-                                                                     : (struct sw_logprob_entry){-1, 0};
+                    top[t] = ev->logprobs && t < ev->logprobs->n_top
+                                 ? ev->logprobs->top[t]
+                                 : (struct sw_logprob_entry){-1, 0};
                 send_choice(r, ci, &ev->token, ev->token >= 0 ? 1 : 0, &lp, top, k, ev->text,
                             ev->text_len, ev->finish != SW_FINISH_NONE ? ev : NULL);
             }
@@ -387,12 +406,14 @@ static void handle_request(struct serve_zmq *z, const unsigned char *ident, size
         json_decref(body);
         return;
     }
-    enum sw_openai_kind kind = json_object_get(body, "messages") ? SW_OPENAI_CHAT
-                                                                 : SW_OPENAI_COMPLETION;
+    enum sw_openai_kind kind =
+        json_object_get(body, "messages") ? SW_OPENAI_CHAT : SW_OPENAI_COMPLETION;
     json_t *type = json_object_get(body, "type");
     if (type && json_is_string(type)) {
-        if (strcmp(json_string_value(type), "chat") == 0) kind = SW_OPENAI_CHAT;
-        else if (strcmp(json_string_value(type), "completion") == 0) kind = SW_OPENAI_COMPLETION;
+        if (strcmp(json_string_value(type), "chat") == 0)
+            kind = SW_OPENAI_CHAT;
+        else if (strcmp(json_string_value(type), "completion") == 0)
+            kind = SW_OPENAI_COMPLETION;
         else {
             sw_openai_error_set(&err, 400, "type", "'type' must be 'chat' or 'completion'");
             send_error(z, ident, ident_len, delim, id, &err);
@@ -463,8 +484,10 @@ static void handle_request(struct serve_zmq *z, const unsigned char *ident, size
 
 static void zreq_finish(struct serve_zmq *z, struct zreq *r) {
     struct serve_job *j = r->job;
-    if (r->prev) r->prev->next = r->next;
-    else z->all = r->next;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        z->all = r->next;
     if (r->next) r->next->prev = r->prev;
     pthread_mutex_lock(&j->mu);
     j->transport = NULL; /* no wake queues r after this */
@@ -508,7 +531,8 @@ static void *zmq_thread(void *arg) {
          * queues it again. */
         pthread_mutex_lock(&z->mu);
         size_t nr = 0;
-        for (struct zreq *r = z->ready; r; r = r->next_ready) nr++;
+        for (struct zreq *r = z->ready; r; r = r->next_ready)
+            nr++;
         if (nr > cap_ready) {
             struct zreq **nrl = realloc(ready, nr * sizeof *ready);
             if (nrl) ready = nrl, cap_ready = nr;
@@ -543,8 +567,10 @@ static void *zmq_thread(void *arg) {
                 while (more) { /* more frames than any client sends: drop them */
                     zmq_msg_t x;
                     zmq_msg_init(&x);
-                    if (zmq_msg_recv(&x, z->sock, ZMQ_DONTWAIT) < 0) more = 0;
-                    else more = zmq_msg_more(&x);
+                    if (zmq_msg_recv(&x, z->sock, ZMQ_DONTWAIT) < 0)
+                        more = 0;
+                    else
+                        more = zmq_msg_more(&x);
                     zmq_msg_close(&x);
                 }
                 if (np == 0) break;
@@ -556,11 +582,13 @@ static void *zmq_thread(void *arg) {
                                    zmq_msg_data(pl), zmq_msg_size(pl));
                 } else if (np >= 1) {
                     struct sw_openai_error err;
-                    sw_openai_error_set(&err, 400, NULL, "a request is one msgpack frame (after "
+                    sw_openai_error_set(&err, 400, NULL,
+                                        "a request is one msgpack frame (after "
                                         "an optional empty delimiter)");
                     send_error(z, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), 0, NULL, &err);
                 }
-                for (int i = 0; i < np; i++) zmq_msg_close(&parts[i]);
+                for (int i = 0; i < np; i++)
+                    zmq_msg_close(&parts[i]);
             }
         }
     }
@@ -602,7 +630,10 @@ int serve_zmq_start(struct serve *s, const char *bind, struct serve_zmq **out) {
 }
 
 void serve_zmq_quiesce(struct serve_zmq *z) {
-    if (z) __atomic_store_n(&z->quiesced, 1, __ATOMIC_RELEASE); /* new requests are answered 503 (s->draining); running ones finish */
+    if (z)
+        __atomic_store_n(&z->quiesced, 1,
+                         __ATOMIC_RELEASE); /* new requests are answered 503 (s->draining); running
+                                               ones finish */
 }
 
 void serve_zmq_stop(struct serve_zmq *z) {
@@ -614,7 +645,8 @@ void serve_zmq_stop(struct serve_zmq *z) {
     }
     __atomic_store_n(&z->stop, 1, __ATOMIC_RELEASE);
     if (z->started) pthread_join(z->th, NULL);
-    while (z->all) zreq_finish(z, z->all);
+    while (z->all)
+        zreq_finish(z, z->all);
     zmq_close(z->sock);
     zmq_ctx_term(z->ctx);
     close(z->efd);

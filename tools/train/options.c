@@ -13,7 +13,8 @@
 const struct sw_opt sw_train_options[] = {
     {"model", SW_OPT_STRING, F(model), NULL,
      "HF model folder to train (config.json + safetensors), or a hub id (org/name: fetched into "
-     "the hub cache as sw-fetch does)", 0, 0, NULL, NULL},
+     "the hub cache as sw-fetch does)",
+     0, 0, NULL, NULL},
     {"init_from_config", SW_OPT_STRING, F(init_from_config), NULL,
      "sw: config.json to build a randomly initialised model from (pre-training)", 0, 0, NULL, NULL},
     {"dataset", SW_OPT_STRING, F(dataset), "-",
@@ -51,8 +52,7 @@ const struct sw_opt sw_train_options[] = {
      "samples per micro-batch of a stream of samples (packed back to back); a stream of "
      "batches (sw-pack --packing / --per_device_train_batch_size) is read one batch record per "
      "micro-batch and sw-pack's options set its size",
-     1, 1 << 20,
-     NULL, NULL},
+     1, 1 << 20, NULL, NULL},
     {"gradient_accumulation_steps", SW_OPT_INT, F(gradient_accumulation_steps), "1",
      "micro-batches per optimizer step", 1, 1 << 20, NULL, NULL},
     {"num_train_epochs", SW_OPT_INT, F(num_train_epochs), "3",
@@ -89,8 +89,8 @@ const struct sw_opt sw_train_options[] = {
      "output_dir's newest run); a checkpoint inside output_dir continues its run folder",
      0, 0, NULL, NULL},
     {"report_to", SW_OPT_LIST, F(report_to), "tensorboard",
-     "tensorboard (event files in logging_dir, ms-swift's default), all, or none",
-     0, 0, NULL, NULL},
+     "tensorboard (event files in logging_dir, ms-swift's default), all, or none", 0, 0, NULL,
+     NULL},
     {"logging_dir", SW_OPT_STRING, F(logging_dir), NULL,
      "TensorBoard folder (unset: <run folder>/runs)", 0, 0, NULL, NULL},
     {"device", SW_OPT_CHOICE, F(device), "cpu",
@@ -98,12 +98,13 @@ const struct sw_opt sw_train_options[] = {
      "cpu|cuda", NULL},
     {"torch_dtype", SW_OPT_CHOICE, F(torch_dtype), "auto",
      "compute dtype of the GEMMs and attention (weights, gradients and AdamW state stay float32, "
-     "as with autocast); auto: float32 on cpu, the CUDA backend's default on cuda (bfloat16; docs/cuda.md)",
+     "as with autocast); auto: float32 on cpu, the CUDA backend's default on cuda (bfloat16; "
+     "docs/cuda.md)",
      0, 0, "auto|float32|bfloat16|float16|fp32|bf16|fp16", NULL},
     {"bf16", SW_OPT_BOOL, F(bf16), "false", "same as --torch_dtype bfloat16 (HF's flag)", 0, 0,
      NULL, NULL},
-    {"fp16", SW_OPT_BOOL, F(fp16), "false", "same as --torch_dtype float16 (HF's flag)", 0, 0,
-     NULL, NULL},
+    {"fp16", SW_OPT_BOOL, F(fp16), "false", "same as --torch_dtype float16 (HF's flag)", 0, 0, NULL,
+     NULL},
     {"loss_scale", SW_OPT_STRING, F(loss_scale), "dynamic",
      "float16 loss scaling: dynamic (torch GradScaler: from 65536, x2 after 2000 finite steps, "
      "x0.5 and the step skipped on overflow), dynamic:S (from S), or a fixed scale S",
