@@ -7,6 +7,7 @@
 #include "sw_err.h"
 #include "sw_model.h"
 #include "sw_parallel.h"
+#include "fixtures.h"
 #include "tap.h"
 
 #include <stdio.h>
@@ -14,24 +15,16 @@
 #include <string.h>
 
 static void config(struct sw_model_config *c) {
-    memset(c, 0, sizeof *c);
-    c->arch = SW_ARCH_QWEN2;
-    strcpy(c->model_type, "qwen2");
-    strcpy(c->hidden_act, "silu");
-    c->vocab_size = 180000;
-    c->hidden_size = 96;
-    c->intermediate_size = 256;
-    c->num_hidden_layers = 2;
-    c->num_attention_heads = 6;
-    c->num_key_value_heads = 2;
-    c->head_dim = 16;
-    c->max_position_embeddings = 128;
-    c->rms_norm_eps = 1e-6;
-    c->rope_theta = 1e6;
+    struct sw_test_shape shape = {.vocab = 180000,
+                                  .hidden = 96,
+                                  .intermediate = 256,
+                                  .layers = 2,
+                                  .heads = 6,
+                                  .kv_heads = 2,
+                                  .head_dim = 16};
+    sw_test_config(c, SW_ARCH_QWEN2, shape);
     c->bos_token_id = -1;
     c->pad_token_id = 174762;
-    c->tie_word_embeddings = 1;
-    c->attention_bias = 1;
 }
 
 int main(void) {

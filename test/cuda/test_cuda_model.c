@@ -18,6 +18,7 @@
 #include "sw_err.h"
 #include "sw_model.h"
 #include "sw_safetensors.h"
+#include "fixtures.h"
 #include "tap.h"
 
 #include <math.h>
@@ -266,22 +267,15 @@ static void test_lora(void) {
 /* A larger random model: several attention tiles, multi-row chunks. */
 static void test_random_model(void) {
     struct sw_model_config c;
-    memset(&c, 0, sizeof c);
-    c.arch = SW_ARCH_QWEN2;
-    strcpy(c.model_type, "qwen2");
-    strcpy(c.hidden_act, "silu");
-    c.vocab_size = 1000;
-    c.hidden_size = 128;
-    c.intermediate_size = 352;
-    c.num_hidden_layers = 3;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 32;
+    struct sw_test_shape shape = {.vocab = 1000,
+                                  .hidden = 128,
+                                  .intermediate = 352,
+                                  .layers = 3,
+                                  .heads = 4,
+                                  .kv_heads = 2,
+                                  .head_dim = 32};
+    sw_test_config(&c, SW_ARCH_QWEN2, shape);
     c.max_position_embeddings = 1024;
-    c.rms_norm_eps = 1e-6;
-    c.rope_theta = 1e6;
-    c.tie_word_embeddings = 1;
-    c.attention_bias = 1;
     c.bos_token_id = -1;
     c.pad_token_id = -1;
     struct sw_model *mc = NULL, *mg = NULL;

@@ -17,6 +17,7 @@
 
 #include "sw_err.h"
 #include "sw_safetensors.h"
+#include "fixtures.h"
 #include "tap.h"
 
 #include <math.h>
@@ -31,38 +32,22 @@
 static struct sw_backend *be;
 
 static void base_config(struct sw_model_config *c, enum sw_arch arch) {
-    memset(c, 0, sizeof(*c));
-    c->arch = arch;
-    strcpy(c->hidden_act, "silu");
-    c->vocab_size = 97;
-    c->hidden_size = 32;
-    c->intermediate_size = 64;
-    c->num_hidden_layers = 2;
-    c->num_attention_heads = 4;
-    c->num_key_value_heads = 2;
-    c->head_dim = 8;
-    c->max_position_embeddings = 128;
-    c->rms_norm_eps = 1e-6;
-    c->rope_theta = 1e6;
-    c->bos_token_id = 1;
-    c->pad_token_id = 0;
-    if (arch == SW_ARCH_LLAMA) {
-        strcpy(c->model_type, "llama");
+    struct sw_test_shape shape = {.vocab = 97,
+                                  .hidden = 32,
+                                  .intermediate = 64,
+                                  .layers = 2,
+                                  .heads = 4,
+                                  .kv_heads = 2,
+                                  .head_dim = 8};
+    if (arch == SW_ARCH_QWEN3) shape.head_dim = 16;
+    sw_test_config(c, arch, shape);
+    if (arch == SW_ARCH_LLAMA) { /* llama3 RoPE scaling, as Llama 3.1 configs carry it */
         c->rope_theta = 10000.0;
         c->rope_type = SW_ROPE_LLAMA3;
         c->rope_factor = 8.0;
         c->rope_low_freq_factor = 1.0;
         c->rope_high_freq_factor = 4.0;
         c->rope_original_max_position = 64;
-    } else if (arch == SW_ARCH_QWEN2) {
-        strcpy(c->model_type, "qwen2");
-        c->tie_word_embeddings = 1;
-        c->attention_bias = 1;
-    } else {
-        strcpy(c->model_type, "qwen3");
-        c->tie_word_embeddings = 1;
-        c->head_dim = 16;
-        c->qk_norm = 1;
     }
 }
 

@@ -12,6 +12,7 @@
 #include "sw_err.h"
 #include "sw_parallel.h"
 #include "sw_rng.h"
+#include "fixtures.h"
 #include "tap.h"
 
 #include <stdint.h>
@@ -24,24 +25,16 @@ static struct sw_backend *be;
 /* Small, but with an embedding of 262,336 values so 7 threads each get a slice of it; pad
  * row 5 (not 0) so the zeroed row sits inside the first thread's slice, not at its start. */
 static void config(struct sw_model_config *c, int llama) {
-    memset(c, 0, sizeof *c);
-    c->arch = llama ? SW_ARCH_LLAMA : SW_ARCH_QWEN2;
-    strcpy(c->model_type, llama ? "llama" : "qwen2");
-    strcpy(c->hidden_act, "silu");
-    c->vocab_size = 4099;
-    c->hidden_size = 64;
-    c->intermediate_size = 160;
-    c->num_hidden_layers = 2;
-    c->num_attention_heads = 4;
-    c->num_key_value_heads = 2;
-    c->head_dim = 16;
-    c->max_position_embeddings = 128;
-    c->rms_norm_eps = 1e-6;
-    c->rope_theta = 1e6;
-    c->bos_token_id = 1;
+    struct sw_test_shape shape = {.vocab = 4099,
+                                  .hidden = 64,
+                                  .intermediate = 160,
+                                  .layers = 2,
+                                  .heads = 4,
+                                  .kv_heads = 2,
+                                  .head_dim = 16};
+    /* qwen2: tied, q/k/v biases; llama: untied lm_head */
+    sw_test_config(c, llama ? SW_ARCH_LLAMA : SW_ARCH_QWEN2, shape);
     c->pad_token_id = 5;
-    c->tie_word_embeddings = !llama; /* qwen2: tied, q/k/v biases; llama: untied lm_head */
-    c->attention_bias = !llama;
 }
 
 static uint64_t fnv1a(uint64_t h, const void *p, size_t bytes) {

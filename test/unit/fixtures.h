@@ -1,0 +1,49 @@
+/* Model configurations the unit and CUDA tests build in memory, in one place: the defaults every
+ * tiny test model shares (SiLU, RMSNorm eps 1e-6, RoPE theta 1e6, 128 positions, bos 1, pad 0)
+ * and what each family adds the way its Hugging Face config would (Qwen2: tied embeddings and
+ * q/k/v biases; Qwen3: tied embeddings and q/k norms; Llama: an untied LM head). A test sets its
+ * own shape and overrides what it exercises after the call. */
+#ifndef SW_TEST_FIXTURES_H
+#define SW_TEST_FIXTURES_H
+
+#include "sw_hfconfig.h"
+
+#include <string.h>
+
+struct sw_test_shape {
+    int64_t vocab, hidden, intermediate, layers, heads, kv_heads, head_dim;
+};
+
+static inline void sw_test_config(struct sw_model_config *c, enum sw_arch arch,
+                                  struct sw_test_shape s) {
+    memset(c, 0, sizeof *c);
+    c->arch = arch;
+    strcpy(c->hidden_act, "silu");
+    c->vocab_size = s.vocab;
+    c->hidden_size = s.hidden;
+    c->intermediate_size = s.intermediate;
+    c->num_hidden_layers = s.layers;
+    c->num_attention_heads = s.heads;
+    c->num_key_value_heads = s.kv_heads;
+    c->head_dim = s.head_dim;
+    c->max_position_embeddings = 128;
+    c->rms_norm_eps = 1e-6;
+    c->rope_theta = 1e6;
+    c->bos_token_id = 1;
+    c->pad_token_id = 0;
+    switch (arch) {
+    case SW_ARCH_LLAMA: strcpy(c->model_type, "llama"); break;
+    case SW_ARCH_QWEN2:
+        strcpy(c->model_type, "qwen2");
+        c->tie_word_embeddings = 1;
+        c->attention_bias = 1;
+        break;
+    case SW_ARCH_QWEN3:
+        strcpy(c->model_type, "qwen3");
+        c->tie_word_embeddings = 1;
+        c->qk_norm = 1;
+        break;
+    }
+}
+
+#endif
