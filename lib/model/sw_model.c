@@ -324,3 +324,8 @@ void sw_model_set_gradient_checkpointing(struct sw_model *m, int on) {
 size_t sw_model_scratch_peak(const struct sw_model *m) {
     return m->be->scratch_peak ? m->be->scratch_peak(m->be) : 0;
 }
+
+void sw_model_set_linear_observer(struct sw_model *m, sw_linear_observer_fn fn, void *ctx) {
+    m->observer = fn;
+    m->observer_ctx = fn ? ctx : NULL;
+}

@@ -95,6 +95,21 @@ struct sw_lora_config {
     uint64_t seed;              /* A ~ kaiming-uniform like PEFT (bound 1/sqrt(in)), B = 0 */
 };
 
+/* Calibration hook (sw-quant's GPTQ / AWQ / importance matrix): one decoder linear layer, as an
+ * observer sees it. kind indexes q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj
+ * (name is that module name); in / out are the layer's sizes. */
+struct sw_linear_site {
+    int layer, kind;
+    const char *name;
+    int64_t in, out;
+};
+/* Called with the input x [N, in] of every decoder linear before its base product, in forward
+ * order, by the training forward and the inference engine alike. x is backend memory (host
+ * memory on the CPU backend; download it on others). A non-zero return aborts the forward with
+ * that code. */
+typedef int (*sw_linear_observer_fn)(void *ctx, const struct sw_linear_site *site, const float *x,
+                                     int64_t N);
+
 /* Build a model for cfg on backend be (borrowed: it must outlive the model). Parameters are
  * allocated and zero; fill them with sw_model_load or sw_model_init_random. Returns 0,
  * SW_EUNSUPPORTED (hidden_act other than silu, odd head_dim), SW_EINVAL or SW_ENOMEM. */
@@ -162,6 +177,9 @@ int sw_model_logits(struct sw_model *m, float *logits);
 int sw_model_logits_rows(struct sw_model *m, int64_t row0, int64_t nrows, float *logits);
 /* Bytes of scratch the last forward/backward needed at most (activation memory report). */
 size_t sw_model_scratch_peak(const struct sw_model *m);
+
+/* Install (fn non-NULL) or remove (fn NULL) the linear-input observer. */
+void sw_model_set_linear_observer(struct sw_model *m, sw_linear_observer_fn fn, void *ctx);
 
 /* Gradient checkpointing (ms-swift's --gradient_checkpointing): with on = 1, a forward keeps
  * only each decoder layer's input [N, C] and one reusable set of layer activations, and

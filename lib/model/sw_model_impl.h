@@ -113,6 +113,8 @@ struct sw_model {
     uint64_t seed, forward_count;
     int64_t ce_chunk_rows;
     struct sw_step step;
+    sw_linear_observer_fn observer; /* sw_model_set_linear_observer, or NULL */
+    void *observer_ctx;
 };
 
 /* Registry (sw_model.c): a new parameter of shape [d0] or [d0, d1] (ndim 1 or 2), value
@@ -144,6 +146,14 @@ void sw_host_batch_release(struct sw_host_batch *hb);
  * sw_err set. */
 float *sw_model_scratch_f(struct sw_model *m, int64_t n);
 int32_t *sw_model_scratch_i(struct sw_model *m, int64_t n);
+
+/* The base weight's part of a decoder linear (sw_model_linear.c), the one place the training
+ * forward, the inference engine and calibration observers reach W: y = x·Wᵀ (+ b) for x [N, in]
+ * of layer l (the observer, when set, sees x first); dx = beta·dx + dy·W. */
+int sw_linear_base_forward(struct sw_model *m, const struct sw_linear *lin, float *y,
+                           const float *x, int64_t N);
+int sw_linear_base_backward_dx(struct sw_model *m, const struct sw_linear *lin, float *dx,
+                               float dx_beta, const float *dy, int64_t N);
 
 /* Linear layer with its LoRA branch (sw_model_linear.c). x [N, in] → y [N, out] (overwritten).
  * la receives what backward needs (NULL lin->lora_a: untouched). */

@@ -186,8 +186,7 @@ static int linear(struct sw_model *m, const struct sw_infer_batch *b, struct inf
                   int64_t l, int site, float *y, const float *x) {
     struct sw_backend *be = m->be;
     const struct sw_linear *lin = &m->layers[l].lin[site];
-    SW_TRY(be->matmul_fwd(be, y, x, lin->w->value.data, lin->b ? lin->b->value.data : NULL, b->N,
-                          lin->out, lin->in, 1.0f, 0.0f));
+    SW_TRY(sw_linear_base_forward(m, lin, y, x, b->N));
     if (!b->lora) return 0;
     for (int s0 = 0, s1; s0 < b->nseq; s0 = s1) {
         const struct sw_lora_weights *w = b->lora[s0];

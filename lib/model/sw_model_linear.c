@@ -17,11 +17,31 @@ static int lora_dropout_on(const struct sw_model *m, const struct sw_linear *lin
     return m->training && lin->lora_dropout > 0.0f;
 }
 
+int sw_linear_base_forward(struct sw_model *m, const struct sw_linear *lin, float *y,
+                           const float *x, int64_t N) {
+    struct sw_backend *be = m->be;
+    if (m->observer) {
+        struct sw_linear_site site = {.layer = (int)(lin->site / SW_LIN_COUNT),
+                                      .kind = (int)(lin->site % SW_LIN_COUNT),
+                                      .name = sw_lin_names[lin->site % SW_LIN_COUNT],
+                                      .in = lin->in,
+                                      .out = lin->out};
+        SW_TRY(m->observer(m->observer_ctx, &site, x, N));
+    }
+    return be->matmul_fwd(be, y, x, lin->w->value.data, lin->b ? lin->b->value.data : NULL, N,
+                          lin->out, lin->in, 1.0f, 0.0f);
+}
+
+int sw_linear_base_backward_dx(struct sw_model *m, const struct sw_linear *lin, float *dx,
+                               float dx_beta, const float *dy, int64_t N) {
+    struct sw_backend *be = m->be;
+    return be->matmul_bwd_dx(be, dx, dy, lin->w->value.data, N, lin->out, lin->in, 1.0f, dx_beta);
+}
+
 int sw_linear_forward(struct sw_model *m, const struct sw_linear *lin, float *y, const float *x,
                       int64_t N, struct sw_lora_act *la) {
     struct sw_backend *be = m->be;
-    SW_TRY(be->matmul_fwd(be, y, x, lin->w->value.data, lin->b ? lin->b->value.data : NULL, N,
-                          lin->out, lin->in, 1.0f, 0.0f));
+    SW_TRY(sw_linear_base_forward(m, lin, y, x, N));
     if (!lin->lora_a) return 0;
     const float *xd = x;
     la->xd = NULL;
@@ -47,9 +67,7 @@ int sw_linear_backward(struct sw_model *m, const struct sw_linear *lin, float *d
         SW_TRY(be->matmul_bwd_dw(be, lin->w->grad.data, dy, x, N, lin->out, lin->in, 1.0f, 1.0f));
     if (lin->b && lin->b->trainable)
         SW_TRY(be->bias_bwd(be, lin->b->grad.data, dy, N, lin->out, 1.0f));
-    if (dx)
-        SW_TRY(
-            be->matmul_bwd_dx(be, dx, dy, lin->w->value.data, N, lin->out, lin->in, 1.0f, dx_beta));
+    if (dx) SW_TRY(sw_linear_base_backward_dx(m, lin, dx, dx_beta, dy, N));
     if (!lin->lora_a) return 0;
 
     const float *xd = la->xd ? la->xd : x;

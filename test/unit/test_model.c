@@ -666,6 +666,56 @@ static void test_gradient_checkpointing(void) {
     check_ckpt("llama + LoRA dropout 0.2", SW_ARCH_LLAMA, GOLDEN "llama", &lc);
 }
 
+/* The linear observer sees every decoder linear's input, in forward order, with its site; the
+ * first call's input is input_layernorm's output (so a calibration pass sees what W multiplies),
+ * and a non-zero return aborts the forward with that code. */
+struct observed {
+    int calls, in_order, sizes_ok, abort_at;
+    double first_sum;
+};
+
+static int observe(void *ctx, const struct sw_linear_site *s, const float *x, int64_t N) {
+    struct observed *o = ctx;
+    int want_layer = o->calls / 7, want_kind = o->calls % 7;
+    if (s->layer != want_layer || s->kind != want_kind) o->in_order = 0;
+    static const char *const names[7] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                         "gate_proj", "up_proj", "down_proj"};
+    if (strcmp(s->name, names[s->kind]) || s->in <= 0 || s->out <= 0 || N != 12) o->sizes_ok = 0;
+    if (o->calls == 0)
+        for (int64_t i = 0; i < N * s->in; i++)
+            o->first_sum += x[i];
+    if (++o->calls == o->abort_at) return SW_EINTR;
+    return 0;
+}
+
+static void test_linear_observer(void) {
+    struct sw_model_config c;
+    base_config(&c, SW_ARCH_QWEN2);
+    struct sw_model *m = NULL;
+    if (!OK(sw_model_new(&c, be, &m) == 0 && sw_model_init_random(m, 3, 0.1f) == 0,
+            "observer: model"))
+        return;
+    int32_t ids[12];
+    for (int i = 0; i < 12; i++)
+        ids[i] = (i * 7 + 3) % 97;
+    struct sw_batch b = {.B = 2, .T = 6, .input_ids = ids};
+    struct observed o = {.in_order = 1, .sizes_ok = 1};
+    sw_model_set_linear_observer(m, observe, &o);
+    int rc = sw_model_forward(m, &b, NULL);
+    OK(rc == 0 && o.calls == 2 * 7 && o.in_order && o.sizes_ok,
+       "observer: 14 calls, layer by layer in module order, sizes and N (rc %d, %d calls)", rc,
+       o.calls);
+    OK(isfinite(o.first_sum) && o.first_sum != 0.0, "observer: sees the q_proj input");
+    struct observed a = {.in_order = 1, .sizes_ok = 1, .abort_at = 3};
+    sw_model_set_linear_observer(m, observe, &a);
+    IS_INT(sw_model_forward(m, &b, NULL), SW_EINTR, "observer: its error aborts the forward");
+    IS_INT(a.calls, 3, "observer: nothing after the aborting call");
+    struct observed z = {.in_order = 1, .sizes_ok = 1};
+    sw_model_set_linear_observer(m, NULL, &z);
+    OK(sw_model_forward(m, &b, NULL) == 0 && z.calls == 0, "observer: removed, not called");
+    sw_model_free(m);
+}
+
 int main(void) {
     if (!OK(sw_backend_open(SW_DEVICE_CPU, &be) == 0, "open the CPU backend")) return tap_done();
     test_family("llama", SW_ARCH_LLAMA);
@@ -676,6 +726,7 @@ int main(void) {
     test_load_half();
     test_errors_and_init();
     test_gradient_checkpointing();
+    test_linear_observer();
     sw_backend_close(be);
     return tap_done();
 }
