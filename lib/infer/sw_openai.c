@@ -575,7 +575,8 @@ static int parse_prompts(struct parse *p, json_t *body) {
             return bad(p, "prompt",
                        "'prompt' must be a string, a list of strings, a list of token "
                        "ids or a list of lists of token ids");
-        if (json_array_size(v) > (size_t)p->lim->max_prompts)
+        /* a flat list of token ids is one prompt, however many tokens it has */
+        if (shape != ONE_IDS && json_array_size(v) > (size_t)p->lim->max_prompts)
             return bad(p, "prompt", "'prompt' has %zu prompts, at most %d are allowed",
                        json_array_size(v), p->lim->max_prompts);
     } else {

@@ -208,6 +208,23 @@ static void test_completion_parse(void) {
            !r.prompts[0].text,
        "one id prompt");
     sw_openai_request_release(&r);
+    {
+        /* a flat id list longer than the prompt-count limit (1024) is still one prompt, while
+         * 1025 string prompts are over it */
+        char body[16384], *q = body;
+        q += sprintf(q, "{\"prompt\": [");
+        for (int i = 0; i < 1500; i++)
+            q += sprintf(q, "%s%d", i ? "," : "", 1 + i % 7);
+        sprintf(q, "]}");
+        IS_INT(parse(P, body, &r, &e), 0, "1500 token ids: %s", e.message);
+        OK(r.n_prompts == 1 && r.prompts[0].n_ids == 1500, "1500 token ids are one prompt");
+        sw_openai_request_release(&r);
+        q = body + sprintf(body, "{\"prompt\": [");
+        for (int i = 0; i < 1025; i++)
+            q += sprintf(q, "%s\"a\"", i ? "," : "");
+        sprintf(q, "]}");
+        bad(P, body, 400, "prompt", "at most 1024");
+    }
     IS_INT(parse(P, "{\"prompt\": [[1, 2], [3]], \"n\": 2}", &r, &e), 0, "list of id lists");
     OK(r.n_prompts == 2 && r.prompts[1].n_ids == 1 && r.prompts[1].ids[0] == 3, "two id prompts");
     sw_openai_request_release(&r);
