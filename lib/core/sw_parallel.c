@@ -51,6 +51,10 @@ void sw_parallel_set_threads(int n) {
     openblas_set_num_threads(eff);
 }
 
+void sw_parallel_thread_init(void) {
+    omp_set_num_threads(sw_parallel_threads());
+}
+
 void sw_parallel_init(void) {
     sw_parallel_set_threads(sw_parallel_threads());
 }

@@ -24,6 +24,11 @@ void sw_parallel_set_threads(int n);
 /* Apply the policy once: sw_parallel_set_threads(sw_parallel_threads()). */
 void sw_parallel_init(void);
 
+/* Apply the count to OpenMP regions started from the calling thread: a thread made with
+ * pthread_create starts from libgomp's initial setting (OMP_NUM_THREADS or every CPU), not from
+ * what the main thread set, so a worker thread that runs kernels calls this first. */
+void sw_parallel_thread_init(void);
+
 /* Body of a parallel loop: handles indices [begin, end) with the caller's ctx. */
 typedef void (*sw_parallel_fn)(void *ctx, int64_t begin, int64_t end);
 

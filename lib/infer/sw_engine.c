@@ -4,6 +4,7 @@
 #include "sw_engine_impl.h"
 
 #include "sw_err.h"
+#include "sw_parallel.h"
 #include "sw_log.h"
 #include "sw_template.h"
 #include "sw_tokenizer.h"
@@ -620,6 +621,7 @@ static int has_work_locked(const struct sw_engine *e) {
 static void *loop_main(void *arg) {
     struct sw_engine *e = arg;
     int rc = 0;
+    sw_parallel_thread_init(); /* the kernels this thread runs take SW_NUM_THREADS */
     for (;;) {
         pthread_mutex_lock(&e->mu);
         while (!e->thread_quit && !has_work_locked(e))

@@ -5,6 +5,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -41,6 +42,12 @@ static void nested_body(void *ctx, int64_t begin, int64_t end) {
     free(c.hits);
 }
 
+static void *thread_count(void *arg) {
+    sw_parallel_thread_init();
+    *(int *)arg = omp_get_max_threads();
+    return NULL;
+}
+
 int main(void) {
     unsetenv("SW_NUM_THREADS");
     unsetenv("OMP_NUM_THREADS");
@@ -68,6 +75,14 @@ int main(void) {
     sw_parallel_init();
     OK(omp_get_max_threads() == 2 && openblas_get_num_threads() == 2,
        "init applies SW_NUM_THREADS");
+    /* a pthread (the engine's loop) starts from libgomp's initial count until it applies ours */
+    sw_parallel_set_threads(5);
+    pthread_t th;
+    int seen = 0;
+    int made = pthread_create(&th, NULL, thread_count, &seen) == 0;
+    if (made) pthread_join(th, NULL);
+    OK(made && seen == 5, "thread_init gives a new thread the count in effect (%d)", seen);
+    sw_parallel_set_threads(0);
     unsetenv("SW_NUM_THREADS");
 
     int calls, ok = 1;
