@@ -398,6 +398,7 @@ static int render_chatml(const struct sw_template *t, const struct ctx *x,
     if (x->o->add_generation_prompt) {
         SPECIAL(r, "<|im_start|>", 0);
         PUT(r, "assistant\n", 0);
+        if (t->kind == TPL_QWEN3 && x->o->thinking_off) PUT(r, "<think>\n\n</think>\n\n", 0);
     }
     return 0;
 }

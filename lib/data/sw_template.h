@@ -73,6 +73,8 @@ struct sw_template_opts {
                                   then end with a user or tool turn */
     int rejected;              /* render the rejected answer (c->rejected) in place of the last
                                   assistant turn's content */
+    int thinking_off; /* Qwen3's enable_thinking=False: the generation prompt gets an empty think
+                         block, so the model answers without reasoning (other templates: no-op) */
 };
 
 /* One piece of rendered text: bytes [off, off + len) of the render's text. */

@@ -110,7 +110,9 @@ static void test_golden(void) {
             }
             free(t->tool_calls);
         }
-        struct sw_template_opts o = {.add_generation_prompt = agp};
+        json_t *et = json_object_get(cs, "enable_thinking");
+        struct sw_template_opts o = {.add_generation_prompt = agp,
+                                     .thinking_off = json_is_false(et)};
         int rc = encode(tpl, tname, &c, &o, &s, &scr);
         sw_conv_release(&c);
         if (rc < 0) {
@@ -128,9 +130,11 @@ static void test_golden(void) {
         n_ok += ids_same;
         n_verified += verified;
         if (!text_same || !ids_same || !verified) {
-            OK(0, "%s/%s/%s%s: text %s, ids %s (first difference at %zu of %zu/%zu), whole-text %s",
-               tname, tpl, cname, agp ? "+gen" : "", text_same ? "same" : "DIFFERENT",
-               ids_same ? "same" : "DIFFERENT", k, s.n, nw, verified ? "same" : "DIFFERENT");
+            OK(0,
+               "%s/%s/%s%s%s: text %s, ids %s (first difference at %zu of %zu/%zu), whole-text %s",
+               tname, tpl, cname, agp ? "+gen" : "", json_is_false(et) ? "-think" : "",
+               text_same ? "same" : "DIFFERENT", ids_same ? "same" : "DIFFERENT", k, s.n, nw,
+               verified ? "same" : "DIFFERENT");
             if (!text_same) DIAG("sw:   %s\n# want: %s", scr.render.text, want_text);
         }
     }

@@ -299,28 +299,18 @@ static int encode_chat(struct serve_job *j, struct sw_openai_error *err) {
     memset(&smp, 0, sizeof smp);
     struct sw_template_opts o = {.system = NULL,
                                  .loss = SW_LOSS_DEFAULT,
-                                 .add_generation_prompt = j->req.add_generation_prompt};
+                                 .add_generation_prompt = j->req.add_generation_prompt,
+                                 .thinking_off = j->req.enable_thinking == 0};
     int rc = sw_template_tokens_from(tok, &tk);
     if (rc == 0) rc = sw_template_encode(t, tok, &j->req.conv, &o, &tk, "messages", &scr, &smp);
     if (rc == 0) {
-        /* Qwen3's template: enable_thinking=false closes an empty think block right after the
-         * generation prompt. "<think>" is an added token, so encoding the block on its own gives
-         * the ids whole-text encoding gives. */
-        struct sw_tok_ids extra = {0};
-        if (j->req.enable_thinking == 0 && j->req.add_generation_prompt &&
-            strcmp(sw_template_name(t), "qwen3") == 0) {
-            static const char block[] = "<think>\n\n</think>\n\n";
-            rc = sw_tokenizer_encode_append(tok, block, sizeof block - 1, 0, &extra);
-        }
-        size_t n = smp.n + extra.n;
+        size_t n = smp.n;
         j->ids[0] = malloc((n ? n : 1) * sizeof(int32_t));
-        if (rc == 0 && !j->ids[0]) rc = sw_err_set(SW_ENOMEM, "out of memory");
+        if (!j->ids[0]) rc = sw_err_set(SW_ENOMEM, "out of memory");
         if (rc == 0) {
-            memcpy(j->ids[0], smp.ids, smp.n * sizeof(int32_t));
-            if (extra.n) memcpy(j->ids[0] + smp.n, extra.ids, extra.n * sizeof(int32_t));
+            memcpy(j->ids[0], smp.ids, n * sizeof(int32_t));
             j->n_ids[0] = (int64_t)n;
         }
-        sw_tok_ids_release(&extra);
     }
     sw_template_sample_release(&smp);
     sw_template_scratch_release(&scr);

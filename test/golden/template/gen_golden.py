@@ -158,8 +158,9 @@ def load_tokenizer(name, tmp):
     return AutoTokenizer.from_pretrained(dst), Tokenizer.from_file(os.path.join(dst, "tokenizer.json"))
 
 
-def render(tok, messages, jinja, agp):
+def render(tok, messages, jinja, agp, **extra):
     kw = {} if jinja == "own" else {"chat_template": jinja}
+    kw.update(extra)  # template kwargs, e.g. Qwen3's enable_thinking
     text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=agp, **kw)
     ids = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=agp, **kw)
     if isinstance(ids, dict) or hasattr(ids, "keys"):  # transformers 5 returns a BatchEncoding
@@ -197,6 +198,12 @@ def main():
                     assert direct == ids, f"{tname}/{tpl}/{name}: transformers and tokenizers differ"
                     cases.append({"tokenizer": tname, "template": tpl, "conversation": name,
                                   "add_generation_prompt": agp, "text": text, "ids": ids})
+                    if tpl == "qwen3" and agp:  # enable_thinking=False: the empty think block
+                        text, ids = render(tok, messages, j, agp, enable_thinking=False)
+                        assert raw.encode(text, add_special_tokens=False).ids == ids
+                        cases.append({"tokenizer": tname, "template": tpl, "conversation": name,
+                                      "add_generation_prompt": agp, "enable_thinking": False,
+                                      "text": text, "ids": ids})
     out = json.dumps({"generator": "test/golden/template/gen_golden.py", "cases": cases},
                      ensure_ascii=False, indent=1) + "\n"
     path = os.path.join(HERE, "golden.json")
