@@ -81,6 +81,7 @@ const char *sw_strerror(int code) {
     case SW_EDEVICE: return "device error";
     case SW_EINTR: return "interrupted";
     case SW_ESTATE: return "invalid state";
+    case SW_EBUSY: return "busy";
     default: return "unknown error";
     }
 }

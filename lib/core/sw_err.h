@@ -26,6 +26,7 @@ enum sw_err {
     SW_EDEVICE = -12,     /* accelerator error (CUDA, cuBLAS, NCCL) */
     SW_EINTR = -13,       /* interrupted by a signal (SIGINT/SIGTERM) */
     SW_ESTATE = -14,      /* operation not valid in the object's current state */
+    SW_EBUSY = -15,       /* temporarily out of capacity (a full queue): retry later */
 };
 
 /* Record a formatted message for code and return code (so `return sw_err_set(...)` works).

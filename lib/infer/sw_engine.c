@@ -543,7 +543,7 @@ int sw_engine_submit_ex(struct sw_engine *e, const int32_t *prompt, int64_t n_pr
         rc = sw_err_set(SW_ESTATE, "submit: the engine is shutting down");
     else if (!no_queue_limit && e->opts.max_waiting > 0 &&
              e->n_intake + e->st.waiting >= e->opts.max_waiting)
-        rc = sw_err_set(SW_ERANGE, "submit: %d requests are waiting already (max_waiting)",
+        rc = sw_err_set(SW_EBUSY, "submit: %d requests are waiting already (max_waiting)",
                         e->opts.max_waiting);
     if (rc == 0 && adapter && *adapter && strcmp(adapter, e->model_name) != 0) {
         for (int i = 0; i < e->n_adapters && !r->ad; i++)

@@ -56,7 +56,7 @@ struct sw_engine_opts {
     int64_t max_model_len;          /* prompt + output tokens of one sequence (0: the config's
                                        max_position_embeddings, capped by the cache) */
     int max_num_seqs;               /* running sequences at once (0: 256) */
-    int max_waiting;                /* queued requests before submit refuses with SW_ERANGE
+    int max_waiting;                /* queued requests before submit refuses with SW_EBUSY
                                        (0: unlimited) */
     double gpu_memory_utilization;  /* CUDA: fraction of the device's memory for weights,
                                        adapters, activations and the KV cache (0: 0.9); the cache
@@ -204,7 +204,8 @@ typedef int (*sw_engine_cb)(void *user, const struct sw_engine_event *ev);
  * name (NULL or "" = the base model). Every request ends with exactly one request_done event,
  * even when aborted. *id (may be NULL) receives its id (> 0). Errors, with nothing queued and no
  * callback: SW_EINVAL (empty prompt, ids outside the vocabulary, bad params), SW_ERANGE (prompt +
- * 1 longer than max_model_len, queue full), SW_ENOTFOUND (unknown adapter), SW_ESTATE (stopping).
+ * 1 longer than max_model_len), SW_EBUSY (max_waiting requests queued already), SW_ENOTFOUND
+ * (unknown adapter), SW_ESTATE (stopping).
  */
 int sw_engine_submit(struct sw_engine *e, const int32_t *prompt, int64_t n_prompt,
                      const struct sw_sampling_params *p, const char *adapter, sw_engine_cb cb,

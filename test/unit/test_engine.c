@@ -142,6 +142,7 @@ static int run_all(struct sw_engine *e, struct req_out **outs, int n) {
 }
 
 static int64_t g_max_model_len; /* for the next open_engine (0: the config's) */
+static int g_max_waiting;       /* for the next open_engine (0: the default) */
 
 static struct sw_engine *open_engine(const char *dir, int bs, int64_t batched, int64_t kv_bytes,
                                      int max_seqs, const struct sw_engine_adapter *ad, int nad,
@@ -149,6 +150,7 @@ static struct sw_engine *open_engine(const char *dir, int bs, int64_t batched, i
     struct sw_engine_opts o;
     sw_engine_opts_init(&o);
     o.max_model_len = g_max_model_len;
+    if (g_max_waiting) o.max_waiting = g_max_waiting;
     o.model_dir = dir;
     o.tokenizer = tokenizer;
     o.block_size = bs;
@@ -827,6 +829,25 @@ static void test_sync_api(struct sw_engine *e) {
     sw_engine_stop(e, -1);
 }
 
+/* A full queue is SW_EBUSY (retry later: sw-serve's 429), apart from SW_ERANGE (a prompt too
+ * long: 400); the queued request still runs. */
+static void test_queue_full(void) {
+    g_max_waiting = 2;
+    struct sw_engine *e = open_engine(GEN "model", 16, 0, 0, 8, NULL, 0, NULL);
+    g_max_waiting = 0;
+    if (!OK(e != NULL, "engine with max_waiting 2")) return;
+    struct sw_sampling_params p = greedy(4, 1.0);
+    struct req_out a = {0}, b = {0}, c = {0};
+    OK(sw_engine_submit(e, FOX, 8, &p, NULL, collect, &a, NULL) == 0 &&
+           sw_engine_submit(e, FOX, 8, &p, NULL, collect, &b, NULL) == 0,
+       "two requests queue");
+    IS_INT(sw_engine_submit(e, FOX, 8, &p, NULL, collect, &c, NULL), SW_EBUSY,
+           "the third is SW_EBUSY: %s", sw_err_msg());
+    struct req_out *pa[] = {&a, &b};
+    OK(run_all(e, pa, 2) == 0 && a.s[0].n == 4 && b.s[0].n == 4, "the queued ones finish");
+    sw_engine_close(e);
+}
+
 int main(void) {
     sw_log_set_level(SW_LOG_WARN);
     test_detok();
@@ -854,6 +875,7 @@ int main(void) {
     test_sync_api(e);
     sw_engine_close(e);
     test_lora();
+    test_queue_full();
     test_stress();
     return tap_done();
 }

@@ -425,7 +425,8 @@ int job_start(struct serve_job *j, struct sw_openai_error *err) {
             case SW_ENOTFOUND:
                 sw_openai_error_set(err, 404, "model", "The model `%s` does not exist.", j->model);
                 break;
-            case SW_ERANGE: /* the length was checked above: the queue is full */
+            case SW_ERANGE: sw_openai_error_set(err, 400, param, "%s", sw_err_msg()); break;
+            case SW_EBUSY:
                 sw_openai_error_set(err, 429, NULL,
                                     "the server is busy: too many requests are "
                                     "waiting (%s); retry later",
