@@ -7,7 +7,8 @@
  * hc[R,C], logits[R,V] = hc·wᵀ come from one sgemm, and each row's logsumexp is max + log Σ
  * exp (sw_expf, sums gathered in double). Ignored rows get loss 0 and lse 0. The backward
  * recomputes the chunk's logits, turns them into g = grad_scale·(softmax − onehot) in place, then
- * dh rows = g·w and dw += gᵀ·hc, chunk after chunk in order (deterministic). When G = softmax −
+ * dh rows = g·w and dw += gᵀ·hc, chunk after chunk in order (deterministic). Optional per-row
+ * weights row_scale[N] multiply each row's g (per-token loss weights). When G = softmax −
  * onehot of all rows fits SW_CPU_CE_CACHE_MAX, the forward stores it in the backend (struct
  * sw_cpu_ce_cache) and the matching backward uses it with alpha = grad_scale instead of recomputing
  * the logits: a quarter of the LM head's work saved; the last bits can differ from the recomputing
@@ -161,10 +162,11 @@ int sw_cpu_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const fl
 }
 
 int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float *h, const float *w,
-                        const int32_t *targets, const float *lse, int64_t N, int64_t V, int64_t C,
-                        int64_t chunk_rows, float grad_scale, float beta) {
+                        const int32_t *targets, const float *lse, const float *row_scale, int64_t N,
+                        int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta) {
     struct ce_ws ws;
     SW_TRY(ce_ws_open(&ws, "ce_fused_bwd", targets, N, V, C, chunk_rows, dh != NULL));
+    const float *rs = row_scale; /* per-row weights (NULL: 1) */
     struct sw_cpu_ce_cache *cc = sw_cpu_ce_cache_get(be);
     int cached = ce_cache_hit(cc, h, w, targets, lse, N, V, C);
     if (dh) { /* rows without a target get no gradient: zero (or keep beta·dh) */
@@ -182,9 +184,20 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
         int64_t R = ws.nvalid - r0 < ws.R ? ws.nvalid - r0 : ws.R;
         const float *g = ws.logits; /* g = alpha · G for this chunk's rows */
         float alpha = 1.0f;
-        if (cached) { /* G from the forward: only the hidden rows need gathering */
-            for (int64_t r = 0; r < R; r++)
-                memcpy(ws.hc + r * C, h + ws.idx[r0 + r] * C, (size_t)C * sizeof(float));
+        if (cached) { /* G from the forward: only the hidden rows need gathering. Row weights
+                       * go onto the gathered hidden rows (dw = Gᵀ·diag(rs)·hc) and onto the dh
+                       * rows below, so the cached G is never modified. */
+            for (int64_t r = 0; r < R; r++) {
+                const float *src = h + ws.idx[r0 + r] * C;
+                float *dst = ws.hc + r * C;
+                if (!rs) {
+                    memcpy(dst, src, (size_t)C * sizeof(float));
+                    continue;
+                }
+                float k = rs[ws.idx[r0 + r]];
+                for (int64_t c = 0; c < C; c++)
+                    dst[c] = k * src[c];
+            }
             g = cc->g + r0 * V;
             alpha = grad_scale;
         } else {
@@ -193,9 +206,9 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
             for (int64_t r = 0; r < R; r++) {
                 int64_t n = ws.idx[r0 + r];
                 float *x = ws.logits + r * V;
-                float l = lse[n];
-                sw_vexpf(x, x, l, grad_scale, V);
-                x[targets[n]] -= grad_scale;
+                float l = lse[n], sc = rs ? grad_scale * rs[n] : grad_scale;
+                sw_vexpf(x, x, l, sc, V);
+                x[targets[n]] -= sc;
             }
         }
         if (dh) {
@@ -204,11 +217,15 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
             for (int64_t r = 0; r < R; r++) {
                 float *d = dh + ws.idx[r0 + r] * C;
                 const float *s = ws.dhc + r * C;
-                if (beta == 0.0f)
+                float k = cached && rs ? rs[ws.idx[r0 + r]] : 1.0f;
+                if (beta == 0.0f && k == 1.0f)
                     memcpy(d, s, (size_t)C * sizeof(float));
+                else if (beta == 0.0f) /* never read dh: it may hold garbage */
+                    for (int64_t c = 0; c < C; c++)
+                        d[c] = k * s[c];
                 else
                     for (int64_t c = 0; c < C; c++)
-                        d[c] = beta * d[c] + s[c];
+                        d[c] = beta * d[c] + k * s[c];
             }
         }
         if (dw) sw_cpu_sgemm(1, 0, V, C, R, alpha, g, V, ws.hc, C, 1.0f, dw, C);

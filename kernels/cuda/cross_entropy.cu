@@ -7,8 +7,9 @@
 // precision, into an op workspace), then one block per row takes an online max/Σexp in a single
 // pass (each thread a running (max, sum) pair, combined in a fixed tree): lse = m + log Σ, loss =
 // lse − logits[target]. The backward recomputes the chunk's logits, turns them into
-// g = grad_scale·(softmax − onehot) (0 for ignored rows), then dh[chunk] = g·w + beta·dh (one
-// GEMM; ignored rows get beta·dh since their g is 0) and dw += gᵀ·h[chunk].
+// g = grad_scale·row_scale[n]·(softmax − onehot) (0 for ignored rows; row_scale NULL = 1), then
+// dh[chunk] = g·w + beta·dh (one GEMM; ignored rows get beta·dh since their g is 0) and dw +=
+// gᵀ·h[chunk].
 //
 // Chunk size: unlike the CPU, rows are not gathered (every row of the chunk is computed; an
 // ignored row costs its share of the GEMM but needs no host round trip), and R is the larger of
@@ -113,16 +114,18 @@ __global__ void k_ce_rows(float *loss, float *lse, const float *logits, const in
     }
 }
 
-// g = scale·(softmax − onehot) of rows [0, R) in place (float) or into g16 (16-bit modes).
+// g = scale·rs[r]·(softmax − onehot) of rows [0, R) in place (float) or into g16 (16-bit
+// modes); rs NULL means 1 (per-row loss weights).
 template <typename T>
 __global__ void k_ce_grad(T *g, const float *logits, const int32_t *targets, const float *lse,
-                          int64_t R, int64_t V, float scale) {
+                          const float *rs, int64_t R, int64_t V, float scale) {
     int64_t r = blockIdx.x;
     int32_t t = targets[r];
     bool skip = t == SW_IGNORE_INDEX || t < 0 || t >= V;
     const float *x = logits + r * V;
     T *o = g + r * V;
     float l = lse[r];
+    if (rs) scale *= rs[r];
     for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
         float v = skip ? 0.0f : scale * expf(x[i] - l) - (i == t ? scale : 0.0f);
         o[i] = (T)v;
@@ -227,10 +230,10 @@ int sw_cuda_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const f
         SW_CUDA_LAUNCHED("ce_fused_fwd");
         if (keep && c->prec == SW_CUDA_GEMM_FP16)
             k_ce_grad<__half><<<(unsigned)R, CE_THREADS, 0, c->stream>>>(
-                (__half *)c->ce_keep + r0 * V, ws.logits, targets + r0, lse + r0, R, V, 1.0f);
+                (__half *)c->ce_keep + r0 * V, ws.logits, targets + r0, lse + r0, NULL, R, V, 1.0f);
         else if (keep)
             k_ce_grad<__nv_bfloat16><<<(unsigned)R, CE_THREADS, 0, c->stream>>>(
-                (__nv_bfloat16 *)c->ce_keep + r0 * V, ws.logits, targets + r0, lse + r0, R, V,
+                (__nv_bfloat16 *)c->ce_keep + r0 * V, ws.logits, targets + r0, lse + r0, NULL, R, V,
                 1.0f);
         if (keep) SW_CUDA_LAUNCHED("ce_fused_fwd");
     }
@@ -264,15 +267,19 @@ static int ce_bwd_kept(sw_cuda_ctx *c, float *dh, float *dw, const float *h, con
 }
 
 int sw_cuda_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float *h,
-                         const float *w, const int32_t *targets, const float *lse, int64_t N,
-                         int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta) {
+                         const float *w, const int32_t *targets, const float *lse,
+                         const float *row_scale, int64_t N, int64_t V, int64_t C,
+                         int64_t chunk_rows, float grad_scale, float beta) {
     SW_CUDA_OP(be, "ce_fused_bwd", N, V, C);
     if (V <= 0) return sw_err_set(SW_ERANGE, "ce_fused_bwd: need at least one class");
     if (N <= 0) return 0;
-    if (ce_key_match(c, h, w, targets, N, V, C) && sw_cuda_half_mode(c)) {
+    // The kept gradient has no per-row weights: with row_scale the chunks are recomputed.
+    if (ce_key_match(c, h, w, targets, N, V, C) && sw_cuda_half_mode(c) && !row_scale) {
         c->ce_key.h = NULL; // consumed
         return ce_bwd_kept(c, dh, dw, h, w, N, V, C, chunk_rows, grad_scale, beta);
     }
+    c->ce_key.h = NULL;
+    const float *rs = row_scale;
     ce_ws ws;
     SW_TRY(ce_ws_open(c, "ce_fused_bwd", &ws, w, N, V, C, chunk_rows, 1));
     for (int64_t r0 = 0; r0 < N; r0 += ws.R) {
@@ -281,15 +288,18 @@ int sw_cuda_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const floa
         const void *g;
         if (ws.half && c->prec == SW_CUDA_GEMM_FP16) {
             k_ce_grad<__half><<<(unsigned)R, CE_THREADS, 0, c->stream>>>(
-                (__half *)ws.g16, ws.logits, targets + r0, lse + r0, R, V, grad_scale);
+                (__half *)ws.g16, ws.logits, targets + r0, lse + r0, rs ? rs + r0 : NULL, R, V,
+                grad_scale);
             g = ws.g16;
         } else if (ws.half) {
             k_ce_grad<__nv_bfloat16><<<(unsigned)R, CE_THREADS, 0, c->stream>>>(
-                (__nv_bfloat16 *)ws.g16, ws.logits, targets + r0, lse + r0, R, V, grad_scale);
+                (__nv_bfloat16 *)ws.g16, ws.logits, targets + r0, lse + r0, rs ? rs + r0 : NULL, R,
+                V, grad_scale);
             g = ws.g16;
         } else {
             k_ce_grad<float><<<(unsigned)R, CE_THREADS, 0, c->stream>>>(
-                ws.logits, ws.logits, targets + r0, lse + r0, R, V, grad_scale);
+                ws.logits, ws.logits, targets + r0, lse + r0, rs ? rs + r0 : NULL, R, V,
+                grad_scale);
             g = ws.logits;
         }
         SW_CUDA_LAUNCHED("ce_fused_bwd");

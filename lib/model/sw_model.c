@@ -329,3 +329,7 @@ void sw_model_set_linear_observer(struct sw_model *m, sw_linear_observer_fn fn, 
     m->observer = fn;
     m->observer_ctx = fn ? ctx : NULL;
 }
+
+void sw_model_set_lora_enabled(struct sw_model *m, int on) {
+    m->lora_off = !on;
+}

@@ -198,4 +198,19 @@ void sw_model_set_gradient_checkpointing(struct sw_model *m, int on);
  * GEMM operand copies) are not included. The activation line of a memory plan. */
 size_t sw_model_scratch_estimate(const struct sw_model *m, int64_t N, int64_t nseq, int padded);
 
+/* ---- per-token losses and weights (preference training, GRPO) ------------------------------
+ * The fused cross-entropy never forms the [N, vocab] logits, but each token's loss (= −log-prob
+ * of its target) is kept: sw_model_token_losses copies the last forward's per-token losses,
+ * [B·T] float32, into the caller's host buffer (token t's entry is the loss of its shifted
+ * target, 0 where it has none), so a sequence's log-prob is minus the sum over its tokens.
+ * sw_model_backward_weighted adds the gradients of grad_scale · Σ_t weights[t] · loss_t
+ * (weights: host [B·T], e.g. −dL/dlogp of each token's sequence); sw_model_backward is the
+ * case of every weight 1. Same state rules as sw_model_backward. */
+int sw_model_token_losses(struct sw_model *m, float *loss);
+int sw_model_backward_weighted(struct sw_model *m, const float *weights, float grad_scale);
+/* LoRA's reference model: with on = 0 every forward runs the frozen base alone (the adapters
+ * are skipped, not removed: no second copy of the weights), as PEFT's disable_adapter(); a
+ * backward after such a forward is SW_ESTATE. On by default. */
+void sw_model_set_lora_enabled(struct sw_model *m, int on);
+
 #endif

@@ -100,19 +100,28 @@ static int recompute_layer(struct sw_model *m, int l) {
     return 0;
 }
 
-int sw_model_backward(struct sw_model *m, float grad_scale) {
+/* The backward of grad_scale · Σ_t w_t · loss_t, w_t = weights[t] (host [N]) or 1 (NULL). */
+static int backward(struct sw_model *m, const float *weights, float grad_scale) {
     struct sw_backend *be = m->be;
     struct sw_step *st = &m->step;
     if (!st->have_loss)
         return sw_err_set(SW_ESTATE, "model: backward needs a forward with labels since the last "
                                      "backward");
+    if (st->lora_off)
+        return sw_err_set(SW_ESTATE, "model: backward after a forward with the adapters off (a "
+                                     "reference pass has no gradients)");
     SW_TRY(sw_model_ensure_grads(m));
     SW_TRY(alloc_workspace(m));
     int64_t N = st->N, C = m->C;
     float *cur = st->g_res[0], *other = st->g_res[1];
+    float *rs = NULL;
+    if (weights) {
+        if (!(rs = sw_model_scratch_f(m, N))) return SW_ENOMEM;
+        SW_TRY(be->upload(be, rs, weights, (size_t)N * sizeof(float)));
+    }
 
     SW_TRY(be->ce_fused_bwd(be, st->g_ln, grad_of(m->lm_head), st->final_out,
-                            m->lm_head->value.data, st->targets, st->lse_rows, N, m->V, C,
+                            m->lm_head->value.data, st->targets, st->lse_rows, rs, N, m->V, C,
                             m->ce_chunk_rows, grad_scale, 0.0f));
     SW_TRY(be->rmsnorm_bwd(be, cur, grad_of(m->norm), st->g_ln, st->final_in, m->norm->value.data,
                            st->final_rstd, N, C, 0.0f));
@@ -131,4 +140,13 @@ int sw_model_backward(struct sw_model *m, float grad_scale) {
         SW_TRY(be->embedding_bwd(be, m->embed->grad.data, cur, st->ids, N, m->V, C));
     st->have_loss = 0;
     return 0;
+}
+
+int sw_model_backward(struct sw_model *m, float grad_scale) {
+    return backward(m, NULL, grad_scale);
+}
+
+int sw_model_backward_weighted(struct sw_model *m, const float *weights, float grad_scale) {
+    if (!weights) return sw_err_set(SW_EINVAL, "model: weighted backward without weights");
+    return backward(m, weights, grad_scale);
 }

@@ -115,6 +115,7 @@ static int step_begin(struct sw_model *m, const struct sw_batch *b) {
         SW_TRY_GOTO(rc, be->upload(be, st->kv_len, hb.kv_len, (size_t)hb.nseq * sizeof(int32_t)),
                     done);
     st->dropout_seed = sw_rng_derive(m->seed, SW_RNG_STREAM_DROPOUT, m->forward_count++);
+    st->lora_off = m->lora_off;
 done:
     sw_host_batch_release(&hb);
     return rc;
@@ -204,4 +205,11 @@ int sw_model_logits_rows(struct sw_model *m, int64_t row0, int64_t nrows, float 
     SW_TRY(be->matmul_fwd(be, d, st->final_out + row0 * m->C, m->lm_head->value.data, NULL, nrows,
                           m->V, m->C, 1.0f, 0.0f));
     return be->download(be, logits, d, (size_t)(nrows * m->V) * sizeof(float));
+}
+
+int sw_model_token_losses(struct sw_model *m, float *loss) {
+    struct sw_step *st = &m->step;
+    if (!st->have_forward || !st->loss_rows)
+        return sw_err_set(SW_ESTATE, "model: token losses requested before a forward with labels");
+    return m->be->download(m->be, loss, st->loss_rows, (size_t)st->N * sizeof(float));
 }

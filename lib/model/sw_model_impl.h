@@ -92,6 +92,7 @@ struct sw_step {
     int ckpt;       /* this forward ran with checkpointing */
     int ckpt_layer; /* the layer whose activations ckpt_work holds (-1: none) */
     struct sw_layer_act ckpt_work;
+    int lora_off;     /* it ran with the adapters switched off (sw_model_set_lora_enabled) */
     int have_forward; /* a forward ran since the last reset */
     int have_loss;    /* it had labels and backward has not consumed it */
 };
@@ -110,6 +111,7 @@ struct sw_model {
     int64_t rope_P;
     int has_lora, training;
     int grad_ckpt; /* sw_model_set_gradient_checkpointing */
+    int lora_off;  /* sw_model_set_lora_enabled(m, 0): forwards skip every LoRA branch */
     uint64_t seed, forward_count;
     int64_t ce_chunk_rows;
     struct sw_step step;

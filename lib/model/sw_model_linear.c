@@ -42,7 +42,7 @@ int sw_linear_forward(struct sw_model *m, const struct sw_linear *lin, float *y,
                       int64_t N, struct sw_lora_act *la) {
     struct sw_backend *be = m->be;
     SW_TRY(sw_linear_base_forward(m, lin, y, x, N));
-    if (!lin->lora_a) return 0;
+    if (!lin->lora_a || m->lora_off) return 0; /* adapters off: the frozen base alone */
     const float *xd = x;
     la->xd = NULL;
     /* Buffers already in la (a reused activation set) are overwritten in place. */

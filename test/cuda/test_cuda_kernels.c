@@ -547,9 +547,10 @@ static void test_ce_shape(int64_t N, int64_t V, int64_t C, int64_t chunk, float 
         cmp(d_loss, loss, N, tol, "ce_fused_fwd loss");
         cmp(d_lse, lse, N, tol, "ce_fused_fwd lse");
     }
-    rc = cpu->ce_fused_bwd(cpu, dh, with_dw ? dw : NULL, h, w, t, lse, N, V, C, chunk, 0.37f, beta);
-    rg = gpu->ce_fused_bwd(gpu, d_dh, with_dw ? d_dw : NULL, d_h, d_w, d_t, d_lse, N, V, C, chunk,
-                           0.37f, beta);
+    rc = cpu->ce_fused_bwd(cpu, dh, with_dw ? dw : NULL, h, w, t, lse, NULL, N, V, C, chunk, 0.37f,
+                           beta);
+    rg = gpu->ce_fused_bwd(gpu, d_dh, with_dw ? d_dw : NULL, d_h, d_w, d_t, d_lse, NULL, N, V, C,
+                           chunk, 0.37f, beta);
     if (OK(rc == 0 && rg == 0, "%s bwd runs (%s)", what, rg ? sw_err_msg() : "ok")) {
         cmp(d_dh, dh, N * C, tol, "ce_fused_bwd dh");
         cmp(d_dw, dw, V * C, tol, with_dw ? "ce_fused_bwd dw" : "ce_fused_bwd leaves dw alone");
@@ -592,7 +593,8 @@ static void test_ce_fp16_overflow(void) {
     int finite[2] = {1, 1};
     const float scales[2] = {1.0f, 1e6f};
     for (int s = 0; s < 2 && rc == 0; s++) {
-        rc = gpu->ce_fused_bwd(gpu, d_dh, d_dw, d_h, d_w, d_t, d_lse, N, V, C, 16, scales[s], 0.0f);
+        rc = gpu->ce_fused_bwd(gpu, d_dh, d_dw, d_h, d_w, d_t, d_lse, NULL, N, V, C, 16, scales[s],
+                               0.0f);
         float *a = host(d_dh, N * C), *b = host(d_dw, V * C);
         double sum = 0;
         for (int i = 0; i < N * C; i++)

@@ -587,7 +587,7 @@ static void test_cross_entropy(void) {
     OK(fabs(s1 - ref) / fabs(ref) < TOL, "CE loss sum matches double reference (%.6f vs %.6f)", s1,
        ref);
     float scale = 1.0f / 10;
-    be->ce_fused_bwd(be, dh, dw, h, w, t, lse, N, V, C, 4, scale, 0.0f);
+    be->ce_fused_bwd(be, dh, dw, h, w, t, lse, NULL, N, V, C, 4, scale, 0.0f);
     double *gh = fd_grad(c.h, N * C, ce_loss, &c), *gw = fd_grad(c.w, V * C, ce_loss, &c);
     for (int64_t i = 0; i < N * C; i++)
         gh[i] *= scale;
@@ -597,7 +597,7 @@ static void test_cross_entropy(void) {
     CHECK_REL(rel_err_fd(dw, gw, V * C), "fused CE d(lm_head) matches FD");
     /* Chunk size does not change the result beyond rounding, and 1-row chunks work. */
     float *dh1 = fzero(N * C), *dw1 = fzero(V * C);
-    be->ce_fused_bwd(be, dh1, dw1, h, w, t, lse, N, V, C, 1, scale, 0.0f);
+    be->ce_fused_bwd(be, dh1, dw1, h, w, t, lse, NULL, N, V, C, 1, scale, 0.0f);
     CHECK_REL(rel_err_ff(dh1, dh, N * C), "fused CE backward, chunk 1 vs chunk 4: dh");
     CHECK_REL(rel_err_ff(dw1, dw, V * C), "fused CE backward, chunk 1 vs chunk 4: dw");
     /* The CPU backend keeps the forward's softmax gradient for the backward; a forward on other
@@ -605,12 +605,44 @@ static void test_cross_entropy(void) {
     float *h2 = frand(N * C, 1), *l2 = fzero(N), *s2l = fzero(N);
     be->ce_fused_fwd(be, s2l, l2, h2, w, t, N, V, C, 4);
     memset(dh1, 0, (size_t)(N * C) * 4), memset(dw1, 0, (size_t)(V * C) * 4);
-    be->ce_fused_bwd(be, dh1, dw1, h, w, t, lse, N, V, C, 4, scale, 0.0f);
+    be->ce_fused_bwd(be, dh1, dw1, h, w, t, lse, NULL, N, V, C, 4, scale, 0.0f);
     CHECK_REL(rel_err_ff(dh1, dh, N * C),
               "fused CE backward recomputed vs kept from the forward: dh");
     CHECK_REL(rel_err_ff(dw1, dw, V * C),
               "fused CE backward recomputed vs kept from the forward: dw");
     free(h2), free(l2), free(s2l);
+    /* Per-row weights (row_scale): row n's g is weighted by rs[n]. Reference: one unweighted
+     * backward per row (every other target ignored), scaled and summed. Both the path that keeps
+     * the forward's gradient and the recomputing one are checked. */
+    float *rs = frand(N, 2), *dhr = fzero(N * C), *dwr = fzero(V * C), *dhn = fzero(N * C),
+          *dwn = fzero(V * C);
+    int32_t tn[13];
+    for (int64_t n = 0; n < N; n++) {
+        if (t[n] == SW_IGNORE_INDEX) continue;
+        for (int64_t j = 0; j < N; j++)
+            tn[j] = j == n ? t[n] : SW_IGNORE_INDEX;
+        memset(dwn, 0, (size_t)(V * C) * 4);
+        be->ce_fused_bwd(be, dhn, dwn, h, w, tn, lse, NULL, N, V, C, 4, scale, 0.0f);
+        for (int64_t i = 0; i < V * C; i++)
+            dwr[i] += rs[n] * dwn[i];
+        for (int64_t c2 = 0; c2 < C; c2++)
+            dhr[n * C + c2] = rs[n] * dhn[n * C + c2];
+    }
+    be->ce_fused_fwd(be, s2l = fzero(N), l2 = fzero(N), h, w, t, N, V, C, 4); /* keep G */
+    memset(dw1, 0, (size_t)(V * C) * 4);
+    memset(dh1, 0x7f, (size_t)(N * C) * 4); /* beta 0 must overwrite, never read */
+    be->ce_fused_bwd(be, dh1, dw1, h, w, t, l2, rs, N, V, C, 4, scale, 0.0f);
+    CHECK_REL(rel_err_ff(dh1, dhr, N * C), "fused CE backward with row weights (kept G): dh");
+    CHECK_REL(rel_err_ff(dw1, dwr, V * C), "fused CE backward with row weights (kept G): dw");
+    free(s2l), free(l2);
+    float *h3 = frand(N * C, 1), *l3 = fzero(N), *s3 = fzero(N);
+    be->ce_fused_fwd(be, s3, l3, h3, w, t, N, V, C, 4); /* another forward: recompute */
+    memset(dw1, 0, (size_t)(V * C) * 4);
+    memset(dh1, 0x7f, (size_t)(N * C) * 4);
+    be->ce_fused_bwd(be, dh1, dw1, h, w, t, lse, rs, N, V, C, 3, scale, 0.0f);
+    CHECK_REL(rel_err_ff(dh1, dhr, N * C), "fused CE backward with row weights (recomputed): dh");
+    CHECK_REL(rel_err_ff(dw1, dwr, V * C), "fused CE backward with row weights (recomputed): dw");
+    free(h3), free(l3), free(s3), free(rs), free(dhr), free(dwr), free(dhn), free(dwn);
     int32_t bad[1] = {17};
     OK(be->ce_fused_fwd(be, loss, lse, h, w, bad, 1, V, C, 4) == SW_ERANGE,
        "target past the vocabulary is SW_ERANGE");
@@ -639,7 +671,7 @@ static void det_run(struct det_out *o, const float *q, const float *k, const flo
     be->rmsnorm_fwd(be, y, rstd, x, w, N, C, 1e-6f);
     be->rmsnorm_bwd(be, o->dx, o->dw, x, x, w, rstd, N, C, 0.0f);
     be->ce_fused_fwd(be, loss, lse, y, wl, t, N, V, C, 7);
-    be->ce_fused_bwd(be, o->dh, o->dwl, y, wl, t, lse, N, V, C, 7, 0.01f, 0.0f);
+    be->ce_fused_bwd(be, o->dh, o->dwl, y, wl, t, lse, NULL, N, V, C, 7, 0.01f, 0.0f);
     free(rstd), free(y), free(loss), free(lse);
 }
 
