@@ -34,6 +34,7 @@
 #ifndef SW_KERNELS_H
 #define SW_KERNELS_H
 
+#include "sw_qformat.h"
 #include "sw_tensor.h"
 
 #include <stddef.h>

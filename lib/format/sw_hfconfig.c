@@ -224,6 +224,50 @@ static int check_size(const char *name, const char *key, int64_t v, int64_t max)
     return 0;
 }
 
+/* quantization_config: the layouts sw's model loads (GPTQ int4/int8, bitsandbytes NF4 and
+ * LLM.int8, compressed-tensors float-quantized FP8) set keep; any other is recorded in
+ * q->unsupported (a config reader must not fail on it: sw_model_new does). */
+static int parse_quant(const json_t *root, const char *name, struct sw_quant_spec *q) {
+    const json_t *qc = json_object_get(root, "quantization_config");
+    if (!qc || json_is_null(qc)) return 0;
+    if (!json_is_object(qc))
+        return sw_err_set(SW_EFORMAT, "%s: \"quantization_config\" is %s, expected an object",
+                          name, kind(qc));
+    SW_TRY(get_str(qc, "quant_method", name, q->method, sizeof q->method));
+    char fmt[48] = "";
+    if (!strcmp(q->method, "gptq")) {
+        int64_t bits = 0;
+        SW_TRY(get_int(qc, "bits", name, &bits));
+        SW_TRY(get_str(qc, "checkpoint_format", name, fmt, sizeof fmt));
+        q->gptq_v2 = !strcmp(fmt, "gptq_v2");
+        if (bits != 4 && bits != 8)
+            snprintf(q->unsupported, sizeof q->unsupported, "gptq with %lld bits (4 or 8 load)",
+                     (long long)bits);
+    } else if (!strcmp(q->method, "bitsandbytes")) {
+        int in4 = 0, in8 = 0;
+        SW_TRY(get_bool(qc, "load_in_4bit", name, &in4));
+        SW_TRY(get_bool(qc, "load_in_8bit", name, &in8));
+        snprintf(fmt, sizeof fmt, "fp4");
+        SW_TRY(get_str(qc, "bnb_4bit_quant_type", name, fmt, sizeof fmt));
+        if (in4 && strcmp(fmt, "nf4") != 0)
+            snprintf(q->unsupported, sizeof q->unsupported, "bitsandbytes 4-bit %s (nf4 loads)",
+                     fmt);
+        else if (!in4 && !in8)
+            snprintf(q->unsupported, sizeof q->unsupported,
+                     "bitsandbytes without load_in_4bit or load_in_8bit");
+    } else if (!strcmp(q->method, "compressed-tensors")) {
+        SW_TRY(get_str(qc, "format", name, fmt, sizeof fmt));
+        if (strcmp(fmt, "float-quantized") != 0)
+            snprintf(q->unsupported, sizeof q->unsupported,
+                     "compressed-tensors format '%s' (float-quantized loads)", fmt);
+    } else {
+        snprintf(q->unsupported, sizeof q->unsupported, "quant_method '%s'",
+                 q->method[0] ? q->method : "(none)");
+    }
+    q->keep = 1;
+    return 0;
+}
+
 static int parse_root(const json_t *root, const char *name, struct sw_model_config *c) {
     memset(c, 0, sizeof *c);
     if (!json_is_object(root))
@@ -347,7 +391,7 @@ static int parse_root(const json_t *root, const char *name, struct sw_model_conf
     SW_TRY(get_token(root, "pad_token_id", name, &c->pad_token_id));
     SW_TRY(get_token_list(root, "eos_token_id", name, c->eos_token_ids, &c->n_eos));
     if (c->n_eos == 0) c->eos_token_ids[0] = 0;
-    return 0;
+    return parse_quant(root, name, &c->quant);
 }
 
 int sw_model_config_parse(const char *json, size_t len, const char *name,

@@ -10,6 +10,8 @@
 #ifndef SW_HFCONFIG_H
 #define SW_HFCONFIG_H
 
+#include "sw_qformat.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +48,10 @@ struct sw_model_config {
     int64_t eos_token_ids[8];
     int n_eos;
     int64_t pad_token_id; /* -1 when absent */
+    /* quantization_config (a quantized folder: GPTQ, bitsandbytes, compressed-tensors FP8) and
+     * what the model does with it (sw_qformat.h); all zero for a float folder. Not written
+     * back by sw_model_config_write. */
+    struct sw_quant_spec quant;
 };
 
 /* Parse config.json text; name is used in messages. */

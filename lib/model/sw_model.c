@@ -47,8 +47,10 @@ char *sw_model_shape_str(const struct sw_param *p, char *buf, size_t cap) {
     return buf;
 }
 
-int sw_model_add_param(struct sw_model *m, const char *name, int ndim, int64_t d0, int64_t d1,
-                       int decay, int is_lora, struct sw_param **out) {
+/* A parameter whose memory is allocated (alloc) or left for the loader (a linear weight that
+ * may arrive quantized: sw_model_weights.c allocates float or quantized storage for it). */
+static int add_param(struct sw_model *m, const char *name, int ndim, int64_t d0, int64_t d1,
+                     int decay, int is_lora, int alloc, struct sw_param **out) {
     if (m->nparams == m->cap) {
         int cap = m->cap ? m->cap * 2 : 64;
         struct sw_param **np = realloc(m->params, (size_t)cap * sizeof(*np));
@@ -62,8 +64,8 @@ int sw_model_add_param(struct sw_model *m, const char *name, int ndim, int64_t d
         return sw_err_set(SW_ENOMEM, "model: out of memory for parameter '%s'", name);
     }
     int64_t n = ndim == 2 ? d0 * d1 : d0;
-    void *data = m->be->alloc(m->be, (size_t)n * sizeof(float));
-    if (!data) {
+    void *data = alloc ? m->be->alloc(m->be, (size_t)n * sizeof(float)) : NULL;
+    if (alloc && !data) {
         free(p->name), free(p);
         return sw_err_wrap(SW_ENOMEM, "model: parameter '%s'", name);
     }
@@ -76,6 +78,11 @@ int sw_model_add_param(struct sw_model *m, const char *name, int ndim, int64_t d
     m->params[m->nparams++] = p;
     if (out) *out = p;
     return 0;
+}
+
+int sw_model_add_param(struct sw_model *m, const char *name, int ndim, int64_t d0, int64_t d1,
+                       int decay, int is_lora, struct sw_param **out) {
+    return add_param(m, name, ndim, d0, d1, decay, is_lora, 1, out);
 }
 
 int sw_model_ensure_grads(struct sw_model *m) {
@@ -163,6 +170,11 @@ static int check_config(const struct sw_model_config *c) {
     if (c->head_dim % 2)
         return sw_err_set(SW_EUNSUPPORTED, "model: odd head_dim %lld (RoPE needs pairs)",
                           (long long)c->head_dim);
+    if (c->quant.unsupported[0])
+        return sw_err_set(SW_EUNSUPPORTED,
+                          "model: quantization_config %s cannot be loaded (sw loads GPTQ int4/int8, "
+                          "bitsandbytes nf4/int8 and compressed-tensors fp8)",
+                          c->quant.unsupported);
     if (c->vocab_size > INT32_MAX)
         return sw_err_set(SW_ERANGE, "model: vocab_size %lld beyond int32 token ids",
                           (long long)c->vocab_size);
@@ -174,7 +186,9 @@ static int add_linear(struct sw_model *m, struct sw_linear *lin, const char *pre
                       int64_t in, int bias, uint64_t site) {
     char name[256];
     snprintf(name, sizeof name, "%s.weight", prefix);
-    SW_TRY(sw_model_add_param(m, name, 2, out, in, 1, 0, &lin->w));
+    /* A model that may hold quantized linears allocates their storage when loading. */
+    int deferred = m->cfg.quant.keep || m->cfg.quant.load_fmt != SW_QFMT_NONE;
+    SW_TRY(add_param(m, name, 2, out, in, 1, 0, !deferred, &lin->w));
     if (bias) {
         snprintf(name, sizeof name, "%s.bias", prefix);
         SW_TRY(sw_model_add_param(m, name, 1, out, 0, 0, 0, &lin->b));
@@ -266,6 +280,7 @@ void sw_model_free(struct sw_model *m) {
     if (!m) return;
     for (int i = 0; i < m->nparams; i++) {
         struct sw_param *p = m->params[i];
+        sw_model_qweight_free(m, p->quant);
         m->be->free(m->be, p->value.data);
         m->be->free(m->be, p->grad.data);
         free(p->name);
@@ -306,6 +321,21 @@ int64_t sw_model_numel(const struct sw_model *m, int trainable_only) {
     for (int i = 0; i < m->nparams; i++)
         if (!trainable_only || m->params[i]->trainable) n += param_numel(m->params[i]);
     return n;
+}
+
+void sw_model_weight_mem(const struct sw_model *m, struct sw_model_weight_mem *out) {
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < m->nparams; i++) {
+        const struct sw_param *p = m->params[i];
+        if (p->quant) {
+            if (!out->n_quant++) out->fmt = p->quant->fmt;
+            out->quant_params += param_numel(p);
+            out->quant_bytes += sw_qweight_nbytes(p->quant);
+        } else if (p->value.data) {
+            out->float_params += param_numel(p);
+            out->float_bytes += (size_t)param_numel(p) * sizeof(float);
+        }
+    }
 }
 
 void sw_model_set_training(struct sw_model *m, int training) {

@@ -54,6 +54,10 @@ struct sw_param {
     int trainable; /* 0: frozen (no gradient is computed) */
     int decay;     /* 1 for matrices, 0 for biases and norm weights (HF Trainer's rule) */
     int is_lora;   /* a LoRA A or B matrix */
+    /* Non-NULL: a frozen linear weight held quantized (lib/core/sw_qformat.h; arrays in backend
+     * memory, value.data NULL, value's shape W's). Loading a quantized folder keeps its linears
+     * so, and a model whose config asks for quant.load_fmt quantizes them while loading. */
+    struct sw_qweight *quant;
 };
 
 struct sw_model;
@@ -126,9 +130,22 @@ struct sw_param *sw_model_param(struct sw_model *m, int i);
 struct sw_param *sw_model_param_find(struct sw_model *m, const char *name);
 /* Elements of all parameters / of the trainable ones. */
 int64_t sw_model_numel(const struct sw_model *m, int trainable_only);
+/* What the parameters take in backend memory: float ones 4 bytes per element, quantized linear
+ * weights their arrays (struct sw_qweight). */
+struct sw_model_weight_mem {
+    int64_t float_params, quant_params;
+    size_t float_bytes, quant_bytes;
+    int n_quant; /* quantized linear weights */
+    int fmt;     /* their enum sw_qfmt (the first one's; SW_QFMT_NONE when none) */
+};
+void sw_model_weight_mem(const struct sw_model *m, struct sw_model_weight_mem *out);
 
 /* Fill every base parameter from s (model.safetensors / shards), converting F32/F16/BF16/F64 to
- * float32. Every expected name must be present with the expected shape: a missing tensor is
+ * float32. A decoder linear whose tensors are quantized (GPTQ, bitsandbytes NF4/int8,
+ * compressed-tensors FP8: lib/format/sw_qtensors.h) stays quantized when the config's quant.keep
+ * is set (an HF quantized folder's config.json sets it), else is dequantized to float32; with
+ * quant.load_fmt set every float linear weight is quantized as it is read (QLoRA), one tensor at
+ * a time, so the float model never exists in memory. Every expected name must be present with the expected shape: a missing tensor is
  * SW_ENOTFOUND and a wrong shape or non-float dtype SW_EFORMAT, naming the tensor and the file.
  * lm_head.weight is not read for a tied model; other extra tensors are ignored (logged at debug).
  * LoRA parameters are untouched. */

@@ -123,6 +123,10 @@ struct sw_model {
  * allocated zeroed in backend memory. */
 int sw_model_add_param(struct sw_model *m, const char *name, int ndim, int64_t d0, int64_t d1,
                        int decay, int is_lora, struct sw_param **out);
+/* Quantized linear weights (sw_model_weights.c): copy a host struct sw_qweight into backend
+ * memory (*out a new descriptor), and free one (NULL accepted). */
+int sw_model_qweight_upload(struct sw_model *m, const struct sw_qweight *h, struct sw_qweight **out);
+void sw_model_qweight_free(struct sw_model *m, struct sw_qweight *q);
 /* Allocate (zeroed) the gradient of every trainable parameter that has none. */
 int sw_model_ensure_grads(struct sw_model *m);
 /* Free the gradient of a parameter made frozen. */

@@ -4,7 +4,9 @@
  * xd = dropout(x) (only when dropout is on) and t = xd·Aᵀ [N, r] for the backward:
  *   dB += s · dyᵀ·t,   dt = s · dy·B,   dA += dtᵀ·xd,   dx += dropout_bwd(dt·A)
  * and the base path dx = dy·W, dW += dyᵀ·x, db += Σ dy only for trainable parameters, so a
- * LoRA step never computes a frozen weight's gradient. */
+ * LoRA step never computes a frozen weight's gradient. A base W held quantized (QLoRA, a
+ * quantized folder: lin->w->quant) runs through the backend's qmatmul ops, which dequantize
+ * tiles of W inside the product; W is never float in memory. */
 #include "sw_model_impl.h"
 
 #include "sw_err.h"
@@ -28,13 +30,16 @@ int sw_linear_base_forward(struct sw_model *m, const struct sw_linear *lin, floa
                                       .out = lin->out};
         SW_TRY(m->observer(m->observer_ctx, &site, x, N));
     }
-    return be->matmul_fwd(be, y, x, lin->w->value.data, lin->b ? lin->b->value.data : NULL, N,
-                          lin->out, lin->in, 1.0f, 0.0f);
+    const float *b = lin->b ? lin->b->value.data : NULL;
+    if (lin->w->quant) /* a quantized base: dequantize-in-GEMM on the backend */
+        return be->qmatmul_fwd(be, y, x, lin->w->quant, b, N, 1.0f, 0.0f);
+    return be->matmul_fwd(be, y, x, lin->w->value.data, b, N, lin->out, lin->in, 1.0f, 0.0f);
 }
 
 int sw_linear_base_backward_dx(struct sw_model *m, const struct sw_linear *lin, float *dx,
                                float dx_beta, const float *dy, int64_t N) {
     struct sw_backend *be = m->be;
+    if (lin->w->quant) return be->qmatmul_bwd_dx(be, dx, dy, lin->w->quant, N, 1.0f, dx_beta);
     return be->matmul_bwd_dx(be, dx, dy, lin->w->value.data, N, lin->out, lin->in, 1.0f, dx_beta);
 }
 

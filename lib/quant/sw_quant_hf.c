@@ -10,6 +10,7 @@
 #include "sw_hfmodel.h"
 #include "sw_io.h"
 #include "sw_log.h"
+#include "sw_qformat.h"
 #include "sw_safetensors.h"
 
 #include <errno.h>
@@ -96,128 +97,6 @@ void sw_gptq_unpack(const int32_t *qweight, const int32_t *qzeros, const uint16_
                 (((uint32_t)qzeros[gi * (out / pf) + j / pf] >> ((j % pf) * bits)) & maxq) + 1;
             w[j * in + i] = sw_f16_to_f32(scales[gi * out + j]) * ((float)q - (float)z);
         }
-    }
-}
-
-/* bitsandbytes' NF4 code (get_4bit_type("nf4")): quantiles of N(0, 1) scaled to [-1, 1]. */
-static const float nf4[16] = {
-    -1.0f,
-    -0.6961928009986877f,
-    -0.5250730514526367f,
-    -0.39491748809814453f,
-    -0.28444138169288635f,
-    -0.18477343022823334f,
-    -0.09105003625154495f,
-    0.0f,
-    0.07958029955625534f,
-    0.16093020141124725f,
-    0.24611230194568634f,
-    0.33791524171829224f,
-    0.44070982933044434f,
-    0.5626170039176941f,
-    0.7229568362236023f,
-    1.0f,
-};
-
-const float *sw_nf4_code(void) {
-    return nf4;
-}
-
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8), computed in float32 the
- * way torch does it: for exponent i = 0..6, the midpoints of linspace(0.1, 1, 2^i + 1) scaled
- * by ±10^(i−6); then 0 and 1; sorted. */
-const float *sw_bnb_dynamic_map(void) {
-    static float map[256];
-    static int done;
-    if (done) return map;
-    int k = 0;
-    for (int i = 0; i < 7; i++) {
-        int steps = (1 << i) + 1;
-        float b[65];
-        float start = 0.1f, end = 1.0f, step = (end - start) / (float)(steps - 1);
-        int half = steps / 2;
-        for (int j = 0; j < steps; j++)
-            b[j] = j < half ? start + step * (float)j : end - step * (float)(steps - j - 1);
-        float scale = (float)pow(10.0, (double)(i - 6));
-        for (int j = 0; j + 1 < steps; j++) {
-            float mean = (b[j] + b[j + 1]) / 2.0f;
-            map[k++] = scale * mean;
-            map[k++] = -scale * mean;
-        }
-    }
-    map[k++] = 0.0f;
-    map[k++] = 1.0f;
-    qsort(map, 256, sizeof *map, cmp_float);
-    done = 1;
-    return map;
-}
-
-/* Index of the code value nearest to v (the first one on ties, as torch.argmin). */
-static int nearest_code(const float *code, int n, float v) {
-    int best = 0;
-    float bd = fabsf(v - code[0]);
-    for (int k = 1; k < n; k++) {
-        float d = fabsf(v - code[k]);
-        if (d < bd) bd = d, best = k;
-    }
-    return best;
-}
-
-void sw_nf4_quantize(const float *x, int64_t n, uint8_t *packed, uint8_t *qabsmax,
-                     float *nested_absmax, float *offset) {
-    int64_t nb = (n + 63) / 64, nn = (nb + 255) / 256;
-    float *absmax = malloc((size_t)nb * sizeof *absmax);
-    uint8_t *q = malloc((size_t)n + 1);
-    if (!absmax || !q) {
-        free(absmax), free(q);
-        return;
-    }
-    for (int64_t b = 0; b < nb; b++) {
-        int64_t lo = b * 64, hi = lo + 64 < n ? lo + 64 : n;
-        float a = 0;
-        for (int64_t i = lo; i < hi; i++)
-            a = fmaxf(a, fabsf(x[i]));
-        absmax[b] = a;
-        for (int64_t i = lo; i < hi; i++)
-            q[i] = a > 0 ? (uint8_t)nearest_code(nf4, 16, x[i] / a) : 0;
-    }
-    for (int64_t i = 0; i < (n + 1) / 2; i++)
-        packed[i] = (uint8_t)((q[2 * i] << 4) | (2 * i + 1 < n ? q[2 * i + 1] : 0));
-    double sum = 0;
-    for (int64_t b = 0; b < nb; b++)
-        sum += absmax[b];
-    float off = (float)(sum / (double)nb);
-    const float *dm = sw_bnb_dynamic_map();
-    for (int64_t c = 0; c < nn; c++) {
-        int64_t lo = c * 256, hi = lo + 256 < nb ? lo + 256 : nb;
-        float a = 0;
-        for (int64_t b = lo; b < hi; b++)
-            a = fmaxf(a, fabsf(absmax[b] - off));
-        nested_absmax[c] = a;
-        float inv = a > 0 ? 1.0f / a : 0.0f;
-        for (int64_t b = lo; b < hi; b++) {
-            float v = (absmax[b] - off) * inv;
-            v = v < -1 ? -1 : v > 1 ? 1 : v;
-            qabsmax[b] = (uint8_t)nearest_code(dm, 256, v);
-        }
-    }
-    *offset = off;
-    free(absmax), free(q);
-}
-
-void sw_nf4_dequantize(const uint8_t *packed, const uint8_t *qabsmax, const float *nested_absmax,
-                       float offset, int64_t n, float *y) {
-    const float *dm = sw_bnb_dynamic_map();
-    for (int64_t i = 0; i < n; i++) {
-        int64_t b = i / 64;
-        float a = dm[qabsmax[b]] * nested_absmax[b / 256] + offset;
-        int q = i % 2 == 0 ? packed[i / 2] >> 4 : packed[i / 2] & 15;
-        y[i] = nf4[q] * a;
     }
 }
 
@@ -349,8 +228,8 @@ static int quant_tensor(const struct sw_hfq_opts *o, const struct sw_st_entry *e
         float *nqm = keep(k, malloc(256 * sizeof(float)));
         float off = 0;
         if (!pk || !qa || !na || !qm || !nqm) rc = sw_err_set(SW_ENOMEM, "out of memory");
+        if (rc == 0) rc = sw_nf4_quantize(x, n, pk, qa, na, &off);
         if (rc == 0) {
-            sw_nf4_quantize(x, n, pk, qa, na, &off);
             memcpy(qm, sw_nf4_code(), 16 * sizeof(float));
             memcpy(nqm, sw_bnb_dynamic_map(), 256 * sizeof(float));
         }

@@ -41,6 +41,8 @@
 #ifndef SW_QUANT_HF_H
 #define SW_QUANT_HF_H
 
+#include "sw_qformat.h"
+
 #include <stdint.h>
 
 struct sw_hfq_opts {
@@ -71,16 +73,7 @@ void sw_gptq_unpack(const int32_t *qweight, const int32_t *qzeros, const uint16_
                     const int32_t *g_idx, int64_t out, int64_t in, int bits, int64_t ngroups,
                     float *w);
 
-/* The NF4 code values and bitsandbytes' signed 8-bit dynamic map (create_dynamic_map). */
-const float *sw_nf4_code(void);
-const float *sw_bnb_dynamic_map(void);
-/* NF4 with double quantization of n values x: packed [(n+1)/2], qabsmax [ceil(n/64)],
- * nested_absmax [ceil(ceil(n/64)/256)], *offset. */
-void sw_nf4_quantize(const float *x, int64_t n, uint8_t *packed, uint8_t *qabsmax,
-                     float *nested_absmax, float *offset);
-/* The inverse (bitsandbytes' dequantize_4bit), into y [n]. */
-void sw_nf4_dequantize(const uint8_t *packed, const uint8_t *qabsmax, const float *nested_absmax,
-                       float offset, int64_t n, float *y);
+/* NF4 (sw_nf4_code, sw_bnb_dynamic_map, sw_nf4_quantize, sw_nf4_dequantize): sw_qformat.h. */
 
 /* FP8 E4M3 of W [out, in] with per-channel (scale [out]) or per-tensor (scale [1]) scales. */
 void sw_fp8_quantize(const float *w, int64_t out, int64_t in, int per_tensor, uint8_t *q,
