@@ -12,7 +12,8 @@
 #include <string.h>
 
 int sw_bench_engine_open(const char *model, const char *adapter, const char *template_name,
-                         int64_t max_model_len, int64_t batch_tokens, struct sw_engine **out) {
+                         enum sw_device dev, int64_t max_model_len, int64_t batch_tokens,
+                         struct sw_engine **out) {
     struct sw_engine_opts eo;
     sw_engine_opts_init(&eo);
     struct sw_engine_adapter ad = {"eval", adapter};
@@ -20,7 +21,7 @@ int sw_bench_engine_open(const char *model, const char *adapter, const char *tem
     eo.template_name = template_name;
     eo.adapters = adapter ? &ad : NULL;
     eo.n_adapters = adapter ? 1 : 0;
-    eo.device = SW_DEVICE_CPU;
+    eo.device = dev;
     eo.max_model_len = max_model_len;
     eo.max_num_batched_tokens = batch_tokens;
     return sw_engine_open(&eo, out);

@@ -4,6 +4,8 @@
 #ifndef SW_BENCH_IMPL_H
 #define SW_BENCH_IMPL_H
 
+#include "sw_tensor.h" /* enum sw_device */
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,10 +19,11 @@ struct sw_tokenizer;
 int sw_bench_tokenize_pair(const struct sw_tokenizer *tok, int64_t window, const char *ctx,
                            const char *cont, int32_t **ids, int64_t *n, int64_t *ncont);
 
-/* Open the engine on the CPU for model (+ adapter, served under the name "eval"), able to hold
+/* Open the engine on dev for model (+ adapter, served under the name "eval"), able to hold
  * max_model_len tokens per sequence, batch_tokens new tokens per step. */
 int sw_bench_engine_open(const char *model, const char *adapter, const char *template_name,
-                         int64_t max_model_len, int64_t batch_tokens, struct sw_engine **out);
+                         enum sw_device dev, int64_t max_model_len, int64_t batch_tokens,
+                         struct sw_engine **out);
 void sw_bench_engine_close(struct sw_engine *e);
 /* sw_engine_score over n (context, continuation) token pairs: ll[i], greedy[i]. */
 int sw_bench_engine_score(struct sw_engine *e, const char *adapter, const int32_t *const *ctx,

@@ -48,7 +48,8 @@ struct local {
     const struct sw_template *tpl;
     int64_t max_length, batch_tokens;
     int32_t prefix_token;
-    struct sw_generate_params gen; /* greedy defaults from the model folder */
+    char *model, *adapter, *template_name; /* copies of the options (for a late engine) */
+    enum sw_device dev;
 };
 
 /* One token-level scoring request: the model input and which of its positions score what. */
@@ -427,36 +428,6 @@ static int local_rolling(struct sw_bench_backend *b, const char *const *texts, s
     return 0;
 }
 
-struct stopper {
-    struct local *L;
-    const struct sw_bench_gen_req *q;
-    int32_t *ids;
-    int64_t n, cap;
-    int err;
-};
-
-/* Stop as soon as the decoded output holds a stop string (the text is cut afterwards). */
-static int on_token(void *user, int32_t id) {
-    struct stopper *s = user;
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 64;
-        int32_t *p = realloc(s->ids, (size_t)s->cap * sizeof(int32_t));
-        if (!p) return sw_err_set(SW_ENOMEM, "out of memory");
-        s->ids = p;
-    }
-    s->ids[s->n++] = id;
-    if (s->q->nuntil == 0) return 0;
-    char *text = NULL;
-    size_t len = 0;
-    int rc = sw_tokenizer_decode(s->L->tok, s->ids, (size_t)s->n, 1, &text, &len);
-    if (rc < 0) return rc;
-    int stop = 0;
-    for (int u = 0; u < s->q->nuntil && !stop; u++)
-        if (*s->q->until[u] && strstr(text, s->q->until[u])) stop = 1;
-    free(text);
-    return stop;
-}
-
 static int cut_at_stops(char *text, const char *const *until, int nuntil) {
     for (int u = 0; u < nuntil; u++) {
         if (!*until[u]) continue;
@@ -513,49 +484,23 @@ static int generate_engine(struct local *L, const struct sw_bench_gen_req *q, si
     return rc;
 }
 
+/* Generation always runs on the engine (KV cache, continuous batching): with --engine false
+ * (packed forwards for log-likelihoods) it is opened on the same device at the first generation
+ * request, so the weights are in memory twice from then on. */
 static int local_generate(struct sw_bench_backend *b, const struct sw_bench_gen_req *q, size_t n,
                           char **out, sw_bench_done_fn done, void *ctx) {
     struct local *L = b->impl;
-    if (L->eng) {
-        size_t step = b->shard > 0 ? (size_t)b->shard : 64;
-        for (size_t s0 = 0; s0 < n; s0 += step) {
-            size_t s1 = s0 + step < n ? s0 + step : n;
-            SW_TRY(generate_engine(L, q + s0, s1 - s0, out + s0));
-            if (done) SW_TRY(done(ctx, s0, s1));
-        }
-        return 0;
+    if (!L->eng) {
+        sw_info("generation runs on the inference engine: opening it beside the evaluation model");
+        SW_TRY(sw_bench_engine_open(L->model, L->adapter, L->template_name, L->dev,
+                                    L->max_length + 1, L->batch_tokens, &L->eng));
+        L->adapter_name = L->adapter ? "eval" : NULL;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct sw_tok_ids t = {0};
-        int rc = encode(L, q[i].context, strlen(q[i].context), &t);
-        int64_t max_ctx = L->max_length - q[i].max_gen_toks;
-        if (rc == 0 && max_ctx < 1)
-            rc = sw_err_set(SW_EINVAL,
-                            "max_gen_toks %lld leaves no room for a context in %lld "
-                            "tokens",
-                            (long long)q[i].max_gen_toks, (long long)L->max_length);
-        int64_t skip = rc == 0 && (int64_t)t.n > max_ctx ? (int64_t)t.n - max_ctx : 0;
-        struct sw_generate_params p = L->gen;
-        p.max_new_tokens = q[i].max_gen_toks;
-        struct stopper st = {L, &q[i], NULL, 0, 0, 0};
-        int32_t *gen = NULL;
-        int64_t ng = 0;
-        enum sw_finish fin;
-        if (rc == 0)
-            rc = sw_generate(L->em, t.ids + skip, (int64_t)t.n - skip, &p, &gen, &ng, &fin,
-                             on_token, &st);
-        char *text = NULL;
-        size_t len = 0;
-        if (rc == 0) rc = sw_tokenizer_decode(L->tok, gen, (size_t)ng, 1, &text, &len);
-        if (rc == 0) cut_at_stops(text, q[i].until, q[i].nuntil);
-        free(gen), free(st.ids);
-        sw_tok_ids_release(&t);
-        if (rc < 0) {
-            free(text);
-            return rc;
-        }
-        out[i] = text;
-        if (done && (rc = done(ctx, i, i + 1)) < 0) return rc;
+    size_t step = b->shard > 0 ? (size_t)b->shard : 64;
+    for (size_t s0 = 0; s0 < n; s0 += step) {
+        size_t s1 = s0 + step < n ? s0 + step : n;
+        SW_TRY(generate_engine(L, q + s0, s1 - s0, out + s0));
+        if (done) SW_TRY(done(ctx, s0, s1));
     }
     return 0;
 }
@@ -636,6 +581,7 @@ static void local_free(struct sw_bench_backend *b) {
         sw_bench_engine_close(L->eng);
         sw_eval_model_close(L->em);
         sw_tokenizer_free(L->tok);
+        free(L->model), free(L->adapter), free(L->template_name);
         free(L);
     }
 }
@@ -663,7 +609,13 @@ int sw_bench_local_new(const struct sw_bench_local_opts *o, struct sw_bench_back
         sw_bench_backend_free(b);
         return sw_err_set(SW_EUSAGE, "--device '%s': cpu or cuda", o->device);
     }
-    int use_engine = dev == SW_DEVICE_CPU && !o->no_engine;
+    int use_engine = !o->no_engine;
+    L->dev = dev;
+    if (!(L->model = strdup(o->model)) || (o->adapter && !(L->adapter = strdup(o->adapter))) ||
+        (o->template_name && !(L->template_name = strdup(o->template_name)))) {
+        sw_bench_backend_free(b);
+        return sw_err_set(SW_ENOMEM, "out of memory");
+    }
     int rc = 0;
     if (use_engine) {
         L->adapter_name = o->adapter ? "eval" : NULL;
@@ -680,7 +632,8 @@ int sw_bench_local_new(const struct sw_bench_local_opts *o, struct sw_bench_back
                                 : mpe > 0                               ? mpe
                                 : tmax > 0 && tmax < ((int64_t)1 << 40) ? tmax
                                                                         : 2048;
-                rc = sw_bench_engine_open(o->model, o->adapter, o->template_name, L->max_length + 1,
+                rc = sw_bench_engine_open(o->model, o->adapter, o->template_name, dev,
+                                          L->max_length + 1,
                                           o->batch_tokens > 0 ? o->batch_tokens : 4096, &L->eng);
             }
         }
@@ -712,13 +665,6 @@ int sw_bench_local_new(const struct sw_bench_local_opts *o, struct sw_bench_back
         sw_bench_backend_free(b);
         return rc;
     }
-    struct sw_generate_request rq = {.max_new_tokens = 256,
-                                     .temperature = 0,
-                                     .top_k = -1,
-                                     .top_p = -1,
-                                     .repetition_penalty = -1,
-                                     .seed = 0};
-    if (L->em) sw_generate_params_resolve(&rq, L->em->hf, eos, &L->gen);
     b->max_length = L->max_length;
     char id[8192];
     snprintf(id, sizeof id, "local:%s%s%s", o->model, o->adapter ? "+" : "",

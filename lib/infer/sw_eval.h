@@ -5,7 +5,6 @@
  *   - an evaluation model (lib/sw_eval.c): backend + model + weights + adapter, ready to run;
  *   - logits (lib/infer/sw_eval_logits.c): full logits and HF's causal-LM loss of a batch of token
  *     ids;
- *   - generation (lib/sw_generate.c): greedy or sampled decoding with HF's logits processors.
  *
  * The loss of `sw_eval_logits` is exactly what transformers computes for
  * model(input_ids, attention_mask, labels=labels) with the default labels = input_ids: the mean
@@ -70,57 +69,5 @@ int sw_eval_logits(struct sw_eval_model *em, const struct sw_eval_batch *b, int6
  * outside [0, V) other than −100 are SW_ERANGE naming row and column. */
 int sw_eval_loss_from_logits(const float *logits, int64_t B, int64_t T, int64_t V,
                              const int32_t *labels, double *sum, int64_t *count);
-
-/* ---- generation (lib/sw_generate.c) ---------------------------------------------------------- */
-
-/* Decoding parameters after defaults are resolved (see sw_generate_params_resolve). */
-struct sw_generate_params {
-    int64_t max_new_tokens;
-    int do_sample;             /* 0: greedy (argmax; the first index on ties, like torch) */
-    double temperature;        /* > 0 when sampling */
-    int64_t top_k;             /* 0 = off */
-    double top_p;              /* 1 = off */
-    double repetition_penalty; /* 1 = off (HF's CTRL-style penalty, applied in greedy too) */
-    uint64_t seed;
-    int64_t eos_ids[16]; /* generation stops after emitting one of them */
-    int n_eos;
-};
-
-/* Command-line values: negative means "not given, take generation_config.json" (and for
- * temperature, 0 means greedy whatever the config says). */
-struct sw_generate_request {
-    int64_t max_new_tokens;    /* < 0: generation_config max_new_tokens, else 128 */
-    double temperature;        /* < 0: config (sampling only when its do_sample is true); 0: greedy;
-                                  > 0: sample with this temperature */
-    int64_t top_k;             /* < 0: config (50 when sampling without one) */
-    double top_p;              /* < 0: config (1.0) */
-    double repetition_penalty; /* < 0: config (1.0) */
-    uint64_t seed;
-};
-
-/* Resolve rq against the model folder's generation_config.json / config.json: EOS ids from
- * generation_config.json when it names some, else config.json, else tok_eos (≥ 0) when given. */
-void sw_generate_params_resolve(const struct sw_generate_request *rq, const struct sw_hfmodel *hf,
-                                int32_t tok_eos, struct sw_generate_params *p);
-
-/* Why a generation ended. (The old path: sw-eval generate and sw-serve use lib/infer/sw_engine.h;
- * this stays until lib/eval's local backend moves onto the engine too.) */
-enum sw_finish { SW_GEN_STOP = 0, SW_GEN_LENGTH };
-
-/* Generate up to p->max_new_tokens ids after prompt[0..n_prompt) into *out (malloc'ed; *n_out
- * ids, the EOS id included when it stopped on one). Decoding recomputes the whole prefix at every
- * step (sw_model has no KV cache yet): cost O(new · prefix) forwards. on_token (may be NULL) is
- * called after each new id with user; a non-zero return stops generation early (SW_GEN_STOP).
- * Returns 0 or a negative error. */
-int sw_generate(struct sw_eval_model *em, const int32_t *prompt, int64_t n_prompt,
-                const struct sw_generate_params *p, int32_t **out, int64_t *n_out,
-                enum sw_finish *finish, int (*on_token)(void *user, int32_t id), void *user);
-
-/* The next id from one row of logits[V] (modified in place by the processors), in HF's order:
- * repetition penalty over history[0..n_hist), then for sampling temperature, top-k, top-p and a
- * draw from rng; greedy takes the argmax. */
-struct sw_rng;
-int32_t sw_generate_pick(float *logits, int64_t V, const int32_t *history, int64_t n_hist,
-                         const struct sw_generate_params *p, struct sw_rng *rng);
 
 #endif

@@ -56,7 +56,7 @@ sys.exit(0 if a==b else 1)"
     assert_output --partial "compared 16 items"
 }
 
-@test "without the engine (packed forwards, sw_generate): the same parity" {
+@test "--engine false (packed forwards; generation on a late engine): the same parity" {
     run "$EVAL" bench -q --model "$M" --engine false --eval_dataset mmlu,gsm8k --dataset_dir "$D" \
         --num_fewshot 5 --max_gen_toks 24 --eval_limit 1 --eval_output_dir "$BATS_FILE_TMPDIR/noeng"
     assert_success

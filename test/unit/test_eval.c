@@ -1,8 +1,6 @@
-/* test_eval — lib/sw_eval*.c and lib/sw_generate*.c below the CLI: transformers' logits
- * processors on hand-made logits (argmax ties, repetition penalty, top-k ties, HF's top-p rule,
- * sampling frequencies), the loss-from-logits definition, PEFT adapter parsing and the base
- * check, and the evaluation model on the golden folders (its loss equals the golden's).
- * Run from the repository root (golden paths are relative to it). */
+/* test_eval — lib/infer/sw_eval*.c below the CLI: the loss-from-logits definition, PEFT adapter
+ * parsing and the base check, and the evaluation model on the golden folders (its loss equals the
+ * golden's). Run from the repository root (golden paths are relative to it). */
 #include "sw_eval.h"
 
 #include "sw_err.h"
@@ -15,87 +13,6 @@
 #include <string.h>
 
 #define GOLDEN "test/golden/model/"
-
-static struct sw_generate_params greedy_params(void) {
-    struct sw_generate_params p;
-    memset(&p, 0, sizeof p);
-    p.max_new_tokens = 4;
-    p.temperature = 1.0;
-    p.top_p = 1.0;
-    p.repetition_penalty = 1.0;
-    return p;
-}
-
-static void test_greedy_and_penalty(void) {
-    struct sw_generate_params p = greedy_params();
-    float x[5] = {0.5f, 2.0f, -1.0f, 2.0f, 1.0f};
-    IS_INT(sw_generate_pick(x, 5, NULL, 0, &p, NULL), 1, "argmax takes the first of two maxima");
-    /* penalty 2: positive logits halve, negative double, each id once however often it occurs */
-    float y[5] = {0.5f, 2.0f, -1.0f, 1.9f, 1.0f};
-    int32_t hist[4] = {1, 1, 2, 1};
-    p.repetition_penalty = 2.0;
-    IS_INT(sw_generate_pick(y, 5, hist, 4, &p, NULL), 3, "penalised id 1 loses to id 3");
-    OK(y[1] == 1.0f && y[2] == -2.0f && y[3] == 1.9f, "penalty applied once per id: %g %g %g", y[1],
-       y[2], y[3]);
-}
-
-/* Draw n samples from logits l (copied each time) and count ids. */
-static void draw(const float *l, int64_t V, const struct sw_generate_params *p, int n,
-                 int *counts) {
-    struct sw_rng rng;
-    sw_rng_init(&rng, 1234, 99);
-    float *x = malloc((size_t)V * sizeof(float));
-    memset(counts, 0, (size_t)V * sizeof(int));
-    for (int i = 0; i < n; i++) {
-        memcpy(x, l, (size_t)V * sizeof(float));
-        int32_t id = sw_generate_pick(x, V, NULL, 0, p, &rng);
-        if (id >= 0 && id < V) counts[id]++;
-    }
-    free(x);
-}
-
-static void test_sampling(void) {
-    /* probabilities 0.5, 0.3, 0.15, 0.05 */
-    float l[4] = {logf(0.5f), logf(0.3f), logf(0.15f), logf(0.05f)};
-    int c[4];
-    struct sw_generate_params p = greedy_params();
-    p.do_sample = 1;
-    draw(l, 4, &p, 20000, c);
-    int close = 1;
-    const double want[4] = {0.5, 0.3, 0.15, 0.05};
-    for (int i = 0; i < 4; i++)
-        close &= fabs(c[i] / 20000.0 - want[i]) < 0.015;
-    OK(close, "plain sampling follows softmax: %d %d %d %d of 20000", c[0], c[1], c[2], c[3]);
-    /* HF top-p 0.8: ascending cumulative 0.05, 0.2, 0.5, 1.0; drop cum <= 0.2 -> keep 2 ids */
-    p.top_p = 0.8;
-    draw(l, 4, &p, 5000, c);
-    OK(c[2] == 0 && c[3] == 0 && c[0] > 2900 && c[1] > 1700,
-       "top_p 0.8 keeps the two most likely, renormalised: %d %d %d %d", c[0], c[1], c[2], c[3]);
-    /* top_p so small that only the best survives */
-    p.top_p = 0.1;
-    draw(l, 4, &p, 500, c);
-    IS_INT(c[0], 500, "top_p 0.1 keeps only the most likely token");
-    /* top-k 2 with a tie at the k-th value keeps both tied ids (HF compares with < kth) */
-    float t[5] = {3.0f, 1.0f, 2.0f, 2.0f, 0.0f};
-    p.top_p = 1.0;
-    p.top_k = 2;
-    int c5[5];
-    draw(t, 5, &p, 5000, c5);
-    OK(c5[1] == 0 && c5[4] == 0 && c5[2] > 0 && c5[3] > 0 && c5[0] > 0,
-       "top_k 2 keeps the ties at the 2nd value: %d %d %d %d %d", c5[0], c5[1], c5[2], c5[3],
-       c5[4]);
-    /* low temperature concentrates on the argmax */
-    p.top_k = 0;
-    p.temperature = 0.05;
-    draw(l, 4, &p, 500, c);
-    IS_INT(c[0], 500, "temperature 0.05 is practically greedy");
-    /* the same seed replays the same draws */
-    p.temperature = 1.0;
-    int d1[4], d2[4];
-    draw(l, 4, &p, 300, d1);
-    draw(l, 4, &p, 300, d2);
-    OK(memcmp(d1, d2, sizeof d1) == 0, "seeded sampling is deterministic");
-}
 
 static void test_loss_from_logits(void) {
     /* B 1, T 3, V 2: targets are ids[1], ids[2] */
@@ -174,8 +91,6 @@ out:
 
 int main(void) {
     sw_log_set_level(SW_LOG_WARN);
-    test_greedy_and_penalty();
-    test_sampling();
     test_loss_from_logits();
     test_adapter();
     test_eval_model();

@@ -26,8 +26,9 @@ static const struct sw_opt bench_table[] = {
     {"device", SW_OPT_CHOICE, F(device), "cpu", "where --model runs (cuda needs a CUDA=1 build)", 0,
      0, "cpu|cuda", NULL},
     {"engine", SW_OPT_BOOL, F(engine), "true",
-     "--model on the CPU through the inference engine (KV cache, prefix cache, continuous "
-     "batching); false: packed forwards without a cache (what --device cuda uses)",
+     "--model through the inference engine (KV cache, prefix cache, continuous batching); "
+     "false: log-likelihoods by packed forwards without a cache (generation stays on the "
+     "engine)",
      0, 0, NULL, NULL},
     {"template", SW_OPT_STRING, F(template_name), NULL,
      "chat template for --apply_chat_template (default: from tokenizer_config.json)", 0, 0, NULL,

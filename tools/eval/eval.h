@@ -31,6 +31,18 @@ int sw_eval_logits_run(const struct sw_eval_logits_opts *o);
 
 /* ---- the command behind `sw-eval generate` (generate_run.c) -------------------------- */
 
+/* Command-line values: negative means "not given, take generation_config.json" (and for
+ * temperature, 0 means greedy whatever the config says). */
+struct sw_generate_request {
+    int64_t max_new_tokens;    /* < 0: generation_config max_new_tokens, else 128 */
+    double temperature;        /* < 0: config (sampling only when its do_sample is true); 0: greedy;
+                                  > 0: sample with this temperature */
+    int64_t top_k;             /* < 0: config (50 when sampling without one) */
+    double top_p;              /* < 0: config (1.0) */
+    double repetition_penalty; /* < 0: config (1.0) */
+    uint64_t seed;
+};
+
 struct sw_generate_opts {
     const char *model;
     const char *adapter;       /* NULL: none */
