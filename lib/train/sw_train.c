@@ -5,6 +5,7 @@
  * skip the steps whose scaled gradients overflow (GradScaler; see scaled_update). The contract
  * (what a step is, what resume guarantees, signals) is in sw_train.h. */
 #include "sw_train_impl.h"
+#include "sw_train_pref.h"
 
 #include "sw_err.h"
 #include "sw_io.h"
@@ -204,6 +205,7 @@ static int plan_data(struct sw_trainer *t) {
         .vocab_size = t->cfg.vocab_size,
         .max_positions = t->cfg.max_position_embeddings > 0 ? t->cfg.max_position_embeddings : 2048,
         .tokenizer_sha256 = t->tokenizer_sha256[0] ? t->tokenizer_sha256 : NULL,
+        .rlhf = t->pref ? t->pref->kind : 0,
     };
     const char *src = o->dataset ? o->dataset : "-";
     SW_TRY(sw_train_data_open(&t->data, src, &lim, o->per_device_train_batch_size,
@@ -373,7 +375,14 @@ static int train_step(struct sw_trainer *t, int n, double *loss, double *norm) {
      * scale are one factor on the loss gradient. */
     double gscale = (t->fp16 ? (double)t->scaler.scale : 1.0) / (double)(targets ? targets : 1);
     double sum = 0;
-    for (int i = 0; i < n; i++) {
+    if (t->pref) { /* preference losses: a mean over pairs, not tokens (sw_train_pref.c) */
+        SW_TRY(sw_train_mem_oom(
+            t, sw_train_pref_step(t, n, t->fp16 ? (double)t->scaler.scale : 1.0, &sum),
+            "activations", t->mem.acts));
+        t->st.dropout_forward_count += n;
+        targets = 1; /* sum is the step's loss already */
+    }
+    for (int i = 0; i < n && !t->pref; i++) {
         struct sw_loss l;
         SW_TRY(sw_train_mem_oom(t, sw_model_forward(t->m, &t->mbs[i].b, &l), "activations",
                                 t->mem.acts));
@@ -425,6 +434,33 @@ static int log_train_scaled(struct sw_trainer *t, const struct sw_metrics_train 
     return rc;
 }
 
+/* Preference runs: the row of sw_metrics_log_train plus TRL's metrics of the window (those
+ * that apply; float16's scaler keys too). */
+static int log_train_pref(struct sw_trainer *t, const struct sw_metrics_train *r) {
+    json_t *o = json_object();
+    if (!o) return sw_err_set(SW_ENOMEM, "out of memory");
+    json_object_set_new(o, "step", json_integer(r->step));
+    json_object_set_new(o, "epoch", num_json(r->epoch));
+    json_object_set_new(o, "loss", num_json(r->loss));
+    json_object_set_new(o, "grad_norm", num_json(r->grad_norm));
+    json_object_set_new(o, "learning_rate", num_json(r->learning_rate));
+    json_object_set_new(o, "tokens_per_sec", num_json(r->tokens_per_sec));
+    json_object_set_new(o, "peak_mem_bytes", json_integer((json_int_t)r->peak_mem_bytes));
+    json_object_set_new(o, "elapsed", num_json(r->elapsed));
+    double mv[SW_PREF_NMETRICS];
+    sw_train_pref_window(t, mv);
+    for (int i = 0; i < SW_PREF_NMETRICS; i++)
+        if (isfinite(mv[i]))
+            json_object_set_new(o, sw_train_pref_metric_names[i], json_real(mv[i]));
+    if (t->fp16) {
+        json_object_set_new(o, "loss_scale", json_real(t->scaler.scale));
+        json_object_set_new(o, "skipped_steps", json_integer(t->scaler.skipped));
+    }
+    int rc = sw_metrics_log_json(t->metrics, o);
+    json_decref(o);
+    return rc;
+}
+
 static int log_train(struct sw_trainer *t, struct log_window *w) {
     double now = sw_now_seconds(), dt = now - w->t_start;
     struct sw_metrics_train row = {
@@ -437,7 +473,9 @@ static int log_train(struct sw_trainer *t, struct log_window *w) {
         .peak_mem_bytes = sw_peak_rss_bytes(),
         .elapsed = now - t->t0,
     };
-    SW_TRY(t->fp16 ? log_train_scaled(t, &row) : sw_metrics_log_train(t->metrics, &row));
+    SW_TRY(t->pref   ? log_train_pref(t, &row)
+           : t->fp16 ? log_train_scaled(t, &row)
+                     : sw_metrics_log_train(t->metrics, &row));
     /* HF Trainer prints each logging step's dict; ms-swift adds progress and time. */
     int64_t done = row.step - w->step0;
     double run_s = now - w->t0;
@@ -483,7 +521,39 @@ static int log_train(struct sw_trainer *t, struct log_window *w) {
     return 0;
 }
 
+/* Preference runs: eval_loss and TRL's eval_ metrics of the validation pairs. */
+static int evaluate_pref(struct sw_trainer *t) {
+    double eval_loss, mv[SW_PREF_NMETRICS];
+    SW_TRY(sw_train_pref_eval(t, &eval_loss, mv));
+    struct sw_ckpt_state *st = &t->st;
+    json_t *o = json_object();
+    if (!o) return sw_err_set(SW_ENOMEM, "out of memory");
+    json_object_set_new(o, "step", json_integer(st->global_step));
+    json_object_set_new(o, "epoch", num_json(st->epoch));
+    json_object_set_new(o, "eval_loss", num_json(eval_loss));
+    char k[64];
+    for (int i = 0; i < SW_PREF_NMETRICS; i++) {
+        snprintf(k, sizeof k, "eval_%s", sw_train_pref_metric_names[i]);
+        if (isfinite(mv[i])) json_object_set_new(o, k, json_real(mv[i]));
+    }
+    json_object_set_new(o, "elapsed", num_json(sw_now_seconds() - t->t0));
+    int rc = sw_metrics_log_json(t->metrics, o);
+    if (rc == 0) sw_ckpt_state_log(st, o);
+    json_decref(o);
+    SW_TRY(rc);
+    if (isfinite(eval_loss) && (!st->has_best || eval_loss < st->best_metric)) {
+        st->has_best = 1;
+        st->best_metric = eval_loss;
+        st->best_step = st->global_step;
+    }
+    sw_info("step %lld: eval_loss %.6g, eval rewards/accuracies %.4g, margins %.4g",
+            (long long)st->global_step, eval_loss, mv[2], mv[3]);
+    static const char *const tag[] = {"eval/loss"};
+    return sw_train_report_scalars(t->report, st->global_step, tag, &eval_loss, 1);
+}
+
 static int evaluate(struct sw_trainer *t) {
+    if (t->pref) return evaluate_pref(t);
     double sum = 0;
     int64_t count = 0;
     sw_model_set_training(t->m, 0);
@@ -549,6 +619,7 @@ static int run_loop(struct sw_trainer *t) {
                            .step0 = st->global_step,
                            .t0 = sw_now_seconds()};
     int rc = 0;
+    if (o->eval_on_start && t->n_val && st->global_step == 0) SW_TRY_GOTO(rc, evaluate(t), out);
     while (st->global_step < t->total_steps) {
         if (sw_signal_pending()) break;
         int n;
@@ -632,6 +703,7 @@ int sw_train_run(const struct sw_train_opts *o) {
         goto out;
     }
     SW_TRY_GOTO(rc, sw_signal_install(), out);
+    if (o->rlhf_type) SW_TRY_GOTO(rc, sw_train_pref_open(&t), out);
     SW_TRY_GOTO(rc, plan_data(&t), out);
     SW_TRY_GOTO(rc, find_stream_tokenizer(&t), out);
     SW_TRY_GOTO(rc, init_schedule(&t), out);
@@ -657,6 +729,8 @@ int sw_train_run(const struct sw_train_opts *o) {
     sw_model_set_training(t.m, 1);
     sw_model_set_seed(t.m, t.st.seed, t.st.dropout_forward_count);
     SW_TRY_GOTO(rc, sw_train_mem_plan(&t), out);
+    /* preference runs: reference log-probs first; dropout stays off (TRL's disable_dropout) */
+    if (t.pref) SW_TRY_GOTO(rc, sw_train_pref_reference(&t), out);
     char mb[96];
     if (t.data.samples)
         snprintf(mb, sizeof mb, "micro-batches of %lld samples",
@@ -702,6 +776,7 @@ out:
     t.run_dir = NULL;
     free(t.files_dir);
     t.files_dir = NULL;
+    sw_train_pref_close(&t);
     sw_train_teardown(&t);
     return rc;
 }

@@ -51,13 +51,6 @@ struct sw_train_opts {
     double lora_dropout;
     char *target_modules; /* "all-linear" or a comma list of module names */
     int use_rslora;
-    /* QLoRA: the frozen base quantized while loading (ms-swift's QuantizeArguments names) */
-    char *quant_method;            /* bnb | nf4 | rtn | fp8; NULL: the base stays as loaded */
-    int64_t quant_bits;            /* 4 | 8; 0: the method's only width (nf4 4, fp8 8) */
-    char *bnb_4bit_quant_type;     /* nf4 (fp4 is refused) */
-    int bnb_4bit_use_double_quant; /* quantize NF4's block absmax too (bitsandbytes) */
-    char *bnb_4bit_compute_dtype;  /* recorded; products run in torch_dtype's precision */
-    int64_t quant_group_size;      /* rtn: columns per scale; 0: 128 for int4, per channel for 8 */
     /* optimizer and schedule */
     double learning_rate; /* 0 = ms-swift's default for the tuner: 1e-4 (lora) / 1e-5 (full) */
     double weight_decay;
@@ -78,6 +71,17 @@ struct sw_train_opts {
     int save_only_model;          /* no optimizer/RNG state: smaller, but cannot resume exactly */
     int64_t max_shard_size;       /* bytes per model.safetensors shard */
     char *resume_from_checkpoint; /* a checkpoint folder, or "latest" for output_dir's newest */
+    /* preference training (ms-swift's swift rlhf names; NULL rlhf_type: SFT / pre-training) */
+    char *rlhf_type;        /* dpo | kto | cpo | simpo | orpo */
+    char *loss_type;        /* dpo: sigmoid|hinge|ipo|robust; cpo: sigmoid|hinge|ipo|simpo */
+    double beta;            /* 0: the type's default (0.1; simpo 2.0) */
+    double label_smoothing; /* dpo/cpo sigmoid, robust */
+    double rpo_alpha;       /* dpo: > 0 adds rpo_alpha · nll */
+    double cpo_alpha;       /* cpo/simpo: weight of nll */
+    double simpo_gamma;
+    double desirable_weight, undesirable_weight; /* kto */
+    char *ref_logps;   /* sw: reference log-prob cache (sws), written when absent, else read */
+    int eval_on_start; /* HF's eval_on_start: evaluate val_dataset before the first step */
     /* Not an option: the table these options were parsed with (sw-train's lives in
      * tools/train/options.c). args.json records every key of it; NULL writes no args.json. */
     const struct sw_opt *option_table;

@@ -28,12 +28,19 @@ void sw_mb_release(struct sw_mb *mb) {
     free(mb->pos);
     free(mb->mask);
     free(mb->cu);
+    free(mb->rec);
+    free(mb->kto);
+    free(mb->plen);
+    if (mb->side) sw_mb_release(mb->side);
+    free(mb->side);
     memset(mb, 0, sizeof *mb);
 }
 
 static void mb_clear(struct sw_mb *mb) {
     memset(&mb->b, 0, sizeof mb->b);
     mb->input_tokens = mb->targets = mb->records = 0;
+    mb->pairs = 0;
+    if (mb->side) mb_clear(mb->side);
 }
 
 /* Room for tokens and seqs (+1 boundary) more. */
@@ -128,8 +135,8 @@ static int64_t seq_targets(const int32_t *labels, int64_t n) {
 static int add_sample(const struct sw_train_data *d, const struct sw_record *r, struct sw_mb *mb) {
     if (sw_record_field(r, "chosen_input_ids"))
         return sw_err_set(SW_EUNSUPPORTED,
-                          "%s: record %llu is a preference pair "
-                          "(chosen/rejected): sw-train does supervised training only",
+                          "%s: record %llu is a preference pair (chosen/rejected): train it "
+                          "with --rlhf_type dpo (or cpo, simpo, orpo)",
                           d->src, (unsigned long long)sw_record_index(r));
     struct sw_tensor ids, lab, lmask, pos;
     int has_lab, has_mask, has_pos, has_ids;
@@ -180,6 +187,194 @@ static int add_sample(const struct sw_train_data *d, const struct sw_record *r, 
     mb->targets += seq_targets(mb->labels + at, n);
     if (mb->records++ == 0) mb->first_record = sw_record_index(r);
     return 0;
+}
+
+/* ---- preference and KTO records (sw-train --rlhf_type) ---------------------------------- */
+
+/* "record 7 (data.jsonl:8)": the record and, when sw-pack recorded it, its source row. */
+static void rec_name(const struct sw_record *r, char *buf, size_t cap) {
+    const msgpack_object *meta = sw_record_field(r, "meta");
+    const msgpack_object *f = meta && meta->type == MSGPACK_OBJECT_MAP
+                                  ? sw_msgpack_map_get(meta, "file")
+                                  : NULL,
+                         *l = meta && meta->type == MSGPACK_OBJECT_MAP
+                                  ? sw_msgpack_map_get(meta, "line")
+                                  : NULL;
+    int n = snprintf(buf, cap, "record %llu", (unsigned long long)sw_record_index(r));
+    if (f && f->type == MSGPACK_OBJECT_STR && f->via.str.size && l &&
+        l->type == MSGPACK_OBJECT_POSITIVE_INTEGER && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, " (%.*s:%llu)",
+                 (int)(f->via.str.size > 200 ? 200 : f->via.str.size), f->via.str.ptr,
+                 (unsigned long long)l->via.u64);
+}
+
+/* Append one sequence (ids, labels of n tokens) to mb's packed row. */
+static int append_seq(struct sw_mb *mb, const int32_t *ids, const int32_t *labels, int64_t n) {
+    int64_t at = mb->b.T, s = mb->b.n_seqs;
+    SW_TRY(mb_reserve(mb, at + n, s + 1));
+    memcpy(mb->ids + at, ids, (size_t)n * sizeof(int32_t));
+    memcpy(mb->labels + at, labels, (size_t)n * sizeof(int32_t));
+    for (int64_t i = 0; i < n; i++)
+        mb->pos[at + i] = (int32_t)i;
+    if (s == 0) mb->cu[0] = 0;
+    mb->cu[s + 1] = (int32_t)(at + n);
+    mb->b.n_seqs = (int)(s + 1);
+    mb->b.B = 1;
+    mb->b.T = at + n;
+    mb->input_tokens += n;
+    mb->targets += seq_targets(labels, n);
+    return 0;
+}
+
+static int pair_reserve(struct sw_mb *mb) {
+    if (mb->pairs < mb->cap_pairs) return 0;
+    int cap = mb->cap_pairs ? 2 * mb->cap_pairs : 8;
+    uint64_t *a = realloc(mb->rec, (size_t)cap * sizeof *a);
+    if (a) mb->rec = a;
+    int32_t *b = a ? realloc(mb->kto, (size_t)cap * sizeof *b) : NULL;
+    if (b) mb->kto = b;
+    int32_t *c = b ? realloc(mb->plen, (size_t)cap * sizeof *c) : NULL;
+    if (c) mb->plen = c;
+    if (!c) return sw_err_set(SW_ENOMEM, "out of memory");
+    mb->cap_pairs = cap;
+    return !mb->side && !(mb->side = calloc(1, sizeof *mb->side))
+               ? sw_err_set(SW_ENOMEM, "out of memory")
+               : 0;
+}
+
+/* One side of a record (prefix "chosen_", "rejected_" or ""): ids and labels, checked. */
+static int rec_side(const struct sw_train_data *d, const struct sw_record *r, const char *prefix,
+                    struct sw_tensor *ids, struct sw_tensor *lab) {
+    char k1[64], k2[64], name[300];
+    int h1, h2;
+    snprintf(k1, sizeof k1, "%sinput_ids", prefix);
+    snprintf(k2, sizeof k2, "%slabels", prefix);
+    SW_TRY(opt_tensor(r, k1, ids, &h1));
+    SW_TRY(opt_tensor(r, k2, lab, &h2));
+    rec_name(r, name, sizeof name);
+    if (!h1 || !h2) {
+        if (*prefix == 'r')
+            return sw_err_set(SW_EFORMAT,
+                              "%s: %s is a preference row without a rejected answer (no "
+                              "'%s'); every pair needs chosen and rejected",
+                              d->src, name, h1 ? k2 : k1);
+        return sw_err_set(SW_EFORMAT, "%s: %s: no '%s'", d->src, name, h1 ? k2 : k1);
+    }
+    int64_t n = ids->shape[0];
+    if (n < 2 || n > d->lim.max_positions)
+        return sw_err_set(SW_EFORMAT, "%s: %s: %s has %lld tokens (need 2 .. %lld)", d->src, name,
+                          k1, (long long)n, (long long)d->lim.max_positions);
+    SW_TRY(check_tokens(d, r, k1, ids->data, n, 0));
+    SW_TRY(check_tokens(d, r, k2, lab->data, n, 1));
+    if (seq_targets(lab->data, n) == 0)
+        return sw_err_set(SW_EFORMAT, "%s: %s: %s has no target tokens (every label is -100)",
+                          d->src, name, k2);
+    return 0;
+}
+
+/* A preference pair (chosen side into mb, rejected staged in mb->side) or a KTO row. */
+static int add_pref(const struct sw_train_data *d, const struct sw_record *r, struct sw_mb *mb) {
+    int pairs = sw_record_field(r, "chosen_input_ids") != NULL;
+    char name[300];
+    rec_name(r, name, sizeof name);
+    if (d->lim.rlhf == SW_TRAIN_PAIRS && !pairs)
+        return sw_err_set(SW_EFORMAT,
+                          "%s: %s is not a preference pair (no chosen_input_ids / "
+                          "rejected_input_ids): %s",
+                          d->src, name,
+                          sw_record_field(r, "label") ? "a KTO row (use --rlhf_type kto)"
+                                                      : "an SFT sample");
+    if (d->lim.rlhf == SW_TRAIN_KTO && (pairs || !sw_record_field(r, "label")))
+        return sw_err_set(SW_EFORMAT, "%s: %s is not a KTO row (input_ids, labels, label): %s",
+                          d->src, name, pairs ? "a preference pair" : "no 'label'");
+    SW_TRY(pair_reserve(mb));
+    struct sw_tensor ids, lab;
+    if (pairs) {
+        struct sw_tensor rid, rlab;
+        SW_TRY(rec_side(d, r, "chosen_", &ids, &lab));
+        SW_TRY(rec_side(d, r, "rejected_", &rid, &rlab));
+        SW_TRY(append_seq(mb, ids.data, lab.data, ids.shape[0]));
+        SW_TRY(append_seq(mb->side, rid.data, rlab.data, rid.shape[0]));
+        mb->kto[mb->pairs] = -1;
+        mb->plen[mb->pairs] = 0;
+    } else {
+        int label;
+        SW_TRY(rec_side(d, r, "", &ids, &lab));
+        if (sw_record_get_bool(r, "label", &label) < 0)
+            return sw_err_set(SW_EFORMAT, "%s: %s: 'label' is not true/false", d->src, name);
+        int64_t p = 0;
+        while (p < ids.shape[0] && i32_at(&lab, p) == SW_IGNORE_INDEX)
+            p++;
+        if (p == 0)
+            return sw_err_set(SW_EFORMAT,
+                              "%s: %s: a KTO row needs a prompt (labels -100) before its "
+                              "completion",
+                              d->src, name);
+        SW_TRY(append_seq(mb, ids.data, lab.data, ids.shape[0]));
+        mb->kto[mb->pairs] = label != 0;
+        mb->plen[mb->pairs] = (int32_t)p;
+    }
+    mb->rec[mb->pairs++] = sw_record_index(r);
+    if (mb->records++ == 0) mb->first_record = sw_record_index(r);
+    return 0;
+}
+
+/* End of a preference micro-batch: the rejected sequences after the chosen ones; for KTO the KL
+ * batch (ms-swift's KTOPreprocessor pairs row i's prompt with row i−1's completion). */
+static int finish_pref(const struct sw_train_data *d, struct sw_mb *mb) {
+    struct sw_mb *side = mb->side;
+    if (d->lim.rlhf == SW_TRAIN_PAIRS) {
+        for (int s = 0; s < side->b.n_seqs; s++) {
+            int64_t a = side->cu[s], n = side->cu[s + 1] - a;
+            SW_TRY(append_seq(mb, side->ids + a, side->labels + a, n));
+        }
+        mb_clear(side);
+        return 0;
+    }
+    if (mb->pairs < 2)
+        return sw_err_set(SW_EINVAL,
+                          "%s: a KTO micro-batch of %d row: the KL term needs at least 2 (raise "
+                          "per_device_train_batch_size; ms-swift refuses a batch of 1 too)",
+                          d->src, mb->pairs);
+    mb_clear(side);
+    int32_t *ids = NULL, *lab = NULL;
+    int64_t cap = 0;
+    int rc = 0;
+    for (int i = 0; i < mb->pairs && rc == 0; i++) {
+        int j = (i + mb->pairs - 1) % mb->pairs;
+        int64_t pa = mb->cu[i], pn = mb->plen[i];
+        int64_t ca = mb->cu[j] + mb->plen[j], cn = mb->cu[j + 1] - ca;
+        if (pn + cn > cap) {
+            cap = pn + cn;
+            int32_t *a = realloc(ids, (size_t)cap * sizeof *a),
+                    *b = a ? realloc(lab, (size_t)cap * sizeof *b) : NULL;
+            if (a) ids = a;
+            if (b) lab = b;
+            if (!b) {
+                rc = sw_err_set(SW_ENOMEM, "out of memory");
+                break;
+            }
+        }
+        memcpy(ids, mb->ids + pa, (size_t)pn * sizeof *ids);
+        memcpy(ids + pn, mb->ids + ca, (size_t)cn * sizeof *ids);
+        for (int64_t t = 0; t < pn; t++)
+            lab[t] = SW_IGNORE_INDEX;
+        memcpy(lab + pn, mb->labels + ca, (size_t)cn * sizeof *lab);
+        if (pn + cn > d->lim.max_positions)
+            rc = sw_err_set(SW_ERANGE,
+                            "%s: a KTO KL pair of %lld tokens exceeds max_position_embeddings",
+                            d->src, (long long)(pn + cn));
+        if (rc == 0) rc = append_seq(side, ids, lab, pn + cn);
+    }
+    free(ids);
+    free(lab);
+    if (rc == 0) {
+        side->b.input_ids = side->ids;
+        side->b.labels = side->labels;
+        side->b.position_ids = side->pos;
+        side->b.cu_seqlens = side->cu;
+    }
+    return rc;
 }
 
 /* One "batch" record as the whole of mb. */
@@ -294,13 +489,29 @@ static int check_header(struct sw_train_data *d) {
                           "model has %lld",
                           d->src, (long long)v, (long long)d->lim.vocab_size);
     const msgpack_object *dk = meta_get(h, "data_kind");
-    if (dk && dk->type == MSGPACK_OBJECT_STR &&
-        !(dk->via.str.size == 3 && memcmp(dk->via.str.ptr, "sft", 3) == 0))
-        return sw_err_set(SW_EUNSUPPORTED,
-                          "%s: the stream holds %.*s data; sw-train does "
-                          "supervised (SFT) and pre-training only",
-                          d->src, (int)(dk->via.str.size > 32 ? 32 : dk->via.str.size),
-                          dk->via.str.ptr);
+    const char *want = d->lim.rlhf == SW_TRAIN_PAIRS ? "preference"
+                       : d->lim.rlhf == SW_TRAIN_KTO ? "kto"
+                                                     : "sft";
+    if (d->lim.rlhf && !dk)
+        return sw_err_set(SW_EFORMAT,
+                          "%s: the stream does not say what it holds (no meta data_kind); "
+                          "preference training reads sw-pack's %s streams",
+                          d->src, want);
+    if (dk && dk->type == MSGPACK_OBJECT_STR && !sw_msgpack_str_eq(dk, want)) {
+        int n = (int)(dk->via.str.size > 32 ? 32 : dk->via.str.size);
+        if (!d->lim.rlhf)
+            return sw_err_set(SW_EUNSUPPORTED,
+                              "%s: the stream holds %.*s data: train it with --rlhf_type (%s)",
+                              d->src, n, dk->via.str.ptr,
+                              sw_msgpack_str_eq(dk, "kto") ? "kto" : "dpo, cpo, simpo or orpo");
+        return sw_err_set(SW_EINVAL,
+                          "%s: the stream holds %.*s data, but --rlhf_type %s trains on %s "
+                          "records%s",
+                          d->src, n, dk->via.str.ptr,
+                          d->lim.rlhf == SW_TRAIN_KTO ? "kto" : "dpo/cpo/simpo/orpo",
+                          d->lim.rlhf == SW_TRAIN_KTO ? "KTO (labelled)" : "preference pair",
+                          sw_msgpack_str_eq(dk, "kto") ? " (use --rlhf_type kto)" : "");
+    }
     if (meta_int(h, "max_length", &v) && v > 0 && v > d->lim.max_positions)
         return sw_err_set(SW_EINVAL,
                           "%s: the stream's max_length %lld exceeds the model's "
@@ -401,9 +612,17 @@ int sw_train_data_next(struct sw_train_data *d, struct sw_mb *mb) {
             break;
         }
         const char *kind = sw_record_kind(r);
-        if (strcmp(kind, "sample") == 0) {
+        if (strcmp(kind, "sample") == 0 && d->lim.rlhf) {
+            SW_TRY(add_pref(d, r, mb));
+            if (mb->records >= d->batch_size) break;
+        } else if (strcmp(kind, "sample") == 0) {
             SW_TRY(add_sample(d, r, mb));
             if (mb->records >= d->batch_size) break;
+        } else if (strcmp(kind, "batch") == 0 && d->lim.rlhf) {
+            return sw_err_set(SW_EFORMAT,
+                              "%s: record %llu is a packed batch: preference training reads "
+                              "sample records (sw-pack without --packing)",
+                              d->src, (unsigned long long)sw_record_index(r));
         } else if (strcmp(kind, "batch") == 0) {
             if (mb->records == 0) {
                 SW_TRY(set_batch(d, r, mb));
@@ -421,6 +640,7 @@ int sw_train_data_next(struct sw_train_data *d, struct sw_mb *mb) {
         }
     }
     if (mb->records == 0) return 0;
+    if (d->lim.rlhf) SW_TRY(finish_pref(d, mb));
     if (mb->b.cu_seqlens == NULL && mb->b.B == 1 && mb->b.n_seqs > 0) {
         /* A packed row of samples. */
         mb->b.input_ids = mb->ids;

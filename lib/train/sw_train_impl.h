@@ -29,6 +29,15 @@ struct sw_mb {
     int64_t targets;       /* tokens with a loss after the shift */
     int64_t records;       /* stream records it holds */
     uint64_t first_record; /* stream index of its first record (messages) */
+    /* Preference training (sw_data_limits.rlhf): the packed row holds the chosen sequences of
+     * its pairs, then their rejected ones (2·pairs sequences); KTO: one sequence per row, and
+     * side holds the KL batch (row i's prompt + row i−1's completion, cyclic). */
+    int pairs;     /* pairs / KTO rows */
+    uint64_t *rec; /* stream index of each pair's record [pairs] */
+    int32_t *kto;  /* KTO: 1 desirable, 0 undesirable [pairs] */
+    int32_t *plen; /* KTO: prompt tokens of each row [pairs] */
+    int cap_pairs;
+    struct sw_mb *side; /* rejected sequences while reading (pairs); the KL batch (KTO) */
 };
 void sw_mb_release(struct sw_mb *mb);
 
@@ -37,7 +46,10 @@ struct sw_data_limits {
     int64_t vocab_size;
     int64_t max_positions;        /* position ids must be below this */
     const char *tokenizer_sha256; /* of the model folder's tokenizer.json, or NULL */
+    int rlhf; /* 0 SFT / pre-training; SW_TRAIN_PAIRS or SW_TRAIN_KTO (preference records) */
 };
+#define SW_TRAIN_PAIRS 1
+#define SW_TRAIN_KTO 2
 
 /* A training (or validation) source read record by record into micro-batches. */
 struct sw_train_data {
@@ -151,6 +163,7 @@ struct sw_trainer {
      * (TensorBoard, plots; sw_train_report.h), set up in sw_train.c */
     char *run_dir;
     struct sw_train_report *report;
+    struct sw_train_pref *pref; /* --rlhf_type (sw_train_pref.c), else NULL */
     char *files_dir; /* where checkpoints take tokenizer files from when model_dir is NULL (the
                         stream's tokenizer, for init_from_config runs); NULL: none */
 };
