@@ -116,6 +116,9 @@ static void adapter_free(struct eng_adapter *a) {
 
 /* Load an adapter (step_mu held, so no forward runs meanwhile); adds it under mu. */
 static int adapter_load(struct sw_engine *e, const char *name, const char *path) {
+    if (e->model_borrowed)
+        return sw_err_set(SW_EINVAL, "adapter '%s': a borrowed model serves its own LoRA",
+                          name ? name : "");
     if (!name || !*name || !path)
         return sw_err_set(SW_EINVAL, "adapter: need name=path (got '%s')", name ? name : "");
     if (strcmp(name, e->model_name) == 0)
@@ -290,6 +293,26 @@ static char *basename_dup(const char *dir) {
     return s;
 }
 
+/* opts.model: generate with the caller's model. Its shape must be model_dir's (the tokenizer,
+ * generation_config and cache sizing come from there). */
+static int borrow_model(struct sw_engine *e, const struct sw_engine_opts *o) {
+    const struct sw_model_config *a = sw_model_config_get(o->model), *c = &e->hf->config;
+    if (a->arch != c->arch || a->vocab_size != c->vocab_size || a->hidden_size != c->hidden_size ||
+        a->num_hidden_layers != c->num_hidden_layers ||
+        a->num_key_value_heads != c->num_key_value_heads || a->head_dim != c->head_dim)
+        return sw_err_set(SW_EINVAL,
+                          "engine: the given model does not match %s/config.json (%s, vocab %lld, "
+                          "hidden %lld, %lld layers)",
+                          o->model_dir, c->model_type, (long long)c->vocab_size,
+                          (long long)c->hidden_size, (long long)c->num_hidden_layers);
+    if (o->n_adapters > 0)
+        return sw_err_set(SW_EINVAL, "engine: a borrowed model serves its own LoRA; no adapters");
+    e->model = o->model;
+    e->be = sw_model_backend(o->model);
+    e->model_borrowed = 1;
+    return 0;
+}
+
 int sw_engine_open(const struct sw_engine_opts *o, struct sw_engine **out) {
     *out = NULL;
     if (!o->model_dir) return sw_err_set(SW_EINVAL, "engine: model_dir is required");
@@ -331,14 +354,18 @@ int sw_engine_open(const struct sw_engine_opts *o, struct sw_engine **out) {
     } else {
         e->tpl = sw_template_detect(sw_tokenizer_chat_template(e->tok));
     }
-    SW_TRY_GOTO(rc, sw_backend_open(o->device, &e->be), fail);
-    rc = sw_model_new(&e->hf->config, e->be, &e->model);
-    if (rc < 0) {
-        sw_err_wrap(rc, "%s/config.json", o->model_dir);
-        goto fail;
+    if (o->model) {
+        SW_TRY_GOTO(rc, borrow_model(e, o), fail);
+    } else {
+        SW_TRY_GOTO(rc, sw_backend_open(o->device, &e->be), fail);
+        rc = sw_model_new(&e->hf->config, e->be, &e->model);
+        if (rc < 0) {
+            sw_err_wrap(rc, "%s/config.json", o->model_dir);
+            goto fail;
+        }
+        SW_TRY_GOTO(rc, sw_model_load(e->model, e->hf->weights), fail);
+        sw_model_set_training(e->model, 0);
     }
-    SW_TRY_GOTO(rc, sw_model_load(e->model, e->hf->weights), fail);
-    sw_model_set_training(e->model, 0);
     const struct sw_model_config *c = &e->hf->config;
     e->V = c->vocab_size;
     e->bs = o->block_size > 0 ? o->block_size : 16;
@@ -400,8 +427,10 @@ void sw_engine_close(struct sw_engine *e) {
     free(e->samplers);
     sw_kv_blocks_free(e->bm);
     if (e->be) sw_kv_cache_release(&e->kv, e->be);
-    sw_model_free(e->model);
-    sw_backend_close(e->be);
+    if (!e->model_borrowed) {
+        sw_model_free(e->model);
+        sw_backend_close(e->be);
+    }
     sw_tokenizer_free(e->tok);
     sw_hfmodel_close(e->hf);
     free(e->model_dir), free(e->model_name);
@@ -697,4 +726,10 @@ int sw_engine_stop(struct sw_engine *e, int64_t drain_ms) {
     sw_engine_abort_all_locked(e, SW_FINISH_ABORT, NULL);
     pthread_mutex_unlock(&e->step_mu);
     return rc < 0 ? rc : 0;
+}
+
+void sw_engine_weights_changed(struct sw_engine *e) {
+    pthread_mutex_lock(&e->step_mu);
+    sw_kv_blocks_reset_cache(e->bm);
+    pthread_mutex_unlock(&e->step_mu);
 }

@@ -70,6 +70,15 @@ struct sw_engine_opts {
     int enable_prefix_caching;      /* 1: on (what sw_engine_opts_init sets) */
     uint64_t seed;                  /* seed of requests that give none (each request still gets
                                        its own stream: seed + request id) */
+    struct sw_model *model;         /* borrowed: generate with this model (a trainer's, its
+                                       backend included) instead of loading model_dir's weights;
+                                       model_dir still gives config (which must match), tokenizer
+                                       and generation_config. Its own LoRA applies to every
+                                       request (sw_model_set_lora_enabled switches it off), so
+                                       no adapters may be loaded. It must outlive the engine;
+                                       after changing its weights call sw_engine_weights_changed.
+                                       The engine's steps use the model's scratch memory: never
+                                       step between a training forward and its backward */
 };
 
 /* Defaults: everything 0/NULL except enable_prefix_caching = 1, device CPU. */
@@ -98,6 +107,11 @@ const char *sw_engine_model_name(const struct sw_engine *e);
 /* Adapters: the number loaded and the name of the i-th (for /v1/models). Adding one at run time
  * is thread-safe; a name already used is SW_EINVAL, more than max_loras is SW_ERANGE. Removing
  * one that a running or waiting request uses is SW_ESTATE. */
+/* A borrowed model's weights changed (an optimizer step): forget the cached prefixes, whose K/V
+ * the old weights computed, so the next requests see the new weights. Waits for a step in flight;
+ * call it when no request is running (their K/V stays as computed). */
+void sw_engine_weights_changed(struct sw_engine *e);
+
 int sw_engine_adapter_count(const struct sw_engine *e);
 const char *sw_engine_adapter_name(const struct sw_engine *e, int i);
 int sw_engine_adapter_add(struct sw_engine *e, const char *name, const char *path);

@@ -94,6 +94,7 @@ struct sw_engine {
     struct sw_hfmodel *hf;
     struct sw_backend *be;
     struct sw_model *model;
+    int model_borrowed; /* opts.model: neither the model nor its backend is the engine's */
     struct sw_tokenizer *tok;
     const struct sw_template *tpl;
     int32_t eos[16];

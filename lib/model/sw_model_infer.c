@@ -162,8 +162,14 @@ int sw_lora_weights_load(struct sw_model *m, const struct sw_adapter *a,
     return 0;
 }
 
-static int64_t lora_max_r(const struct sw_infer_batch *b, int64_t L) {
+/* The widest LoRA rank a step needs: the requests' adapters and the model's own (a training
+ * model with LoRA built in, generating its rollouts: its adapter applies to every row unless
+ * sw_model_set_lora_enabled switched it off). */
+static int64_t lora_max_r(const struct sw_model *m, const struct sw_infer_batch *b, int64_t L) {
     int64_t r = 0;
+    for (int64_t l = 0; m->has_lora && !m->lora_off && l < L; l++)
+        for (int i = 0; i < SW_LIN_COUNT; i++)
+            if (m->layers[l].lin[i].lora_a && m->layers[l].lin[i].r > r) r = m->layers[l].lin[i].r;
     for (int s = 0; b->lora && s < b->nseq; s++) {
         if (!b->lora[s]) continue;
         for (int64_t i = 0; i < L * SW_LIN_COUNT; i++)
@@ -187,6 +193,12 @@ static int linear(struct sw_model *m, const struct sw_infer_batch *b, struct inf
     struct sw_backend *be = m->be;
     const struct sw_linear *lin = &m->layers[l].lin[site];
     SW_TRY(sw_linear_base_forward(m, lin, y, x, b->N));
+    if (lin->lora_a && !m->lora_off) { /* the model's own adapter (no dropout: inference) */
+        SW_TRY(be->matmul_fwd(be, bf->lora_t, x, lin->lora_a->value.data, NULL, b->N, lin->r,
+                              lin->in, 1.0f, 0.0f));
+        SW_TRY(be->matmul_fwd(be, y, bf->lora_t, lin->lora_b->value.data, NULL, b->N, lin->out,
+                              lin->r, lin->lora_scale, 1.0f));
+    }
     if (!b->lora) return 0;
     for (int s0 = 0, s1; s0 < b->nseq; s0 = s1) {
         const struct sw_lora_weights *w = b->lora[s0];
@@ -226,9 +238,24 @@ static int layer(struct sw_model *m, struct sw_kv_cache *kv, const struct sw_inf
     float *kc = sw_kv_cache_k(kv, l), *vc = sw_kv_cache_v(kv, l);
     SW_TRY(be->kv_cache_write(be, kc, vc, bf->k, bf->v, bf->slots, N, Hk, D,
                               kv->num_blocks * kv->block_size));
-    SW_TRY(be->paged_attention_fwd(be, bf->att, bf->q, kc, vc, bf->bt, b->max_blocks, bf->cu,
-                                   bf->lens, b->nseq, bf->max_q, bf->max_ctx, N, Hq, Hk, D,
-                                   kv->block_size, kv->num_blocks, 1.0f / sqrtf((float)D)));
+    int64_t win;
+    float cap, scale;
+    SW_TRY(sw_model_attention_mode(m, (int)l, bf->max_ctx, &win, &cap, &scale));
+    if (win || cap > 0) { /* sliding window / soft-cap: the whole cache is kept, windows read */
+        if (!be->paged_attention_ext_fwd)
+            return sw_err_set(SW_EUNSUPPORTED,
+                              "infer: the %s backend has no sliding-window / soft-capped paged "
+                              "attention yet (%s)",
+                              be->name, m->cfg.model_type);
+        SW_TRY(be->paged_attention_ext_fwd(be, bf->att, bf->q, kc, vc, bf->bt, b->max_blocks,
+                                           bf->cu, bf->lens, b->nseq, bf->max_q, bf->max_ctx, N,
+                                           Hq, Hk, D, kv->block_size, kv->num_blocks, scale, win,
+                                           cap));
+    } else {
+        SW_TRY(be->paged_attention_fwd(be, bf->att, bf->q, kc, vc, bf->bt, b->max_blocks, bf->cu,
+                                       bf->lens, b->nseq, bf->max_q, bf->max_ctx, N, Hq, Hk, D,
+                                       kv->block_size, kv->num_blocks, scale));
+    }
     SW_TRY(linear(m, b, bf, l, SW_LIN_O, bf->tmp, bf->att));
     SW_TRY(be->add(be, bf->x, bf->x, bf->tmp, N * C));
     SW_TRY(be->rmsnorm_fwd(be, bf->ln, bf->rstd, bf->x, ly->ln2->value.data, N, C, eps));
@@ -326,7 +353,7 @@ int sw_model_infer(struct sw_model *m, struct sw_kv_cache *kv, const struct sw_i
     m->step.have_forward = m->step.have_loss = 0;
     SW_TRY(upload_ints(m, b, &bf));
     int64_t N = b->N, C = m->C, F = m->F, Hq = m->Hq, Hk = m->Hk, D = m->D;
-    int64_t r = lora_max_r(b, m->L);
+    int64_t r = lora_max_r(m, b, m->L);
     ALLOC(bf.x, N * C);
     ALLOC(bf.ln, N * C);
     ALLOC(bf.rstd, N * (Hq > 1 ? Hq : 1));

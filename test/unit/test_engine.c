@@ -20,6 +20,9 @@
 
 #include "sw_err.h"
 #include "sw_log.h"
+#include "sw_safetensors.h"
+#include "sw_model.h"
+#include "sw_hfmodel.h"
 #include "sw_rng.h"
 #include "sw_tokenizer.h"
 #include "tap.h"
@@ -829,6 +832,92 @@ static void test_sync_api(struct sw_engine *e) {
     sw_engine_stop(e, -1);
 }
 
+/* The engine over a borrowed model (a trainer's, generating its own rollouts): the model's LoRA
+ * applies to every request and equals the same adapter served from its folder; switching the
+ * adapter off (a weights change, announced with sw_engine_weights_changed) gives the base's
+ * tokens although the prompt's blocks were cached with the adapter on. */
+static struct sw_model *borrowed_lora_model(struct sw_backend *be, const char *dir,
+                                            const char *adp) {
+    struct sw_hfmodel *hf = NULL;
+    struct sw_model *m = NULL;
+    struct sw_st_set *st = NULL;
+    char path[512];
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", adp);
+    struct sw_lora_config lc = {.r = 4, .alpha = 8, .target_modules = "all-linear", .seed = 1};
+    int rc = sw_hfmodel_open(dir, &hf);
+    if (rc == 0) rc = sw_model_new(&hf->config, be, &m);
+    if (rc == 0) rc = sw_model_load(m, hf->weights);
+    if (rc == 0) rc = sw_model_lora_add(m, &lc);
+    if (rc == 0) rc = sw_st_set_open(path, &st);
+    if (rc == 0) rc = sw_model_lora_load(m, st);
+    sw_st_set_close(st);
+    sw_hfmodel_close(hf);
+    if (rc < 0) {
+        DIAG("borrowed model: %s", sw_err_msg());
+        sw_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static int greedy_on(struct sw_engine *e, const int32_t *pr, int n, int32_t *got, int64_t *cached) {
+    struct sw_sampling_params p = greedy(8, 1.0);
+    p.ignore_eos = 1;
+    struct req_out o = {0}, *po[] = {&o};
+    submit1(e, pr, n, &p, &o, NULL);
+    if (run_all(e, po, 1) < 0 || o.s[0].n != 8) return -1;
+    for (int i = 0; i < 8; i++)
+        got[i] = o.s[0].ids[i];
+    if (cached) *cached = o.cached_tokens;
+    return 0;
+}
+
+static void test_borrowed_model(void) {
+    const char *dir = "test/golden/model/llama", *adp = "test/golden/model/llama_lora";
+    struct sw_backend *be = NULL;
+    if (!OK(sw_backend_open(SW_DEVICE_CPU, &be) == 0, "borrowed: backend")) return;
+    struct sw_model *m = borrowed_lora_model(be, dir, adp);
+    struct sw_engine_opts o;
+    sw_engine_opts_init(&o);
+    o.model_dir = dir, o.tokenizer = GEN "model", o.block_size = 4, o.model = m;
+    struct sw_engine *e = NULL;
+    int rc = m ? sw_engine_open(&o, &e) : SW_EINVAL;
+    if (!OK(rc == 0, "engine over a borrowed LoRA model")) {
+        DIAG("%s", sw_err_msg());
+        sw_model_free(m), sw_backend_close(be);
+        return;
+    }
+    int64_t V = sw_engine_model_config(e)->vocab_size;
+    int32_t pr[12], want_base[8], want_ft[8], got[8];
+    for (int i = 0; i < 12; i++)
+        pr[i] = (int32_t)((i * 11 + 3) % V);
+    eval_greedy(dir, NULL, pr, 12, 8, want_base);
+    eval_greedy(dir, adp, pr, 12, 8, want_ft);
+    OK(memcmp(want_base, want_ft, sizeof want_ft) != 0, "borrowed: the adapter changes the tokens");
+    OK(greedy_on(e, pr, 12, got, NULL) == 0 && memcmp(got, want_ft, sizeof got) == 0,
+       "borrowed: the model's own LoRA = the adapter served from its folder");
+    int64_t cached = 0;
+    rc = greedy_on(e, pr, 12, got, &cached);
+    OK(rc == 0 && cached > 0 && memcmp(got, want_ft, sizeof got) == 0,
+       "borrowed: again, from cached prefix blocks (%lld cached tokens)", (long long)cached);
+    sw_model_set_lora_enabled(m, 0);
+    sw_engine_weights_changed(e);
+    rc = greedy_on(e, pr, 12, got, &cached);
+    OK(rc == 0 && cached == 0 && memcmp(got, want_base, sizeof got) == 0,
+       "borrowed: adapter off + weights_changed: the base's tokens, no stale cached blocks");
+    IS_INT(sw_engine_adapter_add(e, "x", adp), SW_EINVAL, "borrowed: no extra adapters");
+    sw_engine_close(e);
+    OK(sw_model_param_find(m, "model.embed_tokens.weight") != NULL,
+       "borrowed: closing the engine leaves the model to its owner");
+    o.model_dir = "test/golden/model/qwen2";
+    rc = sw_engine_open(&o, &e);
+    OK(rc == SW_EINVAL && strstr(sw_err_msg(), "does not match"),
+       "borrowed: a model_dir of another architecture is refused");
+    if (rc != SW_EINVAL) sw_engine_close(e);
+    sw_model_free(m);
+    sw_backend_close(be);
+}
+
 /* A full queue is SW_EBUSY (retry later: sw-serve's 429), apart from SW_ERANGE (a prompt too
  * long: 400); the queued request still runs. */
 static void test_queue_full(void) {
@@ -876,6 +965,7 @@ int main(void) {
     sw_engine_close(e);
     test_lora();
     test_queue_full();
+    test_borrowed_model();
     test_stress();
     return tap_done();
 }
