@@ -555,6 +555,27 @@ static void test_ce_shape(int64_t N, int64_t V, int64_t C, int64_t chunk, float 
         cmp(d_dh, dh, N * C, tol, "ce_fused_bwd dh");
         cmp(d_dw, dw, V * C, tol, with_dw ? "ce_fused_bwd dw" : "ce_fused_bwd leaves dw alone");
     }
+    /* Per-row weights (preference losses, sw_model_backward_weighted): a fresh forward (in the
+     * 16-bit modes it keeps its gradient, which a weighted backward must not use) and the same
+     * comparison with row_scale. */
+    float *rs = frand(N, 2), *d_rs = DEVF(rs, N);
+    float *dh2 = fcopy(dh0, N * C), *dw2 = fcopy(dw0, V * C);
+    float *d_dh2 = DEVF(dh0, N * C), *d_dw2 = DEVF(dw0, V * C);
+    rc = cpu->ce_fused_fwd(cpu, loss, lse, h, w, t, N, V, C, chunk);
+    rg = gpu->ce_fused_fwd(gpu, d_loss, d_lse, d_h, d_w, d_t, N, V, C, chunk);
+    if (rc == 0 && rg == 0) {
+        rc = cpu->ce_fused_bwd(cpu, dh2, with_dw ? dw2 : NULL, h, w, t, lse, rs, N, V, C, chunk,
+                               0.37f, beta);
+        rg = gpu->ce_fused_bwd(gpu, d_dh2, with_dw ? d_dw2 : NULL, d_h, d_w, d_t, d_lse, d_rs, N, V,
+                               C, chunk, 0.37f, beta);
+    }
+    if (OK(rc == 0 && rg == 0, "%s bwd with row weights runs (%s)", what,
+           rg ? sw_err_msg() : "ok")) {
+        cmp(d_dh2, dh2, N * C, tol, "ce_fused_bwd dh, row weights");
+        cmp(d_dw2, dw2, V * C, tol, "ce_fused_bwd dw, row weights");
+    }
+    gpu->free(gpu, d_rs), gpu->free(gpu, d_dh2), gpu->free(gpu, d_dw2);
+    free(rs), free(dh2), free(dw2);
     if (strcmp(mode, "fp32") == 0) { /* the full-logits path on the same rows */
         float *lg = malloc((size_t)(N * V) * 4);
         cpu->matmul_fwd(cpu, lg, h, w, NULL, N, V, C, 1.0f, 0.0f);
