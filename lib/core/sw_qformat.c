@@ -279,7 +279,7 @@ static void rtn_group(const float *x, int64_t g, int bits, int sym, float *scale
 
 static int quant_int(const float *w, int64_t rows, int64_t cols, int bits, int64_t group, int sym,
                      struct sw_qweight *o) {
-    if (group <= 0) group = cols;
+    if (group <= 0 || group > cols) group = cols; /* a group wider than the row is the row */
     if (cols % group != 0)
         return sw_err_set(SW_EINVAL, "rows of %lld are not divisible by the group size %lld",
                           (long long)cols, (long long)group);

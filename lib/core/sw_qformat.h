@@ -92,8 +92,9 @@ void sw_qweight_dequant_rows(const struct sw_qweight *q, int64_t r0, int64_t n, 
 /* Host quantizers into a host struct whose arrays they malloc (sw_qweight_free_host frees them).
  * w [rows, cols] float32, finite.
  *  - INT8/INT4 round-to-nearest, GPTQ's Quantizer as sw-quant's rtn (lib/quant/sw_quant_hf.h):
- *    scales rounded to float16, sym zero 2^(bits−1), asym zero in [1, 2^bits − 1]; group −1 =
- *    per channel; cols % group == 0 and (INT4) cols even, else SW_EINVAL.
+ *    scales rounded to float16, sym zero 2^(bits−1), asym zero in [1, 2^bits − 1]; group −1 (or
+ *    one wider than the row) = per channel; cols % group == 0 and (INT4) cols even, else
+ *    SW_EINVAL.
  *  - NF4: bitsandbytes' quantize_4bit (blocks of 64, nearest code) with double_quant as
  *    bitsandbytes (8-bit blockwise of absmax − mean over 256 blocks on the dynamic map).
  *  - FP8: per-channel absmax / 448.

@@ -7,6 +7,7 @@
 
 #include "sw_err.h"
 #include "sw_io.h"
+#include "sw_qtensors.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -151,6 +152,23 @@ static int cmp_spec_name(const void *a, const void *b) {
                   ((const struct sw_hf_tensor_spec *)b)->name);
 }
 
+/* A quantized folder (quantization_config) holds its decoder linears in a quantized layout
+ * (lib/format/sw_qtensors.h): name is such a linear's weight and s has that layout's tensors.
+ * Their shapes and dtypes are checked when the model loads them. */
+static int quantized_linear(const struct sw_model_config *c, const struct sw_st_set *s,
+                            const char *name) {
+    if (!c->quant.keep || !ends_with(name, "_proj.weight")) return 0;
+    static const char *const marks[] = {".qweight", ".weight.absmax", ".SCB", ".weight.SCB",
+                                        ".weight_scale"};
+    char k[320];
+    size_t n = strlen(name) - strlen(".weight");
+    for (size_t i = 0; i < sizeof marks / sizeof *marks; i++) {
+        snprintf(k, sizeof k, "%.*s%s", (int)n, name, marks[i]);
+        if (sw_st_set_find(s, k)) return 1;
+    }
+    return 0;
+}
+
 int sw_hf_inventory_check(const struct sw_model_config *c, const struct sw_st_set *s,
                           struct sw_hf_inventory *inv) {
     memset(inv, 0, sizeof *inv);
@@ -160,13 +178,16 @@ int sw_hf_inventory_check(const struct sw_model_config *c, const struct sw_st_se
     if (rc < 0) return rc;
     inv->n_expected = n;
     for (int i = 0; i < n && rc == 0; i++) {
-        if (!sw_st_set_find(s, specs[i].name) && !specs[i].optional)
+        if (!sw_st_set_find(s, specs[i].name) && !specs[i].optional &&
+            !quantized_linear(c, s, specs[i].name))
             rc = issue_add(inv, &cap, SW_HF_MISSING, specs[i].name, &specs[i], NULL);
     }
     for (int i = 0; i < n && rc == 0; i++) {
         const struct sw_st_entry *e = sw_st_set_find(s, specs[i].name);
         if (!e) continue;
-        if (!spec_matches(&specs[i], e))
+        if (quantized_linear(c, s, specs[i].name))
+            inv->n_matched++;
+        else if (!spec_matches(&specs[i], e))
             rc = issue_add(inv, &cap, SW_HF_SHAPE, specs[i].name, &specs[i], e);
         else if (!is_float(e->dtype))
             rc = issue_add(inv, &cap, SW_HF_DTYPE, specs[i].name, &specs[i], e);
@@ -191,7 +212,8 @@ int sw_hf_inventory_check(const struct sw_model_config *c, const struct sw_st_se
         if (strlen(e->name) < sizeof key.name &&
             bsearch(&key, sorted, (size_t)n, sizeof *sorted, cmp_spec_name))
             continue;
-        if (ends_with(e->name, ".rotary_emb.inv_freq")) {
+        if (ends_with(e->name, ".rotary_emb.inv_freq") ||
+            (c->quant.keep && sw_qtensors_is_aux(e->name))) {
             inv->n_ignored++;
             continue;
         }

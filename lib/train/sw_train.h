@@ -51,6 +51,13 @@ struct sw_train_opts {
     double lora_dropout;
     char *target_modules; /* "all-linear" or a comma list of module names */
     int use_rslora;
+    /* QLoRA: the frozen base quantized while loading (ms-swift's QuantizeArguments names) */
+    char *quant_method;            /* bnb | nf4 | rtn | fp8; NULL: the base stays as loaded */
+    int64_t quant_bits;            /* 4 | 8; 0: the method's only width (nf4 4, fp8 8) */
+    char *bnb_4bit_quant_type;     /* nf4 (fp4 is refused) */
+    int bnb_4bit_use_double_quant; /* quantize NF4's block absmax too (bitsandbytes) */
+    char *bnb_4bit_compute_dtype;  /* recorded; products run in torch_dtype's precision */
+    int64_t quant_group_size;      /* rtn: columns per scale; 0: 128 for int4, per channel for 8 */
     /* optimizer and schedule */
     double learning_rate; /* 0 = ms-swift's default for the tuner: 1e-4 (lora) / 1e-5 (full) */
     double weight_decay;

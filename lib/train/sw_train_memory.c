@@ -1,9 +1,10 @@
 /* sw_train_memory — sw-train's memory plan and its out-of-memory reports.
  *
  * Before the first step sw-train prints, on stderr, what the run will hold: the weights (every
- * parameter, float32), the gradients and both AdamW moments (trainable parameters), and the
- * activations — the scratch arena a forward + backward of the largest micro-batch of the data
- * takes (sw_model_scratch_estimate: exact up to 256-byte rounding; with gradient checkpointing
+ * parameter, float32, except quantized linear weights at their packed size — QLoRA — with a
+ * line of their bytes per parameter), the gradients and both AdamW moments (trainable parameters),
+ * and the activations — the scratch arena a forward + backward of the largest micro-batch of the
+ * data takes (sw_model_scratch_estimate: exact up to 256-byte rounding; with gradient checkpointing
  * the smaller figure), against the memory available when the run started (the backend's
  * mem_info: cudaMemGetInfo on CUDA, MemAvailable on the CPU). At the end it prints the measured
  * peaks (mem_info's peak: the CUDA pool's high-water mark plus cuBLASLt's workspace, or the
@@ -137,7 +138,18 @@ static int reserve_activations(struct sw_trainer *t) {
 int sw_train_mem_plan(struct sw_trainer *t) {
     struct sw_train_mem *mm = &t->mem;
     const struct sw_train_opts *o = t->o;
-    mm->weights = (size_t)sw_model_numel(t->m, 0) * sizeof(float);
+    struct sw_model_weight_mem wm;
+    sw_model_weight_mem(t->m, &wm);
+    mm->weights = wm.float_bytes + wm.quant_bytes; /* quantized linears: their packed bytes */
+    if (wm.n_quant) {
+        char qb[32], fb[32];
+        sw_info("quantized base: %d %s linear weights, %lld parameters in %s (%.4f bytes per "
+                "parameter; float32 would take %s)",
+                wm.n_quant, sw_qfmt_name(wm.fmt), (long long)wm.quant_params,
+                sw_train_fmt_bytes(qb, sizeof qb, (double)wm.quant_bytes),
+                (double)wm.quant_bytes / (double)(wm.quant_params ? wm.quant_params : 1),
+                sw_train_fmt_bytes(fb, sizeof fb, 4.0 * (double)wm.quant_params));
+    }
     mm->grads = (size_t)sw_model_numel(t->m, 1) * sizeof(float);
     mm->optim = 2 * mm->grads;
     struct sw_data_shape sh = t->shape;

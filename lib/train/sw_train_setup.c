@@ -251,6 +251,43 @@ static int load_config(struct sw_trainer *t) {
     return file_sha256(t->model_dir, "tokenizer.json", t->tokenizer_sha256);
 }
 
+/* --quant_method / --quant_bits (ms-swift's names) into the model config's quantize-at-load
+ * request; a base that is quantized (now or by its folder) trains only through LoRA. */
+static int setup_quant(struct sw_trainer *t) {
+    const struct sw_train_opts *o = t->o;
+    struct sw_quant_spec *q = &t->cfg.quant;
+    const char *m = o->quant_method;
+    int64_t bits = o->quant_bits;
+    if (m) {
+        if (!strcmp(m, "nf4") && bits == 0) bits = 4;
+        if (!strcmp(m, "fp8") && bits == 0) bits = 8;
+        int nf4 = (!strcmp(m, "bnb") || !strcmp(m, "nf4")) && bits == 4;
+        if (nf4 && o->bnb_4bit_quant_type && strcmp(o->bnb_4bit_quant_type, "nf4") != 0)
+            return sw_err_set(SW_EUNSUPPORTED, "--bnb_4bit_quant_type %s is not supported (nf4 is)",
+                              o->bnb_4bit_quant_type);
+        if (nf4)
+            q->load_fmt = SW_QFMT_NF4;
+        else if (!strcmp(m, "fp8") && bits == 8)
+            q->load_fmt = SW_QFMT_FP8;
+        else if ((!strcmp(m, "bnb") || !strcmp(m, "rtn")) && (bits == 4 || bits == 8))
+            q->load_fmt = bits == 4 ? SW_QFMT_INT4 : SW_QFMT_INT8;
+        else
+            return sw_err_set(SW_EUSAGE,
+                              "--quant_method %s with --quant_bits %lld: use bnb or rtn with 4 "
+                              "or 8, nf4 with 4, fp8 with 8",
+                              m, (long long)o->quant_bits);
+        q->group_size = o->quant_group_size ? o->quant_group_size : bits == 4 ? 128 : -1;
+        if (!strcmp(m, "bnb") && bits == 8) q->group_size = -1; /* LLM.int8: one scale a row */
+        q->sym = 1;
+        q->double_quant = o->bnb_4bit_use_double_quant;
+    }
+    if ((q->load_fmt || q->keep) && !t->lora)
+        return sw_err_set(SW_EUSAGE,
+                          "a quantized base (%s) trains only adapters: use --tuner_type lora",
+                          q->load_fmt ? "--quant_method" : "the model's quantization_config");
+    return 0;
+}
+
 static int check_resume_tuner(struct sw_trainer *t, struct sw_ckpt *ck) {
     if (sw_ckpt_is_lora(ck) != t->lora)
         return sw_err_set(SW_EINVAL, "%s is a %s checkpoint but tuner_type is %s", sw_ckpt_dir(ck),
@@ -315,6 +352,7 @@ int sw_train_setup_model(struct sw_trainer *t, struct sw_ckpt *resume) {
     SW_TRY(setup_loss_scale(t));
     sw_train_mem_start(t);
     SW_TRY(load_config(t));
+    SW_TRY(setup_quant(t));
     SW_TRY(sw_train_mem_oom(t, sw_model_new(&t->cfg, t->be, &t->m), "weights", 0));
     sw_model_set_gradient_checkpointing(t->m, o->gradient_checkpointing);
     if (t->lora) {

@@ -148,7 +148,7 @@ static void test_reference(void) {
         OK(rc == 0 && worst <= 1.0 / 16 + 1e-6, "fp8: relative error ≤ 2^-4 (%.4f)", worst);
     }
     struct sw_qweight h;
-    OK(sw_qweight_quantize(w, rows, 30, SW_QFMT_INT4, 32, 1, 0, &h) == SW_EINVAL,
+    OK(sw_qweight_quantize(w, rows, 40, SW_QFMT_INT4, 32, 1, 0, &h) == SW_EINVAL,
        "int4: columns not divisible by the group size refused (%s)", sw_err_msg());
     free(w), free(a), free(b);
 }

@@ -1,37 +1,56 @@
-/* sw-quant dequant — every tensor of a GGUF file as float32 in one safetensors file, under its
- * GGUF name with the shape outermost first (ggml's ne[] reversed). It shows what a quantized
- * export holds in numbers any tool reads, and it is how the tests compare sw's dequantizer with
- * gguf-py's on the files sw writes. Types sw cannot dequantize (the IQ family, TQ, MXFP4, Q8_1,
- * Q8_K, integers) are an error naming the tensor. Written atomically. */
+/* sw-quant dequant — an HF quantized folder (GPTQ, bitsandbytes, compressed-tensors FP8) as a
+ * float folder (--model DIR --output_dir DIR: lib/quant/sw_quant_hfdeq.h, the weights the
+ * quantized model multiplies by), or every tensor of a GGUF file as float32 in one safetensors
+ * file, under its GGUF name with the shape outermost first (ggml's ne[] reversed). It shows what a
+ * quantized export holds in numbers any tool reads, and it is how the tests compare sw's
+ * dequantizer with gguf-py's on the files sw writes. Types sw cannot dequantize (the IQ family, TQ,
+ * MXFP4, Q8_1, Q8_K, integers) are an error naming the tensor. Written atomically. */
 #include "quant.h"
 
 #include "sw_config.h"
 #include "sw_err.h"
 #include "sw_ggml_quant.h"
 #include "sw_gguf.h"
+#include "sw_quant_hfdeq.h"
 #include "sw_safetensors.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 struct dequant_opts {
     char *output;
+    char *model, *output_dir, *dtype;
+    int force;
 };
 
 static const struct sw_opt dequant_table[] = {
     {"output", SW_OPT_STRING, offsetof(struct dequant_opts, output), NULL,
-     "safetensors file to write; required", 0, 0, NULL, NULL},
+     "GGUF: safetensors file to write", 0, 0, NULL, NULL},
+    {"model", SW_OPT_STRING, offsetof(struct dequant_opts, model), NULL,
+     "HF quantized folder to dequantize (GPTQ, bitsandbytes nf4/int8, compressed-tensors fp8)", 0,
+     0, NULL, NULL},
+    {"output_dir", SW_OPT_STRING, offsetof(struct dequant_opts, output_dir), NULL,
+     "--model: the float folder to create", 0, 0, NULL, NULL},
+    {"dtype", SW_OPT_CHOICE, offsetof(struct dequant_opts, dtype), "float32",
+     "--model: dtype of the dequantized weights (other tensors are kept as they are)", 0, 0,
+     "float32|bfloat16|float16", NULL},
+    {"force", SW_OPT_BOOL, offsetof(struct dequant_opts, force), "false",
+     "--model: replace an existing output folder", 0, 0, NULL, NULL},
     SW_OPT_END,
 };
 
 static const struct sw_cli dequant_cli = {
     .tool = "sw-quant",
     .command = "dequant",
-    .usage = "sw-quant dequant FILE.gguf --output FILE.safetensors",
+    .usage = "sw-quant dequant FILE.gguf --output FILE.safetensors | --model DIR --output_dir DIR",
     .summary = "Dequantize every tensor of a GGUF file to float32 and write them to one\n"
-               "safetensors file (GGUF tensor names; shapes outermost first).",
+               "safetensors file (GGUF tensor names; shapes outermost first); or an HF quantized\n"
+               "folder into a float folder whose linear weights are exactly what sw's model\n"
+               "multiplies by (config.json without quantization_config; other tensors and the\n"
+               "tokenizer files as they are), written atomically.",
     .opts = dequant_table,
-    .min_pos = 1,
+    .min_pos = 0,
     .max_pos = 1,
 };
 
@@ -80,10 +99,23 @@ int sw_quant_dequant_main(int argc, char **argv) {
     int npos = 0;
     int rc = sw_cli_parse(&dequant_cli, &o, argc, argv, &pos, &npos);
     if (rc != 0) return rc > 0 ? 0 : rc;
-    if (!o.output)
-        rc = sw_err_set(SW_EUSAGE, "--output is required (see sw-quant dequant --help)");
-    else
+    if (o.model) {
+        struct sw_hfdq_opts d = {.model = o.model, .output_dir = o.output_dir, .force = o.force};
+        struct sw_hfq_stats st;
+        if (npos || !o.output_dir)
+            rc = sw_err_set(SW_EUSAGE, "--model DIR needs --output_dir DIR and no file argument");
+        else if ((rc = sw_dtype_parse(o.dtype, &d.dtype)) < 0)
+            rc = sw_err_set(SW_EUSAGE, "--dtype %s", o.dtype);
+        else if ((rc = sw_dequantize_hf(&d, &st, NULL)) == 0)
+            fprintf(stderr,
+                    "sw-quant: wrote %s: %d linear weights dequantized to %s, %d tensors kept\n",
+                    o.output_dir, st.n_quantized, o.dtype, st.n_kept);
+    } else if (npos != 1 || !o.output) {
+        rc = sw_err_set(SW_EUSAGE, "give FILE.gguf --output FILE.safetensors, or --model DIR "
+                                   "--output_dir DIR (see sw-quant dequant --help)");
+    } else {
         rc = dequant(pos[0], o.output);
+    }
     free(pos);
     sw_config_release(dequant_table, &o);
     return rc;
