@@ -12,7 +12,7 @@ static const struct sw_cli_command commands[] = {
     {"merge-lora", sw_quant_merge_lora_main, "fold a PEFT LoRA adapter into its base model"},
     {"gguf", sw_quant_gguf_main, "export an HF model folder as a GGUF file (f16 .. q4_k_m)"},
     {"quantize", sw_quant_quantize_main,
-     "round-to-nearest HF folder: GPTQ packed int4/int8 (rtn) or compressed-tensors FP8"},
+     "quantized HF folder: GPTQ int4/int8 (rtn, gptq), AWQ int4, FP8 or NF4"},
     {"dequant", sw_quant_dequant_main, "write a GGUF file's tensors as float32 safetensors"},
 };
 
