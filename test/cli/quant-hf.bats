@@ -85,7 +85,7 @@ qc() { python3 -c "import json,sys; print(json.load(open(sys.argv[1] + '/config.
     run "$QUANT" quantize --model "$T/qwen2" --quant_method nf4 --quant_bits 8 --output_dir "$T/x"
     assert_failure 2
     assert_output --partial "nf4 needs --quant_bits 4"
-    run "$QUANT" quantize --model "$T/qwen2" --quant_method awq --output_dir "$T/x"
+    run "$QUANT" quantize --model "$T/qwen2" --quant_method hqq --output_dir "$T/x"
     assert_failure 2
     run "$QUANT" quantize --model "$T/qwen2" --quant_method rtn --quant_bits 4 --output_dir "$T/g4"
     assert_failure
