@@ -49,39 +49,46 @@ static int chol_lower(double *a, int64_t n) {
     return 0;
 }
 
-/* h (n×n, damped) → U, the upper Cholesky factor of h⁻¹ (torch: cholesky, cholesky_inverse,
- * cholesky(upper=True)), in h. Returns 0 or -1 (not positive definite). */
+/* h (n×n, damped) → U, the upper Cholesky factor of h⁻¹ (what torch's cholesky,
+ * cholesky_inverse, cholesky(upper=True) give), in h, with one factorization: with P the
+ * reversal permutation and P·h·P = L·Lᵀ, h = Ũ·Ũᵀ for the upper triangular Ũ = P·L·P, so
+ * h⁻¹ = Ũ⁻ᵀ·Ũ⁻¹ and U = Ũ⁻¹ = P·L⁻¹·P (the Cholesky factor is unique). Returns 0, -1 (not
+ * positive definite) or -2 (out of memory). */
 static int inverse_chol_upper(double *h, int64_t n) {
-    if (chol_lower(h, n) < 0) return -1;
-    /* Linv = L⁻¹ (lower), by forward substitution column by column. */
-    double *li = calloc((size_t)(n * n), sizeof *li);
-    if (!li) return -2;
-#pragma omp parallel for schedule(dynamic, 8) if (n > 256)
-    for (int64_t c = 0; c < n; c++) {
-        li[c * n + c] = 1.0 / h[c * n + c];
-        for (int64_t i = c + 1; i < n; i++) {
-            double s = 0;
-            for (int64_t k = c; k < i; k++)
-                s += h[i * n + k] * li[k * n + c];
-            li[i * n + c] = -s / h[i * n + i];
-        }
+    double *r = malloc((size_t)(n * n) * sizeof *r);
+    if (!r) return -2;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++)
+            r[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
+    if (chol_lower(r, n) < 0) {
+        free(r);
+        return -1;
     }
-    /* h⁻¹ = Linvᵀ · Linv: entry (i, j) = Σ_{k ≥ max(i, j)} Linv[k, i] · Linv[k, j]. */
-#pragma omp parallel for schedule(dynamic, 8) if (n > 256)
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j <= i; j++) {
-            double s = 0;
-            for (int64_t k = i; k < n; k++)
-                s += li[k * n + i] * li[k * n + j];
-            h[i * n + j] = s, h[j * n + i] = s;
+    /* L⁻¹ by forward substitution, one unit vector per column (contiguous inner loops), written
+     * straight into h reversed: U[n−1−i, n−1−c] = L⁻¹[i, c]. */
+    for (int64_t i = 0; i < n * n; i++)
+        h[i] = 0;
+    int bad = 0;
+#pragma omp parallel
+    {
+        double *x = malloc((size_t)n * sizeof *x);
+        if (!x) bad = 1;
+#pragma omp for schedule(dynamic, 8)
+        for (int64_t c = 0; c < n; c++) {
+            if (!x) continue;
+            for (int64_t i = c; i < n; i++) {
+                const double *li = r + i * n;
+                double s = i == c ? 1.0 : 0.0;
+                for (int64_t k = c; k < i; k++)
+                    s -= li[k] * x[k];
+                x[i] = s / li[i];
+                h[(n - 1 - i) * n + (n - 1 - c)] = x[i];
+            }
         }
-    free(li);
-    if (chol_lower(h, n) < 0) return -1;
-    /* U = Lᵀ */
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = i + 1; j < n; j++)
-            h[i * n + j] = h[j * n + i], h[j * n + i] = 0;
-    return 0;
+        free(x);
+    }
+    free(r);
+    return bad ? -2 : 0;
 }
 
 /* GPTQ's Quantizer.find_params over x[0..n) (one row of one group). */

@@ -148,3 +148,29 @@ EOF
     run bash -c "ls '$T' | grep -c tmp"
     assert_output 0
 }
+
+@test "imatrix: llama-imatrix's GGUF format under llama.cpp's names; gguf --imatrix lowers the weighted error" {
+    run "$QUANT" imatrix --model "$T/m" --dataset "$T/calib.sws" --calib_rows 16 --output "$T/im.gguf"
+    assert_success
+    assert_output --partial "wrote $T/im.gguf: 14 entries from 16 rows"
+    run "$QUANT" inspect "$T/im.gguf"
+    assert_output --partial 'general.type (str) = "imatrix"'
+    assert_output --partial "imatrix.chunk_count (u32) = 16"
+    assert_output --regexp "blk\.0\.attn_q\.weight\.in_sum2 +F32 +\[1, 256\]"
+    assert_output --regexp "blk\.1\.ffn_down\.weight\.in_sum2 +F32 +\[1, 512\]"
+    assert_output --regexp "blk\.1\.attn_output\.weight\.counts +F32 +\[1, 1\]"
+    run "$QUANT" gguf --model "$T/m" --quant_type q4_k_m --imatrix "$T/im.gguf" --output "$T/qi.gguf"
+    assert_success
+    assert_output --partial "importance weights used for 14 K-quant tensors"
+    run "$QUANT" imatrix --model "$T/m" --dataset "$T/calib.sws" --calib_rows 500 --output "$T/im2.gguf"
+    assert_failure
+    assert_output --partial "--calib_rows asks for 500"
+    [ ! -e "$T/im2.gguf" ]
+    python3 -c 'import gguf, numpy' 2>/dev/null || skip "gguf-py or numpy not installed"
+    "$QUANT" gguf -q --model "$T/m" --quant_type q4_k_m --output "$T/qn.gguf"
+    "$QUANT" dequant "$T/qi.gguf" --output "$T/qi.st"
+    "$QUANT" dequant "$T/qn.gguf" --output "$T/qn.st"
+    run python3 "$GQ/check_calib.py" imatrix "$T/m" "$T/im.gguf" "$T/qi.st" "$T/qn.st"
+    echo "$output"
+    assert_success
+}

@@ -13,6 +13,8 @@ static const struct sw_cli_command commands[] = {
     {"gguf", sw_quant_gguf_main, "export an HF model folder as a GGUF file (f16 .. q4_k_m)"},
     {"quantize", sw_quant_quantize_main,
      "quantized HF folder: GPTQ int4/int8 (rtn, gptq), AWQ int4, FP8 or NF4"},
+    {"imatrix", sw_quant_imatrix_main,
+     "llama.cpp importance matrix (GGUF) from calibration data, for gguf --imatrix"},
     {"dequant", sw_quant_dequant_main, "write a GGUF file's tensors as float32 safetensors"},
 };
 

@@ -25,6 +25,9 @@ int sw_quant_gguf_main(int argc, char **argv);
 /* sw-quant quantize: round-to-nearest HF folders (quantize.c). */
 int sw_quant_quantize_main(int argc, char **argv);
 
+/* sw-quant imatrix: llama.cpp's importance matrix from calibration data (imatrix.c). */
+int sw_quant_imatrix_main(int argc, char **argv);
+
 /* sw-quant dequant FILE.gguf --output FILE.safetensors (dequant.c). */
 int sw_quant_dequant_main(int argc, char **argv);
 

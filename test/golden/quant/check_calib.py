@@ -23,6 +23,11 @@ reference code's unpacking (numpy transcriptions) and compares model outputs.
       sw-eval logits outputs of the float model and of two quantized ones: prints the relative RMS
       logit error and the loss difference of each against FP; exits 1 unless A's logit error is
       below B's.
+  check_calib.py imatrix ORIGINAL IM.gguf WITH.safetensors WITHOUT.safetensors
+      IM.gguf read by gguf-py's GGUFReader: general.type imatrix, imatrix.chunk_count, every
+      decoder linear's <blk.N.name>.in_sum2 / .counts; WITH / WITHOUT are `sw-quant dequant` of
+      GGUF exports with and without it: the importance-weighted error
+      sum_j (in_sum2_j / counts) (w_j - w^_j)^2 over the linears is lower with it (exit 1 otherwise).
 """
 import json
 import os
@@ -195,10 +200,48 @@ def closer(fp, a, b):
     print("ok: %.4g < %.4g" % (res[0], res[1]))
 
 
+GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+              "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+              "mlp.down_proj": "ffn_down"}
+
+
+def imatrix(orig, im, with_path, without_path):
+    import gguf
+    r = gguf.GGUFReader(im)
+    f = r.fields
+    if bytes(f["general.type"].parts[-1]).decode() != "imatrix" or "imatrix.chunk_count" not in f:
+        fail("imatrix metadata")
+    t = {x.name: np.array(x.data, np.float64).reshape(-1) for x in r.tensors}
+    o = load(os.path.join(orig, "model.safetensors"))
+    A, B = load(with_path), load(without_path)
+    ew = eo = 0.0
+    n = 0
+    for name, tt in o.items():
+        for hf, gg in GGUF_NAMES.items():
+            if name.endswith(hf + ".weight") and ".layers." in name:
+                layer = int(name.split(".layers.")[1].split(".")[0])
+                g = "blk.%d.%s.weight" % (layer, gg)
+                if g + ".in_sum2" not in t or g + ".counts" not in t:
+                    fail("no imatrix entry " + g)
+                imp = t[g + ".in_sum2"] / t[g + ".counts"][0]
+                W = arr(tt).astype(np.float64)
+                if imp.shape[0] != W.shape[1]:
+                    fail(g + ": %d values for %d columns" % (imp.shape[0], W.shape[1]))
+                ew += float((((arr(A[g]) - W) ** 2) * imp).sum())
+                eo += float((((arr(B[g]) - W) ** 2) * imp).sum())
+                n += 1
+    print("importance-weighted error over %d linears: %.6g with the imatrix, %.6g without" % (n, ew, eo))
+    if n == 0 or not ew < eo:
+        fail("the imatrix did not lower the weighted error")
+    print("ok")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "unpack":
         unpack(*sys.argv[2:5])
     elif sys.argv[1] == "closer":
         closer(*sys.argv[2:5])
+    elif sys.argv[1] == "imatrix":
+        imatrix(*sys.argv[2:6])
     else:
         fail("usage")
