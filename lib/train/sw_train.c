@@ -4,6 +4,7 @@
  * CUDA), and log / evaluate / save on their step multiples. float16 runs scale the loss and
  * skip the steps whose scaled gradients overflow (GradScaler; see scaled_update). The contract
  * (what a step is, what resume guarantees, signals) is in sw_train.h. */
+#include "sw_train_grpo.h"
 #include "sw_train_impl.h"
 #include "sw_train_pref.h"
 
@@ -308,6 +309,10 @@ static int init_schedule(struct sw_trainer *t) {
 static int gather(struct sw_trainer *t, int *n) {
     const struct sw_train_opts *o = t->o;
     *n = 0;
+    if (t->grpo) { /* GRPO draws its prompts itself (sw_train_grpo.c) */
+        *n = (int)o->gradient_accumulation_steps;
+        return 0;
+    }
     while (*n < o->gradient_accumulation_steps) {
         int rc = sw_train_data_next(&t->data, &t->mbs[*n]);
         if (rc < 0) return rc;
@@ -382,7 +387,11 @@ static int train_step(struct sw_trainer *t, int n, double *loss, double *norm) {
         t->st.dropout_forward_count += n;
         targets = 1; /* sum is the step's loss already */
     }
-    for (int i = 0; i < n && !t->pref; i++) {
+    if (t->grpo) { /* TRL's GRPO loss over the step's rollouts (sw_train_grpo.c) */
+        SW_TRY(sw_train_grpo_step(t, t->fp16 ? (double)t->scaler.scale : 1.0, &sum));
+        targets = 1;
+    }
+    for (int i = 0; i < n && !t->pref && !t->grpo; i++) {
         struct sw_loss l;
         SW_TRY(sw_train_mem_oom(t, sw_model_forward(t->m, &t->mbs[i].b, &l), "activations",
                                 t->mem.acts));
@@ -447,11 +456,15 @@ static int log_train_pref(struct sw_trainer *t, const struct sw_metrics_train *r
     json_object_set_new(o, "tokens_per_sec", num_json(r->tokens_per_sec));
     json_object_set_new(o, "peak_mem_bytes", json_integer((json_int_t)r->peak_mem_bytes));
     json_object_set_new(o, "elapsed", num_json(r->elapsed));
-    double mv[SW_PREF_NMETRICS];
-    sw_train_pref_window(t, mv);
-    for (int i = 0; i < SW_PREF_NMETRICS; i++)
-        if (isfinite(mv[i]))
-            json_object_set_new(o, sw_train_pref_metric_names[i], json_real(mv[i]));
+    if (t->grpo) {
+        sw_train_grpo_log(t, o);
+    } else {
+        double mv[SW_PREF_NMETRICS];
+        sw_train_pref_window(t, mv);
+        for (int i = 0; i < SW_PREF_NMETRICS; i++)
+            if (isfinite(mv[i]))
+                json_object_set_new(o, sw_train_pref_metric_names[i], json_real(mv[i]));
+    }
     if (t->fp16) {
         json_object_set_new(o, "loss_scale", json_real(t->scaler.scale));
         json_object_set_new(o, "skipped_steps", json_integer(t->scaler.skipped));
@@ -473,9 +486,9 @@ static int log_train(struct sw_trainer *t, struct log_window *w) {
         .peak_mem_bytes = sw_peak_rss_bytes(),
         .elapsed = now - t->t0,
     };
-    SW_TRY(t->pref   ? log_train_pref(t, &row)
-           : t->fp16 ? log_train_scaled(t, &row)
-                     : sw_metrics_log_train(t->metrics, &row));
+    SW_TRY(t->pref || t->grpo ? log_train_pref(t, &row)
+           : t->fp16          ? log_train_scaled(t, &row)
+                              : sw_metrics_log_train(t->metrics, &row));
     /* HF Trainer prints each logging step's dict; ms-swift adds progress and time. */
     int64_t done = row.step - w->step0;
     double run_s = now - w->t0;
@@ -553,6 +566,7 @@ static int evaluate_pref(struct sw_trainer *t) {
 }
 
 static int evaluate(struct sw_trainer *t) {
+    if (t->grpo) return sw_train_grpo_eval(t);
     if (t->pref) return evaluate_pref(t);
     double sum = 0;
     int64_t count = 0;
@@ -703,11 +717,12 @@ int sw_train_run(const struct sw_train_opts *o) {
         goto out;
     }
     SW_TRY_GOTO(rc, sw_signal_install(), out);
-    if (o->rlhf_type) SW_TRY_GOTO(rc, sw_train_pref_open(&t), out);
-    SW_TRY_GOTO(rc, plan_data(&t), out);
+    int grpo = o->rlhf_type && strcmp(o->rlhf_type, "grpo") == 0;
+    if (o->rlhf_type && !grpo) SW_TRY_GOTO(rc, sw_train_pref_open(&t), out);
+    SW_TRY_GOTO(rc, grpo ? sw_train_grpo_open(&t) : plan_data(&t), out);
     SW_TRY_GOTO(rc, find_stream_tokenizer(&t), out);
     SW_TRY_GOTO(rc, init_schedule(&t), out);
-    SW_TRY_GOTO(rc, load_val(&t), out);
+    if (!grpo) SW_TRY_GOTO(rc, load_val(&t), out);
     /* Everything checked: the run folder is made only now. */
     SW_TRY_GOTO(rc, make_run_dir(&t, fresh, &made_parent), out);
     created = 1;
@@ -731,6 +746,7 @@ int sw_train_run(const struct sw_train_opts *o) {
     SW_TRY_GOTO(rc, sw_train_mem_plan(&t), out);
     /* preference runs: reference log-probs first; dropout stays off (TRL's disable_dropout) */
     if (t.pref) SW_TRY_GOTO(rc, sw_train_pref_reference(&t), out);
+    if (t.grpo) SW_TRY_GOTO(rc, sw_train_grpo_start(&t), out);
     char mb[96];
     if (t.data.samples)
         snprintf(mb, sizeof mb, "micro-batches of %lld samples",
@@ -743,6 +759,7 @@ int sw_train_run(const struct sw_train_opts *o) {
             t.lora ? "lora" : "full", (long long)t.total_steps, t.lr, o->lr_scheduler_type,
             (long long)t.st.warmup_steps, t.dtype, mb, (long long)o->gradient_accumulation_steps);
     rc = run_loop(&t);
+    if (rc < 0 && t.grpo) rc = sw_train_grpo_failed(&t, rc); /* keep what was trained */
     if (rc == 0) sw_train_mem_report(&t);
     if (rc == 0 && t.fp16) {
         /* Every step skipped means nothing was trained: say so louder. */
@@ -777,6 +794,7 @@ out:
     free(t.files_dir);
     t.files_dir = NULL;
     sw_train_pref_close(&t);
+    sw_train_grpo_close(&t);
     sw_train_teardown(&t);
     return rc;
 }

@@ -21,6 +21,7 @@
 #define SW_TRAIN_H
 
 #include "sw_config.h"
+#include "sw_grpo_opts.h"
 
 #include <stdint.h>
 
@@ -79,7 +80,7 @@ struct sw_train_opts {
     int64_t max_shard_size;       /* bytes per model.safetensors shard */
     char *resume_from_checkpoint; /* a checkpoint folder, or "latest" for output_dir's newest */
     /* preference training (ms-swift's swift rlhf names; NULL rlhf_type: SFT / pre-training) */
-    char *rlhf_type;        /* dpo | kto | cpo | simpo | orpo */
+    char *rlhf_type;        /* dpo | kto | cpo | simpo | orpo | grpo */
     char *loss_type;        /* dpo: sigmoid|hinge|ipo|robust; cpo: sigmoid|hinge|ipo|simpo */
     double beta;            /* 0: the type's default (0.1; simpo 2.0) */
     double label_smoothing; /* dpo/cpo sigmoid, robust */
@@ -89,6 +90,7 @@ struct sw_train_opts {
     double desirable_weight, undesirable_weight; /* kto */
     char *ref_logps;   /* sw: reference log-prob cache (sws), written when absent, else read */
     int eval_on_start; /* HF's eval_on_start: evaluate val_dataset before the first step */
+    struct sw_grpo_opts grpo; /* --rlhf_type grpo (sw_grpo_opts.h) */
     /* Not an option: the table these options were parsed with (sw-train's lives in
      * tools/train/options.c). args.json records every key of it; NULL writes no args.json. */
     const struct sw_opt *option_table;

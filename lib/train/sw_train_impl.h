@@ -164,6 +164,7 @@ struct sw_trainer {
     char *run_dir;
     struct sw_train_report *report;
     struct sw_train_pref *pref; /* --rlhf_type (sw_train_pref.c), else NULL */
+    struct sw_train_grpo *grpo; /* --rlhf_type grpo (sw_train_grpo.c), else NULL */
     char *files_dir; /* where checkpoints take tokenizer files from when model_dir is NULL (the
                         stream's tokenizer, for init_from_config runs); NULL: none */
 };
