@@ -101,13 +101,26 @@ static inline int64_t visible(int64_t i, int64_t kvl) {
     return i + 1 < kvl ? i + 1 : kvl;
 }
 
-int sw_cpu_attention_fwd(struct sw_backend *be, float *out, float *lse, const float *q,
-                         const float *k, const float *v, const int32_t *cu_seqlens,
-                         const int32_t *kv_len, int nseq, int64_t max_len, int64_t N, int64_t Hq,
-                         int64_t Hk, int64_t D, float scale) {
-    (void)be;
+/* First key row i sees with a sliding window of w keys (0 = no window): j > i − w. */
+static inline int64_t first_key(int64_t i, int64_t w) {
+    return w > 0 && i - w + 1 > 0 ? i - w + 1 : 0;
+}
+
+/* x[j] ← cap·tanh(x[j] / cap), Gemma 2's attention logit soft-capping. */
+static void softcap_row(float *x, int64_t n, float cap) {
+    for (int64_t j = 0; j < n; j++)
+        x[j] = cap * tanhf(x[j] / cap);
+}
+
+static int att_fwd(const char *op, float *out, float *lse, const float *q, const float *k,
+                   const float *v, const int32_t *cu_seqlens, const int32_t *kv_len, int nseq,
+                   int64_t max_len, int64_t N, int64_t Hq, int64_t Hk, int64_t D, float scale,
+                   int64_t window, float softcap) {
     struct att_geom g;
-    SW_TRY(att_check("attention_fwd", cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
+    SW_TRY(att_check(op, cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
+    if (window < 0 || softcap < 0)
+        return sw_err_set(SW_EINVAL, "%s: negative window %lld or soft-cap %g", op,
+                          (long long)window, (double)softcap);
     int64_t nitems;
     struct att_item *items = att_items(&g, Hq, SW_ATT_BQ, &nitems);
     int nth = omp_get_max_threads();
@@ -124,47 +137,79 @@ int sw_cpu_attention_fwd(struct sw_backend *be, float *out, float *lse, const fl
         float *S = sc + (size_t)omp_get_thread_num() * per;
         int64_t base = g.cu[it->s], kvl = seg_kvlen(&g, it->s), kh = it->h / group;
         int64_t rows = it->i1 - it->i0, nk = it->i1 < kvl ? it->i1 : kvl;
+        int64_t k0 = first_key(it->i0, window); /* keys before k0 are outside every row's window */
         float *o = out + ((base + it->i0) * Hq + it->h) * D;
         float *ls = lse + (base + it->i0) * Hq + it->h;
-        if (nk <= 0) { /* a fully padded segment: nothing to attend to */
+        if (nk <= k0) { /* a fully padded segment (or window): nothing to attend to */
             for (int64_t r = 0; r < rows; r++) {
                 memset(o + r * ldq, 0, (size_t)D * sizeof(float));
                 ls[r * Hq] = 0.0f;
             }
             continue;
         }
-        const float *kb = k + (base * Hk + kh) * D, *vb = v + (base * Hk + kh) * D;
-        sw_cpu_sgemm_1t(0, 1, rows, nk, D, scale, q + ((base + it->i0) * Hq + it->h) * D, ldq, kb,
-                        ldk, 0.0f, S, nk);
+        /* S covers keys [k0, nk): column c is key k0 + c. */
+        const float *kb = k + ((base + k0) * Hk + kh) * D, *vb = v + ((base + k0) * Hk + kh) * D;
+        int64_t nc = nk - k0;
+        sw_cpu_sgemm_1t(0, 1, rows, nc, D, scale, q + ((base + it->i0) * Hq + it->h) * D, ldq, kb,
+                        ldk, 0.0f, S, nc);
         for (int64_t r = 0; r < rows; r++) {
-            float *x = S + r * nk;
-            int64_t vis = visible(it->i0 + r, kvl);
-            float m = x[0];
-            for (int64_t j = 1; j < vis; j++)
+            float *x = S + r * nc;
+            int64_t vis = visible(it->i0 + r, kvl) - k0, lo = first_key(it->i0 + r, window) - k0;
+            if (lo >= vis) { /* a padded row whose window holds no valid key */
+                memset(x, 0, (size_t)nc * sizeof(float));
+                ls[r * Hq] = 0.0f;
+                continue;
+            }
+            if (softcap > 0) softcap_row(x + lo, vis - lo, softcap);
+            float m = x[lo];
+            for (int64_t j = lo + 1; j < vis; j++)
                 m = x[j] > m ? x[j] : m;
-            float l = sw_vexpf(x, x, m, 1.0f, vis);
+            float l = sw_vexpf(x + lo, x + lo, m, 1.0f, vis - lo);
             float inv = 1.0f / l;
 #pragma omp simd
-            for (int64_t j = 0; j < vis; j++)
+            for (int64_t j = lo; j < vis; j++)
                 x[j] *= inv;
-            for (int64_t j = vis; j < nk; j++)
+            for (int64_t j = 0; j < lo; j++)
+                x[j] = 0.0f;
+            for (int64_t j = vis; j < nc; j++)
                 x[j] = 0.0f;
             ls[r * Hq] = (float)(m + log((double)l));
         }
-        sw_cpu_sgemm_1t(0, 0, rows, D, nk, 1.0f, S, nk, vb, ldk, 0.0f, o, ldq);
+        sw_cpu_sgemm_1t(0, 0, rows, D, nc, 1.0f, S, nc, vb, ldk, 0.0f, o, ldq);
     }
     free(items), free(sc);
     return 0;
 }
 
-int sw_cpu_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv, const float *dout,
-                         const float *q, const float *k, const float *v, const float *out,
-                         const float *lse, const int32_t *cu_seqlens, const int32_t *kv_len,
-                         int nseq, int64_t max_len, int64_t N, int64_t Hq, int64_t Hk, int64_t D,
-                         float scale) {
+int sw_cpu_attention_fwd(struct sw_backend *be, float *out, float *lse, const float *q,
+                         const float *k, const float *v, const int32_t *cu_seqlens,
+                         const int32_t *kv_len, int nseq, int64_t max_len, int64_t N, int64_t Hq,
+                         int64_t Hk, int64_t D, float scale) {
     (void)be;
+    return att_fwd("attention_fwd", out, lse, q, k, v, cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk,
+                   D, scale, 0, 0.0f);
+}
+
+int sw_cpu_attention_ext_fwd(struct sw_backend *be, float *out, float *lse, const float *q,
+                             const float *k, const float *v, const int32_t *cu_seqlens,
+                             const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
+                             int64_t Hq, int64_t Hk, int64_t D, float scale, int64_t window,
+                             float softcap) {
+    (void)be;
+    return att_fwd("attention_ext_fwd", out, lse, q, k, v, cu_seqlens, kv_len, nseq, max_len, N, Hq,
+                   Hk, D, scale, window, softcap);
+}
+
+static int att_bwd(const char *op, float *dq, float *dk, float *dv, const float *dout,
+                   const float *q, const float *k, const float *v, const float *out,
+                   const float *lse, const int32_t *cu_seqlens, const int32_t *kv_len, int nseq,
+                   int64_t max_len, int64_t N, int64_t Hq, int64_t Hk, int64_t D, float scale,
+                   int64_t window, float softcap) {
     struct att_geom g;
-    SW_TRY(att_check("attention_bwd", cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
+    SW_TRY(att_check(op, cu_seqlens, kv_len, nseq, max_len, N, Hq, Hk, D, &g));
+    if (window < 0 || softcap < 0)
+        return sw_err_set(SW_EINVAL, "%s: negative window %lld or soft-cap %g", op,
+                          (long long)window, (double)softcap);
     int64_t nitems;
     struct att_item *items = att_items(&g, Hk, 0, &nitems);
     int nth = omp_get_max_threads();
@@ -193,42 +238,77 @@ int sw_cpu_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv,
         int64_t base = g.cu[it->s], L = (int64_t)g.cu[it->s + 1] - base;
         int64_t kvl = seg_kvlen(&g, it->s), kh = it->h;
         float *dkb = dk + (base * Hk + kh) * D, *dvb = dv + (base * Hk + kh) * D;
-        const float *kb = k + (base * Hk + kh) * D, *vb = v + (base * Hk + kh) * D;
         for (int64_t j = 0; j < L; j++) { /* keys past kv_len (padding) keep zero gradients */
             memset(dkb + j * ldk, 0, (size_t)D * sizeof(float));
             memset(dvb + j * ldk, 0, (size_t)D * sizeof(float));
         }
         for (int64_t i0 = 0; i0 < L; i0 += SW_ATT_BQ) {
             int64_t rows = L - i0 < SW_ATT_BQ ? L - i0 : SW_ATT_BQ;
-            int64_t nk = i0 + rows < kvl ? i0 + rows : kvl;
+            int64_t nk = i0 + rows < kvl ? i0 + rows : kvl, k0 = first_key(i0, window);
+            int64_t nc = nk - k0; /* P and dS cover keys [k0, nk) */
+            const float *kb = k + ((base + k0) * Hk + kh) * D,
+                        *vb = v + ((base + k0) * Hk + kh) * D;
+            float *dkk = dkb + k0 * ldk, *dvk = dvb + k0 * ldk;
             for (int64_t h = kh * group; h < (kh + 1) * group; h++) {
                 int64_t r0 = (base + i0) * Hq + h;
                 float *dqb = dq + r0 * D;
-                if (nk <= 0) {
+                if (nc <= 0) {
                     for (int64_t r = 0; r < rows; r++)
                         memset(dqb + r * ldq, 0, (size_t)D * sizeof(float));
                     continue;
                 }
                 const float *qb = q + r0 * D, *gob = dout + r0 * D;
-                sw_cpu_sgemm_1t(0, 1, rows, nk, D, scale, qb, ldq, kb, ldk, 0.0f, P, nk);
-                sw_cpu_sgemm_1t(0, 1, rows, nk, D, 1.0f, gob, ldq, vb, ldk, 0.0f, dS, nk);
+                sw_cpu_sgemm_1t(0, 1, rows, nc, D, scale, qb, ldq, kb, ldk, 0.0f, P, nc);
+                sw_cpu_sgemm_1t(0, 1, rows, nc, D, 1.0f, gob, ldq, vb, ldk, 0.0f, dS, nc);
                 for (int64_t r = 0; r < rows; r++) {
-                    float *p = P + r * nk, *ds = dS + r * nk;
+                    float *p = P + r * nc, *ds = dS + r * nc;
                     float l = lse[r0 + r * Hq], dl = delta[r0 + r * Hq];
-                    int64_t vis = visible(i0 + r, kvl);
-                    sw_vexpf(p, p, l, 1.0f, vis);
+                    int64_t vis = visible(i0 + r, kvl) - k0, lo = first_key(i0 + r, window) - k0;
+                    if (lo > vis) lo = vis;
+                    for (int64_t j = 0; j < lo; j++)
+                        p[j] = ds[j] = 0.0f;
+                    if (softcap > 0) { /* s' = cap·tanh(s/cap): ds = ds' · (1 − tanh²) */
+                        for (int64_t j = lo; j < vis; j++) {
+                            float t = tanhf(p[j] / softcap);
+                            p[j] = expf(softcap * t - l);
+                            ds[j] = p[j] * (ds[j] - dl) * (1.0f - t * t);
+                        }
+                    } else {
+                        sw_vexpf(p + lo, p + lo, l, 1.0f, vis - lo);
 #pragma omp simd
-                    for (int64_t j = 0; j < vis; j++)
-                        ds[j] = p[j] * (ds[j] - dl);
-                    for (int64_t j = vis; j < nk; j++)
+                        for (int64_t j = lo; j < vis; j++)
+                            ds[j] = p[j] * (ds[j] - dl);
+                    }
+                    for (int64_t j = vis; j < nc; j++)
                         p[j] = ds[j] = 0.0f;
                 }
-                sw_cpu_sgemm_1t(0, 0, rows, D, nk, scale, dS, nk, kb, ldk, 0.0f, dqb, ldq);
-                sw_cpu_sgemm_1t(1, 0, nk, D, rows, scale, dS, nk, qb, ldq, 1.0f, dkb, ldk);
-                sw_cpu_sgemm_1t(1, 0, nk, D, rows, 1.0f, P, nk, gob, ldq, 1.0f, dvb, ldk);
+                sw_cpu_sgemm_1t(0, 0, rows, D, nc, scale, dS, nc, kb, ldk, 0.0f, dqb, ldq);
+                sw_cpu_sgemm_1t(1, 0, nc, D, rows, scale, dS, nc, qb, ldq, 1.0f, dkk, ldk);
+                sw_cpu_sgemm_1t(1, 0, nc, D, rows, 1.0f, P, nc, gob, ldq, 1.0f, dvk, ldk);
             }
         }
     }
     free(items), free(delta), free(buf);
     return 0;
+}
+
+int sw_cpu_attention_bwd(struct sw_backend *be, float *dq, float *dk, float *dv, const float *dout,
+                         const float *q, const float *k, const float *v, const float *out,
+                         const float *lse, const int32_t *cu_seqlens, const int32_t *kv_len,
+                         int nseq, int64_t max_len, int64_t N, int64_t Hq, int64_t Hk, int64_t D,
+                         float scale) {
+    (void)be;
+    return att_bwd("attention_bwd", dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, kv_len, nseq,
+                   max_len, N, Hq, Hk, D, scale, 0, 0.0f);
+}
+
+int sw_cpu_attention_ext_bwd(struct sw_backend *be, float *dq, float *dk, float *dv,
+                             const float *dout, const float *q, const float *k, const float *v,
+                             const float *out, const float *lse, const int32_t *cu_seqlens,
+                             const int32_t *kv_len, int nseq, int64_t max_len, int64_t N,
+                             int64_t Hq, int64_t Hk, int64_t D, float scale, int64_t window,
+                             float softcap) {
+    (void)be;
+    return att_bwd("attention_ext_bwd", dq, dk, dv, dout, q, k, v, out, lse, cu_seqlens, kv_len,
+                   nseq, max_len, N, Hq, Hk, D, scale, window, softcap);
 }

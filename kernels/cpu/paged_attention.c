@@ -19,6 +19,7 @@
 
 #include "sw_err.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,14 +52,19 @@ struct pa_item {
     int64_t i0, i1; /* query rows inside the sequence's new rows */
 };
 
-int sw_cpu_paged_attention_fwd(struct sw_backend *be, float *out, const float *q,
-                               const float *kcache, const float *vcache,
-                               const int32_t *block_tables, int64_t max_blocks, const int32_t *cu_q,
-                               const int32_t *seq_lens, int nseq, int64_t max_q_len,
-                               int64_t max_seq_len, int64_t N, int64_t Hq, int64_t Hk, int64_t D,
-                               int64_t block_size, int64_t num_blocks, float scale) {
-    (void)be;
-    (void)max_q_len;
+/* First key position row position i sees with a sliding window of w keys (0 = none). */
+static inline int64_t first_key(int64_t i, int64_t w) {
+    return w > 0 && i - w + 1 > 0 ? i - w + 1 : 0;
+}
+
+static int pa_fwd(float *out, const float *q, const float *kcache, const float *vcache,
+                  const int32_t *block_tables, int64_t max_blocks, const int32_t *cu_q,
+                  const int32_t *seq_lens, int nseq, int64_t max_seq_len, int64_t N, int64_t Hq,
+                  int64_t Hk, int64_t D, int64_t block_size, int64_t num_blocks, float scale,
+                  int64_t window, float softcap) {
+    if (window < 0 || softcap < 0)
+        return sw_err_set(SW_EINVAL, "paged_attention: negative window %lld or soft-cap %g",
+                          (long long)window, (double)softcap);
     if (nseq < 0 || (nseq > 0 && (!cu_q || cu_q[0] != 0 || cu_q[nseq] != N)))
         return sw_err_set(SW_EINVAL, "paged_attention: cu_q must run from 0 to N = %lld",
                           (long long)N);
@@ -123,36 +129,67 @@ int sw_cpu_paged_attention_fwd(struct sw_backend *be, float *out, const float *q
         int64_t ql = (int64_t)cu_q[it->s + 1] - cu_q[it->s], ctx = seq_lens[it->s];
         int64_t first = ctx - ql;    /* position of the sequence's first new row */
         int64_t nk = first + it->i1; /* keys the item's last row sees */
+        int64_t k0 = first_key(first + it->i0, window), nc = nk - k0; /* gathered: [k0, nk) */
         int64_t rows = it->i1 - it->i0;
         const int32_t *bt = block_tables + (int64_t)it->s * max_blocks;
-        for (int64_t j = 0; j < nk; j++) {
+        for (int64_t j = k0; j < nk; j++) {
             size_t slot =
                 (size_t)bt[j / block_size] * (size_t)block_size + (size_t)(j % block_size);
-            memcpy(Kb + j * D, kcache + slot * row + it->kh * D, (size_t)D * sizeof(float));
-            memcpy(Vb + j * D, vcache + slot * row + it->kh * D, (size_t)D * sizeof(float));
+            memcpy(Kb + (j - k0) * D, kcache + slot * row + it->kh * D, (size_t)D * sizeof(float));
+            memcpy(Vb + (j - k0) * D, vcache + slot * row + it->kh * D, (size_t)D * sizeof(float));
         }
         for (int64_t h = it->kh * group; h < (it->kh + 1) * group; h++) {
             int64_t r0 = cu_q[it->s] + it->i0;
-            sw_cpu_sgemm_1t(0, 1, rows, nk, D, scale, q + (r0 * Hq + h) * D, ldq, Kb, D, 0.0f, S,
-                            nk);
+            sw_cpu_sgemm_1t(0, 1, rows, nc, D, scale, q + (r0 * Hq + h) * D, ldq, Kb, D, 0.0f, S,
+                            nc);
             for (int64_t r = 0; r < rows; r++) {
-                float *x = S + r * nk;
-                int64_t vis = first + it->i0 + r + 1;
-                float m = x[0];
-                for (int64_t j = 1; j < vis; j++)
+                float *x = S + r * nc;
+                int64_t i = first + it->i0 + r, vis = i + 1 - k0, lo = first_key(i, window) - k0;
+                if (softcap > 0)
+                    for (int64_t j = lo; j < vis; j++)
+                        x[j] = softcap * tanhf(x[j] / softcap);
+                float m = x[lo];
+                for (int64_t j = lo + 1; j < vis; j++)
                     m = x[j] > m ? x[j] : m;
-                float l = sw_vexpf(x, x, m, 1.0f, vis);
+                float l = sw_vexpf(x + lo, x + lo, m, 1.0f, vis - lo);
                 float inv = 1.0f / l;
 #pragma omp simd
-                for (int64_t j = 0; j < vis; j++)
+                for (int64_t j = lo; j < vis; j++)
                     x[j] *= inv;
-                for (int64_t j = vis; j < nk; j++)
+                for (int64_t j = 0; j < lo; j++)
+                    x[j] = 0.0f;
+                for (int64_t j = vis; j < nc; j++)
                     x[j] = 0.0f;
             }
-            sw_cpu_sgemm_1t(0, 0, rows, D, nk, 1.0f, S, nk, Vb, D, 0.0f, out + (r0 * Hq + h) * D,
+            sw_cpu_sgemm_1t(0, 0, rows, D, nc, 1.0f, S, nc, Vb, D, 0.0f, out + (r0 * Hq + h) * D,
                             ldq);
         }
     }
     free(items), free(buf);
     return 0;
+}
+
+int sw_cpu_paged_attention_fwd(struct sw_backend *be, float *out, const float *q,
+                               const float *kcache, const float *vcache,
+                               const int32_t *block_tables, int64_t max_blocks, const int32_t *cu_q,
+                               const int32_t *seq_lens, int nseq, int64_t max_q_len,
+                               int64_t max_seq_len, int64_t N, int64_t Hq, int64_t Hk, int64_t D,
+                               int64_t block_size, int64_t num_blocks, float scale) {
+    (void)be;
+    (void)max_q_len;
+    return pa_fwd(out, q, kcache, vcache, block_tables, max_blocks, cu_q, seq_lens, nseq,
+                  max_seq_len, N, Hq, Hk, D, block_size, num_blocks, scale, 0, 0.0f);
+}
+
+int sw_cpu_paged_attention_ext_fwd(struct sw_backend *be, float *out, const float *q,
+                                   const float *kcache, const float *vcache,
+                                   const int32_t *block_tables, int64_t max_blocks,
+                                   const int32_t *cu_q, const int32_t *seq_lens, int nseq,
+                                   int64_t max_q_len, int64_t max_seq_len, int64_t N, int64_t Hq,
+                                   int64_t Hk, int64_t D, int64_t block_size, int64_t num_blocks,
+                                   float scale, int64_t window, float softcap) {
+    (void)be;
+    (void)max_q_len;
+    return pa_fwd(out, q, kcache, vcache, block_tables, max_blocks, cu_q, seq_lens, nseq,
+                  max_seq_len, N, Hq, Hk, D, block_size, num_blocks, scale, window, softcap);
 }

@@ -15,9 +15,16 @@
  * num_attention_heads) are required: transformers' defaults for them describe a 7B model, and a
  * config.json that lacks one is broken rather than meant to be that model.
  *
- * What sw cannot run is SW_EUNSUPPORTED naming the key: another model_type, hidden_act other
- * than silu, rope types other than default/linear/llama3, partial rotary embeddings, Qwen's
- * sliding-window attention. */
+ * Mistral (configuration_mistral.py) as Llama except: num_key_value_heads 8, max positions
+ * 131072, sliding_window 4096 (null: none). Gemma 2 (configuration_gemma2.py): kv heads 4,
+ * head_dim 256, hidden_activation gelu_pytorch_tanh, 8192 positions, bos 2 / eos 1 / pad 0,
+ * tied, query_pre_attn_scalar 256, sliding_window 4096, final_logit_softcapping 30,
+ * attn_logit_softcapping 50, layer_types alternating sliding / full from layer 0.
+ *
+ * What sw cannot run is SW_EUNSUPPORTED naming the key: another model_type, an activation other
+ * than the family's (silu; Gemma 2 gelu_pytorch_tanh), rope types other than
+ * default/linear/llama3, partial rotary embeddings, Qwen's sliding-window attention, layer_types
+ * that are not one sliding window every layer or every layer but each period-th. */
 #include "sw_hfconfig.h"
 
 #include "sw_err.h"
@@ -28,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define HF_CONFIG_MAX (16u << 20)
 
@@ -224,15 +232,15 @@ static int check_size(const char *name, const char *key, int64_t v, int64_t max)
     return 0;
 }
 
-/* quantization_config: the layouts sw's model loads (GPTQ int4/int8, bitsandbytes NF4 and
- * LLM.int8, compressed-tensors float-quantized FP8) set keep; any other is recorded in
+/* quantization_config: the layouts sw's model loads (GPTQ int4/int8, AWQ gemm int4, bitsandbytes
+ * NF4 and LLM.int8, compressed-tensors float-quantized FP8) set keep; any other is recorded in
  * q->unsupported (a config reader must not fail on it: sw_model_new does). */
 static int parse_quant(const json_t *root, const char *name, struct sw_quant_spec *q) {
     const json_t *qc = json_object_get(root, "quantization_config");
     if (!qc || json_is_null(qc)) return 0;
     if (!json_is_object(qc))
-        return sw_err_set(SW_EFORMAT, "%s: \"quantization_config\" is %s, expected an object",
-                          name, kind(qc));
+        return sw_err_set(SW_EFORMAT, "%s: \"quantization_config\" is %s, expected an object", name,
+                          kind(qc));
     SW_TRY(get_str(qc, "quant_method", name, q->method, sizeof q->method));
     char fmt[48] = "";
     if (!strcmp(q->method, "gptq")) {
@@ -243,6 +251,13 @@ static int parse_quant(const json_t *root, const char *name, struct sw_quant_spe
         if (bits != 4 && bits != 8)
             snprintf(q->unsupported, sizeof q->unsupported, "gptq with %lld bits (4 or 8 load)",
                      (long long)bits);
+    } else if (!strcmp(q->method, "awq")) {
+        int64_t bits = 0;
+        SW_TRY(get_int(qc, "bits", name, &bits));
+        SW_TRY(get_str(qc, "version", name, fmt, sizeof fmt));
+        if (bits != 4 || (fmt[0] && strcasecmp(fmt, "gemm") != 0))
+            snprintf(q->unsupported, sizeof q->unsupported, "awq %lld bits %s (4-bit gemm loads)",
+                     (long long)bits, fmt);
     } else if (!strcmp(q->method, "bitsandbytes")) {
         int in4 = 0, in8 = 0;
         SW_TRY(get_bool(qc, "load_in_4bit", name, &in4));
@@ -268,6 +283,74 @@ static int parse_quant(const json_t *root, const char *name, struct sw_quant_spe
     return 0;
 }
 
+/* Mistral / Gemma 2: sliding_window, layer_types (as sliding_period), and Gemma 2's soft-caps and
+ * query_pre_attn_scalar. A JSON null switches a feature off, as in transformers. */
+static int parse_sliding(const json_t *root, const char *name, struct sw_model_config *c) {
+    int gemma2 = c->arch == SW_ARCH_GEMMA2;
+    const json_t *sw = json_object_get(root, "sliding_window");
+    c->sliding_window = 4096;
+    if (sw && json_is_null(sw)) c->sliding_window = 0;
+    SW_TRY(get_int(root, "sliding_window", name, &c->sliding_window));
+    if (c->sliding_window < 0)
+        return sw_err_set(SW_EFORMAT, "%s: \"sliding_window\" %lld must not be negative", name,
+                          (long long)c->sliding_window);
+    c->sliding_period = gemma2 ? 2 : 1;
+    const json_t *lt = json_object_get(root, "layer_types");
+    if (lt && !json_is_null(lt)) {
+        if (!json_is_array(lt) || (int64_t)json_array_size(lt) != c->num_hidden_layers)
+            return sw_err_set(SW_EFORMAT, "%s: \"layer_types\" is not a list of %lld layer types",
+                              name, (long long)c->num_hidden_layers);
+        int64_t n = c->num_hidden_layers, first_full = -1;
+        for (int64_t i = 0; i < n; i++) {
+            const json_t *x = json_array_get(lt, (size_t)i);
+            const char *t = json_is_string(x) ? json_string_value(x) : "";
+            if (strcmp(t, "full_attention") != 0 && strcmp(t, "sliding_attention") != 0)
+                return sw_err_set(SW_EUNSUPPORTED,
+                                  "%s: layer_types[%lld] is not \"full_attention\" or "
+                                  "\"sliding_attention\"",
+                                  name, (long long)i);
+            if (first_full < 0 && t[0] == 'f') first_full = i;
+        }
+        /* One period: sliding layers then a full one (Gemma 2: 2, Gemma 3: 6); all full: none. */
+        c->sliding_period = first_full < 0 ? 1 : (int)(first_full + 1);
+        if (c->sliding_period == 1 && first_full == 0) c->sliding_window = 0; /* all full */
+        for (int64_t i = 0; i < n; i++) {
+            int full = json_string_value(json_array_get(lt, (size_t)i))[0] == 'f';
+            if (full != (sw_model_config_layer_window(c, i) == 0) &&
+                (c->sliding_window > 0 || !full))
+                return sw_err_set(SW_EUNSUPPORTED,
+                                  "%s: layer_types[%lld] breaks the pattern of %d sliding layers "
+                                  "then a full one (not supported)",
+                                  name, (long long)i, c->sliding_period - 1);
+        }
+    }
+    if (!gemma2) return 0;
+    int bidir = 0;
+    SW_TRY(get_bool(root, "use_bidirectional_attention", name, &bidir));
+    if (bidir)
+        return sw_err_set(SW_EUNSUPPORTED, "%s: use_bidirectional_attention is not supported",
+                          name);
+    static const char *const keys[] = {"final_logit_softcapping", "attn_logit_softcapping",
+                                       "query_pre_attn_scalar"};
+    double *vals[] = {&c->final_softcap, &c->attn_softcap, &c->query_pre_attn_scalar};
+    const double defaults[] = {30.0, 50.0, 256.0};
+    for (int i = 0; i < 3; i++) {
+        const json_t *v = json_object_get(root, keys[i]);
+        *vals[i] = v && json_is_null(v) ? 0.0 : defaults[i];
+        SW_TRY(get_num(root, keys[i], name, vals[i]));
+        if (!(*vals[i] >= 0) || !isfinite(*vals[i]))
+            return sw_err_set(SW_EFORMAT, "%s: \"%s\" %g must be a non-negative number", name,
+                              keys[i], *vals[i]);
+    }
+    return 0;
+}
+
+int64_t sw_model_config_layer_window(const struct sw_model_config *c, int64_t l) {
+    if (c->sliding_window <= 0) return 0;
+    if (c->sliding_period > 1 && (l + 1) % c->sliding_period == 0) return 0;
+    return c->sliding_window;
+}
+
 static int parse_root(const json_t *root, const char *name, struct sw_model_config *c) {
     memset(c, 0, sizeof *c);
     if (!json_is_object(root))
@@ -281,14 +364,21 @@ static int parse_root(const json_t *root, const char *name, struct sw_model_conf
         c->arch = SW_ARCH_QWEN2;
     else if (strcmp(c->model_type, "qwen3") == 0)
         c->arch = SW_ARCH_QWEN3;
+    else if (strcmp(c->model_type, "mistral") == 0)
+        c->arch = SW_ARCH_MISTRAL;
+    else if (strcmp(c->model_type, "gemma2") == 0)
+        c->arch = SW_ARCH_GEMMA2;
     else
         return sw_err_set(SW_EUNSUPPORTED,
-                          "%s: model_type '%s' is not supported (llama, qwen2, qwen3)", name,
-                          c->model_type);
-    int llama = c->arch == SW_ARCH_LLAMA;
+                          "%s: model_type '%s' is not supported (llama, qwen2, qwen3, mistral, "
+                          "gemma2)",
+                          name, c->model_type);
+    int llama = c->arch == SW_ARCH_LLAMA, mistral = c->arch == SW_ARCH_MISTRAL;
+    int gemma2 = c->arch == SW_ARCH_GEMMA2, qwen = !llama && !mistral && !gemma2;
 
     static const char *const default_arch[] = {"LlamaForCausalLM", "Qwen2ForCausalLM",
-                                               "Qwen3ForCausalLM"};
+                                               "Qwen3ForCausalLM", "MistralForCausalLM",
+                                               "Gemma2ForCausalLM"};
     snprintf(c->architecture, sizeof c->architecture, "%s", default_arch[c->arch]);
     const json_t *archs = json_object_get(root, "architectures");
     if (archs && !json_is_null(archs)) {
@@ -306,11 +396,14 @@ static int parse_root(const json_t *root, const char *name, struct sw_model_conf
     SW_TRY(get_str(root, "torch_dtype", name, c->torch_dtype, sizeof c->torch_dtype));
     SW_TRY(
         get_str(root, "dtype", name, c->torch_dtype, sizeof c->torch_dtype)); /* transformers 5 */
-    snprintf(c->hidden_act, sizeof c->hidden_act, "silu");
-    SW_TRY(get_str(root, "hidden_act", name, c->hidden_act, sizeof c->hidden_act));
-    if (strcmp(c->hidden_act, "silu") != 0)
-        return sw_err_set(SW_EUNSUPPORTED, "%s: hidden_act '%s' is not supported (only silu)", name,
-                          c->hidden_act);
+    /* Gemma 2's MLP reads hidden_activation (its hidden_act key is not used by transformers). */
+    const char *act_key = gemma2 ? "hidden_activation" : "hidden_act";
+    const char *act_want = gemma2 ? "gelu_pytorch_tanh" : "silu";
+    snprintf(c->hidden_act, sizeof c->hidden_act, "%s", act_want);
+    SW_TRY(get_str(root, act_key, name, c->hidden_act, sizeof c->hidden_act));
+    if (strcmp(c->hidden_act, act_want) != 0)
+        return sw_err_set(SW_EUNSUPPORTED, "%s: %s '%s' is not supported (only %s)", name, act_key,
+                          c->hidden_act, act_want);
 
     static const char *const required[] = {"vocab_size", "hidden_size", "intermediate_size",
                                            "num_hidden_layers", "num_attention_heads"};
@@ -325,14 +418,17 @@ static int parse_root(const json_t *root, const char *name, struct sw_model_conf
         SW_TRY(check_size(name, required[i], *req[i], req_max[i]));
     }
 
-    c->num_key_value_heads = llama ? c->num_attention_heads : 32;
+    c->num_key_value_heads = llama ? c->num_attention_heads : mistral ? 8 : gemma2 ? 4 : 32;
     SW_TRY(get_int(root, "num_key_value_heads", name, &c->num_key_value_heads));
     SW_TRY(check_size(name, "num_key_value_heads", c->num_key_value_heads, 1 << 12));
     int has_head_dim =
         json_object_get(root, "head_dim") && !json_is_null(json_object_get(root, "head_dim"));
-    c->head_dim = c->arch == SW_ARCH_QWEN3 ? 128 : c->hidden_size / c->num_attention_heads;
+    c->head_dim = c->arch == SW_ARCH_QWEN3 ? 128
+                  : gemma2                 ? 256
+                                           : c->hidden_size / c->num_attention_heads;
     SW_TRY(get_int(root, "head_dim", name, &c->head_dim));
-    if (!has_head_dim && c->arch != SW_ARCH_QWEN3 && c->hidden_size % c->num_attention_heads != 0)
+    if (!has_head_dim && c->arch != SW_ARCH_QWEN3 && !gemma2 &&
+        c->hidden_size % c->num_attention_heads != 0)
         return sw_err_set(
             SW_EFORMAT,
             "%s: hidden_size %lld is not a multiple of num_attention_heads %lld (and no head_dim)",
@@ -343,7 +439,7 @@ static int parse_root(const json_t *root, const char *name, struct sw_model_conf
             SW_EFORMAT, "%s: num_key_value_heads %lld does not divide num_attention_heads %lld",
             name, (long long)c->num_key_value_heads, (long long)c->num_attention_heads);
 
-    c->max_position_embeddings = llama ? 2048 : 32768;
+    c->max_position_embeddings = llama ? 2048 : mistral ? 131072 : gemma2 ? 8192 : 32768;
     SW_TRY(get_int(root, "max_position_embeddings", name, &c->max_position_embeddings));
     SW_TRY(
         check_size(name, "max_position_embeddings", c->max_position_embeddings, (int64_t)1 << 40));
@@ -355,21 +451,24 @@ static int parse_root(const json_t *root, const char *name, struct sw_model_conf
     c->rope_theta = 10000.0;
     SW_TRY(parse_rope(root, name, c));
 
+    c->tie_word_embeddings = gemma2;
     SW_TRY(get_bool(root, "tie_word_embeddings", name, &c->tie_word_embeddings));
     SW_TRY(get_bool(root, "attention_bias", name, &c->attention_bias));
     if (c->arch == SW_ARCH_QWEN2) c->attention_bias = 1; /* Qwen2 q/k/v always have a bias */
     if (llama) SW_TRY(get_bool(root, "mlp_bias", name, &c->mlp_bias));
     c->qk_norm = c->arch == SW_ARCH_QWEN3;
-    if (!llama) {
+    if (mistral || gemma2) SW_TRY(parse_sliding(root, name, c));
+    if (qwen) {
         int sliding = 0;
         SW_TRY(get_bool(root, "use_sliding_window", name, &sliding));
         if (sliding)
             return sw_err_set(SW_EUNSUPPORTED, "%s: use_sliding_window true is not supported",
                               name);
     }
-    /* transformers 5 spells the attention kind of every layer out; sw runs full attention only. */
+    /* transformers 5 spells the attention kind of every layer out; sw runs full attention only
+     * (Mistral and Gemma 2 read it in parse_sliding). */
     const json_t *lt = json_object_get(root, "layer_types");
-    if (lt && !json_is_null(lt)) {
+    if (qwen && lt && !json_is_null(lt)) {
         if (!json_is_array(lt))
             return sw_err_set(SW_EFORMAT, "%s: \"layer_types\" is %s, expected a list", name,
                               kind(lt));
@@ -383,10 +482,10 @@ static int parse_root(const json_t *root, const char *name, struct sw_model_conf
         }
     }
 
-    c->bos_token_id = llama ? 1 : -1;
-    c->pad_token_id = -1;
-    c->n_eos = llama ? 1 : 0;
-    c->eos_token_ids[0] = 2;
+    c->bos_token_id = llama || mistral ? 1 : gemma2 ? 2 : -1;
+    c->pad_token_id = gemma2 ? 0 : -1;
+    c->n_eos = qwen ? 0 : 1;
+    c->eos_token_ids[0] = gemma2 ? 1 : 2;
     SW_TRY(get_token(root, "bos_token_id", name, &c->bos_token_id));
     SW_TRY(get_token(root, "pad_token_id", name, &c->pad_token_id));
     SW_TRY(get_token_list(root, "eos_token_id", name, c->eos_token_ids, &c->n_eos));
@@ -466,7 +565,37 @@ int sw_model_config_write(const struct sw_model_config *c, const char *path) {
     char arch[160];
     fmt_string(c->architecture, arch, sizeof arch);
     KVF("architectures", "[\n    %s\n  ]", arch);
+    int gemma2 = c->arch == SW_ARCH_GEMMA2;
     if (c->arch != SW_ARCH_QWEN2) KVF("attention_bias", "%s", c->attention_bias ? "true" : "false");
+    if (gemma2) {
+        if (c->sliding_window > 0 && c->sliding_period != 2)
+            return sw_err_set(SW_EUNSUPPORTED,
+                              "%s: writing a Gemma 2 config with a sliding period of %d (only "
+                              "the default alternation is written)",
+                              path, c->sliding_period);
+        fmt_double(c->final_softcap, tmp, sizeof tmp);
+        KVF("final_logit_softcapping", "%s", c->final_softcap > 0 ? tmp : "null");
+        fmt_double(c->attn_softcap, tmp, sizeof tmp);
+        KVF("attn_logit_softcapping", "%s", c->attn_softcap > 0 ? tmp : "null");
+        double qs = c->query_pre_attn_scalar > 0 ? c->query_pre_attn_scalar : (double)c->head_dim;
+        if (qs == floor(qs) && qs < 9.0e15) /* transformers' field is an int */
+            KVF("query_pre_attn_scalar", "%lld", (long long)qs);
+        else
+            return sw_err_set(SW_EUNSUPPORTED,
+                              "%s: query_pre_attn_scalar %g is not an integer (transformers "
+                              "reads an int)",
+                              path, qs);
+    }
+    if (c->arch == SW_ARCH_MISTRAL || gemma2) {
+        if (c->sliding_window > 0)
+            KVF("sliding_window", "%lld", (long long)c->sliding_window);
+        else
+            KVF("sliding_window", "null");
+    }
+    if (c->arch == SW_ARCH_MISTRAL && c->sliding_window > 0 && c->sliding_period > 1)
+        return sw_err_set(SW_EUNSUPPORTED,
+                          "%s: a Mistral config with full-attention layers cannot be written",
+                          path);
     KVF("attention_dropout", "0.0");
     fmt_token(c->bos_token_id, tmp, sizeof tmp);
     KVF("bos_token_id", "%s", tmp);
@@ -483,8 +612,11 @@ int sw_model_config_write(const struct sw_model_config *c, const char *path) {
         snprintf(v + o, sizeof kv[0].val - o, "\n  ]");
     }
     KVF("head_dim", "%lld", (long long)c->head_dim);
-    fmt_string(c->hidden_act[0] ? c->hidden_act : "silu", tmp, sizeof tmp);
-    KVF("hidden_act", "%s", tmp);
+    fmt_string(c->hidden_act[0] ? c->hidden_act
+               : gemma2         ? "gelu_pytorch_tanh"
+                                : "silu",
+               tmp, sizeof tmp);
+    KVF(gemma2 ? "hidden_activation" : "hidden_act", "%s", tmp);
     KVF("hidden_size", "%lld", (long long)c->hidden_size);
     KVF("initializer_range", "0.02");
     KVF("intermediate_size", "%lld", (long long)c->intermediate_size);
@@ -524,7 +656,7 @@ int sw_model_config_write(const struct sw_model_config *c, const char *path) {
         KVF("torch_dtype", "%s", tmp);
     }
     KVF("use_cache", "true");
-    if (c->arch != SW_ARCH_LLAMA) KVF("use_sliding_window", "false");
+    if (c->arch == SW_ARCH_QWEN2 || c->arch == SW_ARCH_QWEN3) KVF("use_sliding_window", "false");
     KVF("vocab_size", "%lld", (long long)c->vocab_size);
 #undef KV
 #undef KVF
@@ -550,7 +682,7 @@ int64_t sw_model_config_num_params(const struct sw_model_config *c) {
     if (c->qk_norm) attn += 2 * hd;
     int64_t mlp = 3 * h * c->intermediate_size;
     if (c->mlp_bias) mlp += 2 * c->intermediate_size + h;
-    int64_t layer = attn + mlp + 2 * h;
+    int64_t layer = attn + mlp + (c->arch == SW_ARCH_GEMMA2 ? 4 : 2) * h; /* + pre/post-ff norms */
     int64_t embed = c->vocab_size * h;
     return embed + c->num_hidden_layers * layer + h + (c->tie_word_embeddings ? 0 : embed);
 }

@@ -1,6 +1,8 @@
 /* sw_hfconfig — Hugging Face config.json / generation_config.json for the decoder-only families
- * sw trains and serves: Llama (incl. Llama-3 rope scaling), Qwen2/Qwen2.5 (q/k/v bias) and Qwen3
- * (q/k RMSNorm, explicit head_dim).
+ * sw trains and serves: Llama (incl. Llama-3 rope scaling), Qwen2/Qwen2.5 (q/k/v bias), Qwen3
+ * (q/k RMSNorm, explicit head_dim), Mistral (sliding-window attention) and Gemma 2 (GeGLU,
+ * (1 + w) RMSNorms before and after each block, scaled embeddings, logit soft-capping,
+ * query_pre_attn_scalar, alternating local / global layers).
  *
  * Both rope spellings are accepted: transformers 5's "rope_parameters": {"rope_theta",
  * "rope_type", ...} and the older top-level "rope_theta" + "rope_scaling". Missing optional keys
@@ -15,16 +17,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum sw_arch { SW_ARCH_LLAMA = 0, SW_ARCH_QWEN2, SW_ARCH_QWEN3 };
+enum sw_arch { SW_ARCH_LLAMA = 0, SW_ARCH_QWEN2, SW_ARCH_QWEN3, SW_ARCH_MISTRAL, SW_ARCH_GEMMA2 };
 
 enum sw_rope_type { SW_ROPE_DEFAULT = 0, SW_ROPE_LLAMA3, SW_ROPE_LINEAR };
 
 struct sw_model_config {
     enum sw_arch arch;
-    char model_type[32];   /* "llama", "qwen2", "qwen3" */
+    char model_type[32];   /* "llama", "qwen2", "qwen3", "mistral", "gemma2" */
     char architecture[64]; /* architectures[0], e.g. "Qwen3ForCausalLM" */
     char torch_dtype[16]; /* "bfloat16", "float32", ... ("dtype" in transformers 5); "" if absent */
-    char hidden_act[16];  /* "silu" (the only activation supported) */
+    char hidden_act[24];  /* "silu"; Gemma 2: hidden_activation "gelu_pytorch_tanh" */
     int64_t vocab_size;
     int64_t hidden_size;
     int64_t intermediate_size;
@@ -43,7 +45,15 @@ struct sw_model_config {
     int tie_word_embeddings;
     int attention_bias; /* q/k/v (and o for llama) biases; qwen2 always has q/k/v bias */
     int mlp_bias;
-    int qk_norm;          /* qwen3 */
+    int qk_norm; /* qwen3 */
+    /* Sliding-window attention: a sliding layer's query at position i sees keys j > i − window.
+     * Layer l slides when sliding_window > 0 and (sliding_period <= 1 or (l + 1) % period != 0):
+     * Mistral period 1 (every layer), Gemma 2 period 2 (even layers local, odd global). */
+    int64_t sliding_window; /* 0: none (Mistral's "sliding_window": null) */
+    int sliding_period;
+    double attn_softcap;          /* Gemma 2 attn_logit_softcapping (0: none) */
+    double final_softcap;         /* Gemma 2 final_logit_softcapping (0: none) */
+    double query_pre_attn_scalar; /* Gemma 2: attention scale 1/sqrt(this); 0: head_dim */
     int64_t bos_token_id; /* -1 when absent or null (llama: transformers' default 1, eos 2) */
     int64_t eos_token_ids[8];
     int n_eos;
@@ -61,6 +71,8 @@ int sw_model_config_load(const char *path, struct sw_model_config *c);
 /* Write config.json (atomic) in the form transformers writes for the family (top-level
  * rope_theta/rope_scaling, so both transformers 4.x and 5.x load it). */
 int sw_model_config_write(const struct sw_model_config *c, const char *path);
+/* The sliding window of layer l (0: full attention). */
+int64_t sw_model_config_layer_window(const struct sw_model_config *c, int64_t l);
 /* Total parameter count implied by the config. */
 int64_t sw_model_config_num_params(const struct sw_model_config *c);
 

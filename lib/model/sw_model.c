@@ -153,9 +153,16 @@ done:
 }
 
 static int check_config(const struct sw_model_config *c) {
-    if (c->hidden_act[0] && strcmp(c->hidden_act, "silu") != 0)
-        return sw_err_set(SW_EUNSUPPORTED, "model: hidden_act '%s' (only silu is supported)",
-                          c->hidden_act);
+    const char *act = c->arch == SW_ARCH_GEMMA2 ? "gelu_pytorch_tanh" : "silu";
+    if (c->hidden_act[0] && strcmp(c->hidden_act, act) != 0)
+        return sw_err_set(SW_EUNSUPPORTED, "model: hidden_act '%s' (%s takes %s)", c->hidden_act,
+                          c->model_type[0] ? c->model_type : "this family", act);
+    if (c->arch == SW_ARCH_GEMMA2) /* config parsing is there; the decoder is not yet */
+        return sw_err_set(SW_EUNSUPPORTED, "model: gemma2 is not supported yet");
+    if (c->sliding_window < 0 || c->attn_softcap < 0 || c->final_softcap < 0 ||
+        c->query_pre_attn_scalar < 0)
+        return sw_err_set(SW_EINVAL, "model: negative sliding_window, soft-cap or "
+                                     "query_pre_attn_scalar");
     if (c->vocab_size <= 0 || c->hidden_size <= 0 || c->intermediate_size <= 0 ||
         c->num_hidden_layers <= 0 || c->num_attention_heads <= 0 || c->num_key_value_heads <= 0 ||
         c->head_dim <= 0)
@@ -171,10 +178,11 @@ static int check_config(const struct sw_model_config *c) {
         return sw_err_set(SW_EUNSUPPORTED, "model: odd head_dim %lld (RoPE needs pairs)",
                           (long long)c->head_dim);
     if (c->quant.unsupported[0])
-        return sw_err_set(SW_EUNSUPPORTED,
-                          "model: quantization_config %s cannot be loaded (sw loads GPTQ int4/int8, "
-                          "bitsandbytes nf4/int8 and compressed-tensors fp8)",
-                          c->quant.unsupported);
+        return sw_err_set(
+            SW_EUNSUPPORTED,
+            "model: quantization_config %s cannot be loaded (sw loads GPTQ int4/int8, "
+            "bitsandbytes nf4/int8 and compressed-tensors fp8)",
+            c->quant.unsupported);
     if (c->vocab_size > INT32_MAX)
         return sw_err_set(SW_ERANGE, "model: vocab_size %lld beyond int32 token ids",
                           (long long)c->vocab_size);
@@ -208,6 +216,7 @@ static int build_params(struct sw_model *m) {
     int qk_norm = c->qk_norm || c->arch == SW_ARCH_QWEN3;
     for (int64_t l = 0; l < m->L; l++) {
         struct sw_layer *ly = &m->layers[l];
+        ly->window = sw_model_config_layer_window(c, l);
         const int64_t outs[SW_LIN_COUNT] = {m->Hq * m->D, m->Hk * m->D, m->Hk * m->D, m->C,
                                             m->F,         m->F,         m->C};
         const int64_t ins[SW_LIN_COUNT] = {m->C, m->C, m->C, m->Hq * m->D, m->C, m->C, m->F};

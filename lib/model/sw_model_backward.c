@@ -45,9 +45,17 @@ int sw_model_layer_backward(struct sw_model *m, int l, const struct sw_layer_act
     /* Attention block. */
     SW_TRY(
         sw_linear_backward(m, &lin[SW_LIN_O], st->g_att, 0.0f, st->g_h1, a->att, N, &la[SW_LIN_O]));
-    SW_TRY(be->attention_bwd(be, st->g_q, st->g_k, st->g_v, st->g_att, a->q, a->k, a->v, a->att,
-                             a->lse, st->cu, st->kv_len, st->nseq, st->max_len, N, Hq, Hk, D,
-                             1.0f / sqrtf((float)D)));
+    int64_t win;
+    float cap, scale;
+    SW_TRY(sw_model_attention_mode(m, l, st->max_len, &win, &cap, &scale));
+    if (win || cap > 0)
+        SW_TRY(be->attention_ext_bwd(be, st->g_q, st->g_k, st->g_v, st->g_att, a->q, a->k, a->v,
+                                     a->att, a->lse, st->cu, st->kv_len, st->nseq, st->max_len, N,
+                                     Hq, Hk, D, scale, win, cap));
+    else
+        SW_TRY(be->attention_bwd(be, st->g_q, st->g_k, st->g_v, st->g_att, a->q, a->k, a->v, a->att,
+                                 a->lse, st->cu, st->kv_len, st->nseq, st->max_len, N, Hq, Hk, D,
+                                 scale));
     SW_TRY(be->rope_bwd(be, st->g_q, st->pos, m->rope_cos, m->rope_sin, N, Hq, D, m->rope_P));
     SW_TRY(be->rope_bwd(be, st->g_k, st->pos, m->rope_cos, m->rope_sin, N, Hk, D, m->rope_P));
     float *dq = st->g_q, *dk = st->g_k;

@@ -30,6 +30,21 @@
         if (!(ptr)) ALLOC_F(ptr, n);                                                               \
     } while (0)
 
+int sw_model_attention_mode(const struct sw_model *m, int l, int64_t max_len, int64_t *window,
+                            float *softcap, float *scale) {
+    const struct sw_model_config *c = &m->cfg;
+    int64_t w = m->layers[l].window;
+    *window = w > 0 && max_len > w ? w : 0; /* a window no segment exceeds changes nothing */
+    *softcap = c->attn_softcap > 0 ? (float)c->attn_softcap : 0.0f;
+    *scale = c->query_pre_attn_scalar > 0 ? (float)(1.0 / sqrt(c->query_pre_attn_scalar))
+                                          : 1.0f / sqrtf((float)m->D);
+    if ((*window || *softcap > 0) && !m->be->attention_ext_fwd)
+        return sw_err_set(
+            SW_EUNSUPPORTED, "model: the %s backend has no %s attention yet (%s; layer %d)",
+            m->be->name, *softcap > 0 ? "soft-capped" : "sliding-window", c->model_type, l);
+    return 0;
+}
+
 int sw_model_layer_forward(struct sw_model *m, int l, struct sw_layer_act *a, float *out) {
     struct sw_backend *be = m->be;
     const struct sw_layer *ly = &m->layers[l];
@@ -65,8 +80,15 @@ int sw_model_layer_forward(struct sw_model *m, int l, struct sw_layer_act *a, fl
 
     ALLOC_ONCE(a->att, N * Hq * D);
     ALLOC_ONCE(a->lse, N * Hq);
-    SW_TRY(be->attention_fwd(be, a->att, a->lse, a->q, a->k, a->v, st->cu, st->kv_len, st->nseq,
-                             st->max_len, N, Hq, Hk, D, 1.0f / sqrtf((float)D)));
+    int64_t win;
+    float cap, scale;
+    SW_TRY(sw_model_attention_mode(m, l, st->max_len, &win, &cap, &scale));
+    if (win || cap > 0)
+        SW_TRY(be->attention_ext_fwd(be, a->att, a->lse, a->q, a->k, a->v, st->cu, st->kv_len,
+                                     st->nseq, st->max_len, N, Hq, Hk, D, scale, win, cap));
+    else
+        SW_TRY(be->attention_fwd(be, a->att, a->lse, a->q, a->k, a->v, st->cu, st->kv_len, st->nseq,
+                                 st->max_len, N, Hq, Hk, D, scale));
 
     float *tmp = st->f_tmp; /* o_proj / down_proj output before the residual add */
     ALLOC_ONCE(a->h1, N * C);

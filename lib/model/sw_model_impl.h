@@ -43,6 +43,7 @@ struct sw_layer {
     struct sw_param *ln1, *ln2;       /* input_layernorm, post_attention_layernorm [hidden] */
     struct sw_param *q_norm, *k_norm; /* qwen3 [head_dim], else NULL */
     struct sw_linear lin[SW_LIN_COUNT];
+    int64_t window; /* sliding-window attention (Mistral, Gemma 2's local layers); 0: full */
 };
 
 /* What one linear's LoRA branch keeps for backward. */
@@ -125,7 +126,8 @@ int sw_model_add_param(struct sw_model *m, const char *name, int ndim, int64_t d
                        int decay, int is_lora, struct sw_param **out);
 /* Quantized linear weights (sw_model_weights.c): copy a host struct sw_qweight into backend
  * memory (*out a new descriptor), and free one (NULL accepted). */
-int sw_model_qweight_upload(struct sw_model *m, const struct sw_qweight *h, struct sw_qweight **out);
+int sw_model_qweight_upload(struct sw_model *m, const struct sw_qweight *h,
+                            struct sw_qweight **out);
 void sw_model_qweight_free(struct sw_model *m, struct sw_qweight *q);
 /* Allocate (zeroed) the gradient of every trainable parameter that has none. */
 int sw_model_ensure_grads(struct sw_model *m);
@@ -175,6 +177,12 @@ int sw_linear_backward(struct sw_model *m, const struct sw_linear *lin, float *d
  * (out may be m->step.f_tmp); backward turns dout [N, C] (the layer output's gradient) into
  * dx [N, C] (the layer input's) and adds the layer's parameter gradients. */
 int sw_model_layer_forward(struct sw_model *m, int l, struct sw_layer_act *a, float *out);
+/* The attention of layer l for the current step (sw_model_forward.c): the plain ops when the
+ * layer has no soft-cap and no window that a segment of max_len tokens can exceed, else the
+ * backend's attention_ext ops (SW_EUNSUPPORTED naming the family where it has none). *window
+ * and *softcap receive what to pass (0: off); scale is the family's score scale. */
+int sw_model_attention_mode(const struct sw_model *m, int l, int64_t max_len, int64_t *window,
+                            float *softcap, float *scale);
 int sw_model_layer_backward(struct sw_model *m, int l, const struct sw_layer_act *a,
                             const float *dout, float *dx);
 

@@ -238,9 +238,23 @@ static int layer(struct sw_model *m, struct sw_kv_cache *kv, const struct sw_inf
     float *kc = sw_kv_cache_k(kv, l), *vc = sw_kv_cache_v(kv, l);
     SW_TRY(be->kv_cache_write(be, kc, vc, bf->k, bf->v, bf->slots, N, Hk, D,
                               kv->num_blocks * kv->block_size));
-    SW_TRY(be->paged_attention_fwd(be, bf->att, bf->q, kc, vc, bf->bt, b->max_blocks, bf->cu,
-                                   bf->lens, b->nseq, bf->max_q, bf->max_ctx, N, Hq, Hk, D,
-                                   kv->block_size, kv->num_blocks, 1.0f / sqrtf((float)D)));
+    int64_t win;
+    float cap, scale;
+    SW_TRY(sw_model_attention_mode(m, (int)l, bf->max_ctx, &win, &cap, &scale));
+    if (win || cap > 0) { /* sliding window / soft-cap: the whole cache is kept, windows read */
+        if (!be->paged_attention_ext_fwd)
+            return sw_err_set(SW_EUNSUPPORTED,
+                              "infer: the %s backend has no sliding-window / soft-capped paged "
+                              "attention yet (%s)",
+                              be->name, m->cfg.model_type);
+        SW_TRY(be->paged_attention_ext_fwd(be, bf->att, bf->q, kc, vc, bf->bt, b->max_blocks,
+                                           bf->cu, bf->lens, b->nseq, bf->max_q, bf->max_ctx, N, Hq,
+                                           Hk, D, kv->block_size, kv->num_blocks, scale, win, cap));
+    } else {
+        SW_TRY(be->paged_attention_fwd(be, bf->att, bf->q, kc, vc, bf->bt, b->max_blocks, bf->cu,
+                                       bf->lens, b->nseq, bf->max_q, bf->max_ctx, N, Hq, Hk, D,
+                                       kv->block_size, kv->num_blocks, scale));
+    }
     SW_TRY(linear(m, b, bf, l, SW_LIN_O, bf->tmp, bf->att));
     SW_TRY(be->add(be, bf->x, bf->x, bf->tmp, N * C));
     SW_TRY(be->rmsnorm_fwd(be, bf->ln, bf->rstd, bf->x, ly->ln2->value.data, N, C, eps));

@@ -186,6 +186,11 @@ static int export_folder(const char *dir, const struct sw_gguf_export_opts *o, c
     SW_TRY_GOTO(rc, sw_hfmodel_open(dir, &m), out);
     SW_TRY_GOTO(rc, sw_hfmodel_verify(m), out);
     const struct sw_model_config *c = &m->config;
+    if (c->arch == SW_ARCH_MISTRAL || c->arch == SW_ARCH_GEMMA2) { /* no GGUF mapping written yet */
+        rc = sw_err_set(SW_EUNSUPPORTED, "%s: GGUF export of %s models is not supported yet", dir,
+                        c->model_type);
+        goto out;
+    }
     if (o->imatrix) SW_TRY_GOTO(rc, sw_imatrix_load(o->imatrix, &im), out);
     SW_TRY_GOTO(rc, sw_hf_expected_tensors(c, &specs, &nspec), out);
     plan = calloc((size_t)nspec + 1, sizeof *plan);

@@ -23,13 +23,15 @@ The engine goldens (read by test/unit/test_engine.c) add two more families on th
 each a complete HF folder with its own expected.json of greedy generate() ids:
   llama/model   LlamaForCausalLM, llama3 rope scaling, untied LM head
   qwen2/model   Qwen2ForCausalLM, q/k/v biases, tied embeddings
+  mistral/model MistralForCausalLM, sliding window 6 (shorter than prompt + generation), untied
   llama/adapter a PEFT LoRA adapter (r 4, all linear modules, random A and B) on llama/model, and
                 llama/expected_lora.json: the same prompts through PeftModel.generate (unmerged)
 Every case's ids are checked to be the same with and without transformers' KV cache
 (use_cache=True/False) and in a left-padded batch of all the raw prompts; expected.json stores
 them once, with the flags that were checked.
 
-Run: UPDATE_GOLDEN=1 python3 test/golden/gen_generate.py [qwen3] [llama] [qwen2]  (default: all;
+Run: UPDATE_GOLDEN=1 python3 test/golden/gen_generate.py [qwen3] [llama] [qwen2] [mistral]
+(default: all;
 needs torch, transformers, tokenizers, safetensors, and peft for the adapter; CPU torch is
 enough). Without UPDATE_GOLDEN=1 it refuses to overwrite. The llama and qwen2 folders need the
 qwen3 folder's tokenizer (model/tokenizer.json), so generate qwen3 first on a fresh tree.
@@ -239,6 +241,9 @@ def family_model(kind, vocab, eos, pad, seed):
                                               "factor": 8.0, "low_freq_factor": 1.0,
                                               "high_freq_factor": 4.0,
                                               "original_max_position_embeddings": 64})
+    elif kind == "mistral":  # a window of 6 keys: prompts and generations run past it
+        cfg = tf.MistralConfig(**common, tie_word_embeddings=False, sliding_window=6,
+                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
     else:
         cfg = tf.Qwen2Config(**common, tie_word_embeddings=True,
                              rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
@@ -329,11 +334,11 @@ def main_family(kind, seed):
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["qwen3", "llama", "qwen2"]
+    which = sys.argv[1:] or ["qwen3", "llama", "qwen2", "mistral"]
     for w in which:
         if w == "qwen3":
             main_qwen3()
-        elif w in ("llama", "qwen2"):
-            main_family(w, 21 if w == "llama" else 31)
+        elif w in ("llama", "qwen2", "mistral"):
+            main_family(w, {"llama": 21, "qwen2": 31, "mistral": 41}[w])
         else:
-            sys.exit(f"unknown family '{w}' (qwen3, llama, qwen2)")
+            sys.exit(f"unknown family '{w}' (qwen3, llama, qwen2, mistral)")

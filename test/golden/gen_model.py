@@ -13,12 +13,14 @@ writes, in float32:
   with <layout>.input_ids/labels/position_ids (int32), logits, loss (sum of token losses /
   number of non-ignored targets, labels shifted inside each sequence like HF) and
   <layout>.grad.<HF parameter name> for every parameter.
+Mistral (sliding window 4, shorter than every sequence of both layouts, untied) joins them.
 And a LoRA case (PEFT, r=4, alpha=8, all linear layers, B initialised non-zero) on the Llama
-model: model/llama_lora/adapter_model.safetensors + adapter_config.json and golden.safetensors
-with the gradients of every lora_A/lora_B weight under PEFT's saved names.
+and Mistral models: model/<family>_lora/adapter_model.safetensors + adapter_config.json and
+golden.safetensors with the gradients of every lora_A/lora_B weight under PEFT's saved names.
 
-Run: UPDATE_GOLDEN=1 python3 test/golden/gen_model.py   (needs torch, transformers, safetensors,
-peft; CPU torch is enough). Without UPDATE_GOLDEN=1 it refuses to overwrite existing goldens.
+Run: UPDATE_GOLDEN=1 python3 test/golden/gen_model.py [family ...]   (needs torch, transformers,
+safetensors, peft; CPU torch is enough). Without UPDATE_GOLDEN=1 it refuses to overwrite existing
+goldens; naming families regenerates only those (and their LoRA cases).
 """
 import json
 import os
@@ -53,6 +55,9 @@ def make_config(name):
         return tf.Qwen3Config(**common, head_dim=16, tie_word_embeddings=True,
                               attention_bias=False,
                               rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
+    if name == "mistral":  # sliding window 4: shorter than the sequences, so the window matters
+        return tf.MistralConfig(**common, sliding_window=4, tie_word_embeddings=False,
+                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
     raise ValueError(name)
 
 
@@ -174,7 +179,7 @@ def gen_family(name, seed):
     return model, pad, pack
 
 
-def gen_lora(base, pad, pack, seed):
+def gen_lora(base, pad, pack, seed, name="llama_lora"):
     import peft
     gen = torch.Generator().manual_seed(seed)
     lcfg = peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear",
@@ -184,7 +189,7 @@ def gen_lora(base, pad, pack, seed):
         for n, p in model.named_parameters():
             if "lora_" in n:  # PEFT starts B at zero; random A and B make every gradient count
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
-    d = os.path.join(OUT, "llama_lora")
+    d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
     model.save_pretrained(d, safe_serialization=True)
     if os.path.exists(os.path.join(d, "README.md")):  # PEFT's model card: not needed
@@ -199,17 +204,28 @@ def gen_lora(base, pad, pack, seed):
     tensors = record(model, pad, pack, peft=True)
     save_file(tensors, os.path.join(d, "golden.safetensors"),
               metadata={"generator": "test/golden/gen_model.py", "peft": peft.__version__,
-                        "base": "../llama"})
+                        "base": "../" + name[:-len("_lora")]})
+
+
+# family -> (seed, LoRA seed or None); the LoRA goldens go to <family>_lora.
+FAMILIES = {"llama": (1234, 4567), "qwen2": (2345, None), "qwen3": (3456, None),
+            "mistral": (5678, 6789)}
 
 
 def main():
-    if os.path.exists(OUT) and os.environ.get("UPDATE_GOLDEN") != "1":
-        sys.exit(f"{OUT} exists: set UPDATE_GOLDEN=1 to regenerate")
+    """Every family, or only those named on the command line (python3 gen_model.py mistral)."""
+    names = sys.argv[1:] or list(FAMILIES)
+    for name in names:
+        if name not in FAMILIES:
+            sys.exit(f"unknown family {name} (one of {', '.join(FAMILIES)})")
+        if os.path.exists(os.path.join(OUT, name)) and os.environ.get("UPDATE_GOLDEN") != "1":
+            sys.exit(f"{OUT}/{name} exists: set UPDATE_GOLDEN=1 to regenerate")
     os.makedirs(OUT, exist_ok=True)
-    llama, pad, pack = gen_family("llama", 1234)
-    gen_family("qwen2", 2345)
-    gen_family("qwen3", 3456)
-    gen_lora(llama, pad, pack, 4567)
+    for name in names:
+        seed, lora_seed = FAMILIES[name]
+        model, pad, pack = gen_family(name, seed)
+        if lora_seed is not None:
+            gen_lora(model, pad, pack, lora_seed, name + "_lora")
     total = 0
     for root, _, files in os.walk(OUT):
         for f in files:

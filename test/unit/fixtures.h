@@ -43,6 +43,21 @@ static inline void sw_test_config(struct sw_model_config *c, enum sw_arch arch,
         c->tie_word_embeddings = 1;
         c->qk_norm = 1;
         break;
+    case SW_ARCH_MISTRAL: /* a window shorter than the tests' sequences */
+        strcpy(c->model_type, "mistral");
+        c->sliding_window = 4;
+        c->sliding_period = 1;
+        break;
+    case SW_ARCH_GEMMA2:
+        strcpy(c->model_type, "gemma2");
+        strcpy(c->hidden_act, "gelu_pytorch_tanh");
+        c->tie_word_embeddings = 1;
+        c->sliding_window = 4;
+        c->sliding_period = 2;
+        c->attn_softcap = 50.0;
+        c->final_softcap = 30.0;
+        c->query_pre_attn_scalar = (double)s.head_dim;
+        break;
     }
 }
 

@@ -185,7 +185,7 @@ struct gcase {
 
 static int load_cases(const char *path, struct gcase *cs, int max, int *max_new) {
     json_error_t err;
-    json_t *root = json_load_file(path, 0, &err);
+    json_t *root = json_load_file(path, JSON_ALLOW_NUL, &err);
     if (!root) return 0;
     json_t *cases = json_object_get(root, "cases");
     *max_new = (int)json_integer_value(json_object_get(root, "max_new_tokens"));
@@ -943,6 +943,8 @@ int main(void) {
     test_golden(GEN "model", GEN "expected.json", "qwen3", NULL, NULL);
     test_golden(GEN "llama/model", GEN "llama/expected.json", "llama", GEN "model", NULL);
     test_golden(GEN "qwen2/model", GEN "qwen2/expected.json", "qwen2", GEN "model", NULL);
+    test_golden(GEN "mistral/model", GEN "mistral/expected.json", "mistral (window 6)", GEN "model",
+                NULL);
     test_golden(GEN "llama/model", GEN "llama/expected_lora.json", "llama+lora", GEN "model",
                 GEN "llama/adapter");
     struct sw_engine *e = open_engine(GEN "model", 16, 0, 0, 8, NULL, 0, NULL);

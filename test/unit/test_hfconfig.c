@@ -69,6 +69,29 @@ static const char *llama_v5 =
     " \"rope_parameters\": {\"rope_type\": \"llama3\", \"rope_theta\": 250000.0, \"factor\": 32.0,"
     " \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0}}";
 
+/* Mistral-7B-v0.1's config.json (sliding window 4096 on every layer). */
+static const char *mistral_7b =
+    "{\"architectures\": [\"MistralForCausalLM\"], \"bos_token_id\": 1, \"eos_token_id\": 2,"
+    " \"hidden_act\": \"silu\", \"hidden_size\": 4096, \"initializer_range\": 0.02,"
+    " \"intermediate_size\": 14336, \"max_position_embeddings\": 32768, \"model_type\": "
+    "\"mistral\", \"num_attention_heads\": 32, \"num_hidden_layers\": 32, "
+    "\"num_key_value_heads\": 8, \"rms_norm_eps\": 1e-05, \"rope_theta\": 10000.0, "
+    "\"sliding_window\": 4096, \"tie_word_embeddings\": false, \"torch_dtype\": "
+    "\"bfloat16\", \"use_cache\": true, \"vocab_size\": 32000}";
+
+/* gemma-2-2b's config.json. */
+static const char *gemma2_2b =
+    "{\"architectures\": [\"Gemma2ForCausalLM\"], \"attention_bias\": false, "
+    "\"attention_dropout\": 0.0, \"attn_logit_softcapping\": 50.0, \"bos_token_id\": 2, "
+    "\"cache_implementation\": \"hybrid\", \"eos_token_id\": 1, "
+    "\"final_logit_softcapping\": 30.0, \"head_dim\": 256, \"hidden_act\": "
+    "\"gelu_pytorch_tanh\", \"hidden_activation\": \"gelu_pytorch_tanh\", \"hidden_size\": 2304,"
+    " \"initializer_range\": 0.02, \"intermediate_size\": 9216, \"max_position_embeddings\": "
+    "8192, \"model_type\": \"gemma2\", \"num_attention_heads\": 8, \"num_hidden_layers\": 26,"
+    " \"num_key_value_heads\": 4, \"pad_token_id\": 0, \"query_pre_attn_scalar\": 256, "
+    "\"rms_norm_eps\": 1e-06, \"rope_theta\": 10000.0, \"sliding_window\": 4096, "
+    "\"torch_dtype\": \"float32\", \"use_cache\": true, \"vocab_size\": 256000}";
+
 static int parse(const char *text, struct sw_model_config *c) {
     return sw_model_config_parse(text, strlen(text), "config.json", c);
 }
@@ -176,8 +199,8 @@ static void test_errors(void) {
          "duplicate"},
         {"missing model_type", "{" SIZES ",\"num_attention_heads\":8}", SW_EFORMAT, "model_type"},
         {"unsupported model_type",
-         "{\"model_type\":\"mistral\"," SIZES ",\"num_attention_heads\":8}", SW_EUNSUPPORTED,
-         "'mistral'"},
+         "{\"model_type\":\"mixtral\"," SIZES ",\"num_attention_heads\":8}", SW_EUNSUPPORTED,
+         "'mixtral'"},
         {"model_type not a string", "{\"model_type\":3}", SW_EFORMAT,
          "\"model_type\" is an integer"},
         {"missing hidden_size",
@@ -277,6 +300,67 @@ static void test_errors(void) {
            "missing config.json file: SW_ENOTFOUND");
 }
 
+/* Mistral and Gemma 2: defaults, windows per layer, layer_types patterns, soft-caps. */
+static void test_new_families(void) {
+    struct sw_model_config c;
+    IS_INT(parse(mistral_7b, &c), 0, "Mistral-7B-v0.1 config parses: %s", sw_err_msg());
+    OK(c.arch == SW_ARCH_MISTRAL && c.num_key_value_heads == 8 && c.head_dim == 128 &&
+           !c.tie_word_embeddings && c.bos_token_id == 1 && c.eos_token_ids[0] == 2,
+       "mistral sizes and tokens");
+    OK(c.sliding_window == 4096 && sw_model_config_layer_window(&c, 0) == 4096 &&
+           sw_model_config_layer_window(&c, 31) == 4096,
+       "mistral: every layer slides over 4096 keys");
+    const char *m_null = "{\"model_type\": \"mistral\", \"hidden_size\": 64, "
+                         "\"intermediate_size\": 128, \"num_hidden_layers\": 2, "
+                         "\"num_attention_heads\": 8, \"vocab_size\": 100, "
+                         "\"sliding_window\": null}";
+    IS_INT(parse(m_null, &c), 0, "Mistral v0.2-style config (sliding_window null) parses");
+    OK(c.sliding_window == 0 && sw_model_config_layer_window(&c, 1) == 0 &&
+           c.num_key_value_heads == 8 && c.max_position_embeddings == 131072,
+       "mistral: sliding_window null is full attention; transformers' defaults");
+
+    IS_INT(parse(gemma2_2b, &c), 0, "gemma-2-2b config parses: %s", sw_err_msg());
+    OK(c.arch == SW_ARCH_GEMMA2 && strcmp(c.hidden_act, "gelu_pytorch_tanh") == 0 &&
+           c.head_dim == 256 && c.tie_word_embeddings && c.bos_token_id == 2 &&
+           c.eos_token_ids[0] == 1 && c.pad_token_id == 0,
+       "gemma2 sizes, activation and tokens");
+    OK(c.attn_softcap == 50.0 && c.final_softcap == 30.0 && c.query_pre_attn_scalar == 256.0,
+       "gemma2 soft-caps and query_pre_attn_scalar");
+    OK(sw_model_config_layer_window(&c, 0) == 4096 && sw_model_config_layer_window(&c, 1) == 0 &&
+           sw_model_config_layer_window(&c, 24) == 4096 &&
+           sw_model_config_layer_window(&c, 25) == 0,
+       "gemma2: even layers local (4096), odd layers global");
+    struct sw_model_config w;
+    const char *g_lt = "{\"model_type\": \"gemma2\", \"hidden_size\": 64, "
+                       "\"intermediate_size\": 128, \"num_hidden_layers\": 4, "
+                       "\"num_attention_heads\": 4, \"vocab_size\": 100, \"sliding_window\": 8,"
+                       " \"final_logit_softcapping\": null, \"layer_types\": "
+                       "[\"sliding_attention\", \"full_attention\", \"full_attention\", "
+                       "\"sliding_attention\"]}";
+    IS_INT(parse(g_lt, &w), SW_EUNSUPPORTED,
+           "gemma2: a layer_types pattern that breaks is refused");
+    const char *g_lt2 = "{\"model_type\": \"gemma2\", \"hidden_size\": 64, "
+                        "\"intermediate_size\": 128, \"num_hidden_layers\": 6, "
+                        "\"num_attention_heads\": 4, \"vocab_size\": 100, \"sliding_window\": "
+                        "8, \"final_logit_softcapping\": null, \"layer_types\": "
+                        "[\"sliding_attention\", \"sliding_attention\", \"full_attention\", "
+                        "\"sliding_attention\", \"sliding_attention\", \"full_attention\"]}";
+    IS_INT(parse(g_lt2, &w), 0, "gemma2: layer_types of period 3 parses");
+    OK(w.sliding_period == 3 && sw_model_config_layer_window(&w, 1) == 8 &&
+           sw_model_config_layer_window(&w, 2) == 0 && w.final_softcap == 0 &&
+           w.attn_softcap == 50.0,
+       "gemma2: period 3 from layer_types; final_logit_softcapping null is off");
+    const char *g_act = "{\"model_type\": \"gemma2\", \"hidden_size\": 64, "
+                        "\"intermediate_size\": 128, \"num_hidden_layers\": 2, "
+                        "\"num_attention_heads\": 4, \"vocab_size\": 100, "
+                        "\"hidden_activation\": \"gelu\"}";
+    IS_INT(parse(g_act, &w), SW_EUNSUPPORTED, "gemma2: hidden_activation gelu (exact) is refused");
+    OK(strstr(sw_err_msg(), "hidden_activation") != NULL, "... naming the key: %s", sw_err_msg());
+    /* Parameter count: gemma-2-2b has 2,614,341,888 parameters (tied). */
+    OK(sw_model_config_num_params(&c) == 2614341888LL, "gemma2: parameter count %lld",
+       (long long)sw_model_config_num_params(&c));
+}
+
 /* ---- writer: round trip, and transformers reads what sw writes ---------------------------- */
 
 static int same_config(const struct sw_model_config *a, const struct sw_model_config *b) {
@@ -298,7 +382,11 @@ static int same_config(const struct sw_model_config *a, const struct sw_model_co
            a->attention_bias == b->attention_bias && a->mlp_bias == b->mlp_bias &&
            a->qk_norm == b->qk_norm && a->bos_token_id == b->bos_token_id && a->n_eos == b->n_eos &&
            memcmp(a->eos_token_ids, b->eos_token_ids, sizeof a->eos_token_ids) == 0 &&
-           a->pad_token_id == b->pad_token_id;
+           a->pad_token_id == b->pad_token_id && a->sliding_window == b->sliding_window &&
+           (a->sliding_window == 0 || a->sliding_period == b->sliding_period) &&
+           a->attn_softcap == b->attn_softcap && a->final_softcap == b->final_softcap &&
+           a->query_pre_attn_scalar == b->query_pre_attn_scalar &&
+           strcmp(a->hidden_act, b->hidden_act) == 0;
 }
 
 /* What transformers' AutoConfig makes of config.json in dir, as one line. */
@@ -336,13 +424,14 @@ static void expect_line(const struct sw_model_config *c, char *buf, size_t cap) 
 }
 
 static void test_write(void) {
-    const char *srcs[] = {llama31_8b, qwen25_05b, qwen3_06b, llama_v5};
-    const char *names[] = {"llama-3.1-8b", "qwen2.5-0.5b", "qwen3-0.6b", "llama-v5"};
+    const char *srcs[] = {llama31_8b, qwen25_05b, qwen3_06b, llama_v5, mistral_7b, gemma2_2b};
+    const char *names[] = {"llama-3.1-8b", "qwen2.5-0.5b", "qwen3-0.6b",
+                           "llama-v5",     "mistral-7b",   "gemma-2-2b"};
     int have_tf = system("python3 -c 'import transformers' >/dev/null 2>&1") == 0;
     char script[512];
     snprintf(script, sizeof script, "%s/cfg.py", tmpdir);
     sw_write_file_atomic(script, py_config, strlen(py_config));
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         struct sw_model_config a, b;
         parse(srcs[i], &a);
         char dir[512], path[600];
@@ -367,6 +456,27 @@ static void test_write(void) {
         }
         expect_line(&a, want, sizeof want);
         IS_STR(got, want, "%s: transformers' AutoConfig reads sw's config.json the same", names[i]);
+        if (a.arch != SW_ARCH_MISTRAL && a.arch != SW_ARCH_GEMMA2) continue;
+        /* The family's own keys, as transformers reads them. */
+        snprintf(cmd, sizeof cmd,
+                 "python3 -c \"import sys, warnings; warnings.simplefilter('ignore'); from "
+                 "transformers import AutoConfig; c = AutoConfig.from_pretrained(sys.argv[1]); "
+                 "g = lambda k: getattr(c, k, None); print(g('sliding_window'), "
+                 "g('attn_logit_softcapping'), g('final_logit_softcapping'), "
+                 "g('query_pre_attn_scalar'), g('hidden_activation') or g('hidden_act'), "
+                 "','.join(t[0] for t in (g('layer_types') or [])))\" %s 2>/dev/null",
+                 dir);
+        p = popen(cmd, "r");
+        got[0] = '\0';
+        if (p) {
+            if (!fgets(got, sizeof got, p)) got[0] = '\0';
+            pclose(p);
+        }
+        int gem = a.arch == SW_ARCH_GEMMA2;
+        snprintf(want, sizeof want, "%lld %s %s %s %s %s\n", (long long)a.sliding_window,
+                 gem ? "50.0" : "None", gem ? "30.0" : "None", gem ? "256" : "None", a.hidden_act,
+                 gem ? "s,f,s,f,s,f,s,f,s,f,s,f,s,f,s,f,s,f,s,f,s,f,s,f,s,f" : "");
+        IS_STR(got, want, "%s: transformers reads the family's keys the same", names[i]);
     }
 }
 
@@ -540,6 +650,7 @@ int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sw_test_hfc.XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     test_published();
+    test_new_families();
     test_defaults();
     test_errors();
     test_write();

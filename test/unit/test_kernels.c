@@ -340,6 +340,8 @@ struct att_ctx {
     const int32_t *cu, *kvl;
     int nseq;
     int64_t N, Hq, Hk, D;
+    int64_t win; /* sliding window (0 = none) */
+    double cap;  /* logit soft-cap (0 = none) */
 };
 
 static void att_ref(const struct att_ctx *c, double *out) {
@@ -350,20 +352,22 @@ static void att_ref(const struct att_ctx *c, double *out) {
         for (int64_t i = 0; i < L; i++)
             for (int64_t h = 0; h < c->Hq; h++) {
                 int64_t nk = (i < kv - 1 ? i : kv - 1) + 1, kh = h / G;
+                int64_t j0 = c->win > 0 && i - c->win + 1 > 0 ? i - c->win + 1 : 0;
                 double sco[128], mx = -1e300, sum = 0;
-                for (int64_t j = 0; j < nk; j++) {
+                for (int64_t j = j0; j < nk; j++) {
                     double d = 0;
                     for (int64_t e = 0; e < c->D; e++)
                         d += c->q[((a + i) * c->Hq + h) * c->D + e] *
                              c->k[((a + j) * c->Hk + kh) * c->D + e];
                     sco[j] = d * sc;
+                    if (c->cap > 0) sco[j] = c->cap * tanh(sco[j] / c->cap);
                     mx = fmax(mx, sco[j]);
                 }
-                for (int64_t j = 0; j < nk; j++)
+                for (int64_t j = j0; j < nk; j++)
                     sum += exp(sco[j] - mx);
                 for (int64_t e = 0; e < c->D; e++) {
                     double o = 0;
-                    for (int64_t j = 0; j < nk; j++)
+                    for (int64_t j = j0; j < nk; j++)
                         o += exp(sco[j] - mx) / sum * c->v[((a + j) * c->Hk + kh) * c->D + e];
                     out[((a + i) * c->Hq + h) * c->D + e] = o;
                 }
@@ -380,20 +384,29 @@ static double att_loss(void *p) {
     return L;
 }
 
-static void att_case(const char *what, const int32_t *cu, const int32_t *kvl, int nseq, int64_t N,
-                     int64_t Hq, int64_t Hk, int64_t D) {
+static void att_case_ext(const char *what, const int32_t *cu, const int32_t *kvl, int nseq,
+                         int64_t N, int64_t Hq, int64_t Hk, int64_t D, int64_t win, float cap) {
     int64_t nq = N * Hq * D, nk = N * Hk * D;
     float *q = frand(nq, 1.5), *k = frand(nk, 1.5), *v = frand(nk, 1), *dout = frand(nq, 1);
     float *out = fzero(nq), *lse = fzero(N * Hq), *dq = fzero(nq), *dk = fzero(nk), *dv = fzero(nk);
     float sc = 1.0f / sqrtf((float)D);
     struct att_ctx c = {
-        to_d(q, nq), to_d(k, nk), to_d(v, nk), to_d(dout, nq), cu, kvl, nseq, N, Hq, Hk, D};
+        to_d(q, nq), to_d(k, nk), to_d(v, nk), to_d(dout, nq), cu, kvl, nseq, N, Hq, Hk,
+        D,           win,         cap};
     double *ref = malloc((size_t)nq * sizeof(double));
     att_ref(&c, ref);
-    OK(be->attention_fwd(be, out, lse, q, k, v, cu, kvl, nseq, 0, N, Hq, Hk, D, sc) == 0,
+    int ext = win > 0 || cap > 0;
+    OK((ext ? be->attention_ext_fwd(be, out, lse, q, k, v, cu, kvl, nseq, 0, N, Hq, Hk, D, sc, win,
+                                    cap)
+            : be->attention_fwd(be, out, lse, q, k, v, cu, kvl, nseq, 0, N, Hq, Hk, D, sc)) == 0,
        "%s: fwd runs", what);
     CHECK_REL(rel_err_fd(out, ref, nq), "%s: attention_fwd matches double reference", what);
-    be->attention_bwd(be, dq, dk, dv, dout, q, k, v, out, lse, cu, kvl, nseq, 0, N, Hq, Hk, D, sc);
+    if (ext)
+        be->attention_ext_bwd(be, dq, dk, dv, dout, q, k, v, out, lse, cu, kvl, nseq, 0, N, Hq, Hk,
+                              D, sc, win, cap);
+    else
+        be->attention_bwd(be, dq, dk, dv, dout, q, k, v, out, lse, cu, kvl, nseq, 0, N, Hq, Hk, D,
+                          sc);
     double *gq = fd_grad(c.q, nq, att_loss, &c), *gk = fd_grad(c.k, nk, att_loss, &c);
     double *gv = fd_grad(c.v, nk, att_loss, &c);
     CHECK_REL(rel_err_fd(dq, gq, nq), "%s: dQ matches FD", what);
@@ -401,6 +414,11 @@ static void att_case(const char *what, const int32_t *cu, const int32_t *kvl, in
     CHECK_REL(rel_err_fd(dv, gv, nk), "%s: dV matches FD", what);
     free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
     free(c.q), free(c.k), free(c.v), free(c.dout), free(ref), free(gq), free(gk), free(gv);
+}
+
+static void att_case(const char *what, const int32_t *cu, const int32_t *kvl, int nseq, int64_t N,
+                     int64_t Hq, int64_t Hk, int64_t D) {
+    att_case_ext(what, cu, kvl, nseq, N, Hq, Hk, D, 0, 0.0f);
 }
 
 /* Packed attention over 3 samples = each sample run alone, forward and backward, bit for bit. */
@@ -446,6 +464,14 @@ static void test_attention(void) {
     att_case("padded B=2 T=5 lengths (5,3) Hq 3 Hk 1 D 3", cu2, kvl, 2, 10, 3, 1, 3);
     int32_t cu3[3] = {0, 37, 70}; /* rows span several 32-row query/key blocks */
     att_case("packed (37,33) across blocks Hq 2 Hk 1 D 4", cu3, NULL, 2, 70, 2, 1, 4);
+    /* Sliding window (Mistral) and soft-capping (Gemma 2): windows shorter than the segments,
+     * padded rows whose window holds no valid key, windows across 64-row query blocks. */
+    att_case_ext("window 3: packed (3,5,1)", cu, NULL, 3, 9, 4, 2, 5, 3, 0.0f);
+    att_case_ext("window 2: padded (5,3)", cu2, kvl, 2, 10, 3, 1, 3, 2, 0.0f);
+    att_case_ext("window 20 + softcap 1.5: packed (37,33)", cu3, NULL, 2, 70, 2, 1, 4, 20, 1.5f);
+    att_case_ext("softcap 0.8: padded (5,3)", cu2, kvl, 2, 10, 3, 1, 3, 0, 0.8f);
+    int32_t cu5[2] = {0, 100}; /* one segment over two query blocks: window straddles blocks */
+    att_case_ext("window 70: one segment of 100", cu5, NULL, 1, 100, 2, 1, 2, 70, 0.0f);
     test_attention_packed_equals_separate();
     int32_t bad[3] = {0, 5, 9};
     float t[16];

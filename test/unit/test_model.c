@@ -1,7 +1,8 @@
 /* test_model — parity of lib/sw_model against Hugging Face transformers (and PEFT for LoRA) in
  * float32, on the tiny random models that test/golden/gen_model.py wrote under
  * test/golden/model/: Llama (llama3 rope scaling, untied), Qwen2 (q/k/v biases, tied), Qwen3
- * (q/k norm, head_dim 16 ≠ hidden/heads, tied), and Llama + LoRA r=4 alpha=8 on every linear.
+ * (q/k norm, head_dim 16 ≠ hidden/heads, tied), Mistral (sliding window 4 < the sequences), and
+ * Llama + LoRA and Mistral + LoRA r=4 alpha=8 on every linear.
  * Each is checked in two layouts: a right-padded batch (B=2, attention_mask) and one packed row
  * of 3 samples (cu_seqlens, positions restarting at 0).
  *
@@ -312,6 +313,68 @@ static void test_lora(void) {
     }
     sw_st_close(g);
     sw_model_free(m);
+}
+
+/* A family whose golden folder's config.json is the model (Mistral, Gemma 2): parity of both
+ * layouts, the LoRA case (PEFT) when lora is set, and proof that the family's own features
+ * matter — the same weights run without them (off() clears them) do not match HF. */
+static void test_family_json(const char *name, int lora, void (*off)(struct sw_model_config *c),
+                             const char *off_what) {
+    char dir[256], path[320];
+    snprintf(dir, sizeof dir, GOLDEN "%s", name);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    struct sw_model_config c;
+    int rc = sw_model_config_load(path, &c);
+    if (!OK(rc == 0, "%s: config.json (%s)", name, rc ? sw_err_msg() : "ok")) return;
+    struct sw_model *m = open_model(&c, dir);
+    struct sw_st_file *g = NULL;
+    snprintf(path, sizeof path, "%s/golden.safetensors", dir);
+    if (!m || !OK(sw_st_open(path, &g) == 0, "open %s", path)) {
+        sw_model_free(m);
+        return;
+    }
+    check_layout(m, g, name, "pad");
+    check_layout(m, g, name, "pack");
+
+    /* Without the family's feature the same weights give another loss. */
+    struct sw_model_config c2 = c;
+    off(&c2);
+    struct sw_model *m2 = open_model(&c2, dir);
+    struct sw_batch b;
+    struct sw_loss l1 = {0, 0}, l2 = {0, 0};
+    golden_batch(g, "pack", &b);
+    rc = m2 ? sw_model_forward(m, &b, &l1) : -1;
+    if (rc == 0) rc = sw_model_forward(m2, &b, &l2);
+    OK(rc == 0 && fabs(l1.sum - l2.sum) > 1e-4 * fabs(l1.sum),
+       "%s: %s changes the loss (%.6f vs %.6f): the goldens exercise it", name, off_what,
+       l1.sum / (l1.count ? l1.count : 1), l2.sum / (l2.count ? l2.count : 1));
+    sw_model_free(m2);
+    sw_st_close(g);
+    g = NULL;
+
+    if (lora) {
+        struct sw_lora_config lc = {.r = 4, .alpha = 8, .target_modules = "all-linear", .seed = 1};
+        struct sw_st_set *s = NULL;
+        rc = sw_model_lora_add(m, &lc);
+        snprintf(path, sizeof path, "%s_lora/adapter_model.safetensors", dir);
+        if (rc == 0) rc = sw_st_set_open(path, &s);
+        if (rc == 0) rc = sw_model_lora_load(m, s);
+        sw_st_set_close(s);
+        snprintf(path, sizeof path, "%s_lora/golden.safetensors", dir);
+        char what[64];
+        snprintf(what, sizeof what, "%s+lora", name);
+        if (OK(rc == 0, "%s: load the PEFT adapter (%s)", what, rc ? sw_err_msg() : "ok") &&
+            OK(sw_st_open(path, &g) == 0, "open %s", path)) {
+            check_layout(m, g, what, "pad");
+            check_layout(m, g, what, "pack");
+        }
+        sw_st_close(g);
+    }
+    sw_model_free(m);
+}
+
+static void mistral_off(struct sw_model_config *c) {
+    c->sliding_window = 0;
 }
 
 /* Finite-difference check of the whole model with LoRA dropout on (no HF reference can cover
@@ -721,6 +784,7 @@ int main(void) {
     test_family("llama", SW_ARCH_LLAMA);
     test_family("qwen2", SW_ARCH_QWEN2);
     test_family("qwen3", SW_ARCH_QWEN3);
+    test_family_json("mistral", 1, mistral_off, "full attention instead of the window of 4");
     test_lora();
     test_lora_dropout_fd();
     test_load_half();

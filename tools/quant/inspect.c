@@ -84,7 +84,8 @@ static const char *rope_name(enum sw_rope_type t) {
 }
 
 static const char *arch_name(enum sw_arch a) {
-    return a == SW_ARCH_QWEN3 ? "qwen3" : a == SW_ARCH_QWEN2 ? "qwen2" : "llama";
+    static const char *const names[] = {"llama", "qwen2", "qwen3", "mistral", "gemma2"};
+    return (unsigned)a < sizeof names / sizeof *names ? names[a] : "llama";
 }
 
 /* Open the weights and, for a folder holding config.json, the config and inventory. A config
