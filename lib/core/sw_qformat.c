@@ -177,6 +177,14 @@ size_t sw_qweight_nbytes(const struct sw_qweight *q) {
     }
 }
 
+/* E4M3 decoded once (a table lookup per weight instead of a bit decode). */
+static float fp8_table[256];
+static pthread_once_t fp8_once = PTHREAD_ONCE_INIT;
+static void fp8_init(void) {
+    for (int b = 0; b < 256; b++)
+        fp8_table[b] = sw_fp8_e4m3_to_f32((uint8_t)b);
+}
+
 /* NF4 block absmax of block b. */
 static inline float nf4_absmax(const struct sw_qweight *q, int64_t b) {
     if (!q->qabsmax) return q->scale[b];
@@ -225,10 +233,11 @@ void sw_qweight_dequant_span(const struct sw_qweight *q, int64_t r, int64_t c0, 
         break;
     }
     case SW_QFMT_FP8: {
+        pthread_once(&fp8_once, fp8_init);
         float s = q->scale[r];
         const uint8_t *row = q->q + r * cols;
         for (int64_t k = c0; k < c1; k++)
-            out[k - c0] = sw_fp8_e4m3_to_f32(row[k]) * s;
+            out[k - c0] = fp8_table[row[k]] * s;
         break;
     }
     default:

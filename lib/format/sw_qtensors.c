@@ -143,6 +143,57 @@ static int read_gptq(const struct sw_st_set *s, const char *p, int64_t rows, int
     return 1;
 }
 
+/* AutoAWQ's GEMM layout (4 bits): qweight int32 [in, out/8] and qzeros int32 [groups, out/8]
+ * packed along the output with nibble k holding output 8c + order[k]; scales [groups, out];
+ * W[j, i] = scales[g, j] · (q − zero), the zero as stored. */
+static int read_awq(const struct sw_st_set *s, const char *p, int64_t rows, int64_t cols,
+                    const struct sw_st_entry *qw, struct sw_qweight *q) {
+    static const int order[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+    const struct sw_st_entry *qz = find(s, p, ".qzeros"), *sc = find(s, p, ".scales");
+    if (!qz || !sc)
+        return sw_err_set(SW_EFORMAT, "%s: '%s.qweight' without %s", file_of(s), p,
+                          !qz ? "qzeros" : "scales");
+    if (rows % 8 || cols % 2) return bad(s, qw, "AWQ needs out % 8 == 0 and an even input");
+    if (sc->ndim != 2 || sc->shape[1] != rows || sc->shape[0] <= 0 || cols % sc->shape[0])
+        return bad(s, sc, "expected [groups, out] with groups dividing the input");
+    int64_t ng = sc->shape[0], ow = rows / 8;
+    if ((qz->dtype != SW_DTYPE_I32 && qz->dtype != SW_DTYPE_U32) || !is2(qz, ng, ow))
+        return bad(s, qz, "expected int32 [groups, out/8]");
+    q->fmt = SW_QFMT_INT4;
+    q->ngroups = ng;
+    q->group = cols / ng;
+    float *st = NULL;
+    SW_TRY(floats(s, sc, ng * rows, &st));
+    q->scale = malloc((size_t)(rows * ng) * sizeof(float));
+    q->zero = malloc((size_t)(rows * ng) * sizeof(float));
+    q->q = calloc((size_t)(rows * cols / 2) + 1, 1);
+    if (!q->scale || !q->zero || !q->q) {
+        free(st);
+        return sw_err_set(SW_ENOMEM, "out of memory reading '%s'", p);
+    }
+    for (int64_t g = 0; g < ng; g++)
+        for (int64_t c = 0; c < ow; c++) {
+            uint32_t zw = u32(qz->data, g * ow + c);
+            for (int k = 0; k < 8; k++) {
+                int64_t r = c * 8 + order[k];
+                q->scale[r * ng + g] = st[g * rows + r];
+                q->zero[r * ng + g] = (float)((zw >> (4 * k)) & 15);
+            }
+        }
+    free(st);
+    for (int64_t i = 0; i < cols; i++)
+        for (int64_t c = 0; c < ow; c++) {
+            uint32_t word = u32(qw->data, i * ow + c);
+            for (int k = 0; k < 8; k++) {
+                int64_t r = c * 8 + order[k];
+                uint8_t v = (uint8_t)((word >> (4 * k)) & 15);
+                q->q[r * (cols / 2) + i / 2] |= (uint8_t)(i % 2 ? v << 4 : v);
+            }
+        }
+    fold_zero(q);
+    return 1;
+}
+
 static int read_nf4(const struct sw_st_set *s, const char *p, int64_t rows, int64_t cols,
                     const struct sw_st_entry *w, const struct sw_st_entry *am,
                     struct sw_qweight *q) {
@@ -251,7 +302,10 @@ int sw_qtensors_read(const struct sw_st_set *s, const char *prefix, int64_t rows
     out->cols = cols;
     const struct sw_st_entry *w = find(s, prefix, ".weight"), *e;
     int rc = 0;
-    if ((e = find(s, prefix, ".qweight")))
+    if ((e = find(s, prefix, ".qweight")) && e->ndim == 2 && e->shape[0] == cols &&
+        e->shape[1] * 8 == rows && (e->dtype == SW_DTYPE_I32 || e->dtype == SW_DTYPE_U32))
+        rc = read_awq(s, prefix, rows, cols, e, out); /* [in, out/8]: AutoAWQ GEMM */
+    else if (e)
         rc = read_gptq(s, prefix, rows, cols, gptq_v2, e, out);
     else if (w && (e = find(s, prefix, ".weight.absmax")))
         rc = read_nf4(s, prefix, rows, cols, w, e, out);

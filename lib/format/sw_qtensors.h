@@ -5,6 +5,9 @@
  *    [in·bits/32, out], <p>.qzeros int32 [groups, out·bits/32], <p>.scales F16/BF16/F32
  *    [groups, out], <p>.g_idx int32 [in] (optional; act-order permutes it); bits = 4 or 8 from
  *    the shapes;
+ *  - AWQ (AutoAWQ GEMM, 4 bits): <p>.qweight int32 [in, out/8], <p>.qzeros int32
+ *    [groups, out/8] (both packed along the output in AutoAWQ's nibble order 0 2 4 6 1 3 5 7),
+ *    <p>.scales [groups, out]; told from GPTQ by qweight's shape;
  *  - bitsandbytes 4-bit NF4 (Linear4bit.state_dict, with or without double quantization):
  *    <p>.weight uint8, <p>.weight.absmax (uint8 with nested_absmax / nested_quant_map, or F32),
  *    <p>.weight.quant_map, <p>.weight.quant_state.bitsandbytes__nf4 (JSON bytes: blocksize,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # Quantized base weights end to end: the inference engine on sw-quant's quantized folders (GPTQ
-# int4/int8, bitsandbytes NF4, compressed-tensors FP8) against the float folder sw-quant dequant
+# int4/int8, bitsandbytes NF4, compressed-tensors FP8, AutoAWQ GEMM int4) against the float folder sw-quant dequant
 # writes from them (same greedy tokens, logits to float rounding); QLoRA (sw-train
 # --quant_method nf4 | rtn | bnb) on a tiny model: the loss goes down, the memory plan shows the
 # packed base and its bytes per parameter, quantize-at-load and a pre-quantized folder train the
@@ -74,8 +74,8 @@ qlora() { # output_dir model [options...]
         --report_to none --output_dir "$W/$out" "$@"
 }
 
-@test "engine: quantized folders (GPTQ int4/int8, NF4, FP8) generate what their dequantized float folders do" {
-    for q in "rtn 4 16" "rtn 8 -1" "nf4 4 64" "fp8 8 -1"; do
+@test "engine: quantized folders (GPTQ int4/int8, NF4, FP8, AWQ) generate what their dequantized float folders do" {
+    for q in "rtn 4 16" "rtn 8 -1" "nf4 4 64" "fp8 8 -1" "awq 4 16"; do
         set -- $q
         "$QUANT" quantize -q --model "$GM" --quant_method "$1" --quant_bits "$2" --group_size "$3" \
             --output_dir "$W/g-$1$2"
@@ -93,6 +93,30 @@ qlora() { # output_dir model [options...]
         python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < 1e-5 else 1)" "$output" ||
             { echo "$1 $2: logits differ by $output"; false; }
     done
+    # AWQ read as AutoAWQ's dequantize_gemm unpacks it (numpy transcription: nibble shifts
+    # 0..28, the reverse order 0 4 1 5 2 6 3 7, (q - zero) * scale per group)
+    if python3 -c "import numpy" 2>/dev/null; then
+        run python3 -c "
+import json, struct, sys, numpy as np
+def load(p):
+    raw = open(p, 'rb').read(); n = struct.unpack('<Q', raw[:8])[0]; h = json.loads(raw[8:8 + n]); h.pop('__metadata__', None)
+    d = raw[8 + n:]
+    return {k: np.frombuffer(d[v['data_offsets'][0]:v['data_offsets'][1]], dtype={'F32': np.float32, 'I32': np.int32, 'F16': np.float16}[v['dtype']]).reshape(v['shape']) for k, v in h.items()}
+q, f = load(sys.argv[1] + '/model.safetensors'), load(sys.argv[2] + '/model.safetensors')
+def unpack(x):
+    u = (x.astype(np.uint32)[:, :, None] >> np.arange(0, 32, 4)[None, None, :]) & 15
+    return u.reshape(x.shape[0], -1, 8)[:, :, [0, 4, 1, 5, 2, 6, 3, 7]].reshape(x.shape[0], -1).astype(np.float32)
+n, worst = 0, 0.0
+for k in [k for k in q if k.endswith('.qweight')]:
+    p = k[:-8]
+    iw, iz, s = unpack(q[k]), unpack(q[p + '.qzeros']), q[p + '.scales'].astype(np.float32)
+    g = iw.shape[0] // s.shape[0]
+    w = ((iw - np.repeat(iz, g, 0)) * np.repeat(s, g, 0)).T
+    worst, n = max(worst, float(np.abs(w - f[p + '.weight']).max())), n + 1
+print(n, worst)
+" "$W/g-awq4" "$W/g-awq4-f"
+        assert_output "14 0.0"
+    fi
     # int8 is close to the float model itself (the same greedy tokens as the original)
     a=$("$EVAL" generate -q --model "$W/g-rtn8" --prompt "The quick brown fox" --max_new_tokens 12 --json | grep -o '"ids":\[[0-9,]*\]')
     b=$("$EVAL" generate -q --model "$GM" --prompt "The quick brown fox" --max_new_tokens 12 --json | grep -o '"ids":\[[0-9,]*\]')

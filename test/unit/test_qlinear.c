@@ -310,8 +310,8 @@ static void test_model(void) {
     struct sw_model_config c;
     struct sw_model *m = NULL;
     int rc = sw_model_config_load(GOLDEN "/config.json", &c);
-    snprintf(c.quant.unsupported, sizeof c.quant.unsupported, "quant_method 'awq'");
-    OK(rc == 0 && sw_model_new(&c, be, &m) == SW_EUNSUPPORTED && strstr(sw_err_msg(), "awq"),
+    snprintf(c.quant.unsupported, sizeof c.quant.unsupported, "quant_method 'hqq'");
+    OK(rc == 0 && sw_model_new(&c, be, &m) == SW_EUNSUPPORTED && strstr(sw_err_msg(), "hqq"),
        "an unsupported quantization_config is refused naming it (%s)", sw_err_msg());
 }
 
