@@ -3,7 +3,8 @@
 # (test/golden/quant/make_model.py) from a small sw-pack stream of Tiny Shakespeare, or the
 # built-in calibration text. The folders are read back through numpy transcriptions of the
 # reference unpacking (GPTQModel/AutoGPTQ v1, AutoAWQ's dequantize_gemm: check_calib.py, which
-# also checks config, tensor set, shapes and dtypes), and sw-eval's logits on held-out text are
+# also checks config, tensor set, shapes and dtypes) and through sw's own reader (sw-quant
+# dequant --model: identical weights), and sw-eval's logits on held-out text are
 # closer to the float model's for GPTQ and AWQ than for round-to-nearest at the same bits and
 # group size. Bad input (no or too little calibration data, a group size that does not divide,
 # unsupported bits) is one line naming the option or tensor, and nothing is written.
@@ -75,6 +76,12 @@ qc() { python3 -c "import json,sys; print(json.load(open(sys.argv[1] + '/config.
     run python3 "$GQ/check_calib.py" unpack "$T/a4" "$T/m" "$T/a4.f"
     assert_success
     assert_output --partial "ok awq: 14 linears unpacked, 4 scaled tensors"
+    # sw's own reader of quantized folders gives exactly the reference unpacking
+    for x in g4a g8 a4; do
+        "$QUANT" dequant -q --model "$T/$x" --output_dir "$T/$x.sw"
+        run python3 "$GQ/check_calib.py" same "$T/$x.sw" "$T/$x.f"
+        assert_success
+    done
 }
 
 @test "held-out logits: gptq and awq closer to the float model than round-to-nearest" {

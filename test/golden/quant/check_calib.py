@@ -23,6 +23,9 @@ reference code's unpacking (numpy transcriptions) and compares model outputs.
       sw-eval logits outputs of the float model and of two quantized ones: prints the relative RMS
       logit error and the loss difference of each against FP; exits 1 unless A's logit error is
       below B's.
+  check_calib.py same A_DIR B_DIR
+      every decoder linear weight of two float folders is identical (sw-quant dequant --model
+      against the reference unpacking above).
   check_calib.py imatrix ORIGINAL IM.gguf WITH.safetensors WITHOUT.safetensors
       IM.gguf read by gguf-py's GGUFReader: general.type imatrix, imatrix.chunk_count, every
       decoder linear's <blk.N.name>.in_sum2 / .counts; WITH / WITHOUT are `sw-quant dequant` of
@@ -200,6 +203,22 @@ def closer(fp, a, b):
     print("ok: %.4g < %.4g" % (res[0], res[1]))
 
 
+def same(a, b):
+    A, B = load(os.path.join(a, "model.safetensors")), load(os.path.join(b, "model.safetensors"))
+    n = 0
+    for k, t in B.items():
+        if any(k.endswith(m + ".weight") for m in MODS):
+            if k not in A:
+                fail(k + " missing in " + a)
+            d = float(np.abs(arr(A[k]).astype(np.float64) - arr(t).astype(np.float64)).max())
+            if d != 0:
+                fail("%s differs by %g" % (k, d))
+            n += 1
+    if n == 0:
+        fail("no linear weights")
+    print("ok: %d linear weights identical" % n)
+
+
 GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
               "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
               "mlp.down_proj": "ffn_down"}
@@ -241,6 +260,8 @@ if __name__ == "__main__":
         unpack(*sys.argv[2:5])
     elif sys.argv[1] == "closer":
         closer(*sys.argv[2:5])
+    elif sys.argv[1] == "same":
+        same(*sys.argv[2:4])
     elif sys.argv[1] == "imatrix":
         imatrix(*sys.argv[2:6])
     else:
