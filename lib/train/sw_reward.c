@@ -3,7 +3,8 @@
  * The plugin talks over two pipes. Lines are written without blocking while answers are read
  * (poll on both ends), so a plugin that answers as it reads and one that reads everything first
  * both work, whatever the pipe buffer sizes. SIGPIPE is ignored while a plugin is open: a plugin
- * that died shows up as EPIPE / EOF and is reported with its exit status. */
+ * that died shows up as EPIPE / EOF and is reported with its exit status. The plugin runs in its
+ * own process group, killed as a whole when it is stopped (a shell's children included). */
 
 #include "sw_reward.h"
 
@@ -170,12 +171,15 @@ int sw_reward_plugin_open(const char *cmd, double timeout_s, struct sw_reward_pl
         free(p->cmd), free(p);
         return sw_err_set(SW_EIO, "reward plugin '%s': fork: %s", cmd, strerror(e));
     }
-    if (pid == 0) { /* the child: stdin from a, stdout to b, stderr stays ours */
+    if (pid == 0) { /* the child: stdin from a, stdout to b, stderr stays ours; its own process
+                       group, so stopping it stops what it started too */
+        setpgid(0, 0);
         dup2(a[0], 0);
         dup2(b[1], 1);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
+    setpgid(pid, pid); /* also here: no window where a kill of the group misses it */
     close(a[0]);
     close(b[1]);
     p->pid = pid;
@@ -197,6 +201,7 @@ static void exit_status(struct sw_reward_plugin *p, char *buf, size_t cap) {
     for (int i = 0; i < 100; i++) {
         pid_t r = waitpid(p->pid, &st, WNOHANG);
         if (r == p->pid) {
+            kill(-p->pid, SIGKILL); /* what it left running */
             p->pid = 0;
             if (WIFEXITED(st))
                 snprintf(buf, cap, "exited with status %d", WEXITSTATUS(st));
@@ -221,8 +226,11 @@ static void stop(struct sw_reward_plugin *p) {
         for (int i = 0; i < 20 && waitpid(p->pid, &st, WNOHANG) == 0; i++)
             usleep(10000);
         if (waitpid(p->pid, &st, WNOHANG) == 0) {
+            kill(-p->pid, SIGKILL);
             kill(p->pid, SIGKILL);
             waitpid(p->pid, &st, 0);
+        } else {
+            kill(-p->pid, SIGKILL); /* what the plugin left running */
         }
         p->pid = 0;
     }
