@@ -13,6 +13,7 @@
 #
 #   bench/grpo_arith_bench.sh                  # SEEDS="1 2 3" STEPS=120 EVAL=20 NVAL=40
 #   SEEDS="5" STEPS=60 bench/grpo_arith_bench.sh
+#   SW_BIN=build/x/bin bench/grpo_arith_bench.sh   # binaries of another build folder
 #
 # Needs python3 (data generation and the summary). Writes only under a temporary folder.
 set -euo pipefail
@@ -22,8 +23,9 @@ STEPS=${STEPS:-120}
 EVAL=${EVAL:-20}
 NVAL=${NVAL:-40}
 export SW_NUM_THREADS=${SW_NUM_THREADS:-2} SW_PROGRESS=0
-[ -n "${NO_BUILD:-}" ] || make -j2 bin/sw-train bin/sw-pack >/dev/null
-BIN=$PWD/bin M=$PWD/test/golden/generate/model
+# SW_BIN=DIR: binaries from DIR (no build); else bin/, built first
+[ -n "${SW_BIN:-}" ] || make -j2 bin/sw-train bin/sw-pack >/dev/null
+BIN=${SW_BIN:-$PWD/bin} M=$PWD/test/golden/generate/model
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 for seed in $SEEDS; do

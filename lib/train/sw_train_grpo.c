@@ -90,8 +90,12 @@ struct sw_train_grpo {
     struct sw_engine *e;
     struct comp *c; /* [nc] the current batch */
     int have_batch, iters_done, dirty;
-    double top_p;
+    double top_p, temperature;
     int top_k;
+    /* temperature ≠ 1: the final norm's weight divided by it for the step (see temp_scale) */
+    struct sw_param *norm;
+    float *norm_keep;
+    int scaled;
     struct metric m[MAX_METRICS];
     int nm;
 };
@@ -329,6 +333,7 @@ int sw_train_grpo_open(struct sw_trainer *t) {
     g->K = (int)q->num_iterations;
     g->B = (int)o->per_device_train_batch_size;
     g->top_p = q->top_p;
+    g->temperature = q->temperature;
     g->top_k = (int)q->top_k;
     int64_t nc = o->per_device_train_batch_size * o->gradient_accumulation_steps;
     if (g->G < 2)
@@ -400,6 +405,21 @@ int sw_train_grpo_start(struct sw_trainer *t) {
     struct sw_train_grpo *g = t->grpo;
     const struct sw_grpo_opts *q = &t->o->grpo;
     sw_model_set_training(t->m, 0);
+    if (g->temperature > 0 && g->temperature != 1.0) {
+        const char *mt = t->cfg.model_type;
+        if (strcmp(mt, "llama") != 0 && strcmp(mt, "qwen2") != 0 && strcmp(mt, "qwen3") != 0 &&
+            strcmp(mt, "mistral") != 0)
+            return sw_err_set(SW_EUNSUPPORTED,
+                              "--temperature %g: GRPO trains on temperature-scaled log-probs "
+                              "through the final norm's weight, which sw does for llama, qwen2, "
+                              "qwen3 and mistral, not %s (use --temperature 1)",
+                              g->temperature, mt);
+        g->norm = sw_model_param_find(t->m, "model.norm.weight");
+        if (!g->norm || g->norm->quant || g->norm->value.ndim != 1)
+            return sw_err_set(SW_ESTATE, "model.norm.weight: not a float vector");
+        if (!(g->norm_keep = malloc((size_t)g->norm->value.shape[0] * sizeof(float))))
+            return sw_err_set(SW_ENOMEM, "out of memory");
+    }
     struct sw_engine_opts eo;
     sw_engine_opts_init(&eo);
     eo.model_dir = t->model_dir;
@@ -420,11 +440,15 @@ int sw_train_grpo_start(struct sw_trainer *t) {
     return 0;
 }
 
+static int temp_scale(struct sw_trainer *t, int on);
+
 void sw_train_grpo_close(struct sw_trainer *t) {
     struct sw_train_grpo *g = t->grpo;
     if (!g) return;
     sw_engine_close(g->e);
     sw_reward_plugin_close(g->plugin);
+    if (g->scaled) temp_scale(t, 0); /* never leave the weight scaled (error paths) */
+    free(g->norm_keep);
     sw_tokenizer_free(g->tok);
     prompts_free(g->pr, g->npr);
     prompts_free(g->val, g->nval);
@@ -434,6 +458,43 @@ void sw_train_grpo_close(struct sw_trainer *t) {
     free(g);
     t->grpo = NULL;
     t->n_val = 0;
+}
+
+/* ---- temperature ------------------------------------------------------------------------------
+ * TRL trains on the log-probs of the temperature-scaled logits (logits / T, its fused LM head).
+ * logits / T = (h / T) · Wᵀ and h = rmsnorm(x) · w, so dividing the final norm's weight w by T
+ * for the step gives exactly those log-probs to the fused cross-entropy, and sampling the
+ * rollouts at temperature 1 from that model is sampling at T from the unscaled one (top-k / top-p
+ * apply after the temperature, as in vLLM). The weight is restored bit for bit from a copy after
+ * the step's backward, before the update, evaluation or a checkpoint sees it; a trainable norm
+ * weight's gradient is multiplied by 1 / T (d/dw of L(w / T)). */
+static int temp_scale(struct sw_trainer *t, int on) {
+    struct sw_train_grpo *g = t->grpo;
+    if (!g->norm || on == g->scaled) return 0;
+    struct sw_backend *be = sw_model_backend(t->m);
+    struct sw_param *p = g->norm;
+    int64_t n = p->value.shape[0];
+    size_t bytes = (size_t)n * sizeof(float);
+    float *tmp = malloc(bytes);
+    if (!tmp) return sw_err_set(SW_ENOMEM, "out of memory");
+    int rc = 0;
+    if (on) {
+        rc = be->download(be, g->norm_keep, p->value.data, bytes);
+        for (int64_t i = 0; rc == 0 && i < n; i++)
+            tmp[i] = (float)(g->norm_keep[i] / g->temperature);
+        if (rc == 0) rc = be->upload(be, p->value.data, tmp, bytes);
+    } else {
+        rc = be->upload(be, p->value.data, g->norm_keep, bytes);
+        if (rc == 0 && p->trainable && p->grad.data) {
+            rc = be->download(be, tmp, p->grad.data, bytes);
+            for (int64_t i = 0; rc == 0 && i < n; i++)
+                tmp[i] = (float)(tmp[i] / g->temperature);
+            if (rc == 0) rc = be->upload(be, p->grad.data, tmp, bytes);
+        }
+    }
+    free(tmp);
+    if (rc == 0) g->scaled = on;
+    return rc;
 }
 
 /* ---- rollouts and rewards ------------------------------------------------------------------- */
@@ -558,7 +619,7 @@ static int rollout(struct sw_trainer *t, double *t_gen, double *t_score) {
         next_prompts(t, idx, P);
         struct comp *dst = round == 0 ? g->c : tmp;
         double a = sw_now_seconds();
-        rc = generate(g, g->pr, idx, P, G, q->temperature, dst);
+        rc = generate(g, g->pr, idx, P, G, g->scaled ? 1.0 : q->temperature, dst);
         double b = sw_now_seconds();
         if (rc == 0) rc = score(g, g->pr, dst, g->nc);
         *t_gen += b - a;
@@ -766,7 +827,14 @@ static int batch_logps(struct sw_trainer *t, int ref) {
 int sw_train_grpo_step(struct sw_trainer *t, double gscale, double *loss) {
     struct sw_train_grpo *g = t->grpo;
     double t_gen = 0, t_score = 0, t0;
-    if (!g->have_batch || g->iters_done >= g->K) SW_TRY(rollout(t, &t_gen, &t_score));
+    SW_TRY(temp_scale(t, 1));
+    if (!g->have_batch || g->iters_done >= g->K) {
+        int rc = rollout(t, &t_gen, &t_score);
+        if (rc < 0) {
+            temp_scale(t, 0);
+            return rc;
+        }
+    }
     t0 = sw_now_seconds();
     int64_t num_items = 0;
     for (int i = 0; i < g->nc; i++)
@@ -834,7 +902,9 @@ int sw_train_grpo_step(struct sw_trainer *t, double gscale, double *loss) {
     }
     packed_release(&p);
     free(starts), free(off), free(lp), free(dl), free(old), free(ref), free(adv), free(lb), free(w);
+    int rc2 = temp_scale(t, 0);
     SW_TRY(rc);
+    SW_TRY(rc2);
     g->iters_done++;
     g->dirty = 1; /* the update follows: the engine's cached prefixes go stale */
     metric_add(g, "time/generation", t_gen);
@@ -894,6 +964,7 @@ int sw_train_grpo_eval(struct sw_trainer *t) {
     for (int i = 0; c && i < n; i++)
         comp_release(&c[i]);
     free(c), free(idx);
+    if (g->norm) g->dirty = 1; /* the prefixes it cached saw the unscaled norm (see temp_scale) */
     return rc;
 }
 

@@ -156,3 +156,19 @@ assert r["prompt"].endswith("<|im_start|>assistant\n") and "+" in r["prompt"], r
     assert_output --partial "loss_type 'sigmoid'"
     [ ! -e out ]
 }
+
+@test "temperature 0.9 (the final norm's weight scaled for the step) leaves the weights exact" {
+    gen 5 20
+    # a constant reward: every advantage 0, so with weight decay 0 nothing may change at all
+    run grpo out --tuner_type full --temperature 0.9 --weight_decay 0 --max_steps 2 \
+        --reward_plugin "sh -c 'while read -r l; do echo 1; done'"
+    assert_success
+    run python3 -c 'import sys
+from safetensors.numpy import load_file
+a = load_file(sys.argv[1] + "/model.safetensors")
+b = load_file("out/checkpoint-2/model.safetensors")
+bad = [k for k in a if k in b and not (a[k] == b[k]).all()]
+print(len(a), "tensors compared; differing:", bad)
+assert not bad and "model.norm.weight" in b' "$M"
+    assert_success
+}

@@ -38,13 +38,15 @@ PROMPTS = [[11, 42, 7, 93], [5, 77, 31, 64]]
 COMPLETIONS = [[23, 8, 56, 12, 2], [61, 19, 2], [34, 9, 88, 45, 70, 2], [15, 2]]
 REWARDS = [1.0, 0.0, 0.5, 2.0]
 G = 2
-# (name, loss_type, beta, epsilon, epsilon_high, off-policy, max_completion_length, GA)
+# (name, loss_type, beta, epsilon, epsilon_high, off-policy, max_completion_length, GA,
+#  temperature)
 CASES = [
-    ("grpo", "grpo", 0.04, 0.2, 0.2, False, 8, 1),
-    ("grpo_ga2", "grpo", 0.04, 0.2, 0.2, False, 8, 2),
-    ("bnpo_old", "bnpo", 0.04, 0.2, 0.28, True, 8, 1),
-    ("dr_grpo_old", "dr_grpo", 0.0, 0.2, 0.2, True, 8, 1),
-    ("dapo_old", "dapo", 0.1, 0.2, 0.28, True, 8, 1),
+    ("grpo", "grpo", 0.04, 0.2, 0.2, False, 8, 1, 1.0),
+    ("grpo_ga2", "grpo", 0.04, 0.2, 0.2, False, 8, 2, 1.0),
+    ("bnpo_old", "bnpo", 0.04, 0.2, 0.28, True, 8, 1, 1.0),
+    ("dr_grpo_old", "dr_grpo", 0.0, 0.2, 0.2, True, 8, 1, 1.0),
+    ("dapo_old", "dapo", 0.1, 0.2, 0.28, True, 8, 1, 1.0),
+    ("grpo_temp", "grpo", 0.04, 0.2, 0.2, True, 8, 1, 0.7),
 ]
 
 
@@ -59,10 +61,11 @@ def load_model():
     return model
 
 
-def logps_and_entropies(model, input_ids, attention_mask, logits_to_keep, **kw):
-    """_get_per_token_logps(_and_entropies) at temperature 1."""
+def logps_and_entropies(model, input_ids, attention_mask, logits_to_keep, temperature=1.0, **kw):
+    """_get_per_token_logps(_and_entropies): log_softmax(logits / temperature) (TRL's fused LM
+    head divides by the temperature)."""
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-    logits = logits[:, -logits_to_keep - 1:-1, :].float()
+    logits = logits[:, -logits_to_keep - 1:-1, :].float() / temperature
     lsm = torch.log_softmax(logits, -1)
     ids = input_ids[:, -logits_to_keep:]
     lp = lsm.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
@@ -129,10 +132,19 @@ def main():
            "logp": torch.cat([lp_now[i, :len(c)] for i, c in enumerate(COMPLETIONS)]).double(),
            "ref": torch.cat([ref[i, :len(c)] for i, c in enumerate(COMPLETIONS)]).double(),
            "old": torch.cat([old[i, :len(c)] for i, c in enumerate(COMPLETIONS)]).double()}
-    for name, lt, beta, eps, eps_high, off, mcl, ga in CASES:
+    for name, lt, beta, eps, eps_high, off, mcl, ga, temp in CASES:
         model.zero_grad()
+        case_ref, case_old = ref, old
+        if temp != 1.0:  # the reference and old log-probs at the same temperature, as TRL has them
+            with torch.no_grad():
+                lp_t, _, _ = logps_and_entropies(model, ids, am, L, temp)
+                with model.disable_adapter():
+                    case_ref, _, _ = logps_and_entropies(model, ids, am, L, temp)
+            case_old = (lp_t + offs) * completion_mask
+            out[f"{name}.ref"] = torch.cat([case_ref[i, :len(c)] for i, c in enumerate(COMPLETIONS)]).double()
+            out[f"{name}.old"] = torch.cat([case_old[i, :len(c)] for i, c in enumerate(COMPLETIONS)]).double()
         s = types.SimpleNamespace(
-            _get_per_token_logps_and_entropies=lambda *a, **k: logps_and_entropies(*a, **k),
+            _get_per_token_logps_and_entropies=lambda *a, _t=temp, **k: logps_and_entropies(*a, temperature=_t, **k),
             top_entropy_quantile=1.0, off_policy_mask_threshold=None,
             importance_sampling_level="token", beta=beta, loss_type=lt, epsilon_low=eps,
             epsilon_high=eps_high, use_vllm=False, model=model,
@@ -147,9 +159,9 @@ def main():
                   "advantages": adv.float(),
                   "num_items_in_batch": completion_mask.sum()}
         if off:
-            inputs["old_per_token_logps"] = old
+            inputs["old_per_token_logps"] = case_old
         if beta != 0:
-            inputs["ref_per_token_logps"] = ref
+            inputs["ref_per_token_logps"] = case_ref
         loss = GRPOTrainer._compute_loss(s, model, inputs)
         loss.backward()
         model.training = False

@@ -6,7 +6,8 @@
  * to back as sw-train packs them (prompt + completion, labels on the completion only). Loss,
  * metrics and all LoRA gradients must match to 1e-5 (relative to the tensor's largest value;
  * float32, CPU) for loss_type grpo (on-policy, and with gradient accumulation 2), bnpo, dr_grpo
- * and dapo with off-policy old log-probs that exercise both clipping sides. Also the built-in
+ * and dapo with off-policy old log-probs that exercise both clipping sides, and grpo at
+ * temperature 0.7 (TRL's logits / T, by the final norm's weight / T). Also the built-in
  * rewards (accuracy's answer extraction, format) and the reward plugin's failure modes. */
 #include "sw_err.h"
 #include "sw_grpo_loss.h"
@@ -125,13 +126,39 @@ struct gcase {
     enum sw_grpo_loss_type loss;
     double beta, eps, eps_high;
     int off_policy, ga;
+    double temperature; /* 1: none; else model.norm.weight / T, as sw-train does */
 };
 
 static void run_case(struct sw_model *m, const struct sw_st_file *g, const struct gcase *gc,
                      const double *ref, const double *adv) {
     struct sw_batch b = batch();
-    double lp[NTOK], dl[NTOK];
+    double lp[NTOK], dl[NTOK], tref[NTOK];
     const double *old = f64(g, "old", NTOK);
+    struct sw_param *nw = sw_model_param_find(m, "model.norm.weight");
+    float keep[256];
+    int64_t nn = nw ? nw->value.shape[0] : 0;
+    if (gc->temperature != 1.0) {
+        /* TRL's log_softmax(logits / T): the final norm's weight divided by T (sw_train_grpo.c's
+         * temp_scale); the reference and old log-probs at T too */
+        char k[96];
+        snprintf(k, sizeof k, "%s.old", gc->name);
+        old = f64(g, k, NTOK);
+        snprintf(k, sizeof k, "%s.ref", gc->name);
+        const double *want_ref = f64(g, k, NTOK);
+        float *v = nw ? nw->value.data : NULL; /* CPU backend: host memory */
+        if (!OK(v && nn <= 256 && old && want_ref, "%s: golden and norm weight", gc->name)) return;
+        memcpy(keep, v, (size_t)nn * sizeof *v);
+        for (int64_t i = 0; i < nn; i++)
+            v[i] = (float)(keep[i] / gc->temperature);
+        sw_model_set_lora_enabled(m, 0);
+        int rc0 = logps(m, &b, tref);
+        sw_model_set_lora_enabled(m, 1);
+        double wr = 0;
+        for (int i = 0; i < NTOK; i++)
+            wr = fmax(wr, fabs(tref[i] - want_ref[i]));
+        OK(rc0 == 0 && wr < TOL, "%s: reference log-probs at T = TRL's (%.2g)", gc->name, wr);
+        ref = tref;
+    }
     struct sw_grpo_cfg c = {.loss = gc->loss,
                             .beta = gc->beta,
                             .epsilon_low = gc->eps,
@@ -148,6 +175,7 @@ static void run_case(struct sw_model *m, const struct sw_st_file *g, const struc
         for (int j = 0; j < CLEN[s]; j++)
             w[starts[s] + j] = (float)-dl[off[s] + j];
     if (rc == 0) rc = sw_model_backward_weighted(m, w, 1.0f);
+    if (gc->temperature != 1.0) memcpy(nw->value.data, keep, (size_t)nn * sizeof(float));
     if (!OK(rc == 0, "%s: forward, loss, weighted backward (%s)", gc->name,
             rc ? sw_err_msg() : "ok"))
         return;
@@ -210,11 +238,12 @@ static void test_golden(void) {
        "completion log-probs from the packed batch = torch's (policy %.2g, reference %.2g)", wl,
        wr);
     static const struct gcase cases[] = {
-        {"grpo", SW_GRPO_GRPO, 0.04, 0.2, 0.2, 0, 1},
-        {"grpo_ga2", SW_GRPO_GRPO, 0.04, 0.2, 0.2, 0, 2},
-        {"bnpo_old", SW_GRPO_BNPO, 0.04, 0.2, 0.28, 1, 1},
-        {"dr_grpo_old", SW_GRPO_DR_GRPO, 0.0, 0.2, 0.2, 1, 1},
-        {"dapo_old", SW_GRPO_DAPO, 0.1, 0.2, 0.28, 1, 1},
+        {"grpo", SW_GRPO_GRPO, 0.04, 0.2, 0.2, 0, 1, 1.0},
+        {"grpo_ga2", SW_GRPO_GRPO, 0.04, 0.2, 0.2, 0, 2, 1.0},
+        {"bnpo_old", SW_GRPO_BNPO, 0.04, 0.2, 0.28, 1, 1, 1.0},
+        {"dr_grpo_old", SW_GRPO_DR_GRPO, 0.0, 0.2, 0.2, 1, 1, 1.0},
+        {"dapo_old", SW_GRPO_DAPO, 0.1, 0.2, 0.28, 1, 1, 1.0},
+        {"grpo_temp", SW_GRPO_GRPO, 0.04, 0.2, 0.2, 1, 1, 0.7},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_case(m, g, &cases[i], ref, adv);
