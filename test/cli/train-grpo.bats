@@ -172,3 +172,28 @@ print(len(a), "tensors compared; differing:", bad)
 assert not bad and "model.norm.weight" in b' "$M"
     assert_success
 }
+
+@test "num_iterations 2, beta, epsilon_high, dapo, dynamic_sample and two weighted rewards run" {
+    gen 6 20
+    # a plugin reward that differs inside most groups: completion length mod 3
+    run grpo out --reward_funcs format --reward_weights 0.5,1 \
+        --reward_plugin "python3 -u -c \"import sys, json
+for l in sys.stdin: print(len(json.loads(l)['completion']) % 3)\"" \
+        --gradient_accumulation_steps 2 --max_completion_length 6 --num_iterations 2 \
+        --beta 0.04 --epsilon_high 0.28 --dynamic_sample true --loss_type dapo \
+        --learning_rate 5e-3 --max_steps 4
+    assert_success
+    run python3 -c 'import json
+rows = [json.loads(l) for l in open("out/logging.jsonl")]
+print(rows)
+gen = [r for r in rows if "reward" in r]
+# a rollout every num_iterations steps; its metrics on those steps
+assert [r["step"] for r in gen] == [1, 3], gen
+assert all(r["frac_reward_zero_std"] == 0 for r in gen)  # dynamic_sample kept spread groups
+assert all("rewards/format/mean" in r and "rewards/plugin/mean" in r for r in gen)
+assert all(abs(r["reward"] - (0.5 * r["rewards/format/mean"] + r["rewards/plugin/mean"])) < 1e-9 for r in gen)
+# step 1 updates nothing (warmup: lr 0), so step 2 is still on-policy; step 4 is not
+assert rows[1]["kl"] == 0 and rows[1]["clip_ratio/region_mean"] == 0
+assert rows[3]["kl"] > 0 and rows[3]["clip_ratio/region_mean"] > 0'
+    assert_success
+}
