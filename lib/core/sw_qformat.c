@@ -103,7 +103,7 @@ static void nf4_codes(const float *x, int64_t n, uint8_t *packed, float *absmax)
         for (int64_t i = lo; i < hi; i++)
             a = fmaxf(a, fabsf(x[i]));
         absmax[b] = a;
-        uint8_t q[64];
+        uint8_t q[64] = {0};
         for (int64_t i = lo; i < hi; i++)
             q[i - lo] = a > 0 ? (uint8_t)nearest_code(nf4, 16, x[i] / a) : 0;
         /* lo is even: the block owns its bytes. */
