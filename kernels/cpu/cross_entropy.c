@@ -125,18 +125,26 @@ static int ce_cache_hit(const struct sw_cpu_ce_cache *cc, const float *h, const 
            memcmp(cc->lse, lse, (size_t)N * sizeof(float)) == 0;
 }
 
-int sw_cpu_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const float *h,
-                        const float *w, const int32_t *targets, int64_t N, int64_t V, int64_t C,
-                        int64_t chunk_rows) {
+/* Soft-cap (cap > 0) n logits in place: Gemma 2's final_logit_softcapping. */
+static void ce_softcap(float *x, int64_t n, float cap) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++)
+        x[i] = cap * tanhf(x[i] / cap);
+}
+
+static int ce_fwd(struct sw_backend *be, const char *op, float *loss, float *lse, const float *h,
+                  const float *w, const int32_t *targets, int64_t N, int64_t V, int64_t C,
+                  int64_t chunk_rows, float cap) {
     struct ce_ws ws;
-    SW_TRY(ce_ws_open(&ws, "ce_fused_fwd", targets, N, V, C, chunk_rows, 0));
-    struct sw_cpu_ce_cache *cc = sw_cpu_ce_cache_get(be);
+    SW_TRY(ce_ws_open(&ws, op, targets, N, V, C, chunk_rows, 0));
+    struct sw_cpu_ce_cache *cc = cap > 0 ? NULL : sw_cpu_ce_cache_get(be); /* capped: recompute */
     int cache = ce_cache_begin(cc, ws.nvalid, N, V);
     memset(loss, 0, (size_t)N * sizeof(float));
     memset(lse, 0, (size_t)N * sizeof(float));
     for (int64_t r0 = 0; r0 < ws.nvalid; r0 += ws.R) {
         int64_t R = ws.nvalid - r0 < ws.R ? ws.nvalid - r0 : ws.R;
         ce_chunk_logits(&ws, h, w, r0, R, V, C);
+        if (cap > 0) ce_softcap(ws.logits, R * V, cap);
 #pragma omp parallel for schedule(static) if (R * V > 65536)
         for (int64_t r = 0; r < R; r++) {
             int64_t n = ws.idx[r0 + r];
@@ -161,13 +169,27 @@ int sw_cpu_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const fl
     return 0;
 }
 
-int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float *h, const float *w,
-                        const int32_t *targets, const float *lse, const float *row_scale, int64_t N,
-                        int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta) {
+int sw_cpu_ce_fused_fwd(struct sw_backend *be, float *loss, float *lse, const float *h,
+                        const float *w, const int32_t *targets, int64_t N, int64_t V, int64_t C,
+                        int64_t chunk_rows) {
+    return ce_fwd(be, "ce_fused_fwd", loss, lse, h, w, targets, N, V, C, chunk_rows, 0.0f);
+}
+
+int sw_cpu_ce_fused_cap_fwd(struct sw_backend *be, float *loss, float *lse, const float *h,
+                            const float *w, const int32_t *targets, int64_t N, int64_t V, int64_t C,
+                            int64_t chunk_rows, float cap) {
+    if (!(cap > 0)) return sw_err_set(SW_EINVAL, "ce_fused_cap_fwd: soft-cap %g", (double)cap);
+    return ce_fwd(be, "ce_fused_cap_fwd", loss, lse, h, w, targets, N, V, C, chunk_rows, cap);
+}
+
+static int ce_bwd(struct sw_backend *be, const char *op, float *dh, float *dw, const float *h,
+                  const float *w, const int32_t *targets, const float *lse, const float *row_scale,
+                  int64_t N, int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta,
+                  float cap) {
     struct ce_ws ws;
-    SW_TRY(ce_ws_open(&ws, "ce_fused_bwd", targets, N, V, C, chunk_rows, dh != NULL));
+    SW_TRY(ce_ws_open(&ws, op, targets, N, V, C, chunk_rows, dh != NULL));
     const float *rs = row_scale; /* per-row weights (NULL: 1) */
-    struct sw_cpu_ce_cache *cc = sw_cpu_ce_cache_get(be);
+    struct sw_cpu_ce_cache *cc = cap > 0 ? NULL : sw_cpu_ce_cache_get(be);
     int cached = ce_cache_hit(cc, h, w, targets, lse, N, V, C);
     if (dh) { /* rows without a target get no gradient: zero (or keep beta·dh) */
         for (int64_t n = 0; n < N; n++) {
@@ -207,6 +229,14 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
                 int64_t n = ws.idx[r0 + r];
                 float *x = ws.logits + r * V;
                 float l = lse[n], sc = rs ? grad_scale * rs[n] : grad_scale;
+                if (cap > 0) { /* through x' = cap·tanh(x/cap): g · (1 − tanh²) */
+                    for (int64_t v = 0; v < V; v++) {
+                        float t = tanhf(x[v] / cap);
+                        float g = sc * expf(cap * t - l) - (v == targets[n] ? sc : 0.0f);
+                        x[v] = g * (1.0f - t * t);
+                    }
+                    continue;
+                }
                 sw_vexpf(x, x, l, sc, V);
                 x[targets[n]] -= sc;
             }
@@ -232,6 +262,22 @@ int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float
     }
     ce_ws_close(&ws);
     return 0;
+}
+
+int sw_cpu_ce_fused_bwd(struct sw_backend *be, float *dh, float *dw, const float *h, const float *w,
+                        const int32_t *targets, const float *lse, const float *row_scale, int64_t N,
+                        int64_t V, int64_t C, int64_t chunk_rows, float grad_scale, float beta) {
+    return ce_bwd(be, "ce_fused_bwd", dh, dw, h, w, targets, lse, row_scale, N, V, C, chunk_rows,
+                  grad_scale, beta, 0.0f);
+}
+
+int sw_cpu_ce_fused_cap_bwd(struct sw_backend *be, float *dh, float *dw, const float *h,
+                            const float *w, const int32_t *targets, const float *lse,
+                            const float *row_scale, int64_t N, int64_t V, int64_t C,
+                            int64_t chunk_rows, float grad_scale, float beta, float cap) {
+    if (!(cap > 0)) return sw_err_set(SW_EINVAL, "ce_fused_cap_bwd: soft-cap %g", (double)cap);
+    return ce_bwd(be, "ce_fused_cap_bwd", dh, dw, h, w, targets, lse, row_scale, N, V, C,
+                  chunk_rows, grad_scale, beta, cap);
 }
 
 int sw_cpu_ce_logits_fwd(struct sw_backend *be, float *loss, float *lse, const float *logits,

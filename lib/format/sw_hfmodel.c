@@ -77,6 +77,10 @@ static int specs_build(const struct sw_model_config *c, struct spec_list *l) {
             SW_TRY(spec_add(l, 0, hd, -1, "model.layers.%lld.self_attn.k_norm.weight", i));
         }
         SW_TRY(spec_add(l, 0, h, -1, "model.layers.%lld.post_attention_layernorm.weight", i));
+        if (c->arch == SW_ARCH_GEMMA2) { /* norms around the MLP */
+            SW_TRY(spec_add(l, 0, h, -1, "model.layers.%lld.pre_feedforward_layernorm.weight", i));
+            SW_TRY(spec_add(l, 0, h, -1, "model.layers.%lld.post_feedforward_layernorm.weight", i));
+        }
         SW_TRY(spec_linear(l, i, "mlp.gate_proj", im, h, c->mlp_bias));
         SW_TRY(spec_linear(l, i, "mlp.up_proj", im, h, c->mlp_bias));
         SW_TRY(spec_linear(l, i, "mlp.down_proj", h, im, c->mlp_bias));

@@ -7,6 +7,7 @@
 
 #include "sw_err.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,8 +158,6 @@ static int check_config(const struct sw_model_config *c) {
     if (c->hidden_act[0] && strcmp(c->hidden_act, act) != 0)
         return sw_err_set(SW_EUNSUPPORTED, "model: hidden_act '%s' (%s takes %s)", c->hidden_act,
                           c->model_type[0] ? c->model_type : "this family", act);
-    if (c->arch == SW_ARCH_GEMMA2) /* config parsing is there; the decoder is not yet */
-        return sw_err_set(SW_EUNSUPPORTED, "model: gemma2 is not supported yet");
     if (c->sliding_window < 0 || c->attn_softcap < 0 || c->final_softcap < 0 ||
         c->query_pre_attn_scalar < 0)
         return sw_err_set(SW_EINVAL, "model: negative sliding_window, soft-cap or "
@@ -240,7 +239,17 @@ static int build_params(struct sw_model *m) {
         SW_TRY(sw_model_add_param(m, name, 1, m->C, 0, 0, 0, &ly->ln1));
         snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight",
                  (long long)l);
-        SW_TRY(sw_model_add_param(m, name, 1, m->C, 0, 0, 0, &ly->ln2));
+        /* Gemma 2's post_attention_layernorm normalises the attention output; its MLP input
+         * norm is pre_feedforward_layernorm, and post_feedforward_layernorm follows the MLP. */
+        SW_TRY(sw_model_add_param(m, name, 1, m->C, 0, 0, 0, m->gemma ? &ly->post_attn : &ly->ln2));
+        if (m->gemma) {
+            snprintf(name, sizeof name, "model.layers.%lld.pre_feedforward_layernorm.weight",
+                     (long long)l);
+            SW_TRY(sw_model_add_param(m, name, 1, m->C, 0, 0, 0, &ly->ln2));
+            snprintf(name, sizeof name, "model.layers.%lld.post_feedforward_layernorm.weight",
+                     (long long)l);
+            SW_TRY(sw_model_add_param(m, name, 1, m->C, 0, 0, 0, &ly->post_ff));
+        }
     }
     SW_TRY(sw_model_add_param(m, "model.norm.weight", 1, m->C, 0, 0, 0, &m->norm));
     if (c->tie_word_embeddings)
@@ -264,6 +273,17 @@ int sw_model_new(const struct sw_model_config *cfg, struct sw_backend *be, struc
     m->D = cfg->head_dim;
     m->V = cfg->vocab_size;
     m->L = cfg->num_hidden_layers;
+    m->gemma = cfg->arch == SW_ARCH_GEMMA2;
+    if (m->gemma && (!be->geglu_fwd || !be->attention_ext_fwd ||
+                     (cfg->final_softcap > 0 && !be->ce_fused_cap_fwd))) {
+        free(m);
+        return sw_err_set(SW_EUNSUPPORTED,
+                          "model: the %s backend has no GeGLU / soft-capped attention and loss yet "
+                          "(gemma2 runs on the CPU)",
+                          be->name);
+    }
+    /* transformers: hidden * torch.tensor(hidden_size ** 0.5, dtype=float32) */
+    m->embed_scale = m->gemma ? (float)sqrt((double)m->C) : 1.0f;
     /* Chunk of the fused LM-head loss: ~32 MiB of logits, between 16 and 1024 rows. */
     m->ce_chunk_rows = (8 << 20) / (m->V > 0 ? m->V : 1);
     if (m->ce_chunk_rows < 16) m->ce_chunk_rows = 16;
@@ -276,6 +296,21 @@ int sw_model_new(const struct sw_model_config *cfg, struct sw_backend *be, struc
         goto fail;
     }
     SW_TRY_GOTO(rc, build_params(m), fail);
+    if (m->gemma) {
+        int64_t n = m->C > m->D ? m->C : m->D;
+        float *h = malloc((size_t)n * sizeof(float));
+        m->ones = be->alloc(be, (size_t)n * sizeof(float));
+        if (!h || !m->ones) {
+            free(h);
+            rc = sw_err_set(SW_ENOMEM, "model: out of memory");
+            goto fail;
+        }
+        for (int64_t i = 0; i < n; i++)
+            h[i] = 1.0f;
+        rc = be->upload(be, m->ones, h, (size_t)n * sizeof(float));
+        free(h);
+        if (rc < 0) goto fail;
+    }
     int64_t P = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings : 2048;
     SW_TRY_GOTO(rc, sw_model_rope_reserve(m, P), fail);
     *out = m;
@@ -299,6 +334,7 @@ void sw_model_free(struct sw_model *m) {
     free(m->layers);
     free(m->acts);
     if (m->be) {
+        m->be->free(m->be, m->ones);
         m->be->free(m->be, m->rope_cos);
         m->be->free(m->be, m->rope_sin);
     }

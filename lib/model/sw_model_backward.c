@@ -17,6 +17,10 @@
 #include <math.h>
 #include <string.h>
 
+#define NORM_W(var, p)                                                                             \
+    const float *var = sw_model_norm_w(m, (p));                                                    \
+    if (!var) return SW_ENOMEM
+
 static float *grad_of(const struct sw_param *p) {
     return p && p->trainable ? p->grad.data : NULL;
 }
@@ -30,21 +34,38 @@ int sw_model_layer_backward(struct sw_model *m, int l, const struct sw_layer_act
     const struct sw_linear *lin = ly->lin;
     const struct sw_lora_act *la = a->lora;
 
-    /* MLP block. */
-    SW_TRY(sw_linear_backward(m, &lin[SW_LIN_DOWN], st->g_act, 0.0f, dout, a->act, N,
+    /* MLP block (gemma2: through the post-feed-forward norm first). */
+    const float *d_down = dout;
+    if (ly->post_ff) {
+        NORM_W(w_pf, ly->post_ff);
+        SW_TRY(be->rmsnorm_bwd(be, st->g_ln, grad_of(ly->post_ff), dout, a->d_out, w_pf, a->d_rstd,
+                               N, C, 0.0f));
+        d_down = st->g_ln;
+    }
+    SW_TRY(sw_linear_backward(m, &lin[SW_LIN_DOWN], st->g_act, 0.0f, d_down, a->act, N,
                               &la[SW_LIN_DOWN]));
-    SW_TRY(be->swiglu_bwd(be, st->g_gate, st->g_up, st->g_act, a->gate, a->up, N * F));
+    if (m->gemma)
+        SW_TRY(be->geglu_bwd(be, st->g_gate, st->g_up, st->g_act, a->gate, a->up, N * F));
+    else
+        SW_TRY(be->swiglu_bwd(be, st->g_gate, st->g_up, st->g_act, a->gate, a->up, N * F));
     SW_TRY(sw_linear_backward(m, &lin[SW_LIN_GATE], st->g_ln, 0.0f, st->g_gate, a->ln2, N,
                               &la[SW_LIN_GATE]));
     SW_TRY(sw_linear_backward(m, &lin[SW_LIN_UP], st->g_ln, 1.0f, st->g_up, a->ln2, N,
                               &la[SW_LIN_UP]));
     SW_TRY(be->copy(be, st->g_h1, dout, (size_t)(N * C) * sizeof(float)));
-    SW_TRY(be->rmsnorm_bwd(be, st->g_h1, grad_of(ly->ln2), st->g_ln, a->h1, ly->ln2->value.data,
-                           a->ln2_rstd, N, C, 1.0f));
+    NORM_W(w_ln2, ly->ln2);
+    SW_TRY(be->rmsnorm_bwd(be, st->g_h1, grad_of(ly->ln2), st->g_ln, a->h1, w_ln2, a->ln2_rstd, N,
+                           C, 1.0f));
 
-    /* Attention block. */
-    SW_TRY(
-        sw_linear_backward(m, &lin[SW_LIN_O], st->g_att, 0.0f, st->g_h1, a->att, N, &la[SW_LIN_O]));
+    /* Attention block (gemma2: through the post-attention norm first). */
+    const float *d_o = st->g_h1;
+    if (ly->post_attn) {
+        NORM_W(w_pa, ly->post_attn);
+        SW_TRY(be->rmsnorm_bwd(be, st->g_ln, grad_of(ly->post_attn), st->g_h1, a->o_out, w_pa,
+                               a->o_rstd, N, C, 0.0f));
+        d_o = st->g_ln;
+    }
+    SW_TRY(sw_linear_backward(m, &lin[SW_LIN_O], st->g_att, 0.0f, d_o, a->att, N, &la[SW_LIN_O]));
     int64_t win;
     float cap, scale;
     SW_TRY(sw_model_attention_mode(m, l, st->max_len, &win, &cap, &scale));
@@ -72,8 +93,9 @@ int sw_model_layer_backward(struct sw_model *m, int l, const struct sw_layer_act
     SW_TRY(
         sw_linear_backward(m, &lin[SW_LIN_V], st->g_ln, 1.0f, st->g_v, a->ln1, N, &la[SW_LIN_V]));
     SW_TRY(be->copy(be, dx, st->g_h1, (size_t)(N * C) * sizeof(float)));
-    return be->rmsnorm_bwd(be, dx, grad_of(ly->ln1), st->g_ln, a->x, ly->ln1->value.data,
-                           a->ln1_rstd, N, C, 1.0f);
+    NORM_W(w_ln1, ly->ln1);
+    return be->rmsnorm_bwd(be, dx, grad_of(ly->ln1), st->g_ln, a->x, w_ln1, a->ln1_rstd, N, C,
+                           1.0f);
 }
 
 static int alloc_workspace(struct sw_model *m) {
@@ -128,10 +150,17 @@ static int backward(struct sw_model *m, const float *weights, float grad_scale) 
         SW_TRY(be->upload(be, rs, weights, (size_t)N * sizeof(float)));
     }
 
-    SW_TRY(be->ce_fused_bwd(be, st->g_ln, grad_of(m->lm_head), st->final_out,
-                            m->lm_head->value.data, st->targets, st->lse_rows, rs, N, m->V, C,
-                            m->ce_chunk_rows, grad_scale, 0.0f));
-    SW_TRY(be->rmsnorm_bwd(be, cur, grad_of(m->norm), st->g_ln, st->final_in, m->norm->value.data,
+    if (m->cfg.final_softcap > 0)
+        SW_TRY(be->ce_fused_cap_bwd(be, st->g_ln, grad_of(m->lm_head), st->final_out,
+                                    m->lm_head->value.data, st->targets, st->lse_rows, rs, N, m->V,
+                                    C, m->ce_chunk_rows, grad_scale, 0.0f,
+                                    (float)m->cfg.final_softcap));
+    else
+        SW_TRY(be->ce_fused_bwd(be, st->g_ln, grad_of(m->lm_head), st->final_out,
+                                m->lm_head->value.data, st->targets, st->lse_rows, rs, N, m->V, C,
+                                m->ce_chunk_rows, grad_scale, 0.0f));
+    NORM_W(w_norm, m->norm);
+    SW_TRY(be->rmsnorm_bwd(be, cur, grad_of(m->norm), st->g_ln, st->final_in, w_norm,
                            st->final_rstd, N, C, 0.0f));
     for (int l = (int)m->L - 1; l >= 0; l--) {
         const struct sw_layer_act *a = &st->acts[l];
@@ -144,8 +173,10 @@ static int backward(struct sw_model *m, const float *weights, float grad_scale) 
         cur = other;
         other = t;
     }
-    if (grad_of(m->embed))
+    if (grad_of(m->embed)) {
+        if (m->embed_scale != 1.0f) SW_TRY(be->scale(be, cur, N * C, m->embed_scale));
         SW_TRY(be->embedding_bwd(be, m->embed->grad.data, cur, st->ids, N, m->V, C));
+    }
     st->have_loss = 0;
     return 0;
 }

@@ -30,6 +30,24 @@
         if (!(ptr)) ALLOC_F(ptr, n);                                                               \
     } while (0)
 
+const float *sw_model_norm_w(struct sw_model *m, const struct sw_param *p) {
+    if (!m->gemma) return p->value.data;
+    int64_t n = p->value.shape[0];
+    float *w = sw_model_scratch_f(m, n);
+    if (!w || m->be->add(m->be, w, p->value.data, m->ones, n) < 0) return NULL;
+    return w;
+}
+
+int sw_model_mlp_act(struct sw_model *m, float *out, const float *gate, const float *up,
+                     int64_t n) {
+    if (m->gemma) return m->be->geglu_fwd(m->be, out, gate, up, n);
+    return m->be->swiglu_fwd(m->be, out, gate, up, n);
+}
+
+#define NORM_W(var, p)                                                                             \
+    const float *var = sw_model_norm_w(m, (p));                                                    \
+    if (!var) return SW_ENOMEM
+
 int sw_model_attention_mode(const struct sw_model *m, int l, int64_t max_len, int64_t *window,
                             float *softcap, float *scale) {
     const struct sw_model_config *c = &m->cfg;
@@ -54,7 +72,8 @@ int sw_model_layer_forward(struct sw_model *m, int l, struct sw_layer_act *a, fl
 
     ALLOC_ONCE(a->ln1, N * C);
     ALLOC_ONCE(a->ln1_rstd, N);
-    SW_TRY(be->rmsnorm_fwd(be, a->ln1, a->ln1_rstd, a->x, ly->ln1->value.data, N, C, eps));
+    NORM_W(w_ln1, ly->ln1);
+    SW_TRY(be->rmsnorm_fwd(be, a->ln1, a->ln1_rstd, a->x, w_ln1, N, C, eps));
 
     ALLOC_ONCE(a->q, N * Hq * D);
     ALLOC_ONCE(a->k, N * Hk * D);
@@ -92,19 +111,37 @@ int sw_model_layer_forward(struct sw_model *m, int l, struct sw_layer_act *a, fl
 
     float *tmp = st->f_tmp; /* o_proj / down_proj output before the residual add */
     ALLOC_ONCE(a->h1, N * C);
-    SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_O], tmp, a->att, N, &a->lora[SW_LIN_O]));
+    if (ly->post_attn) { /* gemma2: h1 = x + post_norm(o_proj(att)) */
+        ALLOC_ONCE(a->o_out, N * C);
+        ALLOC_ONCE(a->o_rstd, N);
+        NORM_W(w_pa, ly->post_attn);
+        SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_O], a->o_out, a->att, N, &a->lora[SW_LIN_O]));
+        SW_TRY(be->rmsnorm_fwd(be, tmp, a->o_rstd, a->o_out, w_pa, N, C, eps));
+    } else {
+        SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_O], tmp, a->att, N, &a->lora[SW_LIN_O]));
+    }
     SW_TRY(be->add(be, a->h1, a->x, tmp, N * C));
 
     ALLOC_ONCE(a->ln2, N * C);
     ALLOC_ONCE(a->ln2_rstd, N);
-    SW_TRY(be->rmsnorm_fwd(be, a->ln2, a->ln2_rstd, a->h1, ly->ln2->value.data, N, C, eps));
+    NORM_W(w_ln2, ly->ln2);
+    SW_TRY(be->rmsnorm_fwd(be, a->ln2, a->ln2_rstd, a->h1, w_ln2, N, C, eps));
     ALLOC_ONCE(a->gate, N * F);
     ALLOC_ONCE(a->up, N * F);
     ALLOC_ONCE(a->act, N * F);
     SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_GATE], a->gate, a->ln2, N, &a->lora[SW_LIN_GATE]));
     SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_UP], a->up, a->ln2, N, &a->lora[SW_LIN_UP]));
-    SW_TRY(be->swiglu_fwd(be, a->act, a->gate, a->up, N * F));
-    SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_DOWN], tmp, a->act, N, &a->lora[SW_LIN_DOWN]));
+    SW_TRY(sw_model_mlp_act(m, a->act, a->gate, a->up, N * F));
+    if (ly->post_ff) { /* gemma2: out = h1 + post_norm(down(act)) */
+        ALLOC_ONCE(a->d_out, N * C);
+        ALLOC_ONCE(a->d_rstd, N);
+        NORM_W(w_pf, ly->post_ff);
+        SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_DOWN], a->d_out, a->act, N,
+                                 &a->lora[SW_LIN_DOWN]));
+        SW_TRY(be->rmsnorm_fwd(be, tmp, a->d_rstd, a->d_out, w_pf, N, C, eps));
+    } else {
+        SW_TRY(sw_linear_forward(m, &ly->lin[SW_LIN_DOWN], tmp, a->act, N, &a->lora[SW_LIN_DOWN]));
+    }
     return be->add(be, out, a->h1, tmp, N * C);
 }
 
@@ -169,6 +206,7 @@ int sw_model_forward(struct sw_model *m, const struct sw_batch *b, struct sw_los
     ALLOC_F(st->f_tmp, N * C);
     ALLOC_F(x, N * C);
     SW_TRY(be->embedding_fwd(be, x, st->ids, m->embed->value.data, N, m->V, C));
+    if (m->embed_scale != 1.0f) SW_TRY(be->scale(be, x, N * C, m->embed_scale));
     /* With checkpointing every layer writes the same activation set (ckpt_work) and only the
      * layer inputs acts[l].x stay; backward recomputes the rest layer by layer. */
     st->ckpt = m->grad_ckpt;
@@ -188,14 +226,20 @@ int sw_model_forward(struct sw_model *m, const struct sw_batch *b, struct sw_los
     st->final_in = x;
     ALLOC_F(st->final_out, N * C);
     ALLOC_F(st->final_rstd, N);
-    SW_TRY(be->rmsnorm_fwd(be, st->final_out, st->final_rstd, x, m->norm->value.data, N, C,
+    NORM_W(w_norm, m->norm);
+    SW_TRY(be->rmsnorm_fwd(be, st->final_out, st->final_rstd, x, w_norm, N, C,
                            (float)m->cfg.rms_norm_eps));
     st->have_forward = 1;
     if (!b->labels) return 0;
     ALLOC_F(st->loss_rows, N);
     ALLOC_F(st->lse_rows, N);
-    SW_TRY(be->ce_fused_fwd(be, st->loss_rows, st->lse_rows, st->final_out, m->lm_head->value.data,
-                            st->targets, N, m->V, C, m->ce_chunk_rows));
+    if (m->cfg.final_softcap > 0)
+        SW_TRY(be->ce_fused_cap_fwd(be, st->loss_rows, st->lse_rows, st->final_out,
+                                    m->lm_head->value.data, st->targets, N, m->V, C,
+                                    m->ce_chunk_rows, (float)m->cfg.final_softcap));
+    else
+        SW_TRY(be->ce_fused_fwd(be, st->loss_rows, st->lse_rows, st->final_out,
+                                m->lm_head->value.data, st->targets, N, m->V, C, m->ce_chunk_rows));
     double s = 0;
     SW_TRY(loss_sum(m, &s));
     st->have_loss = 1;
@@ -211,6 +255,8 @@ int sw_model_logits(struct sw_model *m, float *logits) {
     ALLOC_F(d, st->N * m->V);
     SW_TRY(be->matmul_fwd(be, d, st->final_out, m->lm_head->value.data, NULL, st->N, m->V, m->C,
                           1.0f, 0.0f));
+    if (m->cfg.final_softcap > 0)
+        SW_TRY(be->softcap_fwd(be, d, st->N * m->V, (float)m->cfg.final_softcap));
     return be->download(be, logits, d, (size_t)(st->N * m->V) * sizeof(float));
 }
 
@@ -226,6 +272,8 @@ int sw_model_logits_rows(struct sw_model *m, int64_t row0, int64_t nrows, float 
     ALLOC_F(d, nrows * m->V);
     SW_TRY(be->matmul_fwd(be, d, st->final_out + row0 * m->C, m->lm_head->value.data, NULL, nrows,
                           m->V, m->C, 1.0f, 0.0f));
+    if (m->cfg.final_softcap > 0)
+        SW_TRY(be->softcap_fwd(be, d, nrows * m->V, (float)m->cfg.final_softcap));
     return be->download(be, logits, d, (size_t)(nrows * m->V) * sizeof(float));
 }
 

@@ -44,6 +44,9 @@ struct sw_layer {
     struct sw_param *q_norm, *k_norm; /* qwen3 [head_dim], else NULL */
     struct sw_linear lin[SW_LIN_COUNT];
     int64_t window; /* sliding-window attention (Mistral, Gemma 2's local layers); 0: full */
+    /* Gemma 2: post_attention_layernorm (on the attention output) and post_feedforward_layernorm
+     * (on the MLP output); ln2 is its pre_feedforward_layernorm. NULL elsewhere. */
+    struct sw_param *post_attn, *post_ff;
 };
 
 /* What one linear's LoRA branch keeps for backward. */
@@ -66,6 +69,8 @@ struct sw_layer_act {
     float *h1;              /* x + o_proj(att) [N, C] */
     float *ln2, *ln2_rstd;
     float *gate, *up, *act; /* [N, F] */
+    float *o_out, *o_rstd;  /* gemma2: o_proj output before its post-norm [N, C], rstd [N] */
+    float *d_out, *d_rstd;  /* gemma2: down_proj output before its post-norm [N, C], rstd [N] */
     struct sw_lora_act lora[SW_LIN_COUNT];
 };
 
@@ -118,6 +123,11 @@ struct sw_model {
     struct sw_step step;
     sw_linear_observer_fn observer; /* sw_model_set_linear_observer, or NULL */
     void *observer_ctx;
+    /* Gemma 2: RMSNorm weights act as (1 + w), embeddings are scaled by sqrt(hidden) (rounded to
+     * float as transformers does), the MLP is GeGLU and the logits are soft-capped. */
+    int gemma;
+    float embed_scale; /* 1 when not scaled */
+    float *ones;       /* device [max(C, D)] of 1.0 (gemma), for the (1 + w) weights */
 };
 
 /* Registry (sw_model.c): a new parameter of shape [d0] or [d0, d1] (ndim 1 or 2), value
@@ -149,6 +159,12 @@ struct sw_host_batch {
 };
 int sw_host_batch_build(const struct sw_batch *b, int64_t vocab, struct sw_host_batch *hb);
 void sw_host_batch_release(struct sw_host_batch *hb);
+
+/* The weight an RMSNorm multiplies by (sw_model_forward.c): p's value, or for Gemma 2 a scratch
+ * copy of 1 + p (its gradient is p's). NULL with sw_err set when out of scratch. */
+const float *sw_model_norm_w(struct sw_model *m, const struct sw_param *p);
+/* The MLP's gate: silu (swiglu) or, for Gemma 2, gelu_tanh (geglu). */
+int sw_model_mlp_act(struct sw_model *m, float *out, const float *gate, const float *up, int64_t n);
 
 /* Scratch helpers (sw_model_forward.c): n floats / ints from the backend arena, or NULL with
  * sw_err set. */

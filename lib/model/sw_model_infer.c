@@ -222,7 +222,11 @@ static int layer(struct sw_model *m, struct sw_kv_cache *kv, const struct sw_inf
     const struct sw_layer *ly = &m->layers[l];
     int64_t N = b->N, C = m->C, F = m->F, Hq = m->Hq, Hk = m->Hk, D = m->D;
     float eps = (float)m->cfg.rms_norm_eps;
-    SW_TRY(be->rmsnorm_fwd(be, bf->ln, bf->rstd, bf->x, ly->ln1->value.data, N, C, eps));
+    const float *w1 = sw_model_norm_w(m, ly->ln1), *w2 = sw_model_norm_w(m, ly->ln2);
+    const float *wpa = ly->post_attn ? sw_model_norm_w(m, ly->post_attn) : NULL;
+    const float *wpf = ly->post_ff ? sw_model_norm_w(m, ly->post_ff) : NULL;
+    if (!w1 || !w2 || (ly->post_attn && !wpa) || (ly->post_ff && !wpf)) return SW_ENOMEM;
+    SW_TRY(be->rmsnorm_fwd(be, bf->ln, bf->rstd, bf->x, w1, N, C, eps));
     float *qo = ly->q_norm ? bf->qp : bf->q, *ko = ly->q_norm ? bf->kp : bf->k;
     SW_TRY(linear(m, b, bf, l, SW_LIN_Q, qo, bf->ln));
     SW_TRY(linear(m, b, bf, l, SW_LIN_K, ko, bf->ln));
@@ -256,12 +260,20 @@ static int layer(struct sw_model *m, struct sw_kv_cache *kv, const struct sw_inf
                                        kv->block_size, kv->num_blocks, scale));
     }
     SW_TRY(linear(m, b, bf, l, SW_LIN_O, bf->tmp, bf->att));
+    if (wpa) { /* gemma2: the attention output's own norm (into ln, free until the MLP norm) */
+        SW_TRY(be->rmsnorm_fwd(be, bf->ln, bf->rstd, bf->tmp, wpa, N, C, eps));
+        SW_TRY(be->copy(be, bf->tmp, bf->ln, (size_t)(N * C) * sizeof(float)));
+    }
     SW_TRY(be->add(be, bf->x, bf->x, bf->tmp, N * C));
-    SW_TRY(be->rmsnorm_fwd(be, bf->ln, bf->rstd, bf->x, ly->ln2->value.data, N, C, eps));
+    SW_TRY(be->rmsnorm_fwd(be, bf->ln, bf->rstd, bf->x, w2, N, C, eps));
     SW_TRY(linear(m, b, bf, l, SW_LIN_GATE, bf->gate, bf->ln));
     SW_TRY(linear(m, b, bf, l, SW_LIN_UP, bf->up, bf->ln));
-    SW_TRY(be->swiglu_fwd(be, bf->act, bf->gate, bf->up, N * F));
+    SW_TRY(sw_model_mlp_act(m, bf->act, bf->gate, bf->up, N * F));
     SW_TRY(linear(m, b, bf, l, SW_LIN_DOWN, bf->tmp, bf->act));
+    if (wpf) { /* gemma2: the MLP output's own norm */
+        SW_TRY(be->rmsnorm_fwd(be, bf->ln, bf->rstd, bf->tmp, wpf, N, C, eps));
+        return be->add(be, bf->x, bf->x, bf->ln, N * C);
+    }
     return be->add(be, bf->x, bf->x, bf->tmp, N * C);
 }
 
@@ -370,6 +382,7 @@ int sw_model_infer(struct sw_model *m, struct sw_kv_cache *kv, const struct sw_i
     ALLOC(bf.act, N * F);
     if (r > 0) ALLOC(bf.lora_t, N * r);
     SW_TRY(be->embedding_fwd(be, bf.x, bf.ids, m->embed->value.data, N, m->V, C));
+    if (m->embed_scale != 1.0f) SW_TRY(be->scale(be, bf.x, N * C, m->embed_scale));
     for (int64_t l = 0; l < m->L; l++)
         SW_TRY(layer(m, kv, b, &bf, l));
     int64_t nl = b->n_logits;
@@ -380,9 +393,12 @@ int sw_model_infer(struct sw_model *m, struct sw_kv_cache *kv, const struct sw_i
     ALLOC(lg, nl * m->V);
     /* gather the wanted rows: the hidden states as an embedding table of N rows */
     SW_TRY(be->embedding_fwd(be, sel, bf.rows, bf.x, nl, N, C));
-    SW_TRY(be->rmsnorm_fwd(be, seln, bf.rstd, sel, m->norm->value.data, nl, C,
-                           (float)m->cfg.rms_norm_eps));
+    const float *wn = sw_model_norm_w(m, m->norm);
+    if (!wn) return SW_ENOMEM;
+    SW_TRY(be->rmsnorm_fwd(be, seln, bf.rstd, sel, wn, nl, C, (float)m->cfg.rms_norm_eps));
     SW_TRY(be->matmul_fwd(be, lg, seln, m->lm_head->value.data, NULL, nl, m->V, C, 1.0f, 0.0f));
+    if (m->cfg.final_softcap > 0)
+        SW_TRY(be->softcap_fwd(be, lg, nl * m->V, (float)m->cfg.final_softcap));
     return be->download(be, logits, lg, (size_t)(nl * m->V) * sizeof(float));
 }
 
@@ -391,6 +407,12 @@ size_t sw_model_infer_scratch_bytes(const struct sw_model *m, int64_t N, int64_t
     int64_t C = m->C, F = m->F, Hq = m->Hq, Hk = m->Hk, D = m->D;
     int64_t floats = 3 * N * C + N * (Hq > 1 ? Hq : 1) + 2 * (N * Hq * D + 2 * N * Hk * D) +
                      3 * N * F + N * max_r + n_logits * (2 * C + m->V);
+    int64_t nbuf = 32;
+    if (m->gemma) { /* the (1 + w) norm weights: four per layer and the final one */
+        floats += (4 * m->L + 1) * C;
+        nbuf += 4 * m->L + 1;
+    }
     /* + the integer arrays (bounded by a few per token) and 256-byte rounding per buffer */
-    return (size_t)floats * sizeof(float) + (size_t)(8 * N + 4096) * sizeof(int32_t) + 32 * 256;
+    return (size_t)floats * sizeof(float) + (size_t)(8 * N + 4096) * sizeof(int32_t) +
+           (size_t)nbuf * 256;
 }

@@ -44,6 +44,12 @@ static void layer_set(const struct sw_model *m, int l, int64_t N, struct tally *
     take(t, N * F, 4);     /* gate */
     take(t, N * F, 4);     /* up */
     take(t, N * F, 4);     /* act */
+    if (ly->post_attn) {   /* gemma2: o_out, o_rstd, d_out, d_rstd */
+        take(t, N * C, 4);
+        take(t, N, 4);
+        take(t, N * C, 4);
+        take(t, N, 4);
+    }
     for (int i = 0; i < SW_LIN_COUNT; i++) {
         const struct sw_linear *lin = &ly->lin[i];
         if (!lin->lora_a) continue;
@@ -84,6 +90,11 @@ size_t sw_model_scratch_estimate(const struct sw_model *m, int64_t N, int64_t ns
                           N * KD, N * KD, N * F, N * F, N * F,  N * r,  N * wide};
     for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
         take(&t, ws[i], 4);
+    /* gemma2: the (1 + w) norm weights, four per layer and the final one, made by the forward,
+     * the backward and (checkpointing) each recomputation. */
+    if (m->gemma) /* small: counted in bytes (the arena counts what is asked, not granules) */
+        t.bytes += (size_t)(2 * (4 * m->L + 1) + (m->grad_ckpt ? 4 * (m->L - 1) : 0)) * (size_t)C *
+                   sizeof(float);
     return t.bytes;
 }
 

@@ -318,9 +318,11 @@ static void init_matrix_piece(struct sw_model *m, struct sw_param *p, uint64_t s
     }
 }
 
-static void init_vector_piece(const struct sw_param *p, float *x, int64_t n) {
+/* Biases start at 0, norm weights at 1 — Gemma 2's at 0, its norms multiplying by (1 + w). */
+static void init_vector_piece(const struct sw_model *m, const struct sw_param *p, float *x,
+                              int64_t n) {
     size_t len = strlen(p->name);
-    float v = len > 5 && strcmp(p->name + len - 5, ".bias") == 0 ? 0.0f : 1.0f;
+    float v = m->gemma || (len > 5 && strcmp(p->name + len - 5, ".bias") == 0) ? 0.0f : 1.0f;
     for (int64_t k = 0; k < n; k++)
         x[k] = v;
 }
@@ -353,7 +355,7 @@ int sw_model_init_random(struct sw_model *m, uint64_t seed, float std) {
             if (p->value.ndim == 2)
                 init_matrix_piece(m, p, seed, std, base, off, x, len);
             else
-                init_vector_piece(p, x, len);
+                init_vector_piece(m, p, x, len);
             if (!host)
                 rc = m->be->upload(m->be, (float *)p->value.data + off, x,
                                    (size_t)len * sizeof(float));

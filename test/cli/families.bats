@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
-# The model families beyond Llama/Qwen (Mistral's sliding window; Gemma 2 when its fixtures are
-# there) through sw-train end to end: a short full and LoRA training run on a tiny random model
-# (test/fixtures/models/tiny-<family>/config.json, windows shorter than the tiny samples), and —
+# The model families beyond Llama/Qwen (Mistral: sliding window; Gemma 2: GeGLU, pre/post norms,
+# soft-caps, local/global layers) through sw-train end to end: a short full and LoRA training run
+# on a tiny random model (test/fixtures/models/tiny-<family>/config.json, windows shorter than
+# the tiny samples), and —
 # when python3 has torch, transformers, peft and msgpack — transformers / PEFT load the
 # checkpoints and reproduce sw's eval_loss; the HF round trip: sw loads the transformers-made
 # golden folder (test/golden/model/<family>) and writes it back (max_steps 0), and transformers
@@ -20,7 +21,7 @@ setup() {
     cd "$BATS_TEST_TMPDIR"
 }
 
-FAMILIES="mistral"
+FAMILIES="mistral gemma2"
 
 has_python_stack() {
     MISSING=""

@@ -24,13 +24,15 @@ each a complete HF folder with its own expected.json of greedy generate() ids:
   llama/model   LlamaForCausalLM, llama3 rope scaling, untied LM head
   qwen2/model   Qwen2ForCausalLM, q/k/v biases, tied embeddings
   mistral/model MistralForCausalLM, sliding window 6 (shorter than prompt + generation), untied
+  gemma2/model  Gemma2ForCausalLM, layer 0 local (window 6) / layer 1 global, soft-caps 2 and 5,
+                query_pre_attn_scalar 16, tied
   llama/adapter a PEFT LoRA adapter (r 4, all linear modules, random A and B) on llama/model, and
                 llama/expected_lora.json: the same prompts through PeftModel.generate (unmerged)
 Every case's ids are checked to be the same with and without transformers' KV cache
 (use_cache=True/False) and in a left-padded batch of all the raw prompts; expected.json stores
 them once, with the flags that were checked.
 
-Run: UPDATE_GOLDEN=1 python3 test/golden/gen_generate.py [qwen3] [llama] [qwen2] [mistral]
+Run: UPDATE_GOLDEN=1 python3 test/golden/gen_generate.py [qwen3] [llama] [qwen2] [mistral] [gemma2]
 (default: all;
 needs torch, transformers, tokenizers, safetensors, and peft for the adapter; CPU torch is
 enough). Without UPDATE_GOLDEN=1 it refuses to overwrite. The llama and qwen2 folders need the
@@ -244,6 +246,11 @@ def family_model(kind, vocab, eos, pad, seed):
     elif kind == "mistral":  # a window of 6 keys: prompts and generations run past it
         cfg = tf.MistralConfig(**common, tie_word_embeddings=False, sliding_window=6,
                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    elif kind == "gemma2":  # layer 0 local (window 6), layer 1 global; small soft-caps
+        cfg = tf.Gemma2Config(**common, head_dim=12, query_pre_attn_scalar=16, sliding_window=6,
+                              attn_logit_softcapping=2.0, final_logit_softcapping=5.0,
+                              tie_word_embeddings=True, hidden_activation="gelu_pytorch_tanh",
+                              rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
     else:
         cfg = tf.Qwen2Config(**common, tie_word_embeddings=True,
                              rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
@@ -334,11 +341,11 @@ def main_family(kind, seed):
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["qwen3", "llama", "qwen2", "mistral"]
+    which = sys.argv[1:] or ["qwen3", "llama", "qwen2", "mistral", "gemma2"]
     for w in which:
         if w == "qwen3":
             main_qwen3()
-        elif w in ("llama", "qwen2", "mistral"):
-            main_family(w, {"llama": 21, "qwen2": 31, "mistral": 41}[w])
+        elif w in ("llama", "qwen2", "mistral", "gemma2"):
+            main_family(w, {"llama": 21, "qwen2": 31, "mistral": 41, "gemma2": 51}[w])
         else:
-            sys.exit(f"unknown family '{w}' (qwen3, llama, qwen2, mistral)")
+            sys.exit(f"unknown family '{w}' (qwen3, llama, qwen2, mistral, gemma2)")

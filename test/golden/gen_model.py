@@ -13,9 +13,11 @@ writes, in float32:
   with <layout>.input_ids/labels/position_ids (int32), logits, loss (sum of token losses /
   number of non-ignored targets, labels shifted inside each sequence like HF) and
   <layout>.grad.<HF parameter name> for every parameter.
-Mistral (sliding window 4, shorter than every sequence of both layouts, untied) joins them.
-And a LoRA case (PEFT, r=4, alpha=8, all linear layers, B initialised non-zero) on the Llama
-and Mistral models: model/<family>_lora/adapter_model.safetensors + adapter_config.json and
+Mistral (sliding window 4, shorter than every sequence of both layouts, untied) and Gemma 2
+(layer 0 local with window 4, layer 1 global; attention soft-cap 1 and final soft-cap 2 — small,
+so they bend the tiny model's logits; query_pre_attn_scalar 12 ≠ head_dim 8; tied) join them.
+And a LoRA case (PEFT, r=4, alpha=8, all linear layers, B initialised non-zero) on the Llama,
+Mistral and Gemma 2 models: model/<family>_lora/adapter_model.safetensors + adapter_config.json and
 golden.safetensors with the gradients of every lora_A/lora_B weight under PEFT's saved names.
 
 Run: UPDATE_GOLDEN=1 python3 test/golden/gen_model.py [family ...]   (needs torch, transformers,
@@ -58,6 +60,11 @@ def make_config(name):
     if name == "mistral":  # sliding window 4: shorter than the sequences, so the window matters
         return tf.MistralConfig(**common, sliding_window=4, tie_word_embeddings=False,
                                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    if name == "gemma2":  # small caps and a query scalar != head_dim so each feature matters
+        return tf.Gemma2Config(**common, head_dim=8, query_pre_attn_scalar=12, sliding_window=4,
+                               attn_logit_softcapping=1.0, final_logit_softcapping=2.0,
+                               tie_word_embeddings=True, hidden_activation="gelu_pytorch_tanh",
+                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
     raise ValueError(name)
 
 
@@ -209,7 +216,7 @@ def gen_lora(base, pad, pack, seed, name="llama_lora"):
 
 # family -> (seed, LoRA seed or None); the LoRA goldens go to <family>_lora.
 FAMILIES = {"llama": (1234, 4567), "qwen2": (2345, None), "qwen3": (3456, None),
-            "mistral": (5678, 6789)}
+            "mistral": (5678, 6789), "gemma2": (7890, 8901)}
 
 
 def main():

@@ -945,6 +945,8 @@ int main(void) {
     test_golden(GEN "qwen2/model", GEN "qwen2/expected.json", "qwen2", GEN "model", NULL);
     test_golden(GEN "mistral/model", GEN "mistral/expected.json", "mistral (window 6)", GEN "model",
                 NULL);
+    test_golden(GEN "gemma2/model", GEN "gemma2/expected.json", "gemma2 (local/global, soft-caps)",
+                GEN "model", NULL);
     test_golden(GEN "llama/model", GEN "llama/expected_lora.json", "llama+lora", GEN "model",
                 GEN "llama/adapter");
     struct sw_engine *e = open_engine(GEN "model", 16, 0, 0, 8, NULL, 0, NULL);

@@ -532,6 +532,89 @@ static void test_swiglu(void) {
     free(gg), free(gu);
 }
 
+/* GeGLU (Gemma 2): out = gelu_tanh(g)·u against a double reference and FD gradients. */
+static double gelu_tanh_d(double g) {
+    return 0.5 * g * (1 + tanh(0.7978845608028654 * (g + 0.044715 * g * g * g)));
+}
+
+static double gg_loss(void *p) {
+    struct sg_ctx *c = p;
+    double L = 0;
+    for (int64_t i = 0; i < c->n; i++)
+        L += gelu_tanh_d(c->g[i]) * c->u[i] * c->dout[i];
+    return L;
+}
+
+static void test_geglu(void) {
+    int64_t n = 11;
+    float *g = frand(n, 3), *u = frand(n, 1), *dout = frand(n, 1);
+    float *y = fzero(n), *dg = fzero(n), *du = fzero(n);
+    struct sg_ctx c = {to_d(g, n), to_d(u, n), to_d(dout, n), n};
+    double yr[16];
+    for (int64_t i = 0; i < n; i++)
+        yr[i] = gelu_tanh_d(c.g[i]) * c.u[i];
+    be->geglu_fwd(be, y, g, u, n);
+    CHECK_REL(rel_err_fd(y, yr, n), "geglu_fwd matches double reference");
+    be->geglu_bwd(be, dg, du, dout, g, u, n);
+    double *gg = fd_grad(c.g, n, gg_loss, &c), *gu = fd_grad(c.u, n, gg_loss, &c);
+    CHECK_REL(rel_err_fd(dg, gg, n), "geglu dgate matches FD");
+    CHECK_REL(rel_err_fd(du, gu, n), "geglu dup matches FD");
+    float x[3] = {-40.0f, 0.5f, 3.0f};
+    be->softcap_fwd(be, x, 3, 2.0f);
+    OK(fabsf(x[0] + 2.0f) < 1e-6f && fabsf(x[1] - 2.0f * tanhf(0.25f)) < 1e-6f,
+       "softcap_fwd: cap·tanh(x / cap)");
+    free(g), free(u), free(dout), free(y), free(dg), free(du), free(c.g), free(c.u), free(c.dout);
+    free(gg), free(gu);
+}
+
+/* Fused cross-entropy over soft-capped logits (Gemma 2's final_logit_softcapping). */
+struct cec_ctx {
+    double *h, *w;
+    const int32_t *t;
+    int64_t N, V, C;
+    double cap;
+};
+
+static double cec_loss(void *p) {
+    struct cec_ctx *c = p;
+    double L = 0;
+    for (int64_t n = 0; n < c->N; n++) {
+        if (c->t[n] == SW_IGNORE_INDEX) continue;
+        double z[16], mx = -1e300, s = 0;
+        for (int64_t v = 0; v < c->V; v++) {
+            double d = 0;
+            for (int64_t k = 0; k < c->C; k++)
+                d += c->h[n * c->C + k] * c->w[v * c->C + k];
+            z[v] = c->cap * tanh(d / c->cap);
+            mx = fmax(mx, z[v]);
+        }
+        for (int64_t v = 0; v < c->V; v++)
+            s += exp(z[v] - mx);
+        L += mx + log(s) - z[c->t[n]];
+    }
+    return L;
+}
+
+static void test_ce_cap(void) {
+    int64_t N = 6, V = 9, C = 4;
+    int32_t t[6] = {1, SW_IGNORE_INDEX, 8, 0, 3, 3};
+    float *h = frand(N * C, 2), *w = frand(V * C, 2), *loss = fzero(N), *lse = fzero(N);
+    float *dh = fzero(N * C), *dw = fzero(V * C);
+    struct cec_ctx c = {to_d(h, N * C), to_d(w, V * C), t, N, V, C, 1.5};
+    OK(be->ce_fused_cap_fwd(be, loss, lse, h, w, t, N, V, C, 4, 1.5f) == 0, "ce_fused_cap_fwd");
+    double sum = 0;
+    for (int64_t n = 0; n < N; n++)
+        sum += loss[n];
+    double ref = cec_loss(&c);
+    OK(fabs(sum - ref) < 1e-5 * fabs(ref), "soft-capped loss %.7f = reference %.7f", sum, ref);
+    be->ce_fused_cap_bwd(be, dh, dw, h, w, t, lse, NULL, N, V, C, 4, 1.0f, 0.0f, 1.5f);
+    double *gh = fd_grad(c.h, N * C, cec_loss, &c), *gw = fd_grad(c.w, V * C, cec_loss, &c);
+    CHECK_REL(rel_err_fd(dh, gh, N * C), "ce_fused_cap_bwd dh matches FD");
+    CHECK_REL(rel_err_fd(dw, gw, V * C), "ce_fused_cap_bwd dw matches FD");
+    free(h), free(w), free(loss), free(lse), free(dh), free(dw), free(c.h), free(c.w), free(gh);
+    free(gw);
+}
+
 static void test_elementwise(void) {
     int64_t n = 10007;
     float *x = frand(n, 1), *y = fzero(n), *dx = fzero(n), *ones = fzero(n);
@@ -961,6 +1044,8 @@ int main(void) {
     test_rope();
     test_attention();
     test_swiglu();
+    test_geglu();
+    test_ce_cap();
     test_elementwise();
     test_cross_entropy();
     test_determinism();

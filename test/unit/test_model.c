@@ -1,8 +1,9 @@
 /* test_model — parity of lib/sw_model against Hugging Face transformers (and PEFT for LoRA) in
  * float32, on the tiny random models that test/golden/gen_model.py wrote under
  * test/golden/model/: Llama (llama3 rope scaling, untied), Qwen2 (q/k/v biases, tied), Qwen3
- * (q/k norm, head_dim 16 ≠ hidden/heads, tied), Mistral (sliding window 4 < the sequences), and
- * Llama + LoRA and Mistral + LoRA r=4 alpha=8 on every linear.
+ * (q/k norm, head_dim 16 ≠ hidden/heads, tied), Mistral (sliding window 4 < the sequences),
+ * Gemma 2 (GeGLU, (1 + w) pre/post norms, scaled embeddings, soft-caps, local/global layers), and
+ * Llama, Mistral and Gemma 2 + LoRA r=4 alpha=8 on every linear.
  * Each is checked in two layouts: a right-padded batch (B=2, attention_mask) and one packed row
  * of 3 samples (cu_seqlens, positions restarting at 0).
  *
@@ -318,8 +319,10 @@ static void test_lora(void) {
 /* A family whose golden folder's config.json is the model (Mistral, Gemma 2): parity of both
  * layouts, the LoRA case (PEFT) when lora is set, and proof that the family's own features
  * matter — the same weights run without them (off() clears them) do not match HF. */
-static void test_family_json(const char *name, int lora, void (*off)(struct sw_model_config *c),
-                             const char *off_what) {
+typedef void (*cfg_off_fn)(struct sw_model_config *c);
+
+static void test_family_json(const char *name, int lora, const cfg_off_fn *off,
+                             const char *const *off_what) {
     char dir[256], path[320];
     snprintf(dir, sizeof dir, GOLDEN "%s", name);
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -337,18 +340,20 @@ static void test_family_json(const char *name, int lora, void (*off)(struct sw_m
     check_layout(m, g, name, "pack");
 
     /* Without the family's feature the same weights give another loss. */
-    struct sw_model_config c2 = c;
-    off(&c2);
-    struct sw_model *m2 = open_model(&c2, dir);
-    struct sw_batch b;
-    struct sw_loss l1 = {0, 0}, l2 = {0, 0};
-    golden_batch(g, "pack", &b);
-    rc = m2 ? sw_model_forward(m, &b, &l1) : -1;
-    if (rc == 0) rc = sw_model_forward(m2, &b, &l2);
-    OK(rc == 0 && fabs(l1.sum - l2.sum) > 1e-4 * fabs(l1.sum),
-       "%s: %s changes the loss (%.6f vs %.6f): the goldens exercise it", name, off_what,
-       l1.sum / (l1.count ? l1.count : 1), l2.sum / (l2.count ? l2.count : 1));
-    sw_model_free(m2);
+    for (int k = 0; off && off[k]; k++) {
+        struct sw_model_config c2 = c;
+        off[k](&c2);
+        struct sw_model *m2 = open_model(&c2, dir);
+        struct sw_batch b;
+        struct sw_loss l1 = {0, 0}, l2 = {0, 0};
+        golden_batch(g, "pack", &b);
+        rc = m2 ? sw_model_forward(m, &b, &l1) : -1;
+        if (rc == 0) rc = sw_model_forward(m2, &b, &l2);
+        OK(rc == 0 && fabs(l1.sum - l2.sum) > 1e-4 * fabs(l1.sum),
+           "%s: %s changes the loss (%.6f vs %.6f): the goldens exercise it", name, off_what[k],
+           l1.sum / (l1.count ? l1.count : 1), l2.sum / (l2.count ? l2.count : 1));
+        sw_model_free(m2);
+    }
     sw_st_close(g);
     g = NULL;
 
@@ -373,9 +378,24 @@ static void test_family_json(const char *name, int lora, void (*off)(struct sw_m
     sw_model_free(m);
 }
 
-static void mistral_off(struct sw_model_config *c) {
+static void window_off(struct sw_model_config *c) {
     c->sliding_window = 0;
 }
+static void attn_cap_off(struct sw_model_config *c) {
+    c->attn_softcap = 0;
+}
+static void final_cap_off(struct sw_model_config *c) {
+    c->final_softcap = 0;
+}
+static void qscale_off(struct sw_model_config *c) {
+    c->query_pre_attn_scalar = 0;
+}
+static const cfg_off_fn mistral_off[] = {window_off, NULL};
+static const char *const mistral_off_what[] = {"full attention instead of the window of 4"};
+static const cfg_off_fn gemma2_off[] = {window_off, attn_cap_off, final_cap_off, qscale_off, NULL};
+static const char *const gemma2_off_what[] = {
+    "full attention on layer 0 instead of the window of 4", "no attention soft-cap",
+    "no final soft-cap", "1/sqrt(head_dim) instead of query_pre_attn_scalar"};
 
 /* Finite-difference check of the whole model with LoRA dropout on (no HF reference can cover
  * dropout): d loss / d lora_B[0] against a central difference of the loss. */
@@ -724,6 +744,8 @@ static void check_ckpt(const char *what, enum sw_arch arch, const char *dir,
 static void test_gradient_checkpointing(void) {
     check_ckpt("qwen3 (q/k norm)", SW_ARCH_QWEN3, GOLDEN "qwen3", NULL);
     check_ckpt("qwen2 (biases)", SW_ARCH_QWEN2, GOLDEN "qwen2", NULL);
+    check_ckpt("gemma2 (post norms, soft-caps, window)", SW_ARCH_GEMMA2, GOLDEN "gemma2", NULL);
+    check_ckpt("mistral (window)", SW_ARCH_MISTRAL, GOLDEN "mistral", NULL);
     struct sw_lora_config lc = {
         .r = 4, .alpha = 8, .dropout = 0.2f, .target_modules = "all-linear", .seed = 5};
     check_ckpt("llama + LoRA dropout 0.2", SW_ARCH_LLAMA, GOLDEN "llama", &lc);
@@ -784,7 +806,8 @@ int main(void) {
     test_family("llama", SW_ARCH_LLAMA);
     test_family("qwen2", SW_ARCH_QWEN2);
     test_family("qwen3", SW_ARCH_QWEN3);
-    test_family_json("mistral", 1, mistral_off, "full attention instead of the window of 4");
+    test_family_json("mistral", 1, mistral_off, mistral_off_what);
+    test_family_json("gemma2", 1, gemma2_off, gemma2_off_what);
     test_lora();
     test_lora_dropout_fd();
     test_load_half();
