@@ -4,23 +4,24 @@
 #
 # For each seed: single-digit additions "a+b=" (100 problems), NVAL held out; the tiny Qwen3 of
 # test/golden/generate/model is pre-trained (full fine-tuning, 4 epochs) on the others with answers
-# that are off by one (a+b+1) with probability 0.6, so it samples the right answer ~40% of the time
-# and greedy decoding is mostly wrong; then GRPO (LoRA, accuracy reward, 8 generations per prompt,
-# 64 completions per step, lr 2e-3 constant) for STEPS steps, evaluating greedy exact-match on the
+# written with a wrong minus sign (-(a+b)) with probability 0.6, so it samples the right answer
+# ~40% of the time and greedy decoding gets almost none; then GRPO (LoRA, accuracy reward, 8
+# generations per prompt, 32 completions per step, lr 2e-3 constant) for STEPS steps, evaluating
+# greedy exact-match on the
 # held-out problems every EVAL steps. Prints per seed the held-out exact-match curve, the training
 # reward per logging window and the mean seconds per step split into generation / scoring /
 # training, then the mean held-out gain over the seeds.
 #
-#   bench/grpo_arith_bench.sh                  # SEEDS="1 2 3" STEPS=120 EVAL=20 NVAL=40
+#   bench/grpo_arith_bench.sh                  # SEEDS="1 2 3 4 5" STEPS=80 EVAL=10 NVAL=40
 #   SEEDS="5" STEPS=60 bench/grpo_arith_bench.sh
 #   SW_BIN=build/x/bin bench/grpo_arith_bench.sh   # binaries of another build folder
 #
 # Needs python3 (data generation and the summary). Writes only under a temporary folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SEEDS=${SEEDS:-"1 2 3"}
-STEPS=${STEPS:-120}
-EVAL=${EVAL:-20}
+SEEDS=${SEEDS:-"1 2 3 4 5"}
+STEPS=${STEPS:-80}
+EVAL=${EVAL:-10}
 NVAL=${NVAL:-40}
 export SW_NUM_THREADS=${SW_NUM_THREADS:-2} SW_PROGRESS=0
 # SW_BIN=DIR: binaries from DIR (no build); else bin/, built first
@@ -45,8 +46,8 @@ def row(a, b):
 with open("sft.jsonl", "w") as f:
     for rep in range(8):
         for a, b in train:
-            ans = a + b + (1 if random.random() < 0.6 else 0)
-            f.write(json.dumps({"query": f"{a}+{b}=", "response": str(ans)}) + "\n")
+            ans = ("-" if random.random() < 0.6 else "") + str(a + b)
+            f.write(json.dumps({"query": f"{a}+{b}=", "response": ans}) + "\n")
 with open("grpo.jsonl", "w") as f:
     f.writelines(json.dumps(row(a, b)) + "\n" for a, b in train)
 with open("val.jsonl", "w") as f:
@@ -59,7 +60,7 @@ EOF
             --logging_steps 1000 --report_to none -q
         "$BIN/sw-train" --model "$(ls -d sft/checkpoint-*)" --rlhf_type grpo \
             --dataset grpo.jsonl --val_dataset val.jsonl --reward_funcs accuracy \
-            --num_generations 8 --per_device_train_batch_size 64 --max_completion_length 4 \
+            --num_generations 8 --per_device_train_batch_size 32 --max_completion_length 4 \
             --temperature 1.0 --max_steps "$STEPS" --learning_rate 2e-3 \
             --lr_scheduler_type constant --warmup_ratio 0 --weight_decay 0 \
             --eval_steps "$EVAL" --eval_on_start true --logging_steps 10 --save_steps 100000 \

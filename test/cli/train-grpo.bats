@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # sw-train --rlhf_type grpo end to end with the tiny Qwen3 of test/golden/generate/model:
-# the loop learns (a model pre-trained here on single-digit additions whose answers are mostly
-# off by one; GRPO with the accuracy reward raises exact-match on held-out additions), the
+# the loop learns (a model pre-trained here on single-digit additions whose answers mostly carry
+# a wrong minus sign; GRPO with the accuracy reward raises exact-match on held-out additions), the
 # reward plugin's failures are named and lose no checkpoint, bad input is named.
 # The loss and its gradients against TRL are test/unit/test_grpo.c's job.
 
@@ -17,7 +17,9 @@ setup() {
 }
 
 # Single-digit additions a+b: nval held out (GRPO never sees them), the rest for pre-training
-# (sft.jsonl: 8 copies, the answer a+b+1 with probability 0.6) and GRPO (grpo.jsonl, solutions).
+# (sft.jsonl: 8 copies, the answer written -(a+b) with probability 0.6, so the pre-trained model
+# samples the right answer ~40% of the time and greedy decoding gets almost none) and GRPO
+# (grpo.jsonl, with solutions).
 gen() { # seed nval
     python3 - "$1" "$2" <<'EOF'
 import json, random, sys
@@ -31,8 +33,8 @@ def row(a, b):
 with open("sft.jsonl", "w") as f:
     for rep in range(8):
         for a, b in train:
-            ans = a + b + (1 if random.random() < 0.6 else 0)
-            f.write(json.dumps({"query": f"{a}+{b}=", "response": str(ans)}) + "\n")
+            ans = ("-" if random.random() < 0.6 else "") + str(a + b)
+            f.write(json.dumps({"query": f"{a}+{b}=", "response": ans}) + "\n")
 with open("grpo.jsonl", "w") as f:
     f.writelines(json.dumps(row(a, b)) + "\n" for a, b in train)
 with open("val.jsonl", "w") as f:
@@ -60,8 +62,8 @@ grpo() { # out_dir [args...]
     base=$(ls -d sft/checkpoint-*)
     run "$BIN/sw-train" --model "$base" --rlhf_type grpo --dataset grpo.jsonl \
         --val_dataset val.jsonl --reward_funcs accuracy --num_generations 8 \
-        --per_device_train_batch_size 64 --max_completion_length 4 --temperature 1.0 \
-        --max_steps 60 --learning_rate 2e-3 --lr_scheduler_type constant --warmup_ratio 0 \
+        --per_device_train_batch_size 32 --max_completion_length 4 --temperature 1.0 \
+        --max_steps 40 --learning_rate 2e-3 --lr_scheduler_type constant --warmup_ratio 0 \
         --weight_decay 0 --eval_steps 20 --eval_on_start true --logging_steps 10 \
         --save_steps 1000 --report_to none --add_version false --output_dir out
     assert_success
@@ -76,8 +78,8 @@ for k in ("reward", "reward_std", "rewards/accuracy/mean", "frac_reward_zero_std
     assert all(k in r for r in tr), k
 print("train reward", [round(r["reward"], 3) for r in tr])
 print("held-out exact-match", [(r["step"], r["eval_reward"]) for r in ev])
-assert ev[0]["step"] == 0 and ev[-1]["step"] == 60
-assert ev[-1]["eval_reward"] >= ev[0]["eval_reward"] + 0.1, ev
+assert ev[0]["step"] == 0 and ev[-1]["step"] == 40
+assert ev[-1]["eval_reward"] >= ev[0]["eval_reward"] + 0.2, ev
 assert tr[-1]["reward"] >= tr[0]["reward"] + 0.15, tr'
     echo "$output"
     assert_success
