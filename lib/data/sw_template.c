@@ -13,7 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum tpl_kind { TPL_CHATML, TPL_QWEN3, TPL_LLAMA3, TPL_LLAMA2, TPL_DEFAULT };
+enum tpl_kind {
+    TPL_CHATML,
+    TPL_QWEN3,
+    TPL_LLAMA3,
+    TPL_LLAMA2,
+    TPL_DEFAULT,
+    TPL_MISTRAL,
+    TPL_GEMMA
+};
 
 struct sw_template {
     const char *name;
@@ -32,8 +40,10 @@ static const char LLAMA2_SYSTEM[] =
 static const struct sw_template templates[] = {
     {"chatml", TPL_CHATML, NULL},
     {"default", TPL_DEFAULT, "You are a helpful assistant."},
+    {"gemma", TPL_GEMMA, NULL},
     {"llama", TPL_LLAMA2, LLAMA2_SYSTEM},
     {"llama3", TPL_LLAMA3, NULL},
+    {"mistral", TPL_MISTRAL, NULL},
     {"qwen", TPL_CHATML, "You are a helpful assistant."},
     {"qwen2_5", TPL_CHATML, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."},
     {"qwen3", TPL_QWEN3, NULL},
@@ -46,7 +56,7 @@ const struct sw_template *sw_template_get(const char *name) {
 }
 
 const char *sw_template_names(void) {
-    return "chatml|default|llama|llama3|qwen|qwen2_5|qwen3";
+    return "chatml|default|gemma|llama|llama3|mistral|qwen|qwen2_5|qwen3";
 }
 const char *sw_template_name(const struct sw_template *t) {
     return t->name;
@@ -65,6 +75,11 @@ const struct sw_template *sw_template_detect(const char *jinja) {
         return sw_template_get("chatml");
     }
     if (strstr(jinja, "<|start_header_id|>")) return sw_template_get("llama3");
+    if (strstr(jinja, "<start_of_turn>")) return sw_template_get("gemma");
+    /* Mistral-Instruct v0.1/v0.2: [INST] without Llama-2's <<SYS>> block and no system role
+     * (later Mistral templates handle a system message: not this renderer). */
+    if (strstr(jinja, "[INST]") && !strstr(jinja, "<<SYS>>") && !strstr(jinja, "system"))
+        return sw_template_get("mistral");
     if (strstr(jinja, "[INST]")) return sw_template_get("llama");
     return NULL;
 }
@@ -486,6 +501,69 @@ static int render_llama2(const struct sw_template *t, const struct ctx *x,
     return 0;
 }
 
+/* ---- Mistral (Instruct v0.1/v0.2) and Gemma (1, 2) -------------------------------------------
+ * Mistral's chat_template: bos, then '[INST] ' + content + ' [/INST]' per user turn and content +
+ * eos per assistant turn, nothing stripped, no system role, no generation prompt of its own.
+ * Gemma's: bos, then '<start_of_turn>' + role ('model' for the assistant) + '\n' + content|trim +
+ * '<end_of_turn>\n' per turn, no system role; the generation prompt is '<start_of_turn>model\n'.
+ * Both raise on a system message, so a system prompt (the row's or --system) is SW_EFORMAT.
+ * Trained: the answer and its end token (eos / <end_of_turn>), not the '\n' after it (ms-swift's
+ * suffix for Gemma is '<end_of_turn>'). */
+
+static int no_system(const struct sw_template *t, const struct ctx *x) {
+    if (resolve_system(t, x))
+        return sw_err_set(SW_EFORMAT,
+                          "%s: template '%s' has no system role (the model's "
+                          "chat_template raises on one)",
+                          x->where, t->name);
+    return 0;
+}
+
+static int render_mistral(const struct sw_template *t, const struct ctx *x,
+                          const struct sw_template_tokens *tk, struct sw_template_render *r) {
+    SW_TRY(check_alternating(x, t->name));
+    SW_TRY(no_system(t, x));
+    int p = prompt_trained(x);
+    SPECIAL(r, tk && tk->bos ? tk->bos : "<s>", p);
+    for (size_t i = 0; i < x->c->n_turns; i++) {
+        if (x->c->turns[i].role == SW_ROLE_USER) {
+            PUT(r, "[INST] ", p);
+            PUT(r, x->c->turns[i].content, p);
+            PUT(r, " [/INST]", p);
+        } else {
+            int tr = turn_trained(x, i);
+            PUT(r, turn_content(x, i), tr);
+            SPECIAL(r, tk && tk->eos ? tk->eos : "</s>", tr);
+        }
+    }
+    return 0;
+}
+
+static int render_gemma(const struct sw_template *t, const struct ctx *x,
+                        const struct sw_template_tokens *tk, struct sw_template_render *r) {
+    SW_TRY(check_alternating(x, t->name));
+    SW_TRY(no_system(t, x));
+    int p = prompt_trained(x);
+    SPECIAL(r, tk && tk->bos ? tk->bos : "<bos>", p);
+    for (size_t i = 0; i < x->c->n_turns; i++) {
+        int asst = x->c->turns[i].role == SW_ROLE_ASSISTANT;
+        const char *content = asst ? turn_content(x, i) : x->c->turns[i].content;
+        int tr = asst ? turn_trained(x, i) : p;
+        SPECIAL(r, "<start_of_turn>", p);
+        PUT(r, asst ? "model\n" : "user\n", p);
+        size_t b = 0, e = strlen(content);
+        py_strip(content, &b, &e, NULL, 1, 1); /* Jinja's | trim */
+        PUTN(r, content + b, e - b, tr);
+        SPECIAL(r, "<end_of_turn>", tr);
+        PUT(r, "\n", p);
+    }
+    if (x->o->add_generation_prompt) {
+        SPECIAL(r, "<start_of_turn>", 0);
+        PUT(r, "model\n", 0);
+    }
+    return 0;
+}
+
 /* ---- ms-swift's default template ------------------------------------------------------------ */
 
 static int render_default(const struct sw_template *t, const struct ctx *x,
@@ -553,6 +631,8 @@ int sw_template_render(const struct sw_template *t, const struct sw_conv *c,
     case TPL_LLAMA3: return render_llama3(t, &x, out);
     case TPL_LLAMA2: return render_llama2(t, &x, out);
     case TPL_DEFAULT: return render_default(t, &x, tk, out);
+    case TPL_MISTRAL: return render_mistral(t, &x, tk, out);
+    case TPL_GEMMA: return render_gemma(t, &x, tk, out);
     }
     return sw_err_set(SW_EINVAL, "unknown template");
 }

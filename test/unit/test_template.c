@@ -6,6 +6,7 @@
  * root (make test does): it reads data/tokenizers/ and test/golden/template/. */
 #include "sw_dataset.h"
 #include "sw_err.h"
+#include "sw_io.h"
 #include "sw_log.h"
 #include "sw_template.h"
 #include "sw_tokenizer.h"
@@ -16,13 +17,63 @@
 
 #define GOLD "test/golden/template/"
 
-static struct sw_tokenizer *toks[3];
-static const char *tok_names[3] = {"qwen3", "llama3", "llama2"};
+static struct sw_tokenizer *toks[4];
+static const char *tok_names[4] = {"qwen3", "llama3", "llama2", "gemma_synth"};
+
+/* gemma_synth (gen_golden.py's stand-in for Gemma's tokenizer, which is not in the repository):
+ * llama2's tokenizer.json with <start_of_turn> and <end_of_turn> appended as special added
+ * tokens, and llama2's tokenizer_config.json, written to a temporary folder. */
+static int load_gemma_synth(struct sw_tokenizer **out) {
+    char *text = NULL, dir[] = "/tmp/sw_gemma_synth_XXXXXX", path[128];
+    size_t len = 0;
+    int rc = sw_read_file("data/tokenizers/llama2/tokenizer.json.gz", &text, &len, 64u << 20);
+    if (rc < 0) return rc;
+    json_error_t e;
+    json_t *tj = json_loadb(text, len, 0, &e);
+    free(text);
+    json_t *added = tj ? json_object_get(tj, "added_tokens") : NULL;
+    json_t *vocab = tj ? json_object_get(json_object_get(tj, "model"), "vocab") : NULL;
+    if (!added || !vocab || !mkdtemp(dir)) {
+        json_decref(tj);
+        return sw_err_set(SW_EFORMAT, "gemma_synth: cannot build from llama2's tokenizer");
+    }
+    json_int_t next = (json_int_t)json_object_size(vocab);
+    size_t i;
+    json_t *t;
+    json_array_foreach(added, i, t) {
+        json_int_t id = json_integer_value(json_object_get(t, "id"));
+        if (id >= next) next = id + 1;
+    }
+    const char *names[2] = {"<start_of_turn>", "<end_of_turn>"};
+    for (int k = 0; k < 2; k++)
+        json_array_append_new(added,
+                              json_pack("{s:I, s:s, s:b, s:b, s:b, s:b, s:b}", "id", next + k,
+                                        "content", names[k], "single_word", 0, "lstrip", 0,
+                                        "rstrip", 0, "normalized", 0, "special", 1));
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    rc = json_dump_file(tj, path, 0) == 0 ? 0 : sw_err_set(SW_EIO, "%s: cannot write", path);
+    json_decref(tj);
+    char *cfg = NULL;
+    size_t cl = 0;
+    if (rc == 0)
+        rc = sw_read_file("data/tokenizers/llama2/tokenizer_config.json", &cfg, &cl, 1 << 20);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (rc == 0) rc = sw_write_file_atomic(path, cfg, cl);
+    free(cfg);
+    if (rc == 0) rc = sw_tokenizer_load(dir, out);
+    sw_rm_tree_quiet(dir);
+    return rc;
+}
 
 static struct sw_tokenizer *tok_get(const char *name) {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (!strcmp(name, tok_names[i])) {
-            if (!toks[i]) {
+            if (!toks[i] && i == 3) {
+                if (load_gemma_synth(&toks[i]) < 0) {
+                    DIAG("cannot build gemma_synth: %s", sw_err_msg());
+                    return NULL;
+                }
+            } else if (!toks[i]) {
                 char path[256];
                 snprintf(path, sizeof path, "data/tokenizers/%s", name);
                 if (sw_tokenizer_load(path, &toks[i]) < 0) {
@@ -304,8 +355,30 @@ static void test_detect_and_truncate(void) {
            "Llama-3's chat_template detected as llama3");
     OK(sw_template_detect(sw_tokenizer_chat_template(tok_get("llama2"))) == NULL,
        "no chat_template (llama2 folder): nothing detected");
-    t = sw_template_detect("{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}");
-    IS_STR(t ? sw_template_name(t) : "(none)", "llama", "[INST] -> llama");
+    t = sw_template_detect("{% set system_message = messages[0]['content'] %}{% set content = "
+                           "'<<SYS>>\\n' + system_message %}{{ bos_token + '[INST] ' + "
+                           "content.strip() + ' [/INST]' }}");
+    IS_STR(t ? sw_template_name(t) : "(none)", "llama", "[INST] with <<SYS>> -> llama");
+    t = sw_template_detect("{{ bos_token }}{% if message['role'] == 'user' %}{{ '[INST] ' + "
+                           "message['content'] + ' [/INST]' }}{% endif %}");
+    IS_STR(t ? sw_template_name(t) : "(none)", "mistral",
+           "[INST] without a system role -> mistral");
+    t = sw_template_detect("{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim }}");
+    IS_STR(t ? sw_template_name(t) : "(none)", "gemma", "<start_of_turn> -> gemma");
+    /* Mistral and Gemma have no system role: a system prompt is refused. */
+    struct sw_conv sc;
+    struct sw_template_sample smp = {0};
+    struct sw_template_scratch scr = {0};
+    struct sw_template_opts so = {.system = "Be brief."};
+    if (conv_get("single", &sc) == 0) {
+        IS_INT(encode("gemma", "gemma_synth", &sc, &so, &smp, &scr), SW_EFORMAT,
+               "gemma: a system prompt is SW_EFORMAT (%s)", sw_err_msg());
+        IS_INT(encode("mistral", "llama2", &sc, &so, &smp, &scr), SW_EFORMAT,
+               "mistral: a system prompt is SW_EFORMAT (%s)", sw_err_msg());
+        sw_conv_release(&sc);
+    }
+    sw_template_sample_release(&smp);
+    sw_template_scratch_release(&scr);
     t = sw_template_detect(
         "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud.");
     IS_STR(t ? sw_template_name(t) : "(none)", "qwen2_5", "Qwen2.5's default system -> qwen2_5");
@@ -349,7 +422,7 @@ int main(void) {
     test_loss();
     test_default_and_text();
     test_detect_and_truncate();
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         sw_tokenizer_free(toks[i]);
     json_decref(root);
     return tap_done();

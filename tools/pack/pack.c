@@ -29,7 +29,8 @@ static const struct sw_opt pack_opt_table[] = {
      "row format; auto detects it per file from the first row's keys", 0, 0,
      "auto|alpaca|sharegpt|messages|query|preference|kto|text", NULL},
     {"template", SW_OPT_STRING, O(template_name), NULL,
-     "chat template (chatml|default|llama|llama3|qwen|qwen2_5|qwen3); default: recognised from "
+     "chat template (chatml|default|gemma|llama|llama3|mistral|qwen|qwen2_5|qwen3); default: "
+     "recognised from "
      "tokenizer_config.json's chat_template",
      0, 0, NULL, NULL},
     {"system", SW_OPT_STRING, O(system), NULL,

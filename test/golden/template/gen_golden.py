@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Chat-template goldens for test/unit/test_template.c: the ids (and text) transformers'
 apply_chat_template produces for every conversation in conversations.json, with the Qwen3,
-Llama-3 and Llama-2 tokenizers of data/tokenizers/.
+Llama-3 and Llama-2 tokenizers of data/tokenizers/ (and gemma_synth, the Llama-2 one with Gemma's
+turn markers added: see MISTRAL_TEMPLATE below for what is and is not verified).
 
     pip install transformers jinja2 tokenizers      # no torch needed
     UPDATE_GOLDEN=1 python3 test/golden/template/gen_golden.py
@@ -25,6 +26,8 @@ Which Jinja renders each sw template:
   llama    Llama-2-chat's chat_template (LLAMA2_TEMPLATE, from meta-llama/Llama-2-7b-chat-hf's
            tokenizer_config.json; the tokenizer folder here ships none), with ms-swift's default
            Llama-2 system prompt passed when the conversation has none.
+  mistral  MISTRAL_TEMPLATE (Mistral-7B-Instruct) on the llama2 tokenizer; no system role.
+  gemma    GEMMA_TEMPLATE (gemma-2-it) on gemma_synth; no system role.
 tokenizer.json.gz is decompressed into a temporary folder for transformers. Every golden's ids
 are also checked against tokenizers' own Tokenizer on the same tokenizer.json, so a case where
 transformers post-processes differently would stop the script instead of entering the golden.
@@ -123,6 +126,34 @@ LLAMA2_TEMPLATE = (
     "{% endif %}{% endfor %}"
 )
 
+# Mistral-7B-Instruct (v0.1/v0.2) and gemma-2-*-it chat templates, transcribed from their
+# tokenizer_config.json files as published (not downloadable here: no network). Their own
+# tokenizers are not in data/tokenizers/ either, so the goldens use stand-ins: Mistral's v1
+# tokenizer is the same SentencePiece-BPE style with <s>/</s> (llama2 here); Gemma's
+# <start_of_turn>/<end_of_turn> are added as special tokens to the llama2 tokenizer
+# (gemma_synth: GEMMA_SYNTH_TOKENS, the same patch test_template.c applies). The real Mistral
+# and Gemma tokenizers are NOT verified by these goldens.
+MISTRAL_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}"
+    "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}"
+    "{% endif %}{% endfor %}"
+)
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}"
+    "{% else %}{% set role = message['role'] %}{% endif %}"
+    "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}"
+)
+GEMMA_SYNTH_TOKENS = ["<start_of_turn>", "<end_of_turn>"]
+
 # ms-swift's template defaults (swift/template/templates/{utils,llama}.py).
 DEFAULT_SYSTEM = "You are a helpful assistant."
 LLAMA2_SYSTEM = (
@@ -144,16 +175,35 @@ PLAN = [
     ("qwen3", "chatml", QWEN25_TEMPLATE, None, ["system", "multi"], ["system"]),
     ("llama3", "llama3", "own", None, ALL + ["tool_result"], ["single", "multi"]),
     ("llama2", "llama", LLAMA2_TEMPLATE, LLAMA2_SYSTEM, ALL, ["single", "multi"]),
+    ("llama2", "mistral", MISTRAL_TEMPLATE, None, ["single", "multi_nosys", "chinese", "spaces"],
+     ["single", "multi_nosys"]),
+    ("gemma_synth", "gemma", GEMMA_TEMPLATE, None,
+     ["single", "multi_nosys", "chinese", "spaces"], ["single", "multi_nosys"]),
 ]
 
 
 def load_tokenizer(name, tmp):
-    src = os.path.join(TOKDIR, name)
+    synth = name == "gemma_synth"
+    src = os.path.join(TOKDIR, "llama2" if synth else name)
     dst = os.path.join(tmp, name)
     os.makedirs(dst)
     with gzip.open(os.path.join(src, "tokenizer.json.gz"), "rb") as f, open(
             os.path.join(dst, "tokenizer.json"), "wb") as g:
         shutil.copyfileobj(f, g)
+    if synth:  # the llama2 tokenizer plus Gemma's turn markers as special added tokens
+        path = os.path.join(dst, "tokenizer.json")
+        tj = json.load(open(path, encoding="utf-8"))
+        nxt = max([t["id"] for t in tj["added_tokens"]] + [len(tj["model"]["vocab"]) - 1]) + 1
+        for k, content in enumerate(GEMMA_SYNTH_TOKENS):
+            tj["added_tokens"].append({"id": nxt + k, "content": content, "single_word": False,
+                                       "lstrip": False, "rstrip": False, "normalized": False,
+                                       "special": True})
+        json.dump(tj, open(path, "w", encoding="utf-8"), ensure_ascii=False)
+        shutil.copy(os.path.join(src, "tokenizer_config.json"), dst)
+        tok = AutoTokenizer.from_pretrained(dst)  # tokenizer_config.json lists the old ones only
+        tok.add_special_tokens({"additional_special_tokens": GEMMA_SYNTH_TOKENS})
+        assert tok.convert_tokens_to_ids(GEMMA_SYNTH_TOKENS) == [nxt, nxt + 1]
+        return tok, Tokenizer.from_file(path)
     shutil.copy(os.path.join(src, "tokenizer_config.json"), dst)
     return AutoTokenizer.from_pretrained(dst), Tokenizer.from_file(os.path.join(dst, "tokenizer.json"))
 
