@@ -67,6 +67,7 @@ static int64_t config_numel(const struct sw_model_config *c) {
     if (qkv_bias) layer += QD + 2 * KD;
     if (o_bias) layer += C;
     if (qk_norm) layer += 2 * D;
+    if (c->arch == SW_ARCH_GEMMA2) layer += 2 * C; /* pre/post feed-forward norms */
     if (c->mlp_bias) layer += 2 * F + C;
     int64_t n = c->vocab_size * C + c->num_hidden_layers * layer + C;
     if (!c->tie_word_embeddings) n += c->vocab_size * C;
