@@ -594,7 +594,7 @@ static int write_folder(struct job *j) {
         j->st->n_kept++;
         j->st->bytes_out += e->nbytes;
     }
-    if (rc == 0) rc = sw_qfolder_write(o->model, o->output_dir, o->force, w, quant_config(o));
+    if (rc == 0) rc = sw_qfolder_write(o->model, o->output_dir, o->force, w, quant_config(o), NULL);
     sw_st_writer_free(w);
     for (int i = 0; i < b.n; i++)
         free(b.p[i]);

@@ -25,7 +25,7 @@ static int copy_file(const char *dir, const char *name, const char *to) {
     return rc;
 }
 
-static int write_config(const char *src_dir, const char *tmp, json_t *qc) {
+static int write_config(const char *src_dir, const char *tmp, json_t *qc, const char *dtype) {
     char *src = sw_path_join(src_dir, "config.json"), *dst = sw_path_join(tmp, "config.json");
     json_error_t jerr;
     json_t *j = src ? json_load_file(src, 0, &jerr) : NULL;
@@ -38,6 +38,10 @@ static int write_config(const char *src_dir, const char *tmp, json_t *qc) {
             json_object_set(j, "quantization_config", qc);
         else
             json_object_del(j, "quantization_config");
+        for (int k = 0; dtype && k < 2; k++) {
+            const char *key = k ? "dtype" : "torch_dtype";
+            if (json_object_get(j, key)) json_object_set_new(j, key, json_string(dtype));
+        }
         if (!(text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER)))
             rc = sw_err_set(SW_ENOMEM, "out of memory");
     }
@@ -48,7 +52,7 @@ static int write_config(const char *src_dir, const char *tmp, json_t *qc) {
 }
 
 int sw_qfolder_write(const char *src_dir, const char *output_dir, int force, struct sw_st_writer *w,
-                     json_t *qc) {
+                     json_t *qc, const char *torch_dtype) {
     static const char *const files[] = {"generation_config.json",
                                         "tokenizer.json",
                                         "tokenizer.json.gz",
@@ -73,7 +77,7 @@ int sw_qfolder_write(const char *src_dir, const char *output_dir, int force, str
     }
     if (rc == 0) rc = sw_st_writer_set_metadata(w, "format", "pt");
     if (rc == 0) rc = sw_st_writer_write_sharded(w, tmp, "model", 5000000000ull);
-    if (rc == 0) rc = write_config(src_dir, tmp, qc);
+    if (rc == 0) rc = write_config(src_dir, tmp, qc, torch_dtype);
     for (size_t i = 0; rc == 0 && i < sizeof files / sizeof files[0]; i++)
         rc = copy_file(src_dir, files[i], tmp);
     if (rc == 0 && force) sw_rm_tree_quiet(output_dir);

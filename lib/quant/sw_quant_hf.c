@@ -5,6 +5,8 @@
  * until it writes, so the packed buffers are kept in a list and freed after the write. */
 #include "sw_quant_hf.h"
 
+#include "sw_qfolder.h"
+
 #include "sw_dtype.h"
 #include "sw_err.h"
 #include "sw_hfmodel.h"
@@ -311,50 +313,12 @@ static json_t *quant_config(const struct sw_hfq_opts *o, const char *compute_dty
             "static_groups", 0, "lm_head", 0, "meta", "quantizer", "sw-quant rtn", "method", "rtn");
     return json_pack(
         "{s:s, s:s, s:s, s:{s:{s:[s], s:{s:i, s:s, s:s, s:b, s:b}, s:{s:i, s:s, s:s, s:b, s:b}}}, "
-        "s:[s], s:s}",
+        "s:[s]}",
         "quant_method", "compressed-tensors", "format", "float-quantized", "quantization_status",
         "compressed", "config_groups", "group_0", "targets", "Linear", "weights", "num_bits", 8,
         "type", "float", "strategy", o->per_tensor ? "tensor" : "channel", "symmetric", 1,
         "dynamic", 0, "input_activations", "num_bits", 8, "type", "float", "strategy", "token",
-        "symmetric", 1, "dynamic", 1, "ignore", "lm_head", "quant_method_by", "sw-quant");
-}
-
-static int write_config(const struct sw_hfq_opts *o, const char *tmp) {
-    char *src = sw_path_join(o->model, "config.json"), *dst = sw_path_join(tmp, "config.json");
-    json_error_t jerr;
-    json_t *j = src ? json_load_file(src, 0, &jerr) : NULL;
-    int rc = 0;
-    char *text = NULL;
-    if (!src || !dst)
-        rc = sw_err_set(SW_ENOMEM, "out of memory");
-    else if (!json_is_object(j))
-        rc = sw_err_set(SW_EFORMAT, "%s:%d: %s", src, jerr.line, j ? "not an object" : jerr.text);
-    if (rc == 0) {
-        const char *dt = json_string_value(json_object_get(j, "torch_dtype"));
-        if (!dt) dt = json_string_value(json_object_get(j, "dtype"));
-        json_t *qc = quant_config(o, dt && strcmp(dt, "float32") ? dt : "bfloat16");
-        if (qc) json_object_del(qc, "quant_method_by");
-        json_object_set_new(j, "quantization_config", qc);
-        text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (!text) rc = sw_err_set(SW_ENOMEM, "out of memory");
-    }
-    if (rc == 0) rc = sw_write_file_atomic(dst, text, strlen(text));
-    free(text), free(src), free(dst);
-    json_decref(j);
-    return rc;
-}
-
-static int copy_file(const char *dir, const char *name, const char *to) {
-    char *src = sw_path_join(dir, name), *dst = sw_path_join(to, name);
-    struct sw_mmap m = {0};
-    int rc = src && dst ? 0 : sw_err_set(SW_ENOMEM, "out of memory");
-    if (rc == 0 && access(src, F_OK) != 0) goto done;
-    if (rc == 0) rc = sw_mmap_open(&m, src);
-    if (rc == 0) rc = sw_write_file_atomic(dst, m.data, m.len);
-    sw_mmap_close(&m);
-done:
-    free(src), free(dst);
-    return rc;
+        "symmetric", 1, "dynamic", 1, "ignore", "lm_head");
 }
 
 int sw_quantize_hf(const struct sw_hfq_opts *o, struct sw_hfq_stats *st) {
@@ -374,8 +338,7 @@ int sw_quantize_hf(const struct sw_hfq_opts *o, struct sw_hfq_stats *st) {
     struct sw_hfmodel *m = NULL;
     struct sw_st_writer *w = NULL;
     struct keep k = {0};
-    char *tmp = malloc(strlen(o->output_dir) + 64);
-    int rc = tmp ? 0 : sw_err_set(SW_ENOMEM, "out of memory");
+    int rc = 0;
     SW_TRY_GOTO(rc, sw_hfmodel_open(o->model, &m), out);
     SW_TRY_GOTO(rc, sw_hfmodel_verify(m), out);
     SW_TRY_GOTO(rc, sw_st_writer_new(&w), out);
@@ -392,41 +355,13 @@ int sw_quantize_hf(const struct sw_hfq_opts *o, struct sw_hfq_stats *st) {
         }
     }
     if (rc < 0) goto out;
-    sprintf(tmp, "%s.tmp-%ld", o->output_dir, (long)getpid());
-    sw_rm_tree_quiet(tmp);
-    if (mkdir(tmp, 0755) != 0) {
-        rc = sw_err_errno("cannot create '%s'", tmp);
-        goto out;
-    }
-    rc = sw_st_writer_set_metadata(w, "format", "pt");
-    if (rc == 0) rc = sw_st_writer_write_sharded(w, tmp, "model", 5000000000ull);
-    if (rc == 0) rc = write_config(o, tmp);
-    static const char *const files[] = {"generation_config.json",
-                                        "tokenizer.json",
-                                        "tokenizer.json.gz",
-                                        "tokenizer_config.json",
-                                        "special_tokens_map.json",
-                                        "vocab.json",
-                                        "merges.txt",
-                                        "tokenizer.model",
-                                        "added_tokens.json",
-                                        "chat_template.jinja"};
-    for (size_t i = 0; rc == 0 && i < sizeof files / sizeof files[0]; i++)
-        rc = copy_file(o->model, files[i], tmp);
-    if (rc == 0 && o->force) sw_rm_tree_quiet(o->output_dir);
-    if (rc == 0 && rename(tmp, o->output_dir) != 0)
-        rc = sw_err_errno("cannot rename '%s' to '%s'", tmp, o->output_dir);
-    if (rc < 0) {
-        char msg[1024];
-        int keep_rc = rc;
-        snprintf(msg, sizeof msg, "%s", sw_err_msg());
-        sw_rm_tree_quiet(tmp);
-        rc = sw_err_set(keep_rc, "%s", msg);
-    }
+    /* bitsandbytes records the dtype it computes in: the model's, bfloat16 for a float32 one */
+    const char *dt = m->config.torch_dtype;
+    rc = sw_qfolder_write(o->model, o->output_dir, o->force, w,
+                          quant_config(o, dt[0] && strcmp(dt, "float32") ? dt : "bfloat16"), NULL);
 out:
     sw_st_writer_free(w);
     keep_release(&k);
     sw_hfmodel_close(m);
-    free(tmp);
     return rc;
 }

@@ -4,6 +4,8 @@
  * computes what the quantized model computes. */
 #include "sw_quant_hfdeq.h"
 
+#include "sw_qfolder.h"
+
 #include "sw_err.h"
 #include "sw_hfmodel.h"
 #include "sw_io.h"
@@ -22,19 +24,18 @@
 static const char *const lin_names[7] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                          "gate_proj", "up_proj", "down_proj"};
 
-/* config.json without quantization_config (and with the dtype of the weights when it changes);
- * the options that write the layout again into *rq. */
-static int write_config(const struct sw_hfdq_opts *o, const char *tmp, struct sw_hfq_opts *rq) {
-    char *src = sw_path_join(o->model, "config.json"), *dst = sw_path_join(tmp, "config.json");
+/* The settings that quantize the output again as the source was (merge-lora's requantize),
+ * from the source's quantization_config. */
+static int read_requant(const struct sw_hfdq_opts *o, struct sw_hfq_opts *rq) {
+    char *src = sw_path_join(o->model, "config.json");
     json_error_t jerr;
     json_t *j = src ? json_load_file(src, 0, &jerr) : NULL;
     int rc = 0;
-    char *text = NULL;
-    if (!src || !dst)
+    if (!src)
         rc = sw_err_set(SW_ENOMEM, "out of memory");
     else if (!json_is_object(j))
         rc = sw_err_set(SW_EFORMAT, "%s:%d: %s", src, jerr.line, j ? "not an object" : jerr.text);
-    if (rc == 0 && rq) {
+    if (rc == 0) {
         const json_t *qc = json_object_get(j, "quantization_config");
         const char *m = json_string_value(json_object_get(qc, "quant_method"));
         memset(rq, 0, sizeof *rq);
@@ -58,33 +59,8 @@ static int write_config(const struct sw_hfdq_opts *o, const char *tmp, struct sw
             rq->per_tensor = strat && !strcmp(strat, "tensor");
         }
     }
-    if (rc == 0) {
-        json_object_del(j, "quantization_config");
-        const char *dt = o->dtype == SW_DTYPE_BF16  ? "bfloat16"
-                         : o->dtype == SW_DTYPE_F16 ? "float16"
-                                                    : "float32";
-        if (json_object_get(j, "torch_dtype"))
-            json_object_set_new(j, "torch_dtype", json_string(dt));
-        if (json_object_get(j, "dtype")) json_object_set_new(j, "dtype", json_string(dt));
-        text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (!text) rc = sw_err_set(SW_ENOMEM, "out of memory");
-    }
-    if (rc == 0) rc = sw_write_file_atomic(dst, text, strlen(text));
-    free(text), free(src), free(dst);
+    free(src);
     json_decref(j);
-    return rc;
-}
-
-static int copy_file(const char *dir, const char *name, const char *to) {
-    char *src = sw_path_join(dir, name), *dst = sw_path_join(to, name);
-    struct sw_mmap m = {0};
-    int rc = src && dst ? 0 : sw_err_set(SW_ENOMEM, "out of memory");
-    if (rc == 0 && access(src, F_OK) != 0) goto done;
-    if (rc == 0) rc = sw_mmap_open(&m, src);
-    if (rc == 0) rc = sw_write_file_atomic(dst, m.data, m.len);
-    sw_mmap_close(&m);
-done:
-    free(src), free(dst);
     return rc;
 }
 
@@ -102,8 +78,7 @@ int sw_dequantize_hf(const struct sw_hfdq_opts *o, struct sw_hfq_stats *st,
     struct sw_strmap *done = NULL;
     void **bufs = NULL;
     int nbufs = 0;
-    char *tmp = malloc(strlen(o->output_dir) + 64);
-    int rc = tmp ? 0 : sw_err_set(SW_ENOMEM, "out of memory");
+    int rc = 0;
     SW_TRY_GOTO(rc, sw_hfmodel_open(o->model, &m), out);
     const struct sw_model_config *c = &m->config;
     if (!c->quant.keep) {
@@ -179,37 +154,11 @@ int sw_dequantize_hf(const struct sw_hfdq_opts *o, struct sw_hfq_stats *st,
         st->bytes_in += e->nbytes, st->bytes_out += e->nbytes;
     }
     if (rc < 0) goto out;
-    sprintf(tmp, "%s.tmp-%ld", o->output_dir, (long)getpid());
-    sw_rm_tree_quiet(tmp);
-    if (mkdir(tmp, 0755) != 0) {
-        rc = sw_err_errno("cannot create '%s'", tmp);
-        goto out;
-    }
-    rc = sw_st_writer_set_metadata(w, "format", "pt");
-    if (rc == 0) rc = sw_st_writer_write_sharded(w, tmp, "model", 5000000000ull);
-    if (rc == 0) rc = write_config(o, tmp, requant);
-    static const char *const files[] = {"generation_config.json",
-                                        "tokenizer.json",
-                                        "tokenizer.json.gz",
-                                        "tokenizer_config.json",
-                                        "special_tokens_map.json",
-                                        "vocab.json",
-                                        "merges.txt",
-                                        "tokenizer.model",
-                                        "added_tokens.json",
-                                        "chat_template.jinja"};
-    for (size_t i = 0; rc == 0 && i < sizeof files / sizeof files[0]; i++)
-        rc = copy_file(o->model, files[i], tmp);
-    if (rc == 0 && o->force) sw_rm_tree_quiet(o->output_dir);
-    if (rc == 0 && rename(tmp, o->output_dir) != 0)
-        rc = sw_err_errno("cannot rename '%s' to '%s'", tmp, o->output_dir);
-    if (rc < 0) {
-        char msg[1024];
-        int keep_rc = rc;
-        snprintf(msg, sizeof msg, "%s", sw_err_msg());
-        sw_rm_tree_quiet(tmp);
-        rc = sw_err_set(keep_rc, "%s", msg);
-    }
+    if (requant) SW_TRY_GOTO(rc, read_requant(o, requant), out);
+    rc = sw_qfolder_write(o->model, o->output_dir, o->force, w, NULL,
+                          o->dtype == SW_DTYPE_BF16  ? "bfloat16"
+                          : o->dtype == SW_DTYPE_F16 ? "float16"
+                                                     : "float32");
 out:
     sw_st_writer_free(w);
     for (int i = 0; i < nbufs; i++)
@@ -217,6 +166,5 @@ out:
     free(bufs);
     sw_strmap_free(done);
     sw_hfmodel_close(m);
-    free(tmp);
     return rc;
 }
