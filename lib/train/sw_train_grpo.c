@@ -372,6 +372,19 @@ int sw_train_grpo_open(struct sw_trainer *t) {
     /* the loop evaluates when n_val is set; GRPO's validation prompts are its own (t->val stays
      * NULL, and sw_train_grpo_close sets n_val back to 0 before the trainer's teardown) */
     t->n_val = g->nval > 0;
+    /* a prompt and its longest completion must fit the model's positions (ms-swift would
+     * truncate or drop the prompt; sw names it) */
+    int64_t maxpos = t->cfg.max_position_embeddings > 0 ? t->cfg.max_position_embeddings : 2048;
+    for (int set = 0; set < 2; set++) {
+        const struct prompt *pp = set ? g->val : g->pr;
+        for (int64_t i = 0, n = set ? g->nval : g->npr; i < n; i++)
+            if (pp[i].n + q->max_completion_length > maxpos)
+                return sw_err_set(SW_EINVAL,
+                                  "%s: a prompt of %lld tokens + max_completion_length %lld is "
+                                  "longer than the model's max_position_embeddings %lld",
+                                  pp[i].where, (long long)pp[i].n,
+                                  (long long)q->max_completion_length, (long long)maxpos);
+    }
     if (!(g->c = calloc((size_t)g->nc, sizeof *g->c)))
         return sw_err_set(SW_ENOMEM, "out of memory");
     /* the data position lives in t->data (epoch, used) as for the other kinds of training */

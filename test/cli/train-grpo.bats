@@ -153,6 +153,10 @@ assert r["prompt"].endswith("<|im_start|>assistant\n") and "+" in r["prompt"], r
     run grpo out --reward_funcs accuracy --tuner_type full --beta 0.04
     assert_failure
     assert_output --partial "needs a second copy of the model"
+    run grpo out --reward_funcs accuracy --max_completion_length 250
+    assert_failure
+    assert_output --partial "grpo.jsonl:1: a prompt of"
+    assert_output --partial "+ max_completion_length 250 is longer than the model's max_position_embeddings 256"
     run grpo out --reward_funcs accuracy --loss_type sigmoid
     assert_failure
     assert_output --partial "loss_type 'sigmoid'"
