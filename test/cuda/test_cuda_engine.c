@@ -15,6 +15,7 @@
 #include "sw_log.h"
 #include "sw_model_infer.h"
 #include "sw_rng.h"
+#include "fixtures.h"
 #include "tap.h"
 
 #include <jansson.h>
@@ -27,16 +28,6 @@
 #define GEN "test/golden/generate/"
 
 static struct sw_backend *cpu, *gpu;
-
-static double rel_err(const float *a, const float *b, int64_t n) {
-    double md = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return md / (mb > 1e-6 ? mb : 1e-6);
-}
 
 static void *up(const void *h, size_t bytes) {
     void *d = gpu->alloc(gpu, bytes ? bytes : 4);
@@ -111,7 +102,7 @@ static void test_ops(int nseq, const int *lens, const int *qlens, int64_t Hq, in
     OK(memcmp(kc, kc2, (size_t)(slots_n * row) * 4) == 0 &&
            memcmp(vc, vc2, (size_t)(slots_n * row) * 4) == 0,
        "%s: kv_cache_write: the same cache bit for bit (a skipped slot included)", name);
-    double e = rel_err(out_g, out_c, N * Hq * D);
+    double e = sw_test_rel_err(out_g, out_c, N * Hq * D);
     OK(e <= TOL, "%s: paged_attention_fwd CUDA vs CPU rel %.2e", name, e);
 out:
     gpu->free(gpu, dkc), gpu->free(gpu, dvc), gpu->free(gpu, dq), gpu->free(gpu, dkn);
@@ -180,7 +171,7 @@ static void test_infer(const char *family) {
     int grc = infer_logits(gpu, hf, ids, T, 13, b);
     if (OK(rc == 0 && grc == 0, "%s: infer on both backends (%s)", family,
            rc || grc ? sw_err_msg() : "ok")) {
-        double e = rel_err(b, a, T * V);
+        double e = sw_test_rel_err(b, a, T * V);
         OK(e <= TOL, "%s: sw_model_infer (chunks of 13, then decode) CUDA vs CPU rel %.2e", family,
            e);
     }

@@ -19,6 +19,7 @@
 #include "sw_err.h"
 #include "sw_kernels.h"
 #include "sw_optim.h"
+#include "fixtures.h"
 #include "tap.h"
 
 #include <math.h>
@@ -77,20 +78,10 @@ static float *host(const float *d, int64_t n) {
     return h;
 }
 
-static double rel_err(const float *a, const float *b, int64_t n) {
-    double md = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return md / (mb > 1e-6 ? mb : 1e-6);
-}
-
 /* Compare device array d with the reference ref; free the host copy. */
 static void cmp(const float *d, const float *ref, int64_t n, double tol, const char *what) {
     float *h = host(d, n);
-    double e = rel_err(h, ref, n);
+    double e = sw_test_rel_err(h, ref, n);
     if (!OK(e <= tol, "%s (rel %.2g)", what, e)) DIAG("relative error %.3g > %.1g", e, tol);
     free(h);
 }
@@ -694,7 +685,7 @@ static void test_adamw(void) {
     }
     if (OK(rc == 0, "adamw: 3 steps on both (%s)", rc ? sw_err_msg() : "ok")) {
         float *h = host(d_p, n);
-        double e = rel_err(h, p, n);
+        double e = sw_test_rel_err(h, p, n);
         int exact = memcmp(h, p, (size_t)n * 4) == 0;
         OK(e <= 1e-6, "adamw matches sw_optim (rel %.2g, %s)", e,
            exact ? "bit-identical" : "not bit-identical");

@@ -31,16 +31,6 @@
 
 static struct sw_backend *cpu, *gpu;
 
-static double rel_err(const float *a, const float *b, int64_t n) {
-    double md = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return md / (mb > 1e-6 ? mb : 1e-6);
-}
-
 static int64_t pnumel(const struct sw_param *p) {
     return p->value.ndim == 2 ? p->value.shape[0] * p->value.shape[1] : p->value.shape[0];
 }
@@ -102,7 +92,7 @@ static void compare_models(struct sw_model *mc, struct sw_model *mg, const struc
             rc || rg ? sw_err_msg() : "ok"))
         return;
     float mean_c = (float)(lc.sum / (double)lc.count), mean_g = (float)(lg.sum / (double)lg.count);
-    double e = rel_err(&mean_g, &mean_c, 1);
+    double e = sw_test_rel_err(&mean_g, &mean_c, 1);
     OK(e <= loss_tol && lc.count == lg.count, "%s %s: loss cuda %.7f vs cpu %.7f (rel %.2g)", what,
        lay, mean_g, mean_c, e);
     char k[320];
@@ -110,7 +100,7 @@ static void compare_models(struct sw_model *mc, struct sw_model *mg, const struc
         snprintf(k, sizeof k, "%s.loss", lay);
         const struct sw_st_entry *gl = sw_st_find(g, k);
         if (gl) {
-            e = rel_err(&mean_g, gl->data, 1);
+            e = sw_test_rel_err(&mean_g, gl->data, 1);
             OK(e <= TOL, "%s %s: loss cuda vs HF (rel %.2g)", what, lay, e);
         }
     }
@@ -125,10 +115,10 @@ static void compare_models(struct sw_model *mc, struct sw_model *mg, const struc
         }
         for (int64_t n = 0; n < N; n++) {
             if (b->attention_mask && !b->attention_mask[n]) continue;
-            double r = rel_err(l2 + n * V, l1 + n * V, V);
+            double r = sw_test_rel_err(l2 + n * V, l1 + n * V, V);
             if (r > worst) worst = r;
             if (gg) {
-                r = rel_err(l2 + n * V, (const float *)gg->data + n * V, V);
+                r = sw_test_rel_err(l2 + n * V, (const float *)gg->data + n * V, V);
                 if (r > worst_hf) worst_hf = r;
             }
         }
@@ -159,7 +149,7 @@ static void compare_models(struct sw_model *mc, struct sw_model *mg, const struc
             n_bad++;
             DIAG("no gradient for %s", pc->name);
         } else {
-            double r = rel_err(hg, hc, n);
+            double r = sw_test_rel_err(hg, hc, n);
             if (r > worst) worst = r, worst_name = pc->name;
             if (r > grad_tol) n_bad++, DIAG("%s: cuda vs cpu rel %.3g", pc->name, r);
             n_cmp++;
@@ -167,7 +157,7 @@ static void compare_models(struct sw_model *mc, struct sw_model *mg, const struc
                 snprintf(k, sizeof k, "%s.grad.%s", lay, pc->name);
                 const struct sw_st_entry *ge = sw_st_find(g, k);
                 if (ge) {
-                    r = rel_err(hg, ge->data, n);
+                    r = sw_test_rel_err(hg, ge->data, n);
                     if (r > worst_hf) worst_hf = r;
                     if (r > TOL) n_bad++, DIAG("%s: cuda vs HF rel %.3g", pc->name, r);
                     n_hf++;

@@ -1,13 +1,14 @@
-/* Model configurations the unit and CUDA tests build in memory, in one place: the defaults every
- * tiny test model shares (SiLU, RMSNorm eps 1e-6, RoPE theta 1e6, 128 positions, bos 1, pad 0)
- * and what each family adds the way its Hugging Face config would (Qwen2: tied embeddings and
- * q/k/v biases; Qwen3: tied embeddings and q/k norms; Llama: an untied LM head). A test sets its
- * own shape and overrides what it exercises after the call. */
+/* Shared test fixtures. Model configurations the unit and CUDA tests build in memory, in one place:
+ * the defaults every tiny test model shares (SiLU, RMSNorm eps 1e-6, RoPE theta 1e6, 128 positions,
+ * bos 1, pad 0) and what each family adds the way its Hugging Face config would (Qwen2: tied
+ * embeddings and q/k/v biases; Qwen3: tied embeddings and q/k norms; Llama: an untied LM head). A
+ * test sets its own shape and overrides what it exercises after the call. */
 #ifndef SW_TEST_FIXTURES_H
 #define SW_TEST_FIXTURES_H
 
 #include "sw_hfconfig.h"
 
+#include <math.h>
 #include <string.h>
 
 struct sw_test_shape {
@@ -59,6 +60,18 @@ static inline void sw_test_config(struct sw_model_config *c, enum sw_arch arch,
         c->query_pre_attn_scalar = (double)s.head_dim;
         break;
     }
+}
+
+/* Largest |a − b| over the largest |b| (at least 1e-6): the error measure of the parity tests
+ * (CPU against CUDA, quantized against float). A NaN anywhere gives infinity. */
+static inline double sw_test_rel_err(const float *a, const float *b, int64_t n) {
+    double md = 0, mb = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return md / (mb > 1e-6 ? mb : 1e-6);
 }
 
 #endif

@@ -53,16 +53,6 @@ static void base_config(struct sw_model_config *c, enum sw_arch arch) {
     }
 }
 
-static double rel_err(const float *a, const float *b, int64_t n) {
-    double md = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return md / (mb > 1e-6 ? mb : 1e-6);
-}
-
 static int64_t entry_numel(const struct sw_st_entry *e) {
     int64_t n = 1;
     for (int d = 0; d < e->ndim; d++)
@@ -133,7 +123,7 @@ static void check_layout(struct sw_model *m, const struct sw_st_file *g, const c
     const struct sw_st_entry *gl = gold(g, k, SW_DTYPE_F32);
     float mean = (float)(loss.sum / (double)loss.count);
     if (gl) {
-        double e = rel_err(&mean, gl->data, 1);
+        double e = sw_test_rel_err(&mean, gl->data, 1);
         if (!OK(e <= TOL, "%s %s: loss %.7f vs HF %.7f (%lld targets)", what, lay, mean,
                 *(const float *)gl->data, (long long)loss.count))
             DIAG("relative error %.3g", e);
@@ -150,7 +140,7 @@ static void check_layout(struct sw_model *m, const struct sw_st_file *g, const c
         double worst = 0;
         for (int64_t n = 0; n < N; n++) {
             if (b.attention_mask && !b.attention_mask[n]) continue;
-            double e = rel_err(lg + n * V, ref + n * V, V);
+            double e = sw_test_rel_err(lg + n * V, ref + n * V, V);
             if (e > worst) worst = e;
         }
         if (!OK(worst <= TOL, "%s %s: logits match HF", what, lay))
@@ -180,7 +170,7 @@ static void check_layout(struct sw_model *m, const struct sw_st_file *g, const c
             free(h);
             continue;
         }
-        double err = rel_err(h, e->data, n);
+        double err = sw_test_rel_err(h, e->data, n);
         if (err > worst) worst = err, worst_name = p->name;
         if (err > TOL) n_bad++, DIAG("%s: relative error %.3g", p->name, err);
         n_cmp++;

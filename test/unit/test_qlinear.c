@@ -19,6 +19,7 @@
 #include "sw_err.h"
 #include "sw_rng.h"
 #include "sw_safetensors.h"
+#include "fixtures.h"
 #include "tap.h"
 
 #include <math.h>
@@ -26,16 +27,6 @@
 #include <string.h>
 
 static struct sw_backend *be;
-
-static double rel_err(const float *a, const float *b, int64_t n) {
-    double md = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return md / (mb > 1e-6 ? mb : 1e-6);
-}
 
 static void fill(float *x, int64_t n, uint64_t seed, float std) {
     sw_rng_fill_normal_at(seed, 7, 0, x, (size_t)n, 0.0f, std);
@@ -188,18 +179,18 @@ static void test_ops(void) {
             memcpy(dx1, dx0, (size_t)(M * cols) * 4);
             int r1 = be->matmul_fwd(be, y0, x, wd, bias, M, rows, cols, 0.5f, 1.0f);
             int r2 = be->qmatmul_fwd(be, y1, x, &h, bias, M, 0.5f, 1.0f);
-            double e1 = rel_err(y1, y0, M * rows);
+            double e1 = sw_test_rel_err(y1, y0, M * rows);
             OK(r1 == 0 && r2 == 0 && e1 < 1e-5,
                "%s M=%lld: qmatmul_fwd == matmul_fwd(dequant W) with bias, alpha, beta (%.2g)",
                fc->name, (long long)M, e1);
             r1 = be->matmul_fwd(be, y0, x, wd, NULL, M, rows, cols, 1.0f, 0.0f);
             r2 = be->qmatmul_fwd(be, y1, x, &h, NULL, M, 1.0f, 0.0f);
-            e1 = rel_err(y1, y0, M * rows);
+            e1 = sw_test_rel_err(y1, y0, M * rows);
             OK(r1 == 0 && r2 == 0 && e1 < 1e-5, "%s M=%lld: overwrite, no bias (%.2g)", fc->name,
                (long long)M, e1);
             r1 = be->matmul_bwd_dx(be, dx0, dy, wd, M, rows, cols, 1.0f, 1.0f);
             r2 = be->qmatmul_bwd_dx(be, dx1, dy, &h, M, 1.0f, 1.0f);
-            double e2 = rel_err(dx1, dx0, M * cols);
+            double e2 = sw_test_rel_err(dx1, dx0, M * cols);
             OK(r1 == 0 && r2 == 0 && e2 < 1e-5,
                "%s M=%lld: qmatmul_bwd_dx == dy·dequant(W) accumulated (%.2g)", fc->name,
                (long long)M, e2);
@@ -287,7 +278,7 @@ static void test_model(void) {
         if (rc == 0) rc = sw_model_forward(mf, &b, &Lf);
         if (rc == 0) rc = sw_model_logits(mf, lf);
         if (rc == 0) rc = sw_model_backward(mf, 1.0f / (float)Lf.count);
-        double el = rc == 0 ? rel_err(lq, lf, T * V) : 1;
+        double el = rc == 0 ? sw_test_rel_err(lq, lf, T * V) : 1;
         OK(rc == 0 && el < 1e-5 && fabs(Lq.sum - Lf.sum) < 1e-4 * fabs(Lf.sum),
            "%s: logits and loss == the float model over dequant(W) (%.2g; %s)", fc->name, el,
            rc ? sw_err_msg() : "ok");
@@ -297,7 +288,7 @@ static void test_model(void) {
             struct sw_param *p = sw_model_param(mq, i), *pf = sw_model_param(mf, i);
             if (!p->is_lora) continue;
             ng++;
-            eg = fmax(eg, rel_err(p->grad.data, pf->grad.data, sw_tensor_numel(&p->value)));
+            eg = fmax(eg, sw_test_rel_err(p->grad.data, pf->grad.data, sw_tensor_numel(&p->value)));
         }
         OK(rc == 0 && ng == 28 && eg < 1e-4,
            "%s: all %d LoRA gradients == the float model's (through dx = dy·W) (%.2g)", fc->name,
