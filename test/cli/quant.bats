@@ -195,13 +195,13 @@ import json, sys; d = json.load(sys.stdin); print(d[\"config\"], d[\"total_tenso
 }
 
 @test "inspect: unsupported architecture still lists tensors, with a warning" {
-    local d="$BATS_TEST_TMPDIR/mistral"
+    local d="$BATS_TEST_TMPDIR/falcon"
     mkdir -p "$d"
     cp "$QWEN3/model.safetensors" "$d/"
-    sed 's/"qwen3"/"mistral"/' "$QWEN3/config.json" > "$d/config.json"
+    sed 's/"qwen3"/"falcon"/' "$QWEN3/config.json" > "$d/config.json"
     run_split "$QUANT" inspect "$d"
     assert_success
-    grep -q "^sw-quant: warning: .*model_type 'mistral' is not supported .*; listing tensors only" "$BATS_TEST_TMPDIR/err"
+    grep -q "^sw-quant: warning: .*model_type 'falcon' is not supported .*; listing tensors only" "$BATS_TEST_TMPDIR/err"
     grep -q '^total: 24 tensors' "$BATS_TEST_TMPDIR/out"
 }
 
