@@ -145,10 +145,10 @@ void sw_model_weight_mem(const struct sw_model *m, struct sw_model_weight_mem *o
  * compressed-tensors FP8: lib/format/sw_qtensors.h) stays quantized when the config's quant.keep
  * is set (an HF quantized folder's config.json sets it), else is dequantized to float32; with
  * quant.load_fmt set every float linear weight is quantized as it is read (QLoRA), one tensor at
- * a time, so the float model never exists in memory. Every expected name must be present with the expected shape: a missing tensor is
- * SW_ENOTFOUND and a wrong shape or non-float dtype SW_EFORMAT, naming the tensor and the file.
- * lm_head.weight is not read for a tied model; other extra tensors are ignored (logged at debug).
- * LoRA parameters are untouched. */
+ * a time, so the float model never exists in memory. Every expected name must be present with the
+ * expected shape: a missing tensor is SW_ENOTFOUND and a wrong shape or non-float dtype SW_EFORMAT,
+ * naming the tensor and the file. lm_head.weight is not read for a tied model; other extra tensors
+ * are ignored (logged at debug). LoRA parameters are untouched. */
 int sw_model_load(struct sw_model *m, const struct sw_st_set *s);
 /* Random init for pre-training: matrices and embeddings normal(0, std) (std 0.02 when std <= 0,
  * HF's initializer_range), the pad_token_id embedding row zero, norm weights 1, biases 0. Uses
