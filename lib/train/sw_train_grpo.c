@@ -90,6 +90,7 @@ struct sw_train_grpo {
     struct sw_engine *e;
     struct comp *c; /* [nc] the current batch */
     int have_batch, iters_done, dirty;
+    int64_t drawn; /* prompts the last rollout drew (dynamic_sample may draw more than P) */
     double top_p, temperature;
     int top_k;
     /* temperature ≠ 1: the final norm's weight divided by it for the step (see temp_scale) */
@@ -628,8 +629,10 @@ static int rollout(struct sw_trainer *t, double *t_gen, double *t_score) {
         return sw_err_set(SW_ENOMEM, "out of memory");
     }
     int rounds = q->dynamic_sample ? (int)q->max_resample_times + 1 : 1, kept = 0;
+    g->drawn = 0;
     for (int round = 0; round < rounds && rc == 0; round++) {
         next_prompts(t, idx, P);
+        g->drawn += P;
         struct comp *dst = round == 0 ? g->c : tmp;
         double a = sw_now_seconds();
         rc = generate(g, g->pr, idx, P, G, g->scaled ? 1.0 : q->temperature, dst);
@@ -904,7 +907,7 @@ int sw_train_grpo_step(struct sw_trainer *t, double gscale, double *loss) {
         if (mb < t->o->gradient_accumulation_steps) {
             t->mbs[mb].input_tokens = p.n;
             t->mbs[mb].targets = tok;
-            t->mbs[mb].records = g->iters_done == 0 ? S : 0;
+            t->mbs[mb].records = g->iters_done == 0 && mb == 0 ? g->drawn : 0;
         }
         metric_add(g, "kl", mt.kl);
         metric_add(g, "clip_ratio/low_mean", mt.clip_low_mean);
