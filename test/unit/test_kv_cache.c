@@ -199,24 +199,38 @@ static void test_paged_attention(struct sw_backend *be) {
        "a block outside the cache is refused");
     be->paged_attention_fwd(be, out, q, kc, vc, bt, 8, cu, sl, NSEQ, 13, 13, N, HQ, HK, D, BSZ,
                             NBLK, scale);
-    double maxerr = 0;
+    /* Sliding window 3 and soft-cap 1.5 (Mistral / Gemma 2) against the dense ext kernel. */
+    static float out2[64 * HQ * D];
+    OK(be->paged_attention_ext_fwd(be, out2, q, kc, vc, bt, 8, cu, sl, NSEQ, 13, 13, N, HQ, HK, D,
+                                   BSZ, NBLK, scale, 3, 1.5f) == 0,
+       "paged_attention_ext_fwd (window 3, soft-cap 1.5)");
+    double maxerr = 0, maxerr2 = 0;
     for (int s = 0; s < NSEQ; s++) {
         int L = lens[s];
         float *ref = malloc((size_t)L * HQ * D * sizeof(float)), *lse = malloc((size_t)L * HQ * 4);
+        float *ref2 = malloc((size_t)L * HQ * D * sizeof(float));
         int32_t c2[2] = {0, L};
         be->attention_fwd(be, ref, lse, fullq[s], fullk[s], fullv[s], c2, NULL, 1, L, L, HQ, HK, D,
                           scale);
+        be->attention_ext_fwd(be, ref2, lse, fullq[s], fullk[s], fullv[s], c2, NULL, 1, L, L, HQ,
+                              HK, D, scale, 3, 1.5f);
         for (int i = 0; i < qlen[s]; i++) {
             int t = L - qlen[s] + i;
             for (int j = 0; j < HQ * D; j++) {
-                double d =
-                    fabs(ref[(size_t)t * HQ * D + j] - out[(size_t)(cu[s] + i) * HQ * D + j]);
+                size_t a = (size_t)t * HQ * D + j, b = (size_t)(cu[s] + i) * HQ * D + j;
+                double d = fabs(ref[a] - out[b]), d2 = fabs(ref2[a] - out2[b]);
                 if (d > maxerr) maxerr = d;
+                if (d2 > maxerr2) maxerr2 = d2;
             }
         }
-        free(ref), free(lse), free(fullk[s]), free(fullv[s]), free(fullq[s]);
+        free(ref), free(ref2), free(lse), free(fullk[s]), free(fullv[s]), free(fullq[s]);
     }
     OK(maxerr < 1e-5, "paged attention == dense causal attention (max |diff| %.3g)", maxerr);
+    OK(memcmp(out, out2, (size_t)N * HQ * D * sizeof(float)) != 0,
+       "the window and the cap change the result");
+    OK(maxerr2 < 1e-5,
+       "paged attention with window and soft-cap == dense attention_ext (max |diff| %.3g)",
+       maxerr2);
     free(kc), free(vc);
 }
 
