@@ -21,6 +21,7 @@ struct sw_grpo_opts {
     char *reward_weights;  /* comma list of numbers, one per reward (plugin last) */
     char *reward_plugin;   /* command of a reward plugin process (sw_reward.h) */
     double reward_timeout; /* seconds the plugin may take for one answer */
+    int log_completions;   /* every rollout's completions into <run folder>/completions.jsonl */
 };
 
 #endif

@@ -41,6 +41,7 @@
 #include "sw_template.h"
 #include "sw_tokenizer.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -615,6 +616,43 @@ static int group_has_spread(const struct comp *c, int G) {
  * c[].old or c[].ref, one forward per micro-batch, no backward. */
 static int batch_logps(struct sw_trainer *t, int ref);
 
+/* --log_completions (ms-swift's): one JSON line per completion of the batch just scored into
+ * <run folder>/completions.jsonl: the step it trains, the prompt (rendered) and its row's place,
+ * the completion, every reward, the weighted reward and the advantage. */
+static int log_completions(struct sw_trainer *t) {
+    struct sw_train_grpo *g = t->grpo;
+    char *path = sw_path_join(t->run_dir, "completions.jsonl");
+    FILE *f = path ? fopen(path, "a") : NULL;
+    int rc = f ? 0
+               : sw_err_set(SW_EIO, "%s: %s", path ? path : "completions.jsonl",
+                            path ? strerror(errno) : "out of memory");
+    for (int i = 0; rc == 0 && i < g->nc; i++) {
+        const struct comp *c = &g->c[i];
+        json_t *o = json_object(), *r = json_object();
+        if (!o || !r) {
+            json_decref(o), json_decref(r);
+            rc = sw_err_set(SW_ENOMEM, "out of memory");
+            break;
+        }
+        for (int k = 0; k < g->nf; k++)
+            json_object_set_new(r, g->fname[k], json_real(c->r[k]));
+        json_object_set_new(o, "step", json_integer(t->st.global_step + 1));
+        json_object_set_new(o, "row", json_string(g->pr[c->p].where));
+        json_object_set_new(o, "prompt", json_string(g->pr[c->p].text));
+        json_object_set_new(o, "completion", json_string(c->text));
+        json_object_set_new(o, "rewards", r);
+        json_object_set_new(o, "reward", json_real(c->reward));
+        json_object_set_new(o, "advantage", json_real(c->adv));
+        json_object_set_new(o, "truncated", json_boolean(c->truncated));
+        if (json_dumpf(o, f, JSON_COMPACT) != 0 || fputc('\n', f) == EOF)
+            rc = sw_err_set(SW_EIO, "%s: write failed", path);
+        json_decref(o);
+    }
+    if (f && fclose(f) != 0 && rc == 0) rc = sw_err_set(SW_EIO, "%s: write failed", path);
+    free(path);
+    return rc;
+}
+
 /* The rollout of a generation batch: prompts, completions, rewards, dynamic sampling,
  * advantages, and the old / reference log-probs the loss needs. */
 static int rollout(struct sw_trainer *t, double *t_gen, double *t_score) {
@@ -720,6 +758,7 @@ static int rollout(struct sw_trainer *t, double *t_gen, double *t_score) {
         metric_add(g, k, g->nc > 1 ? sqrt(s / (g->nc - 1)) : 0);
     }
     free(rw), free(adv), free(gstd);
+    if (q->log_completions) SW_TRY(log_completions(t));
     if (g->K > 1) SW_TRY(batch_logps(t, 0));
     if (g->cfg.beta != 0) SW_TRY(batch_logps(t, 1));
     g->have_batch = 1;

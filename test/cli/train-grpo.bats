@@ -179,7 +179,7 @@ assert not bad and "model.norm.weight" in b' "$M"
     assert_success
 }
 
-@test "num_iterations 2, beta, epsilon_high, dapo, dynamic_sample and two weighted rewards run" {
+@test "num_iterations 2, beta, epsilon_high, dapo, dynamic_sample, two weighted rewards, log_completions" {
     gen 6 20
     # a plugin reward that differs inside most groups: completion length mod 3
     run grpo out --reward_funcs format --reward_weights 0.5,1 \
@@ -187,7 +187,7 @@ assert not bad and "model.norm.weight" in b' "$M"
 for l in sys.stdin: print(len(json.loads(l)['completion']) % 3)\"" \
         --gradient_accumulation_steps 2 --max_completion_length 6 --num_iterations 2 \
         --beta 0.04 --epsilon_high 0.28 --dynamic_sample true --loss_type dapo \
-        --learning_rate 5e-3 --max_steps 4
+        --learning_rate 5e-3 --max_steps 4 --log_completions true
     assert_success
     run python3 -c 'import json
 rows = [json.loads(l) for l in open("out/logging.jsonl")]
@@ -200,6 +200,15 @@ assert all("rewards/format/mean" in r and "rewards/plugin/mean" in r for r in ge
 assert all(abs(r["reward"] - (0.5 * r["rewards/format/mean"] + r["rewards/plugin/mean"])) < 1e-9 for r in gen)
 # step 1 updates nothing (warmup: lr 0), so step 2 is still on-policy; step 4 is not
 assert rows[1]["kl"] == 0 and rows[1]["clip_ratio/region_mean"] == 0
-assert rows[3]["kl"] > 0 and rows[3]["clip_ratio/region_mean"] > 0'
+assert rows[3]["kl"] > 0 and rows[3]["clip_ratio/region_mean"] > 0
+# --log_completions: the 2 rollouts x 16 completions, with their rewards and advantages
+c = [json.loads(l) for l in open("out/completions.jsonl")]
+assert len(c) == 32 and [x["step"] for x in c] == [1] * 16 + [3] * 16, [x["step"] for x in c]
+for x in c:
+    assert set(x["rewards"]) == {"format", "plugin"} and x["row"].startswith("grpo.jsonl:")
+    assert x["rewards"]["plugin"] == len(x["completion"]) % 3
+    assert abs(x["reward"] - 0.5 * x["rewards"]["format"] - x["rewards"]["plugin"]) < 1e-12
+for k in range(0, 32, 4):  # a group: advantages sum to 0
+    assert abs(sum(x["advantage"] for x in c[k:k + 4])) < 1e-9'
     assert_success
 }

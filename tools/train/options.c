@@ -202,6 +202,10 @@ const struct sw_opt sw_train_options[] = {
      "sw: a reward process (sh -c CMD): one JSON line per completion on its stdin (the row's "
      "fields, prompt, completion), one number per line on its stdout",
      0, 0, NULL, NULL},
+    {"log_completions", SW_OPT_BOOL, F(grpo.log_completions), "false",
+     "grpo: append every rollout's prompts, completions, rewards and advantages to "
+     "completions.jsonl in the run folder",
+     0, 0, NULL, NULL},
     {"reward_timeout", SW_OPT_FLOAT, F(grpo.reward_timeout), "60",
      "sw: seconds the reward plugin may take for one answer", 0.001, 1e7, NULL, NULL},
     SW_HUB_OPT_ROWS(struct sw_train_opts),
