@@ -1,4 +1,4 @@
-/* sw_hfconfig — config.json and generation_config.json of Llama, Qwen2 and Qwen3 models.
+/* sw_hfconfig — config.json and generation_config.json of Llama, Qwen2, Qwen3, Mistral and Gemma 2.
  *
  * Defaults follow transformers 5's configuration_{llama,qwen2,qwen3}.py for the keys those
  * classes default, so a config.json that leaves a key out means the same model here as there:
