@@ -7,6 +7,8 @@
 #define SW_TEST_FIXTURES_H
 
 #include "sw_hfconfig.h"
+#include "sw_model.h"
+#include "sw_safetensors.h"
 
 #include <math.h>
 #include <string.h>
@@ -72,6 +74,30 @@ static inline double sw_test_rel_err(const float *a, const float *b, int64_t n) 
         if (fabs(b[i]) > mb) mb = fabs(b[i]);
     }
     return md / (mb > 1e-6 ? mb : 1e-6);
+}
+
+/* The golden tiny Llama (test/golden/model/llama) with its PEFT adapter (llama_lora: r 4,
+ * alpha 8, all-linear) loaded into it, on be: the policy of the preference, GRPO and
+ * borrowed-engine tests. NULL with sw_err set on failure. Run from the repository root. */
+static inline struct sw_model *sw_test_llama_lora(struct sw_backend *be) {
+    struct sw_model_config c;
+    struct sw_model *m = NULL;
+    struct sw_st_set *s = NULL, *a = NULL;
+    int rc = sw_model_config_load("test/golden/model/llama/config.json", &c);
+    if (rc == 0) rc = sw_model_new(&c, be, &m);
+    if (rc == 0) rc = sw_st_set_open("test/golden/model/llama", &s);
+    if (rc == 0) rc = sw_model_load(m, s);
+    struct sw_lora_config lc = {.r = 4, .alpha = 8, .target_modules = "all-linear", .seed = 1};
+    if (rc == 0) rc = sw_model_lora_add(m, &lc);
+    if (rc == 0) rc = sw_st_set_open("test/golden/model/llama_lora/adapter_model.safetensors", &a);
+    if (rc == 0) rc = sw_model_lora_load(m, a);
+    sw_st_set_close(s);
+    sw_st_set_close(a);
+    if (rc < 0) {
+        sw_model_free(m);
+        return NULL;
+    }
+    return m;
 }
 
 #endif

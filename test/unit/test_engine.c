@@ -25,6 +25,7 @@
 #include "sw_hfmodel.h"
 #include "sw_rng.h"
 #include "sw_tokenizer.h"
+#include "fixtures.h"
 #include "tap.h"
 
 #include <jansson.h>
@@ -836,30 +837,6 @@ static void test_sync_api(struct sw_engine *e) {
  * applies to every request and equals the same adapter served from its folder; switching the
  * adapter off (a weights change, announced with sw_engine_weights_changed) gives the base's
  * tokens although the prompt's blocks were cached with the adapter on. */
-static struct sw_model *borrowed_lora_model(struct sw_backend *be, const char *dir,
-                                            const char *adp) {
-    struct sw_hfmodel *hf = NULL;
-    struct sw_model *m = NULL;
-    struct sw_st_set *st = NULL;
-    char path[512];
-    snprintf(path, sizeof path, "%s/adapter_model.safetensors", adp);
-    struct sw_lora_config lc = {.r = 4, .alpha = 8, .target_modules = "all-linear", .seed = 1};
-    int rc = sw_hfmodel_open(dir, &hf);
-    if (rc == 0) rc = sw_model_new(&hf->config, be, &m);
-    if (rc == 0) rc = sw_model_load(m, hf->weights);
-    if (rc == 0) rc = sw_model_lora_add(m, &lc);
-    if (rc == 0) rc = sw_st_set_open(path, &st);
-    if (rc == 0) rc = sw_model_lora_load(m, st);
-    sw_st_set_close(st);
-    sw_hfmodel_close(hf);
-    if (rc < 0) {
-        DIAG("borrowed model: %s", sw_err_msg());
-        sw_model_free(m);
-        return NULL;
-    }
-    return m;
-}
-
 static int greedy_on(struct sw_engine *e, const int32_t *pr, int n, int32_t *got, int64_t *cached) {
     struct sw_sampling_params p = greedy(8, 1.0);
     p.ignore_eos = 1;
@@ -876,7 +853,7 @@ static void test_borrowed_model(void) {
     const char *dir = "test/golden/model/llama", *adp = "test/golden/model/llama_lora";
     struct sw_backend *be = NULL;
     if (!OK(sw_backend_open(SW_DEVICE_CPU, &be) == 0, "borrowed: backend")) return;
-    struct sw_model *m = borrowed_lora_model(be, dir, adp);
+    struct sw_model *m = sw_test_llama_lora(be); /* dir + adp */
     struct sw_engine_opts o;
     sw_engine_opts_init(&o);
     o.model_dir = dir, o.tokenizer = GEN "model", o.block_size = 4, o.model = m;

@@ -14,6 +14,7 @@
 #include "sw_model.h"
 #include "sw_reward.h"
 #include "sw_safetensors.h"
+#include "fixtures.h"
 #include "tap.h"
 
 #include <math.h>
@@ -46,23 +47,9 @@ static double scalar(const struct sw_st_file *g, const char *name, const char *w
 }
 
 static struct sw_model *open_policy(void) {
-    struct sw_model_config c;
-    struct sw_model *m = NULL;
-    struct sw_st_set *s = NULL, *a = NULL;
-    int rc = sw_model_config_load(GOLDEN "model/llama/config.json", &c);
-    if (rc == 0) rc = sw_model_new(&c, be, &m);
-    if (rc == 0) rc = sw_st_set_open(GOLDEN "model/llama", &s);
-    if (rc == 0) rc = sw_model_load(m, s);
-    struct sw_lora_config lc = {.r = 4, .alpha = 8, .target_modules = "all-linear", .seed = 1};
-    if (rc == 0) rc = sw_model_lora_add(m, &lc);
-    if (rc == 0) rc = sw_st_set_open(GOLDEN "model/llama_lora/adapter_model.safetensors", &a);
-    if (rc == 0) rc = sw_model_lora_load(m, a);
-    sw_st_set_close(s);
-    sw_st_set_close(a);
-    if (!OK(rc == 0, "tiny llama + PEFT adapter loaded (%s)", rc ? sw_err_msg() : "ok")) {
-        sw_model_free(m);
+    struct sw_model *m = sw_test_llama_lora(be);
+    if (!OK(m != NULL, "tiny llama + PEFT adapter loaded (%s)", m ? "ok" : sw_err_msg()))
         return NULL;
-    }
     sw_model_set_training(m, 0);
     return m;
 }

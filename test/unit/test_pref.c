@@ -11,6 +11,7 @@
 #include "sw_pref.h"
 #include "sw_pref_loss.h"
 #include "sw_safetensors.h"
+#include "fixtures.h"
 #include "tap.h"
 
 #include <math.h>
@@ -65,23 +66,9 @@ static void add_seq(struct pbatch *p, const int32_t *pr, int np, const int32_t *
 }
 
 static struct sw_model *open_policy(void) {
-    struct sw_model_config c;
-    struct sw_model *m = NULL;
-    struct sw_st_set *s = NULL, *a = NULL;
-    int rc = sw_model_config_load(GOLDEN "model/llama/config.json", &c);
-    if (rc == 0) rc = sw_model_new(&c, be, &m);
-    if (rc == 0) rc = sw_st_set_open(GOLDEN "model/llama", &s);
-    if (rc == 0) rc = sw_model_load(m, s);
-    struct sw_lora_config lc = {.r = 4, .alpha = 8, .target_modules = "all-linear", .seed = 1};
-    if (rc == 0) rc = sw_model_lora_add(m, &lc);
-    if (rc == 0) rc = sw_st_set_open(GOLDEN "model/llama_lora/adapter_model.safetensors", &a);
-    if (rc == 0) rc = sw_model_lora_load(m, a);
-    sw_st_set_close(s);
-    sw_st_set_close(a);
-    if (!OK(rc == 0, "tiny llama + PEFT adapter loaded (%s)", rc ? sw_err_msg() : "ok")) {
-        sw_model_free(m);
+    struct sw_model *m = sw_test_llama_lora(be);
+    if (!OK(m != NULL, "tiny llama + PEFT adapter loaded (%s)", m ? "ok" : sw_err_msg()))
         return NULL;
-    }
     sw_model_set_training(m, 0); /* TRL's disable_dropout */
     return m;
 }
