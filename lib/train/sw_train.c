@@ -423,29 +423,10 @@ static json_t *num_json(double v) {
     return isfinite(v) ? json_real(v) : json_null();
 }
 
-/* float16 runs: sw_metrics_log_train's row (same keys, order and null rule) plus the scaler's
- * "loss_scale" (after the step) and "skipped_steps" (overflow skips so far, cumulative). */
-static int log_train_scaled(struct sw_trainer *t, const struct sw_metrics_train *r) {
-    json_t *o = json_object();
-    if (!o) return sw_err_set(SW_ENOMEM, "out of memory");
-    json_object_set_new(o, "step", json_integer(r->step));
-    json_object_set_new(o, "epoch", num_json(r->epoch));
-    json_object_set_new(o, "loss", num_json(r->loss));
-    json_object_set_new(o, "grad_norm", num_json(r->grad_norm));
-    json_object_set_new(o, "learning_rate", num_json(r->learning_rate));
-    json_object_set_new(o, "tokens_per_sec", num_json(r->tokens_per_sec));
-    json_object_set_new(o, "peak_mem_bytes", json_integer((json_int_t)r->peak_mem_bytes));
-    json_object_set_new(o, "elapsed", num_json(r->elapsed));
-    json_object_set_new(o, "loss_scale", json_real(t->scaler.scale));
-    json_object_set_new(o, "skipped_steps", json_integer(t->scaler.skipped));
-    int rc = sw_metrics_log_json(t->metrics, o);
-    json_decref(o);
-    return rc;
-}
-
-/* Preference runs: the row of sw_metrics_log_train plus TRL's metrics of the window (those
- * that apply; float16's scaler keys too). */
-static int log_train_pref(struct sw_trainer *t, const struct sw_metrics_train *r) {
+/* float16, preference and GRPO runs: sw_metrics_log_train's row (same keys, order and null
+ * rule) plus what the run adds: TRL's preference or GRPO metrics of the window (those that
+ * apply), and float16's scaler state ("loss_scale" after the step, "skipped_steps" so far). */
+static int log_train_extra(struct sw_trainer *t, const struct sw_metrics_train *r) {
     json_t *o = json_object();
     if (!o) return sw_err_set(SW_ENOMEM, "out of memory");
     json_object_set_new(o, "step", json_integer(r->step));
@@ -458,7 +439,7 @@ static int log_train_pref(struct sw_trainer *t, const struct sw_metrics_train *r
     json_object_set_new(o, "elapsed", num_json(r->elapsed));
     if (t->grpo) {
         sw_train_grpo_log(t, o);
-    } else {
+    } else if (t->pref) {
         double mv[SW_PREF_NMETRICS];
         sw_train_pref_window(t, mv);
         for (int i = 0; i < SW_PREF_NMETRICS; i++)
@@ -486,9 +467,8 @@ static int log_train(struct sw_trainer *t, struct log_window *w) {
         .peak_mem_bytes = sw_peak_rss_bytes(),
         .elapsed = now - t->t0,
     };
-    SW_TRY(t->pref || t->grpo ? log_train_pref(t, &row)
-           : t->fp16          ? log_train_scaled(t, &row)
-                              : sw_metrics_log_train(t->metrics, &row));
+    SW_TRY(t->pref || t->grpo || t->fp16 ? log_train_extra(t, &row)
+                                         : sw_metrics_log_train(t->metrics, &row));
     /* HF Trainer prints each logging step's dict; ms-swift adds progress and time. */
     int64_t done = row.step - w->step0;
     double run_s = now - w->t0;
