@@ -100,4 +100,31 @@ static inline struct sw_model *sw_test_llama_lora(struct sw_backend *be) {
     return m;
 }
 
+/* Every LoRA gradient of m (CPU backend: host memory) against the golden "<name>.grad.<param>"
+ * tensors of g: the worst over parameters of max |got − ref| / max |ref|; *n_cmp counts the
+ * parameters compared. A missing or non-F32 golden gives infinity. */
+static inline double sw_test_lora_grads_err(struct sw_model *m, const struct sw_st_file *g,
+                                            const char *name, int *n_cmp) {
+    double worst = 0;
+    *n_cmp = 0;
+    for (int i = 0; i < sw_model_nparams(m); i++) {
+        struct sw_param *p = sw_model_param(m, i);
+        if (!p->is_lora) continue;
+        char k[256];
+        snprintf(k, sizeof k, "%s.grad.%s", name, p->name);
+        const struct sw_st_entry *e = sw_st_find(g, k);
+        if (!e || e->dtype != SW_DTYPE_F32) return INFINITY;
+        int64_t n = (int64_t)(e->nbytes / 4);
+        const float *ref = e->data, *got = p->grad.data;
+        double mx = 1e-30, md = 0;
+        for (int64_t j = 0; j < n; j++) {
+            mx = fmax(mx, fabs(ref[j]));
+            md = fmax(md, fabs((double)got[j] - ref[j]));
+        }
+        worst = fmax(worst, md / mx);
+        (*n_cmp)++;
+    }
+    return worst;
+}
+
 #endif

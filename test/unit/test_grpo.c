@@ -84,30 +84,6 @@ static int logps(struct sw_model *m, const struct sw_batch *b, double *lp) {
     return rc;
 }
 
-static double check_grads(struct sw_model *m, const struct sw_st_file *g, const char *name,
-                          int *n_cmp) {
-    double worst = 0;
-    *n_cmp = 0;
-    for (int i = 0; i < sw_model_nparams(m); i++) {
-        struct sw_param *p = sw_model_param(m, i);
-        if (!p->is_lora) continue;
-        char k[256];
-        snprintf(k, sizeof k, "%s.grad.%s", name, p->name);
-        const struct sw_st_entry *e = sw_st_find(g, k);
-        if (!e || e->dtype != SW_DTYPE_F32) return INFINITY;
-        int64_t n = (int64_t)(e->nbytes / 4);
-        const float *ref = e->data, *got = p->grad.data;
-        double mx = 1e-30, md = 0;
-        for (int64_t j = 0; j < n; j++) {
-            mx = fmax(mx, fabs(ref[j]));
-            md = fmax(md, fabs((double)got[j] - ref[j]));
-        }
-        worst = fmax(worst, md / mx);
-        (*n_cmp)++;
-    }
-    return worst;
-}
-
 struct gcase {
     const char *name;
     enum sw_grpo_loss_type loss;
@@ -190,7 +166,7 @@ static void run_case(struct sw_model *m, const struct sw_st_file *g, const struc
     }
     OK(bad == 0, "%s: kl and clip_ratio metrics = TRL's", gc->name);
     int n;
-    double worst = check_grads(m, g, gc->name, &n);
+    double worst = sw_test_lora_grads_err(m, g, gc->name, &n);
     OK(worst <= TOL && n == 28, "%s: %d LoRA gradients = TRL's (worst relative %.2g)", gc->name, n,
        worst);
 }

@@ -77,31 +77,6 @@ static double rel(double a, double b) {
     return fabs(a - b) / fmax(1.0, fabs(b));
 }
 
-/* Compare every LoRA gradient with <name>.grad.<param>; worst relative error. */
-static double check_grads(struct sw_model *m, const struct sw_st_file *g, const char *name,
-                          int *n_cmp) {
-    double worst = 0;
-    *n_cmp = 0;
-    for (int i = 0; i < sw_model_nparams(m); i++) {
-        struct sw_param *p = sw_model_param(m, i);
-        if (!p->is_lora) continue;
-        char k[256];
-        snprintf(k, sizeof k, "%s.grad.%s", name, p->name);
-        const struct sw_st_entry *e = sw_st_find(g, k);
-        if (!e || e->dtype != SW_DTYPE_F32) return INFINITY;
-        int64_t n = (int64_t)(e->nbytes / 4);
-        const float *ref = e->data, *got = p->grad.data; /* CPU backend: host memory */
-        double mx = 1e-30, md = 0;
-        for (int64_t j = 0; j < n; j++) {
-            mx = fmax(mx, fabs(ref[j]));
-            md = fmax(md, fabs((double)got[j] - ref[j]));
-        }
-        worst = fmax(worst, md / mx);
-        (*n_cmp)++;
-    }
-    return worst;
-}
-
 static void check_metrics(const struct sw_st_file *g, const char *name,
                           const struct sw_pref_metrics *mt) {
     struct {
@@ -192,7 +167,7 @@ static void run_pair_case(struct sw_model *m, const struct sw_st_file *g, const 
         return;
     check_metrics(g, gc->name, &mt);
     int n_cmp;
-    double worst = check_grads(m, g, gc->name, &n_cmp);
+    double worst = sw_test_lora_grads_err(m, g, gc->name, &n_cmp);
     OK(worst < TOL && n_cmp > 0, "%s: %d LoRA gradients equal TRL's (worst rel %.2g)", gc->name,
        n_cmp, worst);
 }
@@ -245,7 +220,7 @@ static void run_kto_case(struct sw_model *m, const struct sw_st_file *g, const c
         return;
     check_metrics(g, name, &mt);
     int n_cmp;
-    double worst = check_grads(m, g, name, &n_cmp);
+    double worst = sw_test_lora_grads_err(m, g, name, &n_cmp);
     OK(worst < TOL && n_cmp > 0, "%s: %d LoRA gradients equal TRL's (worst rel %.2g)", name, n_cmp,
        worst);
 }
